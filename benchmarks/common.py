@@ -1,0 +1,37 @@
+"""What every benchmark prints beside its figures: the command, the machine, the versions, the date."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import sys
+
+
+def environment() -> dict:
+    import cv2
+    import numpy
+    import onnxruntime
+
+    from rtseg.evaluate import cpu_name
+
+    env = {
+        "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "opencv": cv2.__version__,
+        "numpy": numpy.__version__,
+    }
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return env
+
+
+def header_markdown(env: dict) -> str:
+    return "\n".join([f"- command: `{env['command']}`", f"- date: {env['date']}", f"- machine: {env['machine']}",
+                      "- versions: " + ", ".join(f"{k} {env[k]}" for k in ("python", "onnxruntime", "opencv", "numpy", "torch") if k in env)])

@@ -1,0 +1,138 @@
+"""Issue-2 speed check: rtseg's pipeline vs the model alone vs the naive loop, in one run.
+
+    python benchmarks/pipeline_speed.py [--model NAME] [--video ../shared/data/video/vtest.avi] [--repeats 3]
+
+Per repeat, interleaved so machine noise hits all three alike:
+  model-only  ONNX Runtime (default threads) on one preprocessed frame in a loop: the ceiling
+  end-to-end  `rtseg run VIDEO --no-show --output OUT.mp4`: decode, preprocess, infer, overlay, encode
+  naive       benchmarks/naive_loop.py: the same work in one thread with PyTorch eager
+Reports medians and the ratios end-to-end / model-only (goal >= 0.9) and end-to-end / naive (goal >= 4).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment, header_markdown  # noqa: E402
+
+from rtseg.backends import load_backend  # noqa: E402
+from rtseg.modelinfo import resolve_model  # noqa: E402
+from rtseg.preprocess import Preprocessor  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def model_only_fps(info, video: str, iters: int, streams: int = 1) -> dict:
+    """The model alone on one real preprocessed frame, batch 1, in a loop.
+
+    streams=1 is ONNX Runtime as everyone runs it (all cores, its default spinning thread pool): the
+    reference the goal is measured against. streams=N runs N loops at once on one thread each, the
+    layout rtseg uses for files, reported beside it so the ceiling of that layout is visible too.
+    """
+    threads = None if streams == 1 else max(1, (os.cpu_count() or 1) // streams)
+    backend = load_backend("onnxruntime", str(info.path), threads=threads, spin=streams == 1)
+    cap = cv2.VideoCapture(video)
+    ok, frame = cap.read()
+    cap.release()
+    x = Preprocessor(info.input_size, info.mean, info.std, pool_size=1)(frame)
+    for _ in range(20):
+        backend.infer(x)
+    lat: list[float] = []
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            t = time.perf_counter()
+            backend.infer(x)
+            lat.append(time.perf_counter() - t)
+
+    workers = [threading.Thread(target=loop, args=(iters // streams,)) for _ in range(streams)]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    total = time.perf_counter() - t0
+    return {"fps": len(lat) / total, "latency_ms_p50": 1e3 * float(np.median(lat)), "streams": streams}
+
+
+def end_to_end(info, video: str, tmp: Path) -> dict:
+    stats = tmp / "stats.json"
+    cmd = [sys.executable, "-m", "rtseg", "run", video, "--model", info.name, "--no-show",
+           "--output", str(tmp / "e2e.mp4"), "--stats", str(stats), "--quiet"]
+    subprocess.run(cmd, check=True)
+    return json.loads(stats.read_text())
+
+
+def naive(info, video: str, tmp: Path) -> dict:
+    weights = info.path.with_name(info.entry["weights"])
+    out = subprocess.run([sys.executable, str(HERE / "naive_loop.py"), "--weights", str(weights), "--video", video,
+                          "--output", str(tmp / "naive.mp4")], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None)
+    p.add_argument("--video", default=str(HERE.parent.parent / "shared/data/video/vtest.avi"))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--iters", type=int, default=300, help="model-only iterations per repeat")
+    p.add_argument("--out", default=str(HERE / "results"))
+    args = p.parse_args()
+
+    info = resolve_model(args.model)
+    env = environment()
+    runs = {"model_only": [], "model_only_streams": [], "end_to_end": [], "naive": []}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for r in range(args.repeats):
+            runs["model_only"].append(model_only_fps(info, args.video, args.iters))
+            runs["model_only_streams"].append(model_only_fps(info, args.video, args.iters, streams=os.cpu_count() or 1))
+            runs["end_to_end"].append(end_to_end(info, args.video, tmp))
+            runs["naive"].append(naive(info, args.video, tmp))
+            print(f"repeat {r + 1}: model-only {runs['model_only'][-1]['fps']:.1f} (streams "
+                  f"{runs['model_only_streams'][-1]['fps']:.1f})  end-to-end "
+                  f"{runs['end_to_end'][-1]['fps']:.1f}  naive {runs['naive'][-1]['fps']:.1f} FPS", flush=True)
+    med = {k: statistics.median(x["fps"] for x in v) for k, v in runs.items()}
+    e2e_frames = runs["end_to_end"][0]["frames_out"]
+    stage = runs["end_to_end"][len(runs["end_to_end"]) // 2]["stage_ms"]
+    result = {
+        "environment": env, "model": info.name, "input_size": list(info.input_size), "video": args.video,
+        "frames": e2e_frames, "median_fps": med,
+        "ratio_e2e_over_model_only": med["end_to_end"] / med["model_only"],
+        "ratio_e2e_over_naive": med["end_to_end"] / med["naive"],
+        "runs": runs,
+    }
+    ok1, ok2 = result["ratio_e2e_over_model_only"] >= 0.9, result["ratio_e2e_over_naive"] >= 4
+    md = [f"# Pipeline speed: {info.name} at {info.input_size[0]}x{info.input_size[1]}, ONNX Runtime CPU", "",
+          header_markdown(env), f"- video: `{args.video}` ({e2e_frames} frames), {args.repeats} repeats, medians", "",
+          "| path | FPS (median) | vs end-to-end |", "|---|---:|---:|",
+          f"| model only: ORT defaults, batch 1, loop (the reference) | {med['model_only']:.1f} | {med['end_to_end'] / med['model_only']:.2f}x |",
+          f"| model only: {os.cpu_count()} loops at once, 1 thread each | {med['model_only_streams']:.1f} | {med['end_to_end'] / med['model_only_streams']:.2f}x |",
+          f"| **rtseg run, end-to-end** (`--no-show --output`) | **{med['end_to_end']:.1f}** | 1.00x |",
+          f"| naive loop (OpenCV + PyTorch eager, one thread) | {med['naive']:.1f} | {med['end_to_end'] / med['naive']:.2f}x |",
+          "", f"- end-to-end / model-only = {result['ratio_e2e_over_model_only']:.2f} (goal >= 0.9: {'met' if ok1 else 'NOT met'})",
+          f"- end-to-end / naive = {result['ratio_e2e_over_naive']:.2f} (goal >= 4: {'met' if ok2 else 'NOT met'})",
+          "", "Per-stage ms in the median end-to-end run (stages overlap in threads):", "",
+          "| stage | mean | p50 | p95 |", "|---|---:|---:|---:|"]
+    md += [f"| {s} | {v['mean']:.2f} | {v['p50']:.2f} | {v['p95']:.2f} |" for s, v in stage.items()]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline_speed_cpu.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "pipeline_speed_cpu.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""ONNX Runtime backend (CPU by default; the CUDA provider when asked and available)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import RtsegError
+
+
+class OnnxRuntimeBackend:
+    def __init__(self, model_path: str | Path, threads: int | None = None, providers: list[str] | None = None,
+                 spin: bool = False):
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        # Spinning threads burn the cores that decode/draw/encode need between inferences in the pipeline.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        so.log_severity_level = 3
+        providers = providers or ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(model_path), so, providers=providers)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+            raise RtsegError(f"cannot load model {model_path} with ONNX Runtime: {first[:200]}") from e
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_shape = inp.shape
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.name = "onnxruntime-" + self.session.get_providers()[0].replace("ExecutionProvider", "").lower()
+
+    def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        outs = self.session.run(self.output_names, {self.input_name: image})
+        return dict(zip(self.output_names, outs))
+
+    def close(self) -> None:
+        self.session = None

@@ -1,0 +1,264 @@
+"""The `rtseg` command: run, eval, train, export, models."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import RtsegError
+
+
+def _positive_float(text: str) -> float:
+    v = float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return v
+
+
+def _alpha(text: str) -> float:
+    v = float(text)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return v
+
+
+def _size(text: str) -> tuple[int, int]:
+    from .models import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+# -- rtseg run ---------------------------------------------------------------------------------------
+def build_sinks(args, source, info, request_stop):
+    from .sinks import IMAGE_SUFFIXES, ImageSink, JsonLinesSink, MaskSink, VideoSink, WindowSink, display_available
+
+    sinks = []
+    if args.output:
+        out = Path(args.output)
+        if out.suffix.lower() in IMAGE_SUFFIXES:
+            sinks.append(ImageSink(out, single=source.frame_count == 1))
+        else:
+            size = source.frame_size or (info.input_size[1], info.input_size[0])
+            sinks.append(VideoSink(out, source.fps or 30.0, size))
+    if args.save_masks:
+        sinks.append(MaskSink(args.save_masks))
+    if not args.no_show:
+        if display_available():
+            try:
+                sinks.append(WindowSink(f"rtseg - {info.name}", request_stop))
+            except Exception as e:  # OpenCV built without GUI support, display refused...
+                print(f"rtseg: no window ({e.__class__.__name__}); running headless", file=sys.stderr)
+        elif not args.quiet:
+            print("rtseg: no display found; running headless (--no-show)", file=sys.stderr)
+    if args.json:
+        sinks.append(JsonLinesSink(args.json, info.classes))  # last: its line includes the other sinks' time
+    return sinks
+
+
+def inference_layout(streams: int | None, threads: int | None, live: bool) -> tuple[int, int]:
+    """How many frames infer in parallel, and threads per frame.
+
+    Files want throughput: several frames at once on a few threads each beats one frame on every core
+    (no waiting on the slowest thread; measured in benchmarks/pipeline_speed.py). Live sources want the
+    newest frame done soonest: one stream on all cores.
+    """
+    cores = os.cpu_count() or 1
+    if streams is None:
+        streams = 1 if live else max(1, min(4, cores))
+    if threads is None:
+        threads = max(1, cores // streams)
+    return streams, threads
+
+
+def cmd_run(args) -> int:
+    from .backends import load_backend
+    from .modelinfo import resolve_model
+    from .pipeline import Pipeline
+    from .postprocess import Postprocessor
+    from .preprocess import Preprocessor
+    from .sources import open_camera, open_source
+
+    if (args.source is None) == (args.camera is None):
+        raise RtsegError("give either a SOURCE or --camera N")
+    info = resolve_model(args.model)
+    input_size = args.input_size or info.input_size
+    source = open_camera(args.camera) if args.camera is not None else open_source(args.source)
+    streams, threads = inference_layout(args.streams, args.threads, source.live)
+    backend = load_backend(args.backend, str(info.path), threads=threads)
+    pipeline: Pipeline | None = None
+    sinks = build_sinks(args, source, info, lambda: pipeline and pipeline.stop())
+    if not sinks and not args.quiet:
+        print("rtseg: nothing to show or save (no window, --output, --save-masks or --json): "
+              "measuring throughput only", file=sys.stderr)
+    pipeline = Pipeline(
+        source, backend, Preprocessor(input_size, info.mean, info.std, pool_size=args.queue_size + streams + 2),
+        Postprocessor(info.palette_rgb, info.classes, args.alpha), sinks, model_name=info.name,
+        queue_size=args.queue_size, streams=streams, progress=not args.quiet,
+    )
+    if not args.quiet:
+        kind = "live" if source.live else f"{source.frame_count or '?'} frames"
+        print(f"rtseg: {info.name} ({input_size[0]}x{input_size[1]}, {backend.name}, {streams} stream(s) x "
+              f"{threads} thread(s)) on {source.name} ({kind})", file=sys.stderr)
+    stats = pipeline.run()
+    if not args.quiet:
+        print(stats.summary(), file=sys.stderr)
+        if args.target_fps:
+            verdict = "met" if stats.fps >= args.target_fps else "NOT met"
+            print(f"target {args.target_fps:g} FPS {verdict} ({stats.fps:.1f} FPS)", file=sys.stderr)
+        if stats.skipped_inputs:
+            print(f"unreadable inputs skipped: {', '.join(stats.skipped_inputs[:5])}"
+                  + (" ..." if len(stats.skipped_inputs) > 5 else ""), file=sys.stderr)
+    if args.stats:
+        d = stats.to_dict() | {"model": info.name, "backend": backend.name, "input_size": list(input_size),
+                               "source": source.name}
+        Path(args.stats).write_text(json.dumps(d, indent=2) + "\n")
+    # like a shell: 128 + signal number when Ctrl-C (130) or SIGTERM (143) stopped the run
+    return 128 + pipeline.stop_signal if pipeline.stop_signal else 0
+
+
+# -- rtseg eval --------------------------------------------------------------------------------------
+def cmd_eval(args) -> int:
+    from .backends import load_backend
+    from .evaluate import evaluate_segmentation, format_report
+    from .modelinfo import MANIFEST, load_manifest, resolve_model, save_manifest
+
+    info = resolve_model(args.model)
+    backend = load_backend(args.backend, str(info.path), threads=args.threads)
+    report = evaluate_segmentation(info, backend, args.data, args.split, args.input_size, progress=not args.quiet)
+    report["command"] = "rtseg " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("rtseg") else None
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if args.update_manifest:
+        manifest = load_manifest()
+        entry = next((m for m in manifest.get("models", []) if m["name"] == args.model), None)
+        if entry is None:
+            raise RtsegError(f"--update-manifest needs a model name from {MANIFEST}, got {args.model!r}")
+        entry.setdefault("metrics", {})[f"camvid_{args.split}"] = {
+            k: report[k] for k in ("miou", "pixel_accuracy", "per_class_iou", "images", "input_size", "backend", "date")
+        } | {"command": f"rtseg eval --model {args.model} --data {args.data} --split {args.split}"}
+        save_manifest(manifest)
+        print(f"updated {MANIFEST}: {args.model} camvid_{args.split} mIoU {100 * report['miou']:.2f}")
+    return 0
+
+
+# -- rtseg train / export / models -----------------------------------------------------------------
+def cmd_train(args) -> int:
+    from .train import train
+
+    out = train(args)
+    print(f"done: {out / 'best.pt'} (best val mIoU), {out / 'log.csv'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_checkpoint
+    from .modelinfo import ENGINES_DIR, MANIFEST
+
+    out_dir = Path(args.out_dir) if args.out_dir else ENGINES_DIR
+    manifest = None if args.no_manifest else (Path(args.manifest) if args.manifest else MANIFEST)
+    entry = export_checkpoint(args.checkpoint, out_dir, args.name, manifest, args.set_default, args.trained_on)
+    print(f"wrote {out_dir / entry['file']} ({entry['params'] / 1e6:.2f} M params, {entry['gflops']:.2f} GFLOPs at "
+          f"{entry['input_size'][0]}x{entry['input_size'][1]})" + (f" and its entry in {manifest}" if manifest else ""))
+    print(f"next: rtseg eval --model {entry['name']} --data DIR --split val --update-manifest")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .modelinfo import MANIFEST, load_manifest
+
+    manifest = load_manifest()
+    models = manifest.get("models", [])
+    if not models:
+        print(f"no models in {MANIFEST}")
+        return 0
+    print(f"{'':2}{'name':<30}{'task':<6}{'input':>9}{'params':>9}{'GFLOPs':>8}{'val mIoU':>10}  trained")
+    for m in models:
+        miou = m.get("metrics", {}).get("camvid_val", {}).get("miou")
+        t = m.get("training", {})
+        star = "* " if m["name"] == manifest.get("default") else "  "
+        print(f"{star}{m['name']:<30}{m['task']:<6}{m['input_size'][0]:>4}x{m['input_size'][1]:<4}"
+              f"{m['params'] / 1e6:>8.2f}M{m['gflops']:>8.2f}{'' if miou is None else f'{100 * miou:.1f}':>10}  "
+              f"{t.get('epochs', '?')} epochs, {t.get('hours', '?')} h on {t.get('trained_on', '?')}")
+    print("* default model")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .train import add_train_args
+
+    p = argparse.ArgumentParser(prog="rtseg", description="Real-time video segmentation (MobileNetV2, ONNX Runtime, TensorRT)")
+    p.add_argument("--version", action="version", version=f"rtseg {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="segment a video, images, a stream or a camera, live")
+    r.add_argument("source", nargs="?", help="video file, image, folder or glob of images, or rtsp:// / http:// URL")
+    r.add_argument("--camera", type=int, metavar="N", help="camera index instead of SOURCE")
+    r.add_argument("--model", help="shipped model name or path to an .onnx file (default: the manifest's default)")
+    r.add_argument("--backend", default="onnxruntime", help="inference backend (default: onnxruntime)")
+    r.add_argument("--streams", type=int, default=None,
+                   help="frames inferred in parallel (default: one per core up to 4 for files, 1 for live sources)")
+    r.add_argument("--threads", type=int, default=None, help="inference threads per stream (default: cores / streams)")
+    r.add_argument("--input-size", type=_size, help="run the model at HxW instead of its native size")
+    r.add_argument("--output", metavar="FILE", help="overlay video (.mp4/.avi/.mkv) or image (.png/.jpg)")
+    r.add_argument("--save-masks", metavar="DIR", help="write one PNG class-id map per frame")
+    r.add_argument("--json", metavar="FILE", help="write one JSON line per frame")
+    r.add_argument("--stats", metavar="FILE", help="write the run summary as JSON")
+    r.add_argument("--no-show", action="store_true", help="no window (automatic without a display)")
+    r.add_argument("--alpha", type=_alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
+    r.add_argument("--target-fps", type=_positive_float, help="frame rate to sustain (reported against in the summary)")
+    r.add_argument("--queue-size", type=int, default=2, help="frames buffered between stages (files)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    r.set_defaults(func=cmd_run)
+
+    e = sub.add_parser("eval", help="per-class IoU and mIoU on a CamVid-layout split")
+    e.add_argument("--model", help="shipped model name or path to an .onnx file")
+    e.add_argument("--data", required=True, help="folder with <split>/ and <split>annot/")
+    e.add_argument("--split", default="val", choices=["train", "val", "test"])
+    e.add_argument("--backend", default="onnxruntime")
+    e.add_argument("--threads", type=int, default=None)
+    e.add_argument("--input-size", type=_size, help="evaluate at HxW instead of the model's size")
+    e.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    e.add_argument("--update-manifest", action="store_true", help="record the result in engines/manifest.json")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    t = sub.add_parser("train", help="train a MobileNetV2 segmentation model")
+    add_train_args(t)
+    t.set_defaults(func=cmd_train)
+
+    x = sub.add_parser("export", help="export a trained checkpoint to ONNX and add it to the manifest")
+    x.add_argument("--checkpoint", required=True, help="best.pt or last.pt from rtseg train")
+    x.add_argument("--name", help="model name (default: derived from the architecture)")
+    x.add_argument("--out-dir", help="where the .onnx goes (default: the package's engines/)")
+    x.add_argument("--manifest", help="manifest to update (default: engines/manifest.json)")
+    x.add_argument("--no-manifest", action="store_true")
+    x.add_argument("--set-default", action="store_true", help="make it the default model")
+    x.add_argument("--trained-on", help="override the recorded training machine")
+    x.set_defaults(func=cmd_export)
+
+    m = sub.add_parser("models", help="list the shipped models")
+    m.set_defaults(func=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RtsegError as e:
+        print(f"rtseg: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rtseg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

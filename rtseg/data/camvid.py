@@ -1,0 +1,66 @@
+"""CamVid (SegNet 360x480 layout): class names, colours and split loading."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree",
+           "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist")
+NUM_CLASSES = len(CLASSES)
+VOID = 11
+# RGB, as in the SegNet tutorial's CamVid colour table.
+PALETTE_RGB = np.array([
+    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
+    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+], dtype=np.uint8)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def split_pairs(root: str | Path, split: str) -> list[tuple[Path, Path]]:
+    """(image, label) paths of a CamVid-layout split: `<root>/<split>/` and `<root>/<split>annot/`.
+
+    Images may be PNG or JPEG (the camvid-jpg copy); labels are always PNG class-id maps.
+    """
+    root = Path(root)
+    img_dir, ann_dir = root / split, root / f"{split}annot"
+    if not img_dir.is_dir() or not ann_dir.is_dir():
+        raise FileNotFoundError(f"{root} has no '{split}/' and '{split}annot/' folders (CamVid layout)")
+    pairs = []
+    for img in sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        label = ann_dir / (img.stem + ".png")
+        if not label.exists():
+            raise FileNotFoundError(f"no label {label} for image {img}")
+        pairs.append((img, label))
+    if not pairs:
+        raise FileNotFoundError(f"no images in {img_dir}")
+    return pairs
+
+
+def read_label(path: str | Path) -> np.ndarray:
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None or label.ndim != 2:
+        raise ValueError(f"{path} is not a single-channel label map")
+    return label
+
+
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot read image {path}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def load_split(root: str | Path, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """All RGB images and label maps of a split, in memory (CamVid is small: ~190 MB for train)."""
+    pairs = split_pairs(root, split)
+    return [read_image_rgb(i) for i, _ in pairs], [read_label(l) for _, l in pairs]
+
+
+def class_frequencies(labels: list[np.ndarray], num_classes: int = NUM_CLASSES) -> np.ndarray:
+    """Share of labelled (non-void) pixels per class."""
+    counts = np.zeros(num_classes, np.int64)
+    for lab in labels:
+        counts += np.bincount(lab.ravel(), minlength=256)[:num_classes]
+    return counts / max(counts.sum(), 1)

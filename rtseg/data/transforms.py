@@ -1,0 +1,65 @@
+"""Training augmentation for segmentation, on uint8 HWC numpy arrays with OpenCV.
+
+Image and label go through the same geometry; the label is resized with nearest neighbour and padded
+with the void id so padding never counts in the loss.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .camvid import VOID
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+class TrainTransform:
+    """Random scale, random crop (padded), horizontal flip and colour jitter."""
+
+    def __init__(self, crop: tuple[int, int], scale: tuple[float, float] = (0.5, 2.0),
+                 base_size: tuple[int, int] | None = None, jitter: float = 0.3,
+                 rng: np.random.Generator | None = None):
+        self.crop_h, self.crop_w = crop
+        self.scale = scale
+        self.base_size = base_size  # (h, w) the scale range is relative to; None = the image's own size
+        self.jitter = jitter
+        self.rng = rng or np.random.default_rng()
+
+    def __call__(self, img: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = self.rng
+        bh, bw = self.base_size or img.shape[:2]
+        s = r.uniform(*self.scale)
+        h, w = max(1, round(bh * s)), max(1, round(bw * s))
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+        label = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
+        ph, pw = max(self.crop_h - h, 0), max(self.crop_w - w, 0)
+        if ph or pw:
+            img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            label = cv2.copyMakeBorder(label, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=VOID)
+        y = r.integers(0, img.shape[0] - self.crop_h + 1)
+        x = r.integers(0, img.shape[1] - self.crop_w + 1)
+        img = img[y:y + self.crop_h, x:x + self.crop_w]
+        label = label[y:y + self.crop_h, x:x + self.crop_w]
+        if r.random() < 0.5:
+            img, label = img[:, ::-1], label[:, ::-1]
+        if self.jitter:
+            img = colour_jitter(img, self.jitter, r)
+        return np.ascontiguousarray(img), np.ascontiguousarray(label)
+
+
+def colour_jitter(img: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast and saturation jitter, as torchvision's ColorJitter does, in float32."""
+    x = img.astype(np.float32)
+    x *= rng.uniform(1 - strength, 1 + strength)                    # brightness
+    mean = x.mean()
+    x = (x - mean) * rng.uniform(1 - strength, 1 + strength) + mean  # contrast
+    grey = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    x = (x - grey[..., None]) * rng.uniform(1 - strength, 1 + strength) + grey[..., None]
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def to_tensor_layout(img_rgb: np.ndarray) -> np.ndarray:
+    """uint8 HWC RGB -> float32 CHW normalised with ImageNet statistics (what the models expect)."""
+    x = (img_rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return x.transpose(2, 0, 1)

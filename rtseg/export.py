@@ -1,0 +1,127 @@
+"""`rtseg export`: a trained checkpoint -> ONNX file (argmax inside, dynamic H/W) + manifest entry.
+
+The ONNX graph takes `image` (N, 3, H, W) float32, normalised RGB, and returns `mask` (N, H, W) uint8
+class ids: the argmax runs inside the graph, so only one byte per pixel leaves the runtime. rtseg's
+metadata (classes, palette, input size, normalisation, architecture) is embedded in the file, so a
+bare .onnx works with `--model PATH`. The PyTorch weights are saved beside it for the PyTorch paths.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data.camvid import CLASSES, PALETTE_RGB
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .errors import RtsegError
+from .modelinfo import META_KEY, load_manifest, save_manifest, sha256
+from .models import ModelSpec, build_model
+
+OPSET = 17
+
+
+class WithArgmax(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.model(image).argmax(1).to(torch.uint8)
+
+
+def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelSpec, dict]:
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise RtsegError(f"cannot read checkpoint {path}: {e.__class__.__name__}") from e
+    if not isinstance(ck, dict) or "spec" not in ck or "model" not in ck:
+        raise RtsegError(f"{path} is not an rtseg checkpoint (needs 'model' and 'spec')")
+    spec = ModelSpec.from_dict(ck["spec"])
+    model = build_model(spec)
+    model.load_state_dict(ck["model"])
+    return model.eval(), spec, ck
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_gflops(model: nn.Module, input_size: tuple[int, int]) -> float:
+    """Forward FLOPs at batch 1 (a multiply-add counts 2), convolutions and matmuls, from torch's counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, *input_size))
+    return counter.get_total_flops() / 1e9
+
+
+def export_onnx(model: nn.Module, spec: ModelSpec, output: Path, opset: int = OPSET) -> dict:
+    meta = {
+        "name": output.stem, "task": spec.task, "input_size": list(spec.input_size),
+        "classes": list(CLASSES[: spec.num_classes]), "palette_rgb": PALETTE_RGB[: spec.num_classes].tolist(),
+        "mean": IMAGENET_MEAN.tolist(), "std": IMAGENET_STD.tolist(), "architecture": spec.to_dict(),
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.zeros(1, 3, *spec.input_size)
+    torch.onnx.export(
+        WithArgmax(model).eval(), (dummy,), str(output), opset_version=opset, dynamo=False,
+        input_names=["image"], output_names=["mask"],
+        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "mask": {0: "batch", 1: "height", 2: "width"}},
+    )
+    import onnx
+
+    proto = onnx.load(str(output))
+    proto.metadata_props.add(key=META_KEY, value=json.dumps(meta))
+    proto.producer_name = "rtseg"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(output))
+    return meta
+
+
+def training_record(ck: dict, checkpoint: Path) -> dict:
+    """Where and how long the model trained, from the checkpoint and the run's log.csv."""
+    args = ck.get("args", {})
+    log = Path(checkpoint).parent / "log.csv"
+    seconds, epochs = None, ck.get("epoch")
+    if log.exists():
+        rows = list(csv.DictReader(open(log)))
+        seconds = sum(float(r["epoch_seconds"]) for r in rows)
+        epochs = len(rows)
+    command = "rtseg train " + " ".join(f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+                                        for k, v in args.items()
+                                        if v not in (None, False) and k not in ("out", "resume", "func", "command"))
+    return {"trained_on": ck.get("trained_on", args.get("device") or "cpu"), "epochs": epochs,
+            "selected_epoch": ck.get("epoch"), "hours": round(seconds / 3600, 2) if seconds else None,
+            "command": command.replace(" --True", ""), "train_val_miou": ck.get("val_miou")}
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: Path, name: str | None = None, manifest_path: Path | None = None,
+                      set_default: bool = False, trained_on: str | None = None) -> dict:
+    checkpoint = Path(checkpoint)
+    model, spec, ck = load_checkpoint(checkpoint)
+    name = name or spec.name
+    onnx_path = out_dir / f"{name}.onnx"
+    export_onnx(model, spec, onnx_path)
+    weights_path = out_dir / f"{name}.pt"
+    torch.save({"model": model.state_dict(), "spec": spec.to_dict()}, weights_path)
+    training = training_record(ck, checkpoint)
+    if trained_on:
+        training["trained_on"] = trained_on
+    entry = {
+        "name": name, "file": onnx_path.name, "weights": weights_path.name, "task": spec.task,
+        "input_size": list(spec.input_size), "classes": list(CLASSES[: spec.num_classes]),
+        "params": count_params(model), "gflops": round(count_gflops(model, spec.input_size), 3),
+        "sha256": sha256(onnx_path), "architecture": spec.to_dict(), "training": training, "metrics": {},
+    }
+    if manifest_path is not None:
+        manifest = load_manifest(manifest_path)
+        models = [m for m in manifest.get("models", []) if m["name"] != name]
+        models.append(entry)
+        manifest["models"] = models
+        if set_default or not manifest.get("default"):
+            manifest["default"] = name
+        save_manifest(manifest, manifest_path)
+    return entry

@@ -1,0 +1,28 @@
+"""The record that flows through the pipeline: one frame, its results and its per-stage timings."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .postprocess import Detection
+
+STAGES = ("capture", "preprocess", "infer", "postprocess", "sink")
+
+
+@dataclass
+class FrameRecord:
+    index: int                        # position in the stream, counting dropped frames too
+    image: np.ndarray                 # BGR frame as captured
+    source_time: float                # seconds: stream time for files, wall clock for live sources
+    label: str                        # name for per-frame files (frame number or image stem)
+    t_captured: float                 # perf_counter() when the frame was read
+    seq: int = -1                     # position among the frames that reach inference (set by preprocess)
+    ms: dict[str, float] = field(default_factory=dict)   # stage -> milliseconds spent on this frame
+    input: np.ndarray | None = None   # preprocessed model input (a pooled buffer)
+    outputs: dict[str, np.ndarray] | None = None
+    mask: np.ndarray | None = None    # class ids at frame size
+    shares: np.ndarray | None = None  # share of pixels per class
+    detections: list[Detection] = field(default_factory=list)
+    overlay: np.ndarray | None = None
+    model: str = ""

@@ -1,0 +1,115 @@
+"""Resolve `--model NAME|PATH` to a model file and the metadata needed to run it.
+
+Shipped models are listed in `engines/manifest.json`. A bare ONNX file also works: rtseg's exporter
+embeds the same metadata in the file, and for foreign ONNX files the input size is read from the graph.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .data.camvid import CLASSES, PALETTE_RGB
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from .errors import RtsegError
+
+# The shipped models sit beside the package in the repository; RTSEG_ENGINES_DIR points elsewhere.
+ENGINES_DIR = Path(os.environ.get("RTSEG_ENGINES_DIR", Path(__file__).resolve().parent.parent / "engines"))
+MANIFEST = ENGINES_DIR / "manifest.json"
+META_KEY = "rtseg"  # ONNX metadata_props key holding the JSON metadata
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: Path
+    task: str = "seg"
+    input_size: tuple[int, int] = (360, 480)  # (height, width)
+    classes: tuple[str, ...] = CLASSES
+    palette_rgb: list[tuple[int, int, int]] = field(default_factory=lambda: [tuple(c) for c in PALETTE_RGB.tolist()])
+    mean: tuple[float, float, float] = tuple(IMAGENET_MEAN.tolist())
+    std: tuple[float, float, float] = tuple(IMAGENET_STD.tolist())
+    entry: dict = field(default_factory=dict)  # the full manifest entry, when there is one
+
+
+def load_manifest(path: Path = MANIFEST) -> dict:
+    if not path.exists():
+        return {"default": None, "models": []}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RtsegError(f"manifest {path} is not valid JSON: {e}") from e
+
+
+def save_manifest(manifest: dict, path: Path = MANIFEST) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _from_entry(entry: dict, base: Path) -> ModelInfo:
+    return ModelInfo(
+        name=entry["name"], path=base / entry["file"], task=entry.get("task", "seg"),
+        input_size=tuple(entry["input_size"]), classes=tuple(entry.get("classes", CLASSES)),
+        palette_rgb=[tuple(c) for c in entry.get("palette_rgb", PALETTE_RGB.tolist())],
+        mean=tuple(entry.get("mean", IMAGENET_MEAN.tolist())), std=tuple(entry.get("std", IMAGENET_STD.tolist())),
+        entry=entry,
+    )
+
+
+def _from_onnx(path: Path) -> ModelInfo:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # only reading metadata
+    so.log_severity_level = 4
+    try:
+        session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise RtsegError(f"cannot load model {path}: not a valid ONNX file") from e
+    meta = session.get_modelmeta().custom_metadata_map
+    if META_KEY in meta:
+        entry = json.loads(meta[META_KEY])
+        info = _from_entry({**entry, "file": path.name}, path.parent)
+        info.name = entry.get("name", path.stem)
+        return info
+    # A foreign ONNX file: trust its static input shape, assume ImageNet normalisation and CamVid classes.
+    shape = session.get_inputs()[0].shape
+    h, w = (shape[2], shape[3]) if len(shape) == 4 else (None, None)
+    size = (h if isinstance(h, int) else 360, w if isinstance(w, int) else 480)
+    return ModelInfo(name=path.stem, path=path, input_size=size)
+
+
+def resolve_model(name_or_path: str | None, manifest_path: Path = MANIFEST) -> ModelInfo:
+    """A manifest name, or a path to an .onnx file; None means the manifest's default."""
+    manifest = load_manifest(manifest_path)
+    models = {m["name"]: m for m in manifest.get("models", [])}
+    if name_or_path is None:
+        name_or_path = manifest.get("default")
+        if not name_or_path:
+            raise RtsegError(f"no default model: {manifest_path} lists none; pass --model PATH.onnx")
+    if name_or_path in models:
+        info = _from_entry(models[name_or_path], manifest_path.parent)
+        if not info.path.exists():
+            raise RtsegError(f"model file {info.path} listed in the manifest is missing")
+        return info
+    path = Path(name_or_path)
+    if path.suffix.lower() == ".onnx" or path.exists():
+        if not path.exists():
+            raise RtsegError(f"no such model file: {path}")
+        if path.is_dir():
+            raise RtsegError(f"model path {path} is a folder, not an .onnx file")
+        return _from_onnx(path)
+    known = ", ".join(sorted(models)) or "none"
+    raise RtsegError(f"unknown model '{name_or_path}' (shipped models: {known}; or pass a path to an .onnx file)")

@@ -1,0 +1,58 @@
+"""Model zoo: a small spec names each architecture, `build_model` turns a spec into a torch module."""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+from torch import nn
+
+from .segmentation import SegmentationNet
+
+_HEAD_SHORT = {"deeplabv3plus": "dlv3p", "lraspp": "lraspp"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild an architecture; its `name` is the zoo's model name."""
+
+    width: float = 1.0
+    head: str = "deeplabv3plus"
+    output_stride: int = 16
+    input_size: tuple[int, int] = (360, 480)  # (height, width) the model is run at
+    num_classes: int = 11
+    task: str = "seg"
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        h, w = self.input_size
+        return f"mnv2-{round(self.width * 100):03d}-{_HEAD_SHORT[self.head]}-os{self.output_stride}-{h}x{w}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        d = dict(d)
+        d["input_size"] = tuple(d["input_size"])
+        return cls(**d)
+
+
+def build_model(spec: ModelSpec, pretrained: str | None = None) -> nn.Module:
+    if spec.task != "seg":
+        raise ValueError(f"unknown task {spec.task!r}")
+    return SegmentationNet(spec.num_classes, spec.width, spec.head, spec.output_stride, pretrained=pretrained)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'360x480' -> (360, 480) as (height, width)."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
+    if not m:
+        raise ValueError(f"size must look like HEIGHTxWIDTH (e.g. 360x480), got {text!r}")
+    h, w = int(m.group(1)), int(m.group(2))
+    if h < 32 or w < 32 or h % 8 or w % 8:
+        # the decoders fuse stride-4/8 features; multiples of 8 keep those grids aligned with the input
+        raise ValueError(f"size {h}x{w}: height and width must be multiples of 8 and at least 32")
+    return h, w

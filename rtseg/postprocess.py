@@ -1,0 +1,64 @@
+"""Model output -> class map at frame size, colour overlay, class shares; boxes when the model has them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class Detection:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+    score: float
+    class_id: int
+
+
+def class_map(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The (H, W) uint8 class-id map at model resolution: our models output it; for logits take argmax."""
+    if "mask" in outputs:
+        return outputs["mask"][0]
+    logits = next(iter(outputs.values()))
+    if logits.ndim != 4:
+        raise ValueError(f"cannot read a class map from an output of shape {logits.shape}")
+    return logits[0].argmax(0).astype(np.uint8)
+
+
+class Postprocessor:
+    def __init__(self, palette_rgb: list[tuple[int, int, int]], class_names: tuple[str, ...], alpha: float = 0.5):
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError("alpha must be between 0 and 1")
+        self.alpha = alpha
+        self.class_names = class_names
+        self.num_classes = len(class_names)
+        # 256-entry BGR lookup table: ids beyond the palette (e.g. void) stay black
+        self.lut = np.zeros((256, 1, 3), np.uint8)
+        self.lut[: len(palette_rgb), 0] = np.asarray(palette_rgb, np.uint8)[:, ::-1]
+
+    def class_shares(self, mask: np.ndarray) -> np.ndarray:
+        counts = cv2.calcHist([mask], [0], None, [self.num_classes], [0, self.num_classes]).ravel()
+        return counts / mask.size
+
+    def resize_mask(self, mask: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+        w, h = frame_size
+        if mask.shape == (h, w):
+            return mask
+        return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+
+    def overlay(self, frame: np.ndarray, mask: np.ndarray, detections: list[Detection] = ()) -> np.ndarray:
+        """Blend the palette-coloured mask (frame size) over the frame; draw boxes on top."""
+        colour = cv2.applyColorMap(mask, self.lut)  # one pass: ids -> BGR through the 256-entry table
+        out = cv2.addWeighted(frame, 1.0 - self.alpha, colour, self.alpha, 0.0)
+        for d in detections:
+            self.draw_box(out, d)
+        return out
+
+    def draw_box(self, img: np.ndarray, d: Detection) -> None:
+        x1, y1, x2, y2 = (int(round(v)) for v in d.box)
+        colour = tuple(int(c) for c in self.lut[d.class_id, 0]) if d.class_id < self.num_classes else (0, 255, 255)
+        cv2.rectangle(img, (x1, y1), (x2, y2), colour, 2)
+        name = self.class_names[d.class_id] if d.class_id < self.num_classes else str(d.class_id)
+        label = f"{name} {d.score:.2f}"
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+        cv2.rectangle(img, (x1, y1 - th - 4), (x1 + tw + 2, y1), colour, -1)
+        cv2.putText(img, label, (x1 + 1, y1 - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)

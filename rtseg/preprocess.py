@@ -1,0 +1,52 @@
+"""Frame -> model input: resize, BGR->RGB, normalise, NCHW float32, into reused buffers."""
+from __future__ import annotations
+
+import queue
+
+import cv2
+import numpy as np
+
+
+class BufferPool:
+    """A fixed set of preallocated arrays handed out and returned, so no frame allocates its input.
+
+    Frames are in flight in several stages at once, so one buffer is not enough; the pool size bounds
+    how many preprocessed inputs can exist, and `acquire` blocks when all are in use.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype: type, size: int):
+        self._free: queue.Queue[np.ndarray] = queue.Queue()
+        for _ in range(size):
+            self._free.put(np.empty(shape, dtype))
+
+    def acquire(self, timeout: float | None = None) -> np.ndarray:
+        return self._free.get(timeout=timeout)
+
+    def release(self, buf: np.ndarray) -> None:
+        self._free.put(buf)
+
+
+class Preprocessor:
+    def __init__(self, input_size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...], pool_size: int = 8):
+        self.height, self.width = input_size
+        mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        # x = (p/255 - mean)/std = p * scale - offset, per RGB channel
+        self.scale = 1.0 / (255.0 * std)
+        self.offset = mean / std
+        self._resized = np.empty((self.height, self.width, 3), np.uint8)
+        self._plane = np.empty((self.height, self.width), np.uint8)
+        self.pool = BufferPool((1, 3, self.height, self.width), np.float32, pool_size)
+
+    def __call__(self, frame_bgr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Returns a (1, 3, H, W) float32 RGB-normalised array from the pool (or `out`)."""
+        if frame_bgr.shape[:2] == (self.height, self.width):
+            resized = frame_bgr
+        else:
+            resized = cv2.resize(frame_bgr, (self.width, self.height), dst=self._resized, interpolation=cv2.INTER_LINEAR)
+        buf = out if out is not None else self.pool.acquire()
+        for c in range(3):  # RGB plane c comes from BGR channel 2 - c
+            cv2.extractChannel(resized, 2 - c, dst=self._plane)
+            # one SIMD pass per plane: p * scale - offset, written as float32 straight into the NCHW buffer
+            cv2.addWeighted(self._plane, float(self.scale[c]), self._plane, 0.0, float(-self.offset[c]),
+                            dst=buf[0, c], dtype=cv2.CV_32F)
+        return buf

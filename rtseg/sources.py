@@ -1,0 +1,174 @@
+"""Frame sources behind one protocol: video files, images (file, folder, glob), cameras and streams.
+
+`open_source` is the one place that decides what kind of input a string names, so the pipeline never
+cares. Live sources (camera, stream) are marked `live`: the pipeline then keeps only the newest frame.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from .errors import RtsegError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+OPEN_TIMEOUT_MS = 8000
+
+
+class Source(Protocol):
+    name: str
+    live: bool                      # True: frames arrive in real time and stale ones may be dropped
+    fps: float | None               # nominal rate, when the container or device reports one
+    frame_count: int | None         # number of frames, when known (files)
+
+    def read(self) -> tuple[np.ndarray, float, str] | None:
+        """Next BGR frame, its time in seconds (stream time for files, wall clock for live) and a label.
+
+        None at the end of the input.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class VideoSource:
+    """A video file, a camera or a network stream, through OpenCV's VideoCapture."""
+
+    def __init__(self, cap: cv2.VideoCapture, name: str, live: bool):
+        self.cap, self.name, self.live = cap, name, live
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 0 < fps < 1000 else None
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = n if (not live and n > 0) else None
+        self._index = 0
+        ok, first = cap.read()
+        if not ok or first is None:
+            cap.release()
+            kind = "stream" if live else "video"
+            raise RtsegError(f"{name}: no frame could be decoded (not a {kind}, unsupported codec, or empty)")
+        self._pending: np.ndarray | None = first
+        self.frame_size = (first.shape[1], first.shape[0])
+
+    def read(self) -> tuple[np.ndarray, float, str] | None:
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+        else:
+            ok, frame = self.cap.read()
+            if not ok or frame is None:
+                return None  # end of file, or the first undecodable packet of a truncated file
+        self._index += 1
+        if self.live:
+            t = time.time()
+        else:
+            t = (self._index - 1) / self.fps if self.fps else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        return frame, t, f"{self._index - 1:06d}"
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class ImageSource:
+    """A single image, a folder of images or a glob, in sorted order."""
+
+    live = False
+
+    def __init__(self, paths: list[Path], name: str, fps: float = 30.0):
+        self.paths, self.name, self.fps = paths, name, fps
+        self.frame_count = len(paths)
+        self._i = 0
+        self.skipped: list[str] = []
+        first = cv2.imread(str(paths[0]), cv2.IMREAD_COLOR)
+        if first is None and len(paths) == 1:
+            raise RtsegError(f"{paths[0]}: cannot decode image")
+        self.frame_size = (first.shape[1], first.shape[0]) if first is not None else None
+
+    def read(self) -> tuple[np.ndarray, float, str] | None:
+        while self._i < len(self.paths):
+            path = self.paths[self._i]
+            self._i += 1
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                self.skipped.append(str(path))  # not an image: nothing to segment, reported in the summary
+                continue
+            if self.frame_size is None:
+                self.frame_size = (img.shape[1], img.shape[0])
+            return img, (self._i - 1) / self.fps, path.stem
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def _quiet_opencv():
+    """Silence OpenCV's own logging while probing devices: rtseg reports a failure in one line itself."""
+    log = cv2.utils.logging
+    old = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(old)
+
+
+def _open_capture(target: str | int, api: int, timeout: bool) -> cv2.VideoCapture:
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS] if timeout else []
+    with _quiet_opencv():
+        return cv2.VideoCapture(target, api, params)
+
+
+def _camera_api() -> int:
+    if sys.platform.startswith("linux"):
+        return cv2.CAP_V4L2
+    if sys.platform == "darwin":
+        return cv2.CAP_AVFOUNDATION
+    return cv2.CAP_ANY
+
+
+def open_camera(index: int | str) -> VideoSource:
+    cap = _open_capture(index, _camera_api(), timeout=False)
+    if not cap.isOpened():
+        raise RtsegError(f"camera {index} could not be opened (no such device, or it is busy)")
+    return VideoSource(cap, f"camera {index}", live=True)
+
+
+def open_source(uri: str) -> VideoSource | ImageSource:
+    """Decide what `uri` names and open it; raises RtsegError with a one-line reason when it cannot."""
+    if uri.startswith(STREAM_SCHEMES):
+        cap = _open_capture(uri, cv2.CAP_FFMPEG, timeout=True)
+        if not cap.isOpened():
+            raise RtsegError(f"cannot open stream {uri} (unreachable, refused, or not a video stream)")
+        return VideoSource(cap, uri, live=True)
+    m = re.fullmatch(r"(?:v4l2://)?/dev/video(\d+)|(?:csi|camera)://(\d+)", uri)
+    if m:
+        return open_camera(int(m.group(1) or m.group(2)))
+    if any(ch in uri for ch in "*?["):
+        paths = sorted(Path(p) for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise RtsegError(f"no images match {uri}")
+        return ImageSource(paths, uri)
+    path = Path(uri)
+    if not path.exists():
+        raise RtsegError(f"no such file or folder: {uri}")
+    if path.is_dir():
+        paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise RtsegError(f"folder {uri} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return ImageSource(paths, uri)
+    if not os.access(path, os.R_OK):
+        raise RtsegError(f"cannot read {uri}: permission denied")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource([path], uri)
+    cap = _open_capture(str(path), cv2.CAP_FFMPEG, timeout=False)
+    if not cap.isOpened():
+        raise RtsegError(f"{uri}: not a readable video (unknown format or corrupt file)")
+    return VideoSource(cap, uri, live=False)

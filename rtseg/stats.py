@@ -1,0 +1,74 @@
+"""Run statistics: frame counts, FPS, per-stage and end-to-end latency percentiles."""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .frame import STAGES
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"mean": float("nan"), "p50": float("nan"), "p95": float("nan")}
+    a = np.asarray(values)
+    return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95))}
+
+
+class RateMeter:
+    """Frames per second over a sliding time window."""
+
+    def __init__(self, window_s: float = 1.0):
+        self.window_s = window_s
+        self.times: deque[float] = deque()
+
+    def tick(self, t: float | None = None) -> None:
+        t = time.perf_counter() if t is None else t
+        self.times.append(t)
+        while self.times and t - self.times[0] > self.window_s:
+            self.times.popleft()
+
+    @property
+    def fps(self) -> float:
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
+
+
+@dataclass
+class RunStats:
+    frames_in: int = 0           # frames read from the source
+    frames_out: int = 0          # frames that reached every sink
+    dropped: int = 0             # stale live frames skipped to keep latency bounded
+    seconds: float = 0.0         # wall time from the first frame read to the last written
+    interrupted: bool = False
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    latency_ms: list[float] = field(default_factory=list)
+    skipped_inputs: list[str] = field(default_factory=list)  # unreadable images in a folder
+
+    @property
+    def fps(self) -> float:
+        return self.frames_out / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
+            "seconds": round(self.seconds, 3), "fps": round(self.fps, 2), "interrupted": self.interrupted,
+            "stage_ms": {s: {k: round(v, 3) for k, v in percentiles(v).items()} for s, v in self.stage_ms.items()},
+            "latency_ms": {k: round(v, 3) for k, v in percentiles(self.latency_ms).items()},
+            "skipped_inputs": self.skipped_inputs,
+        }
+
+    def summary(self) -> str:
+        lines = [f"frames in {self.frames_in}, out {self.frames_out}, dropped {self.dropped}"
+                 + (f", unreadable {len(self.skipped_inputs)}" if self.skipped_inputs else "")
+                 + f"; {self.fps:.1f} FPS over {self.seconds:.1f} s" + (" (interrupted)" if self.interrupted else ""),
+                 f"{'stage':<12}{'mean ms':>9}{'p50 ms':>9}{'p95 ms':>9}"]
+        for s in STAGES:
+            p = percentiles(self.stage_ms[s])
+            lines.append(f"{s:<12}{p['mean']:>9.2f}{p['p50']:>9.2f}{p['p95']:>9.2f}")
+        p = percentiles(self.latency_ms)
+        lines.append(f"{'end-to-end':<12}{p['mean']:>9.2f}{p['p50']:>9.2f}{p['p95']:>9.2f}  (capture to sink)")
+        return "\n".join(lines)

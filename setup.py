@@ -1,0 +1,18 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="rtseg",
+    version="0.1.0",
+    description="Real-time video segmentation and localization with MobileNetV2, ONNX Runtime and TensorRT",
+    long_description=open("README.md").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["rtseg", "rtseg.*"]),
+    # the shipped models live beside the package; editable installs use them in place
+    install_requires=["numpy>=1.24", "opencv-python>=4.8", "onnxruntime>=1.17", "tqdm>=4.60"],
+    extras_require={
+        "train": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15"],
+        "dev": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pytest>=7", "matplotlib>=3.7"],
+    },
+    entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
+)

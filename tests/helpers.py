@@ -1,0 +1,80 @@
+"""Tiny models and synthetic clips for the tests: fast, deterministic, no ../shared needed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+MEAN_R, STD_R = 0.485, 0.229
+NUM_CLASSES = 11
+
+
+def grey_for_class(k: int) -> int:
+    """The grey level whose frames the nearest-centre model labels as class k."""
+    return 20 + 20 * k
+
+
+def nearest_centre_onnx(path: Path, size: tuple[int, int] = (64, 80), dynamic: bool = False) -> Path:
+    """An ONNX model that labels each pixel with the class whose grey level is nearest (red channel).
+
+    argmax_k -(x - c_k)^2 = argmax_k (2 c_k x - c_k^2): a 1x1 convolution with weights 2 c_k and bias
+    -c_k^2 is an exact nearest-centre classifier, so the expected mask of any frame is known.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    centres = np.array([(grey_for_class(k) / 255.0 - MEAN_R) / STD_R for k in range(NUM_CLASSES)], np.float32)
+    w = np.zeros((NUM_CLASSES, 3, 1, 1), np.float32)
+    w[:, 0, 0, 0] = 2 * centres
+    b = -(centres ** 2)
+    h, wd = ("height", "width") if dynamic else size
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "W", "B"], ["logits"]),
+            helper.make_node("ArgMax", ["logits"], ["idx"], axis=1, keepdims=0),
+            helper.make_node("Cast", ["idx"], ["mask"], to=TensorProto.UINT8),
+        ],
+        "nearest_centre",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, h, wd])],
+        [helper.make_tensor_value_info("mask", TensorProto.UINT8, [1, h, wd])],
+        [helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel()), helper.make_tensor("B", TensorProto.FLOAT, b.shape, b)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def class_frame(k: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
+    """A uniform BGR frame the nearest-centre model labels entirely as class k."""
+    return np.full((*size, 3), grey_for_class(k), np.uint8)
+
+
+def write_clip(path: Path, n: int, size: tuple[int, int] = (48, 64), fps: float = 25.0) -> Path:
+    """An MJPG clip whose frame i is labelled class i % 11: order and counts can be checked per frame."""
+    h, w = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    assert writer.isOpened()
+    for i in range(n):
+        writer.write(class_frame(i % NUM_CLASSES, size))
+    writer.release()
+    return path
+
+
+def count_frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def run_cli(*args: str, timeout: float = 120, **kw):
+    """`rtseg ...` in a subprocess, as a user runs it (exit code and stderr are what we check)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "rtseg", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, **kw)

@@ -1,0 +1,177 @@
+"""Behaviour users rely on: every file frame comes out, in order; live sources stay fresh."""
+import json
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers import NUM_CLASSES, class_frame, count_frames, run_cli
+
+from rtseg.backends import load_backend
+from rtseg.data.camvid import CLASSES, PALETTE_RGB
+from rtseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from rtseg.pipeline import Pipeline
+from rtseg.postprocess import Postprocessor
+from rtseg.preprocess import Preprocessor
+
+
+def make_pipeline(source, model, sinks=(), delay_s=0.0, fail_at=None):
+    backend = load_backend("onnxruntime", str(model), threads=1)
+    if delay_s or fail_at is not None:
+        backend = SlowBackend(backend, delay_s, fail_at)
+    return Pipeline(source, backend, Preprocessor((64, 80), IMAGENET_MEAN, IMAGENET_STD, pool_size=5),
+                    Postprocessor(PALETTE_RGB.tolist(), CLASSES), list(sinks), model_name="tiny")
+
+
+class SlowBackend:
+    """A real backend made slower (a heavy model, a busy machine), or failing at a given call."""
+
+    def __init__(self, inner, delay_s, fail_at=None):
+        self.inner, self.delay_s, self.fail_at, self.calls = inner, delay_s, fail_at, 0
+        self.name, self.input_name = inner.name, inner.input_name
+
+    def infer(self, x):
+        self.calls += 1
+        if self.fail_at is not None and self.calls > self.fail_at:
+            raise RuntimeError("backend failed")
+        time.sleep(self.delay_s)
+        return self.inner.infer(x)
+
+    def close(self):
+        pass
+
+
+class FakeLiveSource:
+    """A camera delivering `n` frames at `fps`, whatever the consumer does (like real hardware)."""
+
+    live = True
+    name = "fake camera"
+    frame_count = None
+    frame_size = (64, 48)
+
+    def __init__(self, n, fps):
+        self.n, self.period, self.i, self.t0 = n, 1.0 / fps, 0, None
+        self.fps = fps
+
+    def read(self):
+        if self.i >= self.n:
+            return None
+        self.t0 = self.t0 or time.perf_counter()
+        wait = self.t0 + self.i * self.period - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        frame = class_frame(self.i % NUM_CLASSES)
+        self.i += 1
+        return frame, time.time(), str(self.i - 1)
+
+    def close(self):
+        pass
+
+
+class FileLikeSource(FakeLiveSource):
+    live = False
+    name = "fake file"
+
+    def __init__(self, n):
+        super().__init__(n, fps=1e6)
+        self.frame_count = n
+
+
+class Collect:
+    def __init__(self):
+        self.records = []
+
+    def write(self, rec):
+        self.records.append((rec.index, int(np.argmax(rec.shares)), rec.mask.shape, rec.t_captured))
+
+    def close(self):
+        self.closed = True
+
+
+def test_file_every_frame_in_order_through_the_cli(tiny_model, clip, tmp_path):
+    out, masks, js = tmp_path / "out.mp4", tmp_path / "masks", tmp_path / "frames.jsonl"
+    res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", out, "--save-masks", masks, "--json", js)
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(line) for line in js.read_text().splitlines()]
+    assert [d["frame"] for d in lines] == list(range(40))
+    for d in lines:  # frame i is uniformly class i % 11: the right result reached the right frame
+        assert d["class_share"][CLASSES[d["frame"] % NUM_CLASSES]] == 1.0
+        assert set(d["ms"]) == {"capture", "preprocess", "infer", "postprocess", "sink"}
+    assert count_frames(out) == 40
+    pngs = sorted(masks.glob("*.png"))
+    assert len(pngs) == 40
+    m = cv2.imread(str(pngs[13]), cv2.IMREAD_UNCHANGED)
+    assert m.shape == (48, 64) and (m == 13 % NUM_CLASSES).all()
+    assert "frames in 40, out 40, dropped 0" in res.stderr
+
+
+def test_file_slow_model_drops_nothing():
+    sink = Collect()
+    from helpers import nearest_centre_onnx
+    import tempfile, pathlib
+    model = nearest_centre_onnx(pathlib.Path(tempfile.mkdtemp()) / "m.onnx")
+    stats = make_pipeline(FileLikeSource(30), model, [sink], delay_s=0.01).run(handle_signals=False)
+    assert stats.frames_in == stats.frames_out == 30 and stats.dropped == 0
+    assert [r[0] for r in sink.records] == list(range(30))
+    assert [r[1] for r in sink.records] == [i % NUM_CLASSES for i in range(30)]
+
+
+def test_live_source_keeps_the_newest_frame_and_latency_bounded(tiny_model):
+    # camera at 200 FPS, inference at ~40 FPS: most frames must be dropped, and never queue up
+    sink = Collect()
+    delay = 0.025
+    stats = make_pipeline(FakeLiveSource(300, fps=200), tiny_model, [sink], delay_s=delay).run(handle_signals=False)
+    assert stats.dropped > stats.frames_out  # far more frames arrive than can be processed
+    assert stats.frames_in == stats.frames_out + stats.dropped
+    indices = [r[0] for r in sink.records]
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    assert all(r[1] == r[0] % NUM_CLASSES for r in sink.records)
+    lat = np.array(stats.latency_ms)
+    # about one inference per stage at most; a growing backlog would reach hundreds of ms
+    assert np.percentile(lat, 95) < 6 * delay * 1e3
+    assert lat[-10:].mean() < 3 * lat[:10].mean() + 50
+
+
+def test_stop_drains_what_was_read_and_closes_sinks(tiny_model):
+    sink = Collect()
+    p = make_pipeline(FileLikeSource(100000), tiny_model, [sink], delay_s=0.002)
+    threading.Timer(0.5, p.stop).start()
+    stats = p.run(handle_signals=False)
+    assert stats.interrupted
+    assert 0 < stats.frames_out == stats.frames_in < 100000
+    assert sink.closed
+
+
+def test_a_failing_stage_stops_the_run_and_still_closes_sinks(tiny_model):
+    sink = Collect()
+    with pytest.raises(RuntimeError, match="backend failed"):
+        make_pipeline(FileLikeSource(50), tiny_model, [sink], fail_at=5).run(handle_signals=False)
+    assert sink.closed and len(sink.records) <= 5
+
+
+def test_image_folder_yields_one_output_per_image(tiny_model, tmp_path):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for k in range(5):
+        cv2.imwrite(str(src / f"img{k}.jpg"), class_frame(k, (40 + k * 8, 50)))  # sizes differ
+    (src / "broken.png").write_bytes(b"not an image")
+    js, masks = tmp_path / "f.jsonl", tmp_path / "m"
+    res = run_cli("run", src, "--model", tiny_model, "--no-show", "--json", js, "--save-masks", masks,
+                  "--output", tmp_path / "o.mp4")
+    assert res.returncode == 0, res.stderr
+    assert len(js.read_text().splitlines()) == 5
+    assert sorted(p.name for p in masks.iterdir()) == [f"img{k}.png" for k in range(5)]
+    assert cv2.imread(str(masks / "img3.png"), cv2.IMREAD_UNCHANGED).shape == (64, 50)
+    assert "broken.png" in res.stderr
+    assert count_frames(tmp_path / "o.mp4") == 5
+
+
+def test_single_image_to_image(tiny_model, tmp_path):
+    cv2.imwrite(str(tmp_path / "in.png"), class_frame(8))
+    res = run_cli("run", tmp_path / "in.png", "--model", tiny_model, "--no-show", "--output", tmp_path / "out.png",
+                  "--alpha", "1")
+    assert res.returncode == 0, res.stderr
+    out = cv2.imread(str(tmp_path / "out.png"))
+    assert tuple(out[10, 10]) == tuple(int(c) for c in PALETTE_RGB[8][::-1])  # Car colour, BGR
