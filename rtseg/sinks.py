@@ -152,9 +152,14 @@ class WindowSink:
         self.title = title
         self.request_stop = request_stop
         self.hud: list[str] = []
-        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+        self._sized = False
+        # resizable, aspect kept, no toolbar: the picture is the interface
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
 
     def write(self, rec: FrameRecord) -> None:
+        if not self._sized:
+            cv2.resizeWindow(self.title, rec.overlay.shape[1], rec.overlay.shape[0])
+            self._sized = True
         img = rec.overlay.copy() if self.hud else rec.overlay
         if self.hud:
             draw_hud(img, self.hud)

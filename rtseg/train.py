@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from .data.camvid import NUM_CLASSES, VOID, class_frequencies, load_split
 from .data.transforms import TrainTransform, to_tensor_layout
+from .errors import RtsegError
 from .metrics import ConfusionMatrix
 from .models import ModelSpec, build_model, parse_size
 
@@ -135,10 +136,12 @@ def _load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | 
         try:
             imagenet = build_model(spec, pretrained="imagenet")
         except Exception as e:  # no internet, hub down, proxy...
-            raise RuntimeError(f"could not download torchvision's ImageNet MobileNetV2 weights ({e.__class__.__name__}: "
+            raise RtsegError(f"could not download torchvision's ImageNet MobileNetV2 weights ({e.__class__.__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''}); pass --pretrained PATH to a local file") from e
         model.encoder.load_state_dict(imagenet.encoder.state_dict())
         return model
+    if not Path(pretrained).is_file():
+        raise RtsegError(f"--pretrained {pretrained}: no such file (use 'imagenet' or a local .pt state dict)")
     state = torch.load(pretrained, map_location="cpu", weights_only=True)
     state = state.get("model", state)
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -158,8 +161,11 @@ def train(args: argparse.Namespace) -> Path:
     out = Path(args.out or Path("runs") / spec.name)
     out.mkdir(parents=True, exist_ok=True)
 
-    train_imgs, train_labels = load_split(args.data, "train")
-    val_imgs, val_labels = load_split(args.data, "val")
+    try:
+        train_imgs, train_labels = load_split(args.data, "train")
+        val_imgs, val_labels = load_split(args.data, "val")
+    except (FileNotFoundError, ValueError) as e:
+        raise RtsegError(str(e)) from e
     freq = class_frequencies(train_labels)
     weights = None if args.no_class_weights else torch.from_numpy(enet_class_weights(freq)).to(device)
 

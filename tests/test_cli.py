@@ -1,0 +1,56 @@
+"""CLI paths beyond files: network streams, the model list, the target-FPS report."""
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import run_cli, write_clip
+
+
+@pytest.fixture
+def http_clip(tmp_path):
+    """A clip served over HTTP by a local server: a stream URL that FFmpeg really opens."""
+    write_clip(tmp_path / "clip.avi", 30)
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = server.stdout.readline()  # "Serving HTTP on 127.0.0.1 port NNNNN ..."
+    port = int(line.split("port")[1].split()[0])
+    yield f"http://127.0.0.1:{port}/clip.avi"
+    server.terminate()
+    server.wait()
+
+
+def test_stream_url_is_live_and_accounts_for_every_frame(tiny_model, http_clip, tmp_path):
+    stats = tmp_path / "s.json"
+    res = run_cli("run", http_clip, "--model", tiny_model, "--no-show", "--stats", stats, "--json", tmp_path / "f.jsonl")
+    assert res.returncode == 0, res.stderr
+    s = json.loads(stats.read_text())
+    assert s["frames_out"] > 0
+    assert s["frames_in"] == s["frames_out"] + s["dropped"]  # live: each frame either processed or dropped
+    assert len((tmp_path / "f.jsonl").read_text().splitlines()) == s["frames_out"]
+
+
+def test_target_fps_is_reported(tiny_model, clip):
+    res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--target-fps", "1")
+    assert res.returncode == 0 and "target 1 FPS met" in res.stderr
+
+
+def test_models_lists_the_manifest(tiny_model, clip, tmp_path):
+    from rtseg.modelinfo import save_manifest, sha256
+
+    shutil.copy(tiny_model, tmp_path / "tiny.onnx")
+    save_manifest({"default": "tiny", "models": [{
+        "name": "tiny", "file": "tiny.onnx", "task": "seg", "input_size": [64, 80], "params": 44, "gflops": 0.001,
+        "sha256": sha256(tmp_path / "tiny.onnx"), "metrics": {"camvid_val": {"miou": 0.5}},
+        "training": {"epochs": 1, "hours": 0.1, "trained_on": "nowhere"}}]}, tmp_path / "manifest.json")
+    env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(tmp_path)}
+    res = run_cli("models", env=env)
+    assert res.returncode == 0
+    assert "* tiny" in res.stdout and "50.0" in res.stdout
+    # without --model, run uses the manifest's default
+    res = run_cli("run", clip, "--no-show", "--json", tmp_path / "f.jsonl", env=env)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "f.jsonl").read_text().splitlines()[0])["model"] == "tiny"
