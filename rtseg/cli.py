@@ -47,6 +47,8 @@ def build_sinks(args, source, info, request_stop):
             size = source.frame_size or (info.input_size[1], info.input_size[0])
             sinks.append(VideoSink(out, source.fps or 30.0, size))
     if args.save_masks:
+        if info.task == "det":
+            raise RtsegError(f"--save-masks: model {info.name} predicts boxes only, it has no class map")
         sinks.append(MaskSink(args.save_masks))
     if not args.no_show:
         if display_available():
@@ -57,7 +59,7 @@ def build_sinks(args, source, info, request_stop):
         elif not args.quiet:
             print("rtseg: no display found; running headless (--no-show)", file=sys.stderr)
     if args.json:
-        sinks.append(JsonLinesSink(args.json, info.classes))  # last: its line includes the other sinks' time
+        sinks.append(JsonLinesSink(args.json, info.classes, info.det_classes))  # last: its line includes the other sinks' time
     return sinks
 
 
@@ -98,7 +100,8 @@ def cmd_run(args) -> int:
               "measuring throughput only", file=sys.stderr)
     pipeline = Pipeline(
         source, backend, Preprocessor(input_size, info.mean, info.std, pool_size=args.queue_size + streams + 2),
-        Postprocessor(info.palette_rgb, info.classes, args.alpha), sinks, model_name=info.name,
+        Postprocessor(info.palette_rgb, info.classes, args.alpha, info.det_classes, args.score_threshold), sinks,
+        model_name=info.name,
         queue_size=args.queue_size, streams=streams, progress=not args.quiet,
     )
     if not args.quiet:
@@ -125,13 +128,13 @@ def cmd_run(args) -> int:
 # -- rtseg eval --------------------------------------------------------------------------------------
 def cmd_eval(args) -> int:
     from .backends import load_backend
-    from .evaluate import evaluate_segmentation, format_report
+    from .evaluate import evaluate, format_report
     from .modelinfo import MANIFEST, load_manifest, resolve_model, save_manifest
 
     info = resolve_model(args.model)
     backend = load_backend(args.backend, str(info.path), threads=args.threads)
-    report = evaluate_segmentation(info, backend, args.data, args.split, args.input_size, progress=not args.quiet)
-    report["command"] = "rtseg " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("rtseg") else None
+    report = evaluate(info, backend, args.data, args.split, args.task, args.input_size, progress=not args.quiet)
+    report["command"] = "rtseg " + " ".join(sys.argv[1:] if argv_is_rtseg() else [])
     print(format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
@@ -140,12 +143,19 @@ def cmd_eval(args) -> int:
         entry = next((m for m in manifest.get("models", []) if m["name"] == args.model), None)
         if entry is None:
             raise RtsegError(f"--update-manifest needs a model name from {MANIFEST}, got {args.model!r}")
-        entry.setdefault("metrics", {})[f"camvid_{args.split}"] = {
-            k: report[k] for k in ("miou", "pixel_accuracy", "per_class_iou", "images", "input_size", "backend", "date")
-        } | {"command": f"rtseg eval --model {args.model} --data {args.data} --split {args.split}"}
+        if args.input_size:
+            raise RtsegError("--update-manifest records the model at its own input size: drop --input-size")
+        keep = ("miou", "pixel_accuracy", "per_class_iou", "detection", "images", "input_size", "backend", "machine", "date")
+        entry.setdefault("metrics", {})[f"camvid_{args.split}"] = {k: report[k] for k in keep if k in report} | {
+            "command": f"rtseg eval --model {args.model} --data {args.data} --split {args.split}"
+                       + (f" --task {args.task}" if args.task else "")}
         save_manifest(manifest)
-        print(f"updated {MANIFEST}: {args.model} camvid_{args.split} mIoU {100 * report['miou']:.2f}")
+        print(f"updated {MANIFEST}: {args.model} camvid_{args.split}")
     return 0
+
+
+def argv_is_rtseg() -> bool:
+    return Path(sys.argv[0]).name in ("rtseg", "__main__.py")
 
 
 # -- rtseg train / export / models -----------------------------------------------------------------
@@ -185,7 +195,7 @@ def cmd_models(args) -> int:
         star = "* " if m["name"] == manifest.get("default") else "  "
         print(f"{star}{m['name']:<30}{m['task']:<6}{m['input_size'][0]:>4}x{m['input_size'][1]:<4}"
               f"{m['params'] / 1e6:>8.2f}M{m['gflops']:>8.2f}{'' if miou is None else f'{100 * miou:.1f}':>10}  "
-              f"{t.get('epochs', '?')} epochs, {t.get('hours', '?')} h on {t.get('trained_on', '?')}")
+              f"{t.get('epochs', '?')} epochs, {t.get('wall_hours', '?')} h on {t.get('trained_on', '?')}")
     print("* default model")
     return 0
 
@@ -212,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stats", metavar="FILE", help="write the run summary as JSON")
     r.add_argument("--no-show", action="store_true", help="no window (automatic without a display)")
     r.add_argument("--alpha", type=_alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
+    r.add_argument("--score-threshold", type=_alpha, default=0.3, help="boxes below this score are not shown (0..1)")
     r.add_argument("--target-fps", type=_positive_float, help="frame rate to sustain (reported against in the summary)")
     r.add_argument("--queue-size", type=int, default=2, help="frames buffered between stages (files)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -221,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", help="shipped model name or path to an .onnx file")
     e.add_argument("--data", required=True, help="folder with <split>/ and <split>annot/")
     e.add_argument("--split", default="val", choices=["train", "val", "test"])
+    e.add_argument("--task", choices=["seg", "det", "both"], help="what to measure (default: what the model predicts)")
     e.add_argument("--backend", default="onnxruntime")
     e.add_argument("--threads", type=int, default=None)
     e.add_argument("--input-size", type=_size, help="evaluate at HxW instead of the model's size")

@@ -13,7 +13,9 @@ import numpy as np
 from tqdm import tqdm
 
 from .backends import Backend
+from .data.boxes import boxes_from_label
 from .data.camvid import read_label, split_pairs
+from .detmetrics import coco_map
 from .errors import RtsegError
 from .metrics import ConfusionMatrix
 from .modelinfo import ModelInfo
@@ -21,8 +23,18 @@ from .postprocess import class_map
 from .preprocess import Preprocessor
 
 
-def evaluate_segmentation(info: ModelInfo, backend: Backend, data: str, split: str = "val",
-                          input_size: tuple[int, int] | None = None, progress: bool = True) -> dict:
+def evaluate(info: ModelInfo, backend: Backend, data: str, split: str = "val", task: str | None = None,
+             input_size: tuple[int, int] | None = None, progress: bool = True) -> dict:
+    """Segmentation metrics (one confusion matrix, void ignored) and/or box AP (boxes derived from labels).
+
+    One forward pass per image serves both, so a multi-task model is measured exactly as it runs.
+    """
+    task = task or {"seg": "seg", "det": "det", "segdet": "both"}.get(info.task, "seg")
+    want_seg, want_det = task in ("seg", "both"), task in ("det", "both")
+    if want_det and not info.det_classes:
+        raise RtsegError(f"model {info.name} has no box head: use --task seg")
+    if want_seg and info.task == "det":
+        raise RtsegError(f"model {info.name} predicts boxes only: use --task det")
     try:
         pairs = split_pairs(data, split)
     except FileNotFoundError as e:
@@ -31,28 +43,33 @@ def evaluate_segmentation(info: ModelInfo, backend: Backend, data: str, split: s
     pre = Preprocessor(size, info.mean, info.std, pool_size=1)
     buf = np.empty((1, 3, *size), np.float32)
     cm = ConfusionMatrix(len(info.classes))
+    gts, preds = [], []
     for img_path, lab_path in tqdm(pairs, desc=f"eval {info.name} on {split}", unit="img", disable=not progress, leave=False):
         img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
         if img is None:
             raise RtsegError(f"cannot read image {img_path}")
         label = read_label(lab_path)
-        pred = class_map(backend.infer(pre(img, out=buf)))
-        if pred.shape != label.shape:
-            pred = cv2.resize(pred, (label.shape[1], label.shape[0]), interpolation=cv2.INTER_NEAREST)
-        cm.update(label, pred)
-    iou = cm.iou()
-    return {
-        "model": info.name,
-        "split": split,
-        "images": len(pairs),
-        "input_size": list(size),
-        "miou": cm.miou(),
-        "pixel_accuracy": cm.pixel_accuracy(),
-        "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(info.classes, iou)},
-        "backend": backend.name,
-        "machine": f"{platform.node() and platform.machine()} {cpu_name()}",
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        outputs = backend.infer(pre(img, out=buf))
+        if want_seg:
+            pred = class_map(outputs)
+            if pred.shape != label.shape:
+                pred = cv2.resize(pred, (label.shape[1], label.shape[0]), interpolation=cv2.INTER_NEAREST)
+            cm.update(label, pred)
+        if want_det:
+            gts.append(boxes_from_label(label))
+            scale = np.array([label.shape[1] / size[1], label.shape[0] / size[0]] * 2, np.float32)
+            preds.append((outputs["boxes"][0] * scale, outputs["scores"][0], outputs["labels"][0]))
+    report = {
+        "model": info.name, "split": split, "images": len(pairs), "input_size": list(size), "backend": backend.name,
+        "machine": f"{platform.machine()} {cpu_name()}", "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
+    if want_seg:
+        iou = cm.iou()
+        report |= {"miou": cm.miou(), "pixel_accuracy": cm.pixel_accuracy(),
+                   "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(info.classes, iou)}}
+    if want_det:
+        report["detection"] = coco_map(gts, preds, info.det_classes)
+    return report
 
 
 def cpu_name() -> str:
@@ -67,9 +84,16 @@ def cpu_name() -> str:
 
 
 def format_report(r: dict) -> str:
+    def pct(v):
+        return "   n/a" if v is None else f"{100 * v:6.2f}"
+
     lines = [f"{r['model']} on {r['split']} ({r['images']} images, input {r['input_size'][0]}x{r['input_size'][1]}, {r['backend']})"]
-    for name, v in r["per_class_iou"].items():
-        lines.append(f"  {name:<12} IoU {'   n/a' if v is None else f'{100 * v:6.2f}'}")
-    lines.append(f"  {'mIoU':<12}     {100 * r['miou']:6.2f}")
-    lines.append(f"  {'pixel acc':<12}     {100 * r['pixel_accuracy']:6.2f}")
+    if "miou" in r:
+        lines += [f"  {name:<12} IoU    {pct(v)}" for name, v in r["per_class_iou"].items()]
+        lines += [f"  {'mIoU':<12}        {pct(r['miou'])}", f"  {'pixel acc':<12}        {pct(r['pixel_accuracy'])}"]
+    if "detection" in r:
+        d = r["detection"]
+        lines += [f"  {name:<12} AP@0.5 {pct(v)}" for name, v in d["per_class_ap50"].items()]
+        lines += [f"  {'mAP@0.5':<12}        {pct(d['map50'])}", f"  {'mAP@.5:.95':<12}        {pct(d['map'])}",
+                  f"  ({d['gt_boxes']} ground-truth boxes derived from the labels, {d['detections']} detections)"]
     return "\n".join(lines)

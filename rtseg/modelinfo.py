@@ -31,6 +31,7 @@ class ModelInfo:
     palette_rgb: list[tuple[int, int, int]] = field(default_factory=lambda: [tuple(c) for c in PALETTE_RGB.tolist()])
     mean: tuple[float, float, float] = tuple(IMAGENET_MEAN.tolist())
     std: tuple[float, float, float] = tuple(IMAGENET_STD.tolist())
+    det_classes: tuple[str, ...] = ()  # box classes, for models with a detection head
     entry: dict = field(default_factory=dict)  # the full manifest entry, when there is one
 
 
@@ -64,7 +65,7 @@ def _from_entry(entry: dict, base: Path) -> ModelInfo:
         input_size=tuple(entry["input_size"]), classes=tuple(entry.get("classes", CLASSES)),
         palette_rgb=[tuple(c) for c in entry.get("palette_rgb", PALETTE_RGB.tolist())],
         mean=tuple(entry.get("mean", IMAGENET_MEAN.tolist())), std=tuple(entry.get("std", IMAGENET_STD.tolist())),
-        entry=entry,
+        det_classes=tuple(entry.get("det_classes", ())), entry=entry,
     )
 
 

@@ -232,9 +232,12 @@ class Pipeline:
             rec.input = None
 
     def _postprocess(self, rec: FrameRecord) -> None:
+        frame_size = (rec.image.shape[1], rec.image.shape[0])
         small = class_map(rec.outputs)
-        rec.shares = self.post.class_shares(small)
-        rec.mask = self.post.resize_mask(small, (rec.image.shape[1], rec.image.shape[0]))
+        if small is not None:
+            rec.shares = self.post.class_shares(small)
+            rec.mask = self.post.resize_mask(small, frame_size)
+        rec.detections = self.post.detections(rec.outputs, (self.pre.height, self.pre.width), frame_size)
         rec.overlay = self.post.overlay(rec.image, rec.mask, rec.detections)
         rec.outputs = None
 

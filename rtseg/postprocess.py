@@ -11,29 +11,51 @@ import numpy as np
 class Detection:
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
     score: float
-    class_id: int
+    class_id: int                            # index into the model's detection classes
 
 
-def class_map(outputs: dict[str, np.ndarray]) -> np.ndarray:
-    """The (H, W) uint8 class-id map at model resolution: our models output it; for logits take argmax."""
+def class_map(outputs: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The (H, W) uint8 class-id map at model resolution, None for a box-only model.
+
+    rtseg's models output it ('mask'); for a foreign model's (1, C, H, W) logits, take the argmax.
+    """
     if "mask" in outputs:
         return outputs["mask"][0]
-    logits = next(iter(outputs.values()))
-    if logits.ndim != 4:
-        raise ValueError(f"cannot read a class map from an output of shape {logits.shape}")
-    return logits[0].argmax(0).astype(np.uint8)
+    logits = next((v for v in outputs.values() if v.ndim == 4), None)
+    return None if logits is None else logits[0].argmax(0).astype(np.uint8)
 
 
 class Postprocessor:
-    def __init__(self, palette_rgb: list[tuple[int, int, int]], class_names: tuple[str, ...], alpha: float = 0.5):
+    def __init__(self, palette_rgb: list[tuple[int, int, int]], class_names: tuple[str, ...], alpha: float = 0.5,
+                 det_classes: tuple[str, ...] = (), score_threshold: float = 0.3):
         if not 0.0 <= alpha <= 1.0:
             raise ValueError("alpha must be between 0 and 1")
         self.alpha = alpha
         self.class_names = class_names
         self.num_classes = len(class_names)
+        self.det_classes = det_classes
+        self.score_threshold = score_threshold
         # 256-entry BGR lookup table: ids beyond the palette (e.g. void) stay black
         self.lut = np.zeros((256, 1, 3), np.uint8)
         self.lut[: len(palette_rgb), 0] = np.asarray(palette_rgb, np.uint8)[:, ::-1]
+        # a box takes its class's segmentation colour, so boxes and mask read as one picture
+        self.box_colours = [tuple(int(c) for c in self.lut[class_names.index(n), 0]) if n in class_names else (0, 255, 255)
+                            for n in det_classes]
+
+    def detections(self, outputs: dict[str, np.ndarray], input_hw: tuple[int, int],
+                   frame_size: tuple[int, int]) -> list[Detection]:
+        """Boxes above the score threshold, from model-input pixels to frame pixels, clipped to the frame."""
+        if "boxes" not in outputs:
+            return []
+        scores = outputs["scores"][0]
+        keep = scores >= self.score_threshold
+        if not keep.any():
+            return []
+        (fw, fh), (ih, iw) = frame_size, input_hw
+        boxes = outputs["boxes"][0][keep] * np.array([fw / iw, fh / ih, fw / iw, fh / ih], np.float32)
+        np.clip(boxes, 0, [fw, fh, fw, fh], out=boxes)
+        return [Detection(tuple(float(v) for v in b), float(s), int(c))
+                for b, s, c in zip(boxes, scores[keep], outputs["labels"][0][keep])]
 
     def class_shares(self, mask: np.ndarray) -> np.ndarray:
         counts = cv2.calcHist([mask], [0], None, [self.num_classes], [0, self.num_classes]).ravel()
@@ -45,19 +67,23 @@ class Postprocessor:
             return mask
         return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
 
-    def overlay(self, frame: np.ndarray, mask: np.ndarray, detections: list[Detection] = ()) -> np.ndarray:
+    def overlay(self, frame: np.ndarray, mask: np.ndarray | None, detections: list[Detection] = ()) -> np.ndarray:
         """Blend the palette-coloured mask (frame size) over the frame; draw boxes on top."""
-        colour = cv2.applyColorMap(mask, self.lut)  # one pass: ids -> BGR through the 256-entry table
-        out = cv2.addWeighted(frame, 1.0 - self.alpha, colour, self.alpha, 0.0)
+        if mask is None:
+            out = frame.copy()
+        else:
+            colour = cv2.applyColorMap(mask, self.lut)  # one pass: ids -> BGR through the 256-entry table
+            out = cv2.addWeighted(frame, 1.0 - self.alpha, colour, self.alpha, 0.0)
         for d in detections:
             self.draw_box(out, d)
         return out
 
     def draw_box(self, img: np.ndarray, d: Detection) -> None:
         x1, y1, x2, y2 = (int(round(v)) for v in d.box)
-        colour = tuple(int(c) for c in self.lut[d.class_id, 0]) if d.class_id < self.num_classes else (0, 255, 255)
+        known = d.class_id < len(self.det_classes)
+        colour = self.box_colours[d.class_id] if known else (0, 255, 255)
         cv2.rectangle(img, (x1, y1), (x2, y2), colour, 2)
-        name = self.class_names[d.class_id] if d.class_id < self.num_classes else str(d.class_id)
+        name = self.det_classes[d.class_id] if known else str(d.class_id)
         label = f"{name} {d.score:.2f}"
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
         cv2.rectangle(img, (x1, y1 - th - 4), (x1 + tw + 2, y1), colour, -1)

@@ -90,6 +90,8 @@ class MaskSink:
             raise RtsegError(f"cannot write masks to {self.folder}: not writable")
 
     def write(self, rec: FrameRecord) -> None:
+        if rec.mask is None:
+            return
         # fastest PNG compression: class maps compress well anyway and this runs per frame
         cv2.imwrite(str(self.folder / f"{rec.label}.png"), rec.mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
 
@@ -100,7 +102,7 @@ class MaskSink:
 class JsonLinesSink:
     """One JSON object per frame: index, time, per-stage ms, class pixel shares, boxes, model."""
 
-    def __init__(self, path: str | Path, class_names: tuple[str, ...]):
+    def __init__(self, path: str | Path, class_names: tuple[str, ...], det_classes: tuple[str, ...] = ()):
         self.path = Path(path)
         _writable_dir(self.path, "JSON")
         try:
@@ -108,6 +110,7 @@ class JsonLinesSink:
         except OSError as e:
             raise RtsegError(f"cannot write JSON {self.path}: {e.strerror}") from e
         self.class_names = class_names
+        self.det_classes = det_classes
 
     def write(self, rec: FrameRecord) -> None:
         line = {
@@ -115,11 +118,12 @@ class JsonLinesSink:
             "time": round(rec.source_time, 4),
             "model": rec.model,
             "ms": {k: round(v, 3) for k, v in rec.ms.items()},
-            "class_share": {n: round(float(s), 5) for n, s in zip(self.class_names, rec.shares)},
         }
-        if rec.detections:
+        if rec.shares is not None:
+            line["class_share"] = {n: round(float(s), 5) for n, s in zip(self.class_names, rec.shares)}
+        if self.det_classes:
             line["boxes"] = [{"box": [round(v, 1) for v in d.box], "score": round(d.score, 4),
-                              "class": self.class_names[d.class_id] if d.class_id < len(self.class_names) else d.class_id}
+                              "class": self.det_classes[d.class_id] if d.class_id < len(self.det_classes) else d.class_id}
                              for d in rec.detections]
         self.file.write(json.dumps(line) + "\n")
 

@@ -20,23 +20,31 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from .data.boxes import DET_CLASSES, boxes_from_label
 from .data.camvid import NUM_CLASSES, VOID, class_frequencies, load_split
 from .data.transforms import TrainTransform, to_tensor_layout
 from .errors import RtsegError
+from .detmetrics import coco_map
 from .metrics import ConfusionMatrix
 from .models import ModelSpec, build_model, parse_size
+from .models.detection import decode, detection_loss, encode_targets
 
 
 class SegDataset(Dataset):
-    def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], transform: TrainTransform):
-        self.images, self.labels, self.transform = images, labels, transform
+    """Augmented (image, label) pairs; with `boxes`, also CenterNet targets derived from the augmented label."""
+
+    def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], transform: TrainTransform, boxes: bool = False):
+        self.images, self.labels, self.transform, self.boxes = images, labels, transform, boxes
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int):
         img, lab = self.transform(self.images[i], self.labels[i])
-        return torch.from_numpy(to_tensor_layout(img)), torch.from_numpy(lab.astype(np.int64))
+        x, y = torch.from_numpy(to_tensor_layout(img)), torch.from_numpy(lab.astype(np.int64))
+        if not self.boxes:
+            return x, y
+        return x, y, encode_targets(*boxes_from_label(lab), lab.shape)
 
 
 def enet_class_weights(freq: np.ndarray, c: float = 1.02) -> np.ndarray:
@@ -46,23 +54,42 @@ def enet_class_weights(freq: np.ndarray, c: float = 1.02) -> np.ndarray:
 
 
 @torch.no_grad()
-def evaluate_torch(model: torch.nn.Module, images: list[np.ndarray], labels: list[np.ndarray],
-                   input_size: tuple[int, int], device: torch.device, amp_dtype: torch.dtype | None) -> ConfusionMatrix:
-    """Run the model at its input size, compare at the label's size (nearest), one confusion matrix."""
+def evaluate_torch(model: torch.nn.Module, spec: ModelSpec, images: list[np.ndarray], labels: list[np.ndarray],
+                   device: torch.device, amp_dtype: torch.dtype | None) -> dict:
+    """Val metrics of a PyTorch model at its input size: mIoU (one confusion matrix) and/or box AP."""
     import cv2
 
     model.eval()
     cm = ConfusionMatrix(NUM_CLASSES)
-    h, w = input_size
+    gts, preds = [], []
+    h, w = spec.input_size
     for img, lab in zip(images, labels):
         x = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR) if img.shape[:2] != (h, w) else img
         x = torch.from_numpy(to_tensor_layout(x))[None].to(device)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            pred = model(x).argmax(1)[0].to(torch.uint8).cpu().numpy()
-        if pred.shape != lab.shape:
-            pred = cv2.resize(pred, (lab.shape[1], lab.shape[0]), interpolation=cv2.INTER_NEAREST)
-        cm.update(lab, pred)
-    return cm
+            out = model(x)
+        if spec.has_seg:
+            logits = out if spec.task == "seg" else out["logits"]
+            pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
+            if pred.shape != lab.shape:
+                pred = cv2.resize(pred, (lab.shape[1], lab.shape[0]), interpolation=cv2.INTER_NEAREST)
+            cm.update(lab, pred)
+        if spec.has_det:
+            boxes, scores, classes = decode({k: v.float() for k, v in out.items() if k != "logits"})
+            scale = np.array([lab.shape[1] / w, lab.shape[0] / h] * 2, np.float32)
+            preds.append((boxes[0].cpu().numpy() * scale, scores[0].cpu().numpy(), classes[0].cpu().numpy()))
+            gts.append(boxes_from_label(lab))
+    metrics = {}
+    if spec.has_seg:
+        metrics |= {"miou": cm.miou(), "pixel_acc": cm.pixel_accuracy()}
+    if spec.has_det:
+        metrics["map50"] = coco_map(gts, preds, DET_CLASSES[: spec.num_det_classes])["map50"]
+    return metrics
+
+
+def selection_score(metrics: dict) -> float:
+    """What best.pt maximises: mIoU, box mAP@0.5, or their mean for a multi-task model."""
+    return float(np.mean([metrics[k] for k in ("miou", "map50") if k in metrics]))
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -105,6 +132,8 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="CamVid-layout folder (train/, trainannot/, val/, valannot/)")
+    p.add_argument("--task", choices=["seg", "det", "segdet"], default="seg",
+                   help="segmentation, boxes (Car/Pedestrian/Bicyclist), or both on one encoder")
     p.add_argument("--width", type=float, default=1.0, help="MobileNetV2 width multiplier")
     p.add_argument("--head", choices=["deeplabv3plus", "lraspp"], default="deeplabv3plus")
     p.add_argument("--output-stride", type=int, choices=[16, 32], default=16)
@@ -157,9 +186,10 @@ def train(args: argparse.Namespace) -> Path:
     amp_dtype = None if args.amp == "off" else (torch.float16 if device.type == "cuda" else torch.bfloat16)
     input_size = parse_size(args.input_size)
     crop = parse_size(args.crop) if args.crop else input_size
-    spec = ModelSpec(width=args.width, head=args.head, output_stride=args.output_stride, input_size=input_size)
-    out = Path(args.out or Path("runs") / spec.name)
-    out.mkdir(parents=True, exist_ok=True)
+    spec = ModelSpec(width=args.width, head=args.head, output_stride=args.output_stride, input_size=input_size,
+                     task=args.task)
+    run_dir = Path(args.out or Path("runs") / spec.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     try:
         train_imgs, train_labels = load_split(args.data, "train")
@@ -171,7 +201,7 @@ def train(args: argparse.Namespace) -> Path:
 
     transform = TrainTransform(crop, tuple(args.scale), base_size=input_size, rng=np.random.default_rng(args.seed))
     workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else min(8, os.cpu_count() or 1))
-    loader = DataLoader(SegDataset(train_imgs, train_labels, transform), batch_size=args.batch_size, shuffle=True,
+    loader = DataLoader(SegDataset(train_imgs, train_labels, transform, boxes=spec.has_det), batch_size=args.batch_size, shuffle=True,
                         drop_last=True, num_workers=workers, pin_memory=device.type == "cuda",
                         persistent_workers=workers > 0)
 
@@ -185,7 +215,7 @@ def train(args: argparse.Namespace) -> Path:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, warmup))
 
     start_epoch, best, step = 0, -1.0, 0
-    last_ckpt = out / "last.pt"
+    last_ckpt = run_dir / "last.pt"
     if args.resume and last_ckpt.exists():
         ck = torch.load(last_ckpt, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
@@ -193,28 +223,36 @@ def train(args: argparse.Namespace) -> Path:
         sched.load_state_dict(ck["scheduler"])
         if ema is not None and ck.get("ema"):
             ema.load_state_dict(ck["ema"])
-        start_epoch, best, step = ck["epoch"] + 1, ck["best_miou"], ck["step"]
-        print(f"resumed from {last_ckpt} at epoch {start_epoch}, best val mIoU {best:.4f}")
+        start_epoch, step = ck["epoch"] + 1, ck["step"]
+        best = ck.get("best_score", ck.get("best_miou", -1.0))
+        print(f"resumed from {last_ckpt} at epoch {start_epoch}, best val score {best:.4f}")
 
-    log_path = out / "log.csv"
+    log_path = run_dir / "log.csv"
     new_log = not log_path.exists() or start_epoch == 0
     log = open(log_path, "w" if new_log else "a", newline="")
     writer = csv.writer(log)
     if new_log:
-        writer.writerow(["epoch", "step", "lr", "train_loss", "val_miou", "val_pixel_acc", "epoch_seconds"])
+        writer.writerow(["epoch", "step", "lr", "train_loss", "val_miou", "val_pixel_acc", "val_map50", "epoch_seconds",
+                         "cpu_seconds"])
     print(f"training {spec.name} on {device} (amp={amp_dtype}), {len(train_imgs)} train / {len(val_imgs)} val images, "
           f"{args.epochs} epochs x {steps_per_epoch} steps, logging to {log_path}")
 
     for epoch in range(start_epoch, args.epochs):
         model.train()
-        t0, losses = time.time(), []
+        t0, c0, losses = time.time(), time.process_time(), []
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, dynamic_ncols=True)
-        for x, y in bar:
-            x = x.to(device, non_blocking=True).to(memory_format=torch.channels_last)
-            y = y.to(device, non_blocking=True)
+        for batch in bar:
+            x = batch[0].to(device, non_blocking=True).to(memory_format=torch.channels_last)
+            y = batch[1].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, weight=weights, ignore_index=VOID)
+                out = model(x)
+            loss = torch.zeros((), device=device)
+            if spec.has_seg:
+                logits = out if spec.task == "seg" else out["logits"]
+                loss = loss + F.cross_entropy(logits.float(), y, weight=weights, ignore_index=VOID)
+            if spec.has_det:
+                targets = {k: v.to(device, non_blocking=True) for k, v in batch[2].items()}
+                loss = loss + detection_loss(out, targets)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -227,33 +265,35 @@ def train(args: argparse.Namespace) -> Path:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
             if args.max_steps and step >= args.max_steps:
                 break
-        miou, acc = float("nan"), float("nan")
+        metrics: dict = {}
         final = epoch + 1 == args.epochs or (args.max_steps and step >= args.max_steps)
         if (epoch + 1) % args.eval_every == 0 or final:
-            cm = evaluate_torch(ema.module if ema is not None else model, val_imgs, val_labels, input_size, device, amp_dtype)
-            miou, acc = cm.miou(), cm.pixel_accuracy()
-        secs = time.time() - t0
+            metrics = evaluate_torch(ema.module if ema is not None else model, spec, val_imgs, val_labels, device, amp_dtype)
+        score = selection_score(metrics) if metrics else float("nan")
+        secs, cpu = time.time() - t0, time.process_time() - c0
         writer.writerow([epoch + 1, step, f"{sched.get_last_lr()[0]:.6g}", f"{np.mean(losses):.5f}",
-                         f"{miou:.5f}", f"{acc:.5f}", f"{secs:.1f}"])
+                         *(f"{metrics.get(k, float('nan')):.5f}" for k in ("miou", "pixel_acc", "map50")),
+                         f"{secs:.1f}", f"{cpu:.1f}"])
         log.flush()
         ck = {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch, "step": step,
-              "best_miou": max(best, miou) if not math.isnan(miou) else best, "spec": spec.to_dict(),
+              "best_score": max(best, score) if not math.isnan(score) else best, "spec": spec.to_dict(),
               "args": vars(args), "trained_on": device_description(device)}
-        torch.save(ck, out / "last.tmp")
-        os.replace(out / "last.tmp", last_ckpt)  # atomic: a killed run never leaves a torn checkpoint
-        if not math.isnan(miou) and miou > best:
-            best = miou
+        torch.save(ck, run_dir / "last.tmp")
+        os.replace(run_dir / "last.tmp", last_ckpt)  # atomic: a killed run never leaves a torn checkpoint
+        if not math.isnan(score) and score > best:
+            best = score
             weights_only = {"model": (ema.module if ema is not None else model).state_dict(), "spec": spec.to_dict(),
-                            "epoch": epoch + 1, "val_miou": miou, "args": vars(args),
+                            "epoch": epoch + 1, "val_metrics": metrics, "args": vars(args),
                             "trained_on": device_description(device)}
-            torch.save(weights_only, out / "best.pt")
-        print(f"epoch {epoch + 1}/{args.epochs}  loss {np.mean(losses):.4f}  val mIoU {miou:.4f}  "
-              f"acc {acc:.4f}  best {best:.4f}  {secs:.0f}s", flush=True)
+            torch.save(weights_only, run_dir / "best.pt")
+        shown = "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items())
+        print(f"epoch {epoch + 1}/{args.epochs}  loss {np.mean(losses):.4f}  {shown}  best {best:.4f}  {secs:.0f}s",
+              flush=True)
         if args.max_steps and step >= args.max_steps:
             break
     log.close()
-    return out
+    return run_dir
 
 
 def main(argv: list[str] | None = None) -> None:

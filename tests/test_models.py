@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from helpers import run_cli  # noqa: E402
 
-from rtseg.export import WithArgmax, export_onnx  # noqa: E402
+from rtseg.export import ExportWrapper, export_onnx  # noqa: E402
 from rtseg.modelinfo import MANIFEST, load_manifest, sha256  # noqa: E402
 from rtseg.models import ModelSpec, build_model, parse_size  # noqa: E402
 
@@ -49,7 +49,7 @@ def test_onnx_runtime_matches_pytorch_at_two_sizes(spec, tmp_path):
     for size in [spec.input_size, (96, 128)]:  # dynamic height/width
         x = torch.randn(1, 3, *size)
         with torch.no_grad():
-            ref = WithArgmax(model)(x).numpy()
+            ref = ExportWrapper(model)(x)[0].numpy()
         got = session.run(None, {"image": x.numpy()})[0]
         assert got.shape == ref.shape == (1, *size) and got.dtype == np.uint8
         # untrained logits have near-ties; argmax may flip on a rare pixel from float reordering

@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
-from .segmentation import SegmentationNet
+from .segmentation import DetectionNet, SegDetNet, SegmentationNet
 
 _HEAD_SHORT = {"deeplabv3plus": "dlv3p", "lraspp": "lraspp"}
+TASKS = ("seg", "det", "segdet")
 
 
 @dataclass(frozen=True)
@@ -20,13 +21,23 @@ class ModelSpec:
     output_stride: int = 16
     input_size: tuple[int, int] = (360, 480)  # (height, width) the model is run at
     num_classes: int = 11
-    task: str = "seg"
+    task: str = "seg"                        # seg | det | segdet (both heads on one encoder)
+    num_det_classes: int = 3                 # Car, Pedestrian, Bicyclist (data/boxes.py)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def name(self) -> str:
         h, w = self.input_size
-        return f"mnv2-{round(self.width * 100):03d}-{_HEAD_SHORT[self.head]}-os{self.output_stride}-{h}x{w}"
+        heads = {"seg": _HEAD_SHORT[self.head], "det": "centernet", "segdet": _HEAD_SHORT[self.head] + "+centernet"}[self.task]
+        return f"mnv2-{round(self.width * 100):03d}-{heads}-os{self.output_stride}-{h}x{w}"
+
+    @property
+    def has_seg(self) -> bool:
+        return self.task in ("seg", "segdet")
+
+    @property
+    def has_det(self) -> bool:
+        return self.task in ("det", "segdet")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -41,9 +52,13 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec, pretrained: str | None = None) -> nn.Module:
-    if spec.task != "seg":
-        raise ValueError(f"unknown task {spec.task!r}")
-    return SegmentationNet(spec.num_classes, spec.width, spec.head, spec.output_stride, pretrained=pretrained)
+    if spec.task == "seg":
+        return SegmentationNet(spec.num_classes, spec.width, spec.head, spec.output_stride, pretrained=pretrained)
+    if spec.task == "det":
+        return DetectionNet(spec.num_det_classes, spec.width, spec.output_stride, pretrained=pretrained)
+    if spec.task == "segdet":
+        return SegDetNet(spec.num_classes, spec.num_det_classes, spec.width, spec.head, spec.output_stride, pretrained)
+    raise ValueError(f"unknown task {spec.task!r} (one of {', '.join(TASKS)})")
 
 
 def parse_size(text: str) -> tuple[int, int]:

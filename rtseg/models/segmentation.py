@@ -159,3 +159,34 @@ class SegmentationNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.encoder(x), self.high_stride)
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+class DetectionNet(nn.Module):
+    """Encoder + CenterNet box head; returns the raw head outputs (see detection.decode)."""
+
+    def __init__(self, num_det_classes: int = 3, width: float = 1.0, output_stride: int = 16,
+                 pretrained: str | None = None):
+        super().__init__()
+        from .detection import CenterNetHead
+
+        self.encoder = MobileNetV2Encoder(width, output_stride, pretrained)
+        self.det_head = CenterNetHead(self.encoder.channels, num_det_classes)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.det_head(self.encoder(x))
+
+
+class SegDetNet(SegmentationNet):
+    """One encoder, two heads: class logits and boxes from a single forward pass."""
+
+    def __init__(self, num_classes: int = 11, num_det_classes: int = 3, width: float = 1.0,
+                 head: Head = "deeplabv3plus", output_stride: int = 16, pretrained: str | None = None):
+        super().__init__(num_classes, width, head, output_stride, pretrained=pretrained)
+        from .detection import CenterNetHead
+
+        self.det_head = CenterNetHead(self.encoder.channels, num_det_classes)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.encoder(x)
+        logits = F.interpolate(self.head(feats, self.high_stride), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return {"logits": logits, **self.det_head(feats)}
