@@ -78,51 +78,103 @@ def inference_layout(streams: int | None, threads: int | None, live: bool) -> tu
     return streams, threads
 
 
+def shipped_models() -> list:
+    from .modelinfo import load_manifest, resolve_model
+
+    return [resolve_model(m["name"]) for m in load_manifest().get("models", [])]
+
+
+def select_model(args, streams: int, threads: int, say):
+    """--target-fps without --model: profile (once per machine), then the most accurate model that holds it."""
+    from .profiling import ensure_profiles
+    from .selector import build_candidates, choose, pareto_front
+
+    infos = shipped_models()
+    profiles = ensure_profiles(infos, args.backend, streams, threads, say=say)
+    candidates = build_candidates(infos, profiles, args.task)
+    if not candidates:
+        raise RtsegError(f"no shipped model can do --task {args.task} with a measured val accuracy")
+    if args.max_latency:
+        within = [c for c in candidates if c.latency_ms <= args.max_latency]
+        candidates = within or candidates
+    choice, why = choose(candidates, args.target_fps, args.margin, args.max_latency)
+    say(f"rtseg: selector: {why}")
+    ladder = pareto_front(candidates)
+    if choice not in ladder:  # only when the latency bound removed a faster model: keep the choice reachable
+        ladder = sorted(set(ladder) | {choice}, key=lambda c: -c.fps)
+    return choice.info, ladder, ladder.index(choice)
+
+
 def cmd_run(args) -> int:
-    from .backends import load_backend
     from .modelinfo import resolve_model
     from .pipeline import Pipeline
-    from .postprocess import Postprocessor
-    from .preprocess import Preprocessor
-    from .sources import open_camera, open_source
+    from .slot import load_slot
+    from .sources import PacedSource, open_camera, open_source
 
     if (args.source is None) == (args.camera is None):
         raise RtsegError("give either a SOURCE or --camera N")
-    info = resolve_model(args.model)
-    input_size = args.input_size or info.input_size
+    say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     source = open_camera(args.camera) if args.camera is not None else open_source(args.source)
+    if args.realtime and not source.live:
+        source = PacedSource(source)
     streams, threads = inference_layout(args.streams, args.threads, source.live)
-    backend = load_backend(args.backend, str(info.path), threads=threads)
+    ladder = None
+    if args.target_fps and not args.model:
+        info, ladder, index = select_model(args, streams, threads, say)
+    else:
+        info = resolve_model(args.model)
+
+    def load(i):
+        return load_slot(i, args.backend, threads, args.input_size, args.alpha, args.score_threshold,
+                         pool_size=args.queue_size + streams + 2)
+
+    slot = load(info)
     pipeline: Pipeline | None = None
     sinks = build_sinks(args, source, info, lambda: pipeline and pipeline.stop())
-    if not sinks and not args.quiet:
-        print("rtseg: nothing to show or save (no window, --output, --save-masks or --json): "
-              "measuring throughput only", file=sys.stderr)
-    pipeline = Pipeline(
-        source, backend, Preprocessor(input_size, info.mean, info.std, pool_size=args.queue_size + streams + 2),
-        Postprocessor(info.palette_rgb, info.classes, args.alpha, info.det_classes, args.score_threshold), sinks,
-        model_name=info.name,
-        queue_size=args.queue_size, streams=streams, progress=not args.quiet,
-    )
-    if not args.quiet:
-        kind = "live" if source.live else f"{source.frame_count or '?'} frames"
-        print(f"rtseg: {info.name} ({input_size[0]}x{input_size[1]}, {backend.name}, {streams} stream(s) x "
-              f"{threads} thread(s)) on {source.name} ({kind})", file=sys.stderr)
+    if not sinks:
+        say("rtseg: nothing to show or save (no window, --output, --save-masks or --json): measuring throughput only")
+    pipeline = Pipeline(source, slot, sinks, queue_size=args.queue_size, streams=streams, progress=not args.quiet)
+    runner = None
+    if ladder and len(ladder) > 1 and not args.no_adapt:
+        from .adaptive import AdaptiveRunner
+        from .selector import Controller
+
+        runner = AdaptiveRunner(pipeline, Controller(ladder, index, args.target_fps), lambda c: load(c.info),
+                                live=source.live, streams=streams, say=say)
+        pipeline.on_frame = runner.on_frame
+    kind = "live" if source.live else f"{source.frame_count or '?'} frames"
+    say(f"rtseg: {info.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}, {streams} stream(s) x "
+        f"{threads} thread(s)) on {source.name} ({kind})")
     stats = pipeline.run()
-    if not args.quiet:
-        print(stats.summary(), file=sys.stderr)
-        if args.target_fps:
-            verdict = "met" if stats.fps >= args.target_fps else "NOT met"
-            print(f"target {args.target_fps:g} FPS {verdict} ({stats.fps:.1f} FPS)", file=sys.stderr)
-        if stats.skipped_inputs:
-            print(f"unreadable inputs skipped: {', '.join(stats.skipped_inputs[:5])}"
-                  + (" ..." if len(stats.skipped_inputs) > 5 else ""), file=sys.stderr)
+    if runner:
+        stats.switches = runner.switches
+    say(stats.summary())
+    if args.target_fps:
+        verdict = "met" if stats.fps >= args.target_fps else "NOT met"
+        say(f"target {args.target_fps:g} FPS {verdict} ({stats.fps:.1f} FPS)")
+    if stats.skipped_inputs:
+        say(f"unreadable inputs skipped: {', '.join(stats.skipped_inputs[:5])}" + (" ..." if len(stats.skipped_inputs) > 5 else ""))
     if args.stats:
-        d = stats.to_dict() | {"model": info.name, "backend": backend.name, "input_size": list(input_size),
-                               "source": source.name}
+        d = stats.to_dict() | {"model": info.name, "backend": slot.backend.name, "input_size": [slot.pre.height, slot.pre.width],
+                               "source": source.name, "streams": streams, "threads": threads, "target_fps": args.target_fps}
         Path(args.stats).write_text(json.dumps(d, indent=2) + "\n")
     # like a shell: 128 + signal number when Ctrl-C (130) or SIGTERM (143) stopped the run
     return 128 + pipeline.stop_signal if pipeline.stop_signal else 0
+
+
+def cmd_profile(args) -> int:
+    from .modelinfo import resolve_model
+    from .profiling import ensure_profiles, machine_key
+
+    streams, threads = inference_layout(args.streams, args.threads, live=args.live)
+    infos = shipped_models() if args.models == "all" else [resolve_model(n) for n in args.models.split(",")]
+    profiles = ensure_profiles(infos, args.backend, streams, threads, force=args.force, frames=args.frames)
+    print(f"machine: {machine_key(args.backend, streams, threads)}")
+    print(f"{'model':<34}{'model FPS':>10}{'p50 ms':>8}{'p95 ms':>8}{'e2e FPS':>9}{'p50 ms':>8}{'p95 ms':>8}")
+    for p in profiles.values():
+        print(f"{p.model:<34}{p.model_fps:>10.1f}{p.model_ms_p50:>8.1f}{p.model_ms_p95:>8.1f}"
+              f"{p.e2e_fps:>9.1f}{p.e2e_ms_p50:>8.1f}{p.e2e_ms_p95:>8.1f}")
+    return 0
 
 
 # -- rtseg eval --------------------------------------------------------------------------------------
@@ -183,6 +235,8 @@ def cmd_export(args) -> int:
 def cmd_models(args) -> int:
     from .modelinfo import MANIFEST, load_manifest
 
+    if args.pareto:
+        return print_pareto(args)
     manifest = load_manifest()
     models = manifest.get("models", [])
     if not models:
@@ -197,6 +251,23 @@ def cmd_models(args) -> int:
               f"{m['params'] / 1e6:>8.2f}M{m['gflops']:>8.2f}{'' if miou is None else f'{100 * miou:.1f}':>10}  "
               f"{t.get('epochs', '?')} epochs, {t.get('wall_hours', '?')} h on {t.get('trained_on', '?')}")
     print("* default model")
+    return 0
+
+
+def print_pareto(args) -> int:
+    from .profiling import ensure_profiles
+    from .selector import build_candidates, pareto_front
+
+    streams, threads = inference_layout(None, None, live=False)
+    infos = shipped_models()
+    candidates = build_candidates(infos, ensure_profiles(infos, "onnxruntime", streams, threads,
+                                                         say=lambda m: print(m, file=sys.stderr)), args.task)
+    front = {c.name for c in pareto_front(candidates)}
+    metric = {"seg": "val mIoU", "det": "val mAP50", "both": "mean"}[args.task]
+    print(f"{'':2}{'model':<34}{'e2e FPS':>9}{'p95 ms':>8}{metric:>10}")
+    for c in sorted(candidates, key=lambda c: -c.fps):
+        print(f"{'* ' if c.name in front else '  '}{c.name:<34}{c.fps:>9.1f}{c.latency_ms:>8.1f}{100 * c.accuracy:>10.1f}")
+    print("* on the Pareto front (no other model is both faster and more accurate here)")
     return 0
 
 
@@ -223,7 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-show", action="store_true", help="no window (automatic without a display)")
     r.add_argument("--alpha", type=_alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     r.add_argument("--score-threshold", type=_alpha, default=0.3, help="boxes below this score are not shown (0..1)")
-    r.add_argument("--target-fps", type=_positive_float, help="frame rate to sustain (reported against in the summary)")
+    r.add_argument("--target-fps", type=_positive_float,
+                   help="without --model: run the most accurate model that holds this rate here, and keep it held")
+    r.add_argument("--max-latency", type=_positive_float, metavar="MS", help="with --target-fps: p95 latency bound")
+    r.add_argument("--task", choices=["seg", "det", "both"], default="seg", help="with --target-fps: what the model must do")
+    r.add_argument("--margin", type=_positive_float, default=1.1, help="with --target-fps: speed margin at start (1.1)")
+    r.add_argument("--no-adapt", action="store_true", help="with --target-fps: choose once, never switch")
+    r.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
     r.add_argument("--queue-size", type=int, default=2, help="frames buffered between stages (files)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     r.set_defaults(func=cmd_run)
@@ -256,7 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_export)
 
     m = sub.add_parser("models", help="list the shipped models")
+    m.add_argument("--pareto", action="store_true", help="FPS vs accuracy on this machine, Pareto front marked")
+    m.add_argument("--task", choices=["seg", "det", "both"], default="seg")
     m.set_defaults(func=cmd_models)
+
+    pr = sub.add_parser("profile", help="measure every shipped model's speed on this machine (cached)")
+    pr.add_argument("--backend", default="onnxruntime")
+    pr.add_argument("--models", default="all", help="all, or NAME,NAME,...")
+    pr.add_argument("--streams", type=int, default=None)
+    pr.add_argument("--threads", type=int, default=None)
+    pr.add_argument("--live", action="store_true", help="profile the live-source layout (one stream, all cores)")
+    pr.add_argument("--frames", type=int, default=60)
+    pr.add_argument("--force", action="store_true", help="measure again even if cached")
+    pr.set_defaults(func=cmd_profile)
     return p
 
 

@@ -25,4 +25,6 @@ class FrameRecord:
     shares: np.ndarray | None = None  # share of pixels per class
     detections: list[Detection] = field(default_factory=list)
     overlay: np.ndarray | None = None
-    model: str = ""
+    model: str = ""                   # name of the model that processed the frame
+    slot: object = None               # the ModelSlot that preprocessed it (and so must infer it)
+    event: dict | None = None         # e.g. the selector's model switch that took effect at this frame

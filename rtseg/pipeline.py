@@ -19,12 +19,10 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from .backends import Backend
-from .errors import RtsegError
 from .frame import FrameRecord
-from .postprocess import Postprocessor, class_map
-from .preprocess import Preprocessor
+from .postprocess import class_map
 from .sinks import Sink, WindowSink
+from .slot import ModelSlot
 from .sources import Source
 from .stats import RateMeter, RunStats
 
@@ -97,13 +95,9 @@ class ReorderBuffer:
 
 
 class Pipeline:
-    def __init__(self, source: Source, backend: Backend, preprocessor: Preprocessor,
-                 postprocessor: Postprocessor, sinks: list[Sink], model_name: str = "",
-                 queue_size: int = 2, streams: int = 1, progress: bool = False,
-                 on_frame: Callable[[FrameRecord], None] | None = None):
-        self.source, self.backend = source, backend
-        self.pre, self.post = preprocessor, postprocessor
-        self.sinks, self.model_name = sinks, model_name
+    def __init__(self, source: Source, slot: ModelSlot, sinks: list[Sink], queue_size: int = 2, streams: int = 1,
+                 progress: bool = False, on_frame: Callable[[FrameRecord], None] | None = None):
+        self.source, self.slot, self.sinks = source, slot, sinks
         self.live = source.live
         self.progress = progress
         self.on_frame = on_frame
@@ -114,6 +108,7 @@ class Pipeline:
         self._error: BaseException | None = None
         self._source_ended = False
         self.stop_signal: int | None = None  # the signal that stopped the run, if one did
+        self._hud_note: tuple[str, float] | None = None  # a message shown in the HUD until a time
         size = 1 if self.live else queue_size
         self._captured = NewestSlot() if self.live else queue.Queue(size)
         self._preprocessed: queue.Queue = queue.Queue(size)
@@ -125,6 +120,10 @@ class Pipeline:
         self._done: queue.Queue = queue.Queue(size)
 
     # -- control -----------------------------------------------------------------------------------
+    def switch_to(self, slot: ModelSlot) -> None:
+        """Frames read from now on use `slot`; frames in flight finish with the one they started with."""
+        self.slot = slot
+
     def stop(self) -> None:
         """Stop reading; frames already read are still processed and written."""
         self._stop.set()
@@ -167,7 +166,7 @@ class Pipeline:
                     break
                 frame, source_time, label = got
                 t1 = time.perf_counter()
-                rec = FrameRecord(index, frame, source_time, label, t_captured=t1, model=self.model_name)
+                rec = FrameRecord(index, frame, source_time, label, t_captured=t1)
                 rec.ms["capture"] = (t1 - t0) * 1e3
                 index += 1
                 self.stats.frames_in += 1
@@ -204,7 +203,9 @@ class Pipeline:
             self._put(outq, _END)
 
     def _preprocess(self, rec: FrameRecord) -> None:
-        rec.input = self.pre(rec.image)
+        rec.slot = self.slot
+        rec.model = rec.slot.name
+        rec.input = rec.slot.pre(rec.image)
         rec.seq, self._seq = self._seq, self._seq + 1
 
     def _infer_stream(self) -> None:
@@ -226,37 +227,45 @@ class Pipeline:
 
     def _infer(self, rec: FrameRecord) -> None:
         try:
-            rec.outputs = self.backend.infer(rec.input)
+            rec.outputs = rec.slot.backend.infer(rec.input)
         finally:
-            self.pre.pool.release(rec.input)
+            rec.slot.pre.pool.release(rec.input)
             rec.input = None
 
     def _postprocess(self, rec: FrameRecord) -> None:
+        post, pre = rec.slot.post, rec.slot.pre
         frame_size = (rec.image.shape[1], rec.image.shape[0])
         small = class_map(rec.outputs)
         if small is not None:
-            rec.shares = self.post.class_shares(small)
-            rec.mask = self.post.resize_mask(small, frame_size)
-        rec.detections = self.post.detections(rec.outputs, (self.pre.height, self.pre.width), frame_size)
-        rec.overlay = self.post.overlay(rec.image, rec.mask, rec.detections)
+            rec.shares = post.class_shares(small)
+            rec.mask = post.resize_mask(small, frame_size)
+        rec.detections = post.detections(rec.outputs, (pre.height, pre.width), frame_size)
+        rec.overlay = post.overlay(rec.image, rec.mask, rec.detections)
         rec.outputs = None
 
     def _hud_lines(self) -> list[str]:
         ms = {s: v[-1] if v else 0.0 for s, v in self.stats.stage_ms.items()}
-        return [f"{self.meter.fps:5.1f} FPS  {self.model_name}  [{self.backend.name}]",
-                "cap {capture:.1f}  pre {preprocess:.1f}  inf {infer:.1f}  post {postprocess:.1f}  out {sink:.1f} ms".format(**ms)]
+        lines = [f"{self.meter.fps:5.1f} FPS  {self.slot.name}  [{self.slot.backend.name}]",
+                 "cap {capture:.1f}  pre {preprocess:.1f}  inf {infer:.1f}  post {postprocess:.1f}  out {sink:.1f} ms".format(**ms)]
+        if self._hud_note and time.perf_counter() < self._hud_note[1]:
+            lines.append(self._hud_note[0])
+        return lines
 
     def _sink_loop(self) -> None:
         windows = [s for s in self.sinks if isinstance(s, WindowSink)]
         bar = tqdm(total=self.source.frame_count, unit="frame", dynamic_ncols=True, disable=not self.progress,
-                   desc=self.model_name or "rtseg", leave=False)
-        t_first = None
+                   desc="rtseg", leave=False)
+        t_first, last_model = None, None
         try:
             while True:
                 rec = self._get(self._done)
                 if rec is _END:
                     break
                 t0 = time.perf_counter()
+                if rec.model != last_model and last_model is not None:
+                    rec.event = {"switch": {"from": last_model, "to": rec.model}}
+                    self._hud_note = (f"switched to {rec.model}", t0 + 3.0)
+                last_model = rec.model
                 for w in windows:
                     w.hud = self._hud_lines()
                 for sink in self.sinks:
@@ -284,6 +293,7 @@ class Pipeline:
     def _account(self, rec: FrameRecord, t_done: float) -> None:
         s = self.stats
         s.frames_out += 1
+        s.frames_by_model[rec.model] = s.frames_by_model.get(rec.model, 0) + 1
         for name, v in rec.ms.items():
             s.stage_ms[name].append(v)
         s.latency_ms.append((t_done - rec.t_captured) * 1e3 + rec.ms["capture"])

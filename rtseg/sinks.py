@@ -121,6 +121,8 @@ class JsonLinesSink:
         }
         if rec.shares is not None:
             line["class_share"] = {n: round(float(s), 5) for n, s in zip(self.class_names, rec.shares)}
+        if rec.event:
+            line.update(rec.event)
         if self.det_classes:
             line["boxes"] = [{"box": [round(v, 1) for v in d.box], "score": round(d.score, 4),
                               "class": self.det_classes[d.class_id] if d.class_id < len(self.det_classes) else d.class_id}

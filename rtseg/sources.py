@@ -120,6 +120,39 @@ def _quiet_opencv():
         log.setLogLevel(old)
 
 
+class PacedSource:
+    """A file played at its own frame rate, as if it were a camera (`--realtime`).
+
+    Frames are released on the file's clock; when processing falls behind, the pipeline's newest-frame
+    policy drops the stale ones, exactly as with a live source.
+    """
+
+    live = True
+
+    def __init__(self, inner: VideoSource | ImageSource):
+        self.inner = inner
+        self.name = f"{inner.name} (real time)"
+        self.fps = inner.fps or 30.0
+        self.frame_count = None
+        self.frame_size = inner.frame_size
+        self._t0: float | None = None
+        self._i = 0
+
+    def read(self) -> tuple[np.ndarray, float, str] | None:
+        got = self.inner.read()
+        if got is None:
+            return None
+        self._t0 = self._t0 or time.perf_counter()
+        wait = self._t0 + self._i / self.fps - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        self._i += 1
+        return got
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def _open_capture(target: str | int, api: int, timeout: bool) -> cv2.VideoCapture:
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS] if timeout else []
     with _quiet_opencv():

@@ -47,6 +47,8 @@ class RunStats:
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     latency_ms: list[float] = field(default_factory=list)
     skipped_inputs: list[str] = field(default_factory=list)  # unreadable images in a folder
+    frames_by_model: dict[str, int] = field(default_factory=dict)
+    switches: list[dict] = field(default_factory=list)        # model switches made by the selector
 
     @property
     def fps(self) -> float:
@@ -59,6 +61,7 @@ class RunStats:
             "stage_ms": {s: {k: round(v, 3) for k, v in percentiles(v).items()} for s, v in self.stage_ms.items()},
             "latency_ms": {k: round(v, 3) for k, v in percentiles(self.latency_ms).items()},
             "skipped_inputs": self.skipped_inputs,
+            "frames_by_model": self.frames_by_model, "switches": self.switches,
         }
 
     def summary(self) -> str:
@@ -71,4 +74,9 @@ class RunStats:
             lines.append(f"{s:<12}{p['mean']:>9.2f}{p['p50']:>9.2f}{p['p95']:>9.2f}")
         p = percentiles(self.latency_ms)
         lines.append(f"{'end-to-end':<12}{p['mean']:>9.2f}{p['p50']:>9.2f}{p['p95']:>9.2f}  (capture to sink)")
+        if len(self.frames_by_model) > 1 or self.switches:
+            lines.append(f"models: " + ", ".join(f"{m} {n} frames" for m, n in self.frames_by_model.items())
+                         + f"; {len(self.switches)} switch(es)")
+            lines += [f"  {e['t']:>6.1f}s frame {e['frame']}: {e['direction']} {e['from']} -> {e['to']} "
+                      f"({e['rate']:.1f} FPS, target {e['target']:g})" for e in self.switches]
         return "\n".join(lines)

@@ -12,17 +12,24 @@ from helpers import NUM_CLASSES, class_frame, count_frames, run_cli
 from rtseg.backends import load_backend
 from rtseg.data.camvid import CLASSES, PALETTE_RGB
 from rtseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from rtseg.modelinfo import ModelInfo
 from rtseg.pipeline import Pipeline
 from rtseg.postprocess import Postprocessor
 from rtseg.preprocess import Preprocessor
+from rtseg.slot import ModelSlot
 
 
-def make_pipeline(source, model, sinks=(), delay_s=0.0, fail_at=None):
+def make_slot(model, delay_s=0.0, fail_at=None, name="tiny"):
     backend = load_backend("onnxruntime", str(model), threads=1)
     if delay_s or fail_at is not None:
         backend = SlowBackend(backend, delay_s, fail_at)
-    return Pipeline(source, backend, Preprocessor((64, 80), IMAGENET_MEAN, IMAGENET_STD, pool_size=5),
-                    Postprocessor(PALETTE_RGB.tolist(), CLASSES), list(sinks), model_name="tiny")
+    info = ModelInfo(name=name, path=model, input_size=(64, 80))
+    return ModelSlot(info, backend, Preprocessor((64, 80), IMAGENET_MEAN, IMAGENET_STD, pool_size=5),
+                     Postprocessor(PALETTE_RGB.tolist(), CLASSES))
+
+
+def make_pipeline(source, model, sinks=(), delay_s=0.0, fail_at=None):
+    return Pipeline(source, make_slot(model, delay_s, fail_at), list(sinks))
 
 
 class SlowBackend:

@@ -1,0 +1,70 @@
+"""Runs the selector's controller inside a pipeline: measure, decide, load the next model aside, switch.
+
+The next model is loaded and warmed up in a background thread while the current one keeps running, so
+a switch never stalls the stream; loaded models are kept, so switching back costs nothing.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Callable
+
+from .frame import FrameRecord
+from .pipeline import Pipeline
+from .selector import Candidate, Controller
+from .slot import ModelSlot
+from .stats import RateMeter
+
+
+class AdaptiveRunner:
+    def __init__(self, pipeline: Pipeline, controller: Controller, load: Callable[[Candidate], ModelSlot],
+                 live: bool, streams: int, say: Callable[[str], None] = lambda s: None):
+        self.pipeline, self.controller, self.load = pipeline, controller, load
+        self.live, self.streams, self.say = live, streams, say
+        self.clock = controller.clock
+        self.meter = RateMeter(controller.cfg.window_s)
+        self.infer_ms: deque[float] = deque(maxlen=30)
+        self.slots: dict[str, ModelSlot] = {pipeline.slot.name: pipeline.slot}
+        self.switches: list[dict] = []
+        self.t0 = self.clock()
+
+    def rate(self) -> float:
+        """Files: the measured output FPS. Live: the pipeline's capacity, since the camera caps the output."""
+        if not self.live:
+            return self.meter.fps
+        return self.streams * 1000.0 / (sum(self.infer_ms) / len(self.infer_ms)) if self.infer_ms else 0.0
+
+    def on_frame(self, rec: FrameRecord) -> None:
+        if rec.slot is not self.pipeline.slot:
+            return  # a frame of the previous model, still draining after a switch
+        self.meter.tick(self.clock())
+        self.infer_ms.append(rec.ms.get("infer", 0.0))
+        rate = self.rate()
+        index = self.controller.observe(rate)
+        if index is not None:
+            threading.Thread(target=self._switch, args=(index, rate, rec.index), daemon=True, name="model-loader").start()
+
+    def _switch(self, index: int, rate: float, frame: int) -> None:
+        cand = self.controller.ladder[index]
+        old, old_index = self.pipeline.slot.name, self.controller.index
+        try:
+            slot = self.slots.get(cand.name)
+            if slot is None:
+                slot = self.load(cand)
+                slot.warm_up()
+                self.slots[cand.name] = slot
+        except Exception as e:  # a model that cannot load is skipped, the run goes on
+            self.say(f"rtseg: could not load {cand.name} ({e}); staying on {old}")
+            self.controller.switched(self.controller.index)
+            return
+        self.pipeline.switch_to(slot)
+        self.controller.switched(index)
+        self.meter = RateMeter(self.controller.cfg.window_s)
+        self.infer_ms.clear()
+        event = {"t": round(self.clock() - self.t0, 2), "frame": frame, "from": old, "to": cand.name,
+                 "direction": "up" if index > old_index else "down", "rate": round(rate, 1),
+                 "target": self.controller.target}
+        self.switches.append(event)
+        self.say(f"rtseg: {event['t']:.1f}s step {event['direction']}: {old} -> {cand.name} "
+                 f"({rate:.1f} FPS, target {event['target']:g})")

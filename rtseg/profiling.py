@@ -1,0 +1,154 @@
+"""`rtseg profile`: how fast each shipped model runs on this machine, cached per machine.
+
+Two numbers per model, both at its input size and in the inference layout `rtseg run` uses:
+- model-only: the backend alone on a preprocessed frame, `streams` loops at once (throughput) and the
+  latency of one inference (p50/p95);
+- end-to-end: the pipeline (preprocess, infer, postprocess with overlay) on a synthetic 640x480 clip
+  held in memory, so decoding and encoding, which depend on the user's files, are left out.
+Results are keyed by the machine (CPU model, cores, backend and its version, streams x threads) and by
+the model file's checksum, so a new model or machine is profiled again and nothing else is.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .modelinfo import ModelInfo, sha256
+from .stats import percentiles
+
+FRAME_SIZE = (640, 480)  # (width, height) of the synthetic end-to-end clip
+
+
+@dataclass
+class Profile:
+    model: str
+    sha256: str
+    model_fps: float
+    model_ms_p50: float
+    model_ms_p95: float
+    e2e_fps: float
+    e2e_ms_p50: float
+    e2e_ms_p95: float
+    frames: int
+    date: str
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("RTSEG_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rtseg"
+    return Path(base)
+
+
+def machine_key(backend: str, streams: int, threads: int) -> str:
+    import onnxruntime
+
+    from .evaluate import cpu_name
+
+    return f"{cpu_name()} | {os.cpu_count()} cores | {backend} (onnxruntime {onnxruntime.__version__}) | {streams}x{threads}"
+
+
+class ProfileCache:
+    """One JSON file per machine key under the cache folder."""
+
+    def __init__(self, key: str, folder: Path | None = None):
+        self.key = key
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        self.path = (folder or cache_dir()) / "profiles" / f"{digest}.json"
+        self.entries: dict[str, dict] = {}
+        if self.path.exists():
+            try:
+                self.entries = json.loads(self.path.read_text()).get("profiles", {})
+            except (json.JSONDecodeError, OSError):
+                self.entries = {}  # a damaged cache is only a cache: measure again
+
+    def get(self, info: ModelInfo) -> Profile | None:
+        e = self.entries.get(info.name)
+        if e and e.get("sha256") == model_checksum(info):
+            return Profile(**e)
+        return None
+
+    def put(self, p: Profile) -> None:
+        self.entries[p.model] = asdict(p)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"machine": self.key, "profiles": self.entries}, indent=2) + "\n")
+        tmp.replace(self.path)
+
+
+def model_checksum(info: ModelInfo) -> str:
+    return info.entry.get("sha256") or sha256(info.path)
+
+
+class SyntheticSource:
+    """An in-memory clip of one repeated frame: the pipeline's cost without decoding."""
+
+    live = False
+    name = "synthetic"
+    fps = 30.0
+
+    def __init__(self, frames: int, size: tuple[int, int] = FRAME_SIZE):
+        rng = np.random.default_rng(0)
+        self.frame = rng.integers(0, 256, (size[1], size[0], 3), np.uint8)
+        self.frame_count, self.frame_size, self.i = frames, size, 0
+
+    def read(self):
+        if self.i >= self.frame_count:
+            return None
+        self.i += 1
+        return self.frame, self.i / self.fps, str(self.i)
+
+    def close(self) -> None:
+        pass
+
+
+def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, frames: int = 60) -> Profile:
+    import datetime as dt
+
+    from .pipeline import Pipeline
+    from .slot import load_slot
+
+    slot = load_slot(info, backend, threads, pool_size=streams + 4)
+    slot.warm_up(3)
+    x = slot.pre(SyntheticSource(1).frame)
+    lat: list[float] = []
+
+    def loop(n: int) -> None:
+        for _ in range(n):
+            t = time.perf_counter()
+            slot.backend.infer(x)
+            lat.append((time.perf_counter() - t) * 1e3)
+
+    workers = [threading.Thread(target=loop, args=(max(1, frames // streams),)) for _ in range(streams)]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    model_fps = len(lat) / (time.perf_counter() - t0)
+    slot.pre.pool.release(x)
+    stats = Pipeline(SyntheticSource(frames), slot, [], streams=streams).run(handle_signals=False)
+    m, e = percentiles(lat), percentiles(stats.latency_ms)
+    return Profile(info.name, model_checksum(info), round(model_fps, 2), round(m["p50"], 3), round(m["p95"], 3),
+                   round(stats.fps, 2), round(e["p50"], 3), round(e["p95"], 3), frames,
+                   dt.datetime.now().astimezone().isoformat(timespec="seconds"))
+
+
+def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads: int, force: bool = False,
+                    frames: int = 60, say=print) -> dict[str, Profile]:
+    """Cached profiles for `infos`, measuring (and saying so) the ones this machine has not seen."""
+    cache = ProfileCache(machine_key(backend, streams, threads))
+    out = {}
+    for info in infos:
+        p = None if force else cache.get(info)
+        if p is None:
+            say(f"rtseg: profiling {info.name} on this machine ({frames} frames; cached afterwards)")
+            p = profile_model(info, backend, streams, threads, frames)
+            cache.put(p)
+        out[info.name] = p
+    return out

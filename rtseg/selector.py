@@ -1,0 +1,140 @@
+"""The speed/accuracy selector: the most accurate model that holds a target frame rate, and keeping it.
+
+`choose` picks at start from measured profiles and the manifest's val accuracy. `Controller` then watches
+the frame rate while running and moves one step along the Pareto front (FPS vs accuracy): down when the
+rate stays under the target (other programs, heat, heavier frames), up when there is lasting headroom.
+Hysteresis (a band between the down and up thresholds), a minimum dwell after each switch and a
+growing wait before retrying a model that just failed keep it from flapping.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .modelinfo import ModelInfo
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    accuracy: float      # val mIoU (seg), mAP@0.5 (det), or their mean (both)
+    fps: float           # measured end-to-end FPS on this machine
+    latency_ms: float    # measured end-to-end p95 latency
+    info: ModelInfo | None = field(default=None, compare=False, hash=False)
+
+
+def accuracy_of(info: ModelInfo, task: str) -> float | None:
+    """The manifest's measured val accuracy for the task; None when the model cannot do it or was not measured."""
+    m = info.entry.get("metrics", {}).get("camvid_val", {})
+    miou, map50 = m.get("miou"), (m.get("detection") or {}).get("map50")
+    if task == "seg":
+        return miou if info.task in ("seg", "segdet") else None
+    if task == "det":
+        return map50 if info.task in ("det", "segdet") else None
+    if task == "both":
+        return (miou + map50) / 2 if info.task == "segdet" and miou is not None and map50 is not None else None
+    raise ValueError(f"unknown task {task!r}")
+
+
+def build_candidates(infos: list[ModelInfo], profiles: dict, task: str) -> list[Candidate]:
+    """Models that can do `task` and have a measured val accuracy, with their measured speed here."""
+    out = []
+    for info in infos:
+        acc = accuracy_of(info, task)
+        p = profiles.get(info.name)
+        if acc is not None and p is not None:
+            out.append(Candidate(info.name, acc, p.e2e_fps, p.e2e_ms_p95, info))
+    return out
+
+
+def pareto_front(candidates: list[Candidate]) -> list[Candidate]:
+    """Candidates no other beats on both FPS and accuracy, from the fastest to the most accurate."""
+    front: list[Candidate] = []
+    for c in sorted(candidates, key=lambda c: (-c.fps, -c.accuracy)):
+        if not front or c.accuracy > front[-1].accuracy:
+            front.append(c)
+    return front
+
+
+def choose(candidates: list[Candidate], target_fps: float, margin: float = 1.1,
+           max_latency_ms: float | None = None) -> tuple[Candidate, str]:
+    """The most accurate candidate with FPS >= target x margin (and latency within the bound), and why.
+
+    When none qualifies: the fastest, with a warning that names the best achievable rate.
+    """
+    if not candidates:
+        raise ValueError("no candidates to choose from")
+    feasible = [c for c in candidates if c.fps >= target_fps * margin
+                and (max_latency_ms is None or c.latency_ms <= max_latency_ms)]
+    if feasible:
+        best = max(feasible, key=lambda c: (c.accuracy, c.fps))
+        return best, (f"{best.name}: the most accurate ({100 * best.accuracy:.1f}) of {len(feasible)} model(s) measured "
+                      f"at >= {target_fps:g} x {margin:g} FPS here ({best.fps:.1f} FPS, p95 {best.latency_ms:.0f} ms)")
+    fastest = max(candidates, key=lambda c: (c.fps, c.accuracy))
+    return fastest, (f"WARNING: no model reaches {target_fps:g} FPS here"
+                     + (f" within {max_latency_ms:g} ms" if max_latency_ms else "")
+                     + f"; using the fastest, {fastest.name}, at {fastest.fps:.1f} FPS")
+
+
+@dataclass
+class ControllerConfig:
+    window_s: float = 1.0      # FPS is measured over this sliding window
+    low: float = 1.0           # step down when FPS < target x low ...
+    down_after_s: float = 1.0  # ... for this long
+    margin: float = 1.15       # step up when the next model is predicted at >= target x margin ...
+    up_after_s: float = 4.0    # ... for this long (doubled after each failed try of that model)
+    min_dwell_s: float = 2.0   # no decision this soon after a switch
+
+
+class Controller:
+    """Decides switches along a ladder (the Pareto front, fastest first) from observed frame times.
+
+    Feed it `observe(rate)` once per output frame, where rate is the measured FPS (files) or the
+    pipeline's capacity (live sources, whose output rate the camera caps); it returns the ladder index
+    to switch to, or None. Call `switched` once the new model is live.
+    """
+
+    def __init__(self, ladder: list[Candidate], index: int, target_fps: float,
+                 config: ControllerConfig | None = None, clock=time.monotonic):
+        self.ladder, self.index, self.target = ladder, index, target_fps
+        self.cfg = config or ControllerConfig()
+        self.clock = clock
+        self.since_switch = clock()
+        self.below_since: float | None = None
+        self.above_since: float | None = None
+        self.failures = [0] * len(ladder)
+        self.pending: int | None = None
+
+    def observe(self, rate: float) -> int | None:
+        now = self.clock()
+        if self.pending is not None or now - self.since_switch < max(self.cfg.min_dwell_s, self.cfg.window_s):
+            return None
+        if rate < self.target * self.cfg.low:
+            self.above_since = None
+            self.below_since = self.below_since if self.below_since is not None else now
+            if now - self.below_since >= self.cfg.down_after_s and self.index > 0:
+                return self._decide(self.index - 1, failed=self.index)
+            return None
+        self.below_since = None
+        if self.index + 1 < len(self.ladder):
+            cur, nxt = self.ladder[self.index], self.ladder[self.index + 1]
+            predicted = rate * nxt.fps / cur.fps
+            if predicted >= self.target * self.cfg.margin:
+                self.above_since = self.above_since if self.above_since is not None else now
+                wait = self.cfg.up_after_s * 2 ** self.failures[self.index + 1]
+                if now - self.above_since >= wait:
+                    return self._decide(self.index + 1)
+            else:
+                self.above_since = None
+        return None
+
+    def _decide(self, index: int, failed: int | None = None) -> int:
+        if failed is not None:
+            self.failures[failed] += 1
+        self.pending = index
+        return index
+
+    def switched(self, index: int) -> None:
+        self.index, self.pending = index, None
+        self.since_switch = self.clock()
+        self.below_since = self.above_since = None
