@@ -5,7 +5,7 @@
 Per repeat, interleaved so machine noise hits all three alike:
   model-only  ONNX Runtime (default threads) on one preprocessed frame in a loop: the ceiling
   end-to-end  `rtseg run VIDEO --no-show --output OUT.mp4`: decode, preprocess, infer, overlay, encode
-  naive       benchmarks/naive_loop.py: the same work in one thread with PyTorch eager
+  naive       rtseg/baselines.py: the same work, one frame at a time, with PyTorch eager
 Reports medians and the ratios end-to-end / model-only (goal >= 0.9) and end-to-end / naive (goal >= 4).
 """
 from __future__ import annotations
@@ -77,7 +77,7 @@ def end_to_end(info, video: str, tmp: Path) -> dict:
 
 def naive(info, video: str, tmp: Path) -> dict:
     weights = info.path.with_name(info.entry["weights"])
-    out = subprocess.run([sys.executable, str(HERE / "naive_loop.py"), "--weights", str(weights), "--video", video,
+    out = subprocess.run([sys.executable, "-m", "rtseg.baselines", "--weights", str(weights), "--video", video,
                           "--output", str(tmp / "naive.mp4")], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -121,7 +121,7 @@ def main() -> None:
           f"| model only: ORT defaults, batch 1, loop (the reference) | {med['model_only']:.1f} | {med['end_to_end'] / med['model_only']:.2f}x |",
           f"| model only: {os.cpu_count()} loops at once, 1 thread each | {med['model_only_streams']:.1f} | {med['end_to_end'] / med['model_only_streams']:.2f}x |",
           f"| **rtseg run, end-to-end** (`--no-show --output`) | **{med['end_to_end']:.1f}** | 1.00x |",
-          f"| naive loop (OpenCV + PyTorch eager, one thread) | {med['naive']:.1f} | {med['end_to_end'] / med['naive']:.2f}x |",
+          f"| naive loop (OpenCV + PyTorch eager, one frame at a time) | {med['naive']:.1f} | {med['end_to_end'] / med['naive']:.2f}x |",
           "", f"- end-to-end / model-only = {result['ratio_e2e_over_model_only']:.2f} (goal >= 0.9: {'met' if ok1 else 'NOT met'})",
           f"- end-to-end / naive = {result['ratio_e2e_over_naive']:.2f} (goal >= 4: {'met' if ok2 else 'NOT met'})",
           "", "Per-stage ms in the median end-to-end run (stages overlap in threads):", "",

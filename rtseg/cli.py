@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from . import __version__
 from .errors import RtsegError
+from .pipeline import inference_layout
 
 
 def _positive_float(text: str) -> float:
@@ -63,21 +63,6 @@ def build_sinks(args, source, info, request_stop):
     return sinks
 
 
-def inference_layout(streams: int | None, threads: int | None, live: bool) -> tuple[int, int]:
-    """How many frames infer in parallel, and threads per frame.
-
-    Files want throughput: several frames at once on a few threads each beats one frame on every core
-    (no waiting on the slowest thread; measured in benchmarks/pipeline_speed.py). Live sources want the
-    newest frame done soonest: one stream on all cores.
-    """
-    cores = os.cpu_count() or 1
-    if streams is None:
-        streams = 1 if live else max(1, min(4, cores))
-    if threads is None:
-        threads = max(1, cores // streams)
-    return streams, threads
-
-
 def shipped_models() -> list:
     from .modelinfo import load_manifest, resolve_model
 
@@ -109,12 +94,14 @@ def cmd_run(args) -> int:
     from .modelinfo import resolve_model
     from .pipeline import Pipeline
     from .slot import load_slot
-    from .sources import PacedSource, open_camera, open_source
+    from .sources import LimitedSource, PacedSource, open_camera, open_source
 
     if (args.source is None) == (args.camera is None):
         raise RtsegError("give either a SOURCE or --camera N")
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     source = open_camera(args.camera) if args.camera is not None else open_source(args.source)
+    if args.frames:
+        source = LimitedSource(source, args.frames)
     if args.realtime and not source.live:
         source = PacedSource(source)
     streams, threads = inference_layout(args.streams, args.threads, source.live)
@@ -254,6 +241,24 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import run_bench, write_results
+    from .modelinfo import resolve_model
+
+    infos = shipped_models() if args.models == "all" else [resolve_model(n) for n in args.models.split(",")]
+    if not infos:
+        raise RtsegError("no models to benchmark")
+    quick = dict(iters=20, reps=1, frames=min(args.frames, 60), eval_images=20) if args.quick else \
+        dict(iters=args.iters, reps=args.reps, frames=args.frames, eval_images=None)
+    rows, env = run_bench(infos, args.backends.split(","), args.data, args.split, args.video, peers=not args.no_peers,
+                          naive=not args.no_naive, progress=not args.quiet, **quick)
+    out = Path(args.out)
+    write_results(rows, env, out, "rtseg " + " ".join(sys.argv[1:]) if argv_is_rtseg() else "rtseg bench")
+    print((out / "bench.md").read_text())
+    print(f"wrote {out}/bench.md, bench.csv, bench.json" + (", bench.png" if (out / "bench.png").exists() else ""))
+    return 0
+
+
 def print_pareto(args) -> int:
     from .profiling import ensure_profiles
     from .selector import build_candidates, pareto_front
@@ -301,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--margin", type=_positive_float, default=1.1, help="with --target-fps: speed margin at start (1.1)")
     r.add_argument("--no-adapt", action="store_true", help="with --target-fps: choose once, never switch")
     r.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
+    r.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
     r.add_argument("--queue-size", type=int, default=2, help="frames buffered between stages (files)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     r.set_defaults(func=cmd_run)
@@ -336,6 +342,22 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--pareto", action="store_true", help="FPS vs accuracy on this machine, Pareto front marked")
     m.add_argument("--task", choices=["seg", "det", "both"], default="seg")
     m.set_defaults(func=cmd_models)
+
+    b = sub.add_parser("bench", help="FPS and mIoU of models x backends, beside the alternatives; tables and a plot")
+    b.add_argument("--models", default="all", help="all, or NAME,NAME,...")
+    b.add_argument("--backends", default="onnxruntime,torch", help="comma-separated (onnxruntime, torch)")
+    b.add_argument("--data", help="CamVid-layout folder to measure accuracy on (default: the manifest's numbers)")
+    b.add_argument("--split", default="val")
+    b.add_argument("--video", default=str(Path(__file__).resolve().parent.parent / "examples" / "camvid_0016E5.mp4"))
+    b.add_argument("--frames", type=int, default=300, help="end-to-end frames per run")
+    b.add_argument("--iters", type=int, default=100, help="model-only inferences per repetition")
+    b.add_argument("--reps", type=int, default=3, help="model-only repetitions (median)")
+    b.add_argument("--no-peers", action="store_true", help="skip torchvision's models")
+    b.add_argument("--no-naive", action="store_true", help="skip the naive loop")
+    b.add_argument("--quick", action="store_true", help="a short run: 1 x 20 inferences, 60 frames, 20 val images")
+    b.add_argument("--out", default="bench-results")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=cmd_bench)
 
     pr = sub.add_parser("profile", help="measure every shipped model's speed on this machine (cached)")
     pr.add_argument("--backend", default="onnxruntime")

@@ -24,7 +24,7 @@ from .preprocess import Preprocessor
 
 
 def evaluate(info: ModelInfo, backend: Backend, data: str, split: str = "val", task: str | None = None,
-             input_size: tuple[int, int] | None = None, progress: bool = True) -> dict:
+             input_size: tuple[int, int] | None = None, progress: bool = True, max_images: int | None = None) -> dict:
     """Segmentation metrics (one confusion matrix, void ignored) and/or box AP (boxes derived from labels).
 
     One forward pass per image serves both, so a multi-task model is measured exactly as it runs.
@@ -36,7 +36,7 @@ def evaluate(info: ModelInfo, backend: Backend, data: str, split: str = "val", t
     if want_seg and info.task == "det":
         raise RtsegError(f"model {info.name} predicts boxes only: use --task det")
     try:
-        pairs = split_pairs(data, split)
+        pairs = split_pairs(data, split)[:max_images]
     except FileNotFoundError as e:
         raise RtsegError(str(e)) from e
     size = input_size or info.input_size

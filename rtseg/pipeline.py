@@ -11,6 +11,7 @@ about one frame per stage whatever the camera's rate.
 """
 from __future__ import annotations
 
+import os
 import queue
 import signal
 import threading
@@ -28,6 +29,21 @@ from .stats import RateMeter, RunStats
 
 _END = object()   # sentinel that flows down the queues after the last frame
 _POLL_S = 0.05    # how often blocked stages look at the abort flag
+
+
+def inference_layout(streams: int | None, threads: int | None, live: bool) -> tuple[int, int]:
+    """How many frames infer in parallel, and threads per frame.
+
+    Files want throughput: several frames at once on a few threads each beats one frame on every core
+    (no waiting on the slowest thread; measured in benchmarks/pipeline_speed.py). Live sources want the
+    newest frame done soonest: one stream on all cores.
+    """
+    cores = os.cpu_count() or 1
+    if streams is None:
+        streams = 1 if live else max(1, min(4, cores))
+    if threads is None:
+        threads = max(1, cores // streams)
+    return streams, threads
 
 
 class NewestSlot:

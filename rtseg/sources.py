@@ -120,6 +120,24 @@ def _quiet_opencv():
         log.setLogLevel(old)
 
 
+class LimitedSource:
+    """The first `n` frames of another source (`--frames N`)."""
+
+    def __init__(self, inner, n: int):
+        self.inner, self.n, self.i = inner, n, 0
+        self.name, self.live, self.fps, self.frame_size = inner.name, inner.live, inner.fps, inner.frame_size
+        self.frame_count = min(n, inner.frame_count) if inner.frame_count else None
+
+    def read(self):
+        if self.i >= self.n:
+            return None
+        self.i += 1
+        return self.inner.read()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class PacedSource:
     """A file played at its own frame rate, as if it were a camera (`--realtime`).
 

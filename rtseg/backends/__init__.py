@@ -23,6 +23,7 @@ class Backend(Protocol):
 # name -> "module:factory"; factories take (model_path, **options) and return a Backend
 _REGISTRY = {
     "onnxruntime": "rtseg.backends.onnxruntime:OnnxRuntimeBackend",
+    "torch": "rtseg.backends.torch:TorchBackend",
 }
 
 

@@ -1,0 +1,47 @@
+"""PyTorch eager backend: the same model from the weights shipped beside its ONNX file (NAME.pt).
+
+For comparisons (`rtseg bench`) and for users who want to stay in PyTorch; the outputs match the ONNX
+graph's (argmax and box decoding included), so the rest of the pipeline cannot tell the difference.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import RtsegError
+
+
+class TorchBackend:
+    def __init__(self, model_path: str | Path, threads: int | None = None, device: str | None = None, **_):
+        try:
+            import torch
+        except ImportError as e:
+            raise RtsegError("the torch backend needs PyTorch: pip install 'rtseg[train]'") from e
+        from ..export import ExportWrapper, output_names
+        from ..models import ModelSpec, build_model
+
+        weights = Path(model_path).with_suffix(".pt")
+        if not weights.exists():
+            raise RtsegError(f"the torch backend needs the PyTorch weights {weights} beside the ONNX file")
+        ck = torch.load(weights, map_location="cpu", weights_only=False)
+        spec = ModelSpec.from_dict(ck["spec"])
+        model = build_model(spec)
+        model.load_state_dict(ck["model"])
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if threads and self.device.type == "cpu":
+            torch.set_num_threads(threads)
+        self.model = ExportWrapper(model, spec.task).eval().to(self.device)
+        self.output_names = output_names(spec.task)
+        self.input_name = "image"
+        self.name = f"torch-{self.device.type}"
+        self._torch = torch
+
+    def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            outs = self.model(torch.from_numpy(image).to(self.device))
+        return {n: o.cpu().numpy() for n, o in zip(self.output_names, outs)}
+
+    def close(self) -> None:
+        self.model = None

@@ -1,0 +1,293 @@
+"""`rtseg bench`: FPS and accuracy of every model x backend, beside what a user would pick instead.
+
+For each of our models on each backend: val mIoU (and mAP for box models), model-only FPS and latency
+(batch 1, warm-up, several repetitions, medians) and end-to-end FPS on a video with per-stage ms. Beside
+them, in the same run and on the same input size and runtime: torchvision's LR-ASPP and DeepLabV3
+MobileNetV3-Large architectures (FPS only: no weights can be downloaded here) and the naive tutorial
+loop. Writes CSV, JSON, a Markdown table and an FPS-vs-mIoU plot with the Pareto front.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .errors import RtsegError
+from .evaluate import cpu_name, evaluate
+from .modelinfo import ModelInfo
+from .stats import percentiles
+
+
+@dataclass
+class BenchRow:
+    model: str
+    kind: str                      # ours | peer | naive
+    backend: str
+    input_size: str
+    params_m: float | None = None
+    gflops: float | None = None
+    miou: float | None = None
+    map50: float | None = None
+    model_fps: float | None = None
+    model_ms_p50: float | None = None
+    model_ms_p95: float | None = None
+    e2e_fps: float | None = None
+    stage_ms: dict = field(default_factory=dict)
+    vs_ours: float | None = None   # e2e FPS / the reference model's e2e FPS (ONNX Runtime), same run
+    pareto: bool = False
+    note: str = ""
+
+
+def measure_model_only(backend, x: np.ndarray, iters: int, reps: int, warmup: int = 10) -> dict:
+    """Median over repetitions of batch-1 throughput; latency percentiles over all inferences."""
+    for _ in range(warmup):
+        backend.infer(x)
+    fps, lat = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            t = time.perf_counter()
+            backend.infer(x)
+            lat.append((time.perf_counter() - t) * 1e3)
+        fps.append(iters / (time.perf_counter() - t0))
+    p = percentiles(lat)
+    return {"fps": statistics.median(fps), "ms_p50": p["p50"], "ms_p95": p["p95"]}
+
+
+def measure_end_to_end(slot, video: str, frames: int, streams: int) -> dict:
+    """The pipeline on the video, overlay written to a temporary mp4 (as `rtseg run --no-show --output`)."""
+    from .pipeline import Pipeline
+    from .sinks import VideoSink
+    from .sources import LimitedSource, open_source
+
+    source = LimitedSource(open_source(video), frames)
+    with tempfile.TemporaryDirectory() as d:
+        sink = VideoSink(Path(d) / "bench.mp4", source.fps or 30.0, source.frame_size)
+        stats = Pipeline(source, slot, [sink], streams=streams).run(handle_signals=False)
+    return {"fps": stats.fps, "stage_ms": {s: round(percentiles(v)["mean"], 3) for s, v in stats.stage_ms.items()}}
+
+
+def pareto_flags(points: list[tuple[float, float]]) -> list[bool]:
+    """For (fps, accuracy) points: True where no other point is at least as fast and strictly more accurate
+    or strictly faster and at least as accurate."""
+    flags = []
+    for i, (f, a) in enumerate(points):
+        dominated = any((f2 >= f and a2 > a) or (f2 > f and a2 >= a) for j, (f2, a2) in enumerate(points) if j != i)
+        flags.append(not dominated)
+    return flags
+
+
+def export_peers(input_size: tuple[int, int], folder: Path) -> list[tuple[str, Path, float, float]]:
+    """torchvision's MobileNetV3-Large segmentation models, 11 classes, no weights, argmax in the graph."""
+    import torch
+    import torchvision
+    import warnings
+
+    class ArgmaxOut(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(x)["out"].argmax(1).to(torch.uint8)
+
+    peers = []
+    for name in ("lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"):
+        model = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None, num_classes=11)
+        if hasattr(model, "aux_classifier"):
+            model.aux_classifier = None
+        path = folder / f"{name}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(ArgmaxOut(model).eval(), (torch.zeros(1, 3, *input_size),), str(path), opset_version=17,
+                              dynamo=False, input_names=["image"], output_names=["mask"])
+        from .export import count_gflops, count_params
+
+        peers.append((f"torchvision {name}", path, count_params(model) / 1e6, count_gflops(model, input_size)))
+    return peers
+
+
+def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, split: str, video: str, frames: int,
+              iters: int, reps: int, peers: bool, naive: bool, eval_images: int | None = None,
+              progress: bool = True) -> tuple[list[BenchRow], dict]:
+    from .backends import load_backend
+    from .pipeline import inference_layout
+    from .slot import ModelSlot, load_slot
+
+    if not Path(video).exists():
+        raise RtsegError(f"no such video: {video}")
+    cores = os.cpu_count() or 1
+    rows: list[BenchRow] = []
+    jobs = [(i, b) for i in infos for b in backends]
+    bar = tqdm(total=len(jobs) + (2 if peers else 0) + (1 if naive else 0), desc="bench", disable=not progress)
+    for info, backend_kind in jobs:
+        h, w = info.input_size
+        row = BenchRow(info.name, "ours", backend_kind, f"{h}x{w}", round(info.entry.get("params", 0) / 1e6, 3) or None,
+                       info.entry.get("gflops"))
+        try:
+            model_backend = load_backend(backend_kind, str(info.path), spin=True) if backend_kind == "onnxruntime" \
+                else load_backend(backend_kind, str(info.path))
+        except RtsegError as e:
+            bar.write(f"skip {info.name} on {backend_kind}: {e}")
+            bar.update(1)
+            continue
+        slot = load_slot(info, backend_kind)
+        if data:
+            r = evaluate(info, slot.backend, data, split, progress=False, max_images=eval_images)
+            row.miou, row.map50 = r.get("miou"), (r.get("detection") or {}).get("map50")
+        else:  # the manifest's numbers, themselves measured by rtseg eval on the shipped file
+            m = info.entry.get("metrics", {}).get("camvid_val", {})
+            row.miou, row.map50 = m.get("miou"), (m.get("detection") or {}).get("map50")
+        x = slot.pre(np.zeros((h, w, 3), np.uint8))
+        m = measure_model_only(model_backend, x, iters, reps)
+        row.model_fps, row.model_ms_p50, row.model_ms_p95 = m["fps"], m["ms_p50"], m["ms_p95"]
+        streams, threads = inference_layout(None, None, live=False) if backend_kind == "onnxruntime" else (1, cores)
+        if backend_kind == "onnxruntime":
+            slot = load_slot(info, backend_kind, threads, pool_size=streams + 4)
+        e = measure_end_to_end(slot, video, frames, streams)
+        row.e2e_fps, row.stage_ms = e["fps"], e["stage_ms"]
+        rows.append(row)
+        bar.update(1)
+    ref = next((r for r in rows if r.kind == "ours" and r.backend == "onnxruntime"), rows[0] if rows else None)
+    if ref is None:
+        raise RtsegError("nothing was measured")
+    ref_info = next(i for i in infos if i.name == ref.model)
+    if peers:
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                for name, path, params_m, gflops in export_peers(ref_info.input_size, Path(d)):
+                    peer_info = ModelInfo(name=name, path=path, input_size=ref_info.input_size)
+                    backend = load_backend("onnxruntime", str(path), spin=True)
+                    slot = load_slot(peer_info, "onnxruntime")
+                    x = slot.pre(np.zeros((*ref_info.input_size, 3), np.uint8))
+                    m = measure_model_only(backend, x, iters, reps)
+                    streams, threads = inference_layout(None, None, live=False)
+                    e = measure_end_to_end(load_slot(peer_info, "onnxruntime", threads, pool_size=streams + 4), video, frames, streams)
+                    rows.append(BenchRow(name, "peer", "onnxruntime", ref.input_size, round(params_m, 3), round(gflops, 3),
+                                         None, None, m["fps"],
+                                         m["ms_p50"], m["ms_p95"], e["fps"], e["stage_ms"],
+                                         note="architecture only: no weights can be downloaded here, so no mIoU"))
+                    bar.update(1)
+        except ImportError:
+            bar.write("peers skipped: they need torchvision (pip install 'rtseg[train]')")
+    if naive and ref_info.entry.get("weights"):
+        from .baselines import naive_loop
+
+        with tempfile.TemporaryDirectory() as d:
+            r = naive_loop(str(ref_info.path.with_name(ref_info.entry["weights"])), video, str(Path(d) / "n.mp4"), frames)
+        rows.append(BenchRow(f"naive loop ({ref.model})", "naive", "torch", ref.input_size, ref.params_m, ref.gflops,
+                             ref.miou, ref.map50, e2e_fps=r["fps"], note="OpenCV read, PyTorch eager, argmax, overlay, write"))
+        bar.update(1)
+    bar.close()
+    for r in rows:
+        r.vs_ours = round(r.e2e_fps / ref.e2e_fps, 3) if r.e2e_fps and ref.e2e_fps else None
+    scored = [r for r in rows if r.kind == "ours" and r.miou is not None and r.e2e_fps]
+    for r, flag in zip(scored, pareto_flags([(r.e2e_fps, r.miou) for r in scored])):
+        r.pareto = flag
+    env = bench_environment(ref.model, video, frames, iters, reps, data, split, eval_images)
+    return rows, env
+
+
+def bench_environment(reference: str, video: str, frames: int, iters: int, reps: int, data, split, eval_images) -> dict:
+    import cv2
+    import onnxruntime
+
+    env = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+           "machine": f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
+           "versions": {"python": platform.python_version(), "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
+                        "numpy": np.__version__},
+           "reference": reference, "video": video, "frames": frames, "model_only": f"{reps} x {iters} inferences, median",
+           "accuracy": (f"{split} split of {data}" + (f", first {eval_images} images only (quick)" if eval_images else ""))
+           if data else "val mIoU from engines/manifest.json (measured by rtseg eval on the shipped files)"}
+    try:
+        import torch
+
+        env["versions"]["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    return env
+
+
+def fmt(v, spec: str = ".1f", scale: float = 1.0) -> str:
+    return "" if v is None else format(v * scale, spec)
+
+
+def write_results(rows: list[BenchRow], env: dict, out: Path, command: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    env = {"command": command, **env}
+    (out / "bench.json").write_text(json.dumps({"environment": env, "rows": [asdict(r) for r in rows]}, indent=2) + "\n")
+    fields = [k for k in asdict(rows[0]) if k != "stage_ms"] + ["stage_ms"]
+    with open(out / "bench.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow(asdict(r) | {"stage_ms": json.dumps(r.stage_ms)})
+    md = [f"# rtseg bench", "", f"- command: `{command}`", f"- date: {env['date']}", f"- machine: {env['machine']}",
+          "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+          f"- model-only: batch 1, {env['model_only']}; end-to-end: `{env['video']}`, {env['frames']} frames, "
+          "overlay written to mp4", f"- accuracy: {env['accuracy'] or 'not measured'}",
+          f"- vs ours: end-to-end FPS / {env['reference']} on ONNX Runtime, same run", "",
+          "| model | backend | input | params (M) | GFLOPs | val mIoU | val mAP@0.5 | model FPS | p50 ms | p95 ms | "
+          "end-to-end FPS | vs ours | Pareto |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
+    for r in rows:
+        md.append(f"| {r.model} | {r.backend} | {r.input_size} | {fmt(r.params_m, '.2f')} | {fmt(r.gflops, '.2f')} | "
+                  f"{fmt(r.miou, '.1f', 100)} | {fmt(r.map50, '.1f', 100)} | {fmt(r.model_fps)} | {fmt(r.model_ms_p50, '.2f')} | "
+                  f"{fmt(r.model_ms_p95, '.2f')} | {fmt(r.e2e_fps)} | {fmt(r.vs_ours, '.2f')}x | {'*' if r.pareto else ''} |")
+    notes = sorted({r.note for r in rows if r.note})
+    md += [""] + [f"- {n}" for n in notes]
+    stages = [r for r in rows if r.stage_ms]
+    if stages:
+        md += ["", "Per-stage mean ms in the end-to-end runs (stages overlap in threads):", "",
+               "| model | backend | " + " | ".join(stages[0].stage_ms) + " |", "|---|---|" + "---:|" * len(stages[0].stage_ms)]
+        md += [f"| {r.model} | {r.backend} | " + " | ".join(f"{v:.2f}" for v in r.stage_ms.values()) + " |" for r in stages]
+    (out / "bench.md").write_text("\n".join(md) + "\n")
+    plot(rows, env, out / "bench.png")
+
+
+def plot(rows: list[BenchRow], env: dict, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ours = [r for r in rows if r.kind == "ours" and r.miou is not None and r.e2e_fps]
+    for backend, marker in (("onnxruntime", "o"), ("torch", "s")):
+        pts = [r for r in ours if r.backend.startswith(backend)]
+        if pts:
+            ax.scatter([r.e2e_fps for r in pts], [100 * r.miou for r in pts], marker=marker, s=50, label=f"rtseg ({backend})")
+            for r in pts:
+                ax.annotate(r.model.replace("mnv2-", ""), (r.e2e_fps, 100 * r.miou), fontsize=7, xytext=(4, 4),
+                            textcoords="offset points")
+    front = sorted((r for r in ours if r.pareto), key=lambda r: r.e2e_fps)
+    if len(front) > 1:
+        ax.plot([r.e2e_fps for r in front], [100 * r.miou for r in front], "k--", lw=1, label="Pareto front")
+    others = [r for r in rows if r.kind != "ours" and r.e2e_fps]
+    if ours and others:
+        y0 = min(100 * r.miou for r in ours) - 3
+        for r in others:
+            ax.axvline(r.e2e_fps, color="grey", lw=0.8, ls=":")
+            ax.annotate(r.model, (r.e2e_fps, y0), rotation=90, fontsize=7, va="bottom", ha="right", color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel("end-to-end FPS (log scale)")
+    ax.set_ylabel("CamVid val mIoU (%)")
+    ax.set_title(f"rtseg: speed vs accuracy\n{env['machine']}, {env['date'][:10]}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True

@@ -1,0 +1,57 @@
+"""rtseg bench on tiny models and a short synthetic clip: rows, files, Pareto marking."""
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from helpers import run_cli, write_clip  # noqa: E402
+
+from rtseg.bench import pareto_flags  # noqa: E402
+from rtseg.export import export_checkpoint  # noqa: E402
+from rtseg.modelinfo import load_manifest, save_manifest  # noqa: E402
+from rtseg.models import ModelSpec, build_model  # noqa: E402
+
+
+def test_pareto_flags_on_known_points():
+    # (fps, accuracy): b dominates d (faster and more accurate); a, b, c trade off; e ties b's accuracy but slower
+    pts = {"a": (200, 0.50), "b": (100, 0.60), "c": (50, 0.70), "d": (80, 0.55), "e": (90, 0.60)}
+    assert dict(zip(pts, pareto_flags(list(pts.values())))) == {"a": True, "b": True, "c": True, "d": False, "e": False}
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path):
+    engines = tmp_path / "engines"
+    for width, head, os_, miou in ((0.35, "lraspp", 32, 0.40), (0.5, "deeplabv3plus", 16, 0.45)):
+        spec = ModelSpec(width=width, head=head, output_stride=os_, input_size=(64, 96))
+        torch.manual_seed(0)
+        ck = tmp_path / f"{spec.name}.pt"
+        torch.save({"model": build_model(spec).state_dict(), "spec": spec.to_dict()}, ck)
+        export_checkpoint(ck, engines, manifest_path=engines / "manifest.json")
+        m = load_manifest(engines / "manifest.json")
+        m["models"][-1]["metrics"] = {"camvid_val": {"miou": miou}}
+        save_manifest(m, engines / "manifest.json")
+    return engines
+
+
+def test_bench_writes_tables_and_plot(tiny_zoo, tmp_path):
+    clip = write_clip(tmp_path / "clip.avi", 20, size=(96, 128))
+    out = tmp_path / "out"
+    env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(tiny_zoo)}
+    res = run_cli("bench", "--video", clip, "--quick", "--frames", "20", "--out", out, "--quiet", env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for f in ("bench.md", "bench.csv", "bench.json", "bench.png"):
+        assert (out / f).stat().st_size > 0
+    data = json.loads((out / "bench.json").read_text())
+    rows = data["rows"]
+    kinds = [(r["kind"], r["backend"]) for r in rows]
+    assert kinds.count(("ours", "onnxruntime")) == 2 and kinds.count(("ours", "torch")) == 2
+    assert kinds.count(("peer", "onnxruntime")) == 2 and ("naive", "torch") in kinds
+    for r in rows:
+        assert r["e2e_fps"] > 0
+    ours = [r for r in rows if r["kind"] == "ours"]
+    assert all(r["model_fps"] > 0 and r["miou"] in (0.40, 0.45) for r in ours)
+    assert rows[0]["vs_ours"] == 1.0  # the reference is the first model on ONNX Runtime
+    assert any(r["pareto"] for r in ours)
+    assert {"command", "date", "machine", "versions"} <= set(data["environment"])
+    assert "| model | backend |" in (out / "bench.md").read_text()
