@@ -212,7 +212,7 @@ def cmd_export(args) -> int:
 
     out_dir = Path(args.out_dir) if args.out_dir else ENGINES_DIR
     manifest = None if args.no_manifest else (Path(args.manifest) if args.manifest else MANIFEST)
-    entry = export_checkpoint(args.checkpoint, out_dir, args.name, manifest, args.set_default, args.trained_on)
+    entry = export_checkpoint(args.checkpoint, out_dir, args.name, manifest, args.set_default, args.trained_on, args.note)
     print(f"wrote {out_dir / entry['file']} ({entry['params'] / 1e6:.2f} M params, {entry['gflops']:.2f} GFLOPs at "
           f"{entry['input_size'][0]}x{entry['input_size'][1]})" + (f" and its entry in {manifest}" if manifest else ""))
     print(f"next: rtseg eval --model {entry['name']} --data DIR --split val --update-manifest")
@@ -336,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--no-manifest", action="store_true")
     x.add_argument("--set-default", action="store_true", help="make it the default model")
     x.add_argument("--trained-on", help="override the recorded training machine")
+    x.add_argument("--note", help="a remark kept with the training record (e.g. which checkpoint this is)")
     x.set_defaults(func=cmd_export)
 
     m = sub.add_parser("models", help="list the shipped models")

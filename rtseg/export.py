@@ -138,7 +138,7 @@ def training_record(ck: dict, checkpoint: Path) -> dict:
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: Path, name: str | None = None, manifest_path: Path | None = None,
-                      set_default: bool = False, trained_on: str | None = None) -> dict:
+                      set_default: bool = False, trained_on: str | None = None, note: str | None = None) -> dict:
     checkpoint = Path(checkpoint)
     model, spec, ck = load_checkpoint(checkpoint)
     name = name or spec.name
@@ -149,6 +149,8 @@ def export_checkpoint(checkpoint: str | Path, out_dir: Path, name: str | None = 
     training = training_record(ck, checkpoint)
     if trained_on:
         training["trained_on"] = trained_on
+    if note:
+        training["note"] = note
     entry = {
         "name": name, "file": onnx_path.name, "weights": weights_path.name, **model_metadata(spec),
         "params": count_params(model), "gflops": round(count_gflops(model, spec.input_size), 3),
