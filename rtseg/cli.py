@@ -94,12 +94,17 @@ def cmd_run(args) -> int:
     from .modelinfo import resolve_model
     from .pipeline import Pipeline
     from .slot import load_slot
-    from .sources import LimitedSource, PacedSource, open_camera, open_source
+    from .sources import LimitedSource, LoopedSource, PacedSource, open_camera, open_source
 
     if (args.source is None) == (args.camera is None):
         raise RtsegError("give either a SOURCE or --camera N")
     say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
     source = open_camera(args.camera) if args.camera is not None else open_source(args.source)
+    if args.loop > 1:
+        if source.live:
+            raise RtsegError("--loop applies to files and images, not to live sources")
+        source.close()
+        source = LoopedSource(lambda: open_source(args.source), args.loop)
     if args.frames:
         source = LimitedSource(source, args.frames)
     if args.realtime and not source.live:
@@ -307,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-adapt", action="store_true", help="with --target-fps: choose once, never switch")
     r.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
     r.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    r.add_argument("--loop", type=int, default=1, metavar="N", help="play a file N times over")
     r.add_argument("--queue-size", type=int, default=2, help="frames buffered between stages (files)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     r.set_defaults(func=cmd_run)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -115,7 +116,8 @@ class JsonLinesSink:
     def write(self, rec: FrameRecord) -> None:
         line = {
             "frame": rec.index,
-            "time": round(rec.source_time, 4),
+            "time": round(rec.source_time, 4),        # stream time (files) or capture wall clock (live)
+            "wall_time": round(time.time(), 4),       # when the result was written
             "model": rec.model,
             "ms": {k: round(v, 3) for k, v in rec.ms.items()},
         }

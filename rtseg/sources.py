@@ -120,6 +120,33 @@ def _quiet_opencv():
         log.setLogLevel(old)
 
 
+class LoopedSource:
+    """A file source played `passes` times over (`--loop N`), frame indices continuing."""
+
+    def __init__(self, open_again, passes: int):
+        self.open_again, self.passes = open_again, passes
+        self.inner = open_again()
+        self.name, self.live, self.fps, self.frame_size = self.inner.name, False, self.inner.fps, self.inner.frame_size
+        self.frame_count = self.inner.frame_count * passes if self.inner.frame_count else None
+        self.done_passes, self.i = 0, 0
+
+    def read(self):
+        got = self.inner.read()
+        while got is None:
+            self.done_passes += 1
+            self.inner.close()
+            if self.done_passes >= self.passes:
+                return None
+            self.inner = self.open_again()
+            got = self.inner.read()
+        self.i += 1
+        frame, _, label = got
+        return frame, (self.i - 1) / (self.fps or 30.0), f"{self.i - 1:06d}" if label.isdigit() else f"{label}_{self.done_passes}"
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class LimitedSource:
     """The first `n` frames of another source (`--frames N`)."""
 

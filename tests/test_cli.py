@@ -54,3 +54,14 @@ def test_models_lists_the_manifest(tiny_model, clip, tmp_path):
     res = run_cli("run", clip, "--no-show", "--json", tmp_path / "f.jsonl", env=env)
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "f.jsonl").read_text().splitlines()[0])["model"] == "tiny"
+
+
+def test_loop_and_frames_limit(tiny_model, clip, tmp_path):
+    js = tmp_path / "f.jsonl"
+    res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--loop", "3", "--json", js)
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(x) for x in js.read_text().splitlines()]
+    assert [d["frame"] for d in lines] == list(range(120))  # 40 frames, 3 times, one numbering
+    assert lines[45]["class_share"]["Tree"] == 1.0            # output 45 is the clip's frame 5 again: class 5
+    res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--frames", "7", "--json", js)
+    assert res.returncode == 0 and len(js.read_text().splitlines()) == 7
