@@ -11,8 +11,12 @@ setup(
     # the shipped models live beside the package; editable installs use them in place
     install_requires=["numpy>=1.24", "opencv-python>=4.8", "onnxruntime>=1.17", "tqdm>=4.60"],
     extras_require={
-        "train": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15"],
-        "dev": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pytest>=7", "matplotlib>=3.7"],
+        # box metrics (rtseg eval --task det)
+        "eval": ["pycocotools>=2.0.7"],
+        # training, export, the PyTorch backend, torchvision's peer models in rtseg bench
+        "train": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7"],
+        "dev": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7",
+                "pytest>=7"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
 )
