@@ -212,15 +212,65 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_checkpoint
     from .modelinfo import ENGINES_DIR, MANIFEST
 
     out_dir = Path(args.out_dir) if args.out_dir else ENGINES_DIR
     manifest = None if args.no_manifest else (Path(args.manifest) if args.manifest else MANIFEST)
+    if args.precision == "int8":
+        return export_int8(args, out_dir, manifest)
+    if not args.checkpoint:
+        raise RtsegError("export needs --checkpoint (FP32 ONNX from training) or --model NAME --precision int8")
+    from .export import export_checkpoint
+
     entry = export_checkpoint(args.checkpoint, out_dir, args.name, manifest, args.set_default, args.trained_on, args.note)
     print(f"wrote {out_dir / entry['file']} ({entry['params'] / 1e6:.2f} M params, {entry['gflops']:.2f} GFLOPs at "
           f"{entry['input_size'][0]}x{entry['input_size'][1]})" + (f" and its entry in {manifest}" if manifest else ""))
     print(f"next: rtseg eval --model {entry['name']} --data DIR --split val --update-manifest")
+    return 0
+
+
+def export_int8(args, out_dir: Path, manifest_path: Path | None) -> int:
+    """INT8 sibling of a shipped FP32 model, kept only if the accuracy gate passes."""
+    from .backends import load_backend
+    from .evaluate import evaluate
+    from .modelinfo import load_manifest, resolve_model, save_manifest, sha256
+    from .quantize import calibration_images, gate, quantize_int8
+
+    if not args.model:
+        raise RtsegError("--precision int8 needs --model NAME (a shipped FP32 model)")
+    if not args.calib_data:
+        raise RtsegError("--precision int8 needs --calib-data DIR (CamVid-layout root or a folder of frames)")
+    info = resolve_model(args.model)
+    name = args.name or f"{info.name}-int8"
+    output = out_dir / f"{name}.onnx"
+    images = calibration_images(args.calib_data, args.calib_images)
+    print(f"calibrating {info.name} on {len(images)} images ({args.calib_method})")
+    quantize_int8(info, output, images, args.calib_method)
+    int8 = resolve_model(str(output))
+    gate_data = args.gate_data or args.calib_data
+    reports = {p: evaluate(i, load_backend("onnxruntime", str(i.path)), gate_data, "val", progress=False)
+               for p, i in (("fp32", info), ("int8", int8))}
+    ok, message = gate(reports["fp32"]["miou"], reports["int8"]["miou"], args.max_drop)
+    print(f"accuracy gate: {message}")
+    if not ok and not args.force:
+        output.unlink()
+        raise RtsegError(f"INT8 refused: {message}; keep FP32, or pass --force to ship it anyway")
+    if manifest_path is not None:
+        manifest = load_manifest(manifest_path)
+        base = next((m for m in manifest["models"] if m["name"] == info.name), info.entry)
+        entry = {**{k: v for k, v in base.items() if k not in ("metrics", "weights")}, "name": name, "file": output.name,
+                 "precision": "int8", "base_model": info.name, "sha256": sha256(output),
+                 "quantization": {"method": f"ONNX Runtime static QDQ, per-channel, {args.calib_method} calibration",
+                                  "calibration_images": len(images), "gate": message,
+                                  "command": "rtseg " + " ".join(sys.argv[1:]) if argv_is_rtseg() else None},
+                 "metrics": {}}
+        r = reports["int8"]
+        entry["metrics"]["camvid_val"] = {k: r[k] for k in ("miou", "pixel_accuracy", "per_class_iou", "images",
+                                                              "input_size", "backend", "machine", "date")} | {
+            "command": f"rtseg eval --model {name} --data {gate_data} --split val"}
+        manifest["models"] = [m for m in manifest["models"] if m["name"] != name] + [entry]
+        save_manifest(manifest, manifest_path)
+    print(f"wrote {output}" + (f" and its entry in {manifest_path}" if manifest_path else ""))
     return 0
 
 
@@ -234,12 +284,12 @@ def cmd_models(args) -> int:
     if not models:
         print(f"no models in {MANIFEST}")
         return 0
-    print(f"{'':2}{'name':<30}{'task':<6}{'input':>9}{'params':>9}{'GFLOPs':>8}{'val mIoU':>10}  trained")
+    print(f"{'':2}{'name':<36}{'task':<7}{'prec':<5}{'input':>9}{'params':>9}{'GFLOPs':>8}{'val mIoU':>10}  trained")
     for m in models:
         miou = m.get("metrics", {}).get("camvid_val", {}).get("miou")
         t = m.get("training", {})
         star = "* " if m["name"] == manifest.get("default") else "  "
-        print(f"{star}{m['name']:<30}{m['task']:<6}{m['input_size'][0]:>4}x{m['input_size'][1]:<4}"
+        print(f"{star}{m['name']:<36}{m['task']:<7}{m.get('precision', 'fp32'):<5}{m['input_size'][0]:>4}x{m['input_size'][1]:<4}"
               f"{m['params'] / 1e6:>8.2f}M{m['gflops']:>8.2f}{'' if miou is None else f'{100 * miou:.1f}':>10}  "
               f"{t.get('epochs', '?')} epochs, {t.get('wall_hours', '?')} h on {t.get('trained_on', '?')}")
     print("* default model")
@@ -335,7 +385,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     x = sub.add_parser("export", help="export a trained checkpoint to ONNX and add it to the manifest")
-    x.add_argument("--checkpoint", required=True, help="best.pt or last.pt from rtseg train")
+    x.add_argument("--checkpoint", help="best.pt or last.pt from rtseg train (FP32 ONNX export)")
+    x.add_argument("--model", help="with --precision int8: the shipped FP32 model to quantize")
+    x.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    x.add_argument("--calib-data", help="int8: CamVid-layout root (its train/ is used) or a folder of frames")
+    x.add_argument("--calib-images", type=int, default=60, help="int8: calibration images (spread over the folder)")
+    x.add_argument("--calib-method", choices=["minmax", "entropy", "percentile"], default="minmax")
+    x.add_argument("--gate-data", help="int8: CamVid-layout root whose val split the gate measures (default: --calib-data)")
+    x.add_argument("--max-drop", type=float, default=1.0, help="int8: largest val mIoU loss accepted, in points")
+    x.add_argument("--force", action="store_true", help="int8: ship even if the gate fails")
     x.add_argument("--name", help="model name (default: derived from the architecture)")
     x.add_argument("--out-dir", help="where the .onnx goes (default: the package's engines/)")
     x.add_argument("--manifest", help="manifest to update (default: engines/manifest.json)")

@@ -1,0 +1,46 @@
+"""INT8 export: calibration, metadata kept, and the accuracy gate's decision."""
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from helpers import run_cli  # noqa: E402
+from test_models import tiny_camvid  # noqa: E402,F401  (fixture)
+
+from rtseg.export import export_checkpoint  # noqa: E402
+from rtseg.models import ModelSpec, build_model  # noqa: E402
+from rtseg.quantize import gate  # noqa: E402
+
+
+def test_gate_decides_on_the_drop():
+    assert gate(0.60, 0.595, 1.0)[0]             # 0.5 points lost: accepted
+    ok, msg = gate(0.60, 0.585, 1.0)             # 1.5 points lost: refused, and the numbers are said
+    assert not ok and "60.00" in msg and "58.50" in msg and "1.50" in msg
+    assert gate(0.60, 0.62, 0.0)[0]              # a gain always passes
+
+
+@pytest.fixture
+def shipped_tiny(tmp_path):
+    spec = ModelSpec(width=0.35, head="lraspp", output_stride=32, input_size=(64, 96))
+    torch.manual_seed(0)
+    torch.save({"model": build_model(spec).state_dict(), "spec": spec.to_dict()}, tmp_path / "ck.pt")
+    engines = tmp_path / "engines"
+    export_checkpoint(tmp_path / "ck.pt", engines, name="tiny", manifest_path=engines / "manifest.json")
+    return engines
+
+
+def test_int8_export_gate_refuses_and_accepts(shipped_tiny, tiny_camvid, tmp_path):  # noqa: F811
+    env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(shipped_tiny)}
+    base = ["export", "--model", "tiny", "--precision", "int8", "--calib-data", tiny_camvid, "--calib-images", "4"]
+    res = run_cli(*base, "--max-drop", "-1", env=env, timeout=300)  # an impossible bound: must refuse
+    assert res.returncode == 1 and "INT8 refused" in res.stderr and "FP32" in res.stderr
+    assert not (shipped_tiny / "tiny-int8.onnx").exists()
+    res = run_cli(*base, "--max-drop", "100", env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    manifest = json.loads((shipped_tiny / "manifest.json").read_text())
+    entry = next(m for m in manifest["models"] if m["name"] == "tiny-int8")
+    assert entry["precision"] == "int8" and entry["base_model"] == "tiny" and "camvid_val" in entry["metrics"]
+    assert "drop" in entry["quantization"]["gate"]
+    res = run_cli("eval", "--model", "tiny-int8", "--data", tiny_camvid, "--quiet", env=env)
+    assert res.returncode == 0 and "tiny-int8" in res.stdout  # metadata survived quantization
