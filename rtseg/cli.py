@@ -1,4 +1,4 @@
-"""The `rtseg` command: run, eval, train, export, models."""
+"""The `rtseg` command: run, eval, train, export, models, profile, bench."""
 from __future__ import annotations
 
 import argparse

@@ -312,7 +312,9 @@ class Pipeline:
         s.frames_by_model[rec.model] = s.frames_by_model.get(rec.model, 0) + 1
         for name, v in rec.ms.items():
             s.stage_ms[name].append(v)
-        s.latency_ms.append((t_done - rec.t_captured) * 1e3 + rec.ms["capture"])
+        # from the frame being available to its results written: decoding counts for files, but a live
+        # source's read() mostly waits for the camera's next frame, which is not latency we add
+        s.latency_ms.append((t_done - rec.t_captured) * 1e3 + (0.0 if self.live else rec.ms["capture"]))
         self.meter.tick(t_done)
 
     # -- run ---------------------------------------------------------------------------------------

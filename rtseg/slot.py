@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends import Backend, load_backend
+from .errors import RtsegError
 from .modelinfo import ModelInfo
 from .postprocess import Postprocessor
 from .preprocess import Preprocessor
@@ -38,9 +39,14 @@ def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None
               input_size: tuple[int, int] | None = None, alpha: float = 0.5, score_threshold: float = 0.3,
               pool_size: int = 8) -> ModelSlot:
     size = input_size or info.input_size
+    loaded = load_backend(backend, str(info.path), threads=threads)
+    static = getattr(loaded, "static_size", lambda: None)()
+    if static and tuple(static) != tuple(size):
+        raise RtsegError(f"model {info.name} only accepts {static[0]}x{static[1]} inputs, not {size[0]}x{size[1]}"
+                         + (" (--input-size)" if input_size else ""))
     return ModelSlot(
         info=info,
-        backend=load_backend(backend, str(info.path), threads=threads),
+        backend=loaded,
         pre=Preprocessor(size, info.mean, info.std, pool_size=pool_size),
         post=Postprocessor(info.palette_rgb, info.classes, alpha, info.det_classes, score_threshold),
     )

@@ -116,3 +116,21 @@ def test_masks_path_is_a_file(tiny_model, clip, tmp_path):
 
 def test_neither_source_nor_camera(tiny_model):
     assert_one_line_error(run_cli("run", "--model", tiny_model, "--no-show"), "SOURCE")
+
+
+def test_input_size_the_model_does_not_accept(tiny_model, clip):
+    res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--input-size", "128x160")
+    assert_one_line_error(res, "only accepts 64x80")
+
+
+def test_model_that_is_not_an_image_model(clip, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "vector.onnx"))
+    assert_one_line_error(run_cli("run", clip, "--model", tmp_path / "vector.onnx", "--no-show"), "not an image batch")

@@ -29,11 +29,23 @@ class OnnxRuntimeBackend:
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_shape = inp.shape
+        channels_ok = len(inp.shape) == 4 and (inp.shape[1] == 3 or not isinstance(inp.shape[1], int))
+        if not channels_ok:
+            raise RtsegError(f"model {model_path} takes input of shape {inp.shape}, not an image batch (N, 3, H, W)")
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.name = "onnxruntime-" + self.session.get_providers()[0].replace("ExecutionProvider", "").lower()
 
+    def static_size(self) -> tuple[int, int] | None:
+        """(H, W) when the model only accepts one input size, None when height and width are dynamic."""
+        h, w = self.input_shape[2:]
+        return (h, w) if isinstance(h, int) and isinstance(w, int) else None
+
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        outs = self.session.run(self.output_names, {self.input_name: image})
+        try:
+            outs = self.session.run(self.output_names, {self.input_name: image})
+        except Exception as e:  # ORT's errors are long C++ traces; the user needs one line
+            first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+            raise RtsegError(f"inference failed: {first[:300]}") from e
         return dict(zip(self.output_names, outs))
 
     def close(self) -> None:
