@@ -6,7 +6,6 @@ a switch never stalls the stream; loaded models are kept, so switching back cost
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from typing import Callable
 

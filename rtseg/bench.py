@@ -122,7 +122,7 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
               progress: bool = True) -> tuple[list[BenchRow], dict]:
     from .backends import load_backend
     from .pipeline import inference_layout
-    from .slot import ModelSlot, load_slot
+    from .slot import load_slot
 
     if not Path(video).exists():
         raise RtsegError(f"no such video: {video}")
@@ -233,7 +233,7 @@ def write_results(rows: list[BenchRow], env: dict, out: Path, command: str) -> N
         w.writeheader()
         for r in rows:
             w.writerow(asdict(r) | {"stage_ms": json.dumps(r.stage_ms)})
-    md = [f"# rtseg bench", "", f"- command: `{command}`", f"- date: {env['date']}", f"- machine: {env['machine']}",
+    md = ["# rtseg bench", "", f"- command: `{command}`", f"- date: {env['date']}", f"- machine: {env['machine']}",
           "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
           f"- model-only: batch 1, {env['model_only']}; end-to-end: `{env['video']}`, {env['frames']} frames, "
           "overlay written to mp4", f"- accuracy: {env['accuracy'] or 'not measured'}",

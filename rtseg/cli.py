@@ -35,7 +35,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 # -- rtseg run ---------------------------------------------------------------------------------------
-def build_sinks(args, source, info, request_stop):
+def build_sinks(args: argparse.Namespace, source, info, request_stop) -> list:
     from .sinks import IMAGE_SUFFIXES, ImageSink, JsonLinesSink, MaskSink, VideoSink, WindowSink, display_available
 
     sinks = []
@@ -69,7 +69,7 @@ def shipped_models() -> list:
     return [resolve_model(m["name"]) for m in load_manifest().get("models", [])]
 
 
-def select_model(args, streams: int, threads: int, say):
+def select_model(args: argparse.Namespace, streams: int, threads: int, say) -> tuple:
     """--target-fps without --model: profile (once per machine), then the most accurate model that holds it."""
     from .profiling import ensure_profiles
     from .selector import build_candidates, choose, pareto_front

@@ -97,7 +97,7 @@ class SyntheticSource:
         self.frame = rng.integers(0, 256, (size[1], size[0], 3), np.uint8)
         self.frame_count, self.frame_size, self.i = frames, size, 0
 
-    def read(self):
+    def read(self) -> tuple[np.ndarray, float, str] | None:
         if self.i >= self.frame_count:
             return None
         self.i += 1

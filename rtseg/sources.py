@@ -130,7 +130,7 @@ class LoopedSource:
         self.frame_count = self.inner.frame_count * passes if self.inner.frame_count else None
         self.done_passes, self.i = 0, 0
 
-    def read(self):
+    def read(self) -> tuple[np.ndarray, float, str] | None:
         got = self.inner.read()
         while got is None:
             self.done_passes += 1
@@ -155,7 +155,7 @@ class LimitedSource:
         self.name, self.live, self.fps, self.frame_size = inner.name, inner.live, inner.fps, inner.frame_size
         self.frame_count = min(n, inner.frame_count) if inner.frame_count else None
 
-    def read(self):
+    def read(self) -> tuple[np.ndarray, float, str] | None:
         if self.i >= self.n:
             return None
         self.i += 1

@@ -75,7 +75,7 @@ class RunStats:
         p = percentiles(self.latency_ms)
         lines.append(f"{'end-to-end':<12}{p['mean']:>9.2f}{p['p50']:>9.2f}{p['p95']:>9.2f}  (capture to sink)")
         if len(self.frames_by_model) > 1 or self.switches:
-            lines.append(f"models: " + ", ".join(f"{m} {n} frames" for m, n in self.frames_by_model.items())
+            lines.append("models: " + ", ".join(f"{m} {n} frames" for m, n in self.frames_by_model.items())
                          + f"; {len(self.switches)} switch(es)")
             lines += [f"  {e['t']:>6.1f}s frame {e['frame']}: {e['direction']} {e['from']} -> {e['to']} "
                       f"({e['rate']:.1f} FPS, target {e['target']:g})" for e in self.switches]

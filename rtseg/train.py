@@ -12,6 +12,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -100,7 +101,7 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def ema_with_warmup(decay: float):
+def ema_with_warmup(decay: float) -> Callable:
     """EMA update whose decay ramps up as (1 + n) / (10 + n): early averages are not stuck at the init."""
 
     @torch.no_grad()

@@ -114,12 +114,9 @@ def test_file_every_frame_in_order_through_the_cli(tiny_model, clip, tmp_path):
     assert "frames in 40, out 40, dropped 0" in res.stderr
 
 
-def test_file_slow_model_drops_nothing():
+def test_file_slow_model_drops_nothing(tiny_model):
     sink = Collect()
-    from helpers import nearest_centre_onnx
-    import tempfile, pathlib
-    model = nearest_centre_onnx(pathlib.Path(tempfile.mkdtemp()) / "m.onnx")
-    stats = make_pipeline(FileLikeSource(30), model, [sink], delay_s=0.01).run(handle_signals=False)
+    stats = make_pipeline(FileLikeSource(30), tiny_model, [sink], delay_s=0.01).run(handle_signals=False)
     assert stats.frames_in == stats.frames_out == 30 and stats.dropped == 0
     assert [r[0] for r in sink.records] == list(range(30))
     assert [r[1] for r in sink.records] == [i % NUM_CLASSES for i in range(30)]

@@ -1,5 +1,4 @@
 """The selector as users rely on it: the right first model, down under load, up with headroom, no flapping."""
-import json
 
 import numpy as np
 import pytest

@@ -55,7 +55,7 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
 def load_split(root: str | Path, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """All RGB images and label maps of a split, in memory (CamVid is small: ~190 MB for train)."""
     pairs = split_pairs(root, split)
-    return [read_image_rgb(i) for i, _ in pairs], [read_label(l) for _, l in pairs]
+    return [read_image_rgb(img) for img, _ in pairs], [read_label(lab) for _, lab in pairs]
 
 
 def class_frequencies(labels: list[np.ndarray], num_classes: int = NUM_CLASSES) -> np.ndarray:

@@ -106,8 +106,9 @@ def _draw_gaussian(hm: np.ndarray, x: int, y: int, r: int) -> None:
     sigma = d / 6
     g = np.exp(-(np.arange(-r, r + 1)[:, None] ** 2 + np.arange(-r, r + 1)[None] ** 2) / (2 * sigma * sigma))
     h, w = hm.shape
-    l, ri, t, b = min(x, r), min(w - x, r + 1), min(y, r), min(h - y, r + 1)
-    np.maximum(hm[y - t:y + b, x - l:x + ri], g[r - t:r + b, r - l:r + ri], out=hm[y - t:y + b, x - l:x + ri])
+    left, right, top, bottom = min(x, r), min(w - x, r + 1), min(y, r), min(h - y, r + 1)
+    window = hm[y - top:y + bottom, x - left:x + right]
+    np.maximum(window, g[r - top:r + bottom, r - left:r + right], out=window)
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
