@@ -24,7 +24,7 @@ class AdaptiveRunner:
         self.clock = controller.clock
         self.meter = RateMeter(controller.cfg.window_s)
         self.infer_ms: deque[float] = deque(maxlen=30)
-        self.slots: dict[str, ModelSlot] = {pipeline.slot.name: pipeline.slot}
+        self.slots: dict[str, ModelSlot] = {pipeline.slot.name: pipeline.slot}  # by variant name
         self.switches: list[dict] = []
         self.t0 = self.clock()
 

@@ -87,7 +87,7 @@ def select_model(args: argparse.Namespace, streams: int, threads: int, say) -> t
     ladder = pareto_front(candidates)
     if choice not in ladder:  # only when the latency bound removed a faster model: keep the choice reachable
         ladder = sorted(set(ladder) | {choice}, key=lambda c: -c.fps)
-    return choice.info, ladder, ladder.index(choice)
+    return choice, ladder, ladder.index(choice)
 
 
 def cmd_run(args) -> int:
@@ -110,17 +110,18 @@ def cmd_run(args) -> int:
     if args.realtime and not source.live:
         source = PacedSource(source)
     streams, threads = inference_layout(args.streams, args.threads, source.live)
-    ladder = None
+    ladder, size = None, args.input_size
     if args.target_fps and not args.model:
-        info, ladder, index = select_model(args, streams, threads, say)
+        choice, ladder, index = select_model(args, streams, threads, say)
+        info, size = choice.info, choice.input_size
     else:
         info = resolve_model(args.model)
 
-    def load(i):
-        return load_slot(i, args.backend, threads, args.input_size, args.alpha, args.score_threshold,
+    def load(i, input_size):
+        return load_slot(i, args.backend, threads, input_size, args.alpha, args.score_threshold,
                          pool_size=args.queue_size + streams + 2)
 
-    slot = load(info)
+    slot = load(info, size)
     pipeline: Pipeline | None = None
     sinks = build_sinks(args, source, info, lambda: pipeline and pipeline.stop())
     if not sinks:
@@ -131,11 +132,11 @@ def cmd_run(args) -> int:
         from .adaptive import AdaptiveRunner
         from .selector import Controller
 
-        runner = AdaptiveRunner(pipeline, Controller(ladder, index, args.target_fps), lambda c: load(c.info),
+        runner = AdaptiveRunner(pipeline, Controller(ladder, index, args.target_fps), lambda c: load(c.info, c.input_size),
                                 live=source.live, streams=streams, say=say)
         pipeline.on_frame = runner.on_frame
     kind = "live" if source.live else f"{source.frame_count or '?'} frames"
-    say(f"rtseg: {info.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}, {streams} stream(s) x "
+    say(f"rtseg: {slot.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}, {streams} stream(s) x "
         f"{threads} thread(s)) on {source.name} ({kind})")
     stats = pipeline.run()
     if runner:
@@ -147,7 +148,7 @@ def cmd_run(args) -> int:
     if stats.skipped_inputs:
         say(f"unreadable inputs skipped: {', '.join(stats.skipped_inputs[:5])}" + (" ..." if len(stats.skipped_inputs) > 5 else ""))
     if args.stats:
-        d = stats.to_dict() | {"model": info.name, "backend": slot.backend.name, "input_size": [slot.pre.height, slot.pre.width],
+        d = stats.to_dict() | {"model": slot.name, "backend": slot.backend.name, "input_size": [slot.pre.height, slot.pre.width],
                                "source": source.name, "streams": streams, "threads": threads, "target_fps": args.target_fps}
         Path(args.stats).write_text(json.dumps(d, indent=2) + "\n")
     # like a shell: 128 + signal number when Ctrl-C (130) or SIGTERM (143) stopped the run
@@ -173,7 +174,7 @@ def cmd_profile(args) -> int:
 def cmd_eval(args) -> int:
     from .backends import load_backend
     from .evaluate import evaluate, format_report
-    from .modelinfo import MANIFEST, load_manifest, resolve_model, save_manifest
+    from .modelinfo import MANIFEST, load_manifest, metrics_key, resolve_model, save_manifest
 
     info = resolve_model(args.model)
     backend = load_backend(args.backend, str(info.path), threads=args.threads)
@@ -187,14 +188,14 @@ def cmd_eval(args) -> int:
         entry = next((m for m in manifest.get("models", []) if m["name"] == args.model), None)
         if entry is None:
             raise RtsegError(f"--update-manifest needs a model name from {MANIFEST}, got {args.model!r}")
-        if args.input_size:
-            raise RtsegError("--update-manifest records the model at its own input size: drop --input-size")
         keep = ("miou", "pixel_accuracy", "per_class_iou", "detection", "images", "input_size", "backend", "machine", "date")
-        entry.setdefault("metrics", {})[f"camvid_{args.split}"] = {k: report[k] for k in keep if k in report} | {
+        key = metrics_key(args.split, args.input_size, info)
+        entry.setdefault("metrics", {})[key] = {k: report[k] for k in keep if k in report} | {
             "command": f"rtseg eval --model {args.model} --data {args.data} --split {args.split}"
-                       + (f" --task {args.task}" if args.task else "")}
+                       + (f" --task {args.task}" if args.task else "")
+                       + (f" --input-size {args.input_size[0]}x{args.input_size[1]}" if key != f"camvid_{args.split}" else "")}
         save_manifest(manifest)
-        print(f"updated {MANIFEST}: {args.model} camvid_{args.split}")
+        print(f"updated {MANIFEST}: {args.model} {key}")
     return 0
 
 

@@ -114,3 +114,29 @@ def resolve_model(name_or_path: str | None, manifest_path: Path = MANIFEST) -> M
         return _from_onnx(path)
     known = ", ".join(sorted(models)) or "none"
     raise RtsegError(f"unknown model '{name_or_path}' (shipped models: {known}; or pass a path to an .onnx file)")
+
+
+def metrics_key(split: str, size: tuple[int, int] | None, info: ModelInfo) -> str:
+    """Manifest key of a measurement: `camvid_val` at the model's own size, `camvid_val@HxW` at another."""
+    if size is None or tuple(size) == tuple(info.input_size):
+        return f"camvid_{split}"
+    return f"camvid_{split}@{size[0]}x{size[1]}"
+
+
+def variant_name(info: ModelInfo, size: tuple[int, int] | None) -> str:
+    """How a model run at `size` is named in profiles, the selector and the JSON lines."""
+    if size is None or tuple(size) == tuple(info.input_size):
+        return info.name
+    return f"{info.name}@{size[0]}x{size[1]}"
+
+
+def measured_sizes(info: ModelInfo, split: str = "val") -> list[tuple[int, int]]:
+    """Input sizes at which the manifest holds a measured accuracy for this model (its own size first)."""
+    sizes = []
+    for key in info.entry.get("metrics", {}):
+        if key == f"camvid_{split}":
+            sizes.insert(0, tuple(info.input_size))
+        elif key.startswith(f"camvid_{split}@"):
+            h, w = key.split("@")[1].split("x")
+            sizes.append((int(h), int(w)))
+    return sizes

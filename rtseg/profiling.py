@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .modelinfo import ModelInfo, sha256
+from .modelinfo import ModelInfo, measured_sizes, sha256, variant_name
 from .stats import percentiles
 
 FRAME_SIZE = (640, 480)  # (width, height) of the synthetic end-to-end clip
@@ -67,8 +67,8 @@ class ProfileCache:
             except (json.JSONDecodeError, OSError):
                 self.entries = {}  # a damaged cache is only a cache: measure again
 
-    def get(self, info: ModelInfo) -> Profile | None:
-        e = self.entries.get(info.name)
+    def get(self, info: ModelInfo, size: tuple[int, int] | None = None) -> Profile | None:
+        e = self.entries.get(variant_name(info, size))
         if e and e.get("sha256") == model_checksum(info):
             return Profile(**e)
         return None
@@ -107,13 +107,14 @@ class SyntheticSource:
         pass
 
 
-def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, frames: int = 60) -> Profile:
+def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, frames: int = 60,
+                  size: tuple[int, int] | None = None) -> Profile:
     import datetime as dt
 
     from .pipeline import Pipeline
     from .slot import load_slot
 
-    slot = load_slot(info, backend, threads, pool_size=streams + 4)
+    slot = load_slot(info, backend, threads, input_size=size, pool_size=streams + 4)
     slot.warm_up(3)
     x = slot.pre(SyntheticSource(1).frame)
     lat: list[float] = []
@@ -134,21 +135,24 @@ def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, fra
     slot.pre.pool.release(x)
     stats = Pipeline(SyntheticSource(frames), slot, [], streams=streams).run(handle_signals=False)
     m, e = percentiles(lat), percentiles(stats.latency_ms)
-    return Profile(info.name, model_checksum(info), round(model_fps, 2), round(m["p50"], 3), round(m["p95"], 3),
+    return Profile(slot.name, model_checksum(info), round(model_fps, 2), round(m["p50"], 3), round(m["p95"], 3),
                    round(stats.fps, 2), round(e["p50"], 3), round(e["p95"], 3), frames,
                    dt.datetime.now().astimezone().isoformat(timespec="seconds"))
 
 
 def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads: int, force: bool = False,
                     frames: int = 60, say=print) -> dict[str, Profile]:
-    """Cached profiles for `infos`, measuring (and saying so) the ones this machine has not seen."""
+    """Cached profiles of every model at every input size it has a measured accuracy for (at least its own),
+    measuring (and saying so) the ones this machine has not seen. Keyed by variant name."""
     cache = ProfileCache(machine_key(backend, streams, threads))
     out = {}
     for info in infos:
-        p = None if force else cache.get(info)
-        if p is None:
-            say(f"rtseg: profiling {info.name} on this machine ({frames} frames; cached afterwards)")
-            p = profile_model(info, backend, streams, threads, frames)
-            cache.put(p)
-        out[info.name] = p
+        for size in measured_sizes(info) or [tuple(info.input_size)]:
+            name = variant_name(info, size)
+            p = None if force else cache.get(info, size)
+            if p is None:
+                say(f"rtseg: profiling {name} on this machine ({frames} frames; cached afterwards)")
+                p = profile_model(info, backend, streams, threads, frames, size)
+                cache.put(p)
+            out[name] = p
     return out

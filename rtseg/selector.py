@@ -11,21 +11,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .modelinfo import ModelInfo
+from .modelinfo import ModelInfo, measured_sizes, metrics_key, variant_name
 
 
 @dataclass(frozen=True)
 class Candidate:
-    name: str
-    accuracy: float      # val mIoU (seg), mAP@0.5 (det), or their mean (both)
+    name: str            # model name, with @HxW when run at another size than its own
+    accuracy: float      # val mIoU (seg), mAP@0.5 (det), or their mean (both), measured at that size
     fps: float           # measured end-to-end FPS on this machine
     latency_ms: float    # measured end-to-end p95 latency
     info: ModelInfo | None = field(default=None, compare=False, hash=False)
+    input_size: tuple[int, int] | None = field(default=None, compare=False, hash=False)
 
 
-def accuracy_of(info: ModelInfo, task: str) -> float | None:
-    """The manifest's measured val accuracy for the task; None when the model cannot do it or was not measured."""
-    m = info.entry.get("metrics", {}).get("camvid_val", {})
+def accuracy_of(info: ModelInfo, task: str, size: tuple[int, int] | None = None) -> float | None:
+    """The manifest's measured val accuracy for the task at that input size; None when the model cannot do
+    the task or was not measured there."""
+    m = info.entry.get("metrics", {}).get(metrics_key("val", size, info), {})
     miou, map50 = m.get("miou"), (m.get("detection") or {}).get("map50")
     if task == "seg":
         return miou if info.task in ("seg", "segdet") else None
@@ -37,13 +39,14 @@ def accuracy_of(info: ModelInfo, task: str) -> float | None:
 
 
 def build_candidates(infos: list[ModelInfo], profiles: dict, task: str) -> list[Candidate]:
-    """Models that can do `task` and have a measured val accuracy, with their measured speed here."""
+    """Every model x input size that can do `task` with a measured val accuracy, with its speed here."""
     out = []
     for info in infos:
-        acc = accuracy_of(info, task)
-        p = profiles.get(info.name)
-        if acc is not None and p is not None:
-            out.append(Candidate(info.name, acc, p.e2e_fps, p.e2e_ms_p95, info))
+        for size in measured_sizes(info):
+            acc = accuracy_of(info, task, size)
+            p = profiles.get(variant_name(info, size))
+            if acc is not None and p is not None:
+                out.append(Candidate(variant_name(info, size), acc, p.e2e_fps, p.e2e_ms_p95, info, size))
     return out
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .backends import Backend, load_backend
 from .errors import RtsegError
-from .modelinfo import ModelInfo
+from .modelinfo import ModelInfo, variant_name
 from .postprocess import Postprocessor
 from .preprocess import Preprocessor
 
@@ -26,7 +26,7 @@ class ModelSlot:
 
     @property
     def name(self) -> str:
-        return self.info.name
+        return variant_name(self.info, (self.pre.height, self.pre.width))
 
     def warm_up(self, runs: int = 2) -> None:
         """First inferences allocate and plan; do them before the slot meets real frames."""

@@ -78,3 +78,25 @@ def run_cli(*args: str, timeout: float = 120, **kw):
 
     return subprocess.run([sys.executable, "-m", "rtseg", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, **kw)
+
+
+def make_tiny_zoo(engines: Path) -> Path:
+    """Two tiny untrained models exported with manifest entries (val mIoU 40 and 45, as if measured)."""
+    import torch
+
+    from rtseg.export import export_checkpoint
+    from rtseg.modelinfo import load_manifest, save_manifest
+    from rtseg.models import ModelSpec, build_model
+
+    for width, head, os_, miou in ((0.35, "lraspp", 32, 0.40), (0.5, "deeplabv3plus", 16, 0.45)):
+        spec = ModelSpec(width=width, head=head, output_stride=os_, input_size=(64, 96))
+        torch.manual_seed(0)
+        engines.mkdir(parents=True, exist_ok=True)
+        ck = engines / f"{spec.name}.ckpt"
+        torch.save({"model": build_model(spec).state_dict(), "spec": spec.to_dict()}, ck)
+        export_checkpoint(ck, engines, manifest_path=engines / "manifest.json")
+        ck.unlink()
+        m = load_manifest(engines / "manifest.json")
+        m["models"][-1]["metrics"] = {"camvid_val": {"miou": miou}}
+        save_manifest(m, engines / "manifest.json")
+    return engines

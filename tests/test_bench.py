@@ -5,12 +5,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import run_cli, write_clip  # noqa: E402
+from helpers import make_tiny_zoo, run_cli, write_clip  # noqa: E402
 
 from rtseg.bench import pareto_flags  # noqa: E402
-from rtseg.export import export_checkpoint  # noqa: E402
-from rtseg.modelinfo import load_manifest, save_manifest  # noqa: E402
-from rtseg.models import ModelSpec, build_model  # noqa: E402
 
 
 def test_pareto_flags_on_known_points():
@@ -21,17 +18,7 @@ def test_pareto_flags_on_known_points():
 
 @pytest.fixture
 def tiny_zoo(tmp_path):
-    engines = tmp_path / "engines"
-    for width, head, os_, miou in ((0.35, "lraspp", 32, 0.40), (0.5, "deeplabv3plus", 16, 0.45)):
-        spec = ModelSpec(width=width, head=head, output_stride=os_, input_size=(64, 96))
-        torch.manual_seed(0)
-        ck = tmp_path / f"{spec.name}.pt"
-        torch.save({"model": build_model(spec).state_dict(), "spec": spec.to_dict()}, ck)
-        export_checkpoint(ck, engines, manifest_path=engines / "manifest.json")
-        m = load_manifest(engines / "manifest.json")
-        m["models"][-1]["metrics"] = {"camvid_val": {"miou": miou}}
-        save_manifest(m, engines / "manifest.json")
-    return engines
+    return make_tiny_zoo(tmp_path / "engines")
 
 
 def test_bench_writes_tables_and_plot(tiny_zoo, tmp_path):

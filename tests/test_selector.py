@@ -1,5 +1,7 @@
 """The selector as users rely on it: the right first model, down under load, up with headroom, no flapping."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -127,3 +129,28 @@ def test_switching_inside_a_running_pipeline(tmp_path):
     assert [r[1] for r in sink.records] == [i % 11 for i in range(400)]
     assert [(e["from"], e["to"], e["direction"]) for e in runner.switches] == [("slow", "fast", "down")]
     assert stats.frames_by_model["fast"] > 0 and stats.frames_by_model["slow"] > 0
+
+
+def test_target_fps_selects_profiles_once_and_reports(tmp_path):
+    pytest.importorskip("torch")
+    from helpers import make_tiny_zoo, run_cli, write_clip
+
+    from rtseg.modelinfo import load_manifest, save_manifest
+
+    engines = make_tiny_zoo(tmp_path / "engines")
+    m = load_manifest(engines / "manifest.json")
+    m["models"][1]["metrics"]["camvid_val@48x64"] = {"miou": 0.42}  # the bigger model, run smaller
+    save_manifest(m, engines / "manifest.json")
+    env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(engines), "RTSEG_CACHE_DIR": str(tmp_path / "cache")}
+    clip = write_clip(tmp_path / "c.avi", 30, size=(96, 128))
+    stats = tmp_path / "s.json"
+    res = run_cli("run", clip, "--target-fps", "1", "--no-show", "--stats", stats, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stderr.count("profiling") == 3  # two models at their size, one at 48x64
+    assert "selector: mnv2-050-dlv3p-os16-64x96: the most accurate" in res.stderr  # 45 mIoU beats 42 and 40
+    assert json.loads(stats.read_text())["model"] == "mnv2-050-dlv3p-os16-64x96"
+    res = run_cli("run", clip, "--target-fps", "1e6", "--no-show", "--stats", stats, env=env, timeout=300)
+    assert res.returncode == 0 and "profiling" not in res.stderr  # cached
+    assert "WARNING: no model reaches" in res.stderr
+    res = run_cli("models", "--pareto", env=env)
+    assert res.returncode == 0 and "mnv2-050-dlv3p-os16-64x96@48x64" in res.stdout
