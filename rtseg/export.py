@@ -123,7 +123,7 @@ def training_record(ck: dict, checkpoint: Path) -> dict:
         rows = list(csv.DictReader(open(log)))
         record["epochs"] = len(rows)
         record["wall_hours"] = round(sum(float(r["epoch_seconds"]) for r in rows) / 3600, 2)
-        if rows and "cpu_seconds" in rows[0]:
+        if rows and all(r.get("cpu_seconds") for r in rows):  # older logs did not count CPU time
             record["cpu_hours"] = round(sum(float(r["cpu_seconds"]) for r in rows) / 3600, 2)
     skip = {"out", "resume", "func", "command", "max_steps"}
     parts = ["rtseg train"]

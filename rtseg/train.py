@@ -229,12 +229,15 @@ def train(args: argparse.Namespace) -> Path:
         print(f"resumed from {last_ckpt} at epoch {start_epoch}, best val score {best:.4f}")
 
     log_path = run_dir / "log.csv"
-    new_log = not log_path.exists() or start_epoch == 0
-    log = open(log_path, "w" if new_log else "a", newline="")
+    columns = ["epoch", "step", "lr", "train_loss", "val_miou", "val_pixel_acc", "val_map50", "epoch_seconds", "cpu_seconds"]
+    kept = []
+    if start_epoch > 0 and log_path.exists():  # resuming: keep the epochs already logged, in today's columns
+        kept = [r for r in csv.DictReader(open(log_path)) if int(r["epoch"]) <= start_epoch]
+    log = open(log_path, "w", newline="")
     writer = csv.writer(log)
-    if new_log:
-        writer.writerow(["epoch", "step", "lr", "train_loss", "val_miou", "val_pixel_acc", "val_map50", "epoch_seconds",
-                         "cpu_seconds"])
+    writer.writerow(columns)
+    for r in kept:
+        writer.writerow([r.get(c, "") for c in columns])
     print(f"training {spec.name} on {device} (amp={amp_dtype}), {len(train_imgs)} train / {len(val_imgs)} val images, "
           f"{args.epochs} epochs x {steps_per_epoch} steps, logging to {log_path}")
 
