@@ -25,7 +25,8 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, header_markdown  # noqa: E402
 
-from rtseg.modelinfo import load_manifest  # noqa: E402
+from rtseg.modelinfo import load_manifest, measured_sizes, resolve_model, variant_name  # noqa: E402
+from rtseg.selector import accuracy_of  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BUSY = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
@@ -104,9 +105,16 @@ def main() -> None:
     p.add_argument("--out", default=str(HERE / "results"))
     args = p.parse_args()
     env = environment()
-    manifest = load_manifest()
-    miou = {m["name"]: m["metrics"]["camvid_val"]["miou"] for m in manifest["models"]
-            if m["task"] in ("seg", "segdet") and "camvid_val" in m.get("metrics", {})}
+    # the selector's candidates: every segmentation model at every input size with a measured val mIoU
+    miou, size_of = {}, {}
+    for m in load_manifest()["models"]:
+        if m["task"] not in ("seg", "segdet"):
+            continue
+        info = resolve_model(m["name"])
+        for size in measured_sizes(info):
+            name = variant_name(info, size)
+            miou[name] = accuracy_of(info, "seg", size)
+            size_of[name] = (m["name"], size)
     targets = [float(t) for t in args.targets.split(",")]
     result = {"environment": env, "models": miou, "fixed": {}, "runs": []}
     with tempfile.TemporaryDirectory() as d:
@@ -115,7 +123,9 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "rtseg", "profile"], check=True, capture_output=True)
         # 1. each model alone, quiet and loaded: what the oracle knows
         for name in miou:
-            base = [args.video, "--model", name, "--loop", str(args.loop), "--frames", str(args.calib_frames)]
+            model, (h, w) = size_of[name]
+            base = [args.video, "--model", model, "--input-size", f"{h}x{w}", "--loop", str(args.loop),
+                    "--frames", str(args.calib_frames)]
             quiet = rtseg_run(base, tmp)["stats"]["fps"]
             loaded = rtseg_run(base, tmp, Load(args.load_procs))["stats"]["fps"]
             result["fixed"][name] = {"fps_quiet": quiet, "fps_loaded": loaded}

@@ -1,8 +1,9 @@
 """The speed/accuracy selector: the most accurate model that holds a target frame rate, and keeping it.
 
 `choose` picks at start from measured profiles and the manifest's val accuracy. `Controller` then watches
-the frame rate while running and moves one step along the Pareto front (FPS vs accuracy): down when the
-rate stays under the target (other programs, heat, heavier frames), up when there is lasting headroom.
+the frame rate while running and moves along the Pareto front (FPS vs accuracy): down when the rate
+stays under the target (other programs, heat, heavier frames), straight to the rung predicted to hold it,
+and up one rung at a time when there is lasting headroom.
 Hysteresis (a band between the down and up thresholds), a minimum dwell after each switch and a
 growing wait before retrying a model that just failed keep it from flapping.
 """
@@ -83,10 +84,11 @@ def choose(candidates: list[Candidate], target_fps: float, margin: float = 1.1,
 class ControllerConfig:
     window_s: float = 1.0      # FPS is measured over this sliding window
     low: float = 1.0           # step down when FPS < target x low ...
-    down_after_s: float = 1.0  # ... for this long
-    margin: float = 1.15       # step up when the next model is predicted at >= target x margin ...
-    up_after_s: float = 4.0    # ... for this long (doubled after each failed try of that model)
-    min_dwell_s: float = 2.0   # no decision this soon after a switch
+    down_after_s: float = 0.5  # ... for this long, to the most accurate rung predicted at >= target x down_margin
+    down_margin: float = 1.05
+    margin: float = 1.15       # step up one rung when it is predicted at >= target x margin ...
+    up_after_s: float = 4.0    # ... for this long (doubled after each failed try of that rung)
+    min_dwell_s: float = 1.5   # no decision this soon after a switch
 
 
 class Controller:
@@ -116,7 +118,7 @@ class Controller:
             self.above_since = None
             self.below_since = self.below_since if self.below_since is not None else now
             if now - self.below_since >= self.cfg.down_after_s and self.index > 0:
-                return self._decide(self.index - 1, failed=self.index)
+                return self._decide(self._rung_below(rate), failed=self.index)
             return None
         self.below_since = None
         if self.index + 1 < len(self.ladder):
@@ -130,6 +132,16 @@ class Controller:
             else:
                 self.above_since = None
         return None
+
+    def _rung_below(self, rate: float) -> int:
+        """The most accurate lower rung whose predicted rate (measured x profiled speed ratio) holds the
+        target with a small margin; the fastest when none does. Far short of target, this skips rungs
+        that would fail too, instead of spending a dwell on each."""
+        cur = self.ladder[self.index]
+        for j in range(self.index - 1, -1, -1):
+            if rate * self.ladder[j].fps / cur.fps >= self.target * self.cfg.down_margin:
+                return j
+        return 0
 
     def _decide(self, index: int, failed: int | None = None) -> int:
         if failed is not None:

@@ -68,7 +68,7 @@ def test_steps_down_under_load_and_then_holds_the_target():
     clock = FakeClock()
     c = Controller(LADDER, 1, target_fps=30, clock=clock)
     events = simulate(c, clock, machine(load_from=10), 40)
-    assert events[0][1:] == ("mid", "fast") and 10 < events[0][0] < 10 + 1.5
+    assert events[0][1:] == ("mid", "fast") and 10 < events[0][0] < 10 + 1.0
     assert LADDER[c.index] is FAST and len(events) == 1  # 100 x 0.4 = 40 >= 30: stays, never tries mid again
 
 
@@ -88,6 +88,16 @@ def test_noise_around_the_target_does_not_flap():
     # mid at 45 +- 8 FPS in short bursts: dips under 40 never last the 1 s it takes to step down
     noisy = lambda t, m: m.fps * 0.9 + 8 * np.sin(t * 2 * np.pi / 0.6) + rng.normal(0, 1)  # noqa: E731
     assert simulate(c, clock, noisy, 60) == []
+
+
+def test_far_below_target_it_skips_rungs_that_would_fail_too():
+    clock = FakeClock()
+    c = Controller(LADDER, 2, target_fps=40, clock=clock)  # slow at 25: mid (50) holds 40, fast too
+    events = simulate(c, clock, machine(), 10)
+    assert events[0][1:] == ("slow", "mid")                # the most accurate that holds it, in one move
+    clock2 = FakeClock()
+    c2 = Controller(LADDER, 2, target_fps=60, clock=clock2)  # only fast (100) holds 60: straight there
+    assert simulate(c2, clock2, machine(), 10)[0][1:] == ("slow", "fast")
 
 
 def test_a_model_that_misses_the_target_is_not_kept():
