@@ -15,6 +15,9 @@ setup(
         "eval": ["pycocotools>=2.0.7"],
         # training, export, the PyTorch backend, torchvision's peer models in rtseg bench
         "train": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7"],
+        # NVIDIA GPUs: TensorRT engines (rtseg export --format engine, --backend tensorrt); PyTorch holds the
+        # device buffers and streams (install a CUDA build of torch 2.14.1 on GPU machines)
+        "tensorrt": ["tensorrt>=10.0", "torch==2.14.1"],
         "dev": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7",
                 "pytest>=7"],
     },

@@ -34,6 +34,19 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
+def resolve_backend_arg(args: argparse.Namespace, say) -> None:
+    """`--backend auto` becomes a concrete backend here, once, and the choice is said with its reason."""
+    from .backends.choice import resolve_backend
+
+    args.backend, why = resolve_backend(args.backend)
+    if why:
+        say(f"rtseg: backend: {why}")
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    return {"precision": args.precision} if args.backend == "tensorrt" else {}
+
+
 # -- rtseg run ---------------------------------------------------------------------------------------
 def build_sinks(args: argparse.Namespace, source, info, request_stop) -> list:
     from .sinks import IMAGE_SUFFIXES, ImageSink, JsonLinesSink, MaskSink, VideoSink, WindowSink, display_available
@@ -110,6 +123,7 @@ def cmd_run(args) -> int:
     if args.realtime and not source.live:
         source = PacedSource(source)
     streams, threads = inference_layout(args.streams, args.threads, source.live)
+    resolve_backend_arg(args, say)
     ladder, size = None, args.input_size
     if args.target_fps and not args.model:
         choice, ladder, index = select_model(args, streams, threads, say)
@@ -119,7 +133,7 @@ def cmd_run(args) -> int:
 
     def load(i, input_size):
         return load_slot(i, args.backend, threads, input_size, args.alpha, args.score_threshold,
-                         pool_size=args.queue_size + streams + 2)
+                         pool_size=args.queue_size + streams + 2, **backend_options(args))
 
     slot = load(info, size)
     pipeline: Pipeline | None = None
@@ -160,6 +174,7 @@ def cmd_profile(args) -> int:
     from .profiling import ensure_profiles, machine_key
 
     streams, threads = inference_layout(args.streams, args.threads, live=args.live)
+    resolve_backend_arg(args, print)
     infos = shipped_models() if args.models == "all" else [resolve_model(n) for n in args.models.split(",")]
     profiles = ensure_profiles(infos, args.backend, streams, threads, force=args.force, frames=args.frames)
     print(f"machine: {machine_key(args.backend, streams, threads)}")
@@ -177,7 +192,8 @@ def cmd_eval(args) -> int:
     from .modelinfo import MANIFEST, load_manifest, metrics_key, resolve_model, save_manifest
 
     info = resolve_model(args.model)
-    backend = load_backend(args.backend, str(info.path), threads=args.threads)
+    resolve_backend_arg(args, (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    backend = load_backend(args.backend, str(info.path), threads=args.threads, **backend_options(args))
     report = evaluate(info, backend, args.data, args.split, args.task, args.input_size, progress=not args.quiet)
     report["command"] = "rtseg " + " ".join(sys.argv[1:] if argv_is_rtseg() else [])
     print(format_report(report))
@@ -217,6 +233,10 @@ def cmd_export(args) -> int:
 
     out_dir = Path(args.out_dir) if args.out_dir else ENGINES_DIR
     manifest = None if args.no_manifest else (Path(args.manifest) if args.manifest else MANIFEST)
+    if args.format == "engine":
+        return export_trt_engine(args)
+    if args.precision == "fp16":
+        raise RtsegError("--precision fp16 is for TensorRT engines (--format engine); ONNX files ship FP32 or INT8")
     if args.precision == "int8":
         return export_int8(args, out_dir, manifest)
     if not args.checkpoint:
@@ -227,6 +247,17 @@ def cmd_export(args) -> int:
     print(f"wrote {out_dir / entry['file']} ({entry['params'] / 1e6:.2f} M params, {entry['gflops']:.2f} GFLOPs at "
           f"{entry['input_size'][0]}x{entry['input_size'][1]})" + (f" and its entry in {manifest}" if manifest else ""))
     print(f"next: rtseg eval --model {entry['name']} --data DIR --split val --update-manifest")
+    return 0
+
+
+def export_trt_engine(args) -> int:
+    from .engine_export import export_engine
+
+    if not args.model:
+        raise RtsegError("--format engine needs --model NAME|PATH (a shipped FP32 ONNX model)")
+    r = export_engine(args.model, args.precision, (args.min_shape, args.opt_shape, args.max_shape), args.cache_dir,
+                      args.calib_data, args.calib_images, args.gate_data, args.max_drop, args.force)
+    print(f"engine: {r['engine']} ({r['precision']}, {r['profile']}, {r['megabytes']} MB)")
     return 0
 
 
@@ -332,6 +363,15 @@ def print_pareto(args) -> int:
     return 0
 
 
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    from .backends import available_backends
+
+    p.add_argument("--backend", default="auto", choices=available_backends(),
+                   help="auto (default): TensorRT on an NVIDIA GPU when installed, else ONNX Runtime CUDA, else the CPU")
+    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16",
+                   help="TensorRT engine precision (default fp16; int8 needs an engine built by rtseg export)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .train import add_train_args
 
@@ -343,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("source", nargs="?", help="video file, image, folder or glob of images, or rtsp:// / http:// URL")
     r.add_argument("--camera", type=int, metavar="N", help="camera index instead of SOURCE")
     r.add_argument("--model", help="shipped model name or path to an .onnx file (default: the manifest's default)")
-    r.add_argument("--backend", default="onnxruntime", help="inference backend (default: onnxruntime)")
+    add_backend_args(r)
     r.add_argument("--streams", type=int, default=None,
                    help="frames inferred in parallel (default: one per core up to 4 for files, 1 for live sources)")
     r.add_argument("--threads", type=int, default=None, help="inference threads per stream (default: cores / streams)")
@@ -373,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="folder with <split>/ and <split>annot/")
     e.add_argument("--split", default="val", choices=["train", "val", "test"])
     e.add_argument("--task", choices=["seg", "det", "both"], help="what to measure (default: what the model predicts)")
-    e.add_argument("--backend", default="onnxruntime")
+    add_backend_args(e)
     e.add_argument("--threads", type=int, default=None)
     e.add_argument("--input-size", type=_size, help="evaluate at HxW instead of the model's size")
     e.add_argument("--json", metavar="FILE", help="write the results as JSON")
@@ -387,8 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="export a trained checkpoint to ONNX and add it to the manifest")
     x.add_argument("--checkpoint", help="best.pt or last.pt from rtseg train (FP32 ONNX export)")
-    x.add_argument("--model", help="with --precision int8: the shipped FP32 model to quantize")
-    x.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
+    x.add_argument("--model", help="--precision int8 or --format engine: the shipped FP32 model to start from")
+    x.add_argument("--format", choices=["onnx", "engine"], default="onnx",
+                   help="onnx (default), or a TensorRT engine built here and cached (needs an NVIDIA GPU)")
+    x.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
+                   help="fp32 | int8 for ONNX; fp32 | fp16 | int8 for engines")
+    x.add_argument("--min-shape", type=_size, metavar="HxW", help="engine: smallest input (default: the model's size)")
+    x.add_argument("--opt-shape", type=_size, metavar="HxW", help="engine: the size TensorRT tunes for")
+    x.add_argument("--max-shape", type=_size, metavar="HxW", help="engine: largest input")
+    x.add_argument("--cache-dir", help="engine cache (default: RTSEG_ENGINE_CACHE or ~/.cache/rtseg/engines)")
     x.add_argument("--calib-data", help="int8: CamVid-layout root (its train/ is used) or a folder of frames")
     x.add_argument("--calib-images", type=int, default=60, help="int8: calibration images (spread over the folder)")
     x.add_argument("--calib-method", choices=["minmax", "entropy", "percentile"], default="minmax")
@@ -426,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     pr = sub.add_parser("profile", help="measure every shipped model's speed on this machine (cached)")
-    pr.add_argument("--backend", default="onnxruntime")
+    add_backend_args(pr)
     pr.add_argument("--models", default="all", help="all, or NAME,NAME,...")
     pr.add_argument("--streams", type=int, default=None)
     pr.add_argument("--threads", type=int, default=None)

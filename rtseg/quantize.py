@@ -32,12 +32,25 @@ def calibration_images(folder: str | Path, count: int) -> list[Path]:
     return files[::step][:count]
 
 
-def gate(fp32_miou: float, int8_miou: float, max_drop: float) -> tuple[bool, str]:
-    """Accept INT8 only if it keeps mIoU within `max_drop` points (percent) of FP32."""
-    drop = 100 * (fp32_miou - int8_miou)
+def gate(reference_miou: float, int8_miou: float, max_drop: float, reference: str = "FP32") -> tuple[bool, str]:
+    """Accept INT8 only if it keeps mIoU within `max_drop` points (percent) of the reference precision."""
+    drop = 100 * (reference_miou - int8_miou)
     verdict = drop <= max_drop
-    return verdict, (f"val mIoU FP32 {100 * fp32_miou:.2f}, INT8 {100 * int8_miou:.2f}: drop {drop:.2f} points "
-                     f"({'within' if verdict else 'over'} the {max_drop:g}-point limit)")
+    return verdict, (f"val mIoU {reference} {100 * reference_miou:.2f}, INT8 {100 * int8_miou:.2f}: drop {drop:.2f} "
+                     f"points ({'within' if verdict else 'over'} the {max_drop:g}-point limit)")
+
+
+def preprocessed(info: ModelInfo, images: list[Path], size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Calibration frames exactly as the pipeline feeds them: (1, 3, H, W) float32, normalised RGB."""
+    size = size or info.input_size
+    pre = Preprocessor(size, info.mean, info.std, pool_size=1)
+    frames = []
+    for f in images:
+        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if img is None:
+            raise RtsegError(f"cannot read calibration image {f}")
+        frames.append(pre(img, out=np.empty((1, 3, *size), np.float32)))
+    return frames
 
 
 def quantize_int8(info: ModelInfo, output: Path, images: list[Path], method: str = "minmax") -> Path:
@@ -45,20 +58,13 @@ def quantize_int8(info: ModelInfo, output: Path, images: list[Path], method: str
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    pre = Preprocessor(info.input_size, info.mean, info.std, pool_size=1)
-
     class Frames(CalibrationDataReader):
         def __init__(self):
-            self.files = iter(images)
+            self.frames = iter(preprocessed(info, images))
 
         def get_next(self):
-            f = next(self.files, None)
-            if f is None:
-                return None
-            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if img is None:
-                raise RtsegError(f"cannot read calibration image {f}")
-            return {"image": pre(img, out=np.empty((1, 3, *info.input_size), np.float32))}
+            x = next(self.frames, None)
+            return None if x is None else {"image": x}
 
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                "percentile": CalibrationMethod.Percentile}

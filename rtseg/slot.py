@@ -37,9 +37,9 @@ class ModelSlot:
 
 def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None = None,
               input_size: tuple[int, int] | None = None, alpha: float = 0.5, score_threshold: float = 0.3,
-              pool_size: int = 8) -> ModelSlot:
+              pool_size: int = 8, **backend_options) -> ModelSlot:
     size = input_size or info.input_size
-    loaded = load_backend(backend, str(info.path), threads=threads)
+    loaded = load_backend(backend, str(info.path), threads=threads, **backend_options)
     static = getattr(loaded, "static_size", lambda: None)()
     if static and tuple(static) != tuple(size):
         raise RtsegError(f"model {info.name} only accepts {static[0]}x{static[1]} inputs, not {size[0]}x{size[1]}"

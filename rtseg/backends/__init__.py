@@ -1,8 +1,9 @@
 """Inference backends behind one small protocol; a new backend is one module plus a registry line."""
 from __future__ import annotations
 
+import sys
 from importlib import import_module
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -23,16 +24,33 @@ class Backend(Protocol):
 # name -> "module:factory"; factories take (model_path, **options) and return a Backend
 _REGISTRY = {
     "onnxruntime": "rtseg.backends.onnxruntime:OnnxRuntimeBackend",
+    "onnxruntime-cuda": "rtseg.backends.onnxruntime:OnnxRuntimeCudaBackend",
+    "tensorrt": "rtseg.backends.tensorrt:TensorRTBackend",
     "torch": "rtseg.backends.torch:TorchBackend",
 }
+GPU_BACKENDS = ("tensorrt", "onnxruntime-cuda")
 
 
 def available_backends() -> list[str]:
-    return list(_REGISTRY)
+    return ["auto", *_REGISTRY]
 
 
-def load_backend(kind: str, model_path: str, **options) -> Backend:
+def load_backend(kind: str, model_path: str, fallback: bool = True, warn: Callable[[str], None] | None = None,
+                 **options) -> Backend:
+    """Load `kind` ("auto" decides here); a GPU backend that cannot load falls back to the CPU, with a warning."""
+    from .choice import resolve_backend
+
+    kind, _ = resolve_backend(kind)
     if kind not in _REGISTRY:
-        raise RtsegError(f"unknown backend '{kind}' (available: {', '.join(_REGISTRY)})")
+        raise RtsegError(f"unknown backend '{kind}' (available: {', '.join(available_backends())})")
     module, factory = _REGISTRY[kind].split(":")
-    return getattr(import_module(module), factory)(model_path, **options)
+    try:
+        return getattr(import_module(module), factory)(model_path, **options)
+    except RtsegError as e:
+        if not fallback or kind not in GPU_BACKENDS:
+            raise
+        (warn or (lambda m: print(m, file=sys.stderr)))(
+            f"rtseg: warning: {kind} could not load the model ({e}); falling back to ONNX Runtime on the CPU")
+        from .onnxruntime import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(model_path, threads=options.get("threads"))

@@ -11,7 +11,7 @@ from ..errors import RtsegError
 
 class OnnxRuntimeBackend:
     def __init__(self, model_path: str | Path, threads: int | None = None, providers: list[str] | None = None,
-                 spin: bool = False):
+                 spin: bool = False, **_):
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -50,3 +50,12 @@ class OnnxRuntimeBackend:
 
     def close(self) -> None:
         self.session = None
+
+
+class OnnxRuntimeCudaBackend(OnnxRuntimeBackend):
+    """ONNX Runtime's CUDA provider (onnxruntime-gpu); ORT keeps the CPU provider for unsupported nodes."""
+
+    def __init__(self, model_path: str | Path, threads: int | None = None, **options):
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise RtsegError("ONNX Runtime here has no CUDA provider (pip install onnxruntime-gpu)")
+        super().__init__(model_path, threads, providers=["CUDAExecutionProvider", "CPUExecutionProvider"], **options)
