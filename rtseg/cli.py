@@ -34,13 +34,12 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
-def resolve_backend_arg(args: argparse.Namespace, say) -> None:
-    """`--backend auto` becomes a concrete backend here, once, and the choice is said with its reason."""
+def resolve_backend_arg(args: argparse.Namespace) -> str | None:
+    """`--backend auto` becomes a concrete backend here, once; returns why (to say once the model loaded)."""
     from .backends.choice import resolve_backend
 
     args.backend, why = resolve_backend(args.backend)
-    if why:
-        say(f"rtseg: backend: {why}")
+    return why
 
 
 def backend_options(args: argparse.Namespace) -> dict:
@@ -123,7 +122,7 @@ def cmd_run(args) -> int:
     if args.realtime and not source.live:
         source = PacedSource(source)
     streams, threads = inference_layout(args.streams, args.threads, source.live)
-    resolve_backend_arg(args, say)
+    why_backend = resolve_backend_arg(args)
     ladder, size = None, args.input_size
     if args.target_fps and not args.model:
         choice, ladder, index = select_model(args, streams, threads, say)
@@ -150,6 +149,8 @@ def cmd_run(args) -> int:
                                 live=source.live, streams=streams, say=say)
         pipeline.on_frame = runner.on_frame
     kind = "live" if source.live else f"{source.frame_count or '?'} frames"
+    if why_backend:
+        say(f"rtseg: backend auto: {why_backend}")
     say(f"rtseg: {slot.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}, {streams} stream(s) x "
         f"{threads} thread(s)) on {source.name} ({kind})")
     stats = pipeline.run()
@@ -174,7 +175,9 @@ def cmd_profile(args) -> int:
     from .profiling import ensure_profiles, machine_key
 
     streams, threads = inference_layout(args.streams, args.threads, live=args.live)
-    resolve_backend_arg(args, print)
+    why_backend = resolve_backend_arg(args)
+    if why_backend:
+        print(f"backend auto: {why_backend}")
     infos = shipped_models() if args.models == "all" else [resolve_model(n) for n in args.models.split(",")]
     profiles = ensure_profiles(infos, args.backend, streams, threads, force=args.force, frames=args.frames)
     print(f"machine: {machine_key(args.backend, streams, threads)}")
@@ -192,8 +195,10 @@ def cmd_eval(args) -> int:
     from .modelinfo import MANIFEST, load_manifest, metrics_key, resolve_model, save_manifest
 
     info = resolve_model(args.model)
-    resolve_backend_arg(args, (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    why_backend = resolve_backend_arg(args)
     backend = load_backend(args.backend, str(info.path), threads=args.threads, **backend_options(args))
+    if why_backend and not args.quiet:
+        print(f"rtseg: backend auto: {why_backend}", file=sys.stderr)
     report = evaluate(info, backend, args.data, args.split, args.task, args.input_size, progress=not args.quiet)
     report["command"] = "rtseg " + " ".join(sys.argv[1:] if argv_is_rtseg() else [])
     print(format_report(report))

@@ -115,7 +115,7 @@ def test_run_with_tensorrt_on_a_machine_without_it_still_runs(tiny_model, clip, 
 def test_auto_backend_says_what_it_chose(tiny_model, clip):
     res = run_cli("run", clip, "--model", tiny_model, "--no-show")
     assert res.returncode == 0, res.stderr
-    assert "rtseg: backend:" in res.stderr
+    assert "rtseg: backend auto:" in res.stderr
 
 
 def test_engine_export_without_tensorrt_is_one_line(tiny_model):
