@@ -29,7 +29,7 @@ ZOO = {
     "mnv2-050-centernet-os16-240x320": "--task det --width 0.5 --output-stride 16 --input-size 240x320 --epochs 120",
     "mnv2-050-centernet-os16-360x480": "--task det --width 0.5 --output-stride 16 --input-size 360x480 --epochs 160",
     "mnv2-050-lraspp+centernet-os32-240x320": "--task segdet --width 0.5 --head lraspp --output-stride 32 "
-                                              "--input-size 240x320 --epochs 100",
+                                              "--input-size 240x320 --epochs 80",
     "mnv2-050-dlv3p+centernet-os16-360x480": "--task segdet --width 0.5 --head deeplabv3plus --output-stride 16 "
                                              "--input-size 360x480 --epochs 160",
 }
