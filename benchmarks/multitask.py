@@ -58,7 +58,8 @@ def main() -> None:
     if len(sizes) != 1:
         sys.exit(f"the three models must share one input size, got {sorted(sizes)}")
     x = np.random.default_rng(0).standard_normal((1, 3, *sizes.pop())).astype(np.float32)
-    backends = {k: load_backend("onnxruntime", str(i.path), spin=True) for k, i in infos.items()}
+    # no spinning: two spinning sessions in one process would steal each other's cores in the pair
+    backends = {k: load_backend("onnxruntime", str(i.path), spin=False) for k, i in infos.items()}
     runs = {"multi": backends["multi"], "seg": backends["seg"], "det": backends["det"],
             "seg + det": Pair(backends["seg"], backends["det"])}
     rows = []
