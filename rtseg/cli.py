@@ -378,7 +378,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train import add_train_args
+    from .train_args import add_train_args
 
     p = argparse.ArgumentParser(prog="rtseg", description="Real-time video segmentation (MobileNetV2, ONNX Runtime, TensorRT)")
     p.add_argument("--version", action="version", version=f"rtseg {__version__}")
@@ -499,6 +499,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rtseg: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as e:  # the runtime install has no PyTorch; training and export need it
+        if e.name not in ("torch", "torchvision", "onnx", "matplotlib", "pycocotools"):
+            raise
+        print(f"rtseg: error: {args.command} needs {e.name}: pip install 'rtseg[train]'", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

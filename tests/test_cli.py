@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import run_cli, write_clip
+from helpers import count_frames, run_cli, write_clip
 
 
 @pytest.fixture
@@ -64,3 +64,17 @@ def test_loop_and_frames_limit(tiny_model, clip, tmp_path):
     assert lines[45]["class_share"]["Tree"] == 1.0            # output 45 is the clip's frame 5 again: class 5
     res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--frames", "7", "--json", js)
     assert res.returncode == 0 and len(js.read_text().splitlines()) == 7
+
+
+def test_runtime_needs_no_pytorch(tiny_model, clip, tmp_path):
+    """The README's run command installs only the runtime: `rtseg run` must work without torch."""
+    hide = ("import sys; sys.modules['torch'] = sys.modules['torchvision'] = None; "
+            "from rtseg.cli import main; sys.exit(main(sys.argv[1:]))")
+    out = tmp_path / "o.mp4"
+    res = subprocess.run([sys.executable, "-c", hide, "run", str(clip), "--model", str(tiny_model), "--no-show",
+                          "--quiet", "--output", str(out)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert count_frames(out) == count_frames(clip)
+    res = subprocess.run([sys.executable, "-c", hide, "train", "--data", str(tmp_path)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 1 and res.stderr.strip() == "rtseg: error: train needs torch: pip install 'rtseg[train]'"

@@ -1,0 +1,32 @@
+"""`rtseg train`'s options, kept apart from the training code so the CLI parser needs no PyTorch."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="CamVid-layout folder (train/, trainannot/, val/, valannot/)")
+    p.add_argument("--task", choices=["seg", "det", "segdet"], default="seg",
+                   help="segmentation, boxes (Car/Pedestrian/Bicyclist), or both on one encoder")
+    p.add_argument("--width", type=float, default=1.0, help="MobileNetV2 width multiplier")
+    p.add_argument("--head", choices=["deeplabv3plus", "lraspp"], default="deeplabv3plus")
+    p.add_argument("--output-stride", type=int, choices=[16, 32], default=16)
+    p.add_argument("--input-size", default="360x480", help="HxW the model runs at (eval and export)")
+    p.add_argument("--crop", default=None, help="HxW training crop (default: the input size)")
+    p.add_argument("--scale", type=float, nargs=2, default=(0.5, 2.0), help="random scale range")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=0.02)
+    p.add_argument("--warmup-epochs", type=float, default=5)
+    p.add_argument("--ema", type=float, default=0.999, help="EMA decay of weights (0 disables)")
+    p.add_argument("--no-class-weights", action="store_true", help="plain cross-entropy")
+    p.add_argument("--amp", choices=["auto", "off"], default="auto", help="bf16 on CPU, fp16 on CUDA")
+    p.add_argument("--workers", type=int, default=None, help="data loader workers (default: 0 on CPU)")
+    p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--pretrained", default=None, help="'imagenet' (needs internet) or a local .pt state dict")
+    p.add_argument("--out", default=None, help="run folder (default runs/<model name>)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
