@@ -62,15 +62,16 @@ def main() -> None:
     backends = {k: load_backend("onnxruntime", str(i.path), spin=False) for k, i in infos.items()}
     runs = {"multi": backends["multi"], "seg": backends["seg"], "det": backends["det"],
             "seg + det": Pair(backends["seg"], backends["det"])}
+    names = {"multi": infos["multi"].name, "seg": infos["seg"].name, "det": infos["det"].name,
+             "seg + det": f"{infos['seg'].name} then {infos['det'].name}"}
+    acc = {k: accuracy(i) for k, i in infos.items()}
+    acc["seg + det"] = (acc["seg"][0], *acc["det"][1:])
     rows = []
     for label, b in runs.items():
         m = measure_model_only(b, x, args.iters, args.reps)
-        names = {"multi": infos["multi"].name, "seg": infos["seg"].name, "det": infos["det"].name,
-                 "seg + det": f"{infos['seg'].name} then {infos['det'].name}"}
-        acc = {"multi": accuracy(infos["multi"]), "seg": accuracy(infos["seg"]), "det": accuracy(infos["det"]),
-               "seg + det": (accuracy(infos["seg"])[0], *accuracy(infos["det"])[1:])}[label]
+        miou, map50, map_ = acc[label]
         rows.append({"what": label, "models": names[label], "fps": m["fps"], "ms_p50": m["ms_p50"], "ms_p95": m["ms_p95"],
-                     "miou": acc[0], "map50": acc[1], "map": acc[2]})
+                     "miou": miou, "map50": map50, "map": map_})
         print(f"{label}: {m['fps']:.1f} FPS", flush=True)
 
     def pct(v):

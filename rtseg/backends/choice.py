@@ -6,7 +6,6 @@ library itself, so a machine without NVIDIA's driver answers "no GPU" in microse
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 from dataclasses import dataclass, field
 
 
@@ -33,14 +32,12 @@ def cuda_device_name() -> str | None:
 def probe_platform() -> Platform:
     import onnxruntime
 
-    trt = None
-    if importlib.util.find_spec("tensorrt") is not None:
-        try:
-            import tensorrt
+    try:
+        import tensorrt
 
-            trt = tensorrt.__version__
-        except Exception:  # a broken install (missing libnvinfer) counts as absent
-            trt = None
+        trt = tensorrt.__version__
+    except Exception:  # absent, or a broken install (missing libnvinfer): both mean no TensorRT
+        trt = None
     return Platform(cuda_device_name(), trt, onnxruntime.get_available_providers())
 
 

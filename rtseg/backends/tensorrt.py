@@ -155,6 +155,7 @@ class TensorRTBackend:
             raise RtsegError(f"input {shape[2]}x{shape[3]} is outside the engine's shape profile {self.profile.label()}")
         self.context.set_input_shape(INPUT, shape)
         self.host_in = torch.empty(shape, dtype=torch.float32, pin_memory=True)
+        self.host_in_view = self.host_in.numpy()  # numpy views of the pinned buffers, made once per shape
         self.dev_in = torch.empty(shape, dtype=torch.float32, device="cuda")
         self.context.set_tensor_address(INPUT, self.dev_in.data_ptr())
         self.dev_out, self.host_out = {}, {}
@@ -164,6 +165,7 @@ class TensorRTBackend:
             self.dev_out[n] = torch.empty(out_shape, dtype=dtype, device="cuda")
             self.host_out[n] = torch.empty(out_shape, dtype=dtype, pin_memory=True)
             self.context.set_tensor_address(n, self.dev_out[n].data_ptr())
+        self.host_out_views = {n: t.numpy() for n, t in self.host_out.items()}
         self._shape = shape
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -171,14 +173,15 @@ class TensorRTBackend:
             self._bind(image.shape)
         torch = self.torch
         with torch.cuda.stream(self.stream):
-            self.host_in.numpy()[...] = image
+            self.host_in_view[...] = image
             self.dev_in.copy_(self.host_in, non_blocking=True)
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise RtsegError("TensorRT inference failed")
             for n in self.output_names:
                 self.host_out[n].copy_(self.dev_out[n], non_blocking=True)
         self.stream.synchronize()
-        return {n: self.host_out[n].numpy().copy() for n in self.output_names}
+        # copies: the pinned buffers are overwritten by the next frame while this one is still being drawn
+        return {n: v.copy() for n, v in self.host_out_views.items()}
 
     def close(self) -> None:
         self.context = self.engine = None
