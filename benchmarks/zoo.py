@@ -2,7 +2,9 @@
 
     python benchmarks/zoo.py list
     python benchmarks/zoo.py train NAME [--data ../shared/data/camvid] [-- extra rtseg-train args]
-    python benchmarks/zoo.py ship NAME [--default]   # export best.pt, eval on val, record in the manifest
+    python benchmarks/zoo.py ship NAME [--default] [-- extra rtseg-export args, e.g. --trained-on TEXT]
+                                                     # export best.pt, eval on val, record in the manifest
+    python benchmarks/zoo.py table                   # README's model table, made from engines/manifest.json
 
 Training resumes from runs/NAME/last.pt when interrupted. On a GPU add nothing: rtseg train uses CUDA
 and fp16 when present; bigger batches there are fine (pass `-- --batch-size 16 --lr 6e-3`).
@@ -21,7 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # scale 0.6-1.8 / crop / flip / colour jitter, EMA, bf16 on CPU or fp16 on GPU (rtseg train's defaults)
 ZOO = {
     "mnv2-050-lraspp-os32-240x320": "--width 0.5 --head lraspp --output-stride 32 --input-size 240x320 --epochs 200",
-    "mnv2-050-dlv3p-os16-240x320": "--width 0.5 --head deeplabv3plus --output-stride 16 --input-size 240x320 --epochs 200",
+    "mnv2-035-lraspp-os32-240x320": "--width 0.35 --head lraspp --output-stride 32 --input-size 240x320 --epochs 200",
+    "mnv2-050-dlv3p-os16-240x320": "--width 0.5 --head deeplabv3plus --output-stride 16 --input-size 240x320 --epochs 20 "
+                                   "--lr 1e-3 --warmup-epochs 1 --pretrained engines/mnv2-050-dlv3p-os16-360x480.pt",
+    # fine-tuned at the bigger size from the shipped 240x320 weights (train small, then refine large)
+    "mnv2-050-lraspp-os32-360x480": "--width 0.5 --head lraspp --output-stride 32 --input-size 360x480 --epochs 40 "
+                                    "--lr 1e-3 --warmup-epochs 1 --pretrained engines/mnv2-050-lraspp-os32-240x320.pt",
     "mnv2-050-dlv3p-os16-360x480": "--width 0.5 --head deeplabv3plus --output-stride 16 --input-size 360x480 --epochs 160",
     "mnv2-100-lraspp-os32-360x480": "--width 1.0 --head lraspp --output-stride 32 --input-size 360x480 --epochs 200",
     "mnv2-100-dlv3p-os16-360x480": "--width 1.0 --head deeplabv3plus --output-stride 16 --input-size 360x480 --epochs 200",
@@ -29,7 +36,8 @@ ZOO = {
     "mnv2-050-centernet-os16-240x320": "--task det --width 0.5 --output-stride 16 --input-size 240x320 --epochs 120",
     "mnv2-050-centernet-os16-360x480": "--task det --width 0.5 --output-stride 16 --input-size 360x480 --epochs 160",
     "mnv2-050-lraspp+centernet-os32-240x320": "--task segdet --width 0.5 --head lraspp --output-stride 32 "
-                                              "--input-size 240x320 --epochs 80",
+                                              "--input-size 240x320 --epochs 60 --lr 2e-3 --warmup-epochs 2 "
+                                              "--pretrained engines/mnv2-050-lraspp-os32-240x320.pt",
     "mnv2-050-dlv3p+centernet-os16-360x480": "--task segdet --width 0.5 --head deeplabv3plus --output-stride 16 "
                                              "--input-size 360x480 --epochs 160",
 }
@@ -41,29 +49,67 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.1f}"
+
+
+def _trained(entry: dict) -> str:
+    t = entry.get("training", {})
+    if entry.get("quantization"):
+        return f"INT8 of `{entry.get('base_model')}` (ONNX Runtime static QDQ), accuracy gate passed"
+    where = "this 2-core CPU" if "cores" in str(t.get("trained_on")) else t.get("trained_on")
+    parent = t.get("initialized_from")
+    if parent and parent.get("model"):
+        return (f"fine-tuned from `{parent['model']}`: {t.get('epochs')} epochs, {t.get('wall_hours')} h "
+                f"({t.get('total_wall_hours')} h with the parent) on {where}")
+    return f"from scratch, {t.get('epochs')} epochs, {t.get('wall_hours')} h on {where}"
+
+
+def table(manifest_path: Path) -> str:
+    """The zoo as a Markdown table; every figure is read from the manifest (rtseg eval's records)."""
+    import json
+
+    manifest = json.loads(manifest_path.read_text())
+    rows = ["| model | task | precision | input | params | GFLOPs | val mIoU | val AP@0.5 | val AP@[.5:.95] | other sizes (mIoU) | trained |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+    for e in manifest["models"]:
+        val = e.get("metrics", {}).get("camvid_val", {})
+        det = val.get("detection", {})
+        others = sorted(((k.split("@")[1], m["miou"]) for k, m in e.get("metrics", {}).items()
+                         if "@" in k and m.get("miou") is not None), key=lambda km: -int(km[0].split("x")[0]))
+        name = f"`{e['name']}`" + (" (default)" if e["name"] == manifest.get("default") else "")
+        rows.append(f"| {name} | {e['task']} | {e.get('precision', 'fp32')} | {e['input_size'][0]}x{e['input_size'][1]} "
+                    f"| {e['params'] / 1e6:.2f} M | {e['gflops']:.2f} | {_pct(val.get('miou'))} | {_pct(det.get('map50'))} "
+                    f"| {_pct(det.get('map'))} | {', '.join(f'{s} {_pct(m)}' for s, m in others)} | {_trained(e)} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["list", "train", "ship"])
+    p.add_argument("action", choices=["list", "train", "ship", "table"])
     p.add_argument("name", nargs="?")
     p.add_argument("--data", default=str(ROOT.parent / "shared/data/camvid"))
     p.add_argument("--default", action="store_true", help="ship: make it the manifest's default model")
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more rtseg train arguments")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more rtseg train (or export) arguments")
     args = p.parse_args()
     if args.action == "list":
         for name, recipe in ZOO.items():
             print(f"{name:<40} rtseg train --data DATA {recipe} {COMMON}")
         return
+    if args.action == "table":
+        print(table(ROOT / "engines" / "manifest.json"))
+        return
     if args.name not in ZOO:
         sys.exit(f"unknown zoo model {args.name!r}; see: python benchmarks/zoo.py list")
     run_dir = ROOT / "runs" / args.name
     rtseg = [sys.executable, "-m", "rtseg"]
+    extra = [a for a in args.extra if a != "--"]
     if args.action == "train":
-        extra = [a for a in args.extra if a != "--"]
         run(rtseg + ["train", "--data", args.data, *ZOO[args.name].split(), *COMMON.split(), "--out", str(run_dir),
                      "--resume", *extra])
     else:
         run(rtseg + ["export", "--checkpoint", str(run_dir / "best.pt"), "--name", args.name]
-            + (["--set-default"] if args.default else []))
+            + (["--set-default"] if args.default else []) + extra)
         run(rtseg + ["eval", "--model", args.name, "--data", args.data, "--split", "val", "--update-manifest", "--quiet"])
 
 

@@ -137,6 +137,21 @@ def training_record(ck: dict, checkpoint: Path) -> dict:
     return record
 
 
+def _record_parent(training: dict, pretrained: str | None, manifest: dict) -> None:
+    """A model fine-tuned from shipped weights: name the parent and count its training time in the total."""
+    if not pretrained or pretrained == "imagenet":
+        return
+    parent = next((m for m in manifest.get("models", []) if m.get("weights") == Path(pretrained).name), None)
+    if parent is None:
+        training["initialized_from"] = {"weights": pretrained}
+        return
+    ptrain = parent.get("training", {})
+    training["initialized_from"] = {"model": parent["name"], "epochs": ptrain.get("epochs"),
+                                    "wall_hours": ptrain.get("wall_hours"), "trained_on": ptrain.get("trained_on")}
+    if training.get("wall_hours") is not None and ptrain.get("wall_hours") is not None:
+        training["total_wall_hours"] = round(training["wall_hours"] + ptrain["wall_hours"], 2)
+
+
 def export_checkpoint(checkpoint: str | Path, out_dir: Path, name: str | None = None, manifest_path: Path | None = None,
                       set_default: bool = False, trained_on: str | None = None, note: str | None = None) -> dict:
     checkpoint = Path(checkpoint)
@@ -158,6 +173,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: Path, name: str | None = 
     }
     if manifest_path is not None:
         manifest = load_manifest(manifest_path)
+        _record_parent(training, ck.get("args", {}).get("pretrained"), manifest)
         models = [m for m in manifest.get("models", []) if m["name"] != name]
         models.append(entry)
         manifest["models"] = models

@@ -108,6 +108,19 @@ def test_train_export_eval_round_trip(tiny_camvid, tmp_path):
     assert res.returncode == 0, res.stderr
     assert 0.0 <= json.loads((tmp_path / "r.json").read_text())["miou"] <= 1.0
 
+    # fine-tuning from the shipped weights at another size: the manifest names the parent and adds its time
+    ft = tmp_path / "ft"
+    res = run_cli("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32",
+                  "--input-size", "96x128", "--epochs", "1", "--batch-size", "2", "--warmup-epochs", "0.5",
+                  "--pretrained", tmp_path / "engines" / "tiny.pt", "--out", ft, timeout=300)
+    assert res.returncode == 0 and "0 missing, 0 unexpected" in res.stdout, res.stderr[-2000:]
+    res = run_cli("export", "--checkpoint", ft / "best.pt", "--out-dir", tmp_path / "engines", "--manifest", manifest,
+                  "--name", "tiny-ft")
+    assert res.returncode == 0, res.stderr[-2000:]
+    training = next(m for m in json.loads(manifest.read_text())["models"] if m["name"] == "tiny-ft")["training"]
+    assert training["initialized_from"]["model"] == "tiny" and training["initialized_from"]["epochs"] == 2
+    assert training["total_wall_hours"] == round(training["wall_hours"] + entry["training"]["wall_hours"], 2)
+
 
 def test_pretrained_imagenet_fails_clearly_offline(tiny_camvid, tmp_path, monkeypatch):
     # no internet here: the download must fail with one clear line, not a traceback
