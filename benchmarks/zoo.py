@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # scale 0.6-1.8 / crop / flip / colour jitter, EMA, bf16 on CPU or fp16 on GPU (rtseg train's defaults)
 ZOO = {
     "mnv2-050-lraspp-os32-240x320": "--width 0.5 --head lraspp --output-stride 32 --input-size 240x320 --epochs 200",
-    "mnv2-035-lraspp-os32-240x320": "--width 0.35 --head lraspp --output-stride 32 --input-size 240x320 --epochs 200",
+    "mnv2-035-lraspp-os32-240x320": "--width 0.35 --head lraspp --output-stride 32 --input-size 240x320 --epochs 120",
     "mnv2-050-dlv3p-os16-240x320": "--width 0.5 --head deeplabv3plus --output-stride 16 --input-size 240x320 --epochs 20 "
                                    "--lr 1e-3 --warmup-epochs 1 --pretrained engines/mnv2-050-dlv3p-os16-360x480.pt",
     # fine-tuned at the bigger size from the shipped 240x320 weights (train small, then refine large)
