@@ -145,10 +145,20 @@ def _load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | 
         return model
     if not Path(pretrained).is_file():
         raise RtsegError(f"--pretrained {pretrained}: no such file (use 'imagenet' or a local .pt state dict)")
-    state = torch.load(pretrained, map_location="cpu", weights_only=True)
-    state = state.get("model", state)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    print(f"loaded {pretrained}: {len(missing)} missing, {len(unexpected)} unexpected keys")
+    try:
+        state = torch.load(pretrained, map_location="cpu", weights_only=True)
+        state = state.get("model", state)
+    except Exception as e:
+        raise RtsegError(f"--pretrained {pretrained}: not a readable PyTorch state dict ({e.__class__.__name__})") from e
+    own = model.state_dict()
+    # load what matches by name and shape (another size, head or task shares the encoder); say what did not
+    loadable = {k: v for k, v in state.items() if k in own and getattr(v, "shape", None) == own[k].shape}
+    if not any(v.ndim for v in loadable.values()):  # BN's scalar step counters always match: ignore them
+        raise RtsegError(f"--pretrained {pretrained}: no weight matches this model (another width?)")
+    model.load_state_dict(loadable, strict=False)
+    mismatched = sum(1 for k in state if k in own and k not in loadable)
+    print(f"loaded {pretrained}: {len(loadable)} of {len(own)} tensors; {len(own) - len(loadable)} missing, "
+          f"{len(state) - len(loadable) - mismatched} unexpected, {mismatched} of another shape")
     return model
 
 

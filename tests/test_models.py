@@ -113,13 +113,30 @@ def test_train_export_eval_round_trip(tiny_camvid, tmp_path):
     res = run_cli("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32",
                   "--input-size", "96x128", "--epochs", "1", "--batch-size", "2", "--warmup-epochs", "0.5",
                   "--pretrained", tmp_path / "engines" / "tiny.pt", "--out", ft, timeout=300)
-    assert res.returncode == 0 and "0 missing, 0 unexpected" in res.stdout, res.stderr[-2000:]
+    assert res.returncode == 0 and "0 missing, 0 unexpected, 0 of another shape" in res.stdout, res.stderr[-2000:]
     res = run_cli("export", "--checkpoint", ft / "best.pt", "--out-dir", tmp_path / "engines", "--manifest", manifest,
                   "--name", "tiny-ft")
     assert res.returncode == 0, res.stderr[-2000:]
     training = next(m for m in json.loads(manifest.read_text())["models"] if m["name"] == "tiny-ft")["training"]
     assert training["initialized_from"]["model"] == "tiny" and training["initialized_from"]["epochs"] == 2
     assert training["total_wall_hours"] == round(training["wall_hours"] + entry["training"]["wall_hours"], 2)
+
+
+def test_pretrained_file_of_another_width_fails_clearly(tiny_camvid, tmp_path):
+    import torch
+
+    from rtseg.models import ModelSpec, build_model
+
+    other = tmp_path / "w10.pt"
+    torch.save({"model": build_model(ModelSpec(width=1.0, head="deeplabv3plus")).state_dict()}, other)
+    res = run_cli("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--input-size", "64x96",
+                  "--epochs", "1", "--pretrained", other, "--out", tmp_path / "r", timeout=300)
+    assert res.returncode == 1
+    assert res.stderr.strip().splitlines()[-1].startswith("rtseg: error: --pretrained")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    res = run_cli("train", "--data", tiny_camvid, "--input-size", "64x96", "--epochs", "1",
+                  "--pretrained", tmp_path / "junk.pt", "--out", tmp_path / "r2", timeout=300)
+    assert res.returncode == 1 and "not a readable PyTorch state dict" in res.stderr
 
 
 def test_pretrained_imagenet_fails_clearly_offline(tiny_camvid, tmp_path, monkeypatch):
