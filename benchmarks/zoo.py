@@ -72,7 +72,8 @@ def table(manifest_path: Path) -> str:
     manifest = json.loads(manifest_path.read_text())
     rows = ["| model | task | precision | input | params | GFLOPs | val mIoU | val AP@0.5 | val AP@[.5:.95] | other sizes (mIoU) | trained |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---|---|"]
-    for e in manifest["models"]:
+    order = {"seg": 0, "segdet": 1, "det": 2}
+    for e in sorted(manifest["models"], key=lambda e: (order.get(e["task"], 3), e["gflops"], e["name"])):
         val = e.get("metrics", {}).get("camvid_val", {})
         det = val.get("detection", {})
         others = sorted(((k.split("@")[1], m["miou"]) for k, m in e.get("metrics", {}).items()
