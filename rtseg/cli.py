@@ -81,12 +81,19 @@ def shipped_models() -> list:
     return [resolve_model(m["name"]) for m in load_manifest().get("models", [])]
 
 
+def models_for_task(task: str) -> list:
+    """The shipped models measured for `task`: only these are profiled (a box model never serves seg)."""
+    from .selector import accuracy_of
+
+    return [i for i in shipped_models() if accuracy_of(i, task) is not None]
+
+
 def select_model(args: argparse.Namespace, streams: int, threads: int, say) -> tuple:
     """--target-fps without --model: profile (once per machine), then the most accurate model that holds it."""
     from .profiling import ensure_profiles
     from .selector import build_candidates, choose, pareto_front
 
-    infos = shipped_models()
+    infos = models_for_task(args.task)
     profiles = ensure_profiles(infos, args.backend, streams, threads, say=say)
     candidates = build_candidates(infos, profiles, args.task)
     if not candidates:
@@ -356,7 +363,7 @@ def print_pareto(args) -> int:
     from .selector import build_candidates, pareto_front
 
     streams, threads = inference_layout(None, None, live=False)
-    infos = shipped_models()
+    infos = models_for_task(args.task)
     candidates = build_candidates(infos, ensure_profiles(infos, "onnxruntime", streams, threads,
                                                          say=lambda m: print(m, file=sys.stderr)), args.task)
     front = {c.name for c in pareto_front(candidates)}

@@ -150,13 +150,16 @@ def test_target_fps_selects_profiles_once_and_reports(tmp_path):
     engines = make_tiny_zoo(tmp_path / "engines")
     m = load_manifest(engines / "manifest.json")
     m["models"][1]["metrics"]["camvid_val@48x64"] = {"miou": 0.42}  # the bigger model, run smaller
+    # a box-only model is not a segmentation candidate, so it is never profiled for --task seg
+    m["models"].append({**m["models"][0], "name": "boxes-only", "task": "det",
+                        "metrics": {"camvid_val": {"detection": {"map50": 0.5}}}})
     save_manifest(m, engines / "manifest.json")
     env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(engines), "RTSEG_CACHE_DIR": str(tmp_path / "cache")}
     clip = write_clip(tmp_path / "c.avi", 30, size=(96, 128))
     stats = tmp_path / "s.json"
     res = run_cli("run", clip, "--target-fps", "1", "--no-show", "--stats", stats, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stderr.count("profiling") == 3  # two models at their size, one at 48x64
+    assert res.stderr.count("profiling") == 3 and "boxes-only" not in res.stderr  # two models, one also at 48x64
     assert "selector: mnv2-050-dlv3p-os16-64x96: the most accurate" in res.stderr  # 45 mIoU beats 42 and 40
     assert json.loads(stats.read_text())["model"] == "mnv2-050-dlv3p-os16-64x96"
     res = run_cli("run", clip, "--target-fps", "1e6", "--no-show", "--stats", stats, env=env, timeout=300)
