@@ -26,10 +26,13 @@ ZOO = {
     "mnv2-035-lraspp-os32-240x320": "--width 0.35 --head lraspp --output-stride 32 --input-size 240x320 --epochs 120",
     "mnv2-050-dlv3p-os16-240x320": "--width 0.5 --head deeplabv3plus --output-stride 16 --input-size 240x320 --epochs 20 "
                                    "--lr 1e-3 --warmup-epochs 1 --pretrained engines/mnv2-050-dlv3p-os16-360x480.pt",
-    # fine-tuned at the bigger size from the shipped 240x320 weights (train small, then refine large)
+    # the LR-ASPP 0.5 family: trained from scratch at 240x320, then fine-tuned at 360x480 (train small, refine
+    # large), and from there at 288x384
     "mnv2-050-lraspp-os32-360x480": "--width 0.5 --head lraspp --output-stride 32 --input-size 360x480 --epochs 40 "
                                     "--lr 1e-3 --warmup-epochs 1 --pretrained engines/mnv2-050-lraspp-os32-240x320.pt",
-    "mnv2-050-dlv3p-os16-360x480": "--width 0.5 --head deeplabv3plus --output-stride 16 --input-size 360x480 --epochs 160",
+    "mnv2-050-lraspp-os32-288x384": "--width 0.5 --head lraspp --output-stride 32 --input-size 288x384 --epochs 20 "
+                                    "--lr 1e-3 --warmup-epochs 1 --pretrained engines/mnv2-050-lraspp-os32-360x480.pt",
+    "mnv2-050-dlv3p-os16-360x480": "--width 0.5 --head deeplabv3plus --output-stride 16 --input-size 360x480 --epochs 120",
     "mnv2-100-lraspp-os32-360x480": "--width 1.0 --head lraspp --output-stride 32 --input-size 360x480 --epochs 200",
     "mnv2-100-dlv3p-os16-360x480": "--width 1.0 --head deeplabv3plus --output-stride 16 --input-size 360x480 --epochs 200",
     "mnv2-100-dlv3p-os16-480x640": "--width 1.0 --head deeplabv3plus --output-stride 16 --input-size 480x640 --epochs 200",
@@ -46,7 +49,9 @@ COMMON = "--scale 0.6 1.8 --eval-every 2"
 
 def run(cmd: list[str]) -> None:
     print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    rc = subprocess.run(cmd).returncode
+    if rc:
+        sys.exit(rc)  # the command has said why
 
 
 def _pct(x: float | None) -> str:
@@ -56,13 +61,17 @@ def _pct(x: float | None) -> str:
 def _trained(entry: dict) -> str:
     t = entry.get("training", {})
     if entry.get("quantization"):
-        return f"INT8 of `{entry.get('base_model')}` (ONNX Runtime static QDQ), accuracy gate passed"
-    where = "this 2-core CPU" if "cores" in str(t.get("trained_on")) else t.get("trained_on")
-    parent = t.get("initialized_from")
-    if parent and parent.get("model"):
-        return (f"fine-tuned from `{parent['model']}`: {t.get('epochs')} epochs, {t.get('wall_hours')} h "
-                f"({t.get('total_wall_hours')} h with the parent) on {where}")
-    return f"from scratch, {t.get('epochs')} epochs, {t.get('wall_hours')} h on {where}"
+        return f"INT8 of `{entry.get('base_model')}` (ONNX Runtime static QDQ); gate: {entry['quantization'].get('gate')}"
+    run = f"{t.get('epochs')} epochs, {t.get('wall_hours')} h on {t.get('trained_on')}"
+    start = t.get("initialized_from") or {}
+    if start.get("model"):
+        total = f"; {t['total_wall_hours']} h with its ancestors" if t.get("total_wall_hours") is not None else ""
+        return f"fine-tuned from `{start['model']}`: {run}{total}"
+    if start.get("weights"):
+        return f"started from `{start['weights']}`: {run}"
+    if "--pretrained imagenet" in t.get("command", ""):
+        return f"from torchvision's ImageNet weights: {run}"
+    return f"from scratch: {run}"
 
 
 def table(manifest_path: Path) -> str:
@@ -77,7 +86,8 @@ def table(manifest_path: Path) -> str:
         val = e.get("metrics", {}).get("camvid_val", {})
         det = val.get("detection", {})
         others = sorted(((k.split("@")[1], m["miou"]) for k, m in e.get("metrics", {}).items()
-                         if "@" in k and m.get("miou") is not None), key=lambda km: -int(km[0].split("x")[0]))
+                         if k.startswith("camvid_val@") and m.get("miou") is not None),
+                        key=lambda km: -int(km[0].split("x")[0]))
         name = f"`{e['name']}`" + (" (default)" if e["name"] == manifest.get("default") else "")
         rows.append(f"| {name} | {e['task']} | {e.get('precision', 'fp32')} | {e['input_size'][0]}x{e['input_size'][1]} "
                     f"| {e['params'] / 1e6:.2f} M | {e['gflops']:.2f} | {_pct(val.get('miou'))} | {_pct(det.get('map50'))} "
@@ -91,8 +101,10 @@ def main() -> None:
     p.add_argument("name", nargs="?")
     p.add_argument("--data", default=str(ROOT.parent / "shared/data/camvid"))
     p.add_argument("--default", action="store_true", help="ship: make it the manifest's default model")
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more rtseg train (or export) arguments")
-    args = p.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:cut])
+    extra = argv[cut + 1:]  # after --: more rtseg train (or export) arguments
     if args.action == "list":
         for name, recipe in ZOO.items():
             print(f"{name:<40} rtseg train --data DATA {recipe} {COMMON}")
@@ -102,9 +114,10 @@ def main() -> None:
         return
     if args.name not in ZOO:
         sys.exit(f"unknown zoo model {args.name!r}; see: python benchmarks/zoo.py list")
+    if extra and extra[0] == "--":
+        extra = extra[1:]
     run_dir = ROOT / "runs" / args.name
     rtseg = [sys.executable, "-m", "rtseg"]
-    extra = [a for a in args.extra if a != "--"]
     if args.action == "train":
         run(rtseg + ["train", "--data", args.data, *ZOO[args.name].split(), *COMMON.split(), "--out", str(run_dir),
                      "--resume", *extra])

@@ -83,9 +83,10 @@ def shipped_models() -> list:
 
 def models_for_task(task: str) -> list:
     """The shipped models measured for `task`: only these are profiled (a box model never serves seg)."""
+    from .modelinfo import measured_sizes
     from .selector import accuracy_of
 
-    return [i for i in shipped_models() if accuracy_of(i, task) is not None]
+    return [i for i in shipped_models() if any(accuracy_of(i, task, size) is not None for size in measured_sizes(i))]
 
 
 def select_model(args: argparse.Namespace, streams: int, threads: int, say) -> tuple:

@@ -125,7 +125,7 @@ def training_record(ck: dict, checkpoint: Path) -> dict:
         record["wall_hours"] = round(sum(float(r["epoch_seconds"]) for r in rows) / 3600, 2)
         if rows and all(r.get("cpu_seconds") for r in rows):  # older logs did not count CPU time
             record["cpu_hours"] = round(sum(float(r["cpu_seconds"]) for r in rows) / 3600, 2)
-    skip = {"out", "resume", "func", "command", "max_steps"}
+    skip = {"out", "resume", "func", "command", "max_steps", "pretrained_sha256"}
     parts = ["rtseg train"]
     for k, v in args.items():
         if k in skip or v is None or v is False:
@@ -137,19 +137,29 @@ def training_record(ck: dict, checkpoint: Path) -> dict:
     return record
 
 
-def _record_parent(training: dict, pretrained: str | None, manifest: dict) -> None:
-    """A model fine-tuned from shipped weights: name the parent and count its training time in the total."""
+def _record_parent(training: dict, args: dict, manifest: dict, engines_dir: Path) -> None:
+    """A model fine-tuned from shipped weights: name the parent and count its (and its ancestors') training
+    time in the total. The parent is the manifest entry whose weights file it started from, checked by the
+    checksum recorded at training time when there is one."""
+    pretrained = args.get("pretrained")
     if not pretrained or pretrained == "imagenet":
         return
+    start = {"weights": pretrained, **({"sha256": args["pretrained_sha256"]} if args.get("pretrained_sha256") else {})}
     parent = next((m for m in manifest.get("models", []) if m.get("weights") == Path(pretrained).name), None)
+    if parent is not None and start.get("sha256"):
+        shipped = engines_dir / parent["weights"]
+        if not shipped.exists() or sha256(shipped) != start["sha256"]:
+            parent = None  # that name now holds other weights: do not credit them
     if parent is None:
-        training["initialized_from"] = {"weights": pretrained}
+        training["initialized_from"] = start
         return
     ptrain = parent.get("training", {})
-    training["initialized_from"] = {"model": parent["name"], "epochs": ptrain.get("epochs"),
-                                    "wall_hours": ptrain.get("wall_hours"), "trained_on": ptrain.get("trained_on")}
-    if training.get("wall_hours") is not None and ptrain.get("wall_hours") is not None:
-        training["total_wall_hours"] = round(training["wall_hours"] + ptrain["wall_hours"], 2)
+    parent_total = ptrain.get("total_wall_hours", ptrain.get("wall_hours"))
+    training["initialized_from"] = {"model": parent["name"], **start, "epochs": ptrain.get("epochs"),
+                                    "wall_hours": ptrain.get("wall_hours"), "total_wall_hours": parent_total,
+                                    "trained_on": ptrain.get("trained_on")}
+    if training.get("wall_hours") is not None and parent_total is not None:
+        training["total_wall_hours"] = round(training["wall_hours"] + parent_total, 2)
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: Path, name: str | None = None, manifest_path: Path | None = None,
@@ -173,7 +183,7 @@ def export_checkpoint(checkpoint: str | Path, out_dir: Path, name: str | None = 
     }
     if manifest_path is not None:
         manifest = load_manifest(manifest_path)
-        _record_parent(training, ck.get("args", {}).get("pretrained"), manifest)
+        _record_parent(training, ck.get("args", {}), manifest, manifest_path.parent)
         models = [m for m in manifest.get("models", []) if m["name"] != name]
         models.append(entry)
         manifest["models"] = models

@@ -27,6 +27,7 @@ from .data.transforms import TrainTransform, to_tensor_layout
 from .errors import RtsegError
 from .detmetrics import coco_map
 from .metrics import ConfusionMatrix
+from .modelinfo import sha256
 from .models import ModelSpec, build_model, parse_size
 from .models.detection import decode, detection_loss, encode_targets
 from .train_args import add_train_args
@@ -150,15 +151,25 @@ def _load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | 
         state = state.get("model", state)
     except Exception as e:
         raise RtsegError(f"--pretrained {pretrained}: not a readable PyTorch state dict ({e.__class__.__name__})") from e
+    if not isinstance(state, dict):
+        raise RtsegError(f"--pretrained {pretrained}: not a state dict (found {type(state).__name__})")
+    return load_matching(model, state, pretrained)
+
+
+def load_matching(model: torch.nn.Module, state: dict, source: str) -> torch.nn.Module:
+    """Load what matches by name and shape (another size, head or task shares the encoder) and say what did
+    not. The encoder must match almost whole: a file of another width shares a few tensors by chance."""
     own = model.state_dict()
-    # load what matches by name and shape (another size, head or task shares the encoder); say what did not
     loadable = {k: v for k, v in state.items() if k in own and getattr(v, "shape", None) == own[k].shape}
-    if not any(v.ndim for v in loadable.values()):  # BN's scalar step counters always match: ignore them
-        raise RtsegError(f"--pretrained {pretrained}: no weight matches this model (another width?)")
+    encoder = [k for k, v in own.items() if k.startswith("encoder.") and v.ndim]  # BN step counters always match
+    matched = sum(k in loadable for k in encoder)
+    if matched < 0.9 * len(encoder):
+        raise RtsegError(f"--pretrained {source}: only {matched} of {len(encoder)} encoder weights match this model "
+                         f"(another width?)")
     model.load_state_dict(loadable, strict=False)
-    mismatched = sum(1 for k in state if k in own and k not in loadable)
-    print(f"loaded {pretrained}: {len(loadable)} of {len(own)} tensors; {len(own) - len(loadable)} missing, "
-          f"{len(state) - len(loadable) - mismatched} unexpected, {mismatched} of another shape")
+    other_shape = sum(1 for k in state if k in own and k not in loadable)
+    print(f"loaded {source}: {len(loadable)} of {len(own)} tensors ({len(own) - len(loadable) - other_shape} not in "
+          f"the file, {other_shape} of another shape; {len(state) - len(loadable) - other_shape} unused)")
     return model
 
 
@@ -190,6 +201,8 @@ def train(args: argparse.Namespace) -> Path:
                         persistent_workers=workers > 0)
 
     model = _load_pretrained(build_model(spec), spec, args.pretrained).to(device).to(memory_format=torch.channels_last)
+    if args.pretrained and args.pretrained != "imagenet":  # lets export check it names the right parent
+        args.pretrained_sha256 = sha256(Path(args.pretrained))
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(args.ema), use_buffers=True) if args.ema else None
     opt = torch.optim.AdamW(_param_groups(model, args.weight_decay), lr=args.lr)
     scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)

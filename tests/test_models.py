@@ -113,13 +113,49 @@ def test_train_export_eval_round_trip(tiny_camvid, tmp_path):
     res = run_cli("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32",
                   "--input-size", "96x128", "--epochs", "1", "--batch-size", "2", "--warmup-epochs", "0.5",
                   "--pretrained", tmp_path / "engines" / "tiny.pt", "--out", ft, timeout=300)
-    assert res.returncode == 0 and "0 missing, 0 unexpected, 0 of another shape" in res.stdout, res.stderr[-2000:]
+    assert res.returncode == 0 and "(0 not in the file, 0 of another shape; 0 unused)" in res.stdout, res.stderr[-2000:]
     res = run_cli("export", "--checkpoint", ft / "best.pt", "--out-dir", tmp_path / "engines", "--manifest", manifest,
                   "--name", "tiny-ft")
     assert res.returncode == 0, res.stderr[-2000:]
     training = next(m for m in json.loads(manifest.read_text())["models"] if m["name"] == "tiny-ft")["training"]
     assert training["initialized_from"]["model"] == "tiny" and training["initialized_from"]["epochs"] == 2
-    assert training["total_wall_hours"] == round(training["wall_hours"] + entry["training"]["wall_hours"], 2)
+    assert training["initialized_from"]["sha256"] == sha256(tmp_path / "engines" / "tiny.pt")
+    assert "total_wall_hours" in training and "pretrained-sha256" not in training["command"]
+
+
+def test_parent_record_chains_ancestors_and_checks_the_file(tmp_path):
+    from rtseg.export import _record_parent
+
+    (tmp_path / "b.pt").write_bytes(b"weights of b")
+    manifest = {"models": [{"name": "b", "weights": "b.pt", "training": {"epochs": 40, "wall_hours": 0.5,
+                                                                         "total_wall_hours": 1.5}}]}
+    training = {"wall_hours": 0.25}
+    _record_parent(training, {"pretrained": "engines/b.pt", "pretrained_sha256": sha256(tmp_path / "b.pt")},
+                   manifest, tmp_path)
+    assert training["initialized_from"]["model"] == "b" and training["total_wall_hours"] == 1.75  # b's parent too
+    (tmp_path / "b.pt").write_bytes(b"b re-shipped after the child trained")
+    training = {"wall_hours": 0.25}
+    _record_parent(training, {"pretrained": "engines/b.pt", "pretrained_sha256": "0" * 64}, manifest, tmp_path)
+    assert "model" not in training["initialized_from"] and "total_wall_hours" not in training
+    training = {"wall_hours": 0.25}
+    _record_parent(training, {"pretrained": None}, manifest, tmp_path)
+    assert training == {"wall_hours": 0.25}
+
+
+def test_load_matching_shares_the_encoder_and_refuses_another_width(capsys):
+    from rtseg.errors import RtsegError
+    from rtseg.models import ModelSpec, build_model
+    from rtseg.train import load_matching
+
+    seg = build_model(ModelSpec(width=0.5, head="lraspp", output_stride=32, input_size=(64, 96)))
+    segdet = build_model(ModelSpec(width=0.5, head="lraspp", output_stride=32, input_size=(64, 96), task="segdet"))
+    load_matching(segdet, seg.state_dict(), "seg.pt")  # encoder and seg head load, the box head starts fresh
+    assert all(torch.equal(segdet.state_dict()[k], v) for k, v in seg.state_dict().items())
+    fresh = len([k for k in segdet.state_dict() if k.startswith("det_head.")])
+    assert f"({fresh} not in the file, 0 of another shape; 0 unused)" in capsys.readouterr().out
+    narrow = build_model(ModelSpec(width=0.35, head="lraspp", output_stride=32, input_size=(64, 96)))
+    with pytest.raises(RtsegError, match="encoder weights match"):  # a few early tensors coincide: not enough
+        load_matching(narrow, seg.state_dict(), "w050.pt")
 
 
 def test_pretrained_file_of_another_width_fails_clearly(tiny_camvid, tmp_path):
