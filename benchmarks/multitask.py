@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, header_markdown  # noqa: E402
 
 from rtseg.backends import load_backend  # noqa: E402
-from rtseg.bench import measure_model_only  # noqa: E402
+from rtseg.bench import fmt, measure_model_only  # noqa: E402
 from rtseg.modelinfo import resolve_model  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -74,8 +74,8 @@ def main() -> None:
                      "miou": miou, "map50": map50, "map": map_})
         print(f"{label}: {m['fps']:.1f} FPS", flush=True)
 
-    def pct(v):
-        return "" if v is None else f"{100 * v:.1f}"
+    def pct(v: float | None) -> str:
+        return fmt(v, scale=100)
 
     md = ["# One multi-task model vs two single-task models (2-core CPU, ONNX Runtime)", "", header_markdown(env),
           f"- model-only, batch 1, {args.reps} x {args.iters} inferences, median; accuracy: the manifest's "

@@ -54,10 +54,6 @@ def run(cmd: list[str]) -> None:
         sys.exit(rc)  # the command has said why
 
 
-def _pct(x: float | None) -> str:
-    return "" if x is None else f"{100 * x:.1f}"
-
-
 def _trained(entry: dict) -> str:
     t = entry.get("training", {})
     if entry.get("quantization"):
@@ -76,9 +72,13 @@ def _trained(entry: dict) -> str:
 
 def table(manifest_path: Path) -> str:
     """The zoo as a Markdown table; every figure is read from the manifest (rtseg eval's records)."""
-    import json
+    from rtseg.bench import fmt
+    from rtseg.modelinfo import load_manifest
 
-    manifest = json.loads(manifest_path.read_text())
+    def pct(x: float | None) -> str:
+        return fmt(x, scale=100)
+
+    manifest = load_manifest(manifest_path)
     rows = ["| model | task | precision | input | params | GFLOPs | val mIoU | val AP@0.5 | val AP@[.5:.95] | other sizes (mIoU) | trained |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---|---|"]
     order = {"seg": 0, "segdet": 1, "det": 2}
@@ -90,8 +90,8 @@ def table(manifest_path: Path) -> str:
                         key=lambda km: -int(km[0].split("x")[0]))
         name = f"`{e['name']}`" + (" (default)" if e["name"] == manifest.get("default") else "")
         rows.append(f"| {name} | {e['task']} | {e.get('precision', 'fp32')} | {e['input_size'][0]}x{e['input_size'][1]} "
-                    f"| {e['params'] / 1e6:.2f} M | {e['gflops']:.2f} | {_pct(val.get('miou'))} | {_pct(det.get('map50'))} "
-                    f"| {_pct(det.get('map'))} | {', '.join(f'{s} {_pct(m)}' for s, m in others)} | {_trained(e)} |")
+                    f"| {e['params'] / 1e6:.2f} M | {e['gflops']:.2f} | {pct(val.get('miou'))} | {pct(det.get('map50'))} "
+                    f"| {pct(det.get('map'))} | {', '.join(f'{s} {pct(m)}' for s, m in others)} | {_trained(e)} |")
     return "\n".join(rows)
 
 
@@ -114,8 +114,6 @@ def main() -> None:
         return
     if args.name not in ZOO:
         sys.exit(f"unknown zoo model {args.name!r}; see: python benchmarks/zoo.py list")
-    if extra and extra[0] == "--":
-        extra = extra[1:]
     run_dir = ROOT / "runs" / args.name
     rtseg = [sys.executable, "-m", "rtseg"]
     if args.action == "train":
