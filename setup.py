@@ -14,12 +14,15 @@ setup(
         # box metrics (rtseg eval --task det)
         "eval": ["pycocotools>=2.0.7"],
         # training, export, the PyTorch backend, torchvision's peer models in rtseg bench
-        "train": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7"],
+        # (tflite reads Google's pretrained MobileNetV2 .tflite files for --pretrained voc-tflite:/imagenet-tflite:)
+        "train": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7",
+                  "tflite>=2.18"],
         # NVIDIA GPUs: TensorRT engines (rtseg export --format engine, --backend tensorrt); PyTorch holds the
         # device buffers and streams (install a CUDA build of torch 2.14.1 on GPU machines)
         "tensorrt": ["tensorrt>=10.0", "torch==2.14.1"],
+        # ai-edge-litert: the LiteRT interpreter the tests compare converted TFLite models against
         "dev": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7",
-                "pytest>=7"],
+                "tflite>=2.18", "ai-edge-litert>=2.0", "pytest>=7"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
 )

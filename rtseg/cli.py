@@ -25,6 +25,12 @@ def _alpha(text: str) -> float:
     return v
 
 
+def _split(text: str) -> str:
+    if text in ("train", "val", "test") or (text.startswith("holdout:") and len(text) > len("holdout:")):
+        return text
+    raise argparse.ArgumentTypeError(f"must be train, val, test or holdout:DRIVE, got {text!r}")
+
+
 def _size(text: str) -> tuple[int, int]:
     from .models import parse_size
 
@@ -208,6 +214,11 @@ def cmd_eval(args) -> int:
     if why_backend and not args.quiet:
         print(f"rtseg: backend auto: {why_backend}", file=sys.stderr)
     report = evaluate(info, backend, args.data, args.split, args.task, args.input_size, progress=not args.quiet)
+    trained_with = info.entry.get("training", {}).get("val_split", "val")
+    if args.split.startswith("holdout:") and trained_with != args.split:
+        # this drive was in the model's training data: the number is not a held-out measurement
+        report["warning"] = (f"{info.name} was trained with --val-split {trained_with}: drive "
+                             f"{args.split.split(':', 1)[1]} was in its training data")
     report["command"] = "rtseg " + " ".join(sys.argv[1:] if argv_is_rtseg() else [])
     print(format_report(report))
     if args.json:
@@ -217,7 +228,8 @@ def cmd_eval(args) -> int:
         entry = next((m for m in manifest.get("models", []) if m["name"] == args.model), None)
         if entry is None:
             raise RtsegError(f"--update-manifest needs a model name from {MANIFEST}, got {args.model!r}")
-        keep = ("miou", "pixel_accuracy", "per_class_iou", "detection", "images", "input_size", "backend", "machine", "date")
+        keep = ("miou", "pixel_accuracy", "per_class_iou", "detection", "images", "input_size", "backend", "machine",
+                "date", "split_note", "warning")
         key = metrics_key(args.split, args.input_size, info)
         entry.setdefault("metrics", {})[key] = {k: report[k] for k in keep if k in report} | {
             "command": f"rtseg eval --model {args.model} --data {args.data} --split {args.split}"
@@ -424,7 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="per-class IoU and mIoU on a CamVid-layout split")
     e.add_argument("--model", help="shipped model name or path to an .onnx file")
     e.add_argument("--data", required=True, help="folder with <split>/ and <split>annot/")
-    e.add_argument("--split", default="val", choices=["train", "val", "test"])
+    e.add_argument("--split", default="val", type=_split,
+                   help="train, val, test, or holdout:DRIVE (every frame of one drive, e.g. holdout:0006R0) "
+                        "(default: val)")
     e.add_argument("--task", choices=["seg", "det", "both"], help="what to measure (default: what the model predicts)")
     add_backend_args(e)
     e.add_argument("--threads", type=int, default=None)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .backends import Backend
 from .data.boxes import boxes_from_label
-from .data.camvid import read_label, split_pairs
+from .data.camvid import eval_pairs, read_label, split_description
 from .detmetrics import coco_map
 from .errors import RtsegError
 from .metrics import ConfusionMatrix
@@ -36,7 +36,7 @@ def evaluate(info: ModelInfo, backend: Backend, data: str, split: str = "val", t
     if want_seg and info.task == "det":
         raise RtsegError(f"model {info.name} predicts boxes only: use --task det")
     try:
-        pairs = split_pairs(data, split)[:max_images]
+        pairs = eval_pairs(data, split)[:max_images]
     except FileNotFoundError as e:
         raise RtsegError(str(e)) from e
     size = input_size or info.input_size
@@ -60,7 +60,7 @@ def evaluate(info: ModelInfo, backend: Backend, data: str, split: str = "val", t
             scale = np.array([label.shape[1] / size[1], label.shape[0] / size[0]] * 2, np.float32)
             preds.append((outputs["boxes"][0] * scale, outputs["scores"][0], outputs["labels"][0]))
     report = {
-        "model": info.name, "split": split, "images": len(pairs), "input_size": list(size), "backend": backend.name,
+        "model": info.name, "split": split, "split_note": split_description(split), "images": len(pairs), "input_size": list(size), "backend": backend.name,
         "machine": f"{platform.machine()} {cpu_name()}", "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     if want_seg:
@@ -88,6 +88,10 @@ def format_report(r: dict) -> str:
         return "   n/a" if v is None else f"{100 * v:6.2f}"
 
     lines = [f"{r['model']} on {r['split']} ({r['images']} images, input {r['input_size'][0]}x{r['input_size'][1]}, {r['backend']})"]
+    if r.get("split_note"):
+        lines.append(f"  split: {r['split_note']}")
+    if r.get("warning"):
+        lines.append(f"  warning: {r['warning']}")
     if "miou" in r:
         lines += [f"  {name:<12} IoU    {pct(v)}" for name, v in r["per_class_iou"].items()]
         lines += [f"  {'mIoU':<12}        {pct(r['miou'])}", f"  {'pixel acc':<12}        {pct(r['pixel_accuracy'])}"]

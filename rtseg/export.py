@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from .data.camvid import CLASSES, PALETTE_RGB
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .errors import RtsegError
 from .modelinfo import META_KEY, load_manifest, save_manifest, sha256
 from .models import ModelSpec, build_model
@@ -80,8 +79,8 @@ def model_metadata(spec: ModelSpec) -> dict:
     from .data.boxes import DET_CLASSES
 
     meta = {"task": spec.task, "input_size": list(spec.input_size), "classes": list(CLASSES[: spec.num_classes]),
-            "palette_rgb": PALETTE_RGB[: spec.num_classes].tolist(), "mean": IMAGENET_MEAN.tolist(),
-            "std": IMAGENET_STD.tolist(), "architecture": spec.to_dict()}
+            "palette_rgb": PALETTE_RGB[: spec.num_classes].tolist(), "mean": list(spec.mean),
+            "std": list(spec.std), "architecture": spec.to_dict()}
     if spec.has_det:
         meta["det_classes"] = list(DET_CLASSES[: spec.num_det_classes])
     return meta

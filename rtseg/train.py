@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .data.boxes import DET_CLASSES, boxes_from_label
-from .data.camvid import NUM_CLASSES, VOID, class_frequencies, load_split
-from .data.transforms import TrainTransform, to_tensor_layout
+from .data.camvid import NUM_CLASSES, VOID, class_frequencies, load_pairs, selection_pairs
+from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainTransform, to_tensor_layout
 from .errors import RtsegError
 from .detmetrics import coco_map
 from .metrics import ConfusionMatrix
@@ -36,15 +37,17 @@ from .train_args import add_train_args
 class SegDataset(Dataset):
     """Augmented (image, label) pairs; with `boxes`, also CenterNet targets derived from the augmented label."""
 
-    def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], transform: TrainTransform, boxes: bool = False):
+    def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], transform: TrainTransform, boxes: bool = False,
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
         self.images, self.labels, self.transform, self.boxes = images, labels, transform, boxes
+        self.mean, self.std = mean, std
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int):
         img, lab = self.transform(self.images[i], self.labels[i])
-        x, y = torch.from_numpy(to_tensor_layout(img)), torch.from_numpy(lab.astype(np.int64))
+        x, y = torch.from_numpy(to_tensor_layout(img, self.mean, self.std)), torch.from_numpy(lab.astype(np.int64))
         if not self.boxes:
             return x, y
         return x, y, encode_targets(*boxes_from_label(lab), lab.shape)
@@ -68,7 +71,7 @@ def evaluate_torch(model: torch.nn.Module, spec: ModelSpec, images: list[np.ndar
     h, w = spec.input_size
     for img, lab in zip(images, labels):
         x = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR) if img.shape[:2] != (h, w) else img
-        x = torch.from_numpy(to_tensor_layout(x))[None].to(device)
+        x = torch.from_numpy(to_tensor_layout(x, spec.mean, spec.std))[None].to(device)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             out = model(x)
         if spec.has_seg:
@@ -133,7 +136,22 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def _load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | None) -> torch.nn.Module:
+TFLITE_PREFIXES = ("imagenet-tflite:", "voc-tflite:")
+
+
+def encoder_layout(args: argparse.Namespace) -> str:
+    """--encoder, or what --pretrained needs: Google's TFLite weights only fit TF-Slim's layout."""
+    pretrained = args.pretrained or ""
+    tflite = pretrained.startswith(TFLITE_PREFIXES)
+    if args.encoder is None:
+        return "slim" if tflite else "tv"
+    if tflite and args.encoder != "slim":
+        raise RtsegError(f"--pretrained {pretrained}: TF-Slim weights need --encoder slim")
+    return args.encoder
+
+
+def _load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | None,
+                     calibration: list[np.ndarray] | None = None) -> torch.nn.Module:
     if pretrained is None:
         return model
     if pretrained == "imagenet":
@@ -144,8 +162,11 @@ def _load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | 
                                f"{str(e).splitlines()[0] if str(e) else ''}); pass --pretrained PATH to a local file") from e
         model.encoder.load_state_dict(imagenet.encoder.state_dict())
         return model
+    if pretrained.startswith(TFLITE_PREFIXES):
+        return load_tflite_backbone(model, spec, pretrained, calibration or [])
     if not Path(pretrained).is_file():
-        raise RtsegError(f"--pretrained {pretrained}: no such file (use 'imagenet' or a local .pt state dict)")
+        raise RtsegError(f"--pretrained {pretrained}: no such file (use 'imagenet', voc-tflite:PATH, "
+                         f"imagenet-tflite:PATH or a local .pt state dict)")
     try:
         state = torch.load(pretrained, map_location="cpu", weights_only=True)
         state = state.get("model", state)
@@ -154,6 +175,31 @@ def _load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | 
     if not isinstance(state, dict):
         raise RtsegError(f"--pretrained {pretrained}: not a state dict (found {type(state).__name__})")
     return load_matching(model, state, pretrained)
+
+
+def load_tflite_backbone(model: torch.nn.Module, spec: ModelSpec, pretrained: str,
+                         calibration: list[np.ndarray]) -> torch.nn.Module:
+    """Google's MobileNetV2 (ImageNet) or DeepLabV3 (VOC) backbone from a TFLite file into the encoder, with
+    its folded batch norms unfolded on `calibration` images (models/tflite_mnv2.py says why)."""
+    from .models.tflite_mnv2 import load_backbone, read_slim_tflite, unfold_batchnorm
+
+    kind, path = pretrained.split(":", 1)
+    if not Path(path).is_file():
+        raise RtsegError(f"--pretrained {pretrained}: no such file")
+    slim = read_slim_tflite(path)
+    expected = {"imagenet-tflite": "imagenet", "voc-tflite": "deeplab"}[kind]
+    if slim.kind != expected:
+        raise RtsegError(f"--pretrained {pretrained}: the file is a{'n ImageNet classifier' if slim.kind == 'imagenet' else ' DeepLab model'}; "
+                         f"use {'imagenet' if slim.kind == 'imagenet' else 'voc'}-tflite:{path}")
+    if slim.width != spec.width:
+        raise RtsegError(f"--pretrained {pretrained}: a width-{slim.width:g} MobileNetV2, the model is width {spec.width:g}")
+    placed = load_backbone(model.encoder, slim)
+    batches = [torch.from_numpy(np.stack([to_tensor_layout(im, spec.mean, spec.std) for im in calibration[i:i + 8]]))
+               for i in range(0, len(calibration), 8)]
+    unfolded = unfold_batchnorm(model, batches) if batches else 0
+    print(f"loaded {pretrained}: {placed} convolutions of the {slim.kind} backbone (width {slim.width:g}); "
+          f"{unfolded} batch norms unfolded on {len(calibration)} training images")
+    return model
 
 
 def load_matching(model: torch.nn.Module, state: dict, source: str) -> torch.nn.Module:
@@ -177,18 +223,19 @@ def train(args: argparse.Namespace) -> Path:
     torch.manual_seed(args.seed)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(getattr(args, "threads", None) or os.cpu_count() or 1)
     amp_dtype = None if args.amp == "off" else (torch.float16 if device.type == "cuda" else torch.bfloat16)
     input_size = parse_size(args.input_size)
     crop = parse_size(args.crop) if args.crop else input_size
     spec = ModelSpec(width=args.width, head=args.head, output_stride=args.output_stride, input_size=input_size,
-                     task=args.task)
+                     task=args.task, encoder=encoder_layout(args))
     run_dir = Path(args.out or Path("runs") / spec.name)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     try:
-        train_imgs, train_labels = load_split(args.data, "train")
-        val_imgs, val_labels = load_split(args.data, "val")
+        train_pairs, val_pairs, val_desc = selection_pairs(args.data, args.val_split)
+        train_imgs, train_labels = load_pairs(train_pairs)
+        val_imgs, val_labels = load_pairs(val_pairs)
     except (FileNotFoundError, ValueError) as e:
         raise RtsegError(str(e)) from e
     freq = class_frequencies(train_labels)
@@ -196,13 +243,17 @@ def train(args: argparse.Namespace) -> Path:
 
     transform = TrainTransform(crop, tuple(args.scale), base_size=input_size, rng=np.random.default_rng(args.seed))
     workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else min(8, os.cpu_count() or 1))
-    loader = DataLoader(SegDataset(train_imgs, train_labels, transform, boxes=spec.has_det), batch_size=args.batch_size, shuffle=True,
+    loader = DataLoader(SegDataset(train_imgs, train_labels, transform, spec.has_det, spec.mean, spec.std),
+                        batch_size=args.batch_size, shuffle=True,
                         drop_last=True, num_workers=workers, pin_memory=device.type == "cuda",
                         persistent_workers=workers > 0)
 
-    model = _load_pretrained(build_model(spec), spec, args.pretrained).to(device).to(memory_format=torch.channels_last)
+    calibration = [cv2.resize(im, (input_size[1], input_size[0])) for im in train_imgs[::max(1, len(train_imgs) // 32)]]
+    model = _load_pretrained(build_model(spec), spec, args.pretrained, calibration)
+    model = model.to(device).to(memory_format=torch.channels_last)
     if args.pretrained and args.pretrained != "imagenet":  # lets export check it names the right parent
-        args.pretrained_sha256 = sha256(Path(args.pretrained))
+        args.pretrained_sha256 = sha256(Path(args.pretrained.split(":", 1)[1] if args.pretrained.startswith(TFLITE_PREFIXES)
+                                             else args.pretrained))
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(args.ema), use_buffers=True) if args.ema else None
     opt = torch.optim.AdamW(_param_groups(model, args.weight_decay), lr=args.lr)
     scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
@@ -234,7 +285,8 @@ def train(args: argparse.Namespace) -> Path:
     writer.writerow(columns)
     for r in kept:
         writer.writerow([r.get(c, "") for c in columns])
-    print(f"training {spec.name} on {device} (amp={amp_dtype}), {len(train_imgs)} train / {len(val_imgs)} val images, "
+    print(f"training {spec.name} ({spec.encoder} encoder) on {device} (amp={amp_dtype}), {len(train_imgs)} train images, "
+          f"selecting on {val_desc}, "
           f"{args.epochs} epochs x {steps_per_epoch} steps, logging to {log_path}")
 
     for epoch in range(start_epoch, args.epochs):
@@ -278,13 +330,13 @@ def train(args: argparse.Namespace) -> Path:
         ck = {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch, "step": step,
               "best_score": max(best, score) if not math.isnan(score) else best, "spec": spec.to_dict(),
-              "args": vars(args), "trained_on": device_description(device)}
+              "args": vars(args), "trained_on": device_description(device), "val_split": args.val_split}
         torch.save(ck, run_dir / "last.tmp")
         os.replace(run_dir / "last.tmp", last_ckpt)  # atomic: a killed run never leaves a torn checkpoint
         if not math.isnan(score) and score > best:
             best = score
             weights_only = {"model": (ema.module if ema is not None else model).state_dict(), "spec": spec.to_dict(),
-                            "epoch": epoch + 1, "val_metrics": metrics, "args": vars(args),
+                            "epoch": epoch + 1, "val_metrics": metrics, "val_split": args.val_split, "args": vars(args),
                             "trained_on": device_description(device)}
             torch.save(weights_only, run_dir / "best.pt")
         shown = "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items())

@@ -24,9 +24,20 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", choices=["auto", "off"], default="auto", help="bf16 on CPU, fp16 on CUDA")
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: 0 on CPU)")
     p.add_argument("--eval-every", type=int, default=1)
-    p.add_argument("--pretrained", default=None, help="'imagenet' (needs internet) or a local .pt state dict")
+    p.add_argument("--pretrained", default=None,
+                   help="start from: voc-tflite:FILE (Google's DeepLabV3-MobileNetV2 .tflite), imagenet-tflite:FILE "
+                        "(Google's MobileNetV2 ImageNet .tflite), a local .pt (rtseg weights), or 'imagenet' "
+                        "(torchvision's, needs internet)")
+    p.add_argument("--encoder", choices=["tv", "slim"], default=None,
+                   help="encoder layout: tv (torchvision's) or slim (TF-Slim's, for the .tflite starts; "
+                        "default: slim with a tflite start, else tv)")
+    p.add_argument("--val-split", default="val",
+                   help="what selects the best epoch: val (CamVid val; its drive is in train, so optimistic) or "
+                        "holdout:DRIVE (that drive's frames are taken out of training and select; e.g. holdout:0006R0)")
     p.add_argument("--out", default=None, help="run folder (default runs/<model name>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke tests)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for training (default: every core; fewer leaves room for other work)")

@@ -64,3 +64,62 @@ def class_frequencies(labels: list[np.ndarray], num_classes: int = NUM_CLASSES) 
     for lab in labels:
         counts += np.bincount(lab.ravel(), minlength=256)[:num_classes]
     return counts / max(counts.sum(), 1)
+
+
+def drive_of(path: str | Path) -> str:
+    """CamVid frames are named <drive>_<frame> (0001TP_006690.png): the drive is the recording they come from."""
+    return Path(path).stem.split("_")[0]
+
+
+def selection_pairs(root: str | Path, val_split: str) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]], str]:
+    """(train pairs, selection pairs, description) for `rtseg train --val-split`.
+
+    `val`: train on train/, select on val/ (CamVid's usual split; val's drive 0016E5 is also in train, so
+    its numbers are optimistic). `holdout:DRIVE`: select on every frame of DRIVE in train/ and val/, train on
+    all other frames of both: the selection split shares no recording with training.
+    """
+    if val_split == "val":
+        return split_pairs(root, "train"), split_pairs(root, "val"), "val (CamVid val, drive 0016E5)"
+    if not val_split.startswith("holdout:") or not val_split.split(":", 1)[1]:
+        raise ValueError(f"--val-split must be 'val' or 'holdout:DRIVE' (e.g. holdout:0006R0), got {val_split!r}")
+    drive = val_split.split(":", 1)[1]
+    everything = split_pairs(root, "train") + split_pairs(root, "val")
+    held = [p for p in everything if drive_of(p[0]) == drive]
+    if not held:
+        drives = sorted({drive_of(p[0]) for p in everything})
+        raise ValueError(f"no frames of drive {drive} in {root} (drives: {', '.join(drives)})")
+    train = [p for p in everything if drive_of(p[0]) != drive]
+    return train, held, f"holdout:{drive} ({len(held)} frames of drive {drive}, none in training)"
+
+
+def load_pairs(pairs: list[tuple[Path, Path]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """RGB images and label maps of (image, label) path pairs, in memory."""
+    return [read_image_rgb(img) for img, _ in pairs], [read_label(lab) for _, lab in pairs]
+
+
+def eval_pairs(root: str | Path, split: str) -> list[tuple[Path, Path]]:
+    """(image, label) pairs `rtseg eval --split` measures: a folder split (train, val, test), or
+    `holdout:DRIVE`, every frame of one drive found in train/ and val/ (and test/ when present)."""
+    if not split.startswith("holdout:"):
+        return split_pairs(root, split)
+    drive = split.split(":", 1)[1]
+    found = []
+    for folder in ("train", "val", "test"):
+        try:
+            found += [p for p in split_pairs(root, folder) if drive_of(p[0]) == drive]
+        except FileNotFoundError:
+            continue
+    if not found:
+        raise FileNotFoundError(f"no frames of drive {drive!r} in {root}")
+    return found
+
+
+def split_description(split: str) -> str:
+    """What a split is, said beside every number measured on it (README and `rtseg eval`)."""
+    if split.startswith("holdout:"):
+        drive = split.split(":", 1)[1]
+        return (f"drive {drive}, held out: drive-disjoint from training for models selected with "
+                f"--val-split {split}")
+    if split == "val":
+        return "CamVid val, drive 0016E5: optimistic, neighbouring frames of the same drive are in train"
+    return f"CamVid {split}"

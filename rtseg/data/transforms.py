@@ -59,7 +59,7 @@ def colour_jitter(img: np.ndarray, strength: float, rng: np.random.Generator) ->
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
-def to_tensor_layout(img_rgb: np.ndarray) -> np.ndarray:
-    """uint8 HWC RGB -> float32 CHW normalised with ImageNet statistics (what the models expect)."""
-    x = (img_rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+def to_tensor_layout(img_rgb: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """uint8 HWC RGB -> float32 CHW normalised with the model's statistics (ImageNet's by default)."""
+    x = (img_rgb.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return x.transpose(2, 0, 1)

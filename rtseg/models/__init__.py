@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from .segmentation import DetectionNet, SegDetNet, SegmentationNet
+from .tflite_mnv2 import SLIM_MEAN, SLIM_STD
 
 _HEAD_SHORT = {"deeplabv3plus": "dlv3p", "lraspp": "lraspp"}
 TASKS = ("seg", "det", "segdet")
@@ -23,6 +25,9 @@ class ModelSpec:
     num_classes: int = 11
     task: str = "seg"                        # seg | det | segdet (both heads on one encoder)
     num_det_classes: int = 3                 # Car, Pedestrian, Bicyclist (data/boxes.py)
+    # tv: torchvision's MobileNetV2 with ImageNet normalisation (rtseg's from-scratch models);
+    # slim: TF-Slim's layout and (x - 128) / 128 input, so Google's pretrained TFLite weights load exactly
+    encoder: str = "tv"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -39,6 +44,15 @@ class ModelSpec:
     def has_det(self) -> bool:
         return self.task in ("det", "segdet")
 
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        """Per-channel RGB mean of the input normalisation, in 0..1 (x = (pixel / 255 - mean) / std)."""
+        return SLIM_MEAN if self.encoder == "slim" else tuple(IMAGENET_MEAN.tolist())
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        return SLIM_STD if self.encoder == "slim" else tuple(IMAGENET_STD.tolist())
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["input_size"] = list(self.input_size)
@@ -53,11 +67,14 @@ class ModelSpec:
 
 def build_model(spec: ModelSpec, pretrained: str | None = None) -> nn.Module:
     if spec.task == "seg":
-        return SegmentationNet(spec.num_classes, spec.width, spec.head, spec.output_stride, pretrained=pretrained)
+        return SegmentationNet(spec.num_classes, spec.width, spec.head, spec.output_stride, pretrained=pretrained,
+                               layout=spec.encoder)
     if spec.task == "det":
-        return DetectionNet(spec.num_det_classes, spec.width, spec.output_stride, pretrained=pretrained)
+        return DetectionNet(spec.num_det_classes, spec.width, spec.output_stride, pretrained=pretrained,
+                            layout=spec.encoder)
     if spec.task == "segdet":
-        return SegDetNet(spec.num_classes, spec.num_det_classes, spec.width, spec.head, spec.output_stride, pretrained)
+        return SegDetNet(spec.num_classes, spec.num_det_classes, spec.width, spec.head, spec.output_stride, pretrained,
+                         layout=spec.encoder)
     raise ValueError(f"unknown task {spec.task!r} (one of {', '.join(TASKS)})")
 
 

@@ -28,35 +28,58 @@ def _out_channels(blocks: nn.Sequential) -> int:
     return last.out_channels if hasattr(last, "out_channels") else last[0].out_channels
 
 
-def _dilate(blocks: nn.Sequential, dilation: int) -> None:
-    """Turn the stride-2 stage into a dilated stride-1 stage (DeepLab's output-stride trick)."""
-    for m in blocks.modules():
-        if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
-            m.stride = (1, 1)
-            m.dilation = (dilation, dilation)
-            m.padding = (dilation, dilation)
+def _dilate(blocks: nn.Sequential, dilation: int, first: int = 2) -> None:
+    """Turn the stride-2 stage into a dilated stride-1 stage (DeepLab's output-stride trick).
+
+    torchvision-layout encoders dilate the whole stage by 2 (`first=2`, as rtseg always has); TF-Slim's
+    DeepLab keeps the stage's first block at rate 1 and dilates the ones after it (`first=1`), which the
+    pretrained weights expect.
+    """
+    for i, block in enumerate(blocks):
+        rate = first if i == 0 else dilation
+        for m in block.modules():
+            if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
+                m.stride = (1, 1)
+                m.dilation = (rate, rate)
+                m.padding = (rate, rate)
 
 
 class MobileNetV2Encoder(nn.Module):
-    """torchvision's MobileNetV2 features split at strides 4, 8, 16 and 16/32."""
+    """torchvision's MobileNetV2 features split at strides 4, 8, 16 and 16/32.
 
-    def __init__(self, width: float = 1.0, output_stride: int = 16, pretrained: str | None = None):
+    `layout="slim"` builds the network as Google's TF-Slim files have it (channel rounding, DeepLab's
+    dilation, 'SAME' padding of strided convolutions), so their pretrained weights load exactly.
+    """
+
+    def __init__(self, width: float = 1.0, output_stride: int = 16, pretrained: str | None = None,
+                 layout: str = "tv"):
         super().__init__()
         weights = None
         if pretrained == "imagenet":
-            if width != 1.0:
-                raise ValueError("ImageNet weights exist only for width 1.0")
+            if width != 1.0 or layout != "tv":
+                raise ValueError("torchvision's ImageNet weights exist only for width 1.0, torchvision layout")
             weights = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V2
-        net = torchvision.models.mobilenet_v2(weights=weights, width_mult=width)
+        if layout == "slim":
+            from .tflite_mnv2 import slim_mobilenet_v2
+
+            net = slim_mobilenet_v2(width)
+        elif layout == "tv":
+            net = torchvision.models.mobilenet_v2(weights=weights, width_mult=width)
+        else:
+            raise ValueError(f"unknown encoder layout {layout!r} (tv or slim)")
         f = net.features
         self.stage4 = f[:_STRIDE4_END]
         self.stage8 = f[_STRIDE4_END:_STRIDE8_END]
         self.stage16 = f[_STRIDE8_END:_STRIDE16_END]
         self.stage32 = f[_STRIDE16_END:_LAST]
         if output_stride == 16:
-            _dilate(self.stage32, 2)
+            _dilate(self.stage32, 2, first=1 if layout == "slim" else 2)
         elif output_stride != 32:
             raise ValueError(f"output_stride must be 16 or 32, got {output_stride}")
+        if layout == "slim":
+            from .tflite_mnv2 import use_tf_padding
+
+            use_tf_padding(self)
         self.channels = {
             4: _out_channels(self.stage4),
             8: _out_channels(self.stage8),
@@ -143,9 +166,9 @@ class SegmentationNet(nn.Module):
     """Encoder + head; returns logits at the input resolution."""
 
     def __init__(self, num_classes: int = 11, width: float = 1.0, head: Head = "deeplabv3plus",
-                 output_stride: int = 16, skip_stride: int = 4, pretrained: str | None = None):
+                 output_stride: int = 16, skip_stride: int = 4, pretrained: str | None = None, layout: str = "tv"):
         super().__init__()
-        self.encoder = MobileNetV2Encoder(width, output_stride, pretrained)
+        self.encoder = MobileNetV2Encoder(width, output_stride, pretrained, layout)
         ch = self.encoder.channels
         self.high_stride = 32
         if head == "lraspp":
@@ -165,11 +188,11 @@ class DetectionNet(nn.Module):
     """Encoder + CenterNet box head; returns the raw head outputs (see detection.decode)."""
 
     def __init__(self, num_det_classes: int = 3, width: float = 1.0, output_stride: int = 16,
-                 pretrained: str | None = None):
+                 pretrained: str | None = None, layout: str = "tv"):
         super().__init__()
         from .detection import CenterNetHead
 
-        self.encoder = MobileNetV2Encoder(width, output_stride, pretrained)
+        self.encoder = MobileNetV2Encoder(width, output_stride, pretrained, layout)
         self.det_head = CenterNetHead(self.encoder.channels, num_det_classes)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -180,8 +203,9 @@ class SegDetNet(SegmentationNet):
     """One encoder, two heads: class logits and boxes from a single forward pass."""
 
     def __init__(self, num_classes: int = 11, num_det_classes: int = 3, width: float = 1.0,
-                 head: Head = "deeplabv3plus", output_stride: int = 16, pretrained: str | None = None):
-        super().__init__(num_classes, width, head, output_stride, pretrained=pretrained)
+                 head: Head = "deeplabv3plus", output_stride: int = 16, pretrained: str | None = None,
+                 layout: str = "tv"):
+        super().__init__(num_classes, width, head, output_stride, pretrained=pretrained, layout=layout)
         from .detection import CenterNetHead
 
         self.det_head = CenterNetHead(self.encoder.channels, num_det_classes)
