@@ -12,12 +12,12 @@ def environment() -> dict:
     import numpy
     import onnxruntime
 
-    from rtseg.evaluate import cpu_name
+    from rtseg.core.machine import machine_description
 
     env = {
         "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
+        "machine": machine_description(),
         "python": platform.python_version(),
         "onnxruntime": onnxruntime.__version__,
         "opencv": cv2.__version__,

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, header_markdown  # noqa: E402
 
 from rtseg.backends import load_backend  # noqa: E402
-from rtseg.bench import fmt, measure_model_only  # noqa: E402
-from rtseg.modelinfo import resolve_model  # noqa: E402
+from rtseg.evaluation.bench import fmt, measure_model_only  # noqa: E402
+from rtseg.core.modelinfo import resolve_model  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, header_markdown  # noqa: E402
 
 from rtseg.backends import load_backend  # noqa: E402
-from rtseg.modelinfo import resolve_model  # noqa: E402
-from rtseg.preprocess import Preprocessor  # noqa: E402
+from rtseg.core.modelinfo import resolve_model  # noqa: E402
+from rtseg.runtime.preprocess import Preprocessor  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -77,7 +77,7 @@ def end_to_end(info, video: str, tmp: Path) -> dict:
 
 def naive(info, video: str, tmp: Path) -> dict:
     weights = info.path.with_name(info.entry["weights"])
-    out = subprocess.run([sys.executable, "-m", "rtseg.baselines", "--weights", str(weights), "--video", video,
+    out = subprocess.run([sys.executable, "-m", "rtseg.evaluation.baselines", "--weights", str(weights), "--video", video,
                           "--output", str(tmp / "naive.mp4")], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -25,8 +25,8 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, header_markdown  # noqa: E402
 
-from rtseg.modelinfo import load_manifest, measured_sizes, resolve_model, variant_name  # noqa: E402
-from rtseg.selector import accuracy_of  # noqa: E402
+from rtseg.core.modelinfo import load_manifest, measured_sizes, resolve_model, variant_name  # noqa: E402
+from rtseg.selection.selector import accuracy_of  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # a target counts as reachable in a condition when some model alone beats it by this much: within a few

@@ -72,8 +72,8 @@ def _trained(entry: dict) -> str:
 
 def table(manifest_path: Path) -> str:
     """The zoo as a Markdown table; every figure is read from the manifest (rtseg eval's records)."""
-    from rtseg.bench import fmt
-    from rtseg.modelinfo import load_manifest
+    from rtseg.evaluation.bench import fmt
+    from rtseg.core.modelinfo import load_manifest
 
     def pct(x: float | None) -> str:
         return fmt(x, scale=100)

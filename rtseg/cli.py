@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import RtsegError
-from .pipeline import inference_layout
+from .core.errors import RtsegError
+from .runtime.pipeline import inference_layout
 
 
 def _positive_float(text: str) -> float:
@@ -54,7 +54,7 @@ def backend_options(args: argparse.Namespace) -> dict:
 
 # -- rtseg run ---------------------------------------------------------------------------------------
 def build_sinks(args: argparse.Namespace, source, info, request_stop) -> list:
-    from .sinks import IMAGE_SUFFIXES, ImageSink, JsonLinesSink, MaskSink, VideoSink, WindowSink, display_available
+    from .runtime.sinks import IMAGE_SUFFIXES, ImageSink, JsonLinesSink, MaskSink, VideoSink, WindowSink, display_available
 
     sinks = []
     if args.output:
@@ -82,23 +82,23 @@ def build_sinks(args: argparse.Namespace, source, info, request_stop) -> list:
 
 
 def shipped_models() -> list:
-    from .modelinfo import load_manifest, resolve_model
+    from .core.modelinfo import load_manifest, resolve_model
 
     return [resolve_model(m["name"]) for m in load_manifest().get("models", [])]
 
 
 def models_for_task(task: str) -> list:
     """The shipped models measured for `task`: only these are profiled (a box model never serves seg)."""
-    from .modelinfo import measured_sizes
-    from .selector import accuracy_of
+    from .core.modelinfo import measured_sizes
+    from .selection.selector import accuracy_of
 
     return [i for i in shipped_models() if any(accuracy_of(i, task, size) is not None for size in measured_sizes(i))]
 
 
 def select_model(args: argparse.Namespace, streams: int, threads: int, say) -> tuple:
     """--target-fps without --model: profile (once per machine), then the most accurate model that holds it."""
-    from .profiling import ensure_profiles
-    from .selector import build_candidates, choose, pareto_front
+    from .selection.profiling import ensure_profiles
+    from .selection.selector import build_candidates, choose, pareto_front
 
     infos = models_for_task(args.task)
     profiles = ensure_profiles(infos, args.backend, streams, threads, say=say)
@@ -117,10 +117,10 @@ def select_model(args: argparse.Namespace, streams: int, threads: int, say) -> t
 
 
 def cmd_run(args) -> int:
-    from .modelinfo import resolve_model
-    from .pipeline import Pipeline
-    from .slot import load_slot
-    from .sources import LimitedSource, LoopedSource, PacedSource, open_camera, open_source
+    from .core.modelinfo import resolve_model
+    from .runtime.pipeline import Pipeline
+    from .runtime.slot import load_slot
+    from .runtime.sources import LimitedSource, LoopedSource, PacedSource, open_camera, open_source
 
     if (args.source is None) == (args.camera is None):
         raise RtsegError("give either a SOURCE or --camera N")
@@ -156,8 +156,8 @@ def cmd_run(args) -> int:
     pipeline = Pipeline(source, slot, sinks, queue_size=args.queue_size, streams=streams, progress=not args.quiet)
     runner = None
     if ladder and len(ladder) > 1 and not args.no_adapt:
-        from .adaptive import AdaptiveRunner
-        from .selector import Controller
+        from .selection.adaptive import AdaptiveRunner
+        from .selection.selector import Controller
 
         runner = AdaptiveRunner(pipeline, Controller(ladder, index, args.target_fps), lambda c: load(c.info, c.input_size),
                                 live=source.live, streams=streams, say=say)
@@ -185,8 +185,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    from .modelinfo import resolve_model
-    from .profiling import ensure_profiles, machine_key
+    from .core.modelinfo import resolve_model
+    from .selection.profiling import ensure_profiles, machine_key
 
     streams, threads = inference_layout(args.streams, args.threads, live=args.live)
     why_backend = resolve_backend_arg(args)
@@ -205,8 +205,8 @@ def cmd_profile(args) -> int:
 # -- rtseg eval --------------------------------------------------------------------------------------
 def cmd_eval(args) -> int:
     from .backends import load_backend
-    from .evaluate import evaluate, format_report
-    from .modelinfo import MANIFEST, load_manifest, metrics_key, resolve_model, save_manifest
+    from .evaluation.evaluate import evaluate, format_report
+    from .core.modelinfo import MANIFEST, load_manifest, metrics_key, resolve_model, save_manifest
 
     info = resolve_model(args.model)
     why_backend = resolve_backend_arg(args)
@@ -246,7 +246,7 @@ def argv_is_rtseg() -> bool:
 
 # -- rtseg train / export / models -----------------------------------------------------------------
 def cmd_train(args) -> int:
-    from .train import train
+    from .training.train import train
 
     out = train(args)
     print(f"done: {out / 'best.pt'} (best val mIoU), {out / 'log.csv'}")
@@ -254,7 +254,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .modelinfo import ENGINES_DIR, MANIFEST
+    from .core.modelinfo import ENGINES_DIR, MANIFEST
 
     out_dir = Path(args.out_dir) if args.out_dir else ENGINES_DIR
     manifest = None if args.no_manifest else (Path(args.manifest) if args.manifest else MANIFEST)
@@ -266,7 +266,7 @@ def cmd_export(args) -> int:
         return export_int8(args, out_dir, manifest)
     if not args.checkpoint:
         raise RtsegError("export needs --checkpoint (FP32 ONNX from training) or --model NAME --precision int8")
-    from .export import export_checkpoint
+    from .training.export import export_checkpoint
 
     entry = export_checkpoint(args.checkpoint, out_dir, args.name, manifest, args.set_default, args.trained_on, args.note)
     print(f"wrote {out_dir / entry['file']} ({entry['params'] / 1e6:.2f} M params, {entry['gflops']:.2f} GFLOPs at "
@@ -276,7 +276,7 @@ def cmd_export(args) -> int:
 
 
 def export_trt_engine(args) -> int:
-    from .engine_export import export_engine
+    from .training.engine_export import export_engine
 
     if not args.model:
         raise RtsegError("--format engine needs --model NAME|PATH (a shipped FP32 ONNX model)")
@@ -289,9 +289,9 @@ def export_trt_engine(args) -> int:
 def export_int8(args, out_dir: Path, manifest_path: Path | None) -> int:
     """INT8 sibling of a shipped FP32 model, kept only if the accuracy gate passes."""
     from .backends import load_backend
-    from .evaluate import evaluate
-    from .modelinfo import load_manifest, resolve_model, save_manifest, sha256
-    from .quantize import calibration_images, gate, quantize_int8
+    from .evaluation.evaluate import evaluate
+    from .core.modelinfo import load_manifest, resolve_model, save_manifest, sha256
+    from .training.quantize import calibration_images, gate, quantize_int8
 
     if not args.model:
         raise RtsegError("--precision int8 needs --model NAME (a shipped FP32 model)")
@@ -332,7 +332,7 @@ def export_int8(args, out_dir: Path, manifest_path: Path | None) -> int:
 
 
 def cmd_models(args) -> int:
-    from .modelinfo import MANIFEST, load_manifest
+    from .core.modelinfo import MANIFEST, load_manifest
 
     if args.pareto:
         return print_pareto(args)
@@ -354,8 +354,8 @@ def cmd_models(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench, write_results
-    from .modelinfo import resolve_model
+    from .evaluation.bench import run_bench, write_results
+    from .core.modelinfo import resolve_model
 
     infos = shipped_models() if args.models == "all" else [resolve_model(n) for n in args.models.split(",")]
     if not infos:
@@ -372,8 +372,8 @@ def cmd_bench(args) -> int:
 
 
 def print_pareto(args) -> int:
-    from .profiling import ensure_profiles
-    from .selector import build_candidates, pareto_front
+    from .selection.profiling import ensure_profiles
+    from .selection.selector import build_candidates, pareto_front
 
     streams, threads = inference_layout(None, None, live=False)
     infos = models_for_task(args.task)
@@ -398,7 +398,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train_args import add_train_args
+    from .training.train_args import add_train_args
 
     p = argparse.ArgumentParser(prog="rtseg", description="Real-time video segmentation (MobileNetV2, ONNX Runtime, TensorRT)")
     p.add_argument("--version", action="version", version=f"rtseg {__version__}")

@@ -84,8 +84,8 @@ def make_tiny_zoo(engines: Path) -> Path:
     """Two tiny untrained models exported with manifest entries (val mIoU 40 and 45, as if measured)."""
     import torch
 
-    from rtseg.export import export_checkpoint
-    from rtseg.modelinfo import load_manifest, save_manifest
+    from rtseg.training.export import export_checkpoint
+    from rtseg.core.modelinfo import load_manifest, save_manifest
     from rtseg.models import ModelSpec, build_model
 
     for width, head, os_, miou in ((0.35, "lraspp", 32, 0.40), (0.5, "deeplabv3plus", 16, 0.45)):

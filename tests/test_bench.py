@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 
 from helpers import make_tiny_zoo, run_cli, write_clip  # noqa: E402
 
-from rtseg.bench import pareto_flags  # noqa: E402
+from rtseg.evaluation.bench import pareto_flags  # noqa: E402
 
 
 def test_pareto_flags_on_known_points():

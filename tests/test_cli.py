@@ -38,7 +38,7 @@ def test_target_fps_is_reported(tiny_model, clip):
 
 
 def test_models_lists_the_manifest(tiny_model, clip, tmp_path):
-    from rtseg.modelinfo import save_manifest, sha256
+    from rtseg.core.modelinfo import save_manifest, sha256
 
     shutil.copy(tiny_model, tmp_path / "tiny.onnx")
     save_manifest({"default": "tiny", "models": [{

@@ -10,11 +10,12 @@ from helpers import run_cli  # noqa: E402
 from test_models import tiny_camvid  # noqa: E402,F401  (fixture)
 
 from rtseg.data.boxes import DET_CLASSES  # noqa: E402
-from rtseg.detmetrics import coco_map  # noqa: E402
-from rtseg.export import ExportWrapper, export_onnx  # noqa: E402
+from rtseg.evaluation.detmetrics import coco_map  # noqa: E402
+from rtseg.models.deploy import ExportWrapper
+from rtseg.training.export import export_onnx  # noqa: E402
 from rtseg.models import ModelSpec, build_model  # noqa: E402
 from rtseg.models.detection import decode, detection_loss, encode_targets  # noqa: E402
-from rtseg.postprocess import Postprocessor  # noqa: E402
+from rtseg.runtime.postprocess import Postprocessor  # noqa: E402
 
 
 def test_targets_peak_at_box_centres():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rtseg.metrics import ConfusionMatrix
+from rtseg.evaluation.metrics import ConfusionMatrix
 
 
 def test_iou_and_miou_on_a_hand_computed_case():

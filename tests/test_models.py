@@ -9,8 +9,9 @@ torch = pytest.importorskip("torch")
 
 from helpers import run_cli  # noqa: E402
 
-from rtseg.export import ExportWrapper, export_onnx  # noqa: E402
-from rtseg.modelinfo import MANIFEST, load_manifest, sha256  # noqa: E402
+from rtseg.models.deploy import ExportWrapper
+from rtseg.training.export import export_onnx  # noqa: E402
+from rtseg.core.modelinfo import MANIFEST, load_manifest, sha256  # noqa: E402
 from rtseg.models import ModelSpec, build_model, parse_size  # noqa: E402
 
 SPECS = [
@@ -124,7 +125,7 @@ def test_train_export_eval_round_trip(tiny_camvid, tmp_path):
 
 
 def test_parent_record_chains_ancestors_and_checks_the_file(tmp_path):
-    from rtseg.export import _record_parent
+    from rtseg.training.export import _record_parent
 
     (tmp_path / "b.pt").write_bytes(b"weights of b")
     manifest = {"models": [{"name": "b", "weights": "b.pt", "training": {"epochs": 40, "wall_hours": 0.5,
@@ -143,9 +144,9 @@ def test_parent_record_chains_ancestors_and_checks_the_file(tmp_path):
 
 
 def test_load_matching_shares_the_encoder_and_refuses_another_width(capsys):
-    from rtseg.errors import RtsegError
+    from rtseg.core.errors import RtsegError
     from rtseg.models import ModelSpec, build_model
-    from rtseg.train import load_matching
+    from rtseg.training.train import load_matching
 
     seg = build_model(ModelSpec(width=0.5, head="lraspp", output_stride=32, input_size=(64, 96)))
     segdet = build_model(ModelSpec(width=0.5, head="lraspp", output_stride=32, input_size=(64, 96), task="segdet"))

@@ -12,11 +12,11 @@ from helpers import NUM_CLASSES, class_frame, count_frames, run_cli
 from rtseg.backends import load_backend
 from rtseg.data.camvid import CLASSES, PALETTE_RGB
 from rtseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from rtseg.modelinfo import ModelInfo
-from rtseg.pipeline import Pipeline
-from rtseg.postprocess import Postprocessor
-from rtseg.preprocess import Preprocessor
-from rtseg.slot import ModelSlot
+from rtseg.core.modelinfo import ModelInfo
+from rtseg.runtime.pipeline import Pipeline
+from rtseg.runtime.postprocess import Postprocessor
+from rtseg.runtime.preprocess import Preprocessor
+from rtseg.runtime.slot import ModelSlot
 
 
 def make_slot(model, delay_s=0.0, fail_at=None, name="tiny"):

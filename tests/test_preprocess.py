@@ -1,7 +1,7 @@
 import numpy as np
 
 from rtseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from rtseg.preprocess import Preprocessor
+from rtseg.runtime.preprocess import Preprocessor
 
 
 def test_matches_the_reference_normalisation():

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from rtseg.data.camvid import eval_pairs, selection_pairs  # noqa: E402
-from rtseg.errors import RtsegError  # noqa: E402
+from rtseg.core.errors import RtsegError  # noqa: E402
 from rtseg.models import ModelSpec, build_model  # noqa: E402
 from rtseg.models.tflite_mnv2 import (TFSamePad, _conv_bn_pairs, read_slim_tflite, set_identity_batchnorm,  # noqa: E402
                                       unfold_batchnorm)
@@ -52,7 +52,7 @@ def test_unfolding_batch_norm_keeps_eval_exact_and_starts_training_at_the_pretra
 
 def test_slim_encoder_has_tf_slim_channels_and_exports_at_any_size(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from rtseg.export import export_onnx
+    from rtseg.training.export import export_onnx
 
     spec = ModelSpec(width=0.5, head="lraspp", output_stride=32, input_size=(64, 96), encoder="slim")
     model = build_model(spec).eval()
@@ -176,7 +176,7 @@ def test_deeplab_voc_class_maps_agree_with_litert(name):
 @pytest.mark.shared
 @pytest.mark.skipif(not PRETRAINED.is_dir(), reason="needs ../shared/data/pretrained")
 def test_a_file_of_another_width_is_refused():
-    from rtseg.train import load_tflite_backbone
+    from rtseg.training.train import load_tflite_backbone
 
     spec = ModelSpec(width=1.0, head="lraspp", output_stride=32, input_size=(64, 96), encoder="slim")
     with pytest.raises(RtsegError, match="width-0.5 MobileNetV2, the model is width 1"):

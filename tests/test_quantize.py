@@ -8,9 +8,9 @@ torch = pytest.importorskip("torch")
 from helpers import run_cli  # noqa: E402
 from test_models import tiny_camvid  # noqa: E402,F401  (fixture)
 
-from rtseg.export import export_checkpoint  # noqa: E402
+from rtseg.training.export import export_checkpoint  # noqa: E402
 from rtseg.models import ModelSpec, build_model  # noqa: E402
-from rtseg.quantize import gate  # noqa: E402
+from rtseg.training.quantize import gate  # noqa: E402
 
 
 def test_gate_decides_on_the_drop():

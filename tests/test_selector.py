@@ -8,9 +8,9 @@ import pytest
 from helpers import nearest_centre_onnx
 from test_pipeline import Collect, FileLikeSource, make_slot
 
-from rtseg.adaptive import AdaptiveRunner
-from rtseg.pipeline import Pipeline
-from rtseg.selector import Candidate, Controller, ControllerConfig, choose, pareto_front
+from rtseg.selection.adaptive import AdaptiveRunner
+from rtseg.runtime.pipeline import Pipeline
+from rtseg.selection.selector import Candidate, Controller, ControllerConfig, choose, pareto_front
 
 FAST, MID, SLOW = Candidate("fast", 0.50, 100.0, 20.0), Candidate("mid", 0.60, 50.0, 40.0), Candidate("slow", 0.70, 25.0, 80.0)
 DOMINATED = Candidate("dominated", 0.55, 40.0, 50.0)  # slower and less accurate than mid
@@ -145,7 +145,7 @@ def test_target_fps_selects_profiles_once_and_reports(tmp_path):
     pytest.importorskip("torch")
     from helpers import make_tiny_zoo, run_cli, write_clip
 
-    from rtseg.modelinfo import load_manifest, save_manifest
+    from rtseg.core.modelinfo import load_manifest, save_manifest
 
     engines = make_tiny_zoo(tmp_path / "engines")
     m = load_manifest(engines / "manifest.json")

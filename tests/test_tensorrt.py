@@ -10,8 +10,8 @@ from helpers import count_frames, run_cli
 from rtseg import backends
 from rtseg.backends.choice import Platform, choose_backend, cuda_device_name, resolve_backend
 from rtseg.backends.engine_cache import EngineCache, EngineKey, ShapeProfile
-from rtseg.engine_export import int8_decision
-from rtseg.errors import RtsegError
+from rtseg.training.engine_export import int8_decision
+from rtseg.core.errors import RtsegError
 
 
 def key(**changes) -> EngineKey:
@@ -86,14 +86,14 @@ def test_auto_backend_choice(platform, expected):
 
 
 def test_failing_gpu_backend_falls_back_to_cpu_with_a_warning(tiny_model, monkeypatch):
-    monkeypatch.setitem(backends._REGISTRY, "tensorrt", "rtseg.errors:no_such_factory")
+    monkeypatch.setitem(backends._REGISTRY, "tensorrt", "rtseg.core.errors:no_such_factory")
 
     def broken(*_, **__):
         raise RtsegError("cached engine failed to deserialize")
 
-    import rtseg.errors
+    import rtseg.core.errors
 
-    monkeypatch.setattr(rtseg.errors, "no_such_factory", broken, raising=False)
+    monkeypatch.setattr(rtseg.core.errors, "no_such_factory", broken, raising=False)
     warnings = []
     b = backends.load_backend("tensorrt", str(tiny_model), warn=warnings.append)
     assert b.name == "onnxruntime-cpu"

@@ -7,7 +7,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from ..errors import RtsegError
+from ..core.errors import RtsegError
 
 
 class Backend(Protocol):

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import RtsegError
+from ..core.errors import RtsegError
 
 Shape = tuple[int, int]  # (H, W); batch is 1 and channels 3 in every profile
 
@@ -68,7 +68,7 @@ def engine_cache_dir() -> Path:
     """RTSEG_ENGINE_CACHE, else <rtseg cache>/engines (RTSEG_CACHE_DIR or ~/.cache/rtseg)."""
     if os.environ.get("RTSEG_ENGINE_CACHE"):
         return Path(os.environ["RTSEG_ENGINE_CACHE"])
-    from ..profiling import cache_dir
+    from ..core.paths import cache_dir
 
     return cache_dir() / "engines"
 

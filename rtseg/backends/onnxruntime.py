@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import RtsegError
+from ..core.errors import RtsegError
 
 
 class OnnxRuntimeBackend:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import RtsegError
+from ..core.errors import RtsegError
 from .engine_cache import EngineCache, EngineKey, ShapeProfile
 
 INPUT = "image"
@@ -34,7 +34,7 @@ def _import_trt():
 
 def engine_key(onnx_path: Path, precision: str, profile: ShapeProfile) -> EngineKey:
     trt, torch = _import_trt()
-    from ..modelinfo import sha256
+    from ..core.modelinfo import sha256
 
     major, minor = torch.cuda.get_device_capability()
     return EngineKey(sha256(onnx_path), torch.cuda.get_device_name(), f"{major}.{minor}", trt.__version__,
@@ -109,7 +109,7 @@ class TensorRTBackend:
     def __init__(self, model_path: str | Path, precision: str = "fp16", profile: ShapeProfile | None = None,
                  cache_dir: str | Path | None = None, say: Callable[[str], None] | None = None, **_):
         trt, torch = _import_trt()
-        from ..modelinfo import resolve_model
+        from ..core.modelinfo import resolve_model
 
         say = say or (lambda m: print(m, file=sys.stderr))
         info = resolve_model(str(model_path))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RtsegError
+from ..core.errors import RtsegError
 
 
 class TorchBackend:
@@ -18,7 +18,7 @@ class TorchBackend:
             import torch
         except ImportError as e:
             raise RtsegError("the torch backend needs PyTorch: pip install 'rtseg[train]'") from e
-        from ..export import ExportWrapper, output_names
+        from ..models.deploy import ExportWrapper, output_names
         from ..models import ModelSpec, build_model
 
         weights = Path(model_path).with_suffix(".pt")

@@ -6,6 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..core.constants import IMAGE_SUFFIXES
+
 CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree",
            "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist")
 NUM_CLASSES = len(CLASSES)
@@ -15,7 +17,6 @@ PALETTE_RGB = np.array([
     (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
     (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
 ], dtype=np.uint8)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def split_pairs(root: str | Path, split: str) -> list[tuple[Path, Path]]:

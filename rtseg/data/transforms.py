@@ -8,10 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
 from .camvid import VOID
-
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 class TrainTransform:

@@ -6,8 +6,10 @@ from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from .segmentation import DetectionNet, SegDetNet, SegmentationNet
+from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
+from .detection import DetectionNet
+from .multitask import SegDetNet
+from .segmentation import SegmentationNet
 from .tflite_mnv2 import SLIM_MEAN, SLIM_STD
 
 _HEAD_SHORT = {"deeplabv3plus": "dlv3p", "lraspp": "lraspp"}

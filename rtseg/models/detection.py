@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .segmentation import _cbr, _separable
+from .blocks import cbr, separable
+from .encoder import MobileNetV2Encoder
 
 STRIDE = 4
 MAX_OBJECTS = 64
@@ -25,11 +26,11 @@ class CenterNetHead(nn.Module):
 
     def __init__(self, channels: dict[int, int], num_classes: int = 3, inter: int = 64):
         super().__init__()
-        self.lateral = nn.ModuleDict({str(s): _cbr(channels[s], inter) for s in (32, 16, 8, 4)})
-        self.smooth = _separable(inter, inter)
-        self.heatmap = nn.Sequential(_separable(inter, inter), nn.Conv2d(inter, num_classes, 1))
-        self.size = nn.Sequential(_separable(inter, inter), nn.Conv2d(inter, 2, 1))
-        self.offset = nn.Sequential(_separable(inter, inter), nn.Conv2d(inter, 2, 1))
+        self.lateral = nn.ModuleDict({str(s): cbr(channels[s], inter) for s in (32, 16, 8, 4)})
+        self.smooth = separable(inter, inter)
+        self.heatmap = nn.Sequential(separable(inter, inter), nn.Conv2d(inter, num_classes, 1))
+        self.size = nn.Sequential(separable(inter, inter), nn.Conv2d(inter, 2, 1))
+        self.offset = nn.Sequential(separable(inter, inter), nn.Conv2d(inter, 2, 1))
         # start with a background prior of ~0.1 so the focal loss is not swamped at the first steps
         nn.init.constant_(self.heatmap[-1].bias, -math.log((1 - 0.1) / 0.1))
 
@@ -40,6 +41,19 @@ class CenterNetHead(nn.Module):
             x = F.interpolate(x, size=lat.shape[-2:], mode="bilinear", align_corners=False) + lat
         x = self.smooth(x)
         return {"heatmap": self.heatmap(x), "size": self.size(x), "offset": self.offset(x)}
+
+
+class DetectionNet(nn.Module):
+    """Encoder + CenterNet box head; returns the raw head outputs (see detection.decode)."""
+
+    def __init__(self, num_det_classes: int = 3, width: float = 1.0, output_stride: int = 16,
+                 pretrained: str | None = None, layout: str = "tv"):
+        super().__init__()
+        self.encoder = MobileNetV2Encoder(width, output_stride, pretrained, layout)
+        self.det_head = CenterNetHead(self.encoder.channels, num_det_classes)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.det_head(self.encoder(x))
 
 
 def decode(out: dict[str, torch.Tensor], k: int = 100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

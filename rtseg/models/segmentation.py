@@ -10,111 +10,19 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
+from .blocks import cbr, separable
+from .encoder import MobileNetV2Encoder
+
 Head = Literal["lraspp", "deeplabv3plus"]
-
-# Indices into torchvision's MobileNetV2 `features` where the output stride changes.
-# The block at index i is the first block whose output is at the named stride.
-_STRIDE4_END = 4    # features[:4]  -> stride 4  (24 channels at width 1.0)
-_STRIDE8_END = 7    # features[:7]  -> stride 8  (32 channels)
-_STRIDE16_END = 14  # features[:14] -> stride 16 (96 channels)
-_LAST = 18          # features[:18] -> stride 32 (320 channels); the 1280-channel 1x1 conv is dropped
-
-
-def _out_channels(blocks: nn.Sequential) -> int:
-    last = blocks[-1]
-    return last.out_channels if hasattr(last, "out_channels") else last[0].out_channels
-
-
-def _dilate(blocks: nn.Sequential, dilation: int, first: int = 2) -> None:
-    """Turn the stride-2 stage into a dilated stride-1 stage (DeepLab's output-stride trick).
-
-    torchvision-layout encoders dilate the whole stage by 2 (`first=2`, as rtseg always has); TF-Slim's
-    DeepLab keeps the stage's first block at rate 1 and dilates the ones after it (`first=1`), which the
-    pretrained weights expect.
-    """
-    for i, block in enumerate(blocks):
-        rate = first if i == 0 else dilation
-        for m in block.modules():
-            if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
-                m.stride = (1, 1)
-                m.dilation = (rate, rate)
-                m.padding = (rate, rate)
-
-
-class MobileNetV2Encoder(nn.Module):
-    """torchvision's MobileNetV2 features split at strides 4, 8, 16 and 16/32.
-
-    `layout="slim"` builds the network as Google's TF-Slim files have it (channel rounding, DeepLab's
-    dilation, 'SAME' padding of strided convolutions), so their pretrained weights load exactly.
-    """
-
-    def __init__(self, width: float = 1.0, output_stride: int = 16, pretrained: str | None = None,
-                 layout: str = "tv"):
-        super().__init__()
-        weights = None
-        if pretrained == "imagenet":
-            if width != 1.0 or layout != "tv":
-                raise ValueError("torchvision's ImageNet weights exist only for width 1.0, torchvision layout")
-            weights = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V2
-        if layout == "slim":
-            from .tflite_mnv2 import slim_mobilenet_v2
-
-            net = slim_mobilenet_v2(width)
-        elif layout == "tv":
-            net = torchvision.models.mobilenet_v2(weights=weights, width_mult=width)
-        else:
-            raise ValueError(f"unknown encoder layout {layout!r} (tv or slim)")
-        f = net.features
-        self.stage4 = f[:_STRIDE4_END]
-        self.stage8 = f[_STRIDE4_END:_STRIDE8_END]
-        self.stage16 = f[_STRIDE8_END:_STRIDE16_END]
-        self.stage32 = f[_STRIDE16_END:_LAST]
-        if output_stride == 16:
-            _dilate(self.stage32, 2, first=1 if layout == "slim" else 2)
-        elif output_stride != 32:
-            raise ValueError(f"output_stride must be 16 or 32, got {output_stride}")
-        if layout == "slim":
-            from .tflite_mnv2 import use_tf_padding
-
-            use_tf_padding(self)
-        self.channels = {
-            4: _out_channels(self.stage4),
-            8: _out_channels(self.stage8),
-            16: _out_channels(self.stage16),
-            32: _out_channels(self.stage32),
-        }
-
-    def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
-        s4 = self.stage4(x)
-        s8 = self.stage8(s4)
-        s16 = self.stage16(s8)
-        s32 = self.stage32(s16)
-        return {4: s4, 8: s8, 16: s16, 32: s32}
-
-
-def _cbr(cin: int, cout: int, k: int = 1, dilation: int = 1, groups: int = 1) -> nn.Sequential:
-    pad = dilation * (k - 1) // 2
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, k, padding=pad, dilation=dilation, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
-def _separable(cin: int, cout: int, dilation: int = 1) -> nn.Sequential:
-    """Depthwise 3x3 (optionally dilated) then pointwise 1x1, each with BN + ReLU."""
-    return nn.Sequential(_cbr(cin, cin, 3, dilation, groups=cin), _cbr(cin, cout, 1))
-
 
 class LRASPPHead(nn.Module):
     """Lite R-ASPP (MobileNetV3 paper): a 1x1 branch gated by global context, plus a stride-8 skip."""
 
     def __init__(self, high_ch: int, low_ch: int, num_classes: int, inter: int = 128):
         super().__init__()
-        self.cbr = _cbr(high_ch, inter)
+        self.cbr = cbr(high_ch, inter)
         self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(high_ch, inter, 1), nn.Sigmoid())
         self.low_classifier = nn.Conv2d(low_ch, num_classes, 1)
         self.high_classifier = nn.Conv2d(inter, num_classes, 1)
@@ -131,9 +39,9 @@ class ASPPLite(nn.Module):
 
     def __init__(self, cin: int, cout: int, rates: tuple[int, ...]):
         super().__init__()
-        self.branches = nn.ModuleList([_cbr(cin, cout)] + [_separable(cin, cout, r) for r in rates])
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), _cbr(cin, cout))
-        self.project = nn.Sequential(_cbr(cout * (len(rates) + 2), cout), nn.Dropout(0.1))
+        self.branches = nn.ModuleList([cbr(cin, cout)] + [separable(cin, cout, r) for r in rates])
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), cbr(cin, cout))
+        self.project = nn.Sequential(cbr(cout * (len(rates) + 2), cout), nn.Dropout(0.1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [b(x) for b in self.branches]
@@ -150,8 +58,8 @@ class DeepLabV3PlusHead(nn.Module):
         super().__init__()
         self.skip_stride = skip_stride
         self.aspp = ASPPLite(high_ch, inter, rates)
-        self.skip = _cbr(skip_ch, 48)
-        self.fuse = nn.Sequential(_separable(inter + 48, inter), _separable(inter, inter))
+        self.skip = cbr(skip_ch, 48)
+        self.fuse = nn.Sequential(separable(inter + 48, inter), separable(inter, inter))
         self.classifier = nn.Conv2d(inter, num_classes, 1)
 
     def forward(self, feats: dict[int, torch.Tensor], high_stride: int) -> torch.Tensor:
@@ -182,35 +90,3 @@ class SegmentationNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.encoder(x), self.high_stride)
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
-
-
-class DetectionNet(nn.Module):
-    """Encoder + CenterNet box head; returns the raw head outputs (see detection.decode)."""
-
-    def __init__(self, num_det_classes: int = 3, width: float = 1.0, output_stride: int = 16,
-                 pretrained: str | None = None, layout: str = "tv"):
-        super().__init__()
-        from .detection import CenterNetHead
-
-        self.encoder = MobileNetV2Encoder(width, output_stride, pretrained, layout)
-        self.det_head = CenterNetHead(self.encoder.channels, num_det_classes)
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.det_head(self.encoder(x))
-
-
-class SegDetNet(SegmentationNet):
-    """One encoder, two heads: class logits and boxes from a single forward pass."""
-
-    def __init__(self, num_classes: int = 11, num_det_classes: int = 3, width: float = 1.0,
-                 head: Head = "deeplabv3plus", output_stride: int = 16, pretrained: str | None = None,
-                 layout: str = "tv"):
-        super().__init__(num_classes, width, head, output_stride, pretrained=pretrained, layout=layout)
-        from .detection import CenterNetHead
-
-        self.det_head = CenterNetHead(self.encoder.channels, num_det_classes)
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.encoder(x)
-        logits = F.interpolate(self.head(feats, self.high_stride), size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return {"logits": logits, **self.det_head(feats)}

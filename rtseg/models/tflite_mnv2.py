@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import RtsegError
+from ..core.errors import RtsegError
 
 # TF-Slim scopes of the convolutions we know how to place, in file order.
 _SCOPE = re.compile(r"(MobilenetV2/(?:Conv_1|Conv|expanded_conv(?:_\d+)?/(?:expand|depthwise|project)|Logits/Conv2d_1c_1x1)"

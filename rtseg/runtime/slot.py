@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import Backend, load_backend
-from .errors import RtsegError
-from .modelinfo import ModelInfo, variant_name
+from ..backends import Backend, load_backend
+from ..core.errors import RtsegError
+from ..core.modelinfo import ModelInfo, variant_name
 from .postprocess import Postprocessor
 from .preprocess import Preprocessor
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .modelinfo import ModelInfo, measured_sizes, sha256, variant_name
-from .stats import percentiles
+from ..core.paths import cache_dir
+from ..core.modelinfo import ModelInfo, measured_sizes, sha256, variant_name
+from ..runtime.stats import percentiles
 
 FRAME_SIZE = (640, 480)  # (width, height) of the synthetic end-to-end clip
 
@@ -40,15 +41,10 @@ class Profile:
     date: str
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("RTSEG_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rtseg"
-    return Path(base)
-
-
 def machine_key(backend: str, streams: int, threads: int) -> str:
     import onnxruntime
 
-    from .evaluate import cpu_name
+    from ..core.machine import cpu_name
 
     return f"{cpu_name()} | {os.cpu_count()} cores | {backend} (onnxruntime {onnxruntime.__version__}) | {streams}x{threads}"
 
@@ -111,8 +107,8 @@ def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, fra
                   size: tuple[int, int] | None = None) -> Profile:
     import datetime as dt
 
-    from .pipeline import Pipeline
-    from .slot import load_slot
+    from ..runtime.pipeline import Pipeline
+    from ..runtime.slot import load_slot
 
     slot = load_slot(info, backend, threads, input_size=size, pool_size=streams + 4)
     slot.warm_up(3)

@@ -14,11 +14,11 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .errors import RtsegError
+from ..core.constants import IMAGE_SUFFIXES  # noqa: F401  (the CLI picks image vs video output by it)
+from ..core.errors import RtsegError
 from .frame import FrameRecord
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 
 
 class Sink(Protocol):

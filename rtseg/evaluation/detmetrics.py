@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from .errors import RtsegError
+from ..core.errors import RtsegError
 
 
 def coco_map(ground_truth: list[tuple[np.ndarray, np.ndarray]],

@@ -3,7 +3,7 @@
 The baseline rtseg's pipeline is compared against (`rtseg bench`, benchmarks/pipeline_speed.py). Same
 model weights, same input size, same overlay; one frame at a time, nothing overlapped.
 
-    python -m rtseg.baselines --weights engines/NAME.pt --video VIDEO --output out.mp4 [--frames N]
+    python -m rtseg.evaluation.baselines --weights engines/NAME.pt --video VIDEO --output out.mp4 [--frames N]
 """
 from __future__ import annotations
 

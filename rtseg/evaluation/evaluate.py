@@ -6,21 +6,21 @@ the label's resolution (nearest resize), in one confusion matrix over the split,
 from __future__ import annotations
 
 import datetime as dt
-import platform
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .backends import Backend
-from .data.boxes import boxes_from_label
-from .data.camvid import eval_pairs, read_label, split_description
+from ..backends import Backend
+from ..data.boxes import boxes_from_label
+from ..data.camvid import eval_pairs, read_label, split_description
 from .detmetrics import coco_map
-from .errors import RtsegError
+from ..core.errors import RtsegError
+from ..core.machine import machine_description
 from .metrics import ConfusionMatrix
-from .modelinfo import ModelInfo
-from .postprocess import class_map
-from .preprocess import Preprocessor
+from ..core.modelinfo import ModelInfo
+from ..runtime.postprocess import class_map
+from ..runtime.preprocess import Preprocessor
 
 
 def evaluate(info: ModelInfo, backend: Backend, data: str, split: str = "val", task: str | None = None,
@@ -61,7 +61,7 @@ def evaluate(info: ModelInfo, backend: Backend, data: str, split: str = "val", t
             preds.append((outputs["boxes"][0] * scale, outputs["scores"][0], outputs["labels"][0]))
     report = {
         "model": info.name, "split": split, "split_note": split_description(split), "images": len(pairs), "input_size": list(size), "backend": backend.name,
-        "machine": f"{platform.machine()} {cpu_name()}", "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine_description(), "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
     }
     if want_seg:
         iou = cm.iou()
@@ -70,17 +70,6 @@ def evaluate(info: ModelInfo, backend: Backend, data: str, split: str = "val", t
     if want_det:
         report["detection"] = coco_map(gts, preds, info.det_classes)
     return report
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def format_report(r: dict) -> str:

@@ -22,15 +22,15 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .data.boxes import DET_CLASSES, boxes_from_label
-from .data.camvid import NUM_CLASSES, VOID, class_frequencies, load_pairs, selection_pairs
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainTransform, to_tensor_layout
-from .errors import RtsegError
-from .detmetrics import coco_map
-from .metrics import ConfusionMatrix
-from .modelinfo import sha256
-from .models import ModelSpec, build_model, parse_size
-from .models.detection import decode, detection_loss, encode_targets
+from ..data.boxes import DET_CLASSES, boxes_from_label
+from ..data.camvid import NUM_CLASSES, VOID, class_frequencies, load_pairs, selection_pairs
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainTransform, to_tensor_layout
+from ..core.errors import RtsegError
+from ..evaluation.detmetrics import coco_map
+from ..evaluation.metrics import ConfusionMatrix
+from ..core.modelinfo import sha256
+from ..models import ModelSpec, build_model, parse_size
+from ..models.detection import decode, detection_loss, encode_targets
 from .train_args import add_train_args
 
 
@@ -125,7 +125,7 @@ def ema_with_warmup(decay: float) -> Callable:
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    from .evaluate import cpu_name
+    from ..core.machine import cpu_name
 
     return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
@@ -181,7 +181,7 @@ def load_tflite_backbone(model: torch.nn.Module, spec: ModelSpec, pretrained: st
                          calibration: list[np.ndarray]) -> torch.nn.Module:
     """Google's MobileNetV2 (ImageNet) or DeepLabV3 (VOC) backbone from a TFLite file into the encoder, with
     its folded batch norms unfolded on `calibration` images (models/tflite_mnv2.py says why)."""
-    from .models.tflite_mnv2 import load_backbone, read_slim_tflite, unfold_batchnorm
+    from ..models.tflite_mnv2 import load_backbone, read_slim_tflite, unfold_batchnorm
 
     kind, path = pretrained.split(":", 1)
     if not Path(path).is_file():

@@ -17,9 +17,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from .errors import RtsegError
+from ..core.constants import IMAGE_SUFFIXES
+from ..core.errors import RtsegError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 OPEN_TIMEOUT_MS = 8000
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .modelinfo import ModelInfo, measured_sizes, metrics_key, variant_name
+from ..core.modelinfo import ModelInfo, measured_sizes, metrics_key, variant_name
 
 
 @dataclass(frozen=True)

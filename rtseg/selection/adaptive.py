@@ -9,11 +9,11 @@ import threading
 from collections import deque
 from typing import Callable
 
-from .frame import FrameRecord
-from .pipeline import Pipeline
+from ..runtime.frame import FrameRecord
+from ..runtime.pipeline import Pipeline
 from .selector import Candidate, Controller
-from .slot import ModelSlot
-from .stats import RateMeter
+from ..runtime.slot import ModelSlot
+from ..runtime.stats import RateMeter
 
 
 class AdaptiveRunner:

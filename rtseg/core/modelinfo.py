@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data.camvid import CLASSES, PALETTE_RGB
-from .data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from ..data.camvid import CLASSES, PALETTE_RGB
+from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .errors import RtsegError
-
-# The shipped models sit beside the package in the repository; RTSEG_ENGINES_DIR points elsewhere.
-ENGINES_DIR = Path(os.environ.get("RTSEG_ENGINES_DIR", Path(__file__).resolve().parent.parent / "engines"))
-MANIFEST = ENGINES_DIR / "manifest.json"
+from .paths import ENGINES_DIR, MANIFEST  # noqa: F401  (re-exported: callers name the manifest through here)
 META_KEY = "rtseg"  # ONNX metadata_props key holding the JSON metadata
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import RtsegError
-from .modelinfo import META_KEY, ModelInfo
-from .preprocess import Preprocessor
+from ..core.constants import IMAGE_SUFFIXES
+from ..core.errors import RtsegError
+from ..core.modelinfo import META_KEY, ModelInfo
+from ..runtime.preprocess import Preprocessor
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def calibration_images(folder: str | Path, count: int) -> list[Path]:

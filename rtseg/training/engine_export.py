@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .backends.engine_cache import EngineCache, ShapeProfile
-from .errors import RtsegError
+from ..backends.engine_cache import EngineCache, ShapeProfile
+from ..core.errors import RtsegError
 from .quantize import gate
 
 
@@ -29,9 +29,9 @@ def calibration_cache_path(cache: EngineCache, model_name: str, profile: ShapePr
 def export_engine(model: str, precision: str, profile_shapes: tuple, cache_dir: str | None = None,
                   calib_data: str | None = None, calib_images: int = 200, gate_data: str | None = None,
                   max_drop: float = 1.0, force: bool = False, say: Callable[[str], None] = print) -> dict:
-    from .backends.tensorrt import TensorRTBackend, build_engine, engine_key
-    from .evaluate import evaluate
-    from .modelinfo import resolve_model
+    from ..backends.tensorrt import TensorRTBackend, build_engine, engine_key
+    from ..evaluation.evaluate import evaluate
+    from ..core.modelinfo import resolve_model
     from .quantize import calibration_images, preprocessed
 
     info = resolve_model(model)

@@ -15,37 +15,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data.camvid import CLASSES, PALETTE_RGB
-from .errors import RtsegError
-from .modelinfo import META_KEY, load_manifest, save_manifest, sha256
-from .models import ModelSpec, build_model
+from ..data.camvid import CLASSES, PALETTE_RGB
+from ..core.errors import RtsegError
+from ..core.modelinfo import META_KEY, load_manifest, save_manifest, sha256
+from ..models import ModelSpec, build_model
+from ..models.deploy import ExportWrapper, count_gflops, count_params, output_names
 
 OPSET = 17
-
-
-class ExportWrapper(nn.Module):
-    """What the ONNX graph computes: argmax for the class map, peak-picking decode for boxes."""
-
-    def __init__(self, model: nn.Module, task: str = "seg", top_k: int = 100):
-        super().__init__()
-        self.model, self.task, self.top_k = model, task, top_k
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from .models.detection import decode
-
-        out = self.model(image)
-        results = []
-        if self.task in ("seg", "segdet"):
-            logits = out if self.task == "seg" else out["logits"]
-            results.append(logits.argmax(1).to(torch.uint8))
-        if self.task in ("det", "segdet"):
-            boxes, scores, labels = decode(out, self.top_k)
-            results += [boxes, scores, labels.to(torch.int32)]
-        return tuple(results)
-
-
-def output_names(task: str) -> list[str]:
-    return {"seg": ["mask"], "det": ["boxes", "scores", "labels"], "segdet": ["mask", "boxes", "scores", "labels"]}[task]
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelSpec, dict]:
@@ -61,22 +37,9 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelSpec, dict]:
     return model.eval(), spec, ck
 
 
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_gflops(model: nn.Module, input_size: tuple[int, int]) -> float:
-    """Forward FLOPs at batch 1 (a multiply-add counts 2), convolutions and matmuls, from torch's counter."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, 3, *input_size))
-    return counter.get_total_flops() / 1e9
-
-
 def model_metadata(spec: ModelSpec) -> dict:
     """What rtseg needs to run a model, embedded in the ONNX file and copied into the manifest."""
-    from .data.boxes import DET_CLASSES
+    from ..data.boxes import DET_CLASSES
 
     meta = {"task": spec.task, "input_size": list(spec.input_size), "classes": list(CLASSES[: spec.num_classes]),
             "palette_rgb": PALETTE_RGB[: spec.num_classes].tolist(), "mean": list(spec.mean),

@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .errors import RtsegError
-from .evaluate import cpu_name, evaluate
-from .modelinfo import ModelInfo
-from .stats import percentiles
+from ..core.errors import RtsegError
+from ..core.machine import machine_description
+from .evaluate import evaluate
+from ..core.modelinfo import ModelInfo
+from ..runtime.stats import percentiles
 
 
 @dataclass
@@ -66,9 +67,9 @@ def measure_model_only(backend, x: np.ndarray, iters: int, reps: int, warmup: in
 
 def measure_end_to_end(slot, video: str, frames: int, streams: int) -> dict:
     """The pipeline on the video, overlay written to a temporary mp4 (as `rtseg run --no-show --output`)."""
-    from .pipeline import Pipeline
-    from .sinks import VideoSink
-    from .sources import LimitedSource, open_source
+    from ..runtime.pipeline import Pipeline
+    from ..runtime.sinks import VideoSink
+    from ..runtime.sources import LimitedSource, open_source
 
     source = LimitedSource(open_source(video), frames)
     with tempfile.TemporaryDirectory() as d:
@@ -111,7 +112,7 @@ def export_peers(input_size: tuple[int, int], folder: Path) -> list[tuple[str, P
             warnings.simplefilter("ignore")
             torch.onnx.export(ArgmaxOut(model).eval(), (torch.zeros(1, 3, *input_size),), str(path), opset_version=17,
                               dynamo=False, input_names=["image"], output_names=["mask"])
-        from .export import count_gflops, count_params
+        from ..models.deploy import count_gflops, count_params
 
         peers.append((f"torchvision {name}", path, count_params(model) / 1e6, count_gflops(model, input_size)))
     return peers
@@ -120,9 +121,9 @@ def export_peers(input_size: tuple[int, int], folder: Path) -> list[tuple[str, P
 def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, split: str, video: str, frames: int,
               iters: int, reps: int, peers: bool, naive: bool, eval_images: int | None = None,
               progress: bool = True) -> tuple[list[BenchRow], dict]:
-    from .backends import load_backend
-    from .pipeline import inference_layout
-    from .slot import load_slot
+    from ..backends import load_backend
+    from ..runtime.pipeline import inference_layout
+    from ..runtime.slot import load_slot
 
     if not Path(video).exists():
         raise RtsegError(f"no such video: {video}")
@@ -203,7 +204,7 @@ def bench_environment(reference: str, video: str, frames: int, iters: int, reps:
     import onnxruntime
 
     env = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-           "machine": f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
+           "machine": machine_description(),
            "versions": {"python": platform.python_version(), "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
                         "numpy": np.__version__},
            "reference": reference, "video": video, "frames": frames, "model_only": f"{reps} x {iters} inferences, median",

@@ -1,0 +1,15 @@
+"""Where rtseg finds its models and keeps its caches: the only place these folders are decided."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# The shipped models sit beside the package in the repository; RTSEG_ENGINES_DIR points elsewhere.
+ENGINES_DIR = Path(os.environ.get("RTSEG_ENGINES_DIR", Path(__file__).resolve().parents[2] / "engines"))
+MANIFEST = ENGINES_DIR / "manifest.json"
+
+
+def cache_dir() -> Path:
+    """Speed profiles and TensorRT engines: RTSEG_CACHE_DIR, else $XDG_CACHE_HOME/rtseg (~/.cache/rtseg)."""
+    base = os.environ.get("RTSEG_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rtseg"
+    return Path(base)
