@@ -17,12 +17,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, header_markdown  # noqa: E402
@@ -30,6 +27,7 @@ from common import environment, header_markdown  # noqa: E402
 from rtseg.backends import load_backend  # noqa: E402
 from rtseg.core.modelinfo import resolve_model  # noqa: E402
 from rtseg.runtime.preprocess import Preprocessor  # noqa: E402
+from rtseg.runtime.timing import time_model  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,24 +45,8 @@ def model_only_fps(info, video: str, iters: int, streams: int = 1) -> dict:
     ok, frame = cap.read()
     cap.release()
     x = Preprocessor(info.input_size, info.mean, info.std, pool_size=1)(frame)
-    for _ in range(20):
-        backend.infer(x)
-    lat: list[float] = []
-
-    def loop(n: int) -> None:
-        for _ in range(n):
-            t = time.perf_counter()
-            backend.infer(x)
-            lat.append(time.perf_counter() - t)
-
-    workers = [threading.Thread(target=loop, args=(iters // streams,)) for _ in range(streams)]
-    t0 = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    total = time.perf_counter() - t0
-    return {"fps": len(lat) / total, "latency_ms_p50": 1e3 * float(np.median(lat)), "streams": streams}
+    t = time_model(backend, x, iters, reps=1, streams=streams, warmup=20)
+    return {"fps": t.fps, "latency_ms_p50": t.ms_p50, "streams": streams}
 
 
 def end_to_end(info, video: str, tmp: Path) -> dict:

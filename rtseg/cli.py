@@ -204,16 +204,17 @@ def cmd_profile(args) -> int:
 
 # -- rtseg eval --------------------------------------------------------------------------------------
 def cmd_eval(args) -> int:
-    from .backends import load_backend
     from .evaluation.evaluate import evaluate, format_report
     from .core.modelinfo import MANIFEST, load_manifest, metrics_key, resolve_model, save_manifest
+    from .runtime.slot import load_slot
 
     info = resolve_model(args.model)
     why_backend = resolve_backend_arg(args)
-    backend = load_backend(args.backend, str(info.path), threads=args.threads, **backend_options(args))
+    slot = load_slot(info, args.backend, args.threads, args.input_size, **backend_options(args))
     if why_backend and not args.quiet:
         print(f"rtseg: backend auto: {why_backend}", file=sys.stderr)
-    report = evaluate(info, backend, args.data, args.split, args.task, args.input_size, progress=not args.quiet)
+    report = evaluate(slot, args.data, args.split, args.task, progress=not args.quiet)
+    slot.close()
     trained_with = info.entry.get("training", {}).get("val_split", "val")
     if args.split.startswith("holdout:") and trained_with != args.split:
         # this drive was in the model's training data: the number is not a held-out measurement
@@ -288,9 +289,9 @@ def export_trt_engine(args) -> int:
 
 def export_int8(args, out_dir: Path, manifest_path: Path | None) -> int:
     """INT8 sibling of a shipped FP32 model, kept only if the accuracy gate passes."""
-    from .backends import load_backend
     from .evaluation.evaluate import evaluate
     from .core.modelinfo import load_manifest, resolve_model, save_manifest, sha256
+    from .runtime.slot import load_slot
     from .training.quantize import calibration_images, gate, quantize_int8
 
     if not args.model:
@@ -305,7 +306,7 @@ def export_int8(args, out_dir: Path, manifest_path: Path | None) -> int:
     quantize_int8(info, output, images, args.calib_method)
     int8 = resolve_model(str(output))
     gate_data = args.gate_data or args.calib_data
-    reports = {p: evaluate(i, load_backend("onnxruntime", str(i.path)), gate_data, "val", progress=False)
+    reports = {p: evaluate(load_slot(i, "onnxruntime"), gate_data, "val", progress=False)
                for p, i in (("fp32", info), ("int8", int8))}
     ok, message = gate(reports["fp32"]["miou"], reports["int8"]["miou"], args.max_drop)
     print(f"accuracy gate: {message}")

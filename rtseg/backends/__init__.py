@@ -18,6 +18,10 @@ class Backend(Protocol):
         """Run one NCHW float32 batch; returns the model's outputs by name (e.g. 'mask')."""
         ...
 
+    def static_size(self) -> tuple[int, int] | None:
+        """(height, width) when the model accepts only that input size, None when any size goes."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -37,6 +37,23 @@ class TorchBackend:
         self.name = f"torch-{self.device.type}"
         self._torch = torch
 
+    @classmethod
+    def from_module(cls, model, task: str = "seg", device: str | None = None) -> "TorchBackend":
+        """A backend around a model in memory (training's validation): the same outputs as its ONNX export."""
+        import torch
+
+        from ..models.deploy import ExportWrapper, output_names
+
+        self = cls.__new__(cls)
+        self.device = torch.device(device or next(model.parameters()).device.type)
+        self.model = ExportWrapper(model, task).eval()
+        self.output_names = output_names(task)
+        self.input_name, self.name, self._torch = "image", f"torch-{self.device.type}", torch
+        return self
+
+    def static_size(self) -> tuple[int, int] | None:
+        return None  # eager PyTorch takes any size
+
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
         with torch.inference_mode():

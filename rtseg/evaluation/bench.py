@@ -13,9 +13,7 @@ import datetime as dt
 import json
 import os
 import platform
-import statistics
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from ..core.errors import RtsegError
 from ..core.machine import machine_description
 from .evaluate import evaluate
 from ..core.modelinfo import ModelInfo
-from ..runtime.stats import percentiles
+from ..runtime.timing import percentiles, time_model
 
 
 @dataclass
@@ -50,19 +48,9 @@ class BenchRow:
 
 
 def measure_model_only(backend, x: np.ndarray, iters: int, reps: int, warmup: int = 10) -> dict:
-    """Median over repetitions of batch-1 throughput; latency percentiles over all inferences."""
-    for _ in range(warmup):
-        backend.infer(x)
-    fps, lat = [], []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            t = time.perf_counter()
-            backend.infer(x)
-            lat.append((time.perf_counter() - t) * 1e3)
-        fps.append(iters / (time.perf_counter() - t0))
-    p = percentiles(lat)
-    return {"fps": statistics.median(fps), "ms_p50": p["p50"], "ms_p95": p["p95"]}
+    """Batch-1 throughput on one thread of calls (median over repetitions) and latency percentiles."""
+    t = time_model(backend, x, iters, reps, streams=1, warmup=warmup)
+    return {"fps": t.fps, "ms_p50": t.ms_p50, "ms_p95": t.ms_p95}
 
 
 def measure_end_to_end(slot, video: str, frames: int, streams: int) -> dict:
@@ -144,7 +132,7 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
             continue
         slot = load_slot(info, backend_kind)
         if data:
-            r = evaluate(info, slot.backend, data, split, progress=False, max_images=eval_images)
+            r = evaluate(slot, data, split, progress=False, max_images=eval_images)
             row.miou, row.map50 = r.get("miou"), (r.get("detection") or {}).get("map50")
         else:  # the manifest's numbers, themselves measured by rtseg eval on the shipped file
             m = info.entry.get("metrics", {}).get("camvid_val", {})

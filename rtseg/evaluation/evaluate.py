@@ -6,63 +6,76 @@ the label's resolution (nearest resize), in one confusion matrix over the split,
 from __future__ import annotations
 
 import datetime as dt
+from typing import Iterable
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..backends import Backend
-from ..data.boxes import boxes_from_label
-from ..data.camvid import eval_pairs, read_label, split_description
-from .detmetrics import coco_map
 from ..core.errors import RtsegError
 from ..core.machine import machine_description
+from ..data.boxes import boxes_from_label
+from ..data.camvid import eval_pairs, read_label, split_description
+from ..runtime.slot import ModelSlot
+from .detmetrics import coco_map
 from .metrics import ConfusionMatrix
-from ..core.modelinfo import ModelInfo
-from ..runtime.postprocess import class_map
-from ..runtime.preprocess import Preprocessor
+
+# what a model is measured on by default: what it predicts
+_DEFAULT_TASK = {"seg": "seg", "det": "det", "segdet": "both"}
 
 
-def evaluate(info: ModelInfo, backend: Backend, data: str, split: str = "val", task: str | None = None,
-             input_size: tuple[int, int] | None = None, progress: bool = True, max_images: int | None = None) -> dict:
-    """Segmentation metrics (one confusion matrix, void ignored) and/or box AP (boxes derived from labels).
+def evaluate(slot: ModelSlot, data: str, split: str = "val", task: str | None = None, progress: bool = True,
+             max_images: int | None = None) -> dict:
+    """Metrics of a loaded model on a CamVid-layout split (`eval_pairs` names them), as a report that says
+    what was measured: model, split, images, input size, backend, machine and date."""
+    try:
+        pairs = eval_pairs(data, split)[:max_images]
+    except FileNotFoundError as e:
+        raise RtsegError(str(e)) from e
+
+    def samples():
+        for img_path, lab_path in pairs:
+            img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise RtsegError(f"cannot read image {img_path}")
+            yield img, read_label(lab_path)
+
+    bar = tqdm(samples(), total=len(pairs), desc=f"eval {slot.name} on {split}", unit="img", disable=not progress, leave=False)
+    report = {"model": slot.info.name, "split": split, "split_note": split_description(split), "images": len(pairs),
+              "input_size": list(slot.input_size), "backend": slot.backend.name, "machine": machine_description(),
+              "date": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    return report | measure(slot, bar, task)
+
+
+def measure(slot: ModelSlot, samples: Iterable[tuple[np.ndarray, np.ndarray]], task: str | None = None) -> dict:
+    """Segmentation metrics (one confusion matrix, void ignored) and/or box AP (boxes derived from labels)
+    of (BGR frame, label map) pairs, each run through `slot.process` exactly as `rtseg run` runs it.
 
     One forward pass per image serves both, so a multi-task model is measured exactly as it runs.
     """
-    task = task or {"seg": "seg", "det": "det", "segdet": "both"}.get(info.task, "seg")
+    info = slot.info
+    task = task or _DEFAULT_TASK.get(info.task, "seg")
     want_seg, want_det = task in ("seg", "both"), task in ("det", "both")
     if want_det and not info.det_classes:
         raise RtsegError(f"model {info.name} has no box head: use --task seg")
     if want_seg and info.task == "det":
         raise RtsegError(f"model {info.name} predicts boxes only: use --task det")
-    try:
-        pairs = eval_pairs(data, split)[:max_images]
-    except FileNotFoundError as e:
-        raise RtsegError(str(e)) from e
-    size = input_size or info.input_size
-    pre = Preprocessor(size, info.mean, info.std, pool_size=1)
-    buf = np.empty((1, 3, *size), np.float32)
+    h, w = slot.input_size
     cm = ConfusionMatrix(len(info.classes))
     gts, preds = [], []
-    for img_path, lab_path in tqdm(pairs, desc=f"eval {info.name} on {split}", unit="img", disable=not progress, leave=False):
-        img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise RtsegError(f"cannot read image {img_path}")
-        label = read_label(lab_path)
-        outputs = backend.infer(pre(img, out=buf))
+    for img, label in samples:
+        p = slot.process(img)
         if want_seg:
-            pred = class_map(outputs)
+            pred = p.mask
             if pred.shape != label.shape:
                 pred = cv2.resize(pred, (label.shape[1], label.shape[0]), interpolation=cv2.INTER_NEAREST)
             cm.update(label, pred)
         if want_det:
+            # every box the model gives, unthresholded: AP sweeps the score threshold itself
             gts.append(boxes_from_label(label))
-            scale = np.array([label.shape[1] / size[1], label.shape[0] / size[0]] * 2, np.float32)
-            preds.append((outputs["boxes"][0] * scale, outputs["scores"][0], outputs["labels"][0]))
-    report = {
-        "model": info.name, "split": split, "split_note": split_description(split), "images": len(pairs), "input_size": list(size), "backend": backend.name,
-        "machine": machine_description(), "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
+            scale = np.array([label.shape[1] / w, label.shape[0] / h] * 2, np.float32)
+            preds.append((p.outputs["boxes"][0] * scale, p.outputs["scores"][0], p.outputs["labels"][0]))
+    report: dict = {}
     if want_seg:
         iou = cm.iou()
         report |= {"miou": cm.miou(), "pixel_accuracy": cm.pixel_accuracy(),

@@ -1,20 +1,35 @@
 """A model ready to run: its metadata, backend, preprocessor and postprocessor, loaded together.
 
+`ModelSlot.process(frame)` is the one synchronous path from a BGR frame to its results (preprocess,
+infer, postprocess); evaluation, profiling, benchmarks, calibration and the Python API all call it, and
+the threaded pipeline calls the same three steps (`preprocess`, `infer`, `postprocess`) from its stages.
+
 The pipeline holds one current slot; every frame records the slot it was preprocessed with and finishes
 with it. Switching models (the selector) is loading a new slot beside the running one, then making it
 current: frames in flight are never fed to a model of another input size.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..backends import Backend, load_backend
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo, variant_name
-from .postprocess import Postprocessor
+from .postprocess import Detection, Postprocessor, class_map
 from .preprocess import Preprocessor
+
+
+@dataclass
+class Prediction:
+    """What a model says about one frame, in frame pixels."""
+
+    mask: np.ndarray | None                  # (H, W) uint8 class ids at frame size; None for a box-only model
+    shares: np.ndarray | None                # share of the frame's pixels per class
+    detections: list[Detection] = field(default_factory=list)  # boxes above the slot's score threshold
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)  # the model's raw outputs (model-input pixels)
+    overlay: np.ndarray | None = None        # the frame with the mask and boxes drawn, when asked for
 
 
 @dataclass
@@ -28,11 +43,54 @@ class ModelSlot:
     def name(self) -> str:
         return variant_name(self.info, (self.pre.height, self.pre.width))
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return self.pre.height, self.pre.width
+
+    # -- the three steps -------------------------------------------------------------------------
+    def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """The model input for a frame, in a buffer from the slot's pool: `infer` gives it back."""
+        return self.pre(frame_bgr)
+
+    def infer(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the backend on a pooled input and return the buffer to the pool, whatever happens."""
+        try:
+            return self.backend.infer(x)
+        finally:
+            self.pre.pool.release(x)
+
+    def postprocess(self, frame_bgr: np.ndarray, outputs: dict[str, np.ndarray], draw: bool = True) -> Prediction:
+        """Class map at frame size, class shares (counted at model size: same shares, fewer pixels), boxes
+        in frame pixels and, with `draw`, the overlay."""
+        frame_size = (frame_bgr.shape[1], frame_bgr.shape[0])
+        small = class_map(outputs)
+        mask = shares = None
+        if small is not None:
+            shares = self.post.class_shares(small)
+            mask = self.post.resize_mask(small, frame_size)
+        detections = self.post.detections(outputs, self.input_size, frame_size)
+        overlay = self.post.overlay(frame_bgr, mask, detections) if draw else None
+        return Prediction(mask, shares, detections, outputs, overlay)
+
+    def process(self, frame_bgr: np.ndarray, draw: bool = False) -> Prediction:
+        """One frame, start to end, in the calling thread."""
+        return self.postprocess(frame_bgr, self.infer(self.preprocess(frame_bgr)), draw)
+
     def warm_up(self, runs: int = 2) -> None:
         """First inferences allocate and plan; do them before the slot meets real frames."""
         x = np.zeros((1, 3, self.pre.height, self.pre.width), np.float32)
         for _ in range(runs):
             self.backend.infer(x)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    @classmethod
+    def around(cls, info: ModelInfo, backend: Backend, input_size: tuple[int, int] | None = None, alpha: float = 0.5,
+               score_threshold: float = 0.3, pool_size: int = 8) -> "ModelSlot":
+        """A slot for a backend that is already loaded (a TensorRT engine of one profile, a model in training)."""
+        return cls(info, backend, Preprocessor(input_size or info.input_size, info.mean, info.std, pool_size=pool_size),
+                   Postprocessor(info.palette_rgb, info.classes, alpha, info.det_classes, score_threshold))
 
 
 def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None = None,
@@ -40,13 +98,9 @@ def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None
               pool_size: int = 8, **backend_options) -> ModelSlot:
     size = input_size or info.input_size
     loaded = load_backend(backend, str(info.path), threads=threads, **backend_options)
-    static = getattr(loaded, "static_size", lambda: None)()
+    static = loaded.static_size()
     if static and tuple(static) != tuple(size):
+        loaded.close()
         raise RtsegError(f"model {info.name} only accepts {static[0]}x{static[1]} inputs, not {size[0]}x{size[1]}"
                          + (" (--input-size)" if input_size else ""))
-    return ModelSlot(
-        info=info,
-        backend=loaded,
-        pre=Preprocessor(size, info.mean, info.std, pool_size=pool_size),
-        post=Postprocessor(info.palette_rgb, info.classes, alpha, info.det_classes, score_threshold),
-    )
+    return ModelSlot.around(info, loaded, size, alpha, score_threshold, pool_size)

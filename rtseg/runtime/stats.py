@@ -5,16 +5,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from .frame import STAGES
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"mean": float("nan"), "p50": float("nan"), "p95": float("nan")}
-    a = np.asarray(values)
-    return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95))}
+from .timing import percentiles  # noqa: F401  (stats and its readers share one definition)
 
 
 class RateMeter:

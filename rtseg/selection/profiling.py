@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import numpy as np
 
 from ..core.paths import cache_dir
 from ..core.modelinfo import ModelInfo, measured_sizes, sha256, variant_name
-from ..runtime.stats import percentiles
+from ..runtime.timing import percentiles, time_model
 
 FRAME_SIZE = (640, 480)  # (width, height) of the synthetic end-to-end clip
 
@@ -111,27 +109,13 @@ def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, fra
     from ..runtime.slot import load_slot
 
     slot = load_slot(info, backend, threads, input_size=size, pool_size=streams + 4)
-    slot.warm_up(3)
-    x = slot.pre(SyntheticSource(1).frame)
-    lat: list[float] = []
-
-    def loop(n: int) -> None:
-        for _ in range(n):
-            t = time.perf_counter()
-            slot.backend.infer(x)
-            lat.append((time.perf_counter() - t) * 1e3)
-
-    workers = [threading.Thread(target=loop, args=(max(1, frames // streams),)) for _ in range(streams)]
-    t0 = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    model_fps = len(lat) / (time.perf_counter() - t0)
+    x = slot.preprocess(SyntheticSource(1).frame)
+    m = time_model(slot.backend, x, frames, reps=1, streams=streams, warmup=3)
     slot.pre.pool.release(x)
     stats = Pipeline(SyntheticSource(frames), slot, [], streams=streams).run(handle_signals=False)
-    m, e = percentiles(lat), percentiles(stats.latency_ms)
-    return Profile(slot.name, model_checksum(info), round(model_fps, 2), round(m["p50"], 3), round(m["p95"], 3),
+    e = percentiles(stats.latency_ms)
+    slot.close()
+    return Profile(slot.name, model_checksum(info), round(m.fps, 2), round(m.ms_p50, 3), round(m.ms_p95, 3),
                    round(stats.fps, 2), round(e["p50"], 3), round(e["p95"], 3), frames,
                    dt.datetime.now().astimezone().isoformat(timespec="seconds"))
 

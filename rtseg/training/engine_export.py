@@ -32,6 +32,7 @@ def export_engine(model: str, precision: str, profile_shapes: tuple, cache_dir: 
     from ..backends.tensorrt import TensorRTBackend, build_engine, engine_key
     from ..evaluation.evaluate import evaluate
     from ..core.modelinfo import resolve_model
+    from ..runtime.slot import ModelSlot
     from .quantize import calibration_images, preprocessed
 
     info = resolve_model(model)
@@ -61,9 +62,10 @@ def export_engine(model: str, precision: str, profile_shapes: tuple, cache_dir: 
     if precision == "int8" and gate_data:
         miou = {}
         for p in ("fp16", "int8"):
-            backend = TensorRTBackend(info.path, precision=p, profile=profile, cache_dir=cache.folder, say=say)
-            miou[p] = evaluate(info, backend, gate_data, "val", input_size=profile.opt, progress=False)["miou"]
-            backend.close()
+            slot = ModelSlot.around(info, TensorRTBackend(info.path, precision=p, profile=profile, cache_dir=cache.folder,
+                                                          say=say), profile.opt)
+            miou[p] = evaluate(slot, gate_data, "val", progress=False)["miou"]
+            slot.close()
         chosen, message = int8_decision(miou["fp16"], miou["int8"], max_drop, force)
         say(f"accuracy gate: {message}")
         if chosen == "fp16":
