@@ -146,7 +146,7 @@ def test_parent_record_chains_ancestors_and_checks_the_file(tmp_path):
 def test_load_matching_shares_the_encoder_and_refuses_another_width(capsys):
     from rtseg.core.errors import RtsegError
     from rtseg.models import ModelSpec, build_model
-    from rtseg.training.train import load_matching
+    from rtseg.training.pretrained import load_matching
 
     seg = build_model(ModelSpec(width=0.5, head="lraspp", output_stride=32, input_size=(64, 96)))
     segdet = build_model(ModelSpec(width=0.5, head="lraspp", output_stride=32, input_size=(64, 96), task="segdet"))

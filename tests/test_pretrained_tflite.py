@@ -176,7 +176,7 @@ def test_deeplab_voc_class_maps_agree_with_litert(name):
 @pytest.mark.shared
 @pytest.mark.skipif(not PRETRAINED.is_dir(), reason="needs ../shared/data/pretrained")
 def test_a_file_of_another_width_is_refused():
-    from rtseg.training.train import load_tflite_backbone
+    from rtseg.training.pretrained import load_tflite_backbone
 
     spec = ModelSpec(width=1.0, head="lraspp", output_stride=32, input_size=(64, 96), encoder="slim")
     with pytest.raises(RtsegError, match="width-0.5 MobileNetV2, the model is width 1"):

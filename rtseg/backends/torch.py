@@ -38,15 +38,30 @@ class TorchBackend:
         self._torch = torch
 
     @classmethod
-    def from_module(cls, model, task: str = "seg", device: str | None = None) -> "TorchBackend":
-        """A backend around a model in memory (training's validation): the same outputs as its ONNX export."""
+    def from_module(cls, model, task: str = "seg", autocast=None) -> "TorchBackend":
+        """A backend around a model in memory (training's validation): the same outputs as its ONNX export.
+        With `autocast` (a torch dtype), the network runs in that precision and its outputs are cast back
+        to float32 before the argmax and the box decoding."""
         import torch
 
         from ..models.deploy import ExportWrapper, output_names
 
         self = cls.__new__(cls)
-        self.device = torch.device(device or next(model.parameters()).device.type)
-        self.model = ExportWrapper(model, task).eval()
+        self.device = next(model.parameters()).device
+        net = model
+        if autocast is not None:
+            class Autocast(torch.nn.Module):  # the network in low precision, what follows it in float32
+                def __init__(self):
+                    super().__init__()
+                    self.model = model
+
+                def forward(self, x):
+                    with torch.autocast(x.device.type, dtype=autocast):
+                        out = self.model(x)
+                    return {k: v.float() for k, v in out.items()} if isinstance(out, dict) else out.float()
+
+            net = Autocast()
+        self.model = ExportWrapper(net, task).eval()
         self.output_names = output_names(task)
         self.input_name, self.name, self._torch = "image", f"torch-{self.device.type}", torch
         return self

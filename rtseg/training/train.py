@@ -2,7 +2,9 @@
 
 Plain loop in the spirit of torchvision's references: AdamW, warm-up then cosine LR, class-weighted
 cross-entropy (CamVid's rare classes), EMA of weights, mixed precision (bf16 on CPU, fp16 on CUDA),
-per-epoch val mIoU, a CSV log and resumable checkpoints. Selection is on val mIoU (best.pt).
+per-epoch validation, a CSV log and resumable checkpoints. best.pt keeps the epoch that scores best on the
+selection split (--val-split: CamVid val, or a drive held out of training). `prepare` builds a run,
+`train_one_epoch` and `validate` do one epoch each, `train` loops.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import csv
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,14 +26,13 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ..data.boxes import DET_CLASSES, boxes_from_label
-from ..data.camvid import NUM_CLASSES, VOID, class_frequencies, load_pairs, selection_pairs
+from ..data.camvid import CLASSES, VOID, class_frequencies, load_pairs, selection_pairs
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, TrainTransform, to_tensor_layout
 from ..core.errors import RtsegError
-from ..evaluation.detmetrics import coco_map
-from ..evaluation.metrics import ConfusionMatrix
 from ..core.modelinfo import sha256
 from ..models import ModelSpec, build_model, parse_size
-from ..models.detection import decode, detection_loss, encode_targets
+from ..models.detection import detection_loss, encode_targets
+from .pretrained import encoder_layout, load_pretrained, pretrained_file
 from .train_args import add_train_args
 
 
@@ -59,37 +61,23 @@ def enet_class_weights(freq: np.ndarray, c: float = 1.02) -> np.ndarray:
     return (w / w.mean()).astype(np.float32)
 
 
-@torch.no_grad()
-def evaluate_torch(model: torch.nn.Module, spec: ModelSpec, images: list[np.ndarray], labels: list[np.ndarray],
-                   device: torch.device, amp_dtype: torch.dtype | None) -> dict:
-    """Val metrics of a PyTorch model at its input size: mIoU (one confusion matrix) and/or box AP."""
-    import cv2
+def validate(model: torch.nn.Module, spec: ModelSpec, samples: list[tuple[np.ndarray, np.ndarray]],
+             amp_dtype: torch.dtype | None) -> dict:
+    """Selection metrics of the model in training, measured by rtseg's evaluation through the same slot
+    (preprocess, class map at label size, boxes) that `rtseg eval` uses on the exported file."""
+    from ..backends.torch import TorchBackend
+    from ..core.modelinfo import ModelInfo
+    from ..evaluation.evaluate import measure
+    from ..runtime.slot import ModelSlot
 
-    model.eval()
-    cm = ConfusionMatrix(NUM_CLASSES)
-    gts, preds = [], []
-    h, w = spec.input_size
-    for img, lab in zip(images, labels):
-        x = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR) if img.shape[:2] != (h, w) else img
-        x = torch.from_numpy(to_tensor_layout(x, spec.mean, spec.std))[None].to(device)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            out = model(x)
-        if spec.has_seg:
-            logits = out if spec.task == "seg" else out["logits"]
-            pred = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
-            if pred.shape != lab.shape:
-                pred = cv2.resize(pred, (lab.shape[1], lab.shape[0]), interpolation=cv2.INTER_NEAREST)
-            cm.update(lab, pred)
-        if spec.has_det:
-            boxes, scores, classes = decode({k: v.float() for k, v in out.items() if k != "logits"})
-            scale = np.array([lab.shape[1] / w, lab.shape[0] / h] * 2, np.float32)
-            preds.append((boxes[0].cpu().numpy() * scale, scores[0].cpu().numpy(), classes[0].cpu().numpy()))
-            gts.append(boxes_from_label(lab))
-    metrics = {}
-    if spec.has_seg:
-        metrics |= {"miou": cm.miou(), "pixel_acc": cm.pixel_accuracy()}
-    if spec.has_det:
-        metrics["map50"] = coco_map(gts, preds, DET_CLASSES[: spec.num_det_classes])["map50"]
+    info = ModelInfo(name=spec.name, path=Path(spec.name), task=spec.task, input_size=spec.input_size,
+                     classes=CLASSES[: spec.num_classes], mean=spec.mean, std=spec.std,
+                     det_classes=DET_CLASSES[: spec.num_det_classes] if spec.has_det else ())
+    slot = ModelSlot.around(info, TorchBackend.from_module(model, spec.task, autocast=amp_dtype), pool_size=1)
+    r = measure(slot, samples)
+    metrics = {"miou": r["miou"], "pixel_acc": r["pixel_accuracy"]} if "miou" in r else {}
+    if "detection" in r:
+        metrics["map50"] = r["detection"]["map50"]
     return metrics
 
 
@@ -136,216 +124,186 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-TFLITE_PREFIXES = ("imagenet-tflite:", "voc-tflite:")
+@dataclass
+class Run:
+    """Everything one training run holds: what is trained, how, on what, and where it is written."""
+
+    args: argparse.Namespace
+    spec: ModelSpec
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    run_dir: Path
+    loader: DataLoader
+    val_samples: list[tuple[np.ndarray, np.ndarray]]   # (BGR frame, label) of the selection split
+    val_desc: str
+    class_weights: torch.Tensor | None
+    model: torch.nn.Module
+    ema: AveragedModel | None
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    epoch: int = 0      # the next epoch to run
+    step: int = 0
+    best: float = -1.0
+
+    @property
+    def selected_model(self) -> torch.nn.Module:
+        """The weights validation measures and best.pt keeps: the EMA when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
 
-def encoder_layout(args: argparse.Namespace) -> str:
-    """--encoder, or what --pretrained needs: Google's TFLite weights only fit TF-Slim's layout."""
-    pretrained = args.pretrained or ""
-    tflite = pretrained.startswith(TFLITE_PREFIXES)
-    if args.encoder is None:
-        return "slim" if tflite else "tv"
-    if tflite and args.encoder != "slim":
-        raise RtsegError(f"--pretrained {pretrained}: TF-Slim weights need --encoder slim")
-    return args.encoder
-
-
-def _load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | None,
-                     calibration: list[np.ndarray] | None = None) -> torch.nn.Module:
-    if pretrained is None:
-        return model
-    if pretrained == "imagenet":
-        try:
-            imagenet = build_model(spec, pretrained="imagenet")
-        except Exception as e:  # no internet, hub down, proxy...
-            raise RtsegError(f"could not download torchvision's ImageNet MobileNetV2 weights ({e.__class__.__name__}: "
-                               f"{str(e).splitlines()[0] if str(e) else ''}); pass --pretrained PATH to a local file") from e
-        model.encoder.load_state_dict(imagenet.encoder.state_dict())
-        return model
-    if pretrained.startswith(TFLITE_PREFIXES):
-        return load_tflite_backbone(model, spec, pretrained, calibration or [])
-    if not Path(pretrained).is_file():
-        raise RtsegError(f"--pretrained {pretrained}: no such file (use 'imagenet', voc-tflite:PATH, "
-                         f"imagenet-tflite:PATH or a local .pt state dict)")
-    try:
-        state = torch.load(pretrained, map_location="cpu", weights_only=True)
-        state = state.get("model", state)
-    except Exception as e:
-        raise RtsegError(f"--pretrained {pretrained}: not a readable PyTorch state dict ({e.__class__.__name__})") from e
-    if not isinstance(state, dict):
-        raise RtsegError(f"--pretrained {pretrained}: not a state dict (found {type(state).__name__})")
-    return load_matching(model, state, pretrained)
-
-
-def load_tflite_backbone(model: torch.nn.Module, spec: ModelSpec, pretrained: str,
-                         calibration: list[np.ndarray]) -> torch.nn.Module:
-    """Google's MobileNetV2 (ImageNet) or DeepLabV3 (VOC) backbone from a TFLite file into the encoder, with
-    its folded batch norms unfolded on `calibration` images (models/tflite_mnv2.py says why)."""
-    from ..models.tflite_mnv2 import load_backbone, read_slim_tflite, unfold_batchnorm
-
-    kind, path = pretrained.split(":", 1)
-    if not Path(path).is_file():
-        raise RtsegError(f"--pretrained {pretrained}: no such file")
-    slim = read_slim_tflite(path)
-    expected = {"imagenet-tflite": "imagenet", "voc-tflite": "deeplab"}[kind]
-    if slim.kind != expected:
-        raise RtsegError(f"--pretrained {pretrained}: the file is a{'n ImageNet classifier' if slim.kind == 'imagenet' else ' DeepLab model'}; "
-                         f"use {'imagenet' if slim.kind == 'imagenet' else 'voc'}-tflite:{path}")
-    if slim.width != spec.width:
-        raise RtsegError(f"--pretrained {pretrained}: a width-{slim.width:g} MobileNetV2, the model is width {spec.width:g}")
-    placed = load_backbone(model.encoder, slim)
-    batches = [torch.from_numpy(np.stack([to_tensor_layout(im, spec.mean, spec.std) for im in calibration[i:i + 8]]))
-               for i in range(0, len(calibration), 8)]
-    unfolded = unfold_batchnorm(model, batches) if batches else 0
-    print(f"loaded {pretrained}: {placed} convolutions of the {slim.kind} backbone (width {slim.width:g}); "
-          f"{unfolded} batch norms unfolded on {len(calibration)} training images")
-    return model
-
-
-def load_matching(model: torch.nn.Module, state: dict, source: str) -> torch.nn.Module:
-    """Load what matches by name and shape (another size, head or task shares the encoder) and say what did
-    not. The encoder must match almost whole: a file of another width shares a few tensors by chance."""
-    own = model.state_dict()
-    loadable = {k: v for k, v in state.items() if k in own and getattr(v, "shape", None) == own[k].shape}
-    encoder = [k for k, v in own.items() if k.startswith("encoder.") and v.ndim]  # BN step counters always match
-    matched = sum(k in loadable for k in encoder)
-    if matched < 0.9 * len(encoder):
-        raise RtsegError(f"--pretrained {source}: only {matched} of {len(encoder)} encoder weights match this model "
-                         f"(another width?)")
-    model.load_state_dict(loadable, strict=False)
-    other_shape = sum(1 for k in state if k in own and k not in loadable)
-    print(f"loaded {source}: {len(loadable)} of {len(own)} tensors ({len(own) - len(loadable) - other_shape} not in "
-          f"the file, {other_shape} of another shape; {len(state) - len(loadable) - other_shape} unused)")
-    return model
-
-
-def train(args: argparse.Namespace) -> Path:
+def prepare(args: argparse.Namespace) -> Run:
+    """Device, data, model (with its start), optimiser and schedule for `args`; resumed when asked."""
     torch.manual_seed(args.seed)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cpu":
-        torch.set_num_threads(getattr(args, "threads", None) or os.cpu_count() or 1)
+        torch.set_num_threads(args.threads or os.cpu_count() or 1)
     amp_dtype = None if args.amp == "off" else (torch.float16 if device.type == "cuda" else torch.bfloat16)
     input_size = parse_size(args.input_size)
-    crop = parse_size(args.crop) if args.crop else input_size
     spec = ModelSpec(width=args.width, head=args.head, output_stride=args.output_stride, input_size=input_size,
                      task=args.task, encoder=encoder_layout(args))
     run_dir = Path(args.out or Path("runs") / spec.name)
     run_dir.mkdir(parents=True, exist_ok=True)
-
     try:
         train_pairs, val_pairs, val_desc = selection_pairs(args.data, args.val_split)
         train_imgs, train_labels = load_pairs(train_pairs)
         val_imgs, val_labels = load_pairs(val_pairs)
     except (FileNotFoundError, ValueError) as e:
         raise RtsegError(str(e)) from e
-    freq = class_frequencies(train_labels)
-    weights = None if args.no_class_weights else torch.from_numpy(enet_class_weights(freq)).to(device)
-
+    weights = None if args.no_class_weights else torch.from_numpy(enet_class_weights(class_frequencies(train_labels))).to(device)
+    crop = parse_size(args.crop) if args.crop else input_size
     transform = TrainTransform(crop, tuple(args.scale), base_size=input_size, rng=np.random.default_rng(args.seed))
     workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else min(8, os.cpu_count() or 1))
     loader = DataLoader(SegDataset(train_imgs, train_labels, transform, spec.has_det, spec.mean, spec.std),
-                        batch_size=args.batch_size, shuffle=True,
-                        drop_last=True, num_workers=workers, pin_memory=device.type == "cuda",
-                        persistent_workers=workers > 0)
-
+                        batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=workers,
+                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     calibration = [cv2.resize(im, (input_size[1], input_size[0])) for im in train_imgs[::max(1, len(train_imgs) // 32)]]
-    model = _load_pretrained(build_model(spec), spec, args.pretrained, calibration)
+    model = load_pretrained(build_model(spec), spec, args.pretrained, calibration)
     model = model.to(device).to(memory_format=torch.channels_last)
-    if args.pretrained and args.pretrained != "imagenet":  # lets export check it names the right parent
-        args.pretrained_sha256 = sha256(Path(args.pretrained.split(":", 1)[1] if args.pretrained.startswith(TFLITE_PREFIXES)
-                                             else args.pretrained))
+    start = pretrained_file(args.pretrained)
+    if start is not None:  # lets export check it names the right parent
+        args.pretrained_sha256 = sha256(start)
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(args.ema), use_buffers=True) if args.ema else None
     opt = torch.optim.AdamW(_param_groups(model, args.weight_decay), lr=args.lr)
-    scaler = torch.amp.GradScaler(enabled=amp_dtype == torch.float16)
-    steps_per_epoch = len(loader)
-    total_steps = args.epochs * steps_per_epoch
-    warmup = int(args.warmup_epochs * steps_per_epoch)
+    total_steps, warmup = args.epochs * len(loader), int(args.warmup_epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, warmup))
+    val_samples = [(cv2.cvtColor(im, cv2.COLOR_RGB2BGR), lab) for im, lab in zip(val_imgs, val_labels)]
+    run = Run(args, spec, device, amp_dtype, run_dir, loader, val_samples, val_desc, weights, model, ema, opt, sched,
+              torch.amp.GradScaler(enabled=amp_dtype == torch.float16))
+    if args.resume and (run_dir / "last.pt").exists():
+        resume(run)
+    return run
 
-    start_epoch, best, step = 0, -1.0, 0
-    last_ckpt = run_dir / "last.pt"
-    if args.resume and last_ckpt.exists():
-        ck = torch.load(last_ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        if ema is not None and ck.get("ema"):
-            ema.load_state_dict(ck["ema"])
-        start_epoch, step = ck["epoch"] + 1, ck["step"]
-        best = ck.get("best_score", ck.get("best_miou", -1.0))
-        print(f"resumed from {last_ckpt} at epoch {start_epoch}, best val score {best:.4f}")
 
-    log_path = run_dir / "log.csv"
-    columns = ["epoch", "step", "lr", "train_loss", "val_miou", "val_pixel_acc", "val_map50", "epoch_seconds", "cpu_seconds"]
-    kept = []
-    if start_epoch > 0 and log_path.exists():  # resuming: keep the epochs already logged, in today's columns
-        kept = [r for r in csv.DictReader(open(log_path)) if int(r["epoch"]) <= start_epoch]
-    log = open(log_path, "w", newline="")
-    writer = csv.writer(log)
-    writer.writerow(columns)
-    for r in kept:
-        writer.writerow([r.get(c, "") for c in columns])
-    print(f"training {spec.name} ({spec.encoder} encoder) on {device} (amp={amp_dtype}), {len(train_imgs)} train images, "
-          f"selecting on {val_desc}, "
-          f"{args.epochs} epochs x {steps_per_epoch} steps, logging to {log_path}")
+def resume(run: Run) -> None:
+    ck = torch.load(run.run_dir / "last.pt", map_location=run.device, weights_only=False)
+    run.model.load_state_dict(ck["model"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.sched.load_state_dict(ck["scheduler"])
+    if run.ema is not None and ck.get("ema"):
+        run.ema.load_state_dict(ck["ema"])
+    run.epoch, run.step = ck["epoch"] + 1, ck["step"]
+    run.best = ck.get("best_score", ck.get("best_miou", -1.0))
+    print(f"resumed from {run.run_dir / 'last.pt'} at epoch {run.epoch}, best val score {run.best:.4f}")
 
-    for epoch in range(start_epoch, args.epochs):
-        model.train()
-        t0, c0, losses = time.time(), time.process_time(), []
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False, dynamic_ncols=True)
-        for batch in bar:
-            x = batch[0].to(device, non_blocking=True).to(memory_format=torch.channels_last)
-            y = batch[1].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                out = model(x)
-            loss = torch.zeros((), device=device)
-            if spec.has_seg:
-                logits = out if spec.task == "seg" else out["logits"]
-                loss = loss + F.cross_entropy(logits.float(), y, weight=weights, ignore_index=VOID)
-            if spec.has_det:
-                targets = {k: v.to(device, non_blocking=True) for k, v in batch[2].items()}
-                loss = loss + detection_loss(out, targets)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            losses.append(loss.item())
-            step += 1
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-            if args.max_steps and step >= args.max_steps:
-                break
-        metrics: dict = {}
-        final = epoch + 1 == args.epochs or (args.max_steps and step >= args.max_steps)
-        if (epoch + 1) % args.eval_every == 0 or final:
-            metrics = evaluate_torch(ema.module if ema is not None else model, spec, val_imgs, val_labels, device, amp_dtype)
+
+def train_one_epoch(run: Run) -> list[float]:
+    """One pass over the training data; returns the losses of its steps (fewer with --max-steps)."""
+    run.model.train()
+    spec, device, losses = run.spec, run.device, []
+    bar = tqdm(run.loader, desc=f"epoch {run.epoch + 1}/{run.args.epochs}", leave=False, dynamic_ncols=True)
+    for batch in bar:
+        x = batch[0].to(device, non_blocking=True).to(memory_format=torch.channels_last)
+        y = batch[1].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
+            out = run.model(x)
+        loss = torch.zeros((), device=device)
+        if spec.has_seg:
+            logits = out if spec.task == "seg" else out["logits"]
+            loss = loss + F.cross_entropy(logits.float(), y, weight=run.class_weights, ignore_index=VOID)
+        if spec.has_det:
+            loss = loss + detection_loss(out, {k: v.to(device, non_blocking=True) for k, v in batch[2].items()})
+        run.opt.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.opt)
+        run.scaler.update()
+        run.sched.step()
+        if run.ema is not None:
+            run.ema.update_parameters(run.model)
+        losses.append(loss.item())
+        run.step += 1
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", lr=f"{run.sched.get_last_lr()[0]:.2e}")
+        if run.args.max_steps and run.step >= run.args.max_steps:
+            break
+    return losses
+
+
+def save_checkpoints(run: Run, metrics: dict, score: float) -> None:
+    """last.pt (everything to resume, written atomically) and, when the score improved, best.pt (weights)."""
+    args, trained_on = run.args, device_description(run.device)
+    ck = {"model": run.model.state_dict(), "ema": run.ema.state_dict() if run.ema is not None else None,
+          "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(), "epoch": run.epoch, "step": run.step,
+          "best_score": max(run.best, score) if not math.isnan(score) else run.best, "spec": run.spec.to_dict(),
+          "args": vars(args), "trained_on": trained_on, "val_split": args.val_split}
+    torch.save(ck, run.run_dir / "last.tmp")
+    os.replace(run.run_dir / "last.tmp", run.run_dir / "last.pt")  # a killed run never leaves a torn checkpoint
+    if not math.isnan(score) and score > run.best:
+        run.best = score
+        torch.save({"model": run.selected_model.state_dict(), "spec": run.spec.to_dict(), "epoch": run.epoch + 1,
+                    "val_metrics": metrics, "val_split": args.val_split, "args": vars(args), "trained_on": trained_on},
+                   run.run_dir / "best.pt")
+
+
+class EpochLog:
+    """log.csv, one row per epoch; a resumed run keeps the rows of the epochs it already has."""
+
+    COLUMNS = ["epoch", "step", "lr", "train_loss", "val_miou", "val_pixel_acc", "val_map50", "epoch_seconds", "cpu_seconds"]
+
+    def __init__(self, path: Path, start_epoch: int):
+        kept = [r for r in csv.DictReader(open(path)) if int(r["epoch"]) <= start_epoch] \
+            if start_epoch > 0 and path.exists() else []
+        self.path, self.file = path, open(path, "w", newline="")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(self.COLUMNS)
+        for r in kept:
+            self.writer.writerow([r.get(c, "") for c in self.COLUMNS])
+
+    def write(self, run: Run, losses: list[float], metrics: dict, secs: float, cpu: float) -> None:
+        self.writer.writerow([run.epoch + 1, run.step, f"{run.sched.get_last_lr()[0]:.6g}", f"{np.mean(losses):.5f}",
+                              *(f"{metrics.get(k, float('nan')):.5f}" for k in ("miou", "pixel_acc", "map50")),
+                              f"{secs:.1f}", f"{cpu:.1f}"])
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Train as `args` says; returns the run folder (best.pt, last.pt, log.csv)."""
+    run = prepare(args)
+    log = EpochLog(run.run_dir / "log.csv", run.epoch)
+    print(f"training {run.spec.name} ({run.spec.encoder} encoder) on {run.device} (amp={run.amp_dtype}), "
+          f"{len(run.loader.dataset)} train images, selecting on {run.val_desc}, {args.epochs} epochs x "
+          f"{len(run.loader)} steps, logging to {log.path}")
+    while run.epoch < args.epochs:
+        t0, c0 = time.time(), time.process_time()
+        losses = train_one_epoch(run)
+        stopped = bool(args.max_steps and run.step >= args.max_steps)
+        final = run.epoch + 1 == args.epochs or stopped
+        metrics = validate(run.selected_model, run.spec, run.val_samples, run.amp_dtype) \
+            if (run.epoch + 1) % args.eval_every == 0 or final else {}
         score = selection_score(metrics) if metrics else float("nan")
         secs, cpu = time.time() - t0, time.process_time() - c0
-        writer.writerow([epoch + 1, step, f"{sched.get_last_lr()[0]:.6g}", f"{np.mean(losses):.5f}",
-                         *(f"{metrics.get(k, float('nan')):.5f}" for k in ("miou", "pixel_acc", "map50")),
-                         f"{secs:.1f}", f"{cpu:.1f}"])
-        log.flush()
-        ck = {"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-              "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch, "step": step,
-              "best_score": max(best, score) if not math.isnan(score) else best, "spec": spec.to_dict(),
-              "args": vars(args), "trained_on": device_description(device), "val_split": args.val_split}
-        torch.save(ck, run_dir / "last.tmp")
-        os.replace(run_dir / "last.tmp", last_ckpt)  # atomic: a killed run never leaves a torn checkpoint
-        if not math.isnan(score) and score > best:
-            best = score
-            weights_only = {"model": (ema.module if ema is not None else model).state_dict(), "spec": spec.to_dict(),
-                            "epoch": epoch + 1, "val_metrics": metrics, "val_split": args.val_split, "args": vars(args),
-                            "trained_on": device_description(device)}
-            torch.save(weights_only, run_dir / "best.pt")
+        log.write(run, losses, metrics, secs, cpu)
+        save_checkpoints(run, metrics, score)
         shown = "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items())
-        print(f"epoch {epoch + 1}/{args.epochs}  loss {np.mean(losses):.4f}  {shown}  best {best:.4f}  {secs:.0f}s",
+        print(f"epoch {run.epoch + 1}/{args.epochs}  loss {np.mean(losses):.4f}  {shown}  best {run.best:.4f}  {secs:.0f}s",
               flush=True)
-        if args.max_steps and step >= args.max_steps:
+        run.epoch += 1
+        if stopped:
             break
     log.close()
-    return run_dir
+    return run.run_dir
 
 
 def main(argv: list[str] | None = None) -> None:
