@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from ..core.errors import RtsegError
 from ..core.machine import machine_description
+from ..core.pareto import pareto_indices
 from .evaluate import evaluate
 from ..core.modelinfo import ModelInfo
 from ..runtime.timing import percentiles, time_model
@@ -67,13 +68,9 @@ def measure_end_to_end(slot, video: str, frames: int, streams: int) -> dict:
 
 
 def pareto_flags(points: list[tuple[float, float]]) -> list[bool]:
-    """For (fps, accuracy) points: True where no other point is at least as fast and strictly more accurate
-    or strictly faster and at least as accurate."""
-    flags = []
-    for i, (f, a) in enumerate(points):
-        dominated = any((f2 >= f and a2 > a) or (f2 > f and a2 >= a) for j, (f2, a2) in enumerate(points) if j != i)
-        flags.append(not dominated)
-    return flags
+    """For (fps, accuracy) points: True where the point is on the Pareto front (core/pareto.py)."""
+    front = set(pareto_indices(points))
+    return [i in front for i in range(len(points))]
 
 
 def export_peers(input_size: tuple[int, int], folder: Path) -> list[tuple[str, Path, float, float]]:

@@ -14,14 +14,13 @@ from tqdm import tqdm
 
 from ..core.errors import RtsegError
 from ..core.machine import machine_description
+from ..core.tasks import has_det, has_seg, normalize_task
 from ..data.boxes import boxes_from_label
 from ..data.camvid import eval_pairs, read_label, split_description
 from ..runtime.slot import ModelSlot
 from .detmetrics import coco_map
 from .metrics import ConfusionMatrix
 
-# what a model is measured on by default: what it predicts
-_DEFAULT_TASK = {"seg": "seg", "det": "det", "segdet": "both"}
 
 
 def evaluate(slot: ModelSlot, data: str, split: str = "val", task: str | None = None, progress: bool = True,
@@ -54,8 +53,8 @@ def measure(slot: ModelSlot, samples: Iterable[tuple[np.ndarray, np.ndarray]], t
     One forward pass per image serves both, so a multi-task model is measured exactly as it runs.
     """
     info = slot.info
-    task = task or _DEFAULT_TASK.get(info.task, "seg")
-    want_seg, want_det = task in ("seg", "both"), task in ("det", "both")
+    task = normalize_task(task or info.task)  # by default, what the model predicts
+    want_seg, want_det = has_seg(task), has_det(task)
     if want_det and not info.det_classes:
         raise RtsegError(f"model {info.name} has no box head: use --task seg")
     if want_seg and info.task == "det":

@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass, field
 from torch import nn
 
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
+from ..core.tasks import TASKS, has_det, has_seg
 from .detection import DetectionNet
 from .multitask import SegDetNet
 from .segmentation import SegmentationNet
 from .tflite_mnv2 import SLIM_MEAN, SLIM_STD
 
 _HEAD_SHORT = {"deeplabv3plus": "dlv3p", "lraspp": "lraspp"}
-TASKS = ("seg", "det", "segdet")
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,11 @@ class ModelSpec:
 
     @property
     def has_seg(self) -> bool:
-        return self.task in ("seg", "segdet")
+        return has_seg(self.task)
 
     @property
     def has_det(self) -> bool:
-        return self.task in ("det", "segdet")
+        return has_det(self.task)
 
     @property
     def mean(self) -> tuple[float, float, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..core.tasks import has_det, has_seg
 from .detection import decode
 
 
@@ -18,10 +19,10 @@ class ExportWrapper(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(image)
         results = []
-        if self.task in ("seg", "segdet"):
+        if has_seg(self.task):
             logits = out if self.task == "seg" else out["logits"]
             results.append(logits.argmax(1).to(torch.uint8))
-        if self.task in ("det", "segdet"):
+        if has_det(self.task):
             boxes, scores, labels = decode(out, self.top_k)
             results += [boxes, scores, labels.to(torch.int32)]
         return tuple(results)

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 
 from ..core.modelinfo import ModelInfo, measured_sizes, metrics_key, variant_name
+from ..core.pareto import pareto_indices
+from ..core.tasks import DET, SEG, SEGDET, has_det, has_seg, normalize_task
 
 
 @dataclass(frozen=True)
@@ -28,15 +30,14 @@ class Candidate:
 def accuracy_of(info: ModelInfo, task: str, size: tuple[int, int] | None = None) -> float | None:
     """The manifest's measured val accuracy for the task at that input size; None when the model cannot do
     the task or was not measured there."""
+    task = normalize_task(task)
     m = info.entry.get("metrics", {}).get(metrics_key("val", size, info), {})
     miou, map50 = m.get("miou"), (m.get("detection") or {}).get("map50")
-    if task == "seg":
-        return miou if info.task in ("seg", "segdet") else None
-    if task == "det":
-        return map50 if info.task in ("det", "segdet") else None
-    if task == "both":
-        return (miou + map50) / 2 if info.task == "segdet" and miou is not None and map50 is not None else None
-    raise ValueError(f"unknown task {task!r}")
+    if task == SEG:
+        return miou if has_seg(info.task) else None
+    if task == DET:
+        return map50 if has_det(info.task) else None
+    return (miou + map50) / 2 if info.task == SEGDET and miou is not None and map50 is not None else None
 
 
 def build_candidates(infos: list[ModelInfo], profiles: dict, task: str) -> list[Candidate]:
@@ -53,11 +54,7 @@ def build_candidates(infos: list[ModelInfo], profiles: dict, task: str) -> list[
 
 def pareto_front(candidates: list[Candidate]) -> list[Candidate]:
     """Candidates no other beats on both FPS and accuracy, from the fastest to the most accurate."""
-    front: list[Candidate] = []
-    for c in sorted(candidates, key=lambda c: (-c.fps, -c.accuracy)):
-        if not front or c.accuracy > front[-1].accuracy:
-            front.append(c)
-    return front
+    return [candidates[i] for i in pareto_indices([(c.fps, c.accuracy) for c in candidates])]
 
 
 def choose(candidates: list[Candidate], target_fps: float, margin: float = 1.1,
