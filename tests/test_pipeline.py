@@ -16,6 +16,7 @@ from rtseg.core.modelinfo import ModelInfo
 from rtseg.runtime.pipeline import Pipeline
 from rtseg.runtime.postprocess import Postprocessor
 from rtseg.runtime.preprocess import Preprocessor
+from rtseg.runtime.sinks import Sink
 from rtseg.runtime.slot import ModelSlot
 
 
@@ -61,6 +62,7 @@ class FakeLiveSource:
     def __init__(self, n, fps):
         self.n, self.period, self.i, self.t0 = n, 1.0 / fps, 0, None
         self.fps = fps
+        self.skipped = []
 
     def read(self):
         if self.i >= self.n:
@@ -86,7 +88,7 @@ class FileLikeSource(FakeLiveSource):
         self.frame_count = n
 
 
-class Collect:
+class Collect(Sink):
     def __init__(self):
         self.records = []
 

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .postprocess import Detection
+
+if TYPE_CHECKING:  # only for the annotation: the slot module loads backends
+    from .slot import ModelSlot
 
 STAGES = ("capture", "preprocess", "infer", "postprocess", "sink")
 
@@ -20,11 +24,11 @@ class FrameRecord:
     seq: int = -1                     # position among the frames that reach inference (set by preprocess)
     ms: dict[str, float] = field(default_factory=dict)   # stage -> milliseconds spent on this frame
     input: np.ndarray | None = None   # preprocessed model input (a pooled buffer)
-    outputs: dict[str, np.ndarray] | None = None
+    outputs: dict[str, np.ndarray] | None = None  # the model's raw outputs (model-input pixels)
     mask: np.ndarray | None = None    # class ids at frame size
     shares: np.ndarray | None = None  # share of pixels per class
     detections: list[Detection] = field(default_factory=list)
     overlay: np.ndarray | None = None
     model: str = ""                   # name of the model that processed the frame
-    slot: object = None               # the ModelSlot that preprocessed it (and so must infer it)
+    slot: ModelSlot | None = None     # the slot that preprocessed it (and so must infer it)
     event: dict | None = None         # e.g. the selector's model switch that took effect at this frame

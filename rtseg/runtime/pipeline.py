@@ -20,15 +20,13 @@ from typing import Callable
 
 from tqdm import tqdm
 
+from .channels import END, POLL_S, AbortAware, NewestSlot, ReorderBuffer
 from .frame import FrameRecord
-from .postprocess import class_map
-from .sinks import Sink, WindowSink
+from .sinks import Sink
 from .slot import ModelSlot
 from .sources import Source
-from .stats import RateMeter, RunStats
-
-_END = object()   # sentinel that flows down the queues after the last frame
-_POLL_S = 0.05    # how often blocked stages look at the abort flag
+from .stats import RunStats
+from .timing import stage
 
 
 def inference_layout(streams: int | None, threads: int | None, live: bool) -> tuple[int, int]:
@@ -46,71 +44,13 @@ def inference_layout(streams: int | None, threads: int | None, live: bool) -> tu
     return streams, threads
 
 
-class NewestSlot:
-    """A one-item mailbox whose `put` replaces an item not yet taken: readers always get the newest."""
-
-    def __init__(self):
-        self._cv = threading.Condition()
-        self._item = None
-        self._closed = False
-        self.dropped = 0
-
-    def put(self, item) -> None:
-        with self._cv:
-            if self._item is not None:
-                self.dropped += 1
-            self._item = item
-            self._cv.notify()
-
-    def close(self) -> None:
-        with self._cv:
-            self._closed = True
-            self._cv.notify()
-
-    def get(self, timeout: float) -> object:
-        """The newest item, `_END` once closed and empty; raises queue.Empty on timeout."""
-        with self._cv:
-            if not self._cv.wait_for(lambda: self._item is not None or self._closed, timeout):
-                raise queue.Empty
-            if self._item is None:
-                return _END
-            item, self._item = self._item, None
-            return item
-
-
-class ReorderBuffer:
-    """Collects results of parallel inference streams and releases them in sequence order."""
-
-    def __init__(self, producers: int):
-        self._cv = threading.Condition()
-        self._items: dict[int, object] = {}
-        self._next = 0
-        self._open_producers = producers
-
-    def put(self, seq: int, item) -> None:
-        with self._cv:
-            self._items[seq] = item
-            self._cv.notify_all()
-
-    def producer_done(self) -> None:
-        with self._cv:
-            self._open_producers -= 1
-            self._cv.notify_all()
-
-    def get(self, timeout: float) -> object:
-        """The next item in order, `_END` once every producer is done and nothing is left."""
-        with self._cv:
-            ready = lambda: self._next in self._items or (self._open_producers == 0 and not self._items)  # noqa: E731
-            if not self._cv.wait_for(ready, timeout):
-                raise queue.Empty
-            if self._next not in self._items:
-                return _END
-            item = self._items.pop(self._next)
-            self._next += 1
-            return item
-
-
 class Pipeline:
+    """Wires a source, the current model slot and the sinks into threaded stages, and runs them.
+
+    What joins the stages is in `channels`, what a frame costs is counted by `RunStats.record`, and what
+    the sinks show (the HUD included) is theirs: this class only says which stage feeds which.
+    """
+
     def __init__(self, source: Source, slot: ModelSlot, sinks: list[Sink], queue_size: int = 2, streams: int = 1,
                  progress: bool = False, on_frame: Callable[[FrameRecord], None] | None = None):
         self.source, self.slot, self.sinks = source, slot, sinks
@@ -118,13 +58,12 @@ class Pipeline:
         self.progress = progress
         self.on_frame = on_frame
         self.stats = RunStats()
-        self.meter = RateMeter(1.0)
         self._stop = threading.Event()    # graceful: stop reading, drain what is in flight
         self._abort = threading.Event()   # immediate: an error, or a second Ctrl-C
+        self._io = AbortAware(self._abort)
         self._error: BaseException | None = None
         self._source_ended = False
         self.stop_signal: int | None = None  # the signal that stopped the run, if one did
-        self._hud_note: tuple[str, float] | None = None  # a message shown in the HUD until a time
         size = 1 if self.live else queue_size
         self._captured = NewestSlot() if self.live else queue.Queue(size)
         self._preprocessed: queue.Queue = queue.Queue(size)
@@ -145,6 +84,7 @@ class Pipeline:
         self._stop.set()
 
     def abort(self) -> None:
+        """Stop every stage at once; the sinks are still closed."""
         self._stop.set()
         self._abort.set()
 
@@ -153,50 +93,30 @@ class Pipeline:
             self._error = e
         self.abort()
 
-    # -- queue helpers that never block past an abort ---------------------------------------------
-    def _put(self, q: queue.Queue, item) -> None:
-        while not self._abort.is_set():
-            try:
-                q.put(item, timeout=_POLL_S)
-                return
-            except queue.Full:
-                continue
-
-    def _get(self, q) -> object:
-        while not self._abort.is_set():
-            try:
-                return q.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-        return _END
-
     # -- stages ------------------------------------------------------------------------------------
     def _capture(self) -> None:
         index = 0
         try:
             while not self._stop.is_set():
+                # timed by hand: the record is made from what the read returns
                 t0 = time.perf_counter()
                 got = self.source.read()
                 if got is None:
                     self._source_ended = True
                     break
                 frame, source_time, label = got
-                t1 = time.perf_counter()
-                rec = FrameRecord(index, frame, source_time, label, t_captured=t1)
-                rec.ms["capture"] = (t1 - t0) * 1e3
+                rec = FrameRecord(index, frame, source_time, label, t_captured=time.perf_counter())
+                rec.ms["capture"] = (rec.t_captured - t0) * 1e3
                 index += 1
                 self.stats.frames_in += 1
-                if self.live:
-                    self._captured.put(rec)
-                else:
-                    self._put(self._captured, rec)
+                self._io.put(self._captured, rec)  # a live mailbox never blocks: it drops the stale frame
         except BaseException as e:
             self._fail(e)
         finally:
             if self.live:
                 self._captured.close()
             else:
-                self._put(self._captured, _END)
+                self._io.put(self._captured, END)
 
     def _stage(self, name: str, work: Callable[[FrameRecord], None], inq, outq: queue.Queue,
                wait_for_room: bool = False) -> None:
@@ -204,95 +124,60 @@ class Pipeline:
             while True:
                 if wait_for_room:
                     # live: take the newest frame only once the next stage can accept it
-                    while outq.full() and not self._abort.is_set():
-                        time.sleep(0.001)
-                rec = self._get(inq)
-                if rec is _END:
+                    self._io.wait_for_room(outq)
+                rec = self._io.get(inq)
+                if rec is END:
                     break
-                t0 = time.perf_counter()
-                work(rec)
-                rec.ms[name] = (time.perf_counter() - t0) * 1e3
-                self._put(outq, rec)
+                with stage(rec, name):
+                    work(rec)
+                self._io.put(outq, rec)
         except BaseException as e:
             self._fail(e)
         finally:
-            self._put(outq, _END)
+            self._io.put(outq, END)
 
     def _preprocess(self, rec: FrameRecord) -> None:
-        rec.slot = self.slot
+        rec.slot = self.slot  # read once: a switch mid-frame must not mix two models
         rec.model = rec.slot.name
-        rec.input = rec.slot.pre(rec.image)
+        rec.input = rec.slot.preprocess(rec.image)
         rec.seq, self._seq = self._seq, self._seq + 1
 
     def _infer_stream(self) -> None:
         """One inference stream: frames may finish out of order; the reorder buffer restores it."""
         try:
             while True:
-                rec = self._get(self._preprocessed)
-                if rec is _END:
-                    self._put(self._preprocessed, _END)  # let the other streams see the end too
+                rec = self._io.get(self._preprocessed)
+                if rec is END:
+                    self._io.put(self._preprocessed, END)  # let the other streams see the end too
                     break
-                t0 = time.perf_counter()
-                self._infer(rec)
-                rec.ms["infer"] = (time.perf_counter() - t0) * 1e3
+                with stage(rec, "infer"):
+                    x, rec.input = rec.input, None
+                    rec.outputs = rec.slot.infer(x)
                 self._inferred.put(rec.seq, rec)
         except BaseException as e:
             self._fail(e)
         finally:
             self._inferred.producer_done()
 
-    def _infer(self, rec: FrameRecord) -> None:
-        try:
-            rec.outputs = rec.slot.backend.infer(rec.input)
-        finally:
-            rec.slot.pre.pool.release(rec.input)
-            rec.input = None
-
     def _postprocess(self, rec: FrameRecord) -> None:
-        post, pre = rec.slot.post, rec.slot.pre
-        frame_size = (rec.image.shape[1], rec.image.shape[0])
-        small = class_map(rec.outputs)
-        if small is not None:
-            rec.shares = post.class_shares(small)
-            rec.mask = post.resize_mask(small, frame_size)
-        rec.detections = post.detections(rec.outputs, (pre.height, pre.width), frame_size)
-        rec.overlay = post.overlay(rec.image, rec.mask, rec.detections)
-        rec.outputs = None
-
-    def _hud_lines(self) -> list[str]:
-        ms = {s: v[-1] if v else 0.0 for s, v in self.stats.stage_ms.items()}
-        lines = [f"{self.meter.fps:5.1f} FPS  {self.slot.name}  [{self.slot.backend.name}]",
-                 "cap {capture:.1f}  pre {preprocess:.1f}  inf {infer:.1f}  post {postprocess:.1f}  out {sink:.1f} ms".format(**ms)]
-        if self._hud_note and time.perf_counter() < self._hud_note[1]:
-            lines.append(self._hud_note[0])
-        return lines
+        p = rec.slot.postprocess(rec.image, rec.outputs, draw=True)
+        rec.mask, rec.shares, rec.detections, rec.outputs, rec.overlay = p.mask, p.shares, p.detections, p.outputs, p.overlay
 
     def _sink_loop(self) -> None:
-        windows = [s for s in self.sinks if isinstance(s, WindowSink)]
         bar = tqdm(total=self.source.frame_count, unit="frame", dynamic_ncols=True, disable=not self.progress,
                    desc="rtseg", leave=False)
-        t_first, last_model = None, None
+        last_model = None
         try:
-            while True:
-                rec = self._get(self._done)
-                if rec is _END:
-                    break
-                t0 = time.perf_counter()
+            while (rec := self._io.get(self._done)) is not END:
                 if rec.model != last_model and last_model is not None:
                     rec.event = {"switch": {"from": last_model, "to": rec.model}}
-                    self._hud_note = (f"switched to {rec.model}", t0 + 3.0)
                 last_model = rec.model
-                for w in windows:
-                    w.hud = self._hud_lines()
+                with stage(rec, "sink"):
+                    for sink in self.sinks:
+                        sink.write(rec)
                 for sink in self.sinks:
-                    sink.write(rec)
-                    # running total, so a JSON sink placed last reports the time of the sinks before it
-                    rec.ms["sink"] = (time.perf_counter() - t0) * 1e3
-                t1 = time.perf_counter()
-                rec.ms["sink"] = (t1 - t0) * 1e3
-                self._account(rec, t1)
-                t_first = t_first or rec.t_captured - rec.ms["capture"] / 1e3
-                self.stats.seconds = t1 - t_first
+                    sink.frame_done(rec)
+                self.stats.record(rec, time.perf_counter(), self.live)
                 if self.on_frame:
                     self.on_frame(rec)
                 bar.update(1)
@@ -305,17 +190,6 @@ class Pipeline:
                     sink.close()
                 except Exception as e:  # one failing sink must not keep the others (the mp4) unfinished
                     self._fail(e)
-
-    def _account(self, rec: FrameRecord, t_done: float) -> None:
-        s = self.stats
-        s.frames_out += 1
-        s.frames_by_model[rec.model] = s.frames_by_model.get(rec.model, 0) + 1
-        for name, v in rec.ms.items():
-            s.stage_ms[name].append(v)
-        # from the frame being available to its results written: decoding counts for files, but a live
-        # source's read() mostly waits for the camera's next frame, which is not latency we add
-        s.latency_ms.append((t_done - rec.t_captured) * 1e3 + (0.0 if self.live else rec.ms["capture"]))
-        self.meter.tick(t_done)
 
     # -- run ---------------------------------------------------------------------------------------
     def run(self, handle_signals: bool = True) -> RunStats:
@@ -333,7 +207,7 @@ class Pipeline:
             self._sink_loop()
             for t in threads:
                 while t.is_alive():
-                    t.join(timeout=_POLL_S)
+                    t.join(timeout=POLL_S)
         finally:
             if restore:
                 restore()
@@ -341,12 +215,12 @@ class Pipeline:
         if self.live:
             self.stats.dropped = self._captured.dropped
         self.stats.interrupted = self._stop.is_set() and not self._source_ended
-        self.stats.skipped_inputs = list(getattr(self.source, "skipped", []))
+        self.stats.skipped_inputs = list(self.source.skipped)
         if self._error is not None:
             raise self._error
         return self.stats
 
-    def _install_signal_handlers(self):
+    def _install_signal_handlers(self) -> Callable[[], object] | None:
         if threading.current_thread() is not threading.main_thread():
             return None
 

@@ -1,7 +1,9 @@
 """Where results go: overlay video or images, class-id PNGs, JSON lines, a window with a HUD.
 
 Every sink is opened before the first frame is processed, so an unwritable path fails at start-up,
-not after minutes of work.
+not after minutes of work. Sinks are equals: the pipeline gives each frame to every sink's `write`, then
+records the sinks' time, then calls every `frame_done`, so a sink that reports timings (the JSON lines)
+sees all of them whatever its place in the list.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -17,14 +19,22 @@ import numpy as np
 from ..core.constants import IMAGE_SUFFIXES  # noqa: F401  (the CLI picks image vs video output by it)
 from ..core.errors import RtsegError
 from .frame import FrameRecord
+from .stats import RateMeter
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
 
 
-class Sink(Protocol):
-    def write(self, rec: FrameRecord) -> None: ...
+class Sink:
+    """Where finished frames go. Override what the sink needs; the defaults do nothing."""
 
-    def close(self) -> None: ...
+    def write(self, rec: FrameRecord) -> None:
+        """Take the frame's results (timed as the frame's "sink" stage)."""
+
+    def frame_done(self, rec: FrameRecord) -> None:
+        """Called once every sink has written the frame and `rec.ms` is complete."""
+
+    def close(self) -> None:
+        """Finish the output (a video's index, a file's last bytes); called once, also after an error."""
 
 
 def _writable_dir(path: Path, what: str) -> None:
@@ -35,7 +45,7 @@ def _writable_dir(path: Path, what: str) -> None:
         raise RtsegError(f"cannot write {what} {path}: folder {parent} is not writable")
 
 
-class VideoSink:
+class VideoSink(Sink):
     """Overlay frames into a video file; frames of another size (image folders) are resized to the first."""
 
     def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int]):
@@ -61,7 +71,7 @@ class VideoSink:
         self.writer.release()  # writes the container index: the file is playable after this
 
 
-class ImageSink:
+class ImageSink(Sink):
     """Overlay frames as images: one file for a single frame, `<stem>_<label><suffix>` otherwise."""
 
     def __init__(self, path: str | Path, single: bool):
@@ -74,11 +84,8 @@ class ImageSink:
         if not cv2.imwrite(str(target), rec.overlay):
             raise RtsegError(f"cannot write image {target}")
 
-    def close(self) -> None:
-        pass
 
-
-class MaskSink:
+class MaskSink(Sink):
     """One single-channel PNG of class ids per frame, at frame size (the format CamVid labels use)."""
 
     def __init__(self, folder: str | Path):
@@ -96,11 +103,8 @@ class MaskSink:
         # fastest PNG compression: class maps compress well anyway and this runs per frame
         cv2.imwrite(str(self.folder / f"{rec.label}.png"), rec.mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
 
-    def close(self) -> None:
-        pass
 
-
-class JsonLinesSink:
+class JsonLinesSink(Sink):
     """One JSON object per frame: index, time, per-stage ms, class pixel shares, boxes, model."""
 
     def __init__(self, path: str | Path, class_names: tuple[str, ...], det_classes: tuple[str, ...] = ()):
@@ -113,7 +117,8 @@ class JsonLinesSink:
         self.class_names = class_names
         self.det_classes = det_classes
 
-    def write(self, rec: FrameRecord) -> None:
+    def frame_done(self, rec: FrameRecord) -> None:
+        # not in write(): only now does rec.ms hold the time of every sink, this one's place aside
         line = {
             "frame": rec.index,
             "time": round(rec.source_time, 4),        # stream time (files) or capture wall clock (live)
@@ -153,28 +158,52 @@ def draw_hud(img: np.ndarray, lines: list[str]) -> None:
         cv2.putText(img, t, (6, 18 + i * line_h), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 
-class WindowSink:
-    """A window showing the overlay with a HUD; 'q' or Esc, or closing the window, stops the run."""
+class WindowSink(Sink):
+    """A window showing the overlay with a HUD; 'q' or Esc, or closing the window, stops the run.
 
-    def __init__(self, title: str, request_stop):
+    The HUD is the window's own business: it measures the rate frames reach it, and reads the model,
+    backend, stage times and model switches from the frames themselves.
+    """
+
+    NOTE_S = 3.0  # how long "switched to X" stays on screen
+
+    def __init__(self, title: str, request_stop: Callable[[], None]):
         self.title = title
         self.request_stop = request_stop
-        self.hud: list[str] = []
+        self.meter = RateMeter(1.0)
+        self._last_sink_ms = 0.0  # a frame's own sink time is known only after it is shown
+        self._note: tuple[str, float] | None = None  # a message and the perf_counter() time it expires
         self._sized = False
         # resizable, aspect kept, no toolbar: the picture is the interface
         cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+
+    def hud_lines(self, rec: FrameRecord) -> list[str]:
+        """Rate, model and backend; the frame's stage times (the sink time of the frame before); a switch note."""
+        now = time.perf_counter()
+        if rec.event and "switch" in rec.event:
+            self._note = (f"switched to {rec.event['switch']['to']}", now + self.NOTE_S)
+        ms = {s: rec.ms.get(s, 0.0) for s in ("capture", "preprocess", "infer", "postprocess")}
+        lines = [f"{self.meter.fps:5.1f} FPS  {rec.model}  [{rec.slot.backend.name}]",
+                 "cap {capture:.1f}  pre {preprocess:.1f}  inf {infer:.1f}  post {postprocess:.1f}  out {sink:.1f} ms"
+                 .format(**ms, sink=self._last_sink_ms)]
+        if self._note and now < self._note[1]:
+            lines.append(self._note[0])
+        return lines
 
     def write(self, rec: FrameRecord) -> None:
         if not self._sized:
             cv2.resizeWindow(self.title, rec.overlay.shape[1], rec.overlay.shape[0])
             self._sized = True
-        img = rec.overlay.copy() if self.hud else rec.overlay
-        if self.hud:
-            draw_hud(img, self.hud)
+        img = rec.overlay.copy()  # the overlay is shared with the other sinks: the HUD is for the window only
+        draw_hud(img, self.hud_lines(rec))
         cv2.imshow(self.title, img)
         key = cv2.waitKey(1) & 0xFF
         if key in (ord("q"), 27) or cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             self.request_stop()
+
+    def frame_done(self, rec: FrameRecord) -> None:
+        self.meter.tick()
+        self._last_sink_ms = rec.ms.get("sink", 0.0)
 
     def close(self) -> None:
         try:

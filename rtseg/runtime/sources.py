@@ -29,6 +29,8 @@ class Source(Protocol):
     live: bool                      # True: frames arrive in real time and stale ones may be dropped
     fps: float | None               # nominal rate, when the container or device reports one
     frame_count: int | None         # number of frames, when known (files)
+    frame_size: tuple[int, int] | None  # (width, height) of the first frame, when one was decoded: sizes a video output
+    skipped: list[str]              # inputs that could not be decoded and were passed over (grows while reading)
 
     def read(self) -> tuple[np.ndarray, float, str] | None:
         """Next BGR frame, its time in seconds (stream time for files, wall clock for live) and a label.
@@ -57,6 +59,7 @@ class VideoSource:
             raise RtsegError(f"{name}: no frame could be decoded (not a {kind}, unsupported codec, or empty)")
         self._pending: np.ndarray | None = first
         self.frame_size = (first.shape[1], first.shape[0])
+        self.skipped: list[str] = []  # one input: an undecodable packet ends it rather than being skipped
 
     def read(self) -> tuple[np.ndarray, float, str] | None:
         if self._pending is not None:
@@ -127,6 +130,8 @@ class LoopedSource:
         self.open_again, self.passes = open_again, passes
         self.inner = open_again()
         self.name, self.live, self.fps, self.frame_size = self.inner.name, False, self.inner.fps, self.inner.frame_size
+        # the first pass's list: later passes read the same inputs, so they would only repeat its names
+        self.skipped: list[str] = self.inner.skipped
         self.frame_count = self.inner.frame_count * passes if self.inner.frame_count else None
         self.done_passes, self.i = 0, 0
 
@@ -155,6 +160,10 @@ class LimitedSource:
         self.name, self.live, self.fps, self.frame_size = inner.name, inner.live, inner.fps, inner.frame_size
         self.frame_count = min(n, inner.frame_count) if inner.frame_count else None
 
+    @property
+    def skipped(self) -> list[str]:
+        return self.inner.skipped
+
     def read(self) -> tuple[np.ndarray, float, str] | None:
         if self.i >= self.n:
             return None
@@ -182,6 +191,10 @@ class PacedSource:
         self.frame_size = inner.frame_size
         self._t0: float | None = None
         self._i = 0
+
+    @property
+    def skipped(self) -> list[str]:
+        return self.inner.skipped
 
     def read(self) -> tuple[np.ndarray, float, str] | None:
         got = self.inner.read()

@@ -1,12 +1,15 @@
-"""Run statistics: frame counts, FPS, per-stage and end-to-end latency percentiles."""
+"""Run statistics: frame counts, FPS, per-stage and end-to-end latency percentiles.
+
+`RunStats.record` is the one place a finished frame is counted, so the pipeline only says when a frame
+is done and the rules (what latency means for a live source) stay beside the numbers they produce.
+"""
 from __future__ import annotations
 
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
-
-from .frame import STAGES
+from .frame import STAGES, FrameRecord
 from .timing import percentiles  # noqa: F401  (stats and its readers share one definition)
 
 
@@ -42,6 +45,20 @@ class RunStats:
     skipped_inputs: list[str] = field(default_factory=list)  # unreadable images in a folder
     frames_by_model: dict[str, int] = field(default_factory=dict)
     switches: list[dict] = field(default_factory=list)        # model switches made by the selector
+    t_start: float | None = field(default=None, init=False, repr=False)  # perf_counter() as the first read began
+
+    def record(self, rec: FrameRecord, t_done: float, live: bool) -> None:
+        """Account one frame that every sink has taken, finished at perf_counter() time `t_done`."""
+        self.frames_out += 1
+        self.frames_by_model[rec.model] = self.frames_by_model.get(rec.model, 0) + 1
+        for name, v in rec.ms.items():
+            self.stage_ms[name].append(v)
+        # from the frame being available to its results written: decoding counts for files, but a live
+        # source's read() mostly waits for the camera's next frame, which is not latency we add
+        self.latency_ms.append((t_done - rec.t_captured) * 1e3 + (0.0 if live else rec.ms["capture"]))
+        if self.t_start is None:
+            self.t_start = rec.t_captured - rec.ms["capture"] / 1e3
+        self.seconds = t_done - self.t_start
 
     @property
     def fps(self) -> float:
