@@ -25,7 +25,8 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, header_markdown  # noqa: E402
 
-from rtseg.core.modelinfo import load_manifest, measured_sizes, resolve_model, variant_name  # noqa: E402
+from rtseg.core.manifest import Manifest  # noqa: E402
+from rtseg.core.modelinfo import measured_sizes, resolve_model, variant_name  # noqa: E402
 from rtseg.selection.selector import accuracy_of  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -118,7 +119,7 @@ def main() -> None:
     env = environment()
     # the selector's candidates: every segmentation model at every input size with a measured val mIoU
     miou, size_of = {}, {}
-    for m in load_manifest()["models"]:
+    for m in Manifest.load().models:
         if m["task"] not in ("seg", "segdet"):
             continue
         info = resolve_model(m["name"])

@@ -73,22 +73,22 @@ def _trained(entry: dict) -> str:
 def table(manifest_path: Path) -> str:
     """The zoo as a Markdown table; every figure is read from the manifest (rtseg eval's records)."""
     from rtseg.evaluation.bench import fmt
-    from rtseg.core.modelinfo import load_manifest
+    from rtseg.core.manifest import Manifest
 
     def pct(x: float | None) -> str:
         return fmt(x, scale=100)
 
-    manifest = load_manifest(manifest_path)
+    manifest = Manifest.load(manifest_path)
     rows = ["| model | task | precision | input | params | GFLOPs | val mIoU | val AP@0.5 | val AP@[.5:.95] | other sizes (mIoU) | trained |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---|---|"]
     order = {"seg": 0, "segdet": 1, "det": 2}
-    for e in sorted(manifest["models"], key=lambda e: (order.get(e["task"], 3), e["gflops"], e["name"])):
+    for e in sorted(manifest.models, key=lambda e: (order.get(e["task"], 3), e["gflops"], e["name"])):
         val = e.get("metrics", {}).get("camvid_val", {})
         det = val.get("detection", {})
         others = sorted(((k.split("@")[1], m["miou"]) for k, m in e.get("metrics", {}).items()
                          if k.startswith("camvid_val@") and m.get("miou") is not None),
                         key=lambda km: -int(km[0].split("x")[0]))
-        name = f"`{e['name']}`" + (" (default)" if e["name"] == manifest.get("default") else "")
+        name = f"`{e['name']}`" + (" (default)" if e["name"] == manifest.default else "")
         rows.append(f"| {name} | {e['task']} | {e.get('precision', 'fp32')} | {e['input_size'][0]}x{e['input_size'][1]} "
                     f"| {e['params'] / 1e6:.2f} M | {e['gflops']:.2f} | {pct(val.get('miou'))} | {pct(det.get('map50'))} "
                     f"| {pct(det.get('map'))} | {', '.join(f'{s} {pct(m)}' for s, m in others)} | {_trained(e)} |")

@@ -1,14 +1,27 @@
-"""The `rtseg` command: run, eval, train, export, models, profile, bench."""
+"""The `rtseg` command: run, eval, train, export, models, profile, bench.
+
+Each command reads its arguments once, into a frozen request (`RunRequest`, `EvalRequest`, ...), and works
+from that; what the program says goes through `logging` (the "rtseg" logger, set up in `main`), while
+results and reports are printed to stdout.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .core.errors import RtsegError
 from .runtime.pipeline import inference_layout
+
+if TYPE_CHECKING:
+    from .training.engine_export import EngineRequest
+
+log = logging.getLogger(__name__)
 
 
 def _positive_float(text: str) -> float:
@@ -40,51 +53,118 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
-def resolve_backend_arg(args: argparse.Namespace) -> str | None:
-    """`--backend auto` becomes a concrete backend here, once; returns why (to say once the model loaded)."""
-    from .backends.choice import resolve_backend
+@dataclass(frozen=True)
+class BackendChoice:
+    """`--backend` with `auto` made concrete (once, here), and `--precision`, which only TensorRT takes."""
 
-    args.backend, why = resolve_backend(args.backend)
-    return why
+    name: str
+    precision: str = "fp16"
+    why: str | None = None  # why `auto` chose it: said once the model has loaded
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> BackendChoice:
+        from .backends.choice import resolve_backend
 
-def backend_options(args: argparse.Namespace) -> dict:
-    return {"precision": args.precision} if args.backend == "tensorrt" else {}
+        name, why = resolve_backend(args.backend)
+        return cls(name, args.precision, why)
+
+    def options(self) -> dict:
+        """The backend's own options, passed on to `load_slot`."""
+        return {"precision": self.precision} if self.name == "tensorrt" else {}
 
 
 # -- rtseg run ---------------------------------------------------------------------------------------
-def build_sinks(args: argparse.Namespace, source, info, request_stop) -> list:
+@dataclass(frozen=True)
+class SinkRequest:
+    """Where `rtseg run` puts its results: an overlay file, mask PNGs, JSON lines, a window."""
+
+    output: str | None = None
+    save_masks: str | None = None
+    json_lines: str | None = None
+    show: bool = True
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class SelectRequest:
+    """`--target-fps` without `--model`: the rate to hold, for which task, and how the selector may act."""
+
+    target_fps: float
+    task: str = "seg"
+    margin: float = 1.1
+    max_latency: float | None = None
+    adapt: bool = True
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything `rtseg run` was asked to do, read from the command line in one place."""
+
+    source: str | None
+    camera: int | None
+    model: str | None
+    backend: BackendChoice
+    sinks: SinkRequest
+    select: SelectRequest | None = None     # only when the model is to be chosen (and kept) for a rate
+    target_fps: float | None = None         # reported against at the end in any case
+    streams: int | None = None
+    threads: int | None = None
+    input_size: tuple[int, int] | None = None
+    alpha: float = 0.5
+    score_threshold: float = 0.3
+    realtime: bool = False
+    frames: int | None = None
+    loop: int = 1
+    queue_size: int = 2
+    stats: str | None = None
+    quiet: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RunRequest:
+        select = None
+        if args.target_fps and not args.model:
+            select = SelectRequest(args.target_fps, args.task, args.margin, args.max_latency, adapt=not args.no_adapt)
+        sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet)
+        return cls(args.source, args.camera, args.model, BackendChoice.from_args(args), sinks, select, args.target_fps,
+                   args.streams, args.threads, args.input_size, args.alpha, args.score_threshold, args.realtime,
+                   args.frames, args.loop, args.queue_size, args.stats, args.quiet)
+
+
+def build_sinks(request: SinkRequest, source, info, request_stop) -> list:
+    """The sinks the request asks for, in order; the JSON lines sink last, since its line times the others."""
     from .runtime.sinks import IMAGE_SUFFIXES, ImageSink, JsonLinesSink, MaskSink, VideoSink, WindowSink, display_available
 
     sinks = []
-    if args.output:
-        out = Path(args.output)
+    if request.output:
+        out = Path(request.output)
         if out.suffix.lower() in IMAGE_SUFFIXES:
             sinks.append(ImageSink(out, single=source.frame_count == 1))
         else:
             size = source.frame_size or (info.input_size[1], info.input_size[0])
             sinks.append(VideoSink(out, source.fps or 30.0, size))
-    if args.save_masks:
+    if request.save_masks:
         if info.task == "det":
             raise RtsegError(f"--save-masks: model {info.name} predicts boxes only, it has no class map")
-        sinks.append(MaskSink(args.save_masks))
-    if not args.no_show:
+        sinks.append(MaskSink(request.save_masks))
+    if request.show:
         if display_available():
             try:
                 sinks.append(WindowSink(f"rtseg - {info.name}", request_stop))
             except Exception as e:  # OpenCV built without GUI support, display refused...
-                print(f"rtseg: no window ({e.__class__.__name__}); running headless", file=sys.stderr)
-        elif not args.quiet:
-            print("rtseg: no display found; running headless (--no-show)", file=sys.stderr)
-    if args.json:
-        sinks.append(JsonLinesSink(args.json, info.classes, info.det_classes))  # last: its line includes the other sinks' time
+                log.warning(f"rtseg: no window ({e.__class__.__name__}); running headless")
+        elif not request.quiet:
+            log.info("rtseg: no display found; running headless (--no-show)")
+    if request.json_lines:
+        sinks.append(JsonLinesSink(request.json_lines, info.classes, info.det_classes))  # last: its line includes the other sinks' time
     return sinks
 
 
 def shipped_models() -> list:
-    from .core.modelinfo import load_manifest, resolve_model
+    """Every model the manifest lists, resolved."""
+    from .core.manifest import Manifest
+    from .core.modelinfo import resolve_model
 
-    return [resolve_model(m["name"]) for m in load_manifest().get("models", [])]
+    return [resolve_model(name) for name in Manifest.load().names()]
 
 
 def models_for_task(task: str) -> list:
@@ -95,106 +175,124 @@ def models_for_task(task: str) -> list:
     return [i for i in shipped_models() if any(accuracy_of(i, task, size) is not None for size in measured_sizes(i))]
 
 
-def select_model(args: argparse.Namespace, streams: int, threads: int, say) -> tuple:
-    """--target-fps without --model: profile (once per machine), then the most accurate model that holds it."""
+def select_model(request: SelectRequest, backend: str, streams: int, threads: int) -> tuple:
+    """Profile (once per machine), then the most accurate model that holds the target rate: (choice, ladder, index)."""
     from .selection.profiling import ensure_profiles
     from .selection.selector import build_candidates, choose, pareto_front
 
-    infos = models_for_task(args.task)
-    profiles = ensure_profiles(infos, args.backend, streams, threads, say=say)
-    candidates = build_candidates(infos, profiles, args.task)
+    infos = models_for_task(request.task)
+    profiles = ensure_profiles(infos, backend, streams, threads)
+    candidates = build_candidates(infos, profiles, request.task)
     if not candidates:
-        raise RtsegError(f"no shipped model can do --task {args.task} with a measured val accuracy")
-    if args.max_latency:
-        within = [c for c in candidates if c.latency_ms <= args.max_latency]
+        raise RtsegError(f"no shipped model can do --task {request.task} with a measured val accuracy")
+    if request.max_latency:
+        within = [c for c in candidates if c.latency_ms <= request.max_latency]
         candidates = within or candidates
-    choice, why = choose(candidates, args.target_fps, args.margin, args.max_latency)
-    say(f"rtseg: selector: {why}")
+    choice, why = choose(candidates, request.target_fps, request.margin, request.max_latency)
+    log.info(f"rtseg: selector: {why}")
     ladder = pareto_front(candidates)
     if choice not in ladder:  # only when the latency bound removed a faster model: keep the choice reachable
         ladder = sorted(set(ladder) | {choice}, key=lambda c: -c.fps)
     return choice, ladder, ladder.index(choice)
 
 
-def cmd_run(args) -> int:
-    from .core.modelinfo import resolve_model
-    from .runtime.pipeline import Pipeline
-    from .runtime.slot import load_slot
+def open_run_source(request: RunRequest):
+    """The source the request names, wrapped for --loop, --frames and --realtime."""
     from .runtime.sources import LimitedSource, LoopedSource, PacedSource, open_camera, open_source
 
-    if (args.source is None) == (args.camera is None):
+    if (request.source is None) == (request.camera is None):
         raise RtsegError("give either a SOURCE or --camera N")
-    say = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    source = open_camera(args.camera) if args.camera is not None else open_source(args.source)
-    if args.loop > 1:
+    source = open_camera(request.camera) if request.camera is not None else open_source(request.source)
+    if request.loop > 1:
         if source.live:
             raise RtsegError("--loop applies to files and images, not to live sources")
         source.close()
-        source = LoopedSource(lambda: open_source(args.source), args.loop)
-    if args.frames:
-        source = LimitedSource(source, args.frames)
-    if args.realtime and not source.live:
+        source = LoopedSource(lambda: open_source(request.source), request.loop)
+    if request.frames:
+        source = LimitedSource(source, request.frames)
+    if request.realtime and not source.live:
         source = PacedSource(source)
-    streams, threads = inference_layout(args.streams, args.threads, source.live)
-    why_backend = resolve_backend_arg(args)
-    ladder, size = None, args.input_size
-    if args.target_fps and not args.model:
-        choice, ladder, index = select_model(args, streams, threads, say)
+    return source
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`rtseg run`: segment a source through the pipeline, live; the exit status says how it stopped."""
+    from .core.modelinfo import resolve_model
+    from .runtime.pipeline import Pipeline
+    from .runtime.slot import load_slot
+
+    request = RunRequest.from_args(args)
+    source = open_run_source(request)
+    streams, threads = inference_layout(request.streams, request.threads, source.live)
+    backend = request.backend
+    ladder, size = None, request.input_size
+    if request.select:
+        choice, ladder, index = select_model(request.select, backend.name, streams, threads)
         info, size = choice.info, choice.input_size
     else:
-        info = resolve_model(args.model)
+        info = resolve_model(request.model)
 
     def load(i, input_size):
-        return load_slot(i, args.backend, threads, input_size, args.alpha, args.score_threshold,
-                         pool_size=args.queue_size + streams + 2, **backend_options(args))
+        return load_slot(i, backend.name, threads=threads, input_size=input_size, alpha=request.alpha,
+                         score_threshold=request.score_threshold, pool_size=request.queue_size + streams + 2,
+                         **backend.options())
 
     slot = load(info, size)
     pipeline: Pipeline | None = None
-    sinks = build_sinks(args, source, info, lambda: pipeline and pipeline.stop())
+    sinks = build_sinks(request.sinks, source, info, lambda: pipeline and pipeline.stop())
     if not sinks:
-        say("rtseg: nothing to show or save (no window, --output, --save-masks or --json): measuring throughput only")
-    pipeline = Pipeline(source, slot, sinks, queue_size=args.queue_size, streams=streams, progress=not args.quiet)
+        log.info("rtseg: nothing to show or save (no window, --output, --save-masks or --json): measuring throughput only")
+    pipeline = Pipeline(source, slot, sinks, queue_size=request.queue_size, streams=streams, progress=not request.quiet)
     runner = None
-    if ladder and len(ladder) > 1 and not args.no_adapt:
+    if ladder and len(ladder) > 1 and request.select.adapt:
         from .selection.adaptive import AdaptiveRunner
         from .selection.selector import Controller
 
-        runner = AdaptiveRunner(pipeline, Controller(ladder, index, args.target_fps), lambda c: load(c.info, c.input_size),
-                                live=source.live, streams=streams, say=say)
+        runner = AdaptiveRunner(pipeline, Controller(ladder, index, request.select.target_fps),
+                                lambda c: load(c.info, c.input_size), live=source.live, streams=streams)
         pipeline.on_frame = runner.on_frame
     kind = "live" if source.live else f"{source.frame_count or '?'} frames"
-    if why_backend:
-        say(f"rtseg: backend auto: {why_backend}")
-    say(f"rtseg: {slot.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}, {streams} stream(s) x "
-        f"{threads} thread(s)) on {source.name} ({kind})")
+    if backend.why:
+        log.info(f"rtseg: backend auto: {backend.why}")
+    log.info(f"rtseg: {slot.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}, {streams} stream(s) x "
+             f"{threads} thread(s)) on {source.name} ({kind})")
     stats = pipeline.run()
     if runner:
         stats.switches = runner.switches
-    say(stats.summary())
-    if args.target_fps:
-        verdict = "met" if stats.fps >= args.target_fps else "NOT met"
-        say(f"target {args.target_fps:g} FPS {verdict} ({stats.fps:.1f} FPS)")
+    log.info(stats.summary())
+    if request.target_fps:
+        verdict = "met" if stats.fps >= request.target_fps else "NOT met"
+        log.info(f"target {request.target_fps:g} FPS {verdict} ({stats.fps:.1f} FPS)")
     if stats.skipped_inputs:
-        say(f"unreadable inputs skipped: {', '.join(stats.skipped_inputs[:5])}" + (" ..." if len(stats.skipped_inputs) > 5 else ""))
-    if args.stats:
+        log.info(f"unreadable inputs skipped: {', '.join(stats.skipped_inputs[:5])}"
+                 + (" ..." if len(stats.skipped_inputs) > 5 else ""))
+    if request.stats:
         d = stats.to_dict() | {"model": slot.name, "backend": slot.backend.name, "input_size": [slot.pre.height, slot.pre.width],
-                               "source": source.name, "streams": streams, "threads": threads, "target_fps": args.target_fps}
-        Path(args.stats).write_text(json.dumps(d, indent=2) + "\n")
+                               "source": source.name, "streams": streams, "threads": threads,
+                               "target_fps": request.target_fps}
+        Path(request.stats).write_text(json.dumps(d, indent=2) + "\n")
     # like a shell: 128 + signal number when Ctrl-C (130) or SIGTERM (143) stopped the run
     return 128 + pipeline.stop_signal if pipeline.stop_signal else 0
 
 
-def cmd_profile(args) -> int:
+def requested_models(models: str) -> list:
+    """`--models all` (every shipped model) or NAME,NAME,..."""
     from .core.modelinfo import resolve_model
+
+    return shipped_models() if models == "all" else [resolve_model(n) for n in models.split(",")]
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    """`rtseg profile`: each model's speed on this machine (measured once, then cached), as a table."""
     from .selection.profiling import ensure_profiles, machine_key
 
     streams, threads = inference_layout(args.streams, args.threads, live=args.live)
-    why_backend = resolve_backend_arg(args)
-    if why_backend:
-        print(f"backend auto: {why_backend}")
-    infos = shipped_models() if args.models == "all" else [resolve_model(n) for n in args.models.split(",")]
-    profiles = ensure_profiles(infos, args.backend, streams, threads, force=args.force, frames=args.frames)
-    print(f"machine: {machine_key(args.backend, streams, threads)}")
+    backend = BackendChoice.from_args(args)
+    if backend.why:
+        print(f"backend auto: {backend.why}")
+    infos = requested_models(args.models)
+    profiles = ensure_profiles(infos, backend.name, streams, threads, force=args.force, frames=args.frames)
+    print(f"machine: {machine_key(backend.name, streams, threads)}")
     print(f"{'model':<34}{'model FPS':>10}{'p50 ms':>8}{'p95 ms':>8}{'e2e FPS':>9}{'p50 ms':>8}{'p95 ms':>8}")
     for p in profiles.values():
         print(f"{p.model:<34}{p.model_fps:>10.1f}{p.model_ms_p50:>8.1f}{p.model_ms_p95:>8.1f}"
@@ -203,50 +301,89 @@ def cmd_profile(args) -> int:
 
 
 # -- rtseg eval --------------------------------------------------------------------------------------
-def cmd_eval(args) -> int:
+@dataclass(frozen=True)
+class EvalRequest:
+    """`rtseg eval`: which model, on which data and split, and where the report goes."""
+
+    model: str | None
+    data: str
+    backend: BackendChoice
+    split: str = "val"
+    task: str | None = None
+    threads: int | None = None
+    input_size: tuple[int, int] | None = None
+    json_path: str | None = None
+    update_manifest: bool = False
+    quiet: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> EvalRequest:
+        return cls(args.model, args.data, BackendChoice.from_args(args), args.split, args.task, args.threads,
+                   args.input_size, args.json, args.update_manifest, args.quiet)
+
+    def command(self, key: str) -> str:
+        """The `rtseg eval` line that measures this again, as recorded beside the numbers."""
+        return (f"rtseg eval --model {self.model} --data {self.data} --split {self.split}"
+                + (f" --task {self.task}" if self.task else "")
+                + (f" --input-size {self.input_size[0]}x{self.input_size[1]}" if key != f"camvid_{self.split}" else ""))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """`rtseg eval`: a model's accuracy on a split, printed, and kept in a JSON file or the manifest on request."""
     from .evaluation.evaluate import evaluate, format_report
-    from .core.modelinfo import MANIFEST, load_manifest, metrics_key, resolve_model, save_manifest
+    from .core.modelinfo import resolve_model
     from .runtime.slot import load_slot
 
-    info = resolve_model(args.model)
-    why_backend = resolve_backend_arg(args)
-    slot = load_slot(info, args.backend, args.threads, args.input_size, **backend_options(args))
-    if why_backend and not args.quiet:
-        print(f"rtseg: backend auto: {why_backend}", file=sys.stderr)
-    report = evaluate(slot, args.data, args.split, args.task, progress=not args.quiet)
+    request = EvalRequest.from_args(args)
+    info = resolve_model(request.model)
+    slot = load_slot(info, request.backend.name, request.threads, request.input_size, **request.backend.options())
+    if request.backend.why:
+        log.info(f"rtseg: backend auto: {request.backend.why}")
+    report = evaluate(slot, request.data, request.split, request.task, progress=not request.quiet)
     slot.close()
     trained_with = info.entry.get("training", {}).get("val_split", "val")
-    if args.split.startswith("holdout:") and trained_with != args.split:
+    if request.split.startswith("holdout:") and trained_with != request.split:
         # this drive was in the model's training data: the number is not a held-out measurement
         report["warning"] = (f"{info.name} was trained with --val-split {trained_with}: drive "
-                             f"{args.split.split(':', 1)[1]} was in its training data")
+                             f"{request.split.split(':', 1)[1]} was in its training data")
     report["command"] = "rtseg " + " ".join(sys.argv[1:] if argv_is_rtseg() else [])
     print(format_report(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    if args.update_manifest:
-        manifest = load_manifest()
-        entry = next((m for m in manifest.get("models", []) if m["name"] == args.model), None)
-        if entry is None:
-            raise RtsegError(f"--update-manifest needs a model name from {MANIFEST}, got {args.model!r}")
-        keep = ("miou", "pixel_accuracy", "per_class_iou", "detection", "images", "input_size", "backend", "machine",
-                "date", "split_note", "warning")
-        key = metrics_key(args.split, args.input_size, info)
-        entry.setdefault("metrics", {})[key] = {k: report[k] for k in keep if k in report} | {
-            "command": f"rtseg eval --model {args.model} --data {args.data} --split {args.split}"
-                       + (f" --task {args.task}" if args.task else "")
-                       + (f" --input-size {args.input_size[0]}x{args.input_size[1]}" if key != f"camvid_{args.split}" else "")}
-        save_manifest(manifest)
-        print(f"updated {MANIFEST}: {args.model} {key}")
+    if request.json_path:
+        Path(request.json_path).write_text(json.dumps(report, indent=2) + "\n")
+    if request.update_manifest:
+        record_eval(request, info, report)
     return 0
 
 
+def record_eval(request: EvalRequest, info, report: dict) -> None:
+    """`--update-manifest`: keep the measurement in the model's manifest entry."""
+    from .core.manifest import Manifest
+    from .core.modelinfo import metrics_key
+
+    manifest = Manifest.load()
+    if manifest.entry(request.model) is None:
+        raise RtsegError(f"--update-manifest needs a model name from {manifest.path}, got {request.model!r}")
+    keep = ("miou", "pixel_accuracy", "per_class_iou", "detection", "images", "input_size", "backend", "machine",
+            "date", "split_note", "warning")
+    key = metrics_key(request.split, request.input_size, info)
+    manifest.record_metrics(request.model, key, {k: report[k] for k in keep if k in report} | {"command": request.command(key)})
+    manifest.save()
+    print(f"updated {manifest.path}: {request.model} {key}")
+
+
 def argv_is_rtseg() -> bool:
+    """Whether this process is the `rtseg` command (so its argv is worth recording)."""
     return Path(sys.argv[0]).name in ("rtseg", "__main__.py")
 
 
+def recorded_command(default: str | None = None) -> str | None:
+    """The command line as the user typed it (`rtseg ...`), or `default` when rtseg was called otherwise."""
+    return "rtseg " + " ".join(sys.argv[1:]) if argv_is_rtseg() else default
+
+
 # -- rtseg train / export / models -----------------------------------------------------------------
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
+    """`rtseg train` (its arguments are read by training.train_args)."""
     from .training.train import train
 
     out = train(args)
@@ -254,99 +391,124 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
+@dataclass(frozen=True)
+class Int8Request:
+    """`rtseg export --model NAME --precision int8`: the FP32 model, calibration, the gate, where it goes."""
+
+    model: str
+    calib_data: str
+    out_dir: Path
+    manifest_path: Path | None = None
+    name: str | None = None               # default: <model>-int8
+    calib_images: int = 60
+    calib_method: str = "minmax"
+    gate_data: str | None = None          # default: calib_data
+    max_drop: float = 1.0
+    force: bool = False
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`rtseg export`: FP32 ONNX from a checkpoint, an INT8 sibling of a shipped model, or a TensorRT engine."""
     from .core.modelinfo import ENGINES_DIR, MANIFEST
 
     out_dir = Path(args.out_dir) if args.out_dir else ENGINES_DIR
     manifest = None if args.no_manifest else (Path(args.manifest) if args.manifest else MANIFEST)
     if args.format == "engine":
-        return export_trt_engine(args)
+        if not args.model:
+            raise RtsegError("--format engine needs --model NAME|PATH (a shipped FP32 ONNX model)")
+        from .training.engine_export import EngineRequest
+
+        return export_trt_engine(EngineRequest(
+            args.model, args.precision, args.min_shape, args.opt_shape, args.max_shape, cache_dir=args.cache_dir,
+            calib_data=args.calib_data, calib_images=args.calib_images, gate_data=args.gate_data,
+            max_drop=args.max_drop, force=args.force))
     if args.precision == "fp16":
         raise RtsegError("--precision fp16 is for TensorRT engines (--format engine); ONNX files ship FP32 or INT8")
     if args.precision == "int8":
-        return export_int8(args, out_dir, manifest)
+        if not args.model:
+            raise RtsegError("--precision int8 needs --model NAME (a shipped FP32 model)")
+        if not args.calib_data:
+            raise RtsegError("--precision int8 needs --calib-data DIR (CamVid-layout root or a folder of frames)")
+        return export_int8(Int8Request(
+            args.model, args.calib_data, out_dir, manifest, args.name, args.calib_images, args.calib_method,
+            args.gate_data, args.max_drop, args.force))
     if not args.checkpoint:
         raise RtsegError("export needs --checkpoint (FP32 ONNX from training) or --model NAME --precision int8")
-    from .training.export import export_checkpoint
+    from .training.export import ExportRequest, export_checkpoint
 
-    entry = export_checkpoint(args.checkpoint, out_dir, args.name, manifest, args.set_default, args.trained_on, args.note)
+    entry = export_checkpoint(ExportRequest(
+        Path(args.checkpoint), out_dir, name=args.name, manifest_path=manifest, set_default=args.set_default,
+        trained_on=args.trained_on, note=args.note))
     print(f"wrote {out_dir / entry['file']} ({entry['params'] / 1e6:.2f} M params, {entry['gflops']:.2f} GFLOPs at "
           f"{entry['input_size'][0]}x{entry['input_size'][1]})" + (f" and its entry in {manifest}" if manifest else ""))
     print(f"next: rtseg eval --model {entry['name']} --data DIR --split val --update-manifest")
     return 0
 
 
-def export_trt_engine(args) -> int:
+def export_trt_engine(request: EngineRequest) -> int:
+    """Build (or reuse) a TensorRT engine for an `EngineRequest` and say where it is."""
     from .training.engine_export import export_engine
 
-    if not args.model:
-        raise RtsegError("--format engine needs --model NAME|PATH (a shipped FP32 ONNX model)")
-    r = export_engine(args.model, args.precision, (args.min_shape, args.opt_shape, args.max_shape), args.cache_dir,
-                      args.calib_data, args.calib_images, args.gate_data, args.max_drop, args.force)
+    r = export_engine(request)
     print(f"engine: {r['engine']} ({r['precision']}, {r['profile']}, {r['megabytes']} MB)")
     return 0
 
 
-def export_int8(args, out_dir: Path, manifest_path: Path | None) -> int:
+def export_int8(request: Int8Request) -> int:
     """INT8 sibling of a shipped FP32 model, kept only if the accuracy gate passes."""
     from .evaluation.evaluate import evaluate
-    from .core.modelinfo import load_manifest, resolve_model, save_manifest, sha256
+    from .core.manifest import Manifest
+    from .core.modelinfo import resolve_model, sha256
     from .runtime.slot import load_slot
     from .training.quantize import calibration_images, gate, quantize_int8
 
-    if not args.model:
-        raise RtsegError("--precision int8 needs --model NAME (a shipped FP32 model)")
-    if not args.calib_data:
-        raise RtsegError("--precision int8 needs --calib-data DIR (CamVid-layout root or a folder of frames)")
-    info = resolve_model(args.model)
-    name = args.name or f"{info.name}-int8"
-    output = out_dir / f"{name}.onnx"
-    images = calibration_images(args.calib_data, args.calib_images)
-    print(f"calibrating {info.name} on {len(images)} images ({args.calib_method})")
-    quantize_int8(info, output, images, args.calib_method)
+    info = resolve_model(request.model)
+    name = request.name or f"{info.name}-int8"
+    output = request.out_dir / f"{name}.onnx"
+    images = calibration_images(request.calib_data, request.calib_images)
+    print(f"calibrating {info.name} on {len(images)} images ({request.calib_method})")
+    quantize_int8(info, output, images, request.calib_method)
     int8 = resolve_model(str(output))
-    gate_data = args.gate_data or args.calib_data
+    gate_data = request.gate_data or request.calib_data
     reports = {p: evaluate(load_slot(i, "onnxruntime"), gate_data, "val", progress=False)
                for p, i in (("fp32", info), ("int8", int8))}
-    ok, message = gate(reports["fp32"]["miou"], reports["int8"]["miou"], args.max_drop)
+    ok, message = gate(reports["fp32"]["miou"], reports["int8"]["miou"], request.max_drop)
     print(f"accuracy gate: {message}")
-    if not ok and not args.force:
+    if not ok and not request.force:
         output.unlink()
         raise RtsegError(f"INT8 refused: {message}; keep FP32, or pass --force to ship it anyway")
-    if manifest_path is not None:
-        manifest = load_manifest(manifest_path)
-        base = next((m for m in manifest["models"] if m["name"] == info.name), info.entry)
+    if request.manifest_path is not None:
+        manifest = Manifest.load(request.manifest_path)
+        base = manifest.entry(info.name) or info.entry
         entry = {**{k: v for k, v in base.items() if k not in ("metrics", "weights")}, "name": name, "file": output.name,
                  "precision": "int8", "base_model": info.name, "sha256": sha256(output),
-                 "quantization": {"method": f"ONNX Runtime static QDQ, per-channel, {args.calib_method} calibration",
-                                  "calibration_images": len(images), "gate": message,
-                                  "command": "rtseg " + " ".join(sys.argv[1:]) if argv_is_rtseg() else None},
+                 "quantization": {"method": f"ONNX Runtime static QDQ, per-channel, {request.calib_method} calibration",
+                                  "calibration_images": len(images), "gate": message, "command": recorded_command()},
                  "metrics": {}}
+        manifest.add_or_replace(entry)
         r = reports["int8"]
-        entry["metrics"]["camvid_val"] = {k: r[k] for k in ("miou", "pixel_accuracy", "per_class_iou", "images",
-                                                              "input_size", "backend", "machine", "date")} | {
-            "command": f"rtseg eval --model {name} --data {gate_data} --split val"}
-        manifest["models"] = [m for m in manifest["models"] if m["name"] != name] + [entry]
-        save_manifest(manifest, manifest_path)
-    print(f"wrote {output}" + (f" and its entry in {manifest_path}" if manifest_path else ""))
+        manifest.record_metrics(name, "camvid_val", {k: r[k] for k in ("miou", "pixel_accuracy", "per_class_iou", "images",
+                                                                      "input_size", "backend", "machine", "date")} | {
+            "command": f"rtseg eval --model {name} --data {gate_data} --split val"})
+        manifest.save()
+    print(f"wrote {output}" + (f" and its entry in {request.manifest_path}" if request.manifest_path else ""))
     return 0
 
 
-def cmd_models(args) -> int:
-    from .core.modelinfo import MANIFEST, load_manifest
+def cmd_models(args: argparse.Namespace) -> int:
+    """`rtseg models`: the shipped models as a table (`--pareto`: speed against accuracy here)."""
+    from .core.manifest import Manifest
 
     if args.pareto:
-        return print_pareto(args)
-    manifest = load_manifest()
-    models = manifest.get("models", [])
-    if not models:
-        print(f"no models in {MANIFEST}")
-        return 0
+        return print_pareto(args.task)
+    manifest = Manifest.load()
+    if not manifest.models:
+        raise RtsegError(f"no models in {manifest.path}")
     print(f"{'':2}{'name':<36}{'task':<7}{'prec':<5}{'input':>9}{'params':>9}{'GFLOPs':>8}{'val mIoU':>10}  trained")
-    for m in models:
+    for m in manifest.models:
         miou = m.get("metrics", {}).get("camvid_val", {}).get("miou")
         t = m.get("training", {})
-        star = "* " if m["name"] == manifest.get("default") else "  "
+        star = "* " if m["name"] == manifest.default else "  "
         print(f"{star}{m['name']:<36}{m['task']:<7}{m.get('precision', 'fp32'):<5}{m['input_size'][0]:>4}x{m['input_size'][1]:<4}"
               f"{m['params'] / 1e6:>8.2f}M{m['gflops']:>8.2f}{'' if miou is None else f'{100 * miou:.1f}':>10}  "
               f"{t.get('epochs', '?')} epochs, {t.get('wall_hours', '?')} h on {t.get('trained_on', '?')}")
@@ -354,34 +516,60 @@ def cmd_models(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from .evaluation.bench import run_bench, write_results
-    from .core.modelinfo import resolve_model
+@dataclass(frozen=True)
+class BenchRequest:
+    """`rtseg bench`: models x backends, what to measure on, and how long (`--quick` shortens all of it)."""
 
-    infos = shipped_models() if args.models == "all" else [resolve_model(n) for n in args.models.split(",")]
+    models: str
+    backends: tuple[str, ...]
+    video: str
+    out: Path
+    data: str | None = None
+    split: str = "val"
+    frames: int = 300
+    iters: int = 100
+    reps: int = 3
+    eval_images: int | None = None
+    peers: bool = True
+    naive: bool = True
+    quiet: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> BenchRequest:
+        length = dict(iters=20, reps=1, frames=min(args.frames, 60), eval_images=20) if args.quick else \
+            dict(iters=args.iters, reps=args.reps, frames=args.frames, eval_images=None)
+        return cls(args.models, tuple(args.backends.split(",")), args.video, Path(args.out), args.data, args.split,
+                   peers=not args.no_peers, naive=not args.no_naive, quiet=args.quiet, **length)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """`rtseg bench`: models x backends beside the alternatives; tables and a plot in --out."""
+    from .evaluation.bench import run_bench, write_results
+
+    request = BenchRequest.from_args(args)
+    infos = requested_models(request.models)
     if not infos:
         raise RtsegError("no models to benchmark")
-    quick = dict(iters=20, reps=1, frames=min(args.frames, 60), eval_images=20) if args.quick else \
-        dict(iters=args.iters, reps=args.reps, frames=args.frames, eval_images=None)
-    rows, env = run_bench(infos, args.backends.split(","), args.data, args.split, args.video, peers=not args.no_peers,
-                          naive=not args.no_naive, progress=not args.quiet, **quick)
-    out = Path(args.out)
-    write_results(rows, env, out, "rtseg " + " ".join(sys.argv[1:]) if argv_is_rtseg() else "rtseg bench")
+    rows, env = run_bench(infos, list(request.backends), data=request.data, split=request.split, video=request.video,
+                          frames=request.frames, iters=request.iters, reps=request.reps, peers=request.peers,
+                          naive=request.naive, eval_images=request.eval_images, progress=not request.quiet)
+    out = request.out
+    write_results(rows, env, out, recorded_command("rtseg bench"))
     print((out / "bench.md").read_text())
     print(f"wrote {out}/bench.md, bench.csv, bench.json" + (", bench.png" if (out / "bench.png").exists() else ""))
     return 0
 
 
-def print_pareto(args) -> int:
+def print_pareto(task: str) -> int:
+    """`rtseg models --pareto`: FPS against accuracy for `task` on this machine, the Pareto front marked."""
     from .selection.profiling import ensure_profiles
     from .selection.selector import build_candidates, pareto_front
 
     streams, threads = inference_layout(None, None, live=False)
-    infos = models_for_task(args.task)
-    candidates = build_candidates(infos, ensure_profiles(infos, "onnxruntime", streams, threads,
-                                                         say=lambda m: print(m, file=sys.stderr)), args.task)
+    infos = models_for_task(task)
+    candidates = build_candidates(infos, ensure_profiles(infos, "onnxruntime", streams, threads), task)
     front = {c.name for c in pareto_front(candidates)}
-    metric = {"seg": "val mIoU", "det": "val mAP50", "both": "mean"}[args.task]
+    metric = {"seg": "val mIoU", "det": "val mAP50", "both": "mean"}[task]
     print(f"{'':2}{'model':<34}{'e2e FPS':>9}{'p95 ms':>8}{metric:>10}")
     for c in sorted(candidates, key=lambda c: -c.fps):
         print(f"{'* ' if c.name in front else '  '}{c.name:<34}{c.fps:>9.1f}{c.latency_ms:>8.1f}{100 * c.accuracy:>10.1f}")
@@ -512,20 +700,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _CommandHandler(logging.StreamHandler):
+    """The handler `configure_logging` installs (a class of its own, so it can find and replace it)."""
+
+
+def configure_logging(quiet: bool = False) -> None:
+    """What rtseg says goes to stderr, one plain line per message; --quiet keeps only warnings and errors.
+    Calling it again replaces the handler it installed, so messages are never doubled."""
+    logger = logging.getLogger("rtseg")
+    for h in [h for h in logger.handlers if isinstance(h, _CommandHandler)]:
+        logger.removeHandler(h)
+    handler = _CommandHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False  # the command owns the terminal: a root handler would print each line twice
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(quiet=getattr(args, "quiet", False))  # only run, eval and bench have --quiet
     try:
         return args.func(args)
     except RtsegError as e:
-        print(f"rtseg: error: {e}", file=sys.stderr)
+        log.error(f"rtseg: error: {e}")
         return 1
     except KeyboardInterrupt:
-        print("rtseg: interrupted", file=sys.stderr)
+        log.error("rtseg: interrupted")
         return 130
     except ModuleNotFoundError as e:  # the runtime install has no PyTorch; training and export need it
         if e.name not in ("torch", "torchvision", "onnx", "matplotlib", "pycocotools"):
             raise
-        print(f"rtseg: error: {args.command} needs {e.name}: pip install 'rtseg[train]'", file=sys.stderr)
+        log.error(f"rtseg: error: {args.command} needs {e.name}: pip install 'rtseg[train]'")
         return 1
 
 

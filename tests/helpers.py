@@ -84,8 +84,8 @@ def make_tiny_zoo(engines: Path) -> Path:
     """Two tiny untrained models exported with manifest entries (val mIoU 40 and 45, as if measured)."""
     import torch
 
-    from rtseg.training.export import export_checkpoint
-    from rtseg.core.modelinfo import load_manifest, save_manifest
+    from rtseg.core.manifest import Manifest
+    from rtseg.training.export import ExportRequest, export_checkpoint
     from rtseg.models import ModelSpec, build_model
 
     for width, head, os_, miou in ((0.35, "lraspp", 32, 0.40), (0.5, "deeplabv3plus", 16, 0.45)):
@@ -94,9 +94,9 @@ def make_tiny_zoo(engines: Path) -> Path:
         engines.mkdir(parents=True, exist_ok=True)
         ck = engines / f"{spec.name}.ckpt"
         torch.save({"model": build_model(spec).state_dict(), "spec": spec.to_dict()}, ck)
-        export_checkpoint(ck, engines, manifest_path=engines / "manifest.json")
+        export_checkpoint(ExportRequest(ck, engines, manifest_path=engines / "manifest.json"))
         ck.unlink()
-        m = load_manifest(engines / "manifest.json")
-        m["models"][-1]["metrics"] = {"camvid_val": {"miou": miou}}
-        save_manifest(m, engines / "manifest.json")
+        m = Manifest.load(engines / "manifest.json")
+        m.models[-1]["metrics"] = {"camvid_val": {"miou": miou}}
+        m.save()
     return engines

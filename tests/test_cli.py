@@ -38,13 +38,14 @@ def test_target_fps_is_reported(tiny_model, clip):
 
 
 def test_models_lists_the_manifest(tiny_model, clip, tmp_path):
-    from rtseg.core.modelinfo import save_manifest, sha256
+    from rtseg.core.manifest import Manifest
+    from rtseg.core.modelinfo import sha256
 
     shutil.copy(tiny_model, tmp_path / "tiny.onnx")
-    save_manifest({"default": "tiny", "models": [{
+    Manifest(tmp_path / "manifest.json", default="tiny", models=[{
         "name": "tiny", "file": "tiny.onnx", "task": "seg", "input_size": [64, 80], "params": 44, "gflops": 0.001,
         "sha256": sha256(tmp_path / "tiny.onnx"), "metrics": {"camvid_val": {"miou": 0.5}},
-        "training": {"epochs": 1, "wall_hours": 0.1, "trained_on": "nowhere"}}]}, tmp_path / "manifest.json")
+        "training": {"epochs": 1, "wall_hours": 0.1, "trained_on": "nowhere"}}]).save()
     env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(tmp_path)}
     res = run_cli("models", env=env)
     assert res.returncode == 0

@@ -11,7 +11,8 @@ from helpers import run_cli  # noqa: E402
 
 from rtseg.models.deploy import ExportWrapper
 from rtseg.training.export import export_onnx  # noqa: E402
-from rtseg.core.modelinfo import MANIFEST, load_manifest, sha256  # noqa: E402
+from rtseg.core.manifest import Manifest  # noqa: E402
+from rtseg.core.modelinfo import MANIFEST, sha256  # noqa: E402
 from rtseg.models import ModelSpec, build_model, parse_size  # noqa: E402
 
 SPECS = [
@@ -128,18 +129,18 @@ def test_parent_record_chains_ancestors_and_checks_the_file(tmp_path):
     from rtseg.training.export import _record_parent
 
     (tmp_path / "b.pt").write_bytes(b"weights of b")
-    manifest = {"models": [{"name": "b", "weights": "b.pt", "training": {"epochs": 40, "wall_hours": 0.5,
-                                                                         "total_wall_hours": 1.5}}]}
+    manifest = Manifest(tmp_path / "manifest.json", models=[{"name": "b", "weights": "b.pt", "training": {
+        "epochs": 40, "wall_hours": 0.5, "total_wall_hours": 1.5}}])
     training = {"wall_hours": 0.25}
     _record_parent(training, {"pretrained": "engines/b.pt", "pretrained_sha256": sha256(tmp_path / "b.pt")},
-                   manifest, tmp_path)
+                   manifest)
     assert training["initialized_from"]["model"] == "b" and training["total_wall_hours"] == 1.75  # b's parent too
     (tmp_path / "b.pt").write_bytes(b"b re-shipped after the child trained")
     training = {"wall_hours": 0.25}
-    _record_parent(training, {"pretrained": "engines/b.pt", "pretrained_sha256": "0" * 64}, manifest, tmp_path)
+    _record_parent(training, {"pretrained": "engines/b.pt", "pretrained_sha256": "0" * 64}, manifest)
     assert "model" not in training["initialized_from"] and "total_wall_hours" not in training
     training = {"wall_hours": 0.25}
-    _record_parent(training, {"pretrained": None}, manifest, tmp_path)
+    _record_parent(training, {"pretrained": None}, manifest)
     assert training == {"wall_hours": 0.25}
 
 
@@ -186,12 +187,12 @@ def test_pretrained_imagenet_fails_clearly_offline(tiny_camvid, tmp_path, monkey
 
 
 def test_shipped_manifest_matches_its_files():
-    manifest = load_manifest()
-    if not manifest["models"]:
+    manifest = Manifest.load()
+    if not manifest.models:
         pytest.skip("no shipped models")
-    names = [m["name"] for m in manifest["models"]]
-    assert manifest["default"] in names and len(set(names)) == len(names)
-    for m in manifest["models"]:
+    names = [m["name"] for m in manifest.models]
+    assert manifest.default in names and len(set(names)) == len(names)
+    for m in manifest.models:
         path = MANIFEST.parent / m["file"]
         assert path.exists(), path
         assert sha256(path) == m["sha256"], f"{path} changed since export: re-export and re-eval"

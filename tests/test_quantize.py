@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 from helpers import run_cli  # noqa: E402
 from test_models import tiny_camvid  # noqa: E402,F401  (fixture)
 
-from rtseg.training.export import export_checkpoint  # noqa: E402
+from rtseg.training.export import ExportRequest, export_checkpoint  # noqa: E402
 from rtseg.models import ModelSpec, build_model  # noqa: E402
 from rtseg.training.quantize import gate  # noqa: E402
 
@@ -26,7 +26,7 @@ def shipped_tiny(tmp_path):
     torch.manual_seed(0)
     torch.save({"model": build_model(spec).state_dict(), "spec": spec.to_dict()}, tmp_path / "ck.pt")
     engines = tmp_path / "engines"
-    export_checkpoint(tmp_path / "ck.pt", engines, name="tiny", manifest_path=engines / "manifest.json")
+    export_checkpoint(ExportRequest(tmp_path / "ck.pt", engines, name="tiny", manifest_path=engines / "manifest.json"))
     return engines
 
 

@@ -145,15 +145,15 @@ def test_target_fps_selects_profiles_once_and_reports(tmp_path):
     pytest.importorskip("torch")
     from helpers import make_tiny_zoo, run_cli, write_clip
 
-    from rtseg.core.modelinfo import load_manifest, save_manifest
+    from rtseg.core.manifest import Manifest
 
     engines = make_tiny_zoo(tmp_path / "engines")
-    m = load_manifest(engines / "manifest.json")
-    m["models"][1]["metrics"]["camvid_val@48x64"] = {"miou": 0.42}  # the bigger model, run smaller
+    m = Manifest.load(engines / "manifest.json")
+    m.models[1]["metrics"]["camvid_val@48x64"] = {"miou": 0.42}  # the bigger model, run smaller
     # a box-only model is not a segmentation candidate, so it is never profiled for --task seg
-    m["models"].append({**m["models"][0], "name": "boxes-only", "task": "det",
+    m.models.append({**m.models[0], "name": "boxes-only", "task": "det",
                         "metrics": {"camvid_val": {"detection": {"map50": 0.5}}}})
-    save_manifest(m, engines / "manifest.json")
+    m.save()
     env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(engines), "RTSEG_CACHE_DIR": str(tmp_path / "cache")}
     clip = write_clip(tmp_path / "c.avi", 30, size=(96, 128))
     stats = tmp_path / "s.json"

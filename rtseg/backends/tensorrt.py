@@ -8,9 +8,8 @@ The argmax is inside the graph, so the only tensor copied back is the uint8 clas
 """
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from ..core.errors import RtsegError
 from .engine_cache import EngineCache, EngineKey, ShapeProfile
 
 INPUT = "image"
+log = logging.getLogger(__name__)
 
 
 def _import_trt():
@@ -107,11 +107,10 @@ def build_engine(onnx_path: Path, precision: str, profile: ShapeProfile, cache: 
 
 class TensorRTBackend:
     def __init__(self, model_path: str | Path, precision: str = "fp16", profile: ShapeProfile | None = None,
-                 cache_dir: str | Path | None = None, say: Callable[[str], None] | None = None, **_):
+                 cache_dir: str | Path | None = None, **_):
         trt, torch = _import_trt()
         from ..core.modelinfo import resolve_model
 
-        say = say or (lambda m: print(m, file=sys.stderr))
         info = resolve_model(str(model_path))
         self.profile = profile or ShapeProfile.fixed(info.input_size)
         self.precision = precision
@@ -126,10 +125,11 @@ class TensorRTBackend:
                 why = "cached engine failed to deserialize"
         if engine is None:
             if why != "no cached engine":
-                say(f"rtseg: {why}; rebuilding")
+                log.warning(f"rtseg: {why}; rebuilding")
                 cache.discard(key, info.name)
-            say(f"rtseg: building a TensorRT {precision} engine for {info.name} ({self.profile.label()}); "
-                "this takes a minute or two, once per GPU and TensorRT version")
+            # a warning, so that even --quiet says why the start takes minutes (as it did before logging)
+            log.warning(f"rtseg: building a TensorRT {precision} engine for {info.name} ({self.profile.label()}); "
+                        "this takes a minute or two, once per GPU and TensorRT version")
             data = build_engine(info.path, precision, self.profile, cache)
             cache.store(key, info.name, data, {"model": info.name})
             engine = runtime.deserialize_cuda_engine(data)

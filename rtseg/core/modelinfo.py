@@ -13,6 +13,7 @@ from pathlib import Path
 from ..data.camvid import CLASSES, PALETTE_RGB
 from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .errors import RtsegError
+from .manifest import Manifest
 from .paths import ENGINES_DIR, MANIFEST  # noqa: F401  (re-exported: callers name the manifest through here)
 META_KEY = "rtseg"  # ONNX metadata_props key holding the JSON metadata
 
@@ -29,22 +30,6 @@ class ModelInfo:
     std: tuple[float, float, float] = tuple(IMAGENET_STD.tolist())
     det_classes: tuple[str, ...] = ()  # box classes, for models with a detection head
     entry: dict = field(default_factory=dict)  # the full manifest entry, when there is one
-
-
-def load_manifest(path: Path = MANIFEST) -> dict:
-    if not path.exists():
-        return {"default": None, "models": []}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RtsegError(f"manifest {path} is not valid JSON: {e}") from e
-
-
-def save_manifest(manifest: dict, path: Path = MANIFEST) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def sha256(path: Path) -> str:
@@ -90,14 +75,14 @@ def _from_onnx(path: Path) -> ModelInfo:
 
 def resolve_model(name_or_path: str | None, manifest_path: Path = MANIFEST) -> ModelInfo:
     """A manifest name, or a path to an .onnx file; None means the manifest's default."""
-    manifest = load_manifest(manifest_path)
-    models = {m["name"]: m for m in manifest.get("models", [])}
+    manifest = Manifest.load(manifest_path)
     if name_or_path is None:
-        name_or_path = manifest.get("default")
+        name_or_path = manifest.default
         if not name_or_path:
             raise RtsegError(f"no default model: {manifest_path} lists none; pass --model PATH.onnx")
-    if name_or_path in models:
-        info = _from_entry(models[name_or_path], manifest_path.parent)
+    entry = manifest.entry(name_or_path)
+    if entry is not None:
+        info = _from_entry(entry, manifest.folder)
         if not info.path.exists():
             raise RtsegError(f"model file {info.path} listed in the manifest is missing")
         return info
@@ -108,7 +93,7 @@ def resolve_model(name_or_path: str | None, manifest_path: Path = MANIFEST) -> M
         if path.is_dir():
             raise RtsegError(f"model path {path} is a folder, not an .onnx file")
         return _from_onnx(path)
-    known = ", ".join(sorted(models)) or "none"
+    known = ", ".join(sorted(manifest.names())) or "none"
     raise RtsegError(f"unknown model '{name_or_path}' (shipped models: {known}; or pass a path to an .onnx file)")
 
 

@@ -5,6 +5,7 @@ a switch never stalls the stream; loaded models are kept, so switching back cost
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from typing import Callable
@@ -15,12 +16,14 @@ from .selector import Candidate, Controller
 from ..runtime.slot import ModelSlot
 from ..runtime.stats import RateMeter
 
+log = logging.getLogger(__name__)
+
 
 class AdaptiveRunner:
     def __init__(self, pipeline: Pipeline, controller: Controller, load: Callable[[Candidate], ModelSlot],
-                 live: bool, streams: int, say: Callable[[str], None] = lambda s: None):
+                 live: bool, streams: int):
         self.pipeline, self.controller, self.load = pipeline, controller, load
-        self.live, self.streams, self.say = live, streams, say
+        self.live, self.streams = live, streams
         self.clock = controller.clock
         self.meter = RateMeter(controller.cfg.window_s)
         self.infer_ms: deque[float] = deque(maxlen=30)
@@ -54,7 +57,7 @@ class AdaptiveRunner:
                 slot.warm_up()
                 self.slots[cand.name] = slot
         except Exception as e:  # a model that cannot load is skipped, the run goes on
-            self.say(f"rtseg: could not load {cand.name} ({e}); staying on {old}")
+            log.info(f"rtseg: could not load {cand.name} ({e}); staying on {old}")
             self.controller.switched(self.controller.index)
             return
         self.pipeline.switch_to(slot)
@@ -65,5 +68,5 @@ class AdaptiveRunner:
                  "direction": "up" if index > old_index else "down", "rate": round(rate, 1),
                  "target": self.controller.target}
         self.switches.append(event)
-        self.say(f"rtseg: {event['t']:.1f}s step {event['direction']}: {old} -> {cand.name} "
+        log.info(f"rtseg: {event['t']:.1f}s step {event['direction']}: {old} -> {cand.name} "
                  f"({rate:.1f} FPS, target {event['target']:g})")

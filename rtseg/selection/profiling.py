@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from ..core.modelinfo import ModelInfo, measured_sizes, sha256, variant_name
 from ..runtime.timing import percentiles, time_model
 
 FRAME_SIZE = (640, 480)  # (width, height) of the synthetic end-to-end clip
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,6 +92,7 @@ class SyntheticSource:
         rng = np.random.default_rng(0)
         self.frame = rng.integers(0, 256, (size[1], size[0], 3), np.uint8)
         self.frame_count, self.frame_size, self.i = frames, size, 0
+        self.skipped: list[str] = []  # the Source protocol's: a frame in memory is never unreadable
 
     def read(self) -> tuple[np.ndarray, float, str] | None:
         if self.i >= self.frame_count:
@@ -121,7 +124,7 @@ def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, fra
 
 
 def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads: int, force: bool = False,
-                    frames: int = 60, say=print) -> dict[str, Profile]:
+                    frames: int = 60) -> dict[str, Profile]:
     """Cached profiles of every model at every input size it has a measured accuracy for (at least its own),
     measuring (and saying so) the ones this machine has not seen. Keyed by variant name."""
     cache = ProfileCache(machine_key(backend, streams, threads))
@@ -131,7 +134,7 @@ def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads:
             name = variant_name(info, size)
             p = None if force else cache.get(info, size)
             if p is None:
-                say(f"rtseg: profiling {name} on this machine ({frames} frames; cached afterwards)")
+                log.info(f"rtseg: profiling {name} on this machine ({frames} frames; cached afterwards)")
                 p = profile_model(info, backend, streams, threads, frames, size)
                 cache.put(p)
             out[name] = p

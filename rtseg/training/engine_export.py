@@ -6,12 +6,15 @@ its calibration table are discarded and FP16 is used, with both numbers printed.
 """
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..backends.engine_cache import EngineCache, ShapeProfile
 from ..core.errors import RtsegError
 from .quantize import gate
+
+log = logging.getLogger(__name__)
 
 
 def int8_decision(fp16_miou: float, int8_miou: float, max_drop: float, force: bool = False) -> tuple[str, str]:
@@ -26,48 +29,67 @@ def calibration_cache_path(cache: EngineCache, model_name: str, profile: ShapePr
     return cache.folder / f"{model_name}-{profile.label()}.calib"
 
 
-def export_engine(model: str, precision: str, profile_shapes: tuple, cache_dir: str | None = None,
-                  calib_data: str | None = None, calib_images: int = 200, gate_data: str | None = None,
-                  max_drop: float = 1.0, force: bool = False, say: Callable[[str], None] = print) -> dict:
+@dataclass(frozen=True)
+class EngineRequest:
+    """`rtseg export --format engine`: which model, at what precision and shapes, and how INT8 is calibrated
+    and gated."""
+
+    model: str                                  # a shipped FP32 model's name or an .onnx path
+    precision: str = "fp16"                     # fp32 | fp16 | int8
+    min_shape: tuple[int, int] | None = None    # (height, width); None: the model's own size
+    opt_shape: tuple[int, int] | None = None
+    max_shape: tuple[int, int] | None = None
+    cache_dir: str | None = None                # default: the engine cache under rtseg's cache folder
+    calib_data: str | None = None               # int8: frames to calibrate on
+    calib_images: int = 200
+    gate_data: str | None = None                # int8: whose val split the gate measures (default: calib_data)
+    max_drop: float = 1.0                       # int8: largest val mIoU loss accepted, in points
+    force: bool = False                         # int8: keep it even if the gate fails
+
+
+def export_engine(request: EngineRequest) -> dict:
+    """Build (or find in the cache) the engine the request describes; for INT8 with gate data, measure it
+    against FP16 and fall back to FP16 when it loses too much. Returns what was kept and where."""
     from ..backends.tensorrt import TensorRTBackend, build_engine, engine_key
     from ..evaluation.evaluate import evaluate
     from ..core.modelinfo import resolve_model
     from ..runtime.slot import ModelSlot
     from .quantize import calibration_images, preprocessed
 
-    info = resolve_model(model)
+    info = resolve_model(request.model)
     if info.entry.get("precision", "fp32") != "fp32":
         raise RtsegError(f"{info.name} is already quantized; build engines from the FP32 model "
                          f"({info.entry.get('base_model', 'its base model')})")
-    profile = ShapeProfile.parse(*profile_shapes, default=info.input_size)
-    cache = EngineCache(cache_dir)
+    profile = ShapeProfile.parse(request.min_shape, request.opt_shape, request.max_shape, default=info.input_size)
+    cache = EngineCache(request.cache_dir)
+    precision = request.precision
     key = engine_key(info.path, precision, profile)
     data, _ = cache.load(key, info.name)
     if data is None:
         calib, calib_cache = None, None
         if precision == "int8":
             calib_cache = calibration_cache_path(cache, info.name, profile)
-            if calib_data:
-                calib = preprocessed(info, calibration_images(calib_data, calib_images), profile.opt)
+            if request.calib_data:
+                calib = preprocessed(info, calibration_images(request.calib_data, request.calib_images), profile.opt)
                 calib_cache.unlink(missing_ok=True)  # new frames: calibrate afresh
             elif not calib_cache.exists():
                 raise RtsegError("--precision int8 needs --calib-data DIR (CamVid-layout root or a folder of frames)")
-        say(f"building a TensorRT {precision} engine for {info.name} ({profile.label()})"
-            + (f", calibrating on {len(calib)} frames" if calib else ""))
+        log.info(f"building a TensorRT {precision} engine for {info.name} ({profile.label()})"
+                 + (f", calibrating on {len(calib)} frames" if calib else ""))
         data = build_engine(info.path, precision, profile, cache, calib, calib_cache)
         cache.store(key, info.name, data, {"model": info.name})
     result = {"model": info.name, "precision": precision, "profile": profile.label(),
               "engine": str(cache.path(key, info.name)), "megabytes": round(len(data) / 1e6, 2)}
-    gate_data = gate_data or calib_data
+    gate_data = request.gate_data or request.calib_data
     if precision == "int8" and gate_data:
         miou = {}
         for p in ("fp16", "int8"):
-            slot = ModelSlot.around(info, TensorRTBackend(info.path, precision=p, profile=profile, cache_dir=cache.folder,
-                                                          say=say), profile.opt)
+            backend = TensorRTBackend(info.path, precision=p, profile=profile, cache_dir=cache.folder)
+            slot = ModelSlot.around(info, backend, profile.opt)
             miou[p] = evaluate(slot, gate_data, "val", progress=False)["miou"]
             slot.close()
-        chosen, message = int8_decision(miou["fp16"], miou["int8"], max_drop, force)
-        say(f"accuracy gate: {message}")
+        chosen, message = int8_decision(miou["fp16"], miou["int8"], request.max_drop, request.force)
+        log.info(f"accuracy gate: {message}")
         if chosen == "fp16":
             cache.discard(key, info.name)
             calibration_cache_path(cache, info.name, profile).unlink(missing_ok=True)

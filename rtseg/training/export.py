@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -17,7 +18,8 @@ from torch import nn
 
 from ..data.camvid import CLASSES, PALETTE_RGB
 from ..core.errors import RtsegError
-from ..core.modelinfo import META_KEY, load_manifest, save_manifest, sha256
+from ..core.manifest import Manifest
+from ..core.modelinfo import META_KEY, sha256
 from ..models import ModelSpec, build_model
 from ..models.deploy import ExportWrapper, count_gflops, count_params, output_names
 
@@ -99,7 +101,7 @@ def training_record(ck: dict, checkpoint: Path) -> dict:
     return record
 
 
-def _record_parent(training: dict, args: dict, manifest: dict, engines_dir: Path) -> None:
+def _record_parent(training: dict, args: dict, manifest: Manifest) -> None:
     """A model fine-tuned from shipped weights: name the parent and count its (and its ancestors') training
     time in the total. The parent is the manifest entry whose weights file it started from, checked by the
     checksum recorded at training time when there is one."""
@@ -107,9 +109,9 @@ def _record_parent(training: dict, args: dict, manifest: dict, engines_dir: Path
     if not pretrained or pretrained == "imagenet":
         return
     start = {"weights": pretrained, **({"sha256": args["pretrained_sha256"]} if args.get("pretrained_sha256") else {})}
-    parent = next((m for m in manifest.get("models", []) if m.get("weights") == Path(pretrained).name), None)
+    parent = next((m for m in manifest.models if m.get("weights") == Path(pretrained).name), None)
     if parent is not None and start.get("sha256"):
-        shipped = engines_dir / parent["weights"]
+        shipped = manifest.folder / parent["weights"]
         if not shipped.exists() or sha256(shipped) != start["sha256"]:
             parent = None  # that name now holds other weights: do not credit them
     if parent is None:
@@ -124,32 +126,45 @@ def _record_parent(training: dict, args: dict, manifest: dict, engines_dir: Path
         training["total_wall_hours"] = round(training["wall_hours"] + parent_total, 2)
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: Path, name: str | None = None, manifest_path: Path | None = None,
-                      set_default: bool = False, trained_on: str | None = None, note: str | None = None) -> dict:
-    checkpoint = Path(checkpoint)
+@dataclass(frozen=True)
+class ExportRequest:
+    """`rtseg export --checkpoint`: which checkpoint, where the files go, and how the manifest records it."""
+
+    checkpoint: Path
+    out_dir: Path
+    name: str | None = None               # default: the architecture's name
+    manifest_path: Path | None = None     # None: write the files only
+    set_default: bool = False             # make it the default (the first model always is)
+    trained_on: str | None = None         # overrides the machine recorded in the checkpoint
+    note: str | None = None               # a remark kept with the training record
+
+
+def export_checkpoint(request: ExportRequest) -> dict:
+    """Write `<name>.onnx` and `<name>.pt` into `request.out_dir`; returns the model's manifest entry, also
+    added to (or replaced in) the manifest when the request names one."""
+    checkpoint = Path(request.checkpoint)
     model, spec, ck = load_checkpoint(checkpoint)
-    name = name or spec.name
+    name = request.name or spec.name
+    out_dir = Path(request.out_dir)
     onnx_path = out_dir / f"{name}.onnx"
     export_onnx(model, spec, onnx_path)
     weights_path = out_dir / f"{name}.pt"
     torch.save({"model": model.state_dict(), "spec": spec.to_dict()}, weights_path)
     training = training_record(ck, checkpoint)
-    if trained_on:
-        training["trained_on"] = trained_on
-    if note:
-        training["note"] = note
+    if request.trained_on:
+        training["trained_on"] = request.trained_on
+    if request.note:
+        training["note"] = request.note
     entry = {
         "name": name, "file": onnx_path.name, "weights": weights_path.name, **model_metadata(spec),
         "params": count_params(model), "gflops": round(count_gflops(model, spec.input_size), 3),
         "sha256": sha256(onnx_path), "training": training, "metrics": {},
     }
-    if manifest_path is not None:
-        manifest = load_manifest(manifest_path)
-        _record_parent(training, ck.get("args", {}), manifest, manifest_path.parent)
-        models = [m for m in manifest.get("models", []) if m["name"] != name]
-        models.append(entry)
-        manifest["models"] = models
-        if set_default or not manifest.get("default"):
-            manifest["default"] = name
-        save_manifest(manifest, manifest_path)
+    if request.manifest_path is not None:
+        manifest = Manifest.load(request.manifest_path)
+        _record_parent(training, ck.get("args", {}), manifest)
+        manifest.add_or_replace(entry)
+        if request.set_default or not manifest.default:
+            manifest.set_default(name)
+        manifest.save()
     return entry
