@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .core.errors import RtsegError
+from .core.tasks import TASKS, normalize_task
 from .runtime.pipeline import inference_layout
 
 if TYPE_CHECKING:
@@ -346,6 +347,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         # this drive was in the model's training data: the number is not a held-out measurement
         report["warning"] = (f"{info.name} was trained with --val-split {trained_with}: drive "
                              f"{request.split.split(':', 1)[1]} was in its training data")
+    elif request.split == "val" and trained_with.startswith("holdout:"):
+        # a held-out run trains on every other frame, val's included
+        report["warning"] = f"{info.name} was trained with --val-split {trained_with}: val's frames were in its training data"
     report["command"] = "rtseg " + " ".join(sys.argv[1:] if argv_is_rtseg() else [])
     print(format_report(report))
     if request.json_path:
@@ -501,18 +505,42 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     if args.pareto:
         return print_pareto(args.task)
-    manifest = Manifest.load()
-    if not manifest.models:
-        raise RtsegError(f"no models in {manifest.path}")
-    print(f"{'':2}{'name':<36}{'task':<7}{'prec':<5}{'input':>9}{'params':>9}{'GFLOPs':>8}{'val mIoU':>10}  trained")
-    for m in manifest.models:
+    from .core.paths import user_manifest
+
+    manifest, user = Manifest.load(), Manifest.load(user_manifest())
+    if not manifest.models and not user.models:
+        raise RtsegError(f"no models in {manifest.path} or {user.path}")
+    print(f"{'':2}{'name':<36}{'task':<7}{'prec':<5}{'input':>9}{'params':>9}{'GFLOPs':>8}{'val mIoU':>10}  classes; trained")
+    for m in manifest.models + user.models:
         miou = m.get("metrics", {}).get("camvid_val", {}).get("miou")
         t = m.get("training", {})
         star = "* " if m["name"] == manifest.default else "  "
+        params = f"{m['params'] / 1e6:>8.2f}M" if m.get("params") else f"{'-':>9}"
+        gflops = f"{m['gflops']:>8.2f}" if m.get("gflops") else f"{'-':>8}"
+        classes = m.get("classes") or []
+        origin = (f"imported from {Path(m['imported_from']['file']).name}" if m.get("imported_from") else
+                  f"{t.get('epochs', '?')} epochs, {t.get('wall_hours', '?')} h on {t.get('trained_on', '?')}")
         print(f"{star}{m['name']:<36}{m['task']:<7}{m.get('precision', 'fp32'):<5}{m['input_size'][0]:>4}x{m['input_size'][1]:<4}"
-              f"{m['params'] / 1e6:>8.2f}M{m['gflops']:>8.2f}{'' if miou is None else f'{100 * miou:.1f}':>10}  "
-              f"{t.get('epochs', '?')} epochs, {t.get('wall_hours', '?')} h on {t.get('trained_on', '?')}")
-    print("* default model")
+              f"{params}{gflops}{'' if miou is None else f'{100 * miou:.1f}':>10}  "
+              f"{len(classes)} ({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''}); {origin}")
+    print("* default model" + (f"; imported models live in {user.folder}" if user.models else ""))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """`rtseg import`: a user's TFLite or ONNX segmentation model, converted and listed under $RTSEG_HOME."""
+    from .core.manifest import Manifest
+    from .core.paths import user_manifest
+    from .training.importer import ImportRequest, import_model
+
+    req = ImportRequest(Path(args.file), args.name, Path(args.labels) if args.labels else None,
+                        Path(args.palette) if args.palette else None, args.mean, args.std, args.input_size)
+    if req.name and req.name in Manifest.load().names():
+        raise RtsegError(f"--name {req.name}: a shipped model has that name; pick another")
+    entry = import_model(req, user_manifest())
+    print(f"imported {entry['name']}: {len(entry['classes'])} classes, input {entry['input_size'][0]}x"
+          f"{entry['input_size'][1]}, in {user_manifest().parent / entry['file']}")
+    print(f"next: rtseg run --camera 0 --model {entry['name']}")
     return 0
 
 
@@ -569,7 +597,7 @@ def print_pareto(task: str) -> int:
     infos = models_for_task(task)
     candidates = build_candidates(infos, ensure_profiles(infos, "onnxruntime", streams, threads), task)
     front = {c.name for c in pareto_front(candidates)}
-    metric = {"seg": "val mIoU", "det": "val mAP50", "both": "mean"}[task]
+    metric = {"seg": "val mIoU", "det": "val mAP50", "segdet": "mean"}[normalize_task(task)]
     print(f"{'':2}{'model':<34}{'e2e FPS':>9}{'p95 ms':>8}{metric:>10}")
     for c in sorted(candidates, key=lambda c: -c.fps):
         print(f"{'* ' if c.name in front else '  '}{c.name:<34}{c.fps:>9.1f}{c.latency_ms:>8.1f}{100 * c.accuracy:>10.1f}")
@@ -612,7 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target-fps", type=_positive_float,
                    help="without --model: run the most accurate model that holds this rate here, and keep it held")
     r.add_argument("--max-latency", type=_positive_float, metavar="MS", help="with --target-fps: p95 latency bound")
-    r.add_argument("--task", choices=["seg", "det", "both"], default="seg", help="with --target-fps: what the model must do")
+    r.add_argument("--task", type=normalize_task, choices=TASKS, default="seg", help="with --target-fps: what the model must do")
     r.add_argument("--margin", type=_positive_float, default=1.1, help="with --target-fps: speed margin at start (1.1)")
     r.add_argument("--no-adapt", action="store_true", help="with --target-fps: choose once, never switch")
     r.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
@@ -628,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="val", type=_split,
                    help="train, val, test, or holdout:DRIVE (every frame of one drive, e.g. holdout:0006R0) "
                         "(default: val)")
-    e.add_argument("--task", choices=["seg", "det", "both"], help="what to measure (default: what the model predicts)")
+    e.add_argument("--task", type=normalize_task, choices=TASKS, help="what to measure (default: what the model predicts)")
     add_backend_args(e)
     e.add_argument("--threads", type=int, default=None)
     e.add_argument("--input-size", type=_size, help="evaluate at HxW instead of the model's size")
@@ -667,9 +695,24 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--note", help="a remark kept with the training record (e.g. which checkpoint this is)")
     x.set_defaults(func=cmd_export)
 
-    m = sub.add_parser("models", help="list the shipped models")
+    im = sub.add_parser("import", help="your own segmentation model (.tflite DeepLab or .onnx) as an rtseg model",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                        epilog="example: rtseg import deeplabv3_mnv2_pascal_quant.tflite --name voc && "
+                               "rtseg run --camera 0 --model voc")
+    im.add_argument("file", help="a TFLite DeepLabV3-MobileNetV2 file, or an ONNX model with an NCHW image input "
+                                 "and class logits or class ids")
+    im.add_argument("--name", help="model name (default: the file's stem)")
+    im.add_argument("--labels", help="class names, one a line (default: PASCAL VOC's for 21-class DeepLab files)")
+    im.add_argument("--palette", help="class colours, one 'R G B' a line (default: PASCAL VOC's colour map)")
+    im.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
+                    help="input mean, 0..1 (default: (q-128)/128 for TFLite files, ImageNet's for ONNX)")
+    im.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="input std, 0..1 (default: as --mean)")
+    im.add_argument("--input-size", type=_size, help="HxW to run at (default: the file's own)")
+    im.set_defaults(func=cmd_import)
+
+    m = sub.add_parser("models", help="list the shipped and imported models")
     m.add_argument("--pareto", action="store_true", help="FPS vs accuracy on this machine, Pareto front marked")
-    m.add_argument("--task", choices=["seg", "det", "both"], default="seg")
+    m.add_argument("--task", type=normalize_task, choices=TASKS, default="seg")
     m.set_defaults(func=cmd_models)
 
     b = sub.add_parser("bench", help="FPS and mIoU of models x backends, beside the alternatives; tables and a plot")
@@ -729,7 +772,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("rtseg: interrupted")
         return 130
     except ModuleNotFoundError as e:  # the runtime install has no PyTorch; training and export need it
-        if e.name not in ("torch", "torchvision", "onnx", "matplotlib", "pycocotools"):
+        if e.name not in ("torch", "torchvision", "onnx", "matplotlib", "pycocotools", "tflite"):
             raise
         log.error(f"rtseg: error: {args.command} needs {e.name}: pip install 'rtseg[train]'")
         return 1

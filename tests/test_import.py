@@ -99,3 +99,25 @@ def test_deeplab_tflite_imports_and_agrees_with_litert_on_real_frames(tmp_path):
         ours = session.run(["mask"], {"image": x.transpose(2, 0, 1)[None]})[0][0]
         agreement.append((ours == ref).mean())
     assert len(agreement) == 3 and min(agreement) >= 0.97, agreement
+
+
+def test_imported_model_is_found_by_name_listed_and_runs(tmp_path, clip):
+    import json
+    import os
+
+    from helpers import run_cli
+
+    env = {**os.environ, "RTSEG_HOME": str(tmp_path / "home")}
+    src = logits_onnx(tmp_path / "room.onnx", classes=3, size=(48, 64))
+    (tmp_path / "labels.txt").write_text("floor\nwall\nperson\n")
+    res = run_cli("import", src, "--labels", tmp_path / "labels.txt", "--name", "my-room", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "imported my-room: 3 classes" in res.stdout
+    listed = run_cli("models", env=env)
+    assert listed.returncode == 0 and "my-room" in listed.stdout and "3 (floor, wall, person)" in listed.stdout
+    res = run_cli("run", clip, "--model", "my-room", "--no-show", "--json", tmp_path / "f.jsonl", "--quiet", env=env)
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert len(lines) == 40 and set(lines[0]["class_share"]) == {"floor", "wall", "person"}
+    clash = run_cli("import", src, "--labels", tmp_path / "labels.txt", "--name", "mnv2-050-lraspp-os32-240x320", env=env)
+    assert clash.returncode == 1 and "a shipped model has that name" in clash.stderr and "Traceback" not in clash.stderr

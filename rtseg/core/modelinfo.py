@@ -14,7 +14,7 @@ from ..data.camvid import CLASSES, PALETTE_RGB
 from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .errors import RtsegError
 from .manifest import Manifest
-from .paths import ENGINES_DIR, MANIFEST  # noqa: F401  (re-exported: callers name the manifest through here)
+from .paths import ENGINES_DIR, MANIFEST, user_manifest  # noqa: F401  (re-exported: callers name the manifest through here)
 META_KEY = "rtseg"  # ONNX metadata_props key holding the JSON metadata
 
 
@@ -80,9 +80,12 @@ def resolve_model(name_or_path: str | None, manifest_path: Path = MANIFEST) -> M
         name_or_path = manifest.default
         if not name_or_path:
             raise RtsegError(f"no default model: {manifest_path} lists none; pass --model PATH.onnx")
-    entry = manifest.entry(name_or_path)
+    entry, folder = manifest.entry(name_or_path), manifest.folder
+    user = Manifest.load(user_manifest()) if manifest_path == MANIFEST else None
+    if entry is None and user is not None:  # models brought with `rtseg import` (shipped names win)
+        entry, folder = user.entry(name_or_path), user.folder
     if entry is not None:
-        info = _from_entry(entry, manifest.folder)
+        info = _from_entry(entry, folder)
         if not info.path.exists():
             raise RtsegError(f"model file {info.path} listed in the manifest is missing")
         return info
@@ -94,7 +97,8 @@ def resolve_model(name_or_path: str | None, manifest_path: Path = MANIFEST) -> M
             raise RtsegError(f"model path {path} is a folder, not an .onnx file")
         return _from_onnx(path)
     known = ", ".join(sorted(manifest.names())) or "none"
-    raise RtsegError(f"unknown model '{name_or_path}' (shipped models: {known}; or pass a path to an .onnx file)")
+    mine = f"; imported: {', '.join(sorted(user.names()))}" if user is not None and user.names() else ""
+    raise RtsegError(f"unknown model '{name_or_path}' (shipped models: {known}{mine}; or pass a path to an .onnx file)")
 
 
 def metrics_key(split: str, size: tuple[int, int] | None, info: ModelInfo) -> str:

@@ -13,3 +13,14 @@ def cache_dir() -> Path:
     """Speed profiles and TensorRT engines: RTSEG_CACHE_DIR, else $XDG_CACHE_HOME/rtseg (~/.cache/rtseg)."""
     base = os.environ.get("RTSEG_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rtseg"
     return Path(base)
+
+
+def rtseg_home() -> Path:
+    """Your own files (imported models): RTSEG_HOME, else $XDG_DATA_HOME/rtseg (~/.local/share/rtseg)."""
+    base = os.environ.get("RTSEG_HOME") or Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "rtseg"
+    return Path(base)
+
+
+def user_manifest() -> Path:
+    """The manifest of imported models: outside the package, so upgrades and reinstalls keep them."""
+    return rtseg_home() / "models" / "manifest.json"

@@ -97,8 +97,28 @@ def training_record(ck: dict, checkpoint: Path) -> dict:
         flag = "--" + k.replace("_", "-")
         parts.append(flag if v is True else f"{flag} {' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}")
     record["command"] = " ".join(parts)
+    # what selected the epoch: CamVid val (its drive is in train) or a drive held out of training
+    record["val_split"] = ck.get("val_split", args.get("val_split", "val"))
     record["train_val_metrics"] = ck.get("val_metrics", {"miou": ck["val_miou"]} if "val_miou" in ck else None)
     return record
+
+
+def _run_start(weights: str) -> dict:
+    """For a start that is another run's checkpoint (not shipped): where that run started and how long it
+    trained, so a chain of fine-tunes still names its pretrained origin and counts all of its time."""
+    path = Path(weights)
+    if path.suffix != ".pt" or not path.is_file():
+        return {}
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:
+        return {}
+    if not isinstance(ck, dict) or "args" not in ck:
+        return {}
+    rec = training_record(ck, path)
+    return {"run": {"started_from": ck["args"].get("pretrained"), "epochs": rec.get("epochs"),
+                    "selected_epoch": rec.get("selected_epoch"), "wall_hours": rec.get("wall_hours"),
+                    "val_split": rec.get("val_split"), "command": rec.get("command")}}
 
 
 def _record_parent(training: dict, args: dict, manifest: Manifest) -> None:
@@ -115,7 +135,10 @@ def _record_parent(training: dict, args: dict, manifest: Manifest) -> None:
         if not shipped.exists() or sha256(shipped) != start["sha256"]:
             parent = None  # that name now holds other weights: do not credit them
     if parent is None:
-        training["initialized_from"] = start
+        training["initialized_from"] = start | _run_start(pretrained)
+        earlier = training["initialized_from"].get("run", {}).get("wall_hours")
+        if training.get("wall_hours") is not None and earlier is not None:
+            training["total_wall_hours"] = round(training["wall_hours"] + earlier, 2)
         return
     ptrain = parent.get("training", {})
     parent_total = ptrain.get("total_wall_hours", ptrain.get("wall_hours"))
