@@ -125,6 +125,23 @@ def test_train_export_eval_round_trip(tiny_camvid, tmp_path):
     assert "total_wall_hours" in training and "pretrained-sha256" not in training["command"]
 
 
+def test_a_run_starts_from_another_runs_best_and_the_chain_is_recorded(tiny_camvid, tmp_path):
+    common = ("--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32", "--input-size",
+              "64x96", "--epochs", "1", "--batch-size", "2", "--warmup-epochs", "0.5", "--val-split", "val")
+    res = run_cli("train", *common, "--out", tmp_path / "a", timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    # best.pt holds plain values only, so it loads as weights (no pickled code) to start the next run
+    res = run_cli("train", *common, "--pretrained", tmp_path / "a" / "best.pt", "--out", tmp_path / "b", timeout=300)
+    assert res.returncode == 0 and "loaded" in res.stdout, res.stderr[-2000:]
+    manifest = tmp_path / "engines" / "manifest.json"
+    res = run_cli("export", "--checkpoint", tmp_path / "b" / "best.pt", "--out-dir", tmp_path / "engines",
+                  "--manifest", manifest, "--name", "b")
+    assert res.returncode == 0, res.stderr[-2000:]
+    training = json.loads(manifest.read_text())["models"][0]["training"]
+    assert training["val_split"] == "val" and training["initialized_from"]["run"]["epochs"] == 1
+    assert training["total_wall_hours"] >= training["wall_hours"]
+
+
 def test_parent_record_chains_ancestors_and_checks_the_file(tmp_path):
     from rtseg.training.export import _record_parent
 

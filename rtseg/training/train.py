@@ -75,9 +75,10 @@ def validate(model: torch.nn.Module, spec: ModelSpec, samples: list[tuple[np.nda
                      det_classes=DET_CLASSES[: spec.num_det_classes] if spec.has_det else ())
     slot = ModelSlot.around(info, TorchBackend.from_module(model, spec.task, autocast=amp_dtype), pool_size=1)
     r = measure(slot, samples)
-    metrics = {"miou": r["miou"], "pixel_acc": r["pixel_accuracy"]} if "miou" in r else {}
+    # plain floats: best.pt must load with torch.load(weights_only=True) when it starts another run
+    metrics = {"miou": float(r["miou"]), "pixel_acc": float(r["pixel_accuracy"])} if "miou" in r else {}
     if "detection" in r:
-        metrics["map50"] = r["detection"]["map50"]
+        metrics["map50"] = float(r["detection"]["map50"])
     return metrics
 
 
@@ -238,19 +239,25 @@ def train_one_epoch(run: Run) -> list[float]:
     return losses
 
 
+def plain_args(args: argparse.Namespace) -> dict:
+    """The options as plain values (argparse also carries the command's function): best.pt stays loadable
+    with torch.load(weights_only=True) when it starts another run."""
+    return {k: v for k, v in vars(args).items() if not callable(v)}
+
+
 def save_checkpoints(run: Run, metrics: dict, score: float) -> None:
     """last.pt (everything to resume, written atomically) and, when the score improved, best.pt (weights)."""
     args, trained_on = run.args, device_description(run.device)
     ck = {"model": run.model.state_dict(), "ema": run.ema.state_dict() if run.ema is not None else None,
           "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(), "epoch": run.epoch, "step": run.step,
           "best_score": max(run.best, score) if not math.isnan(score) else run.best, "spec": run.spec.to_dict(),
-          "args": vars(args), "trained_on": trained_on, "val_split": args.val_split}
+          "args": plain_args(args), "trained_on": trained_on, "val_split": args.val_split}
     torch.save(ck, run.run_dir / "last.tmp")
     os.replace(run.run_dir / "last.tmp", run.run_dir / "last.pt")  # a killed run never leaves a torn checkpoint
     if not math.isnan(score) and score > run.best:
         run.best = score
         torch.save({"model": run.selected_model.state_dict(), "spec": run.spec.to_dict(), "epoch": run.epoch + 1,
-                    "val_metrics": metrics, "val_split": args.val_split, "args": vars(args), "trained_on": trained_on},
+                    "val_metrics": metrics, "val_split": args.val_split, "args": plain_args(args), "trained_on": trained_on},
                    run.run_dir / "best.pt")
 
 
