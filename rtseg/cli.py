@@ -510,9 +510,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     manifest, user = Manifest.load(), Manifest.load(user_manifest())
     if not manifest.models and not user.models:
         raise RtsegError(f"no models in {manifest.path} or {user.path}")
-    print(f"{'':2}{'name':<36}{'task':<7}{'prec':<5}{'input':>9}{'params':>9}{'GFLOPs':>8}{'val mIoU':>10}  classes; trained")
+    print(f"{'':2}{'name':<36}{'task':<7}{'prec':<5}{'input':>9}{'params':>9}{'GFLOPs':>8}{'val mIoU':>10}"
+          f"{'held-out':>10}  classes; trained")
     for m in manifest.models + user.models:
         miou = m.get("metrics", {}).get("camvid_val", {}).get("miou")
+        held = next((v.get("miou") for k, v in m.get("metrics", {}).items() if k.startswith("camvid_holdout:")
+                     and "@" not in k and not v.get("warning")), None)  # only a drive the model never trained on
         t = m.get("training", {})
         star = "* " if m["name"] == manifest.default else "  "
         params = f"{m['params'] / 1e6:>8.2f}M" if m.get("params") else f"{'-':>9}"
@@ -521,9 +524,11 @@ def cmd_models(args: argparse.Namespace) -> int:
         origin = (f"imported from {Path(m['imported_from']['file']).name}" if m.get("imported_from") else
                   f"{t.get('epochs', '?')} epochs, {t.get('wall_hours', '?')} h on {t.get('trained_on', '?')}")
         print(f"{star}{m['name']:<36}{m['task']:<7}{m.get('precision', 'fp32'):<5}{m['input_size'][0]:>4}x{m['input_size'][1]:<4}"
-              f"{params}{gflops}{'' if miou is None else f'{100 * miou:.1f}':>10}  "
+              f"{params}{gflops}{'' if miou is None else f'{100 * miou:.1f}':>10}{'' if held is None else f'{100 * held:.1f}':>10}  "
               f"{len(classes)} ({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''}); {origin}")
-    print("* default model" + (f"; imported models live in {user.folder}" if user.models else ""))
+    print("* default model; val mIoU: CamVid val (drive 0016E5, optimistic: its neighbouring frames train the "
+          "models); held-out: a drive left out of the model's training (rtseg eval --split holdout:DRIVE)"
+          + (f"; imported models live in {user.folder}" if user.models else ""))
     return 0
 
 

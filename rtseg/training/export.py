@@ -77,6 +77,14 @@ def export_onnx(model: nn.Module, spec: ModelSpec, output: Path, opset: int = OP
     return meta
 
 
+def _number(text: str | None) -> float:
+    """A log cell as a number; an empty or damaged cell (a run killed mid-write) counts as 0."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def training_record(ck: dict, checkpoint: Path) -> dict:
     """Where and how long the model trained, from the checkpoint and the run's log.csv."""
     args = ck.get("args", {})
@@ -86,9 +94,9 @@ def training_record(ck: dict, checkpoint: Path) -> dict:
     if log.exists():
         rows = list(csv.DictReader(open(log)))
         record["epochs"] = len(rows)
-        record["wall_hours"] = round(sum(float(r["epoch_seconds"]) for r in rows) / 3600, 2)
+        record["wall_hours"] = round(sum(_number(r.get("epoch_seconds")) for r in rows) / 3600, 2)
         if rows and all(r.get("cpu_seconds") for r in rows):  # older logs did not count CPU time
-            record["cpu_hours"] = round(sum(float(r["cpu_seconds"]) for r in rows) / 3600, 2)
+            record["cpu_hours"] = round(sum(_number(r.get("cpu_seconds")) for r in rows) / 3600, 2)
     skip = {"out", "resume", "func", "command", "max_steps", "pretrained_sha256"}
     parts = ["rtseg train"]
     for k, v in args.items():
