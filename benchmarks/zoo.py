@@ -3,7 +3,8 @@
     python benchmarks/zoo.py list
     python benchmarks/zoo.py train NAME [--data ../shared/data/camvid] [-- extra rtseg-train args]
     python benchmarks/zoo.py ship NAME [--default] [-- extra rtseg-export args, e.g. --trained-on TEXT]
-                                                     # export best.pt, eval on val, record in the manifest
+                                                     # export best.pt, eval (val, or the held-out drive),
+                                                     # record in the manifest
     python benchmarks/zoo.py table                   # README's model table, made from engines/manifest.json
 
 Training resumes from runs/NAME/last.pt when interrupted. On a GPU add nothing: rtseg train uses CUDA
@@ -46,6 +47,20 @@ ZOO = {
 }
 COMMON = "--scale 0.6 1.8 --eval-every 2"
 
+# Pretrained, drive-disjoint recipes (issue 11): Google's DeepLabV3-MobileNetV2 VOC backbone as the start,
+# drive 0006R0 held out of training to select the epoch, the model shipped as trained on the rest (train +
+# val); rtseg train's default augmentation (scale 0.5-2.0), validation every epoch. PRETRAINED is
+# ../shared/data/pretrained. Shipping measures them on the held-out drive, not on val (val trained them).
+HELD_OUT_SPLIT = "holdout:0006R0"
+HELD_OUT = {
+    "mnv2-050-lraspp-os32-240x320-voc": "--width 0.5 --head lraspp --output-stride 32 --input-size 240x320 "
+                                        "--pretrained voc-tflite:PRETRAINED/deeplabv3_mnv2_dm05_pascal_quant.tflite "
+                                        "--epochs 40 --lr 2e-3 --warmup-epochs 2",
+    "mnv2-100-lraspp-os32-360x480-voc": "--width 1.0 --head lraspp --output-stride 32 --input-size 360x480 --crop 288x384 "
+                                        "--pretrained voc-tflite:PRETRAINED/deeplabv3_mnv2_pascal_quant.tflite "
+                                        "--epochs 30 --lr 1e-3 --warmup-epochs 2",
+}
+
 
 def run(cmd: list[str]) -> None:
     print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
@@ -64,7 +79,11 @@ def _trained(entry: dict) -> str:
         total = f"; {t['total_wall_hours']} h with its ancestors" if t.get("total_wall_hours") is not None else ""
         return f"fine-tuned from `{start['model']}`: {run}{total}"
     if start.get("weights"):
-        return f"started from `{start['weights']}`: {run}"
+        origin = start["weights"].split(":", 1)[0] if start["weights"].endswith(".tflite") else "weights"
+        what = {"voc-tflite": "Google's DeepLabV3-MobileNetV2 (PASCAL VOC) backbone",
+                "imagenet-tflite": "Google's MobileNetV2 (ImageNet)"}.get(origin, f"`{start['weights']}`")
+        held = ", drive 0006R0 held out" if t.get("val_split") == HELD_OUT_SPLIT else ""
+        return f"started from {what}{held}: {run}"
     if "--pretrained imagenet" in t.get("command", ""):
         return f"from torchvision's ImageNet weights: {run}"
     return f"from scratch: {run}"
@@ -79,18 +98,21 @@ def table(manifest_path: Path) -> str:
         return fmt(x, scale=100)
 
     manifest = Manifest.load(manifest_path)
-    rows = ["| model | task | precision | input | params | GFLOPs | val mIoU | val AP@0.5 | val AP@[.5:.95] | other sizes (mIoU) | trained |",
-            "|---|---|---|---|---:|---:|---:|---:|---:|---|---|"]
+    rows = ["| model | task | precision | input | params | GFLOPs | held-out mIoU | val mIoU | val AP@0.5 | val AP@[.5:.95] "
+            "| other sizes (mIoU) | trained |",
+            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
     order = {"seg": 0, "segdet": 1, "det": 2}
     for e in sorted(manifest.models, key=lambda e: (order.get(e["task"], 3), e["gflops"], e["name"])):
         val = e.get("metrics", {}).get("camvid_val", {})
+        held = e.get("metrics", {}).get(f"camvid_{HELD_OUT_SPLIT}", {})
         det = val.get("detection", {})
         others = sorted(((k.split("@")[1], m["miou"]) for k, m in e.get("metrics", {}).items()
                          if k.startswith("camvid_val@") and m.get("miou") is not None),
                         key=lambda km: -int(km[0].split("x")[0]))
         name = f"`{e['name']}`" + (" (default)" if e["name"] == manifest.default else "")
         rows.append(f"| {name} | {e['task']} | {e.get('precision', 'fp32')} | {e['input_size'][0]}x{e['input_size'][1]} "
-                    f"| {e['params'] / 1e6:.2f} M | {e['gflops']:.2f} | {pct(val.get('miou'))} | {pct(det.get('map50'))} "
+                    f"| {e['params'] / 1e6:.2f} M | {e['gflops']:.2f} | {pct(held.get('miou'))} | {pct(val.get('miou'))} "
+                    f"| {pct(det.get('map50'))} "
                     f"| {pct(det.get('map'))} | {', '.join(f'{s} {pct(m)}' for s, m in others)} | {_trained(e)} |")
     return "\n".join(rows)
 
@@ -105,24 +127,27 @@ def main() -> None:
     cut = argv.index("--") if "--" in argv else len(argv)
     args = p.parse_args(argv[:cut])
     extra = argv[cut + 1:]  # after --: more rtseg train (or export) arguments
+    pretrained = str(Path(args.data).resolve().parent / "pretrained")
+    recipes = {**{n: f"{r} {COMMON}" for n, r in ZOO.items()},
+               **{n: f"{r.replace('PRETRAINED', pretrained)} --val-split {HELD_OUT_SPLIT}" for n, r in HELD_OUT.items()}}
     if args.action == "list":
-        for name, recipe in ZOO.items():
-            print(f"{name:<40} rtseg train --data DATA {recipe} {COMMON}")
+        for name, recipe in recipes.items():
+            print(f"{name:<40} rtseg train --data DATA {recipe}")
         return
     if args.action == "table":
         print(table(ROOT / "engines" / "manifest.json"))
         return
-    if args.name not in ZOO:
+    if args.name not in recipes:
         sys.exit(f"unknown zoo model {args.name!r}; see: python benchmarks/zoo.py list")
     run_dir = ROOT / "runs" / args.name
     rtseg = [sys.executable, "-m", "rtseg"]
     if args.action == "train":
-        run(rtseg + ["train", "--data", args.data, *ZOO[args.name].split(), *COMMON.split(), "--out", str(run_dir),
-                     "--resume", *extra])
+        run(rtseg + ["train", "--data", args.data, *recipes[args.name].split(), "--out", str(run_dir), "--resume", *extra])
     else:
         run(rtseg + ["export", "--checkpoint", str(run_dir / "best.pt"), "--name", args.name]
             + (["--set-default"] if args.default else []) + extra)
-        run(rtseg + ["eval", "--model", args.name, "--data", args.data, "--split", "val", "--update-manifest", "--quiet"])
+        split = HELD_OUT_SPLIT if args.name in HELD_OUT else "val"
+        run(rtseg + ["eval", "--model", args.name, "--data", args.data, "--split", split, "--update-manifest", "--quiet"])
 
 
 if __name__ == "__main__":

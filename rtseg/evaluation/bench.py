@@ -193,6 +193,7 @@ def bench_environment(reference: str, video: str, frames: int, iters: int, reps:
            "versions": {"python": platform.python_version(), "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
                         "numpy": np.__version__},
            "reference": reference, "video": video, "frames": frames, "model_only": f"{reps} x {iters} inferences, median",
+           "split": split if data else "val",
            "accuracy": (f"{split} split of {data}" + (f", first {eval_images} images only (quick)" if eval_images else ""))
            if data else "val mIoU from engines/manifest.json (measured by rtseg eval on the shipped files)"}
     try:
@@ -224,7 +225,8 @@ def write_results(rows: list[BenchRow], env: dict, out: Path, command: str) -> N
           f"- model-only: batch 1, {env['model_only']}; end-to-end: `{env['video']}`, {env['frames']} frames, "
           "overlay written to mp4", f"- accuracy: {env['accuracy'] or 'not measured'}",
           f"- vs ours: end-to-end FPS / {env['reference']} on ONNX Runtime, same run", "",
-          "| model | backend | input | params (M) | GFLOPs | val mIoU | val mAP@0.5 | model FPS | p50 ms | p95 ms | "
+          f"| model | backend | input | params (M) | GFLOPs | {env.get('split', 'val')} mIoU | {env.get('split', 'val')} mAP@0.5 "
+          "| model FPS | p50 ms | p95 ms | "
           "end-to-end FPS | vs ours | Pareto |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
     for r in rows:
         md.append(f"| {r.model} | {r.backend} | {r.input_size} | {fmt(r.params_m, '.2f')} | {fmt(r.gflops, '.2f')} | "
@@ -268,7 +270,7 @@ def plot(rows: list[BenchRow], env: dict, path: Path) -> bool:
                     va="bottom", ha="right", color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("end-to-end FPS (log scale)")
-    ax.set_ylabel("CamVid val mIoU (%)")
+    ax.set_ylabel(f"CamVid {env.get('split', 'val')} mIoU (%)")
     ax.set_title(f"rtseg: speed vs accuracy\n{env['machine']}, {env['date'][:10]}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="best")
