@@ -257,7 +257,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info(f"rtseg: backend auto: {backend.why}")
     log.info(f"rtseg: {slot.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}, {streams} stream(s) x "
              f"{threads} thread(s)) on {source.name} ({kind})")
-    stats = pipeline.run()
+    try:
+        stats = pipeline.run()
+    finally:
+        pipeline.slot.close()  # the model the run ended on: its session and buffers go now, not at exit
     if runner:
         stats.switches = runner.switches
     log.info(stats.summary())

@@ -39,11 +39,17 @@ def available_backends() -> list[str]:
     return ["auto", *_REGISTRY]
 
 
-def load_backend(kind: str, model_path: str, fallback: bool = True, warn: Callable[[str], None] | None = None,
+def load_backend(kind: str, model, fallback: bool = True, warn: Callable[[str], None] | None = None,
                  **options) -> Backend:
-    """Load `kind` ("auto" decides here); a GPU backend that cannot load falls back to the CPU, with a warning."""
+    """Load `kind` ("auto" decides here) for `model`, a resolved ModelInfo or a path to an .onnx file; a GPU
+    backend that cannot load falls back to the CPU, with a warning. Backends that need the model's metadata
+    (TensorRT: input size, name) get the ModelInfo as `info` instead of resolving the file again."""
     from .choice import resolve_backend
 
+    info = model if hasattr(model, "input_size") and hasattr(model, "path") else None
+    model_path = str(info.path) if info is not None else str(model)
+    if info is not None:
+        options = {**options, "info": info}
     kind, _ = resolve_backend(kind)
     if kind not in _REGISTRY:
         raise RtsegError(f"unknown backend '{kind}' (available: {', '.join(available_backends())})")

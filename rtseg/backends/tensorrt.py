@@ -107,11 +107,12 @@ def build_engine(onnx_path: Path, precision: str, profile: ShapeProfile, cache: 
 
 class TensorRTBackend:
     def __init__(self, model_path: str | Path, precision: str = "fp16", profile: ShapeProfile | None = None,
-                 cache_dir: str | Path | None = None, **_):
+                 cache_dir: str | Path | None = None, info=None, **_):
         trt, torch = _import_trt()
-        from ..core.modelinfo import resolve_model
+        if info is None:  # called with a bare path: read the file's metadata once, here
+            from ..core.modelinfo import resolve_model
 
-        info = resolve_model(str(model_path))
+            info = resolve_model(str(model_path))
         self.profile = profile or ShapeProfile.fixed(info.input_size)
         self.precision = precision
         cache = EngineCache(cache_dir)

@@ -97,7 +97,7 @@ def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None
               input_size: tuple[int, int] | None = None, alpha: float = 0.5, score_threshold: float = 0.3,
               pool_size: int = 8, **backend_options) -> ModelSlot:
     size = input_size or info.input_size
-    loaded = load_backend(backend, str(info.path), threads=threads, **backend_options)
+    loaded = load_backend(backend, info, threads=threads, **backend_options)
     static = loaded.static_size()
     if static and tuple(static) != tuple(size):
         loaded.close()
