@@ -6,6 +6,7 @@
                                                      # export best.pt, eval (val, or the held-out drive),
                                                      # record in the manifest
     python benchmarks/zoo.py table                   # README's model table, made from engines/manifest.json
+    python benchmarks/zoo.py heldout                 # README's held-out table (manifest, bench_voc_cpu, baselines)
 
 Training resumes from runs/NAME/last.pt when interrupted. On a GPU add nothing: rtseg train uses CUDA
 and fp16 when present; bigger batches there are fine (pass `-- --batch-size 16 --lr 6e-3`).
@@ -117,9 +118,39 @@ def table(manifest_path: Path) -> str:
     return "\n".join(rows)
 
 
+def heldout_table(manifest_path: Path, bench_json: Path, baselines: list[Path]) -> str:
+    """The held-out models with per-class IoU on the held-out drive (the manifest's rtseg eval records), their
+    speed (an `rtseg bench` run's JSON) and, below them, baselines measured the same way (eval JSON files)."""
+    import json
+
+    from rtseg.core.manifest import Manifest
+    from rtseg.data.camvid import CLASSES
+    from rtseg.evaluation.bench import fmt
+
+    key = f"camvid_{HELD_OUT_SPLIT}"
+    speed = {r["model"]: r for r in json.loads(bench_json.read_text())["rows"]} if bench_json.exists() else {}
+    rows = ["| model | start | mIoU | " + " | ".join(CLASSES) + " | model FPS | end-to-end FPS |",
+            "|---|---|---:|" + "---:|" * len(CLASSES) + "---:|---:|"]
+
+    def row(name: str, start: str, r: dict) -> str:
+        per = r.get("per_class_iou", {})
+        b = speed.get(name, {})
+        return (f"| `{name}` | {start} | **{fmt(r.get('miou'), scale=100)}** | "
+                + " | ".join(fmt(per.get(c), scale=100) for c in CLASSES)
+                + f" | {fmt(b.get('model_fps'), '.0f')} | {fmt(b.get('e2e_fps'), '.0f')} |")
+
+    for e in Manifest.load(manifest_path).models:
+        if key in e.get("metrics", {}):
+            rows.append(row(e["name"], f"VOC DeepLabV3, width {e['architecture']['width']:g}", e["metrics"][key]))
+    for path in baselines:
+        r = json.loads(path.read_text())
+        rows.append(row(r["model"], "none (from scratch), same recipe", r))
+    return "\n".join(rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=["list", "train", "ship", "table"])
+    p.add_argument("action", choices=["list", "train", "ship", "table", "heldout"])
     p.add_argument("name", nargs="?")
     p.add_argument("--data", default=str(ROOT.parent / "shared/data/camvid"))
     p.add_argument("--default", action="store_true", help="ship: make it the manifest's default model")
@@ -136,6 +167,11 @@ def main() -> None:
         return
     if args.action == "table":
         print(table(ROOT / "engines" / "manifest.json"))
+        return
+    if args.action == "heldout":
+        results = ROOT / "benchmarks" / "results"
+        print(heldout_table(ROOT / "engines" / "manifest.json", results / "bench_voc_cpu" / "bench.json",
+                            sorted(results.glob("heldout_*baseline.json"))))
         return
     if args.name not in recipes:
         sys.exit(f"unknown zoo model {args.name!r}; see: python benchmarks/zoo.py list")

@@ -345,8 +345,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         log.info(f"rtseg: backend auto: {request.backend.why}")
     report = evaluate(slot, request.data, request.split, request.task, progress=not request.quiet)
     slot.close()
-    trained_with = info.entry.get("training", {}).get("val_split", "val")
-    if request.split.startswith("holdout:") and trained_with != request.split:
+    # what selected the model's epoch, when its record says (a bare .onnx file carries no training record)
+    trained_with = info.entry.get("training", {}).get("val_split", "val" if info.entry.get("training") else None)
+    if trained_with is None:
+        pass
+    elif request.split.startswith("holdout:") and trained_with != request.split:
         # this drive was in the model's training data: the number is not a held-out measurement
         report["warning"] = (f"{info.name} was trained with --val-split {trained_with}: drive "
                              f"{request.split.split(':', 1)[1]} was in its training data")
