@@ -7,10 +7,17 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["rtseg", "rtseg.*"]),
-    # the shipped models live beside the package; editable installs use them in place
+    # The shipped models are package data: a wheel installs engines/ as rtseg/engines (the ONNX files and
+    # their manifest; the PyTorch weights, for training and the torch backend, stay in the repository).
+    # Editable installs and checkouts use engines/ in place.
+    packages=find_packages(include=["rtseg", "rtseg.*"]) + ["rtseg.engines"],
+    package_dir={"rtseg.engines": "engines"},
+    package_data={"rtseg.engines": ["manifest.json", "*.onnx"], "rtseg": ["schemas/*.json"]},
+    include_package_data=False,
     install_requires=["numpy>=1.24", "opencv-python>=4.8", "onnxruntime>=1.17", "tqdm>=4.60"],
     extras_require={
+        # browser-playable H.264 video output through PyAV (FFmpeg with libx264 inside its wheels)
+        "video": ["av>=12"],
         # box metrics (rtseg eval --task det)
         "eval": ["pycocotools>=2.0.7"],
         # training, export, the PyTorch backend, torchvision's peer models in rtseg bench
@@ -22,7 +29,7 @@ setup(
         "tensorrt": ["tensorrt>=10.0", "torch==2.14.1"],
         # ai-edge-litert: the LiteRT interpreter the tests compare converted TFLite models against
         "dev": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7",
-                "tflite>=2.18", "ai-edge-litert>=2.0", "pytest>=7"],
+                "tflite>=2.18", "ai-edge-litert>=2.0", "pytest>=7", "av>=12", "jsonschema>=4"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
 )

@@ -20,6 +20,8 @@ from .core.tasks import TASKS, normalize_task
 from .runtime.pipeline import inference_layout
 
 if TYPE_CHECKING:
+    from .api.session import ModelChoice
+    from .runtime.outputs import SinkRequest
     from .training.engine_export import EngineRequest
 
 log = logging.getLogger(__name__)
@@ -76,43 +78,17 @@ class BackendChoice:
 
 # -- rtseg run ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SinkRequest:
-    """Where `rtseg run` puts its results: an overlay file, mask PNGs, JSON lines, a window."""
-
-    output: str | None = None
-    save_masks: str | None = None
-    json_lines: str | None = None
-    show: bool = True
-    quiet: bool = False
-
-
-@dataclass(frozen=True)
-class SelectRequest:
-    """`--target-fps` without `--model`: the rate to hold, for which task, and how the selector may act."""
-
-    target_fps: float
-    task: str = "seg"
-    margin: float = 1.1
-    max_latency: float | None = None
-    adapt: bool = True
-
-
-@dataclass(frozen=True)
 class RunRequest:
     """Everything `rtseg run` was asked to do, read from the command line in one place."""
 
     source: str | None
     camera: int | None
-    model: str | None
     backend: BackendChoice
-    sinks: SinkRequest
-    select: SelectRequest | None = None     # only when the model is to be chosen (and kept) for a rate
+    choice: "ModelChoice"                   # the model, or the rate the selector chooses (and keeps) one for
+    sinks: "SinkRequest"
     target_fps: float | None = None         # reported against at the end in any case
     streams: int | None = None
     threads: int | None = None
-    input_size: tuple[int, int] | None = None
-    alpha: float = 0.5
-    score_threshold: float = 0.3
     realtime: bool = False
     frames: int | None = None
     loop: int = 1
@@ -122,148 +98,45 @@ class RunRequest:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunRequest:
-        select = None
-        if args.target_fps and not args.model:
-            select = SelectRequest(args.target_fps, args.task, args.margin, args.max_latency, adapt=not args.no_adapt)
-        sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet)
-        return cls(args.source, args.camera, args.model, BackendChoice.from_args(args), sinks, select, args.target_fps,
-                   args.streams, args.threads, args.input_size, args.alpha, args.score_threshold, args.realtime,
-                   args.frames, args.loop, args.queue_size, args.stats, args.quiet)
+        from .api.session import ModelChoice
+        from .runtime.outputs import SinkRequest
 
-
-def build_sinks(request: SinkRequest, source, info, request_stop) -> list:
-    """The sinks the request asks for, in order; the JSON lines sink last, since its line times the others."""
-    from .runtime.sinks import IMAGE_SUFFIXES, ImageSink, JsonLinesSink, MaskSink, VideoSink, WindowSink, display_available
-
-    sinks = []
-    if request.output:
-        out = Path(request.output)
-        if out.suffix.lower() in IMAGE_SUFFIXES:
-            sinks.append(ImageSink(out, single=source.frame_count == 1))
-        else:
-            size = source.frame_size or (info.input_size[1], info.input_size[0])
-            sinks.append(VideoSink(out, source.fps or 30.0, size))
-    if request.save_masks:
-        if info.task == "det":
-            raise RtsegError(f"--save-masks: model {info.name} predicts boxes only, it has no class map")
-        sinks.append(MaskSink(request.save_masks))
-    if request.show:
-        if display_available():
-            try:
-                sinks.append(WindowSink(f"rtseg - {info.name}", request_stop))
-            except Exception as e:  # OpenCV built without GUI support, display refused...
-                log.warning(f"rtseg: no window ({e.__class__.__name__}); running headless")
-        elif not request.quiet:
-            log.info("rtseg: no display found; running headless (--no-show)")
-    if request.json_lines:
-        sinks.append(JsonLinesSink(request.json_lines, info.classes, info.det_classes))  # last: its line includes the other sinks' time
-    return sinks
-
-
-def shipped_models() -> list:
-    """Every model the manifest lists, resolved."""
-    from .core.manifest import Manifest
-    from .core.modelinfo import resolve_model
-
-    return [resolve_model(name) for name in Manifest.load().names()]
-
-
-def models_for_task(task: str) -> list:
-    """The shipped models measured for `task`: only these are profiled (a box model never serves seg)."""
-    from .core.modelinfo import measured_sizes
-    from .selection.selector import accuracy_of
-
-    return [i for i in shipped_models() if any(accuracy_of(i, task, size) is not None for size in measured_sizes(i))]
-
-
-def select_model(request: SelectRequest, backend: str, streams: int, threads: int) -> tuple:
-    """Profile (once per machine), then the most accurate model that holds the target rate: (choice, ladder, index)."""
-    from .selection.profiling import ensure_profiles
-    from .selection.selector import build_candidates, choose, pareto_front
-
-    infos = models_for_task(request.task)
-    profiles = ensure_profiles(infos, backend, streams, threads)
-    candidates = build_candidates(infos, profiles, request.task)
-    if not candidates:
-        raise RtsegError(f"no shipped model can do --task {request.task} with a measured val accuracy")
-    if request.max_latency:
-        within = [c for c in candidates if c.latency_ms <= request.max_latency]
-        candidates = within or candidates
-    choice, why = choose(candidates, request.target_fps, request.margin, request.max_latency)
-    log.info(f"rtseg: selector: {why}")
-    ladder = pareto_front(candidates)
-    if choice not in ladder:  # only when the latency bound removed a faster model: keep the choice reachable
-        ladder = sorted(set(ladder) | {choice}, key=lambda c: -c.fps)
-    return choice, ladder, ladder.index(choice)
-
-
-def open_run_source(request: RunRequest):
-    """The source the request names, wrapped for --loop, --frames and --realtime."""
-    from .runtime.sources import LimitedSource, LoopedSource, PacedSource, open_camera, open_source
-
-    if (request.source is None) == (request.camera is None):
-        raise RtsegError("give either a SOURCE or --camera N")
-    source = open_camera(request.camera) if request.camera is not None else open_source(request.source)
-    if request.loop > 1:
-        if source.live:
-            raise RtsegError("--loop applies to files and images, not to live sources")
-        source.close()
-        source = LoopedSource(lambda: open_source(request.source), request.loop)
-    if request.frames:
-        source = LimitedSource(source, request.frames)
-    if request.realtime and not source.live:
-        source = PacedSource(source)
-    return source
+        backend = BackendChoice.from_args(args)
+        # --target-fps with --model: run that model and report against the rate; without: select for it
+        choice = ModelChoice(args.model, backend.name, tuple(backend.options().items()),
+                             None if args.model else args.target_fps, args.task, args.margin, args.max_latency,
+                             not args.no_adapt, args.input_size, args.alpha, args.score_threshold, args.legend)
+        sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
+                            codec=args.codec)
+        return cls(args.source, args.camera, backend, choice, sinks, args.target_fps, args.streams, args.threads,
+                   args.realtime, args.frames, args.loop, args.queue_size, args.stats, args.quiet)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`rtseg run`: segment a source through the pipeline, live; the exit status says how it stopped."""
-    from .core.modelinfo import resolve_model
-    from .runtime.pipeline import Pipeline
-    from .runtime.slot import load_slot
+    from .api.session import open_session
+    from .runtime.outputs import build_sinks
+    from .runtime.sources import open_input
 
     request = RunRequest.from_args(args)
-    source = open_run_source(request)
-    streams, threads = inference_layout(request.streams, request.threads, source.live)
+    source = open_input(request.source, request.camera, request.loop, request.frames, request.realtime)
     backend = request.backend
-    ladder, size = None, request.input_size
-    if request.select:
-        choice, ladder, index = select_model(request.select, backend.name, streams, threads)
-        info, size = choice.info, choice.input_size
-    else:
-        info = resolve_model(request.model)
-
-    def load(i, input_size):
-        return load_slot(i, backend.name, threads=threads, input_size=input_size, alpha=request.alpha,
-                         score_threshold=request.score_threshold, pool_size=request.queue_size + streams + 2,
-                         **backend.options())
-
-    slot = load(info, size)
-    pipeline: Pipeline | None = None
-    sinks = build_sinks(request.sinks, source, info, lambda: pipeline and pipeline.stop())
-    if not sinks:
+    session = open_session(source, request.choice, lambda info, stop: build_sinks(request.sinks, source, info, stop),
+                           request.streams, request.threads, request.queue_size, progress=not request.quiet)
+    pipeline, slot, streams, threads = session.pipeline, session.pipeline.slot, session.streams, session.threads
+    if not pipeline.sinks:
         log.info("rtseg: nothing to show or save (no window, --output, --save-masks or --json): measuring throughput only")
-    pipeline = Pipeline(source, slot, sinks, queue_size=request.queue_size, streams=streams, progress=not request.quiet)
-    runner = None
-    if ladder and len(ladder) > 1 and request.select.adapt:
-        from .selection.adaptive import AdaptiveRunner
-        from .selection.selector import Controller
-
-        runner = AdaptiveRunner(pipeline, Controller(ladder, index, request.select.target_fps),
-                                lambda c: load(c.info, c.input_size), live=source.live, streams=streams)
-        pipeline.on_frame = runner.on_frame
     kind = "live" if source.live else f"{source.frame_count or '?'} frames"
     if backend.why:
         log.info(f"rtseg: backend auto: {backend.why}")
     log.info(f"rtseg: {slot.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}, {streams} stream(s) x "
              f"{threads} thread(s)) on {source.name} ({kind})")
-    try:
-        stats = pipeline.run()
-    finally:
-        pipeline.slot.close()  # the model the run ended on: its session and buffers go now, not at exit
-    if runner:
-        stats.switches = runner.switches
+    stats = session.run()  # every model it loaded is closed as it ends, not at exit
     log.info(stats.summary())
+    from .runtime.outputs import describe_outputs
+
+    for line in describe_outputs(pipeline.sinks):
+        log.info(f"wrote {line}")
     if request.target_fps:
         verdict = "met" if stats.fps >= request.target_fps else "NOT met"
         log.info(f"target {request.target_fps:g} FPS {verdict} ({stats.fps:.1f} FPS)")
@@ -282,6 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def requested_models(models: str) -> list:
     """`--models all` (every shipped model) or NAME,NAME,..."""
     from .core.modelinfo import resolve_model
+
+    from .selection.pick import shipped_models
 
     return shipped_models() if models == "all" else [resolve_model(n) for n in models.split(",")]
 
@@ -506,35 +381,47 @@ def export_int8(request: Int8Request) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """`rtseg models`: the shipped models as a table (`--pareto`: speed against accuracy here)."""
-    from .core.manifest import Manifest
+    """`rtseg models`: the models as a table (`NAME`: one model's classes; `--pareto`: speed against accuracy here)."""
+    from .api.catalog import list_models
+    from .core.paths import user_manifest
 
     if args.pareto:
         return print_pareto(args.task)
-    from .core.paths import user_manifest
+    cards = list_models()
+    if not cards:
+        from .core.modelinfo import MANIFEST
 
-    manifest, user = Manifest.load(), Manifest.load(user_manifest())
-    if not manifest.models and not user.models:
-        raise RtsegError(f"no models in {manifest.path} or {user.path}")
+        raise RtsegError(f"no models in {MANIFEST} or {user_manifest()}")
+    if args.name:
+        return print_model_classes(args.name)
     print(f"{'':2}{'name':<36}{'task':<7}{'prec':<5}{'input':>9}{'params':>9}{'GFLOPs':>8}{'val mIoU':>10}"
           f"{'held-out':>10}  classes; trained")
-    for m in manifest.models + user.models:
-        miou = m.get("metrics", {}).get("camvid_val", {}).get("miou")
-        held = next((v.get("miou") for k, v in m.get("metrics", {}).items() if k.startswith("camvid_holdout:")
-                     and "@" not in k and not v.get("warning")), None)  # only a drive the model never trained on
-        t = m.get("training", {})
-        star = "* " if m["name"] == manifest.default else "  "
-        params = f"{m['params'] / 1e6:>8.2f}M" if m.get("params") else f"{'-':>9}"
-        gflops = f"{m['gflops']:>8.2f}" if m.get("gflops") else f"{'-':>8}"
-        classes = m.get("classes") or []
-        origin = (f"imported from {Path(m['imported_from']['file']).name}" if m.get("imported_from") else
-                  f"{t.get('epochs', '?')} epochs, {t.get('wall_hours', '?')} h on {t.get('trained_on', '?')}")
-        print(f"{star}{m['name']:<36}{m['task']:<7}{m.get('precision', 'fp32'):<5}{m['input_size'][0]:>4}x{m['input_size'][1]:<4}"
-              f"{params}{gflops}{'' if miou is None else f'{100 * miou:.1f}':>10}{'' if held is None else f'{100 * held:.1f}':>10}  "
-              f"{len(classes)} ({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''}); {origin}")
+    for m in cards:
+        params = f"{m.params / 1e6:>8.2f}M" if m.params else f"{'-':>9}"
+        gflops = f"{m.gflops:>8.2f}" if m.gflops else f"{'-':>8}"
+        pct = lambda v: '' if v is None else f'{100 * v:.1f}'  # noqa: E731
+        print(f"{'* ' if m.default else '  '}{m.name:<36}{m.task:<7}{m.precision:<5}{m.input_size[0]:>4}x{m.input_size[1]:<4}"
+              f"{params}{gflops}{pct(m.val_miou):>10}{pct(m.heldout_miou):>10}  "
+              f"{len(m.classes)} ({', '.join(m.classes[:4])}{', ...' if len(m.classes) > 4 else ''}); {m.origin}")
     print("* default model; val mIoU: CamVid val (drive 0016E5, optimistic: its neighbouring frames train the "
           "models); held-out: a drive left out of the model's training (rtseg eval --split holdout:DRIVE)"
-          + (f"; imported models live in {user.folder}" if user.models else ""))
+          + (f"; imported models live in {user_manifest().parent}" if any(m.imported for m in cards) else "")
+          + "; rtseg models NAME lists a model's classes and colours")
+    return 0
+
+
+def print_model_classes(name: str) -> int:
+    """`rtseg models NAME`: class id -> name -> colour (what the mask PNGs' values and the overlay mean)."""
+    from .core.modelinfo import resolve_model
+
+    info = resolve_model(name)
+    print(f"{info.name}: {info.task}, input {info.input_size[0]}x{info.input_size[1]}, file {info.path}")
+    print(f"{'id':>3}  {'class':<16}{'RGB':<15}{'hex':<8}")
+    for i, n in enumerate(info.classes):
+        rgb = tuple(info.palette_rgb[i]) if i < len(info.palette_rgb) else (0, 0, 0)
+        print(f"{i:>3}  {n:<16}{'%d,%d,%d' % rgb:<15}#{'%02x%02x%02x' % rgb}")
+    if info.det_classes:
+        print("box classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(info.det_classes)))
     return 0
 
 
@@ -605,6 +492,8 @@ def print_pareto(task: str) -> int:
     from .selection.selector import build_candidates, pareto_front
 
     streams, threads = inference_layout(None, None, live=False)
+    from .selection.pick import models_for_task
+
     infos = models_for_task(task)
     candidates = build_candidates(infos, ensure_profiles(infos, "onnxruntime", streams, threads), task)
     front = {c.name for c in pareto_front(candidates)}
@@ -642,12 +531,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=int, default=None, help="inference threads per stream (default: cores / streams)")
     r.add_argument("--input-size", type=_size, help="run the model at HxW instead of its native size")
     r.add_argument("--output", metavar="FILE", help="overlay video (.mp4/.avi/.mkv) or image (.png/.jpg)")
+    r.add_argument("--codec", choices=["auto", "h264", "mp4v"], default="auto",
+                   help="video output: h264 (browser-playable, needs PyAV: pip install 'rtseg[video]'), mp4v "
+                        "(OpenCV's MPEG-4 Part 2), or auto: h264 when PyAV is installed (default: auto)")
     r.add_argument("--save-masks", metavar="DIR", help="write one PNG class-id map per frame")
     r.add_argument("--json", metavar="FILE", help="write one JSON line per frame")
     r.add_argument("--stats", metavar="FILE", help="write the run summary as JSON")
     r.add_argument("--no-show", action="store_true", help="no window (automatic without a display)")
     r.add_argument("--alpha", type=_alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     r.add_argument("--score-threshold", type=_alpha, default=0.3, help="boxes below this score are not shown (0..1)")
+    r.add_argument("--legend", action="store_true", help="draw the class colour legend on the overlay")
     r.add_argument("--target-fps", type=_positive_float,
                    help="without --model: run the most accurate model that holds this rate here, and keep it held")
     r.add_argument("--max-latency", type=_positive_float, metavar="MS", help="with --target-fps: p95 latency bound")
@@ -722,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     im.set_defaults(func=cmd_import)
 
     m = sub.add_parser("models", help="list the shipped and imported models")
+    m.add_argument("name", nargs="?", help="one model: its class ids, names and colours")
     m.add_argument("--pareto", action="store_true", help="FPS vs accuracy on this machine, Pareto front marked")
     m.add_argument("--task", type=normalize_task, choices=TASKS, default="seg")
     m.set_defaults(func=cmd_models)

@@ -63,6 +63,7 @@ class FakeLiveSource:
         self.n, self.period, self.i, self.t0 = n, 1.0 / fps, 0, None
         self.fps = fps
         self.skipped = []
+        self.files = []
 
     def read(self):
         if self.i >= self.n:
@@ -168,7 +169,7 @@ def test_image_folder_yields_one_output_per_image(tiny_model, tmp_path):
                   "--output", tmp_path / "o.mp4")
     assert res.returncode == 0, res.stderr
     assert len(js.read_text().splitlines()) == 5
-    assert sorted(p.name for p in masks.iterdir()) == [f"img{k}.png" for k in range(5)]
+    assert sorted(p.name for p in masks.glob("*.png")) == [f"img{k}.png" for k in range(5)]
     assert cv2.imread(str(masks / "img3.png"), cv2.IMREAD_UNCHANGED).shape == (64, 50)
     assert "broken.png" in res.stderr
     assert count_frames(tmp_path / "o.mp4") == 5

@@ -4,8 +4,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# The shipped models sit beside the package in the repository; RTSEG_ENGINES_DIR points elsewhere.
-ENGINES_DIR = Path(os.environ.get("RTSEG_ENGINES_DIR", Path(__file__).resolve().parents[2] / "engines"))
+
+
+def _shipped_engines() -> Path:
+    """Where the shipped models are: inside the package once installed from a wheel (`rtseg/engines`, package
+    data), beside it in a checkout or an editable install (`engines/` at the repository's root)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "engines"
+    return installed if (installed / "manifest.json").exists() else package.parent / "engines"
+
+
+# RTSEG_ENGINES_DIR points elsewhere (tests, a folder of your own exports).
+ENGINES_DIR = Path(os.environ.get("RTSEG_ENGINES_DIR") or _shipped_engines())
 MANIFEST = ENGINES_DIR / "manifest.json"
 
 

@@ -18,8 +18,8 @@ STAGES = ("capture", "preprocess", "infer", "postprocess", "sink")
 class FrameRecord:
     index: int                        # position in the stream, counting dropped frames too
     image: np.ndarray                 # BGR frame as captured
-    source_time: float                # seconds: stream time for files, wall clock for live sources
-    label: str                        # name for per-frame files (frame number or image stem)
+    source_time: float | None         # seconds: stream time for files, wall clock for live sources, None for images
+    label: str                        # name for per-frame files, unique in the run (frame number or image name)
     t_captured: float                 # perf_counter() when the frame was read
     seq: int = -1                     # position among the frames that reach inference (set by preprocess)
     ms: dict[str, float] = field(default_factory=dict)   # stage -> milliseconds spent on this frame
@@ -32,3 +32,4 @@ class FrameRecord:
     model: str = ""                   # name of the model that processed the frame
     slot: ModelSlot | None = None     # the slot that preprocessed it (and so must infer it)
     event: dict | None = None         # e.g. the selector's model switch that took effect at this frame
+    file: str | None = None           # the image file the frame was read from (image sources)

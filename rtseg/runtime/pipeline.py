@@ -24,7 +24,7 @@ from .channels import END, POLL_S, AbortAware, NewestSlot, ReorderBuffer
 from .frame import FrameRecord
 from .sinks import Sink
 from .slot import ModelSlot
-from .sources import Source
+from .sources import Captured, Source
 from .stats import RunStats
 from .timing import stage
 
@@ -104,8 +104,8 @@ class Pipeline:
                 if got is None:
                     self._source_ended = True
                     break
-                frame, source_time, label = got
-                rec = FrameRecord(index, frame, source_time, label, t_captured=time.perf_counter())
+                got = Captured(*got)
+                rec = FrameRecord(index, got.frame, got.time, got.label, t_captured=time.perf_counter(), file=got.file)
                 rec.ms["capture"] = (rec.t_captured - t0) * 1e3
                 index += 1
                 self.stats.frames_in += 1

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .legend import draw_legend
+
 
 @dataclass
 class Detection:
@@ -27,10 +29,12 @@ def class_map(outputs: dict[str, np.ndarray]) -> np.ndarray | None:
 
 class Postprocessor:
     def __init__(self, palette_rgb: list[tuple[int, int, int]], class_names: tuple[str, ...], alpha: float = 0.5,
-                 det_classes: tuple[str, ...] = (), score_threshold: float = 0.3):
+                 det_classes: tuple[str, ...] = (), score_threshold: float = 0.3, legend: bool = False):
         if not 0.0 <= alpha <= 1.0:
             raise ValueError("alpha must be between 0 and 1")
         self.alpha = alpha
+        self.palette_rgb = palette_rgb
+        self.legend = legend  # the class colour legend in the overlay's top-right corner
         self.class_names = class_names
         self.num_classes = len(class_names)
         self.det_classes = det_classes
@@ -76,6 +80,8 @@ class Postprocessor:
             out = cv2.addWeighted(frame, 1.0 - self.alpha, colour, self.alpha, 0.0)
         for d in detections:
             self.draw_box(out, d)
+        if self.legend and mask is not None:
+            draw_legend(out, self.class_names, self.palette_rgb)
         return out
 
     def draw_box(self, img: np.ndarray, d: Detection) -> None:

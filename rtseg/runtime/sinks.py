@@ -19,6 +19,7 @@ import numpy as np
 from ..core.constants import IMAGE_SUFFIXES  # noqa: F401  (the CLI picks image vs video output by it)
 from ..core.errors import RtsegError
 from .frame import FrameRecord
+from .schema import frame_record
 from .stats import RateMeter
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
@@ -35,6 +36,10 @@ class Sink:
 
     def close(self) -> None:
         """Finish the output (a video's index, a file's last bytes); called once, also after an error."""
+
+    def describe(self) -> str | None:
+        """What this sink wrote and where, for the run's summary; None for sinks that write no file."""
+        return None
 
 
 def _writable_dir(path: Path, what: str) -> None:
@@ -57,6 +62,7 @@ class VideoSink(Sink):
         if self.path.is_dir():
             raise RtsegError(f"cannot write video {self.path}: it is a folder")
         self.size = frame_size
+        self.fourcc, self.frames = fourcc, 0
         self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), fps, frame_size)
         if not self.writer.isOpened():
             raise RtsegError(f"cannot write video {self.path} (OpenCV could not open a {fourcc} writer there)")
@@ -66,9 +72,89 @@ class VideoSink(Sink):
         if (img.shape[1], img.shape[0]) != self.size:
             img = cv2.resize(img, self.size, interpolation=cv2.INTER_LINEAR)
         self.writer.write(img)
+        self.frames += 1
 
     def close(self) -> None:
         self.writer.release()  # writes the container index: the file is playable after this
+
+    def describe(self) -> str:
+        return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, OpenCV {self.fourcc})"
+
+
+def pyav_available() -> bool:
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class H264VideoSink(Sink):
+    """Overlay frames as browser-playable H.264 through PyAV (the `av` extra; FFmpeg's libx264 inside).
+
+    MP4 files are written fragmented (a fragment per keyframe, one every 2 s): a run killed without warning
+    still leaves a playable file up to its last fragment, and browsers stream it as it grows. x264 runs on
+    one thread at its "superfast" preset, so encoding takes a few ms of one core, not both cores.
+    """
+
+    CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv")
+
+    def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int]):
+        import av
+        from fractions import Fraction
+
+        self.path = Path(path)
+        _writable_dir(self.path, "video")
+        if self.path.is_dir():
+            raise RtsegError(f"cannot write video {self.path}: it is a folder")
+        # 4:2:0 chroma needs even sizes: an odd frame loses its last row or column
+        self.size = (frame_size[0] - frame_size[0] % 2, frame_size[1] - frame_size[1] % 2)
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if self.path.suffix.lower() != ".mkv" else {}
+        try:
+            self.container = av.open(str(self.path), "w", options=options)
+            self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        except (av.FFmpegError, ValueError, OSError) as e:
+            raise RtsegError(f"cannot write video {self.path} with PyAV's H.264 encoder ({e})") from e
+        self.stream.width, self.stream.height = self.size
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"preset": "superfast", "crf": "23", "threads": "1", "g": str(max(1, round(2 * fps)))}
+        self._av, self.frames = av, 0
+
+    def write(self, rec: FrameRecord) -> None:
+        img = rec.overlay
+        if (img.shape[1], img.shape[0]) != self.size:
+            img = cv2.resize(img, self.size, interpolation=cv2.INTER_LINEAR)
+        try:
+            for packet in self.stream.encode(self._av.VideoFrame.from_ndarray(img, format="bgr24")):
+                self.container.mux(packet)
+        except (self._av.FFmpegError, OSError) as e:
+            raise RtsegError(f"cannot write video {self.path}: {e}") from e
+        self.frames += 1
+
+    def close(self) -> None:
+        try:
+            for packet in self.stream.encode(None):  # the frames x264 still holds
+                self.container.mux(packet)
+        finally:
+            self.container.close()
+
+    def describe(self) -> str:
+        return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, H.264 via PyAV)"
+
+
+def open_video_sink(path: str | Path, fps: float, frame_size: tuple[int, int], codec: str = "auto") -> Sink:
+    """`auto`: H.264 through PyAV for MP4/MOV/MKV when PyAV is installed, else OpenCV's writer (MPEG-4 Part 2
+    in MP4, which many browsers will not play: the summary says which was used). `h264` insists on PyAV."""
+    h264_container = Path(path).suffix.lower() in H264VideoSink.CONTAINERS
+    if codec == "h264":
+        if not h264_container:
+            raise RtsegError(f"--codec h264 writes {', '.join(H264VideoSink.CONTAINERS)} files, not {Path(path).suffix!r}")
+        if not pyav_available():
+            raise RtsegError("--codec h264 needs PyAV: pip install 'rtseg[video]'")
+        return H264VideoSink(path, fps, frame_size)
+    if codec == "auto" and h264_container and pyav_available():
+        return H264VideoSink(path, fps, frame_size)
+    return VideoSink(path, fps, frame_size)
 
 
 class ImageSink(Sink):
@@ -78,11 +164,18 @@ class ImageSink(Sink):
         self.path = Path(path)
         _writable_dir(self.path, "image")
         self.single = single
+        self.written: list[Path] = []
 
     def write(self, rec: FrameRecord) -> None:
         target = self.path if self.single else self.path.with_name(f"{self.path.stem}_{rec.label}{self.path.suffix}")
         if not cv2.imwrite(str(target), rec.overlay):
             raise RtsegError(f"cannot write image {target}")
+        self.written.append(target)
+
+    def describe(self) -> str:
+        if self.single or len(self.written) == 1:
+            return f"overlay image: {self.written[0] if self.written else self.path}"
+        return f"overlay images: {len(self.written)} files {self.path.parent / (self.path.stem + '_*' + self.path.suffix)}"
 
 
 class MaskSink(Sink):
@@ -96,12 +189,17 @@ class MaskSink(Sink):
             raise RtsegError(f"cannot create mask folder {self.folder}: {e.strerror}") from e
         if not os.access(self.folder, os.W_OK):
             raise RtsegError(f"cannot write masks to {self.folder}: not writable")
+        self.frames = 0
 
     def write(self, rec: FrameRecord) -> None:
         if rec.mask is None:
             return
         # fastest PNG compression: class maps compress well anyway and this runs per frame
         cv2.imwrite(str(self.folder / f"{rec.label}.png"), rec.mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        self.frames += 1
+
+    def describe(self) -> str:
+        return f"class-id masks: {self.frames} PNGs in {self.folder}/ (ids named in {self.folder / 'classes.json'})"
 
 
 class JsonLinesSink(Sink):
@@ -116,28 +214,20 @@ class JsonLinesSink(Sink):
             raise RtsegError(f"cannot write JSON {self.path}: {e.strerror}") from e
         self.class_names = class_names
         self.det_classes = det_classes
+        self.lines = 0
 
     def frame_done(self, rec: FrameRecord) -> None:
         # not in write(): only now does rec.ms hold the time of every sink, this one's place aside
-        line = {
-            "frame": rec.index,
-            "time": round(rec.source_time, 4),        # stream time (files) or capture wall clock (live)
-            "wall_time": round(time.time(), 4),       # when the result was written
-            "model": rec.model,
-            "ms": {k: round(v, 3) for k, v in rec.ms.items()},
-        }
-        if rec.shares is not None:
-            line["class_share"] = {n: round(float(s), 5) for n, s in zip(self.class_names, rec.shares)}
-        if rec.event:
-            line.update(rec.event)
-        if self.det_classes:
-            line["boxes"] = [{"box": [round(v, 1) for v in d.box], "score": round(d.score, 4),
-                              "class": self.det_classes[d.class_id] if d.class_id < len(self.det_classes) else d.class_id}
-                             for d in rec.detections]
+        line = frame_record(rec.index, rec.source_time, rec.model, rec.ms, self.class_names, rec.shares,
+                            self.det_classes, rec.detections, rec.file, rec.event)
         self.file.write(json.dumps(line) + "\n")
+        self.lines += 1
 
     def close(self) -> None:
         self.file.close()
+
+    def describe(self) -> str:
+        return f"JSON lines: {self.path} ({self.lines} frames; schema rtseg/schemas/frame.schema.json)"
 
 
 def display_available() -> bool:

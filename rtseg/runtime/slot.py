@@ -87,15 +87,15 @@ class ModelSlot:
 
     @classmethod
     def around(cls, info: ModelInfo, backend: Backend, input_size: tuple[int, int] | None = None, alpha: float = 0.5,
-               score_threshold: float = 0.3, pool_size: int = 8) -> "ModelSlot":
+               score_threshold: float = 0.3, pool_size: int = 8, legend: bool = False) -> "ModelSlot":
         """A slot for a backend that is already loaded (a TensorRT engine of one profile, a model in training)."""
         return cls(info, backend, Preprocessor(input_size or info.input_size, info.mean, info.std, pool_size=pool_size),
-                   Postprocessor(info.palette_rgb, info.classes, alpha, info.det_classes, score_threshold))
+                   Postprocessor(info.palette_rgb, info.classes, alpha, info.det_classes, score_threshold, legend))
 
 
 def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None = None,
               input_size: tuple[int, int] | None = None, alpha: float = 0.5, score_threshold: float = 0.3,
-              pool_size: int = 8, **backend_options) -> ModelSlot:
+              pool_size: int = 8, legend: bool = False, **backend_options) -> ModelSlot:
     size = input_size or info.input_size
     loaded = load_backend(backend, info, threads=threads, **backend_options)
     static = loaded.static_size()
@@ -103,4 +103,4 @@ def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None
         loaded.close()
         raise RtsegError(f"model {info.name} only accepts {static[0]}x{static[1]} inputs, not {size[0]}x{size[1]}"
                          + (" (--input-size)" if input_size else ""))
-    return ModelSlot.around(info, loaded, size, alpha, score_threshold, pool_size)
+    return ModelSlot.around(info, loaded, size, alpha, score_threshold, pool_size, legend)

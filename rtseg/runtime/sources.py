@@ -10,9 +10,10 @@ import os
 import re
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -24,6 +25,15 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 OPEN_TIMEOUT_MS = 8000
 
 
+class Captured(NamedTuple):
+    """What a source's `read` returns: a BGR frame and where it came from."""
+
+    frame: np.ndarray
+    time: float | None         # seconds: stream time (files), wall clock (live); None for still images
+    label: str                 # unique within the run: names its per-frame files (frame number, image name)
+    file: str | None = None    # the image file it was read from (image sources)
+
+
 class Source(Protocol):
     name: str
     live: bool                      # True: frames arrive in real time and stale ones may be dropped
@@ -31,12 +41,10 @@ class Source(Protocol):
     frame_count: int | None         # number of frames, when known (files)
     frame_size: tuple[int, int] | None  # (width, height) of the first frame, when one was decoded: sizes a video output
     skipped: list[str]              # inputs that could not be decoded and were passed over (grows while reading)
+    files: list[Path]               # the input files it reads (none for live sources): outputs may not replace them
 
-    def read(self) -> tuple[np.ndarray, float, str] | None:
-        """Next BGR frame, its time in seconds (stream time for files, wall clock for live) and a label.
-
-        None at the end of the input.
-        """
+    def read(self) -> Captured | None:
+        """The next frame (a `Captured`, or a plain (frame, time, label) tuple); None at the end of the input."""
         ...
 
     def close(self) -> None: ...
@@ -60,8 +68,9 @@ class VideoSource:
         self._pending: np.ndarray | None = first
         self.frame_size = (first.shape[1], first.shape[0])
         self.skipped: list[str] = []  # one input: an undecodable packet ends it rather than being skipped
+        self.files: list[Path] = [] if live else [Path(name)]
 
-    def read(self) -> tuple[np.ndarray, float, str] | None:
+    def read(self) -> Captured | None:
         if self._pending is not None:
             frame, self._pending = self._pending, None
         else:
@@ -73,19 +82,49 @@ class VideoSource:
             t = time.time()
         else:
             t = (self._index - 1) / self.fps if self.fps else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        return frame, t, f"{self._index - 1:06d}"
+        return Captured(frame, t, f"{self._index - 1:06d}")
 
     def close(self) -> None:
         self.cap.release()
 
 
+def _label(path: Path, level: int) -> str:
+    """Level 0: the stem; 1: stem and suffix; 2 and up: that many folders more, joined by '__'."""
+    if level == 0:
+        return path.stem
+    name = f"{path.stem}_{path.suffix[1:]}" if path.suffix else path.stem
+    folders = [f for f in path.parent.parts[len(path.parent.parts) - (level - 1):] if f.strip("/")] if level > 1 else []
+    return "__".join([*folders, name])
+
+
+def unique_labels(paths: list[Path]) -> list[str]:
+    """A name per image for its output files: the stem, widened only where names repeat (a.png and a.jpg:
+    a_png, a_jpg; dir1/a.png and dir2/a.png: dir1__a_png, dir2__a_png), so no output overwrites another."""
+    levels, labels = [0] * len(paths), [p.stem for p in paths]
+    for _ in range(2 + max((len(p.parts) for p in paths), default=0)):
+        counts = Counter(labels)
+        clashing = [i for i, lab in enumerate(labels) if counts[lab] > 1]
+        if not clashing:
+            return labels
+        for i in clashing:
+            levels[i] += 1
+            labels[i] = _label(paths[i], levels[i])
+    counts = Counter(labels)  # the same path given twice: number the repeats
+    return [f"{lab}_{i}" if counts[lab] > 1 else lab for i, lab in enumerate(labels)]
+
+
 class ImageSource:
-    """A single image, a folder of images or a glob, in sorted order."""
+    """A single image, a folder of images or a glob, in sorted order.
+
+    Still images have no stream time (`Captured.time` is None); `fps` only paces a video made of them.
+    """
 
     live = False
 
     def __init__(self, paths: list[Path], name: str, fps: float = 30.0):
         self.paths, self.name, self.fps = paths, name, fps
+        self.files = paths
+        self.labels = unique_labels(paths)
         self.frame_count = len(paths)
         self._i = 0
         self.skipped: list[str] = []
@@ -94,9 +133,9 @@ class ImageSource:
             raise RtsegError(f"{paths[0]}: cannot decode image")
         self.frame_size = (first.shape[1], first.shape[0]) if first is not None else None
 
-    def read(self) -> tuple[np.ndarray, float, str] | None:
+    def read(self) -> Captured | None:
         while self._i < len(self.paths):
-            path = self.paths[self._i]
+            path, label = self.paths[self._i], self.labels[self._i]
             self._i += 1
             img = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if img is None:
@@ -104,7 +143,7 @@ class ImageSource:
                 continue
             if self.frame_size is None:
                 self.frame_size = (img.shape[1], img.shape[0])
-            return img, (self._i - 1) / self.fps, path.stem
+            return Captured(img, None, label, str(path))
         return None
 
     def close(self) -> None:
@@ -130,12 +169,13 @@ class LoopedSource:
         self.open_again, self.passes = open_again, passes
         self.inner = open_again()
         self.name, self.live, self.fps, self.frame_size = self.inner.name, False, self.inner.fps, self.inner.frame_size
+        self.files = self.inner.files
         # the first pass's list: later passes read the same inputs, so they would only repeat its names
         self.skipped: list[str] = self.inner.skipped
         self.frame_count = self.inner.frame_count * passes if self.inner.frame_count else None
         self.done_passes, self.i = 0, 0
 
-    def read(self) -> tuple[np.ndarray, float, str] | None:
+    def read(self) -> Captured | None:
         got = self.inner.read()
         while got is None:
             self.done_passes += 1
@@ -145,8 +185,10 @@ class LoopedSource:
             self.inner = self.open_again()
             got = self.inner.read()
         self.i += 1
-        frame, _, label = got
-        return frame, (self.i - 1) / (self.fps or 30.0), f"{self.i - 1:06d}" if label.isdigit() else f"{label}_{self.done_passes}"
+        got = Captured(*got)
+        if got.file is not None:  # images: still no stream time; each pass's files named apart
+            return got._replace(label=f"{got.label}_{self.done_passes}")
+        return Captured(got.frame, (self.i - 1) / (self.fps or 30.0), f"{self.i - 1:06d}")
 
     def close(self) -> None:
         self.inner.close()
@@ -158,13 +200,14 @@ class LimitedSource:
     def __init__(self, inner, n: int):
         self.inner, self.n, self.i = inner, n, 0
         self.name, self.live, self.fps, self.frame_size = inner.name, inner.live, inner.fps, inner.frame_size
+        self.files = inner.files
         self.frame_count = min(n, inner.frame_count) if inner.frame_count else None
 
     @property
     def skipped(self) -> list[str]:
         return self.inner.skipped
 
-    def read(self) -> tuple[np.ndarray, float, str] | None:
+    def read(self) -> Captured | None:
         if self.i >= self.n:
             return None
         self.i += 1
@@ -189,6 +232,7 @@ class PacedSource:
         self.fps = inner.fps or 30.0
         self.frame_count = None
         self.frame_size = inner.frame_size
+        self.files = inner.files
         self._t0: float | None = None
         self._i = 0
 
@@ -196,7 +240,7 @@ class PacedSource:
     def skipped(self) -> list[str]:
         return self.inner.skipped
 
-    def read(self) -> tuple[np.ndarray, float, str] | None:
+    def read(self) -> Captured | None:
         got = self.inner.read()
         if got is None:
             return None
@@ -263,3 +307,69 @@ def open_source(uri: str) -> VideoSource | ImageSource:
     if not cap.isOpened():
         raise RtsegError(f"{uri}: not a readable video (unknown format or corrupt file)")
     return VideoSource(cap, uri, live=False)
+
+
+def open_input(uri: str | None = None, camera: int | str | None = None, loop: int = 1, frames: int | None = None,
+               realtime: bool = False) -> Source:
+    """A SOURCE string or a camera index, wrapped for --loop, --frames and --realtime."""
+    if (uri is None) == (camera is None):
+        raise RtsegError("give either a SOURCE or --camera N")
+    source = open_camera(camera) if camera is not None else open_source(uri)
+    if loop > 1:
+        if source.live:
+            raise RtsegError("--loop applies to files and images, not to live sources")
+        source.close()
+        source = LoopedSource(lambda: open_source(uri), loop)
+    if frames:
+        source = LimitedSource(source, frames)
+    if realtime and not source.live:
+        source = PacedSource(source)
+    return source
+
+
+def as_bgr(frame: np.ndarray) -> np.ndarray:
+    """A frame as the pipeline wants it: (H, W, 3) uint8 BGR (greys and BGRA are converted), or a one-line error."""
+    if not isinstance(frame, np.ndarray):
+        raise RtsegError(f"a frame must be a numpy array (H, W, 3) of uint8 BGR, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise RtsegError(f"a frame must be uint8 BGR (as OpenCV reads it), got dtype {frame.dtype}")
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    if frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < 1:
+        raise RtsegError(f"a frame must be an (H, W, 3) BGR image, got shape {frame.shape}")
+    return frame
+
+
+class ArraySource:
+    """Frames already in memory: any iterable of BGR arrays (a list, a generator, another library's reader).
+
+    A file-like source by default (every frame processed, in order); `live=True` treats the iterable as a
+    camera, keeping only the newest frame when processing falls behind.
+    """
+
+    name = "frames"
+
+    def __init__(self, frames, fps: float | None = None, live: bool = False):
+        self.live, self.fps = live, fps
+        self.frame_count = len(frames) if hasattr(frames, "__len__") else None
+        self.frame_size: tuple[int, int] | None = None
+        self.skipped: list[str] = []
+        self.files: list[Path] = []
+        self._frames, self._i = iter(frames), 0
+
+    def read(self) -> Captured | None:
+        frame = next(self._frames, None)
+        if frame is None:
+            return None
+        frame = as_bgr(frame)
+        self.frame_size = self.frame_size or (frame.shape[1], frame.shape[0])
+        self._i += 1
+        t = time.time() if self.live else ((self._i - 1) / self.fps if self.fps else None)
+        return Captured(frame, t, f"{self._i - 1:06d}")
+
+    def close(self) -> None:
+        close = getattr(self._frames, "close", None)  # a generator: let it run its cleanup
+        if close:
+            close()

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..core.paths import cache_dir
 from ..core.modelinfo import ModelInfo, measured_sizes, sha256, variant_name
+from ..runtime.sources import Captured
 from ..runtime.timing import percentiles, time_model
 
 FRAME_SIZE = (640, 480)  # (width, height) of the synthetic end-to-end clip
@@ -93,12 +94,13 @@ class SyntheticSource:
         self.frame = rng.integers(0, 256, (size[1], size[0], 3), np.uint8)
         self.frame_count, self.frame_size, self.i = frames, size, 0
         self.skipped: list[str] = []  # the Source protocol's: a frame in memory is never unreadable
+        self.files: list[Path] = []
 
-    def read(self) -> tuple[np.ndarray, float, str] | None:
+    def read(self) -> Captured | None:
         if self.i >= self.frame_count:
             return None
         self.i += 1
-        return self.frame, self.i / self.fps, str(self.i)
+        return Captured(self.frame, self.i / self.fps, str(self.i))
 
     def close(self) -> None:
         pass

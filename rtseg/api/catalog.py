@@ -1,0 +1,62 @@
+"""`rtseg.list_models()`: the models you can name, shipped and imported, with what was measured of them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.manifest import Manifest
+from ..core.paths import user_manifest
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """One model as the manifest describes it; accuracies are `rtseg eval`'s, None where not measured."""
+
+    name: str
+    task: str                          # seg, det or segdet
+    precision: str
+    input_size: tuple[int, int]        # (height, width)
+    classes: tuple[str, ...]
+    palette_rgb: tuple[tuple[int, int, int], ...]
+    det_classes: tuple[str, ...]
+    params: int | None
+    gflops: float | None
+    val_miou: float | None             # CamVid val (drive 0016E5): optimistic, its neighbouring frames train
+    heldout_miou: float | None         # a drive left out of the model's training: the honest figure
+    heldout_split: str | None
+    default: bool
+    imported: bool                     # brought with `rtseg import` (lives under $RTSEG_HOME)
+    entry: dict                        # the whole manifest entry (commands, dates, per-class figures)
+
+    @classmethod
+    def from_entry(cls, e: dict, default: bool, imported: bool) -> "ModelCard":
+        metrics = e.get("metrics", {})
+        held = next(((k.split("_", 1)[1], v.get("miou")) for k, v in metrics.items() if k.startswith("camvid_holdout:")
+                     and "@" not in k and not v.get("warning")), (None, None))  # only a drive it never trained on
+        return cls(e["name"], e.get("task", "seg"), e.get("precision", "fp32"), tuple(e["input_size"]),
+                   tuple(e.get("classes") or ()), tuple(tuple(c) for c in e.get("palette_rgb") or ()),
+                   tuple(e.get("det_classes") or ()), e.get("params"), e.get("gflops"),
+                   metrics.get("camvid_val", {}).get("miou"), held[1], held[0], default, imported, e)
+
+    @property
+    def origin(self) -> str:
+        if self.imported and self.entry.get("imported_from"):
+            return f"imported from {Path(self.entry['imported_from']['file']).name}"
+        t = self.entry.get("training", {})
+        return f"{t.get('epochs', '?')} epochs, {t.get('wall_hours', '?')} h on {t.get('trained_on', '?')}"
+
+
+def list_models() -> list[ModelCard]:
+    """Every model `--model NAME` / `Segmenter(NAME)` accepts: the shipped ones, then yours.
+
+    >>> [m.name for m in rtseg.list_models() if m.task == "seg" and m.heldout_miou]   # doctest: +SKIP
+    """
+    shipped, user = Manifest.load(), Manifest.load(user_manifest())
+    names = set()
+    cards = []
+    for manifest, imported in ((shipped, False), (user, True)):
+        for e in manifest.models:
+            if e["name"] not in names:  # a shipped name wins, as in resolve_model
+                names.add(e["name"])
+                cards.append(ModelCard.from_entry(e, e["name"] == shipped.default, imported))
+    return cards

@@ -1,0 +1,100 @@
+"""`Result`: what rtseg says about one frame, as arrays a user can compute with directly."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core.errors import RtsegError
+from ..runtime.postprocess import Detection, Postprocessor
+from ..runtime.schema import frame_record
+
+
+@dataclass
+class Result:
+    """One frame's segmentation (and boxes, for box models), in frame pixels.
+
+    >>> res = seg(frame)                                   # doctest: +SKIP
+    >>> road = res.mask == res.classes.index("Road")       # boolean (H, W) array, no Python loop
+    >>> res.class_share["Road"]                            # share of the frame's pixels
+    0.41
+    >>> res.boxes, res.scores, res.box_classes[res.class_ids[0]]   # (N, 4) x1 y1 x2 y2, (N,), a name
+    """
+
+    mask: np.ndarray | None              # (H, W) uint8 class ids at frame size; None for a box-only model
+    classes: tuple[str, ...]             # class id -> name (ids not listed, e.g. void, are unlabelled)
+    palette_rgb: list[tuple[int, int, int]]  # class id -> RGB colour of the overlay and legend
+    shares: np.ndarray | None            # (num classes,) share of the frame's pixels per class
+    boxes: np.ndarray                    # (N, 4) float32 x1, y1, x2, y2 in frame pixels (origin top-left)
+    scores: np.ndarray                   # (N,) float32 in 0..1
+    class_ids: np.ndarray                # (N,) int indices into `box_classes`
+    box_classes: tuple[str, ...]         # box class id -> name (empty for segmentation-only models)
+    ms: dict[str, float]                 # milliseconds per step: preprocess, infer, postprocess (and capture, sink)
+    model: str                           # the model that produced it (with @HxW at another input size)
+    frame: np.ndarray | None = field(default=None, repr=False)  # the BGR frame it describes
+    index: int = 0                       # position in the stream (0 for single frames)
+    time: float | None = None            # stream time (files), wall clock (live), None for single images
+    file: str | None = None              # the image file it came from (image sources)
+    _post: Postprocessor | None = field(default=None, repr=False)  # draws the overlay in the model's colours
+    _drawn: np.ndarray | None = field(default=None, repr=False)    # the overlay the pipeline already drew
+
+    @classmethod
+    def of(cls, slot, mask: np.ndarray | None, shares: np.ndarray | None, detections: list[Detection],
+           ms: dict[str, float], frame: np.ndarray, index: int = 0, time: float | None = None, file: str | None = None,
+           model: str | None = None, drawn: np.ndarray | None = None) -> "Result":
+        """A result from what a model slot produced for `frame` (boxes become arrays)."""
+        if detections:
+            boxes = np.array([d.box for d in detections], np.float32)
+            scores = np.array([d.score for d in detections], np.float32)
+            ids = np.array([d.class_id for d in detections], int)
+        else:
+            boxes, scores, ids = np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), int)
+        return cls(mask, slot.info.classes, slot.info.palette_rgb, shares, boxes, scores, ids, slot.post.det_classes,
+                   ms, model or slot.name, frame, index, time, file, slot.post, drawn)
+
+    @property
+    def class_share(self) -> dict[str, float]:
+        """Class name -> share of the frame's pixels (empty for a box-only model)."""
+        return {} if self.shares is None else {n: float(s) for n, s in zip(self.classes, self.shares)}
+
+    @property
+    def detections(self) -> list[Detection]:
+        return [Detection(tuple(float(v) for v in b), float(s), int(c))
+                for b, s, c in zip(self.boxes, self.scores, self.class_ids)]
+
+    def overlay(self, frame: np.ndarray | None = None, alpha: float | None = None, legend: bool | None = None) -> np.ndarray:
+        """The frame (or `frame`) with the class colours blended in and the boxes drawn, as a BGR array.
+        `alpha` and `legend` default to the model's settings (`Segmenter(alpha=..., legend=...)`); results from
+        `stream` return the overlay the pipeline drew (do not draw on it in place: copy it first)."""
+        if frame is None and alpha is None and legend is None and self._drawn is not None:
+            return self._drawn  # the pipeline's own drawing, with the run's settings
+        image = self.frame if frame is None else frame
+        if image is None or self._post is None:
+            raise RtsegError("this result holds no frame to draw on: pass overlay(frame)")
+        post = Postprocessor(self.palette_rgb, self.classes, self._post.alpha if alpha is None else alpha,
+                             self.box_classes, self._post.score_threshold, self._post.legend if legend is None else legend)
+        return post.overlay(image, self.mask, self.detections)
+
+    def to_dict(self) -> dict:
+        """The frame as plain JSON values: the same record `rtseg run --json` writes (rtseg/schemas/frame.schema.json)."""
+        return frame_record(self.index, self.time, self.model, self.ms, self.classes, self.shares, self.box_classes,
+                            self.detections, self.file)
+
+    def to_supervision(self):
+        """A `supervision.Detections`: the boxes (box models), or one region per class present (segmentation)."""
+        try:
+            import supervision as sv
+        except ImportError as e:
+            raise RtsegError("to_supervision() needs supervision: pip install supervision") from e
+        names = self.box_classes
+        if len(self.boxes):
+            return sv.Detections(xyxy=self.boxes.astype(np.float32), confidence=self.scores.astype(np.float32),
+                                 class_id=self.class_ids.astype(int),
+                                 data={"class_name": np.array([names[c] if c < len(names) else str(c) for c in self.class_ids])})
+        if self.mask is None:
+            return sv.Detections.empty()
+        present = [k for k in np.unique(self.mask) if k < len(self.classes)]
+        masks = np.stack([self.mask == k for k in present]) if present else np.zeros((0, *self.mask.shape), bool)
+        return sv.Detections(xyxy=sv.mask_to_xyxy(masks).astype(np.float32), mask=masks,
+                             class_id=np.array(present, int),
+                             data={"class_name": np.array([self.classes[k] for k in present])})

@@ -1,0 +1,187 @@
+"""`Segmenter` and `stream`: rtseg from Python, one frame at a time or the whole threaded pipeline.
+
+    import rtseg
+
+    seg = rtseg.Segmenter()                        # the default model, best backend here
+    res = seg(frame_bgr)                           # a Result: .mask, .class_share, .boxes, .overlay()
+
+    for res in rtseg.stream("video.mp4", target_fps=30):   # threaded, in order; the selector holds 30 FPS
+        ...
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from ..backends.choice import resolve_backend
+from ..core.errors import RtsegError
+from ..core.modelinfo import ModelInfo, resolve_model
+from ..runtime.outputs import SinkRequest, build_sinks
+from ..runtime.slot import ModelSlot, load_slot
+from ..runtime.sources import ArraySource, LimitedSource, Source, as_bgr, open_input
+from .result import Result
+from .session import ModelChoice, open_session
+from .streaming import ResultStream, result_of
+
+
+def _backend(backend: str, precision: str) -> tuple[str, tuple]:
+    name, _ = resolve_backend(backend)
+    return name, (("precision", precision),) if name == "tensorrt" else ()
+
+
+def _source(source, frames: int | None, loop: int, realtime: bool) -> Source:
+    """A path, URL or glob (str / Path), a camera index (int), or an iterable of BGR arrays."""
+    if isinstance(source, (str, Path)):
+        return open_input(str(source), None, loop, frames, realtime)
+    if isinstance(source, int) and not isinstance(source, bool):
+        return open_input(None, source, loop, frames, realtime)
+    if isinstance(source, np.ndarray):
+        source = [source]
+    if isinstance(source, Iterable):
+        return LimitedSource(ArraySource(source), frames) if frames else ArraySource(source)
+    raise RtsegError(f"cannot read frames from a {type(source).__name__}: give a path, a URL, a camera index or frames")
+
+
+class Segmenter:
+    """A loaded model that segments one BGR frame per call, synchronously, in the calling thread.
+
+    >>> import rtseg, cv2                                          # doctest: +SKIP
+    >>> with rtseg.Segmenter("mnv2-050-lraspp-os32-240x320") as seg:
+    ...     res = seg(cv2.imread("street.jpg"))
+    ...     cv2.imwrite("overlay.jpg", res.overlay(legend=True))
+    ...     print(res.model, res.ms, max(res.class_share, key=res.class_share.get))
+
+    `model`: a shipped or imported model's name, a path to an .onnx file, or None for the default.
+    `target_fps`: with no model, the most accurate shipped model that holds this rate here (profiled once per
+    machine, then cached). `backend`: auto (TensorRT > ONNX Runtime CUDA > CPU), onnxruntime, tensorrt, torch.
+    """
+
+    def __init__(self, model: str | Path | None = None, *, backend: str = "auto", target_fps: float | None = None,
+                 task: str = "seg", input_size: tuple[int, int] | None = None, threads: int | None = None,
+                 alpha: float = 0.5, score_threshold: float = 0.3, legend: bool = False, precision: str = "fp16"):
+        self.backend_name, options = _backend(backend, precision)
+        self.threads = threads or os.cpu_count() or 1
+        size = tuple(input_size) if input_size else None
+        self.why: str | None = None
+        if model is None and target_fps is not None:
+            from ..selection.pick import select_for_rate
+
+            sel = select_for_rate(target_fps, task, self.backend_name, 1, self.threads)
+            info, size, self.why = sel.choice.info, sel.choice.input_size, sel.why
+        else:
+            info = resolve_model(None if model is None else str(model))
+        self.slot: ModelSlot = load_slot(info, self.backend_name, threads=self.threads, input_size=size, alpha=alpha,
+                                         score_threshold=score_threshold, legend=legend, **dict(options))
+        self._choice = ModelChoice(info.name, self.backend_name, options, task=task, input_size=size, alpha=alpha,
+                                   score_threshold=score_threshold, legend=legend)
+        self._index = 0
+
+    # -- what it is ----------------------------------------------------------------------------------
+    @property
+    def info(self) -> ModelInfo:
+        return self.slot.info
+
+    @property
+    def name(self) -> str:
+        """The model's name (with @HxW when it runs at another input size than its own)."""
+        return self.slot.name
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class id -> name: `res.mask == seg.classes.index("Road")` selects a class."""
+        return self.slot.info.classes
+
+    @property
+    def palette_rgb(self) -> list[tuple[int, int, int]]:
+        return self.slot.info.palette_rgb
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) the model runs at; frames of any size are resized to it and results back."""
+        return self.slot.input_size
+
+    # -- work ------------------------------------------------------------------------------------------
+    def __call__(self, frame: np.ndarray | str | Path) -> Result:
+        """Segment one frame: a BGR uint8 array (as OpenCV reads it) or an image file's path."""
+        if isinstance(frame, (str, Path)):
+            image = cv2.imread(str(frame), cv2.IMREAD_COLOR)
+            if image is None:
+                raise RtsegError(f"cannot read image {frame}")
+            file = str(frame)
+        else:
+            image, file = as_bgr(frame), None
+        slot = self.slot
+        t0 = time.perf_counter()
+        x = slot.preprocess(image)
+        t1 = time.perf_counter()
+        outputs = slot.infer(x)
+        t2 = time.perf_counter()
+        pred = slot.postprocess(image, outputs, draw=False)
+        t3 = time.perf_counter()
+        ms = {"preprocess": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        index, self._index = self._index, self._index + 1
+        return Result.of(slot, pred.mask, pred.shares, pred.detections, ms, image, index, file=file)
+
+    def stream(self, source, *, frames: int | None = None, loop: int = 1, realtime: bool = False,
+               output: str | None = None, save_masks: str | None = None, json: str | None = None) -> ResultStream:
+        """This model over a whole source through the threaded pipeline (see `rtseg.stream`)."""
+        src = _source(source, frames, loop, realtime)
+        sinks = SinkRequest(output, save_masks, json, show=False, quiet=True)
+        session = open_session(src, self._choice, lambda info, stop: build_sinks(sinks, src, info, stop), slot=self.slot)
+        return ResultStream(session)
+
+    # -- lifetime --------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Free the model's session and buffers (also done by `with Segmenter(...) as seg:`)."""
+        self.slot.close()
+
+    def __enter__(self) -> "Segmenter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Segmenter({self.name!r}, backend={self.slot.backend.name!r}, input_size={self.input_size})"
+
+
+def stream(source, model: str | Path | None = None, *, target_fps: float | None = None, backend: str = "auto",
+           task: str = "seg", input_size: tuple[int, int] | None = None, frames: int | None = None, loop: int = 1,
+           realtime: bool = False, output: str | None = None, save_masks: str | None = None, json: str | None = None,
+           alpha: float = 0.5, score_threshold: float = 0.3, legend: bool = False, adapt: bool = True,
+           streams: int | None = None, threads: int | None = None, precision: str = "fp16") -> ResultStream:
+    """Every frame of `source` through rtseg's threaded pipeline, as an iterator of `Result`s, in order.
+
+    >>> import rtseg                                               # doctest: +SKIP
+    >>> with rtseg.stream("video.mp4", target_fps=30, output="overlay.mp4") as results:
+    ...     for res in results:
+    ...         if res.class_share.get("Pedestrian", 0) > 0.01:
+    ...             print(res.index, "pedestrians")
+    >>> results.stats.fps
+
+    `source`: a video file, an image, a folder or glob of images, a stream URL (rtsp://, http://...), a
+    camera index (int), or an iterable of BGR arrays. Files give every frame in order; live sources
+    (cameras, streams, `realtime=True`) keep only the newest frame when processing falls behind.
+    `model` or `target_fps` as for `Segmenter` (with `target_fps`, the selector also switches models while
+    running to hold the rate; `adapt=False` chooses once). `output`, `save_masks`, `json`: the same files
+    `rtseg run` writes. Leave the loop early and the pipeline stops; `with` closes it for certain.
+    """
+    name, options = _backend(backend, precision)
+    src = _source(source, frames, loop, realtime)
+    choice = ModelChoice(None if model is None else str(model), name, options, target_fps if model is None else None,
+                         task, input_size=tuple(input_size) if input_size else None, alpha=alpha,
+                         score_threshold=score_threshold, legend=legend, adapt=adapt)
+    sinks = SinkRequest(output, save_masks, json, show=False, quiet=True)
+    try:
+        session = open_session(src, choice, lambda info, stop: build_sinks(sinks, src, info, stop), streams, threads)
+    except BaseException:
+        src.close()
+        raise
+    return ResultStream(session)
+
+

@@ -1,0 +1,124 @@
+"""One run assembled: a source, the model (named, or chosen for a rate), the pipeline and the controller.
+
+`rtseg run` and the Python API's `stream` both build their runs here, so a frame takes the same path
+whichever way it is asked for.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from ..core.modelinfo import ModelInfo, resolve_model
+from ..runtime.pipeline import Pipeline, inference_layout
+from ..runtime.sinks import Sink
+from ..runtime.slot import ModelSlot, load_slot
+from ..runtime.sources import Source
+from ..runtime.stats import RunStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model runs and how: a name or path, or a target rate the selector chooses (and keeps) for."""
+
+    model: str | None = None
+    backend: str = "onnxruntime"            # concrete: `auto` is resolved by the caller, once
+    backend_options: tuple = ()             # (key, value) pairs for the backend (TensorRT's precision)
+    target_fps: float | None = None         # with no model: choose for this rate
+    task: str = "seg"
+    margin: float = 1.1
+    max_latency: float | None = None
+    adapt: bool = True
+    input_size: tuple[int, int] | None = None
+    alpha: float = 0.5
+    score_threshold: float = 0.3
+    legend: bool = False                    # draw the class colour legend on the overlay
+
+    @property
+    def selects(self) -> bool:
+        return self.target_fps is not None and self.model is None
+
+
+@dataclass
+class Session:
+    """A pipeline ready to run, and what it takes to finish it cleanly."""
+
+    source: Source
+    pipeline: Pipeline
+    streams: int
+    threads: int
+    why: str | None = None                  # the selector's reason for its first model
+    runner: object | None = None            # the AdaptiveRunner, when the selector keeps the rate
+    owns_slot: bool = True                  # False: the slot belongs to a Segmenter that outlives the run
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.pipeline.slot.info
+
+    def run(self, handle_signals: bool = True) -> RunStats:
+        """Run to the end of the source (or a stop); every model the run loaded is closed afterwards."""
+        try:
+            stats = self.pipeline.run(handle_signals=handle_signals)
+        finally:
+            self.close_models()
+        if self.runner is not None:
+            stats.switches = self.runner.switches
+        return stats
+
+    def close_models(self) -> None:
+        slots = {id(s): s for s in ([self.pipeline.slot] + list(getattr(self.runner, "slots", {}).values()))}
+        for s in slots.values():
+            if self.owns_slot or s is not self.pipeline.slot:
+                s.close()
+
+
+def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[ModelInfo, Callable[[], None]], list[Sink]],
+                 streams: int | None = None, threads: int | None = None, queue_size: int = 2,
+                 progress: bool = False, slot: ModelSlot | None = None) -> Session:
+    """Load the model the choice names (or select one for its rate), open the sinks and wire the pipeline.
+
+    `make_sinks(info, request_stop)` opens the sinks once the model is known (a window's `q` calls
+    `request_stop`). With `slot`, that already-loaded model runs and stays open after the run.
+    """
+    streams, threads = inference_layout(streams, threads, source.live)
+    if slot is not None:
+        streams = 1  # a loaded slot already has its threads: one stream uses them all
+    ladder = index = why = None
+    size = choice.input_size
+    if slot is not None:
+        info = slot.info
+    elif choice.selects:
+        from ..selection.pick import select_for_rate
+
+        sel = select_for_rate(choice.target_fps, choice.task, choice.backend, streams, threads, choice.margin,
+                              choice.max_latency)
+        info, size, ladder, index, why = sel.choice.info, sel.choice.input_size, sel.ladder, sel.index, sel.why
+        log.info(f"rtseg: selector: {why}")
+    else:
+        info = resolve_model(choice.model)
+
+    def load(i: ModelInfo, input_size: tuple[int, int] | None) -> ModelSlot:
+        return load_slot(i, choice.backend, threads=threads, input_size=input_size, alpha=choice.alpha,
+                         score_threshold=choice.score_threshold, legend=choice.legend, pool_size=queue_size + streams + 2,
+                         **dict(choice.backend_options))
+
+    current = slot or load(info, size)
+    pipeline: Pipeline | None = None
+    try:
+        sinks = make_sinks(info, lambda: pipeline and pipeline.stop())
+    except BaseException:
+        if slot is None:
+            current.close()
+        raise
+    pipeline = Pipeline(source, current, sinks, queue_size=queue_size, streams=streams, progress=progress)
+    session = Session(source, pipeline, streams, threads, why, owns_slot=slot is None)
+    if ladder and len(ladder) > 1 and choice.adapt:
+        from ..selection.adaptive import AdaptiveRunner
+        from ..selection.selector import Controller
+
+        session.runner = AdaptiveRunner(pipeline, Controller(ladder, index, choice.target_fps),
+                                        lambda c: load(c.info, c.input_size), live=source.live, streams=streams)
+        pipeline.on_frame = session.runner.on_frame
+    return session

@@ -1,0 +1,130 @@
+"""`ResultStream`: the threaded pipeline as an iterator of `Result`s.
+
+The pipeline runs in a background thread; its last sink hands each finished frame to the iterator
+through a small queue. Files: every frame, in order (a slow consumer slows the pipeline, nothing is
+dropped). Live sources: the pipeline keeps only the newest frame, so a slow consumer sees fewer frames,
+never older ones. Leaving the loop early (break, an exception, `close()`) stops the pipeline and
+closes what it opened.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from ..runtime.channels import POLL_S
+from ..runtime.frame import FrameRecord
+from ..runtime.sinks import Sink
+from ..runtime.stats import RunStats
+from .result import Result
+from .session import Session
+
+_END = object()
+
+
+def result_of(rec: FrameRecord) -> Result:
+    """A pipeline record as the API's `Result` (the frame kept, for `overlay()`)."""
+    return Result.of(rec.slot, rec.mask, rec.shares, rec.detections, dict(rec.ms), rec.image, rec.index,
+                     rec.source_time, rec.file, rec.model, rec.overlay)
+
+
+class _Handoff(Sink):
+    """The last sink: gives each finished frame to the consumer, waiting while the consumer is behind."""
+
+    def __init__(self, out: queue.Queue, closed: threading.Event):
+        self.out, self.closed = out, closed
+
+    def frame_done(self, rec: FrameRecord) -> None:
+        result = result_of(rec)
+        while not self.closed.is_set():
+            try:
+                self.out.put(result, timeout=POLL_S)
+                return
+            except queue.Full:
+                continue
+
+
+class _Run:
+    """The pipeline's side of a stream, kept apart from `ResultStream` so that an abandoned stream (a loop
+    left with `break` and the stream dropped) can be collected, and its finaliser stop the pipeline."""
+
+    def __init__(self, session: Session, buffer: int):
+        self.session = session
+        self.queue: queue.Queue = queue.Queue(buffer)
+        self.closed = threading.Event()
+        self.stats: RunStats | None = None
+        self.error: BaseException | None = None
+        session.pipeline.sinks.append(_Handoff(self.queue, self.closed))
+        self.thread = threading.Thread(target=self.run, name="rtseg-stream", daemon=True)
+
+    def run(self) -> None:
+        try:
+            self.stats = self.session.run(handle_signals=False)
+        except BaseException as e:  # re-raised in the consumer's thread
+            self.error = e
+        finally:
+            while not self.closed.is_set():
+                try:
+                    self.queue.put(_END, timeout=POLL_S)
+                    break
+                except queue.Full:
+                    continue
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.session.pipeline.abort()
+        self.closed.set()
+        self.thread.join()
+
+
+class ResultStream:
+    """Iterate to get each frame's `Result`; `stats` holds the run's statistics once it has ended.
+
+    >>> with rtseg.stream("video.mp4") as results:     # doctest: +SKIP
+    ...     for res in results:
+    ...         print(res.index, res.class_share["Road"])
+    >>> results.stats.fps                               # doctest: +SKIP
+    """
+
+    def __init__(self, session: Session, buffer: int = 4):
+        self._done = True  # until the run has started: nothing for __del__ to stop
+        self._run = _Run(session, buffer)
+        self._run.thread.start()
+        self._done = False
+
+    @property
+    def stats(self) -> RunStats | None:
+        return self._run.stats
+
+    @property
+    def model(self) -> str:
+        """The model running now (the selector may switch it)."""
+        return self._run.session.pipeline.slot.name
+
+    def __iter__(self) -> "ResultStream":
+        return self
+
+    def __next__(self) -> Result:
+        if self._done:
+            raise StopIteration
+        item = self._run.queue.get()
+        if item is _END:
+            self._done = True
+            self._run.thread.join()
+            if self._run.error is not None:
+                raise self._run.error
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        """Stop the pipeline (frames in flight are discarded) and wait until everything it opened is closed."""
+        self._done = True
+        self._run.stop()
+
+    def __enter__(self) -> "ResultStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not self._done:
+            self.close()

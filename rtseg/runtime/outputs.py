@@ -1,0 +1,94 @@
+"""Which sinks a run asks for, opened before the first frame, and the rule that no output destroys an input."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..core.constants import IMAGE_SUFFIXES
+from ..core.errors import RtsegError
+from ..core.modelinfo import ModelInfo
+from .sinks import ImageSink, JsonLinesSink, MaskSink, Sink, WindowSink, display_available, open_video_sink
+from .sources import Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SinkRequest:
+    """Where a run puts its results: an overlay file, mask PNGs, JSON lines, a window."""
+
+    output: str | None = None
+    save_masks: str | None = None
+    json_lines: str | None = None
+    show: bool = True
+    quiet: bool = False
+    codec: str = "auto"                     # video: auto (H.264 via PyAV when installed), h264, or mp4v (OpenCV)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> None:
+    """An output may not be an input file, and masks may not be written into a folder of input images."""
+    inputs = [Path(f) for f in source.files]
+    for what, path in (("--output", request.output), ("--json", request.json_lines)):
+        if path and any(_same_file(Path(path), f) for f in inputs):
+            raise RtsegError(f"{what} {path} is an input of this run: it would be overwritten")
+    if request.save_masks:
+        folder = Path(request.save_masks)
+        if any(_same_file(folder, f.parent) for f in inputs if f.suffix.lower() in IMAGE_SUFFIXES):
+            raise RtsegError(f"--save-masks {folder} holds this run's input images: masks would overwrite them")
+
+
+def write_classes_json(folder: Path, info: ModelInfo) -> Path:
+    """`classes.json` beside the masks: class id -> name and colour, so the PNGs' values can be read (a mask
+    pixel holds the id of the class the model gave it, 0 to len(classes) - 1)."""
+    path = folder / "classes.json"
+    doc = {"model": info.name,
+           "classes": [{"id": i, "name": n, "rgb": list(info.palette_rgb[i]) if i < len(info.palette_rgb) else None}
+                       for i, n in enumerate(info.classes)]}
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def build_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_stop: Callable[[], None]) -> list[Sink]:
+    """The sinks the request asks for, opened now (an unwritable path fails before any work)."""
+    refuse_overwriting_inputs(request, source)
+    sinks: list[Sink] = []
+    if request.output:
+        out = Path(request.output)
+        if out.suffix.lower() in IMAGE_SUFFIXES:
+            sinks.append(ImageSink(out, single=source.frame_count == 1))
+        else:
+            size = source.frame_size or (info.input_size[1], info.input_size[0])
+            sinks.append(open_video_sink(out, source.fps or 30.0, size, request.codec))
+    if request.save_masks:
+        if info.task == "det":
+            raise RtsegError(f"--save-masks: model {info.name} predicts boxes only, it has no class map")
+        masks = MaskSink(request.save_masks)
+        write_classes_json(masks.folder, info)
+        sinks.append(masks)
+    if request.show:
+        if display_available():
+            try:
+                sinks.append(WindowSink(f"rtseg - {info.name}", request_stop))
+            except Exception as e:  # OpenCV built without GUI support, display refused...
+                log.warning(f"rtseg: no window ({e.__class__.__name__}); running headless")
+        elif not request.quiet:
+            log.info("rtseg: no display found; running headless (--no-show)")
+    if request.json_lines:
+        sinks.append(JsonLinesSink(request.json_lines, info.classes, info.det_classes))
+    return sinks
+
+
+def describe_outputs(sinks: list[Sink]) -> list[str]:
+    """One line per file or folder the run wrote, for the summary."""
+    return [line for s in sinks if (line := s.describe())]

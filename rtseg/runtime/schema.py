@@ -1,0 +1,44 @@
+"""The per-frame JSON record: one definition for `--json` lines and the Python API's `Result.to_dict()`.
+
+The contract is `rtseg/schemas/frame.schema.json` (JSON Schema, draft 2020-12), checked by a test against
+what this function writes. Boxes are `[x1, y1, x2, y2]` in frame pixels, origin top-left, x to the right,
+y down, floats; `class` is the box class's name. `class_share` maps each class name to the share of the
+frame's pixels labelled with it (void and unknown ids count in no class).
+"""
+from __future__ import annotations
+
+import time as _time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .postprocess import Detection
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "frame.schema.json"
+
+
+def frame_record(index: int, source_time: float | None, model: str, ms: dict[str, float],
+                 class_names: Sequence[str], shares: np.ndarray | None, det_classes: Sequence[str],
+                 detections: Sequence[Detection], source_file: str | None = None, event: dict | None = None,
+                 wall_time: float | None = None) -> dict:
+    """One frame's results as plain JSON values (see the module docstring for units)."""
+    line = {
+        "frame": index,
+        # stream time for files, capture wall clock for live sources, null for still images (they have none)
+        "time": None if source_time is None else round(source_time, 4),
+        "wall_time": round(_time.time() if wall_time is None else wall_time, 4),  # when the result was written
+        "model": model,
+        "ms": {k: round(v, 3) for k, v in ms.items()},
+    }
+    if source_file is not None:
+        line["source_file"] = source_file
+    if shares is not None:
+        line["class_share"] = {n: round(float(s), 5) for n, s in zip(class_names, shares)}
+    if event:
+        line.update(event)
+    if det_classes:
+        line["boxes"] = [{"box": [round(v, 1) for v in d.box], "score": round(d.score, 4),
+                          "class": det_classes[d.class_id] if d.class_id < len(det_classes) else str(d.class_id)}
+                         for d in detections]
+    return line

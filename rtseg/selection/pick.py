@@ -1,0 +1,55 @@
+"""Choosing a model for a frame rate before the first frame: the one function the CLI and the Python API share.
+
+Profiles the shipped models measured for the task (once per machine, then cached), ranks them with the
+selector and returns the starting choice together with the ladder (the Pareto front) the runtime
+controller may move along.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ..core.errors import RtsegError
+from ..core.manifest import Manifest
+from ..core.modelinfo import ModelInfo, measured_sizes, resolve_model
+from .profiling import ensure_profiles
+from .selector import Candidate, accuracy_of, build_candidates, choose, pareto_front
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The model to start with, the ladder the controller moves along, and the choice's place on it."""
+
+    choice: Candidate
+    ladder: list[Candidate]
+    index: int
+    why: str
+
+
+def shipped_models() -> list[ModelInfo]:
+    """Every model the shipped manifest lists, resolved."""
+    return [resolve_model(name) for name in Manifest.load().names()]
+
+
+def models_for_task(task: str) -> list[ModelInfo]:
+    """The shipped models measured for `task`: only these are profiled (a box model never serves seg)."""
+    return [i for i in shipped_models() if any(accuracy_of(i, task, size) is not None for size in measured_sizes(i))]
+
+
+def select_for_rate(target_fps: float, task: str, backend: str, streams: int, threads: int, margin: float = 1.1,
+                    max_latency: float | None = None) -> Selection:
+    """The most accurate shipped model that holds `target_fps` here (profiling on first use), and its ladder."""
+    infos = models_for_task(task)
+    profiles = ensure_profiles(infos, backend, streams, threads)
+    candidates = build_candidates(infos, profiles, task)
+    if not candidates:
+        raise RtsegError(f"no shipped model can do --task {task} with a measured val accuracy")
+    if max_latency:
+        candidates = [c for c in candidates if c.latency_ms <= max_latency] or candidates
+    choice, why = choose(candidates, target_fps, margin, max_latency)
+    ladder = pareto_front(candidates)
+    if choice not in ladder:  # only when the latency bound removed a faster model: keep the choice reachable
+        ladder = sorted(set(ladder) | {choice}, key=lambda c: -c.fps)
+    return Selection(choice, ladder, ladder.index(choice), why)

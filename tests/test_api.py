@@ -1,0 +1,154 @@
+"""The Python API as users call it: `Segmenter(frame) -> Result`, `stream(source)`, `models()`."""
+import gc
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from helpers import NUM_CLASSES, class_frame, write_clip
+
+import rtseg
+from rtseg.core.errors import RtsegError
+
+
+@pytest.fixture()
+def seg(tiny_model):
+    with rtseg.Segmenter(tiny_model, backend="onnxruntime", threads=1) as s:
+        yield s
+
+
+def test_public_names_load_lazily():
+    assert {"Segmenter", "stream", "Result", "list_models"} <= set(rtseg.__all__)
+    import importlib
+
+    importlib.import_module("rtseg.models")  # the network definitions: a subpackage, not the API
+    assert callable(rtseg.list_models)
+    assert rtseg.Segmenter.__module__ == "rtseg.api.segmenter"
+    with pytest.raises(AttributeError):
+        rtseg.nothing_here  # noqa: B018
+
+
+def test_segmenter_result_is_the_class_map_at_frame_size(seg):
+    res = seg(class_frame(3, (50, 70)))
+    assert res.mask.shape == (50, 70) and res.mask.dtype == np.uint8
+    assert (res.mask == 3).all()
+    assert res.classes[3] == "Road" and res.class_share["Road"] == pytest.approx(1.0)
+    assert res.boxes.shape == (0, 4) and res.scores.shape == (0,) and res.class_ids.shape == (0,)
+    assert set(res.ms) == {"preprocess", "infer", "postprocess"} and all(v >= 0 for v in res.ms.values())
+    assert res.overlay().shape == (50, 70, 3)
+    assert res.to_dict()["class_share"]["Road"] == pytest.approx(1.0)
+
+
+def test_segmenter_takes_greys_and_image_paths(seg, tmp_path):
+    import cv2
+
+    grey = class_frame(5)[:, :, 0]
+    assert (seg(grey).mask == 5).all()
+    path = tmp_path / "a.png"
+    cv2.imwrite(str(path), class_frame(7))
+    res = seg(path)
+    assert (res.mask == 7).all() and res.file == str(path)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 5), np.uint8), "missing.png", 3])
+def test_segmenter_refuses_what_is_not_a_frame(seg, bad):
+    with pytest.raises(RtsegError):
+        seg(bad)
+
+
+def test_overlay_legend_and_alpha(seg):
+    frame = class_frame(1, (200, 300))
+    res = seg(frame)
+    plain, legend = res.overlay(), res.overlay(legend=True)
+    assert (plain != legend).any() and (plain[:, :100] == legend[:, :100]).all()  # only the top-right corner
+    assert (res.overlay(alpha=0.0) == frame).all()
+
+
+def test_stream_yields_every_frame_in_order(tiny_model, clip):
+    with rtseg.stream(clip, model=tiny_model, backend="onnxruntime") as results:
+        got = [(r.index, int(np.bincount(r.mask.ravel()).argmax())) for r in results]
+    assert got == [(i, i % NUM_CLASSES) for i in range(40)]
+    assert results.stats.frames_in == results.stats.frames_out == 40
+
+
+def test_stream_of_arrays_and_segmenter_stream(seg):
+    frames = (class_frame(k % NUM_CLASSES) for k in range(25))  # a generator: length unknown
+    classes = [int(r.mask[0, 0]) for r in seg.stream(frames)]
+    assert classes == [k % NUM_CLASSES for k in range(25)]
+    assert (seg(class_frame(2)).mask == 2).all()  # the segmenter still works after its stream
+
+
+def test_leaving_a_stream_early_stops_the_pipeline(tiny_model, tmp_path):
+    clip = write_clip(tmp_path / "long.avi", 300)
+    before = threading.active_count()
+    with rtseg.stream(clip, model=tiny_model, backend="onnxruntime", output=str(tmp_path / "o.avi")) as results:
+        for i, _ in enumerate(results):
+            if i == 5:
+                break
+    assert results.stats.interrupted and results.stats.frames_out < 300
+    assert threading.active_count() <= before
+    import cv2
+
+    cap = cv2.VideoCapture(str(tmp_path / "o.avi"))  # what was written is a playable file
+    assert cap.read()[0]
+
+
+def test_stream_errors_reach_the_caller(tiny_model, tmp_path):
+    with pytest.raises(RtsegError, match="no such file"):
+        rtseg.stream(tmp_path / "missing.mp4", model=tiny_model)
+    with pytest.raises(RtsegError, match="unknown model"):
+        rtseg.stream([class_frame(0)], model="no-such-model")
+
+
+def within(seconds: float, fn):
+    """Run `fn` in a thread; a hang becomes a test failure instead of a CI job that never ends."""
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("value", fn()), daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"still running after {seconds} s: hung"
+    return out.get("value")
+
+
+def _heap_mib() -> float:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0] / 2 ** 20
+
+
+def test_ten_thousand_frames_flat_memory_no_hang(seg, tiny_model):
+    """The pooled input buffers always go back: frame 9 (and 10,000) never waits for a lost buffer."""
+    frame = class_frame(4, (48, 64))
+
+    def calls():
+        for _ in range(10_000):
+            res = seg(frame)
+        return res
+
+    def streamed():
+        with rtseg.stream((frame for _ in range(10_000)), model=tiny_model, backend="onnxruntime") as results:
+            n = sum(1 for _ in results)
+        return n, results.stats
+
+    tracemalloc.start()
+    try:
+        for _ in range(200):
+            seg(frame)
+        start = _heap_mib()
+        assert (within(120, calls).mask == 4).all()
+        after_calls = _heap_mib()
+        n, stats = within(240, streamed)
+        after_stream = _heap_mib()
+    finally:
+        tracemalloc.stop()
+    assert n == 10_000 and stats.frames_out == 10_000
+    assert after_calls - start < 1.0, f"Segmenter grew {after_calls - start:.2f} MiB over 10,000 frames"
+    # the run's statistics keep bounded samples; frames themselves must not accumulate (each is 9 KiB)
+    assert after_stream - start < 8.0, f"stream grew {after_stream - start:.2f} MiB over 10,000 frames"
+
+
+def test_models_lists_the_shipped_zoo():
+    cards = rtseg.list_models()
+    assert cards and sum(c.default for c in cards) == 1
+    default = next(c for c in cards if c.default)
+    assert default.task == "seg" and len(default.classes) == 11 and default.val_miou > 0.3

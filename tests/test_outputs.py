@@ -1,0 +1,137 @@
+"""The output contract: JSON lines that match their schema, masks whose ids are named, files that never
+overwrite each other or an input, browser-playable video, and a summary that says where everything went."""
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from helpers import class_frame, count_frames, run_cli
+
+from rtseg.runtime.postprocess import Detection
+from rtseg.runtime.schema import SCHEMA_PATH, frame_record
+from rtseg.runtime.sources import unique_labels
+
+jsonschema = pytest.importorskip("jsonschema")
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
+
+
+def validate_lines(path: Path) -> list[dict]:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in lines:
+        jsonschema.validate(line, SCHEMA)
+    return lines
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_json_lines_of_a_video_match_the_schema(tiny_model, clip, tmp_path):
+    js = tmp_path / "f.jsonl"
+    res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--json", js)
+    assert res.returncode == 0, res.stderr
+    lines = validate_lines(js)
+    assert [d["frame"] for d in lines] == list(range(40))
+    assert lines[1]["time"] == pytest.approx(1 / 25, abs=1e-3) and "source_file" not in lines[0]
+    assert f"wrote JSON lines: {js} (40 frames" in res.stderr
+
+
+def test_box_records_match_the_schema():
+    line = frame_record(3, 0.5, "m", {"infer": 1.0}, ("Sky", "Car"), None, ("Car", "Pedestrian"),
+                        [Detection((1.0, 2.0, 30.5, 40.25), 0.9, 1), Detection((0, 0, 5, 5), 0.4, 7)])
+    jsonschema.validate(line, SCHEMA)
+    assert line["boxes"][0] == {"box": [1.0, 2.0, 30.5, 40.2], "score": 0.9, "class": "Pedestrian"}
+    assert line["boxes"][1]["class"] == "7"  # an id the model does not name stays readable, as text
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**line, "extra": 1}, SCHEMA)  # the schema is closed: it can fail
+
+
+def test_image_runs_name_their_files_and_repeated_stems_stay_apart(tiny_model, tmp_path):
+    for folder, k in (("a", 1), ("b", 2)):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "x.png"), class_frame(k))
+    cv2.imwrite(str(tmp_path / "a" / "x.jpg"), class_frame(3))
+    js, masks, out = tmp_path / "f.jsonl", tmp_path / "masks", tmp_path / "out" / "o.png"
+    out.parent.mkdir()
+    res = run_cli("run", f"{tmp_path}/*/x.*", "--model", tiny_model, "--no-show", "--json", js,
+                  "--save-masks", masks, "--output", out)
+    assert res.returncode == 0, res.stderr
+    lines = validate_lines(js)
+    assert sorted(Path(d["source_file"]).relative_to(tmp_path).as_posix() for d in lines) == ["a/x.jpg", "a/x.png", "b/x.png"]
+    assert all(d["time"] is None for d in lines)  # still images have no stream time
+    pngs = sorted(p.name for p in masks.glob("*.png"))
+    assert len(pngs) == 3 and len(list(out.parent.iterdir())) == 3
+    by_file = {Path(d["source_file"]).relative_to(tmp_path).as_posix(): d for d in lines}
+    # each mask holds the class of its own image
+    for rel, k in (("a/x.png", 1), ("b/x.png", 2), ("a/x.jpg", 3)):
+        assert max(by_file[rel]["class_share"].values()) == pytest.approx(1.0)
+    assert {int(cv2.imread(str(masks / p), cv2.IMREAD_UNCHANGED)[0, 0]) for p in pngs} == {1, 2, 3}
+
+
+def test_unique_labels():
+    paths = [Path(p) for p in ("d/a.png", "d/a.jpg", "e/a.png", "d/b.png", "f/c.png")]
+    labels = unique_labels(paths)
+    assert len(set(labels)) == len(labels)
+    assert labels[3:] == ["b", "c"]  # names that do not repeat stay plain
+    assert unique_labels([Path("a.png"), Path("a.png")]) == ["a_png_0", "a_png_1"]
+
+
+def test_masks_come_with_their_class_names(tiny_model, clip, tmp_path):
+    masks = tmp_path / "m"
+    res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--save-masks", masks, "--frames", "3")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((masks / "classes.json").read_text())
+    assert [c["id"] for c in doc["classes"]] == list(range(11))
+    assert doc["classes"][3]["name"] == "Road" and len(doc["classes"][3]["rgb"]) == 3
+    assert "wrote class-id masks: 3 PNGs" in res.stderr
+
+
+@pytest.mark.parametrize("option", ["--output", "--json"])
+def test_an_output_never_replaces_the_input_video(tiny_model, clip, tmp_path, option):
+    video = tmp_path / "in.avi"
+    video.write_bytes(clip.read_bytes())
+    before = digest(video)
+    res = run_cli("run", video, "--model", tiny_model, "--no-show", option, video)
+    assert res.returncode == 1 and "would be overwritten" in res.stderr and "Traceback" not in res.stderr
+    assert digest(video) == before
+
+
+def test_masks_never_replace_input_images(tiny_model, tmp_path):
+    cv2.imwrite(str(tmp_path / "0.png"), class_frame(1))
+    before = digest(tmp_path / "0.png")
+    res = run_cli("run", tmp_path, "--model", tiny_model, "--no-show", "--save-masks", tmp_path)
+    assert res.returncode == 1 and "overwrite them" in res.stderr
+    assert digest(tmp_path / "0.png") == before
+
+
+def test_mp4_is_h264_when_pyav_is_installed(tiny_model, clip, tmp_path):
+    av = pytest.importorskip("av")
+    out = tmp_path / "o.mp4"
+    res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", out)
+    assert res.returncode == 0, res.stderr
+    assert "H.264 via PyAV" in res.stderr and str(out) in res.stderr
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        assert sum(1 for _ in c.decode(video=0)) == 40
+    old = tmp_path / "old.mp4"
+    res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", old, "--codec", "mp4v")
+    assert res.returncode == 0 and "OpenCV mp4v" in res.stderr and count_frames(old) == 40
+
+
+def test_legend_changes_the_overlay_corner_only(tiny_model, tmp_path):
+    cv2.imwrite(str(tmp_path / "in.png"), class_frame(2, (240, 320)))
+    for name, extra in (("plain.png", []), ("legend.png", ["--legend"])):
+        res = run_cli("run", tmp_path / "in.png", "--model", tiny_model, "--no-show", "--output", tmp_path / name, *extra)
+        assert res.returncode == 0, res.stderr
+    plain, legend = cv2.imread(str(tmp_path / "plain.png")), cv2.imread(str(tmp_path / "legend.png"))
+    assert (plain[:, :150] == legend[:, :150]).all() and (plain[:, -60:] != legend[:, -60:]).any()
+
+
+def test_models_name_prints_ids_names_and_colours():
+    res = run_cli("models", "mnv2-050-lraspp-os32-240x320")
+    assert res.returncode == 0, res.stderr
+    assert "  3  Road" in res.stdout and "#" in res.stdout
+    bad = run_cli("models", "no-such-model")
+    assert bad.returncode == 1 and "unknown model" in bad.stderr
