@@ -107,7 +107,7 @@ class RunRequest:
                              None if args.model else args.target_fps, args.task, args.margin, args.max_latency,
                              not args.no_adapt, args.input_size, args.alpha, args.score_threshold, args.legend)
         sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
-                            codec=args.codec)
+                            codec=args.codec, serve=args.serve)
         return cls(args.source, args.camera, backend, choice, sinks, args.target_fps, args.streams, args.threads,
                    args.realtime, args.frames, args.loop, args.queue_size, args.stats, args.quiet)
 
@@ -537,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-masks", metavar="DIR", help="write one PNG class-id map per frame")
     r.add_argument("--json", metavar="FILE", help="write one JSON line per frame")
     r.add_argument("--stats", metavar="FILE", help="write the run summary as JSON")
+    r.add_argument("--serve", metavar="[HOST:]PORT",
+                   help="serve the live overlay over HTTP: a page at /, MJPEG at /stream.mjpg, numbers at "
+                        "/stats.json (a bare PORT binds 127.0.0.1; 0.0.0.0:PORT opens it to the network)")
     r.add_argument("--no-show", action="store_true", help="no window (automatic without a display)")
     r.add_argument("--alpha", type=_alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     r.add_argument("--score-threshold", type=_alpha, default=0.3, help="boxes below this score are not shown (0..1)")

@@ -27,6 +27,7 @@ class SinkRequest:
     show: bool = True
     quiet: bool = False
     codec: str = "auto"                     # video: auto (H.264 via PyAV when installed), h264, or mp4v (OpenCV)
+    serve: str | None = None                # HOST:PORT for the live view (MJPEG, page, stats.json)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -60,9 +61,23 @@ def write_classes_json(folder: Path, info: ModelInfo) -> Path:
 
 
 def build_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_stop: Callable[[], None]) -> list[Sink]:
-    """The sinks the request asks for, opened now (an unwritable path fails before any work)."""
+    """The sinks the request asks for, opened now (an unwritable path fails before any work); when one
+    cannot open, those already open are closed again."""
     refuse_overwriting_inputs(request, source)
+    if request.save_masks and info.task == "det":
+        raise RtsegError(f"--save-masks: model {info.name} predicts boxes only, it has no class map")
     sinks: list[Sink] = []
+    try:
+        _open_sinks(request, source, info, request_stop, sinks)
+    except BaseException:
+        for s in sinks:
+            s.close()
+        raise
+    return sinks
+
+
+def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_stop: Callable[[], None],
+                sinks: list[Sink]) -> None:
     if request.output:
         out = Path(request.output)
         if out.suffix.lower() in IMAGE_SUFFIXES:
@@ -71,8 +86,6 @@ def build_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
             size = source.frame_size or (info.input_size[1], info.input_size[0])
             sinks.append(open_video_sink(out, source.fps or 30.0, size, request.codec))
     if request.save_masks:
-        if info.task == "det":
-            raise RtsegError(f"--save-masks: model {info.name} predicts boxes only, it has no class map")
         masks = MaskSink(request.save_masks)
         write_classes_json(masks.folder, info)
         sinks.append(masks)
@@ -86,7 +99,12 @@ def build_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
             log.info("rtseg: no display found; running headless (--no-show)")
     if request.json_lines:
         sinks.append(JsonLinesSink(request.json_lines, info.classes, info.det_classes))
-    return sinks
+    if request.serve:
+        from .serve import LiveView
+
+        view = LiveView(request.serve)
+        log.info(f"rtseg: live view on {view.url} (MJPEG at {view.url}stream.mjpg, numbers at {view.url}stats.json)")
+        sinks.append(view)
 
 
 def describe_outputs(sinks: list[Sink]) -> list[str]:

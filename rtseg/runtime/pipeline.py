@@ -26,7 +26,7 @@ from .sinks import Sink
 from .slot import ModelSlot
 from .sources import Captured, Source
 from .stats import RunStats
-from .timing import stage
+from .timing import percentiles, stage
 
 
 def inference_layout(streams: int | None, threads: int | None, live: bool) -> tuple[int, int]:
@@ -73,6 +73,15 @@ class Pipeline:
         self._inferred = ReorderBuffer(self.streams)
         self._seq = 0  # order of frames entering inference (live sources skip dropped frame indices)
         self._done: queue.Queue = queue.Queue(size)
+        for sink in sinks:
+            sink.attach(self)
+
+    def counts(self) -> dict:
+        """Frames so far, while running: read, written, dropped (live) and the recent p95 latency."""
+        dropped = self._captured.dropped if self.live else 0
+        recent = self.stats.latency_ms[-100:]
+        return {"frames_in": self.stats.frames_in, "frames_out": self.stats.frames_out, "dropped": dropped,
+                "latency_ms_p95": round(percentiles(recent)["p95"], 2) if recent else None}
 
     # -- control -----------------------------------------------------------------------------------
     def switch_to(self, slot: ModelSlot) -> None:

@@ -28,6 +28,9 @@ VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", 
 class Sink:
     """Where finished frames go. Override what the sink needs; the defaults do nothing."""
 
+    def attach(self, pipeline) -> None:
+        """Called once by the pipeline that will feed this sink (a live view reads its counts)."""
+
     def write(self, rec: FrameRecord) -> None:
         """Take the frame's results (timed as the frame's "sink" stage)."""
 
