@@ -34,6 +34,19 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _count(text: str) -> int:
+    """A positive whole number (frames, loops, streams, threads, queue slots): 0 or less never makes sense."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    if v > 1_000_000_000:
+        raise argparse.ArgumentTypeError(f"is absurdly large: {text}")
+    return v
+
+
 def _alpha(text: str) -> float:
     v = float(text)
     if not 0.0 <= v <= 1.0:
@@ -476,14 +489,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
     infos = requested_models(request.models)
     if not infos:
         raise RtsegError("no models to benchmark")
-    rows, env = run_bench(infos, list(request.backends), data=request.data, split=request.split, video=request.video,
-                          frames=request.frames, iters=request.iters, reps=request.reps, peers=request.peers,
-                          naive=request.naive, eval_images=request.eval_images, progress=not request.quiet)
+    backends, peers, naive = list(request.backends), request.peers, request.naive
+    if not _importable("torch"):  # the runtime install: measure what it can, say what it leaves out, up front
+        skipped = [what for what, on in (("the torch backend", "torch" in backends), ("torchvision's peer models", peers),
+                                         ("the naive PyTorch loop", naive)) if on]
+        if skipped:
+            log.warning(f"rtseg: bench: PyTorch is not installed, so {', '.join(skipped)} will not be measured "
+                        "(pip install 'rtseg[train]' for them)")
+        backends, peers, naive = [b for b in backends if b != "torch"], False, False
+        if not backends:
+            raise RtsegError("--backends: nothing left to measure without PyTorch")
+    if request.data and any(i.task != "seg" for i in infos) and not _importable("pycocotools"):
+        raise RtsegError("box models' AP needs pycocotools: pip install 'rtseg[eval]' (or --models with seg models only)")
+    rows, env = run_bench(infos, backends, data=request.data, split=request.split, video=request.video,
+                          frames=request.frames, iters=request.iters, reps=request.reps, peers=peers,
+                          naive=naive, eval_images=request.eval_images, progress=not request.quiet)
     out = request.out
     write_results(rows, env, out, recorded_command("rtseg bench"))
     print((out / "bench.md").read_text())
     print(f"wrote {out}/bench.md, bench.csv, bench.json" + (", bench.png" if (out / "bench.png").exists() else ""))
     return 0
+
+
+def _importable(module: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):  # a module hidden or broken (sys.modules[name] = None)
+        return False
 
 
 def print_pareto(task: str) -> int:
@@ -514,21 +548,59 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="TensorRT engine precision (default fp16; int8 needs an engine built by rtseg export)")
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Every option's default beside its help (unless the help already speaks of one); examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (not text or "default" in text or action.default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        return text + " (default: %(default)s)"
+
+
+EXAMPLES = {
+    "run": ["rtseg run video.mp4 --output overlay.mp4 --json frames.jsonl --save-masks masks/",
+            "rtseg run --camera 0 --target-fps 30 --serve 8080     # the selector holds 30 FPS; watch in a browser"],
+    "eval": ["rtseg eval --model mnv2-050-lraspp-os32-240x320 --data ../shared/data/camvid --split val",
+             "rtseg eval --model mnv2-050-lraspp-os32-240x320-voc --data ../shared/data/camvid --split holdout:0006R0"],
+    "train": ["rtseg train --data ../shared/data/camvid --width 0.5 --head lraspp --output-stride 32 --input-size 240x320",
+              "rtseg train --data ../shared/data/camvid --width 0.5 --head lraspp --output-stride 32 --input-size 240x320 "
+              "--pretrained voc-tflite:../shared/data/pretrained/deeplabv3_mnv2_dm05_pascal_quant.tflite "
+              "--val-split holdout:0006R0 --epochs 40"],
+    "export": ["rtseg export --checkpoint runs/mnv2-050-lraspp-os32-240x320/best.pt",
+               "rtseg export --model mnv2-050-lraspp-os32-240x320 --precision int8 --calib-data ../shared/data/camvid"],
+    "import": ["rtseg import deeplabv3_mnv2_pascal_quant.tflite --name voc && rtseg run --camera 0 --model voc",
+               "rtseg import room.onnx --labels labels.txt --palette palette.txt --name room"],
+    "models": ["rtseg models", "rtseg models mnv2-050-lraspp-os32-240x320     # its class ids, names and colours"],
+    "bench": ["rtseg bench --quick",
+              "rtseg bench --data ../shared/data/camvid --video ../shared/data/video/vtest.avi --out bench-results"],
+    "profile": ["rtseg profile", "rtseg profile --models mnv2-050-lraspp-os32-240x320 --force"],
+}
+
+
+def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help[:1].upper() + help[1:] + ".", formatter_class=_Help,
+                          epilog="examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .training.train_args import add_train_args
 
-    p = argparse.ArgumentParser(prog="rtseg", description="Real-time video segmentation (MobileNetV2, ONNX Runtime, TensorRT)")
+    p = argparse.ArgumentParser(prog="rtseg", description="Real-time video segmentation (MobileNetV2, ONNX Runtime, TensorRT)",
+                                formatter_class=_Help, epilog="examples:\n" + "\n".join(
+                                    f"  {EXAMPLES[c][0]}" for c in ("run", "models", "eval")) + "\n  rtseg COMMAND --help")
     p.add_argument("--version", action="version", version=f"rtseg {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="segment a video, images, a stream or a camera, live")
+    r = _command(sub, "run", "segment a video, images, a stream or a camera, live")
     r.add_argument("source", nargs="?", help="video file, image, folder or glob of images, or rtsp:// / http:// URL")
     r.add_argument("--camera", type=int, metavar="N", help="camera index instead of SOURCE")
     r.add_argument("--model", help="shipped model name or path to an .onnx file (default: the manifest's default)")
     add_backend_args(r)
-    r.add_argument("--streams", type=int, default=None,
+    r.add_argument("--streams", type=_count, default=None,
                    help="frames inferred in parallel (default: one per core up to 4 for files, 1 for live sources)")
-    r.add_argument("--threads", type=int, default=None, help="inference threads per stream (default: cores / streams)")
+    r.add_argument("--threads", type=_count, default=None, help="inference threads per stream (default: cores / streams)")
     r.add_argument("--input-size", type=_size, help="run the model at HxW instead of its native size")
     r.add_argument("--output", metavar="FILE", help="overlay video (.mp4/.avi/.mkv) or image (.png/.jpg)")
     r.add_argument("--codec", choices=["auto", "h264", "mp4v"], default="auto",
@@ -548,16 +620,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="without --model: run the most accurate model that holds this rate here, and keep it held")
     r.add_argument("--max-latency", type=_positive_float, metavar="MS", help="with --target-fps: p95 latency bound")
     r.add_argument("--task", type=normalize_task, choices=TASKS, default="seg", help="with --target-fps: what the model must do")
-    r.add_argument("--margin", type=_positive_float, default=1.1, help="with --target-fps: speed margin at start (1.1)")
+    r.add_argument("--margin", type=_positive_float, default=1.1, help="with --target-fps: speed margin at start")
     r.add_argument("--no-adapt", action="store_true", help="with --target-fps: choose once, never switch")
     r.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
-    r.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
-    r.add_argument("--loop", type=int, default=1, metavar="N", help="play a file N times over")
-    r.add_argument("--queue-size", type=int, default=2, help="frames buffered between stages (files)")
+    r.add_argument("--frames", type=_count, metavar="N", help="stop after N frames")
+    r.add_argument("--loop", type=_count, default=1, metavar="N", help="play a file N times over")
+    r.add_argument("--queue-size", type=_count, default=2, help="frames buffered between stages (files)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     r.set_defaults(func=cmd_run)
 
-    e = sub.add_parser("eval", help="per-class IoU and mIoU on a CamVid-layout split")
+    e = _command(sub, "eval", "per-class IoU and mIoU on a CamVid-layout split")
     e.add_argument("--model", help="shipped model name or path to an .onnx file")
     e.add_argument("--data", required=True, help="folder with <split>/ and <split>annot/")
     e.add_argument("--split", default="val", type=_split,
@@ -565,18 +637,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: val)")
     e.add_argument("--task", type=normalize_task, choices=TASKS, help="what to measure (default: what the model predicts)")
     add_backend_args(e)
-    e.add_argument("--threads", type=int, default=None)
+    e.add_argument("--threads", type=_count, default=None)
     e.add_argument("--input-size", type=_size, help="evaluate at HxW instead of the model's size")
     e.add_argument("--json", metavar="FILE", help="write the results as JSON")
     e.add_argument("--update-manifest", action="store_true", help="record the result in engines/manifest.json")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
 
-    t = sub.add_parser("train", help="train a MobileNetV2 segmentation model")
+    t = _command(sub, "train", "train a MobileNetV2 segmentation model")
     add_train_args(t)
     t.set_defaults(func=cmd_train)
 
-    x = sub.add_parser("export", help="export a trained checkpoint to ONNX and add it to the manifest")
+    x = _command(sub, "export", "export a trained checkpoint to ONNX and add it to the manifest")
     x.add_argument("--checkpoint", help="best.pt or last.pt from rtseg train (FP32 ONNX export)")
     x.add_argument("--model", help="--precision int8 or --format engine: the shipped FP32 model to start from")
     x.add_argument("--format", choices=["onnx", "engine"], default="onnx",
@@ -588,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--max-shape", type=_size, metavar="HxW", help="engine: largest input")
     x.add_argument("--cache-dir", help="engine cache (default: RTSEG_ENGINE_CACHE or ~/.cache/rtseg/engines)")
     x.add_argument("--calib-data", help="int8: CamVid-layout root (its train/ is used) or a folder of frames")
-    x.add_argument("--calib-images", type=int, default=60, help="int8: calibration images (spread over the folder)")
+    x.add_argument("--calib-images", type=_count, default=60, help="int8: calibration images (spread over the folder)")
     x.add_argument("--calib-method", choices=["minmax", "entropy", "percentile"], default="minmax")
     x.add_argument("--gate-data", help="int8: CamVid-layout root whose val split the gate measures (default: --calib-data)")
     x.add_argument("--max-drop", type=float, default=1.0, help="int8: largest val mIoU loss accepted, in points")
@@ -602,10 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--note", help="a remark kept with the training record (e.g. which checkpoint this is)")
     x.set_defaults(func=cmd_export)
 
-    im = sub.add_parser("import", help="your own segmentation model (.tflite DeepLab or .onnx) as an rtseg model",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                        epilog="example: rtseg import deeplabv3_mnv2_pascal_quant.tflite --name voc && "
-                               "rtseg run --camera 0 --model voc")
+    im = _command(sub, "import", "your own segmentation model (.tflite DeepLab or .onnx) as an rtseg model")
     im.add_argument("file", help="a TFLite DeepLabV3-MobileNetV2 file, or an ONNX model with an NCHW image input "
                                  "and class logits or class ids")
     im.add_argument("--name", help="model name (default: the file's stem)")
@@ -617,21 +686,21 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--input-size", type=_size, help="HxW to run at (default: the file's own)")
     im.set_defaults(func=cmd_import)
 
-    m = sub.add_parser("models", help="list the shipped and imported models")
+    m = _command(sub, "models", "list the shipped and imported models")
     m.add_argument("name", nargs="?", help="one model: its class ids, names and colours")
     m.add_argument("--pareto", action="store_true", help="FPS vs accuracy on this machine, Pareto front marked")
     m.add_argument("--task", type=normalize_task, choices=TASKS, default="seg")
     m.set_defaults(func=cmd_models)
 
-    b = sub.add_parser("bench", help="FPS and mIoU of models x backends, beside the alternatives; tables and a plot")
+    b = _command(sub, "bench", "FPS and mIoU of models x backends, beside the alternatives; tables and a plot")
     b.add_argument("--models", default="all", help="all, or NAME,NAME,...")
     b.add_argument("--backends", default="onnxruntime,torch", help="comma-separated (onnxruntime, torch)")
     b.add_argument("--data", help="CamVid-layout folder to measure accuracy on (default: the manifest's numbers)")
     b.add_argument("--split", default="val")
     b.add_argument("--video", default=str(Path(__file__).resolve().parent.parent / "examples" / "camvid_0016E5.mp4"))
-    b.add_argument("--frames", type=int, default=300, help="end-to-end frames per run")
-    b.add_argument("--iters", type=int, default=100, help="model-only inferences per repetition")
-    b.add_argument("--reps", type=int, default=3, help="model-only repetitions (median)")
+    b.add_argument("--frames", type=_count, default=300, help="end-to-end frames per run")
+    b.add_argument("--iters", type=_count, default=100, help="model-only inferences per repetition")
+    b.add_argument("--reps", type=_count, default=3, help="model-only repetitions (median)")
     b.add_argument("--no-peers", action="store_true", help="skip torchvision's models")
     b.add_argument("--no-naive", action="store_true", help="skip the naive loop")
     b.add_argument("--quick", action="store_true", help="a short run: 1 x 20 inferences, 60 frames, 20 val images")
@@ -639,13 +708,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_bench)
 
-    pr = sub.add_parser("profile", help="measure every shipped model's speed on this machine (cached)")
+    pr = _command(sub, "profile", "measure every shipped model's speed on this machine (cached)")
     add_backend_args(pr)
     pr.add_argument("--models", default="all", help="all, or NAME,NAME,...")
-    pr.add_argument("--streams", type=int, default=None)
-    pr.add_argument("--threads", type=int, default=None)
+    pr.add_argument("--streams", type=_count, default=None)
+    pr.add_argument("--threads", type=_count, default=None)
     pr.add_argument("--live", action="store_true", help="profile the live-source layout (one stream, all cores)")
-    pr.add_argument("--frames", type=int, default=60)
+    pr.add_argument("--frames", type=_count, default=60)
     pr.add_argument("--force", action="store_true", help="measure again even if cached")
     pr.set_defaults(func=cmd_profile)
     return p

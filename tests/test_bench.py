@@ -42,3 +42,21 @@ def test_bench_writes_tables_and_plot(tiny_zoo, tmp_path):
     assert any(r["pareto"] for r in ours)
     assert {"command", "date", "machine", "versions"} <= set(data["environment"])
     assert "| model | backend |" in (out / "bench.md").read_text()
+
+
+def test_bench_without_pytorch_measures_onnx_runtime_and_says_what_it_skips(tiny_zoo, tmp_path):
+    """The runtime install has no PyTorch: bench says so before any work and measures the ONNX Runtime rows."""
+    import subprocess
+    import sys
+
+    clip = write_clip(tmp_path / "clip.avi", 20, size=(96, 128))
+    hide = ("import sys; sys.modules['torch'] = sys.modules['torchvision'] = None; "
+            "from rtseg.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(tiny_zoo)}
+    res = subprocess.run([sys.executable, "-c", hide, "bench", "--video", str(clip), "--quick", "--frames", "20",
+                          "--out", str(tmp_path / "out"), "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    first = res.stderr.splitlines()[0]
+    assert "PyTorch is not installed" in first and "torch backend" in first and "naive" in first
+    rows = json.loads((tmp_path / "out" / "bench.json").read_text())["rows"]
+    assert {(r["kind"], r["backend"]) for r in rows} == {("ours", "onnxruntime")}

@@ -79,3 +79,19 @@ def test_runtime_needs_no_pytorch(tiny_model, clip, tmp_path):
     res = subprocess.run([sys.executable, "-c", hide, "train", "--data", str(tmp_path)], capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 1 and res.stderr.strip() == "rtseg: error: train needs torch: pip install 'rtseg[train]'"
+
+
+@pytest.mark.parametrize("command", ["run", "eval", "train", "export", "import", "models", "bench", "profile"])
+def test_every_help_has_examples_and_defaults(command):
+    res = run_cli(command, "--help")
+    assert res.returncode == 0, res.stderr
+    examples = res.stdout.split("examples:")[1].strip().splitlines()
+    assert len(examples) >= 2 and all(e.strip().startswith("rtseg ") for e in examples)
+    if command not in ("import", "models"):
+        assert "(default:" in res.stdout
+
+
+@pytest.mark.parametrize("option", ["--queue-size", "--frames", "--loop", "--streams", "--threads"])
+def test_counts_below_one_are_refused_at_once(clip, option):
+    res = run_cli("run", clip, "--no-show", option, "-5", timeout=30)
+    assert res.returncode == 2 and "must be at least 1" in res.stderr

@@ -43,3 +43,21 @@ def test_eval_missing_split_is_a_clear_error(tiny_model, tmp_path):
     res = run_cli("eval", "--model", tiny_model, "--data", tmp_path, "--split", "test")
     assert res.returncode == 1
     assert "testannot" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_box_eval_without_pycocotools_fails_before_any_work(monkeypatch):
+    from types import SimpleNamespace
+
+    from rtseg.core.errors import RtsegError
+    from rtseg.evaluation.evaluate import measure
+
+    monkeypatch.setitem(__import__("sys").modules, "pycocotools", None)
+    monkeypatch.setitem(__import__("sys").modules, "pycocotools.cocoeval", None)
+    info = SimpleNamespace(name="boxes", task="det", det_classes=("Car",), classes=("Sky",))
+
+    def samples():
+        raise AssertionError("an image was processed before the missing package was reported")
+        yield
+
+    with pytest.raises(RtsegError, match="pycocotools"):
+        measure(SimpleNamespace(info=info, input_size=(8, 8)), samples())

@@ -9,17 +9,23 @@ import numpy as np
 from ..core.errors import RtsegError
 
 
+def require_pycocotools() -> None:
+    """Box AP needs pycocotools: say so before any image is processed, not after."""
+    try:
+        import pycocotools.cocoeval  # noqa: F401
+    except ImportError as e:
+        raise RtsegError("box metrics need pycocotools: pip install 'rtseg[eval]'") from e
+
+
 def coco_map(ground_truth: list[tuple[np.ndarray, np.ndarray]],
              predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]], class_names: tuple[str, ...]) -> dict:
     """mAP@0.5, mAP@[.5:.95] and per-class AP@0.5.
 
     ground_truth[i] = (boxes (N, 4) x1 y1 x2 y2, classes (N,)); predictions[i] = (boxes, scores, classes).
     """
-    try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError as e:
-        raise RtsegError("box metrics need pycocotools: pip install 'rtseg[eval]'") from e
+    require_pycocotools()
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
 
     def xywh(b: np.ndarray) -> list[float]:
         return [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]

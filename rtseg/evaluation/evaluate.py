@@ -18,7 +18,7 @@ from ..core.tasks import has_det, has_seg, normalize_task
 from ..data.boxes import boxes_from_label
 from ..data.camvid import eval_pairs, read_label, split_description
 from ..runtime.slot import ModelSlot
-from .detmetrics import coco_map
+from .detmetrics import coco_map, require_pycocotools
 from .metrics import ConfusionMatrix
 
 
@@ -59,6 +59,8 @@ def measure(slot: ModelSlot, samples: Iterable[tuple[np.ndarray, np.ndarray]], t
         raise RtsegError(f"model {info.name} has no box head: use --task seg")
     if want_seg and info.task == "det":
         raise RtsegError(f"model {info.name} predicts boxes only: use --task det")
+    if want_det:
+        require_pycocotools()
     h, w = slot.input_size
     cm = ConfusionMatrix(len(info.classes))
     gts, preds = [], []
