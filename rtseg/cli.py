@@ -185,10 +185,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
     infos = requested_models(args.models)
     profiles = ensure_profiles(infos, backend.name, streams, threads, force=args.force, frames=args.frames)
     print(f"machine: {machine_key(backend.name, streams, threads)}")
-    print(f"{'model':<34}{'model FPS':>10}{'p50 ms':>8}{'p95 ms':>8}{'e2e FPS':>9}{'p50 ms':>8}{'p95 ms':>8}")
+    print(f"{'model':<38}{'model FPS':>10}{'p50 ms':>8}{'p95 ms':>8}{'e2e FPS':>9}{'p50 ms':>8}{'p95 ms':>8}"
+          f"  {'kind':<9}{'others':>7}  measured")
     for p in profiles.values():
-        print(f"{p.model:<34}{p.model_fps:>10.1f}{p.model_ms_p50:>8.1f}{p.model_ms_p95:>8.1f}"
-              f"{p.e2e_fps:>9.1f}{p.e2e_ms_p50:>8.1f}{p.e2e_ms_p95:>8.1f}")
+        others = "?" if p.others_load is None else f"{100 * p.others_load:.0f}%" + ("!" if p.busy else "")
+        print(f"{p.model:<38}{p.model_fps:>10.1f}{p.model_ms_p50:>8.1f}{p.model_ms_p95:>8.1f}"
+              f"{p.e2e_fps:>9.1f}{p.e2e_ms_p50:>8.1f}{p.e2e_ms_p95:>8.1f}  {p.kind:<9}{others:>7}  {p.date}")
+    print("kind: measured (full), estimate (the selector's first use), online (a run's own speed); others: share of "
+          "the machine other programs used meanwhile (! busy: measured again next time)")
     return 0
 
 

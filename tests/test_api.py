@@ -152,3 +152,53 @@ def test_models_lists_the_shipped_zoo():
     assert cards and sum(c.default for c in cards) == 1
     default = next(c for c in cards if c.default)
     assert default.task == "seg" and len(default.classes) == 11 and default.val_miou > 0.3
+
+
+def test_segmenter_streams_can_be_left_early_again_and_again(seg):
+    """Each early exit gives every pooled buffer back: the tenth stream and the next call still run."""
+    for _ in range(10):
+        with seg.stream(class_frame(k % NUM_CLASSES) for k in range(100)) as results:
+            next(results)
+    assert within(30, lambda: seg(class_frame(6))).mask[0, 0] == 6
+
+
+def test_calling_the_segmenter_during_its_stream_mixes_nothing(seg):
+    got, calls = [], []
+    for r in seg.stream(class_frame(k % NUM_CLASSES) for k in range(300)):
+        got.append(int(r.mask[0, 0]) == r.index % NUM_CLASSES)
+        calls.append(int(seg(class_frame(9)).mask[0, 0]) == 9)
+    assert all(got) and all(calls) and len(got) == 300
+
+
+def test_close_from_another_thread_wakes_the_consumer(tiny_model):
+    import time
+
+    def slow():
+        for k in range(1000):
+            time.sleep(0.01)
+            yield class_frame(k % NUM_CLASSES)
+
+    results = rtseg.stream(slow(), model=tiny_model, backend="onnxruntime")
+    threading.Timer(0.3, results.close).start()
+    n = within(10, lambda: sum(1 for _ in results))
+    assert n < 1000 and not results.running
+
+
+def test_stream_of_arrays_writes_video_at_frame_size(tiny_model, tmp_path):
+    import cv2
+
+    out = tmp_path / "o.avi"
+    frames = [class_frame(k % NUM_CLASSES, (200, 300)) for k in range(12)]
+    with rtseg.stream(frames, model=tiny_model, backend="onnxruntime", output=str(out)) as results:
+        assert sum(1 for _ in results) == 12
+    cap = cv2.VideoCapture(str(out))
+    ok, first = cap.read()
+    assert ok and first.shape == (200, 300, 3)
+
+
+def test_closing_the_segmenter_stops_its_streams(tiny_model):
+    seg = rtseg.Segmenter(tiny_model, backend="onnxruntime", threads=1)
+    results = seg.stream(class_frame(1) for _ in range(100_000))
+    next(results)
+    within(10, seg.close)
+    assert not results.running

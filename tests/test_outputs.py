@@ -76,6 +76,8 @@ def test_unique_labels():
     assert len(set(labels)) == len(labels)
     assert labels[3:] == ["b", "c"]  # names that do not repeat stay plain
     assert unique_labels([Path("a.png"), Path("a.png")]) == ["a_png_0", "a_png_1"]
+    tricky = unique_labels([Path("a.png"), Path("a.png"), Path("a_png_0.png")])
+    assert len(set(tricky)) == 3
 
 
 def test_masks_come_with_their_class_names(tiny_model, clip, tmp_path):
@@ -96,6 +98,15 @@ def test_an_output_never_replaces_the_input_video(tiny_model, clip, tmp_path, op
     res = run_cli("run", video, "--model", tiny_model, "--no-show", option, video)
     assert res.returncode == 1 and "would be overwritten" in res.stderr and "Traceback" not in res.stderr
     assert digest(video) == before
+
+
+def test_overlay_images_never_replace_input_images(tiny_model, tmp_path):
+    for name in ("a.png", "overlay_a.png"):  # e.g. an earlier run's output, now among the inputs
+        cv2.imwrite(str(tmp_path / name), class_frame(1))
+    before = digest(tmp_path / "overlay_a.png")
+    res = run_cli("run", tmp_path, "--model", tiny_model, "--no-show", "--output", tmp_path / "overlay.png")
+    assert res.returncode == 1 and "over input" in res.stderr
+    assert digest(tmp_path / "overlay_a.png") == before
 
 
 def test_masks_never_replace_input_images(tiny_model, tmp_path):

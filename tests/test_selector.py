@@ -159,11 +159,88 @@ def test_target_fps_selects_profiles_once_and_reports(tmp_path):
     stats = tmp_path / "s.json"
     res = run_cli("run", clip, "--target-fps", "1", "--no-show", "--stats", stats, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert res.stderr.count("profiling") == 3 and "boxes-only" not in res.stderr  # two models, one also at 48x64
+    # first use: quick estimates of two models, one also at 48x64 (the box-only model is not a candidate)
+    assert "estimating 3 model x size variant(s)" in res.stderr and "boxes-only" not in res.stderr
     assert "selector: mnv2-050-dlv3p-os16-64x96: the most accurate" in res.stderr  # 45 mIoU beats 42 and 40
     assert json.loads(stats.read_text())["model"] == "mnv2-050-dlv3p-os16-64x96"
     res = run_cli("run", clip, "--target-fps", "1e6", "--no-show", "--stats", stats, env=env, timeout=300)
-    assert res.returncode == 0 and "profiling" not in res.stderr  # cached
+    assert res.returncode == 0 and "estimating" not in res.stderr and "profiling" not in res.stderr  # cached
     assert "WARNING: no model reaches" in res.stderr
+    res = run_cli("profile", env=env)  # the full measurement replaces the estimates, and says what it holds
+    # every shipped model (the box-only one too), and the bigger one also at 48x64
+    assert res.returncode == 0 and res.stderr.count("profiling") == 4 and "estimate" not in res.stdout.split("kind:")[0]
     res = run_cli("models", "--pareto", env=env)
     assert res.returncode == 0 and "mnv2-050-dlv3p-os16-64x96@48x64" in res.stdout
+
+
+@pytest.fixture
+def zoo_cache(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from helpers import make_tiny_zoo
+
+    from rtseg.core.modelinfo import resolve_model
+
+    engines = make_tiny_zoo(tmp_path / "engines")
+    monkeypatch.setenv("RTSEG_CACHE_DIR", str(tmp_path / "cache"))
+    return [resolve_model(str(p)) for p in sorted(engines.glob("*.onnx"))]
+
+
+def test_two_runs_profiling_at_once_measure_each_model_once(zoo_cache, monkeypatch):
+    import threading
+    import time
+
+    from rtseg.selection import profiling
+
+    calls = []
+
+    def fake_profile(info, backend, streams, threads, frames, size):
+        calls.append(info.name)
+        time.sleep(0.2)  # long enough for the other run to arrive while this one measures
+        return profiling.Profile(profiling.variant_name(info, size), profiling.model_checksum(info), 100, 10, 10, 80,
+                                 12, 12, frames, "now", "measured", 0.0)
+
+    monkeypatch.setattr(profiling, "profile_model", fake_profile)
+    results = []
+    runs = [threading.Thread(target=lambda: results.append(profiling.ensure_profiles(zoo_cache, "onnxruntime", 1, 1)))
+            for _ in range(2)]
+    for t in runs:
+        t.start()
+    for t in runs:
+        t.join()
+    assert sorted(calls) == sorted(i.name for i in zoo_cache)  # each once, not once per run
+    assert results[0].keys() == results[1].keys() and all(p.clean for p in results[0].values())
+
+
+def test_a_profile_taken_beside_other_work_is_marked_busy_and_measured_again(zoo_cache):
+    import subprocess
+    import sys
+
+    from rtseg.selection import profiling
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        busy = profiling.ensure_profiles(zoo_cache[:1], "onnxruntime", 1, 1, frames=30)
+    finally:
+        for h in hogs:
+            h.kill()
+    (p,) = busy.values()
+    assert p.busy and not p.clean and p.others_load > profiling.BUSY_SHARE
+    cache = profiling.ProfileCache(profiling.machine_key("onnxruntime", 1, 1))
+    assert cache.get(zoo_cache[0]).busy  # kept, with its mark
+    # the selector takes it as it is; a full profile measures it again
+    assert profiling.ensure_profiles(zoo_cache[:1], "onnxruntime", 1, 1, quick=True)[p.model].date == p.date
+
+
+def test_a_run_teaches_the_profile_its_real_speed(zoo_cache):
+    from rtseg.selection import profiling
+
+    est = profiling.ensure_profiles(zoo_cache, "onnxruntime", 2, 1, quick=True)
+    assert {p.kind for p in est.values()} == {"estimate"}
+    name = next(iter(est))
+    info = next(i for i in zoo_cache if i.name == name)
+    learned = profiling.learn_from_run("onnxruntime", 2, 1, {name: (300, 3.0)}, {name: (info, None)})
+    assert learned == [name]
+    p = profiling.ProfileCache(profiling.machine_key("onnxruntime", 2, 1)).get(info)
+    assert p.kind == "online" and p.e2e_fps == 100.0
+    # a short run teaches nothing, and a full measurement is never replaced by a run's figure
+    assert profiling.learn_from_run("onnxruntime", 2, 1, {name: (10, 0.1)}, {name: (info, None)}) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Iterable
 
@@ -80,6 +81,7 @@ class Segmenter:
         self._choice = ModelChoice(info.name, self.backend_name, options, task=task, input_size=size, alpha=alpha,
                                    score_threshold=score_threshold, legend=legend)
         self._index = 0
+        self._streams: weakref.WeakSet[ResultStream] = weakref.WeakSet()  # running streams: closed first
 
     # -- what it is ----------------------------------------------------------------------------------
     @property
@@ -129,15 +131,28 @@ class Segmenter:
 
     def stream(self, source, *, frames: int | None = None, loop: int = 1, realtime: bool = False,
                output: str | None = None, save_masks: str | None = None, json: str | None = None) -> ResultStream:
-        """This model over a whole source through the threaded pipeline (see `rtseg.stream`)."""
+        """This model over a whole source through the threaded pipeline (see `rtseg.stream`). The stream has its
+        own buffers around the same loaded model, so calling the segmenter meanwhile is safe."""
+        c = self._choice
         src = _source(source, frames, loop, realtime)
-        sinks = SinkRequest(output, save_masks, json, show=False, quiet=True)
-        session = open_session(src, self._choice, lambda info, stop: build_sinks(sinks, src, info, stop), slot=self.slot)
-        return ResultStream(session)
+        try:
+            slot = ModelSlot.around(self.slot.info, self.slot.backend, self.slot.input_size, c.alpha, c.score_threshold,
+                                    legend=c.legend)
+            sinks = SinkRequest(output, save_masks, json, show=False, quiet=True)
+            session = open_session(src, c, lambda info, stop: build_sinks(sinks, src, info, stop), slot=slot)
+        except BaseException:
+            src.close()
+            raise
+        stream = ResultStream(session)
+        self._streams.add(stream)
+        return stream
 
     # -- lifetime --------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Free the model's session and buffers (also done by `with Segmenter(...) as seg:`)."""
+        """Free the model's session and buffers (also done by `with Segmenter(...) as seg:`); streams of this
+        segmenter still running are stopped first."""
+        for stream in list(self._streams):
+            stream.close()
         self.slot.close()
 
     def __enter__(self) -> "Segmenter":

@@ -52,6 +52,8 @@ class Session:
     why: str | None = None                  # the selector's reason for its first model
     runner: object | None = None            # the AdaptiveRunner, when the selector keeps the rate
     owns_slot: bool = True                  # False: the slot belongs to a Segmenter that outlives the run
+    candidates: dict | None = None          # the selector's variants {name: (info, size)}: what a run can teach
+    backend: str = "onnxruntime"
 
     @property
     def info(self) -> ModelInfo:
@@ -65,7 +67,20 @@ class Session:
             self.close_models()
         if self.runner is not None:
             stats.switches = self.runner.switches
+        self._learn(stats)
         return stats
+
+    def _learn(self, stats: RunStats) -> None:
+        """A file run with the selector measured its models' real speed here: keep it where only estimates were."""
+        if not self.candidates or self.source.live or stats.interrupted:
+            return
+        from ..selection.profiling import learn_from_run
+
+        observed = (self.runner.observed() if self.runner is not None
+                    else {self.pipeline.slot.name: (stats.frames_out, stats.seconds)})
+        learned = learn_from_run(self.backend, self.streams, self.threads, observed, self.candidates)
+        if learned:
+            log.info(f"rtseg: selector: kept this run's speed of {', '.join(learned)} for later runs")
 
     def close_models(self) -> None:
         slots = {id(s): s for s in ([self.pipeline.slot] + list(getattr(self.runner, "slots", {}).values()))}
@@ -113,7 +128,8 @@ def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[Mode
             current.close()
         raise
     pipeline = Pipeline(source, current, sinks, queue_size=queue_size, streams=streams, progress=progress)
-    session = Session(source, pipeline, streams, threads, why, owns_slot=slot is None)
+    session = Session(source, pipeline, streams, threads, why, owns_slot=slot is None, backend=choice.backend,
+                      candidates={c.name: (c.info, c.input_size) for c in ladder} if ladder else None)
     if ladder and len(ladder) > 1 and choice.adapt:
         from ..selection.adaptive import AdaptiveRunner
         from ..selection.selector import Controller

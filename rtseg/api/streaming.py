@@ -73,6 +73,15 @@ class _Run:
             self.session.pipeline.abort()
         self.closed.set()
         self.thread.join()
+        while True:  # a consumer waiting in another thread must wake up and see the end
+            try:
+                self.queue.put_nowait(_END)
+                return
+            except queue.Full:
+                try:
+                    self.queue.get_nowait()
+                except queue.Empty:
+                    pass
 
 
 class ResultStream:
@@ -84,9 +93,10 @@ class ResultStream:
     >>> results.stats.fps                               # doctest: +SKIP
     """
 
-    def __init__(self, session: Session, buffer: int = 4):
+    def __init__(self, session: Session, buffer: int | None = None):
         self._done = True  # until the run has started: nothing for __del__ to stop
-        self._run = _Run(session, buffer)
+        # live: one result waits at most, so a slow consumer skips frames instead of seeing old ones
+        self._run = _Run(session, buffer or (1 if session.source.live else 4))
         self._run.thread.start()
         self._done = False
 
@@ -102,11 +112,15 @@ class ResultStream:
     def __iter__(self) -> "ResultStream":
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._run.thread.is_alive()
+
     def __next__(self) -> Result:
         if self._done:
             raise StopIteration
         item = self._run.queue.get()
-        if item is _END:
+        if item is _END or self._run.closed.is_set():
             self._done = True
             self._run.thread.join()
             if self._run.error is not None:
@@ -115,9 +129,10 @@ class ResultStream:
         return item
 
     def close(self) -> None:
-        """Stop the pipeline (frames in flight are discarded) and wait until everything it opened is closed."""
-        self._done = True
+        """Stop the pipeline (frames in flight are discarded) and wait until everything it opened is closed;
+        safe from another thread (a consumer waiting for the next result then gets the end)."""
         self._run.stop()
+        self._done = True
 
     def __enter__(self) -> "ResultStream":
         return self

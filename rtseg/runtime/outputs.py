@@ -43,6 +43,13 @@ def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> None:
     for what, path in (("--output", request.output), ("--json", request.json_lines)):
         if path and any(_same_file(Path(path), f) for f in inputs):
             raise RtsegError(f"{what} {path} is an input of this run: it would be overwritten")
+    out = Path(request.output) if request.output else None
+    if out is not None and out.suffix.lower() in IMAGE_SUFFIXES and len(inputs) > 1:
+        # several overlays are written as <stem>_<label><suffix> beside --output: none may be an input
+        clash = [f for f in inputs if f.name.startswith(out.stem + "_") and f.suffix.lower() == out.suffix.lower()
+                 and _same_file(f.parent, out.parent)]
+        if clash:
+            raise RtsegError(f"--output {out} would write {out.stem}_*{out.suffix} over input {clash[0]}")
     if request.save_masks:
         folder = Path(request.save_masks)
         if any(_same_file(folder, f.parent) for f in inputs if f.suffix.lower() in IMAGE_SUFFIXES):

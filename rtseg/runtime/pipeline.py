@@ -73,6 +73,9 @@ class Pipeline:
         self._inferred = ReorderBuffer(self.streams)
         self._seq = 0  # order of frames entering inference (live sources skip dropped frame indices)
         self._done: queue.Queue = queue.Queue(size)
+        # preprocessed inputs not yet inferred, by frame: an aborted run drops them in its channels, and
+        # their pooled buffers must still go back (a Segmenter's slot outlives many runs)
+        self._unreleased: dict[int, FrameRecord] = {}
         for sink in sinks:
             sink.attach(self)
 
@@ -150,6 +153,7 @@ class Pipeline:
         rec.model = rec.slot.name
         rec.input = rec.slot.preprocess(rec.image)
         rec.seq, self._seq = self._seq, self._seq + 1
+        self._unreleased[rec.seq] = rec
 
     def _infer_stream(self) -> None:
         """One inference stream: frames may finish out of order; the reorder buffer restores it."""
@@ -161,7 +165,8 @@ class Pipeline:
                     break
                 with stage(rec, "infer"):
                     x, rec.input = rec.input, None
-                    rec.outputs = rec.slot.infer(x)
+                    self._unreleased.pop(rec.seq, None)
+                    rec.outputs = rec.slot.infer(x)  # gives the buffer back to the pool, whatever happens
                 self._inferred.put(rec.seq, rec)
         except BaseException as e:
             self._fail(e)
@@ -221,6 +226,11 @@ class Pipeline:
             if restore:
                 restore()
             self.source.close()
+            for rec in list(self._unreleased.values()):  # dropped by an abort before inference
+                if rec.input is not None:
+                    rec.slot.pre.pool.release(rec.input)
+                    rec.input = None
+            self._unreleased.clear()
         if self.live:
             self.stats.dropped = self._captured.dropped
         self.stats.interrupted = self._stop.is_set() and not self._source_ended

@@ -110,13 +110,17 @@ class H264VideoSink(Sink):
         _writable_dir(self.path, "video")
         if self.path.is_dir():
             raise RtsegError(f"cannot write video {self.path}: it is a folder")
-        # 4:2:0 chroma needs even sizes: an odd frame loses its last row or column
+        # 4:2:0 chroma needs even sizes: an odd-sized frame is scaled one pixel smaller
         self.size = (frame_size[0] - frame_size[0] % 2, frame_size[1] - frame_size[1] % 2)
         options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if self.path.suffix.lower() != ".mkv" else {}
         try:
             self.container = av.open(str(self.path), "w", options=options)
+        except (av.FFmpegError, ValueError, OSError) as e:
+            raise RtsegError(f"cannot write video {self.path} with PyAV ({e})") from e
+        try:
             self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         except (av.FFmpegError, ValueError, OSError) as e:
+            self.container.close()
             raise RtsegError(f"cannot write video {self.path} with PyAV's H.264 encoder ({e})") from e
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = "yuv420p"

@@ -109,8 +109,17 @@ def unique_labels(paths: list[Path]) -> list[str]:
         for i in clashing:
             levels[i] += 1
             labels[i] = _label(paths[i], levels[i])
-    counts = Counter(labels)  # the same path given twice: number the repeats
-    return [f"{lab}_{i}" if counts[lab] > 1 else lab for i, lab in enumerate(labels)]
+    counts, taken = Counter(labels), set(labels)  # the same path given twice: number the repeats
+    out = []
+    for i, lab in enumerate(labels):
+        if counts[lab] > 1:
+            n = i
+            while f"{lab}_{n}" in taken:
+                n += len(labels)
+            lab = f"{lab}_{n}"
+            taken.add(lab)
+        out.append(lab)
+    return out
 
 
 class ImageSource:
@@ -354,17 +363,22 @@ class ArraySource:
     def __init__(self, frames, fps: float | None = None, live: bool = False):
         self.live, self.fps = live, fps
         self.frame_count = len(frames) if hasattr(frames, "__len__") else None
-        self.frame_size: tuple[int, int] | None = None
         self.skipped: list[str] = []
         self.files: list[Path] = []
         self._frames, self._i = iter(frames), 0
+        # the first frame now: it sizes a video output before the run starts
+        first = next(self._frames, None)
+        self._pending = None if first is None else as_bgr(first)
+        self.frame_size = None if first is None else (self._pending.shape[1], self._pending.shape[0])
 
     def read(self) -> Captured | None:
-        frame = next(self._frames, None)
-        if frame is None:
-            return None
-        frame = as_bgr(frame)
-        self.frame_size = self.frame_size or (frame.shape[1], frame.shape[0])
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+        else:
+            frame = next(self._frames, None)
+            if frame is None:
+                return None
+            frame = as_bgr(frame)
         self._i += 1
         t = time.time() if self.live else ((self._i - 1) / self.fps if self.fps else None)
         return Captured(frame, t, f"{self._i - 1:06d}")

@@ -30,6 +30,21 @@ class AdaptiveRunner:
         self.slots: dict[str, ModelSlot] = {pipeline.slot.name: pipeline.slot}  # by variant name
         self.switches: list[dict] = []
         self.t0 = self.clock()
+        self._segment = (pipeline.slot.name, self.t0, 0)  # the model running now: since when, frames so far
+        self._observed: dict[str, list[float]] = {}       # model -> [frames, seconds] it ran, over the run
+
+    def observed(self) -> dict[str, tuple[float, float]]:
+        """What each model achieved while it was the current one: {variant name: (frames, seconds)}."""
+        self._close_segment()
+        return {k: (v[0], v[1]) for k, v in self._observed.items()}
+
+    def _close_segment(self, next_name: str | None = None) -> None:
+        name, since, frames = self._segment
+        now = self.clock()
+        total = self._observed.setdefault(name, [0, 0.0])
+        total[0] += frames
+        total[1] += now - since
+        self._segment = (next_name or name, now, 0)
 
     def rate(self) -> float:
         """Files: the measured output FPS. Live: the pipeline's capacity, since the camera caps the output."""
@@ -40,6 +55,8 @@ class AdaptiveRunner:
     def on_frame(self, rec: FrameRecord) -> None:
         if rec.slot is not self.pipeline.slot:
             return  # a frame of the previous model, still draining after a switch
+        name, since, frames = self._segment
+        self._segment = (name, since, frames + 1)
         self.meter.tick(self.clock())
         self.infer_ms.append(rec.ms.get("infer", 0.0))
         rate = self.rate()
@@ -61,6 +78,7 @@ class AdaptiveRunner:
             self.controller.switched(self.controller.index)
             return
         self.pipeline.switch_to(slot)
+        self._close_segment(cand.name)
         self.controller.switched(index)
         self.meter = RateMeter(self.controller.cfg.window_s)
         self.infer_ms.clear()

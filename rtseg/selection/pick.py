@@ -40,9 +40,10 @@ def models_for_task(task: str) -> list[ModelInfo]:
 
 def select_for_rate(target_fps: float, task: str, backend: str, streams: int, threads: int, margin: float = 1.1,
                     max_latency: float | None = None) -> Selection:
-    """The most accurate shipped model that holds `target_fps` here (profiling on first use), and its ladder."""
+    """The most accurate shipped model that holds `target_fps` here, and its ladder. On first use the speeds
+    are quick estimates (the first frame comes within seconds); runs and `rtseg profile` refine them."""
     infos = models_for_task(task)
-    profiles = ensure_profiles(infos, backend, streams, threads)
+    profiles = ensure_profiles(infos, backend, streams, threads, quick=True)
     candidates = build_candidates(infos, profiles, task)
     if not candidates:
         raise RtsegError(f"no shipped model can do --task {task} with a measured val accuracy")

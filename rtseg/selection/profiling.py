@@ -7,6 +7,13 @@ Two numbers per model, both at its input size and in the inference layout `rtseg
   held in memory, so decoding and encoding, which depend on the user's files, are left out.
 Results are keyed by the machine (CPU model, cores, backend and its version, streams x threads) and by
 the model file's checksum, so a new model or machine is profiled again and nothing else is.
+
+Each profile says what kind of number it is: `measured` (the above), `estimate` (the selector's first use:
+a few model-only inferences per variant, scaled by the pipeline's measured efficiency, so the first frame
+comes within seconds) or `online` (what a run with the selector actually achieved with that model). It
+also records the share of the machine other processes used while it was taken: a profile measured beside
+other work is kept but marked busy, and `rtseg profile` measures it again. Writers take a lock and merge,
+so two runs started together neither measure each other's load twice nor lose each other's entries.
 """
 from __future__ import annotations
 
@@ -14,17 +21,23 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+import statistics
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+from ..core.machine import OthersLoad
 from ..core.paths import cache_dir
 from ..core.modelinfo import ModelInfo, measured_sizes, sha256, variant_name
 from ..runtime.sources import Captured
 from ..runtime.timing import percentiles, time_model
 
 FRAME_SIZE = (640, 480)  # (width, height) of the synthetic end-to-end clip
+BUSY_SHARE = 0.25        # other processes using more of the machine than this: the profile is not clean
+PIPELINE_EFFICIENCY = 0.8  # end-to-end / model-only FPS for estimates, until this machine has measured its own
 log = logging.getLogger(__name__)
 
 
@@ -40,6 +53,22 @@ class Profile:
     e2e_ms_p95: float
     frames: int
     date: str
+    kind: str = "measured"              # measured | estimate | online (see the module docstring)
+    others_load: float | None = None    # share of the machine other processes used meanwhile (0..1)
+
+    @property
+    def busy(self) -> bool:
+        return self.others_load is not None and self.others_load > BUSY_SHARE
+
+    @property
+    def clean(self) -> bool:
+        """A full measurement on a quiet machine: what `rtseg profile` keeps without measuring again."""
+        return self.kind == "measured" and not self.busy
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Profile":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def machine_key(backend: str, streams: int, threads: int) -> str:
@@ -51,31 +80,55 @@ def machine_key(backend: str, streams: int, threads: int) -> str:
 
 
 class ProfileCache:
-    """One JSON file per machine key under the cache folder."""
+    """One JSON file per machine key under the cache folder, written under a lock and merged."""
 
     def __init__(self, key: str, folder: Path | None = None):
         self.key = key
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         self.path = (folder or cache_dir()) / "profiles" / f"{digest}.json"
         self.entries: dict[str, dict] = {}
+        self.reload()
+
+    def reload(self) -> None:
         if self.path.exists():
             try:
                 self.entries = json.loads(self.path.read_text()).get("profiles", {})
             except (json.JSONDecodeError, OSError):
                 self.entries = {}  # a damaged cache is only a cache: measure again
 
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Only one process measures or writes this machine's profiles at a time (POSIX advisory lock)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as f:
+            try:
+                import fcntl
+
+                fcntl.flock(f, fcntl.LOCK_EX)
+            except ImportError:  # Windows: no advisory locks here; entries are still merged on write
+                pass
+            yield
+
     def get(self, info: ModelInfo, size: tuple[int, int] | None = None) -> Profile | None:
         e = self.entries.get(variant_name(info, size))
         if e and e.get("sha256") == model_checksum(info):
-            return Profile(**e)
+            return Profile.from_dict(e)
         return None
 
     def put(self, p: Profile) -> None:
-        self.entries[p.model] = asdict(p)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        """Add or replace one entry, keeping what other processes wrote meanwhile (call under `lock`)."""
+        mine = dict(self.entries)
+        self.reload()
+        self.entries = {**mine, **self.entries, p.model: asdict(p)}
+        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"machine": self.key, "profiles": self.entries}, indent=2) + "\n")
         tmp.replace(self.path)
+
+    def efficiency(self) -> float:
+        """End-to-end / model-only FPS of this machine's clean measurements (the estimates' scale)."""
+        ratios = [e["e2e_fps"] / e["model_fps"] for e in self.entries.values()
+                  if e.get("model_fps") and Profile.from_dict(e).clean]
+        return statistics.median(ratios) if ratios else PIPELINE_EFFICIENCY
 
 
 def model_checksum(info: ModelInfo) -> str:
@@ -106,38 +159,97 @@ class SyntheticSource:
         pass
 
 
-def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, frames: int = 60,
-                  size: tuple[int, int] | None = None) -> Profile:
+def _now() -> str:
     import datetime as dt
 
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, frames: int = 60,
+                  size: tuple[int, int] | None = None) -> Profile:
+    """The full measurement: model-only, then the pipeline on the synthetic clip."""
     from ..runtime.pipeline import Pipeline
     from ..runtime.slot import load_slot
 
-    slot = load_slot(info, backend, threads, input_size=size, pool_size=streams + 4)
-    x = slot.preprocess(SyntheticSource(1).frame)
-    m = time_model(slot.backend, x, frames, reps=1, streams=streams, warmup=3)
-    slot.pre.pool.release(x)
-    stats = Pipeline(SyntheticSource(frames), slot, [], streams=streams).run(handle_signals=False)
+    with OthersLoad() as load:
+        slot = load_slot(info, backend, threads, input_size=size, pool_size=streams + 4)
+        x = slot.preprocess(SyntheticSource(1).frame)
+        m = time_model(slot.backend, x, frames, reps=1, streams=streams, warmup=3)
+        slot.pre.pool.release(x)
+        stats = Pipeline(SyntheticSource(frames), slot, [], streams=streams).run(handle_signals=False)
+        slot.close()
     e = percentiles(stats.latency_ms)
-    slot.close()
     return Profile(slot.name, model_checksum(info), round(m.fps, 2), round(m.ms_p50, 3), round(m.ms_p95, 3),
-                   round(stats.fps, 2), round(e["p50"], 3), round(e["p95"], 3), frames,
-                   dt.datetime.now().astimezone().isoformat(timespec="seconds"))
+                   round(stats.fps, 2), round(e["p50"], 3), round(e["p95"], 3), frames, _now(), "measured",
+                   None if load.share is None else round(load.share, 3))
+
+
+def estimate_model(info: ModelInfo, backend: str, streams: int, threads: int, efficiency: float,
+                   size: tuple[int, int] | None = None, iters: int = 3) -> Profile:
+    """A first guess in a fraction of a second: a few model-only inferences, scaled by the pipeline's efficiency."""
+    from ..runtime.slot import load_slot
+
+    with OthersLoad() as load:
+        slot = load_slot(info, backend, threads, input_size=size, pool_size=streams + 1)
+        x = slot.preprocess(SyntheticSource(1).frame)
+        m = time_model(slot.backend, x, iters, reps=1, streams=streams, warmup=1)
+        slot.pre.pool.release(x)
+        slot.close()
+    e2e = m.fps * efficiency
+    return Profile(slot.name, model_checksum(info), round(m.fps, 2), round(m.ms_p50, 3), round(m.ms_p95, 3),
+                   round(e2e, 2), round(m.ms_p50 / efficiency, 3), round(m.ms_p95 / efficiency, 3), iters, _now(),
+                   "estimate", None if load.share is None else round(load.share, 3))
 
 
 def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads: int, force: bool = False,
-                    frames: int = 60) -> dict[str, Profile]:
-    """Cached profiles of every model at every input size it has a measured accuracy for (at least its own),
-    measuring (and saying so) the ones this machine has not seen. Keyed by variant name."""
+                    frames: int = 60, quick: bool = False) -> dict[str, Profile]:
+    """Profiles of every model at every input size it has a measured accuracy for (at least its own), keyed by
+    variant name. Missing ones are measured (and said so); `quick` (the selector's first use) estimates them
+    instead, and takes estimates and busy measurements as they are; otherwise (`rtseg profile`) anything not
+    clean is measured again."""
     cache = ProfileCache(machine_key(backend, streams, threads))
-    out = {}
-    for info in infos:
-        for size in measured_sizes(info) or [tuple(info.input_size)]:
-            name = variant_name(info, size)
-            p = None if force else cache.get(info, size)
-            if p is None:
-                log.info(f"rtseg: profiling {name} on this machine ({frames} frames; cached afterwards)")
-                p = profile_model(info, backend, streams, threads, frames, size)
+    wanted = [(info, size) for info in infos for size in measured_sizes(info) or [tuple(info.input_size)]]
+
+    def usable(p: Profile | None) -> bool:
+        return p is not None and not force and (quick or p.clean)
+
+    if not all(usable(cache.get(i, s)) for i, s in wanted):
+        with cache.lock():  # another run may be measuring this very machine: wait, then use its numbers
+            cache.reload()
+            missing = [(i, s) for i, s in wanted if not usable(cache.get(i, s))]
+            if quick and missing:
+                log.info(f"rtseg: first use here: estimating {len(missing)} model x size variant(s) from a few "
+                         "inferences each; runs refine them, `rtseg profile` measures them fully")
+            efficiency = cache.efficiency()
+            for info, size in missing:
+                if quick:
+                    p = estimate_model(info, backend, streams, threads, efficiency, size)
+                else:
+                    log.info(f"rtseg: profiling {variant_name(info, size)} on this machine ({frames} frames; cached afterwards)")
+                    p = profile_model(info, backend, streams, threads, frames, size)
+                    if p.busy:
+                        log.warning(f"rtseg: {p.model}: other programs used {100 * p.others_load:.0f}% of the machine "
+                                    "while it was measured; kept, marked busy, measured again next time")
                 cache.put(p)
-            out[name] = p
-    return out
+            force = False  # measured now: what the cache holds is what we want
+    return {variant_name(i, s): cache.get(i, s) for i, s in wanted}
+
+
+def learn_from_run(backend: str, streams: int, threads: int, observed: dict[str, tuple[float, float]],
+                   infos: dict[str, tuple[ModelInfo, tuple[int, int]]], min_seconds: float = 2.0) -> list[str]:
+    """Keep what a file run with the selector achieved, `{variant: (frames, seconds)}`, as `online` profiles
+    of the variants that only had an estimate. Returns the variants updated."""
+    cache = ProfileCache(machine_key(backend, streams, threads))
+    learned = []
+    with cache.lock():
+        cache.reload()
+        for name, (frames, seconds) in observed.items():
+            info, size = infos.get(name, (None, None))
+            old = cache.get(info, size) if info is not None else None
+            if old is None or old.kind == "measured" or seconds < min_seconds or frames < 10:
+                continue
+            fps = frames / seconds
+            cache.put(Profile(name, old.sha256, old.model_fps, old.model_ms_p50, old.model_ms_p95, round(fps, 2),
+                              round(1e3 / fps, 3), old.e2e_ms_p95, int(frames), _now(), "online", old.others_load))
+            learned.append(name)
+    return learned
