@@ -153,7 +153,9 @@ def heldout_table(manifest_path: Path, bench_json: Path, baselines: list[Path]) 
 
     for e in Manifest.load(manifest_path).models:
         if key in e.get("metrics", {}):
-            rows.append(row(e["name"], f"VOC DeepLabV3, width {e['architecture']['width']:g}", e["metrics"][key]))
+            parent = (e.get("training", {}).get("initialized_from") or {}).get("model")
+            start = f"`{parent}`" if parent else f"VOC DeepLabV3, width {e['architecture']['width']:g}"
+            rows.append(row(e["name"], start, e["metrics"][key]))
     for path in baselines:
         r = json.loads(path.read_text())
         rows.append(row(r["model"], "none (from scratch), same recipe", r))
