@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .core.errors import RtsegError
 from .core.tasks import TASKS, normalize_task
-from .runtime.pipeline import inference_layout
 
 if TYPE_CHECKING:
     from .api.session import ModelChoice
@@ -25,6 +24,12 @@ if TYPE_CHECKING:
     from .training.engine_export import EngineRequest
 
 log = logging.getLogger(__name__)
+
+# How `rtseg run` ended, for scripts (README, "Exit codes"): 0 the input ended as announced; 1 an error (bad
+# input, model or output; the message says which); 2 bad arguments; 3 a file ended before the frames its
+# header announced; 4 a live source was lost and did not come back; 130 / 143 Ctrl-C / SIGTERM.
+EXIT_INPUT_ENDED_EARLY = 3
+EXIT_SOURCE_LOST = 4
 
 
 def _positive_float(text: str) -> float:
@@ -34,17 +39,27 @@ def _positive_float(text: str) -> float:
     return v
 
 
-def _count(text: str) -> int:
-    """A positive whole number (frames, loops, streams, threads, queue slots): 0 or less never makes sense."""
+def _whole(text: str, low: int, what: str = "a whole number") -> int:
+    """An integer of at least `low` (and not absurdly large), or argparse's one-line complaint."""
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if v < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
     if v > 1_000_000_000:
         raise argparse.ArgumentTypeError(f"is absurdly large: {text}")
     return v
+
+
+def _count(text: str) -> int:
+    """A positive whole number (frames, loops, streams, threads, queue slots): 0 or less never makes sense."""
+    return _whole(text, 1)
+
+
+def _reconnect(text: str) -> int | None:
+    """--reconnect: attempts in a row (0: none), or 'forever' (None)."""
+    return None if text == "forever" else _whole(text, 0, "a number of attempts or 'forever'")
 
 
 def _alpha(text: str) -> float:
@@ -108,6 +123,7 @@ class RunRequest:
     queue_size: int = 2
     stats: str | None = None
     quiet: bool = False
+    reconnect: int | None = 5               # live sources: attempts in a row before giving up (None: forever)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunRequest:
@@ -122,7 +138,7 @@ class RunRequest:
         sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
                             codec=args.codec, serve=args.serve)
         return cls(args.source, args.camera, backend, choice, sinks, args.target_fps, args.streams, args.threads,
-                   args.realtime, args.frames, args.loop, args.queue_size, args.stats, args.quiet)
+                   args.realtime, args.frames, args.loop, args.queue_size, args.stats, args.quiet, args.reconnect)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -132,7 +148,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.sources import open_input
 
     request = RunRequest.from_args(args)
-    source = open_input(request.source, request.camera, request.loop, request.frames, request.realtime)
+    if request.stats:
+        from .runtime.sinks import require_writable
+
+        require_writable(Path(request.stats), "--stats")
+    source = open_input(request.source, request.camera, request.loop, request.frames, request.realtime,
+                        request.reconnect)
     backend = request.backend
     session = open_session(source, request.choice, lambda info, stop: build_sinks(request.sinks, source, info, stop),
                            request.streams, request.threads, request.queue_size, progress=not request.quiet)
@@ -161,8 +182,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                                "source": source.name, "streams": streams, "threads": threads,
                                "target_fps": request.target_fps}
         Path(request.stats).write_text(json.dumps(d, indent=2) + "\n")
+    code = 0
+    if stats.source_lost:
+        log.warning(f"rtseg: live source lost: {source.name} did not come back after {stats.gaps[-1]['attempts']} "
+                    f"reconnect attempt(s); {len(stats.gaps) - 1} earlier outage(s) recovered")
+        code = EXIT_SOURCE_LOST
+    if stats.ended_early:
+        log.warning(f"rtseg: input ended early: {stats.frames_in} of the {stats.expected_frames} frames it announced "
+                    "could be decoded (a truncated or damaged file); every decoded frame was processed")
+        code = EXIT_INPUT_ENDED_EARLY
     # like a shell: 128 + signal number when Ctrl-C (130) or SIGTERM (143) stopped the run
-    return 128 + pipeline.stop_signal if pipeline.stop_signal else 0
+    return 128 + pipeline.stop_signal if pipeline.stop_signal else code
 
 
 def requested_models(models: str) -> list:
@@ -176,6 +206,7 @@ def requested_models(models: str) -> list:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     """`rtseg profile`: each model's speed on this machine (measured once, then cached), as a table."""
+    from .runtime.pipeline import inference_layout
     from .selection.profiling import ensure_profiles, machine_key
 
     streams, threads = inference_layout(args.streams, args.threads, live=args.live)
@@ -526,12 +557,12 @@ def _importable(module: str) -> bool:
 
 def print_pareto(task: str) -> int:
     """`rtseg models --pareto`: FPS against accuracy for `task` on this machine, the Pareto front marked."""
+    from .runtime.pipeline import inference_layout
+    from .selection.pick import models_for_task
     from .selection.profiling import ensure_profiles
     from .selection.selector import build_candidates, pareto_front
 
     streams, threads = inference_layout(None, None, live=False)
-    from .selection.pick import models_for_task
-
     infos = models_for_task(task)
     candidates = build_candidates(infos, ensure_profiles(infos, "onnxruntime", streams, threads), task)
     front = {c.name for c in pareto_front(candidates)}
@@ -627,6 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--margin", type=_positive_float, default=1.1, help="with --target-fps: speed margin at start")
     r.add_argument("--no-adapt", action="store_true", help="with --target-fps: choose once, never switch")
     r.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
+    r.add_argument("--reconnect", type=_reconnect, default=5, metavar="N|forever",
+                   help="live sources: when the stream ends, fails or stalls for 5 s, reopen it up to N times in a row "
+                        "(back-off 0.5 s doubling to 8 s), 'forever', or 0 to end the run with it (default: 5)")
     r.add_argument("--frames", type=_count, metavar="N", help="stop after N frames")
     r.add_argument("--loop", type=_count, default=1, metavar="N", help="play a file N times over")
     r.add_argument("--queue-size", type=_count, default=2, help="frames buffered between stages (files)")
@@ -742,9 +776,10 @@ def configure_logging(quiet: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    configure_logging(quiet=getattr(args, "quiet", False))  # only run, eval and bench have --quiet
+    args = None
     try:
+        args = build_parser().parse_args(argv)
+        configure_logging(quiet=getattr(args, "quiet", False))  # only run, eval and bench have --quiet
         return args.func(args)
     except RtsegError as e:
         log.error(f"rtseg: error: {e}")
@@ -755,8 +790,11 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as e:  # the runtime install has no PyTorch; training and export need it
         if e.name not in ("torch", "torchvision", "onnx", "matplotlib", "pycocotools", "tflite"):
             raise
-        log.error(f"rtseg: error: {args.command} needs {e.name}: pip install 'rtseg[train]'")
+        log.error(f"rtseg: error: {getattr(args, 'command', 'this command')} needs {e.name}: pip install 'rtseg[train]'")
         return 1
+    except BrokenPipeError:  # `rtseg models | head`: the reader left; nothing more to say
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -100,3 +100,62 @@ def make_tiny_zoo(engines: Path) -> Path:
         m.models[-1]["metrics"] = {"camvid_val": {"miou": miou}}
         m.save()
     return engines
+
+
+class MjpegServer:
+    """A loopback MJPEG camera (multipart/x-mixed-replace over HTTP) that can die, stall and come back on
+    the same port: `start()`, `stop()` (drops every viewer), `stall` (keeps the connection, sends nothing)."""
+
+    def __init__(self, fps: float = 30.0, size: tuple[int, int] = (48, 64), port: int = 0):
+        self.fps, self.size, self.port = fps, size, port
+        self.sent = 0
+        self.stall = False
+        self.server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/cam.mjpg"
+
+    def start(self) -> "MjpegServer":
+        import threading
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        cam = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
+                self.end_headers()
+                try:
+                    while not stop.is_set():
+                        if cam.stall:
+                            time.sleep(0.05)
+                            continue
+                        ok, jpg = cv2.imencode(".jpg", class_frame(cam.sent % NUM_CLASSES, cam.size))
+                        self.wfile.write(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
+                                         + jpg.tobytes() + b"\r\n")
+                        cam.sent += 1
+                        time.sleep(1.0 / cam.fps)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        stop = threading.Event()
+        self._stop = stop
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self._stop.set()
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None

@@ -202,3 +202,24 @@ def test_closing_the_segmenter_stops_its_streams(tiny_model):
     next(results)
     within(10, seg.close)
     assert not results.running
+
+
+def test_to_supervision_gives_one_region_per_class_present(seg):
+    sv = pytest.importorskip("supervision")
+    frame = np.concatenate([class_frame(1, (20, 30)), class_frame(3, (20, 30))])  # top Building, bottom Road
+    det = seg(frame).to_supervision()
+    assert isinstance(det, sv.Detections) and sorted(det.data["class_name"]) == ["Building", "Road"]
+    road = list(det.class_id).index(3)
+    assert det.mask[road].sum() == 20 * 30 and tuple(det.xyxy[road]) == (0, 20, 29, 39)
+
+
+def test_the_segnet_example_runs(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, str(root / "examples" / "segnet.py"), str(root / "examples" / "camvid_0016E5.mp4"),
+                          "--no-show", "--output", str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "101 frames" in res.stdout and (tmp_path / "o.mp4").stat().st_size > 0

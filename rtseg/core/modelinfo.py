@@ -85,7 +85,10 @@ def resolve_model(name_or_path: str | None, manifest_path: Path = MANIFEST) -> M
     if entry is None and user is not None:  # models brought with `rtseg import` (shipped names win)
         entry, folder = user.entry(name_or_path), user.folder
     if entry is not None:
-        info = _from_entry(entry, folder)
+        try:
+            info = _from_entry(entry, folder)
+        except (KeyError, TypeError, ValueError) as e:
+            raise RtsegError(f"manifest entry {entry.get('name', '?')!r} in {folder} is damaged ({e.__class__.__name__}: {e})") from e
         if not info.path.exists():
             raise RtsegError(f"model file {info.path} listed in the manifest is missing")
         return info

@@ -76,13 +76,18 @@ class Pipeline:
         # preprocessed inputs not yet inferred, by frame: an aborted run drops them in its channels, and
         # their pooled buffers must still go back (a Segmenter's slot outlives many runs)
         self._unreleased: dict[int, FrameRecord] = {}
+        # a live read may block (a stalled stream) past a stop: the run does not wait for it, and whichever of
+        # the capture thread and the run finishes last closes the source (never during a read)
+        self._source_lock = threading.Lock()
+        self._capture_done = False
+        self._source_abandoned = False
         for sink in sinks:
             sink.attach(self)
 
     def counts(self) -> dict:
         """Frames so far, while running: read, written, dropped (live) and the recent p95 latency."""
         dropped = self._captured.dropped if self.live else 0
-        recent = self.stats.latency_ms[-100:]
+        recent = list(self.stats.recent_latency_ms)
         return {"frames_in": self.stats.frames_in, "frames_out": self.stats.frames_out, "dropped": dropped,
                 "latency_ms_p95": round(percentiles(recent)["p95"], 2) if recent else None}
 
@@ -94,10 +99,15 @@ class Pipeline:
     def stop(self) -> None:
         """Stop reading; frames already read are still processed and written."""
         self._stop.set()
+        interrupt = getattr(self.source, "interrupt", None)  # optional: a reconnecting source stops waiting
+        if interrupt:
+            interrupt()
+        if self.live:  # what is in flight finishes; a read still blocked on the camera is not waited for
+            self._captured.close()
 
     def abort(self) -> None:
         """Stop every stage at once; the sinks are still closed."""
-        self._stop.set()
+        self.stop()
         self._abort.set()
 
     def _fail(self, e: BaseException) -> None:
@@ -117,7 +127,8 @@ class Pipeline:
                     self._source_ended = True
                     break
                 got = Captured(*got)
-                rec = FrameRecord(index, got.frame, got.time, got.label, t_captured=time.perf_counter(), file=got.file)
+                rec = FrameRecord(index, got.frame, got.time, got.label, t_captured=time.perf_counter(), file=got.file,
+                                  event=got.event)
                 rec.ms["capture"] = (rec.t_captured - t0) * 1e3
                 index += 1
                 self.stats.frames_in += 1
@@ -129,6 +140,10 @@ class Pipeline:
                 self._captured.close()
             else:
                 self._io.put(self._captured, END)
+            with self._source_lock:
+                self._capture_done = True
+                if self._source_abandoned:
+                    self.source.close()
 
     def _stage(self, name: str, work: Callable[[FrameRecord], None], inq, outq: queue.Queue,
                wait_for_room: bool = False) -> None:
@@ -184,7 +199,7 @@ class Pipeline:
         try:
             while (rec := self._io.get(self._done)) is not END:
                 if rec.model != last_model and last_model is not None:
-                    rec.event = {"switch": {"from": last_model, "to": rec.model}}
+                    rec.event = {**(rec.event or {}), "switch": {"from": last_model, "to": rec.model}}
                 last_model = rec.model
                 with stage(rec, "sink"):
                     for sink in self.sinks:
@@ -220,12 +235,20 @@ class Pipeline:
                 t.start()
             self._sink_loop()
             for t in threads:
+                waited = 0.0
                 while t.is_alive():
+                    if t is threads[0] and self.live and self._stop.is_set() and waited >= 0.5:
+                        break  # a live read blocked on a stalled source: it closes the source when it returns
                     t.join(timeout=POLL_S)
+                    waited += POLL_S
         finally:
             if restore:
                 restore()
-            self.source.close()
+            with self._source_lock:
+                if self._capture_done or not threads[0].is_alive():
+                    self.source.close()
+                else:
+                    self._source_abandoned = True
             for rec in list(self._unreleased.values()):  # dropped by an abort before inference
                 if rec.input is not None:
                     rec.slot.pre.pool.release(rec.input)
@@ -234,7 +257,10 @@ class Pipeline:
         if self.live:
             self.stats.dropped = self._captured.dropped
         self.stats.interrupted = self._stop.is_set() and not self._source_ended
+        self.stats.expected_frames = None if self.live else self.source.frame_count
         self.stats.skipped_inputs = list(self.source.skipped)
+        self.stats.gaps = list(getattr(self.source, "gaps", []))  # a live source's outages, when it reports them
+        self.stats.source_lost = bool(getattr(self.source, "lost", False))
         if self._error is not None:
             raise self._error
         return self.stats

@@ -45,7 +45,9 @@ class Sink:
         return None
 
 
-def _writable_dir(path: Path, what: str) -> None:
+def require_writable(path: Path, what: str) -> None:
+    """The folder `path` goes in exists and can be written, or a one-line error now, before any work."""
+    path = Path(path)
     parent = path if path.is_dir() else path.parent
     if not parent.exists():
         raise RtsegError(f"cannot write {what} {path}: folder {parent} does not exist")
@@ -61,7 +63,7 @@ class VideoSink(Sink):
         fourcc = VIDEO_FOURCC.get(self.path.suffix.lower())
         if fourcc is None:
             raise RtsegError(f"unsupported output type {self.path.suffix!r} (use {', '.join(VIDEO_FOURCC)} or an image suffix)")
-        _writable_dir(self.path, "video")
+        require_writable(self.path, "video")
         if self.path.is_dir():
             raise RtsegError(f"cannot write video {self.path}: it is a folder")
         self.size = frame_size
@@ -107,7 +109,7 @@ class H264VideoSink(Sink):
         from fractions import Fraction
 
         self.path = Path(path)
-        _writable_dir(self.path, "video")
+        require_writable(self.path, "video")
         if self.path.is_dir():
             raise RtsegError(f"cannot write video {self.path}: it is a folder")
         # 4:2:0 chroma needs even sizes: an odd-sized frame is scaled one pixel smaller
@@ -169,7 +171,7 @@ class ImageSink(Sink):
 
     def __init__(self, path: str | Path, single: bool):
         self.path = Path(path)
-        _writable_dir(self.path, "image")
+        require_writable(self.path, "image")
         self.single = single
         self.written: list[Path] = []
 
@@ -214,7 +216,7 @@ class JsonLinesSink(Sink):
 
     def __init__(self, path: str | Path, class_names: tuple[str, ...], det_classes: tuple[str, ...] = ()):
         self.path = Path(path)
-        _writable_dir(self.path, "JSON")
+        require_writable(self.path, "JSON")
         try:
             self.file = open(self.path, "w")
         except OSError as e:

@@ -103,4 +103,12 @@ def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None
         loaded.close()
         raise RtsegError(f"model {info.name} only accepts {static[0]}x{static[1]} inputs, not {size[0]}x{size[1]}"
                          + (" (--input-size)" if input_size else ""))
+    # one inference now (it warms the backend up too): a model that gives neither a class map nor boxes
+    # (a classifier, say) would otherwise run to the end writing no masks and no warning
+    outputs = loaded.infer(np.zeros((1, 3, *size), np.float32))
+    if class_map(outputs) is None and "boxes" not in outputs:
+        loaded.close()
+        shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
+        raise RtsegError(f"model {info.name} is not a segmentation or box model: its outputs ({shapes}) hold no "
+                         "class map (N, C, H, W) or 'mask' (N, H, W), and no boxes")
     return ModelSlot.around(info, loaded, size, alpha, score_threshold, pool_size, legend)

@@ -9,6 +9,7 @@ import glob
 import os
 import re
 import sys
+import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from ..core.errors import RtsegError
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 OPEN_TIMEOUT_MS = 8000
+STALL_S = 5.0             # a live stream that delivers no frame for this long has stalled: reconnect
+BACKOFF_S = (0.5, 8.0)    # first wait before reconnecting, and the cap of its doubling
 
 
 class Captured(NamedTuple):
@@ -32,6 +35,7 @@ class Captured(NamedTuple):
     time: float | None         # seconds: stream time (files), wall clock (live); None for still images
     label: str                 # unique within the run: names its per-frame files (frame number, image name)
     file: str | None = None    # the image file it was read from (image sources)
+    event: dict | None = None  # something the frame's JSON line should say (e.g. the stream came back)
 
 
 class Source(Protocol):
@@ -49,6 +53,9 @@ class Source(Protocol):
 
     def close(self) -> None: ...
 
+    # Optional: `interrupt()`, called from another thread when the run stops, makes a source that waits
+    # (a reconnect's back-off) give up at once; `gaps` and `lost` report a live source's outages.
+
 
 class VideoSource:
     """A video file, a camera or a network stream, through OpenCV's VideoCapture."""
@@ -59,6 +66,7 @@ class VideoSource:
         self.fps = fps if 0 < fps < 1000 else None
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = n if (not live and n > 0) else None
+        self.announced = n if n > 0 else None  # a file served over a URL says its length; a camera does not
         self._index = 0
         ok, first = cap.read()
         if not ok or first is None:
@@ -83,6 +91,11 @@ class VideoSource:
         else:
             t = (self._index - 1) / self.fps if self.fps else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         return Captured(frame, t, f"{self._index - 1:06d}")
+
+    @property
+    def finished(self) -> bool:
+        """Every frame the stream announced has been read: its end is an end, not an outage."""
+        return self.announced is not None and self._index >= self.announced
 
     def close(self) -> None:
         self.cap.release()
@@ -216,6 +229,18 @@ class LimitedSource:
     def skipped(self) -> list[str]:
         return self.inner.skipped
 
+    # a live source's optional parts pass through (a reconnecting camera limited to N frames)
+    @property
+    def gaps(self) -> list[dict]:
+        return getattr(self.inner, "gaps", [])
+
+    @property
+    def lost(self) -> bool:
+        return getattr(self.inner, "lost", False)
+
+    def interrupt(self) -> None:
+        getattr(self.inner, "interrupt", lambda: None)()
+
     def read(self) -> Captured | None:
         if self.i >= self.n:
             return None
@@ -265,7 +290,9 @@ class PacedSource:
 
 
 def _open_capture(target: str | int, api: int, timeout: bool) -> cv2.VideoCapture:
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, OPEN_TIMEOUT_MS] if timeout else []
+    # the read timeout is the stall watchdog: a stream silent for STALL_S returns no frame, and is reconnected
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+              cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(STALL_S * 1000)] if timeout else []
     with _quiet_opencv():
         return cv2.VideoCapture(target, api, params)
 
@@ -285,6 +312,22 @@ def open_camera(index: int | str) -> VideoSource:
     return VideoSource(cap, f"camera {index}", live=True)
 
 
+def _looks_like_text(path: Path) -> bool:
+    """No NUL byte and valid UTF-8 in the first 4 KiB: no video container looks like that."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    if not head or b"\0" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= len(head) - 4  # a character cut at the 4 KiB boundary is still text
+    return True
+
+
 def open_source(uri: str) -> VideoSource | ImageSource:
     """Decide what `uri` names and open it; raises RtsegError with a one-line reason when it cannot."""
     if uri.startswith(STREAM_SCHEMES):
@@ -295,7 +338,7 @@ def open_source(uri: str) -> VideoSource | ImageSource:
     m = re.fullmatch(r"(?:v4l2://)?/dev/video(\d+)|(?:csi|camera)://(\d+)", uri)
     if m:
         return open_camera(int(m.group(1) or m.group(2)))
-    if any(ch in uri for ch in "*?["):
+    if any(ch in uri for ch in "*?[") and not Path(uri).exists():  # a real file named 'a[1].png' is no glob
         paths = sorted(Path(p) for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
             raise RtsegError(f"no images match {uri}")
@@ -312,18 +355,87 @@ def open_source(uri: str) -> VideoSource | ImageSource:
         raise RtsegError(f"cannot read {uri}: permission denied")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource([path], uri)
+    if _looks_like_text(path):  # FFmpeg would "decode" it (as ANSI art) into a few frames
+        raise RtsegError(f"{uri}: a text file, not a video")
     cap = _open_capture(str(path), cv2.CAP_FFMPEG, timeout=False)
     if not cap.isOpened():
         raise RtsegError(f"{uri}: not a readable video (unknown format or corrupt file)")
     return VideoSource(cap, uri, live=False)
 
 
+class ReconnectingSource:
+    """A live source that comes back: when it ends, fails or stalls (no frame for STALL_S), it is reopened
+    after a back-off that doubles from BACKOFF_S[0] to BACKOFF_S[1], up to `attempts` times in a row (None:
+    forever). Its state is running, reconnecting or lost; every outage is kept in `gaps` and announced on
+    the JSON line of the first frame after it. Frames are never replayed: after a gap the newest comes next.
+    The sinks downstream stay open throughout, so a run keeps one output file.
+    """
+
+    live = True
+
+    def __init__(self, first: Source, reopen, attempts: int | None = 5, backoff: tuple[float, float] = BACKOFF_S):
+        self.reopen, self.attempts, self.backoff = reopen, attempts, backoff
+        self.inner: Source | None = first
+        self.name, self.fps, self.frame_size = self.inner.name, self.inner.fps, self.inner.frame_size
+        self.frame_count, self.skipped, self.files = None, [], []
+        self.state = "running"
+        self.gaps: list[dict] = []   # {"at": Unix time it went down, "seconds": down for, "attempts": tries}
+        self.lost = False
+        self._interrupted = threading.Event()
+
+    def interrupt(self) -> None:
+        self._interrupted.set()
+
+    def read(self) -> Captured | None:
+        event = None
+        while not self._interrupted.is_set():
+            got = self.inner.read() if self.inner is not None else None
+            if got is not None:
+                got = Captured(*got)
+                return got._replace(event=event) if event else got  # the first frame after a gap says so
+            if self.attempts == 0 or getattr(self.inner, "finished", False) or not self._reconnect():
+                return None  # (a file served over HTTP that has been read to its announced end is done)
+            event = {"reconnect": {k: v for k, v in self.gaps[-1].items() if k != "lost"}}
+        return None
+
+    def _reconnect(self) -> bool:
+        """Reopen until it works, the attempts run out (then `lost`) or the run is interrupted."""
+        down, tries, wait = time.time(), 0, self.backoff[0]
+        self.state = "reconnecting"
+        if self.inner is not None:
+            self.inner.close()
+            self.inner = None
+        while self.attempts is None or tries < self.attempts:
+            if self._interrupted.wait(wait):  # Ctrl-C acts within this wait, not after it
+                return False
+            tries += 1
+            try:
+                self.inner = self.reopen()
+            except RtsegError:
+                wait = min(wait * 2, self.backoff[1])
+                continue
+            self.gaps.append({"at": round(down, 3), "seconds": round(time.time() - down, 3), "attempts": tries})
+            self.state = "running"
+            return True
+        self.state, self.lost = "lost", True
+        self.gaps.append({"at": round(down, 3), "seconds": round(time.time() - down, 3), "attempts": tries, "lost": True})
+        return False
+
+    def close(self) -> None:
+        self._interrupted.set()
+        if self.inner is not None:
+            self.inner.close()
+
+
 def open_input(uri: str | None = None, camera: int | str | None = None, loop: int = 1, frames: int | None = None,
-               realtime: bool = False) -> Source:
-    """A SOURCE string or a camera index, wrapped for --loop, --frames and --realtime."""
+               realtime: bool = False, reconnect: int | None = 5) -> Source:
+    """A SOURCE string or a camera index, wrapped for --loop, --frames, --realtime and (live) --reconnect."""
     if (uri is None) == (camera is None):
         raise RtsegError("give either a SOURCE or --camera N")
     source = open_camera(camera) if camera is not None else open_source(uri)
+    if source.live and reconnect != 0:
+        source = ReconnectingSource(source, lambda: open_camera(camera) if camera is not None else open_source(uri),
+                                    reconnect)
     if loop > 1:
         if source.live:
             raise RtsegError("--loop applies to files and images, not to live sources")

@@ -5,12 +5,33 @@ is done and the rules (what latency means for a live source) stay beside the num
 """
 from __future__ import annotations
 
+import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
 from .frame import STAGES, FrameRecord
 from .timing import percentiles  # noqa: F401  (stats and its readers share one definition)
+
+
+class Reservoir(list):
+    """Timings of a run of any length in bounded memory: every value up to `cap`, then a uniform random sample
+    of them all (Vitter's algorithm R), so percentiles stay representative and a week-long run holds what an
+    hour holds. `count` is every value seen."""
+
+    def __init__(self, cap: int = 20_000, seed: int = 0):
+        super().__init__()
+        self.cap, self.count = cap, 0
+        self._rng = random.Random(seed)
+
+    def append(self, value: float) -> None:
+        self.count += 1
+        if len(self) < self.cap:
+            super().append(value)
+        else:
+            j = self._rng.randrange(self.count)
+            if j < self.cap:
+                self[j] = value
 
 
 class RateMeter:
@@ -27,6 +48,13 @@ class RateMeter:
             self.times.popleft()
 
     @property
+    def ended_early(self) -> bool:
+        """A file that stopped decoding before the frames it announced (headers estimate: allow 1%, 2 frames)."""
+        if self.interrupted or not self.expected_frames:
+            return False
+        return self.expected_frames - self.frames_in > max(2, 0.01 * self.expected_frames)
+
+    @property
     def fps(self) -> float:
         if len(self.times) < 2:
             return 0.0
@@ -40,11 +68,15 @@ class RunStats:
     dropped: int = 0             # stale live frames skipped to keep latency bounded
     seconds: float = 0.0         # wall time from the first frame read to the last written
     interrupted: bool = False
-    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
-    latency_ms: list[float] = field(default_factory=list)
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: Reservoir() for s in STAGES})
+    latency_ms: list[float] = field(default_factory=Reservoir)
+    recent_latency_ms: deque = field(default_factory=lambda: deque(maxlen=100), repr=False)  # for live readings
     skipped_inputs: list[str] = field(default_factory=list)  # unreadable images in a folder
     frames_by_model: dict[str, int] = field(default_factory=dict)
     switches: list[dict] = field(default_factory=list)        # model switches made by the selector
+    expected_frames: int | None = None  # what a file's header announced (None: live, or not said)
+    gaps: list[dict] = field(default_factory=list)   # a live source's outages: when, how long, reconnect attempts
+    source_lost: bool = False                        # the live source went away and did not come back
     t_start: float | None = field(default=None, init=False, repr=False)  # perf_counter() as the first read began
 
     def record(self, rec: FrameRecord, t_done: float, live: bool) -> None:
@@ -52,13 +84,22 @@ class RunStats:
         self.frames_out += 1
         self.frames_by_model[rec.model] = self.frames_by_model.get(rec.model, 0) + 1
         for name, v in rec.ms.items():
-            self.stage_ms[name].append(v)
+            self.stage_ms.setdefault(name, Reservoir()).append(v)
         # from the frame being available to its results written: decoding counts for files, but a live
         # source's read() mostly waits for the camera's next frame, which is not latency we add
-        self.latency_ms.append((t_done - rec.t_captured) * 1e3 + (0.0 if live else rec.ms["capture"]))
+        latency = (t_done - rec.t_captured) * 1e3 + (0.0 if live else rec.ms["capture"])
+        self.latency_ms.append(latency)
+        self.recent_latency_ms.append(latency)
         if self.t_start is None:
             self.t_start = rec.t_captured - rec.ms["capture"] / 1e3
         self.seconds = t_done - self.t_start
+
+    @property
+    def ended_early(self) -> bool:
+        """A file that stopped decoding before the frames it announced (headers estimate: allow 1%, 2 frames)."""
+        if self.interrupted or not self.expected_frames:
+            return False
+        return self.expected_frames - self.frames_in > max(2, 0.01 * self.expected_frames)
 
     @property
     def fps(self) -> float:
@@ -70,7 +111,8 @@ class RunStats:
             "seconds": round(self.seconds, 3), "fps": round(self.fps, 2), "interrupted": self.interrupted,
             "stage_ms": {s: {k: round(v, 3) for k, v in percentiles(v).items()} for s, v in self.stage_ms.items()},
             "latency_ms": {k: round(v, 3) for k, v in percentiles(self.latency_ms).items()},
-            "skipped_inputs": self.skipped_inputs,
+            "skipped_inputs": self.skipped_inputs, "expected_frames": self.expected_frames,
+            "ended_early": self.ended_early, "gaps": self.gaps, "source_lost": self.source_lost,
             "frames_by_model": self.frames_by_model, "switches": self.switches,
         }
 
@@ -82,6 +124,10 @@ class RunStats:
         for s in STAGES:
             p = percentiles(self.stage_ms[s])
             lines.append(f"{s:<12}{p['mean']:>9.2f}{p['p50']:>9.2f}{p['p95']:>9.2f}")
+        for g in self.gaps:
+            lines.append(f"source {'LOST' if g.get('lost') else 'gap'}: down {g['seconds']:.1f} s from "
+                         f"{time.strftime('%H:%M:%S', time.localtime(g['at']))}, {g['attempts']} reconnect attempt(s)"
+                         + ("; gave up" if g.get("lost") else "; back"))
         p = percentiles(self.latency_ms)
         lines.append(f"{'end-to-end':<12}{p['mean']:>9.2f}{p['p50']:>9.2f}{p['p95']:>9.2f}  (capture to sink)")
         if len(self.frames_by_model) > 1 or self.switches:

@@ -1,0 +1,85 @@
+"""Faults users meet, each injected here: damaged and fake inputs, odd paths, wrong models, outputs that
+cannot be written. Every one ends in one line and an exit code that says what happened."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers import count_frames, run_cli, write_clip
+
+from rtseg.runtime.stats import Reservoir
+
+
+def one_line_error(res, code: int = 1) -> str:
+    assert res.returncode == code, res.stderr
+    assert "Traceback" not in res.stderr
+    return res.stderr.strip().splitlines()[-1]
+
+
+def test_a_truncated_video_says_it_ended_early(tiny_model, tmp_path):
+    clip = write_clip(tmp_path / "full.avi", 200, size=(96, 128))
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size * 4 // 10])
+    js = tmp_path / "f.jsonl"
+    res = run_cli("run", cut, "--model", tiny_model, "--no-show", "--json", js, "--stats", tmp_path / "s.json")
+    line = one_line_error(res, code=3)
+    decoded = count_frames(cut)
+    assert f"{decoded} of the 200 frames" in line and 0 < decoded < 200
+    assert len(js.read_text().splitlines()) == decoded  # every decodable frame still has its output
+    assert json.loads((tmp_path / "s.json").read_text())["ended_early"] is True
+    full = run_cli("run", clip, "--model", tiny_model, "--no-show")
+    assert full.returncode == 0 and "ended early" not in full.stderr
+
+
+def test_a_text_file_is_not_a_video(tiny_model, tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("not a video\n" * 200)
+    assert "a text file, not a video" in one_line_error(run_cli("run", fake, "--model", tiny_model, "--no-show"))
+
+
+def test_paths_with_brackets_are_files_not_globs(tiny_model, tmp_path):
+    img = tmp_path / "shot[1].png"
+    cv2.imwrite(str(img), np.full((40, 50, 3), 60, np.uint8))
+    res = run_cli("run", img, "--model", tiny_model, "--no-show", "--output", tmp_path / "out[1].png")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out[1].png").exists()
+
+
+def test_an_unwritable_stats_path_fails_before_any_work(tiny_model, clip, tmp_path):
+    out = tmp_path / "o.avi"
+    res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", out, "--stats", tmp_path / "no" / "s.json")
+    assert "--stats" in one_line_error(res) and not out.exists()
+
+
+def test_a_classifier_is_refused_at_load(tmp_path, clip):
+    pytest.importorskip("onnx")
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+                               helper.make_node("Flatten", ["pooled"], ["scores"])], "classifier",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "classifier.onnx"))
+    line = one_line_error(run_cli("run", clip, "--model", tmp_path / "classifier.onnx", "--no-show"))
+    assert "not a segmentation or box model" in line and "scores (1, 3)" in line
+
+
+def test_a_damaged_manifest_entry_is_one_line(tmp_path, clip, tiny_model):
+    (tmp_path / "m.onnx").write_bytes(tiny_model.read_bytes())
+    (tmp_path / "manifest.json").write_text(json.dumps({"default": "m", "models": [{"name": "m", "file": "m.onnx"}]}))
+    env = {**os.environ, "RTSEG_ENGINES_DIR": str(tmp_path)}
+    line = one_line_error(run_cli("run", clip, "--no-show", env=env))
+    assert "manifest entry 'm'" in line and "damaged" in line
+
+
+def test_statistics_stay_bounded_on_long_runs():
+    r = Reservoir(cap=1000)
+    for i in range(200_000):
+        r.append(float(i % 100))
+    assert len(r) == 1000 and r.count == 200_000
+    assert 40 < float(np.median(r)) < 60  # still a fair sample of the whole run
