@@ -217,7 +217,9 @@ def test_a_profile_taken_beside_other_work_is_marked_busy_and_measured_again(zoo
 
     from rtseg.selection import profiling
 
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    import os
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
     try:
         busy = profiling.ensure_profiles(zoo_cache[:1], "onnxruntime", 1, 1, frames=30)
     finally:

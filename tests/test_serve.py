@@ -28,7 +28,9 @@ class PacedFrames:
     def __iter__(self):
         for i in range(self.n):
             time.sleep(self.dt)
-            yield class_frame(i % NUM_CLASSES, (120, 160))
+            frame = class_frame(i % NUM_CLASSES, (120, 160))
+            frame[:, i % 160] = 255  # a moving line: no two frames a second apart look alike
+            yield frame
 
 
 def run_with_view(tiny_model, frames, view):

@@ -78,7 +78,11 @@ class Session:
 
         observed = (self.runner.observed() if self.runner is not None
                     else {self.pipeline.slot.name: (stats.frames_out, stats.seconds)})
-        learned = learn_from_run(self.backend, self.streams, self.threads, observed, self.candidates)
+        try:
+            learned = learn_from_run(self.backend, self.streams, self.threads, observed, self.candidates)
+        except OSError as e:  # a read-only cache: the run itself succeeded, only the lesson is lost
+            log.debug(f"rtseg: selector: could not keep this run's speeds ({e})")
+            return
         if learned:
             log.info(f"rtseg: selector: kept this run's speed of {', '.join(learned)} for later runs")
 

@@ -21,15 +21,27 @@ def machine_description() -> str:
     return f"{cpu_name()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
 
 
-def _busy_ticks() -> int | None:
-    """All CPUs' non-idle clock ticks since boot (Linux /proc/stat), None where that cannot be read."""
+def usable_cpus() -> set[int]:
+    """The CPUs this process may run on (its affinity), else all of them."""
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return set(range(os.cpu_count() or 1))
+
+
+def _busy_ticks(cpus: set[int]) -> int | None:
+    """Non-idle clock ticks since boot of the CPUs we may use (Linux /proc/stat), None where unreadable."""
     try:
         with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
+            lines = [line.split() for line in f if line.startswith("cpu") and line[3:4].isdigit()]
+        busy = 0
+        for parts in lines:
+            if int(parts[0][3:]) in cpus:
+                fields = [int(v) for v in parts[1:]]
+                busy += sum(fields[:8]) - fields[3] - (fields[4] if len(fields) > 4 else 0)  # minus idle, iowait
     except (OSError, ValueError):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields[:8]) - idle
+    return busy if lines else None
 
 
 class OthersLoad:
@@ -41,11 +53,12 @@ class OthersLoad:
 
     def __enter__(self) -> "OthersLoad":
         self.share: float | None = None
-        self._ticks, self._own, self._t = _busy_ticks(), os.times(), os.times().elapsed
+        self._cpus = usable_cpus()  # pinned to 2 of 64 cores, only those 2 are ours to share
+        self._ticks, self._own, self._t = _busy_ticks(self._cpus), os.times(), os.times().elapsed
         return self
 
     def __exit__(self, *exc) -> None:
-        ticks, own = _busy_ticks(), os.times()
+        ticks, own = _busy_ticks(self._cpus), os.times()
         if ticks is None or self._ticks is None:
             return
         hz = os.sysconf("SC_CLK_TCK")
@@ -55,4 +68,4 @@ class OthersLoad:
         mine = (own.user + own.system + own.children_user + own.children_system
                 - self._own.user - self._own.system - self._own.children_user - self._own.children_system)
         others = (ticks - self._ticks) / hz - mine
-        self.share = max(0.0, min(1.0, others / (wall * (os.cpu_count() or 1))))
+        self.share = max(0.0, min(1.0, others / (wall * len(self._cpus))))

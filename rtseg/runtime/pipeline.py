@@ -124,7 +124,7 @@ class Pipeline:
                 t0 = time.perf_counter()
                 got = self.source.read()
                 if got is None:
-                    self._source_ended = True
+                    self._source_ended = not self._stop.is_set()  # a read cut short by a stop is no end
                     break
                 got = Captured(*got)
                 rec = FrameRecord(index, got.frame, got.time, got.label, t_captured=time.perf_counter(), file=got.file,

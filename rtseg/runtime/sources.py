@@ -92,11 +92,6 @@ class VideoSource:
             t = (self._index - 1) / self.fps if self.fps else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         return Captured(frame, t, f"{self._index - 1:06d}")
 
-    @property
-    def finished(self) -> bool:
-        """Every frame the stream announced has been read: its end is an end, not an outage."""
-        return self.announced is not None and self._index >= self.announced
-
     def close(self) -> None:
         self.cap.release()
 
@@ -312,14 +307,18 @@ def open_camera(index: int | str) -> VideoSource:
     return VideoSource(cap, f"camera {index}", live=True)
 
 
+_CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f") + b"\x7f"
+
+
 def _looks_like_text(path: Path) -> bool:
-    """No NUL byte and valid UTF-8 in the first 4 KiB: no video container looks like that."""
+    """Valid UTF-8 without control bytes in the first 4 KiB: no video container looks like that (raw
+    formats such as y4m carry control bytes in their pixels, dark ones included)."""
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
     except OSError:
         return False
-    if not head or b"\0" in head:
+    if not head or any(b in _CONTROL for b in head):
         return False
     try:
         head.decode("utf-8")
@@ -366,22 +365,28 @@ def open_source(uri: str) -> VideoSource | ImageSource:
 class ReconnectingSource:
     """A live source that comes back: when it ends, fails or stalls (no frame for STALL_S), it is reopened
     after a back-off that doubles from BACKOFF_S[0] to BACKOFF_S[1], up to `attempts` times in a row (None:
-    forever). Its state is running, reconnecting or lost; every outage is kept in `gaps` and announced on
-    the JSON line of the first frame after it. Frames are never replayed: after a gap the newest comes next.
-    The sinks downstream stay open throughout, so a run keeps one output file.
+    forever). An outage counts as over only once RECOVERED_FRAMES frames have come again, so a source that
+    opens and dies at once is still lost in the end. Its state is running, reconnecting or lost; every outage
+    is kept in `gaps` and announced on the JSON line of the first frame after it. Frames are numbered across
+    gaps (no output file is written twice) and never replayed: after a gap the newest comes next. The sinks
+    downstream stay open throughout, so a run keeps one output file.
     """
 
     live = True
+    RECOVERED_FRAMES = 30
 
     def __init__(self, first: Source, reopen, attempts: int | None = 5, backoff: tuple[float, float] = BACKOFF_S):
         self.reopen, self.attempts, self.backoff = reopen, attempts, backoff
         self.inner: Source | None = first
-        self.name, self.fps, self.frame_size = self.inner.name, self.inner.fps, self.inner.frame_size
+        self.name, self.fps, self.frame_size = first.name, first.fps, first.frame_size
         self.frame_count, self.skipped, self.files = None, [], []
         self.state = "running"
         self.gaps: list[dict] = []   # {"at": Unix time it went down, "seconds": down for, "attempts": tries}
         self.lost = False
         self._interrupted = threading.Event()
+        self._index = 0             # frames delivered over the whole run: the labels
+        self._tries = 0             # reconnect attempts since the source last streamed for a while
+        self._since_reopen = 0
 
     def interrupt(self) -> None:
         self._interrupted.set()
@@ -391,34 +396,41 @@ class ReconnectingSource:
         while not self._interrupted.is_set():
             got = self.inner.read() if self.inner is not None else None
             if got is not None:
-                got = Captured(*got)
-                return got._replace(event=event) if event else got  # the first frame after a gap says so
-            if self.attempts == 0 or getattr(self.inner, "finished", False) or not self._reconnect():
-                return None  # (a file served over HTTP that has been read to its announced end is done)
+                got = Captured(*got)._replace(label=f"{self._index:06d}", event=event)  # the first after a gap says so
+                self._index += 1
+                self._since_reopen += 1
+                if self._since_reopen >= self.RECOVERED_FRAMES:
+                    self._tries = 0
+                return got
+            if self.attempts == 0 or not self._reconnect():
+                return None
             event = {"reconnect": {k: v for k, v in self.gaps[-1].items() if k != "lost"}}
         return None
 
     def _reconnect(self) -> bool:
         """Reopen until it works, the attempts run out (then `lost`) or the run is interrupted."""
-        down, tries, wait = time.time(), 0, self.backoff[0]
+        down, wait = time.time(), self.backoff[0]
         self.state = "reconnecting"
         if self.inner is not None:
             self.inner.close()
             self.inner = None
-        while self.attempts is None or tries < self.attempts:
+        while self.attempts is None or self._tries < self.attempts:
             if self._interrupted.wait(wait):  # Ctrl-C acts within this wait, not after it
+                self.gaps.append({"at": round(down, 3), "seconds": round(time.time() - down, 3),
+                                  "attempts": self._tries, "interrupted": True})
                 return False
-            tries += 1
+            self._tries += 1
             try:
                 self.inner = self.reopen()
             except RtsegError:
                 wait = min(wait * 2, self.backoff[1])
                 continue
-            self.gaps.append({"at": round(down, 3), "seconds": round(time.time() - down, 3), "attempts": tries})
-            self.state = "running"
+            self.gaps.append({"at": round(down, 3), "seconds": round(time.time() - down, 3), "attempts": self._tries})
+            self.state, self._since_reopen = "running", 0
             return True
         self.state, self.lost = "lost", True
-        self.gaps.append({"at": round(down, 3), "seconds": round(time.time() - down, 3), "attempts": tries, "lost": True})
+        self.gaps.append({"at": round(down, 3), "seconds": round(time.time() - down, 3), "attempts": self._tries,
+                          "lost": True})
         return False
 
     def close(self) -> None:
@@ -433,7 +445,8 @@ def open_input(uri: str | None = None, camera: int | str | None = None, loop: in
     if (uri is None) == (camera is None):
         raise RtsegError("give either a SOURCE or --camera N")
     source = open_camera(camera) if camera is not None else open_source(uri)
-    if source.live and reconnect != 0:
+    # a URL that announces its length serves a file: it ends when it ends (reopening would replay it)
+    if source.live and reconnect != 0 and getattr(source, "announced", None) is None:
         source = ReconnectingSource(source, lambda: open_camera(camera) if camera is not None else open_source(uri),
                                     reconnect)
     if loop > 1:

@@ -48,13 +48,6 @@ class RateMeter:
             self.times.popleft()
 
     @property
-    def ended_early(self) -> bool:
-        """A file that stopped decoding before the frames it announced (headers estimate: allow 1%, 2 frames)."""
-        if self.interrupted or not self.expected_frames:
-            return False
-        return self.expected_frames - self.frames_in > max(2, 0.01 * self.expected_frames)
-
-    @property
     def fps(self) -> float:
         if len(self.times) < 2:
             return 0.0
@@ -84,7 +77,9 @@ class RunStats:
         self.frames_out += 1
         self.frames_by_model[rec.model] = self.frames_by_model.get(rec.model, 0) + 1
         for name, v in rec.ms.items():
-            self.stage_ms.setdefault(name, Reservoir()).append(v)
+            if name not in self.stage_ms:
+                self.stage_ms[name] = Reservoir()
+            self.stage_ms[name].append(v)
         # from the frame being available to its results written: decoding counts for files, but a live
         # source's read() mostly waits for the camera's next frame, which is not latency we add
         latency = (t_done - rec.t_captured) * 1e3 + (0.0 if live else rec.ms["capture"])
@@ -99,7 +94,9 @@ class RunStats:
         """A file that stopped decoding before the frames it announced (headers estimate: allow 1%, 2 frames)."""
         if self.interrupted or not self.expected_frames:
             return False
-        return self.expected_frames - self.frames_in > max(2, 0.01 * self.expected_frames)
+        # unreadable images were announced too, and are reported apart
+        read = self.frames_in + len(self.skipped_inputs)
+        return self.expected_frames - read > max(2, 0.01 * self.expected_frames)
 
     @property
     def fps(self) -> float:
@@ -127,7 +124,7 @@ class RunStats:
         for g in self.gaps:
             lines.append(f"source {'LOST' if g.get('lost') else 'gap'}: down {g['seconds']:.1f} s from "
                          f"{time.strftime('%H:%M:%S', time.localtime(g['at']))}, {g['attempts']} reconnect attempt(s)"
-                         + ("; gave up" if g.get("lost") else "; back"))
+                         + ("; gave up" if g.get("lost") else "; interrupted" if g.get("interrupted") else "; back"))
         p = percentiles(self.latency_ms)
         lines.append(f"{'end-to-end':<12}{p['mean']:>9.2f}{p['p50']:>9.2f}{p['p95']:>9.2f}  (capture to sink)")
         if len(self.frames_by_model) > 1 or self.switches:

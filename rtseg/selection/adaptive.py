@@ -30,21 +30,30 @@ class AdaptiveRunner:
         self.slots: dict[str, ModelSlot] = {pipeline.slot.name: pipeline.slot}  # by variant name
         self.switches: list[dict] = []
         self.t0 = self.clock()
-        self._segment = (pipeline.slot.name, self.t0, 0)  # the model running now: since when, frames so far
-        self._observed: dict[str, list[float]] = {}       # model -> [frames, seconds] it ran, over the run
+        # what each model achieved, kept by the sink thread alone: a model's time runs from its first frame
+        # out (not from the switch, while the previous model's frames still drain) to its last
+        self._segment: list | None = None                 # [model, first frame's time, last frame's time, frames]
+        self._observed: dict[str, list[float]] = {}       # model -> [frames, seconds] over the run
 
     def observed(self) -> dict[str, tuple[float, float]]:
         """What each model achieved while it was the current one: {variant name: (frames, seconds)}."""
         self._close_segment()
         return {k: (v[0], v[1]) for k, v in self._observed.items()}
 
-    def _close_segment(self, next_name: str | None = None) -> None:
-        name, since, frames = self._segment
-        now = self.clock()
-        total = self._observed.setdefault(name, [0, 0.0])
-        total[0] += frames
-        total[1] += now - since
-        self._segment = (next_name or name, now, 0)
+    def _close_segment(self) -> None:
+        if self._segment is not None:
+            name, first, last, frames = self._segment
+            total = self._observed.setdefault(name, [0, 0.0])
+            total[0] += frames - 1  # frames after the first, over the time since it
+            total[1] += last - first
+            self._segment = None
+
+    def _count(self, name: str, now: float) -> None:
+        if self._segment is None or self._segment[0] != name:
+            self._close_segment()
+            self._segment = [name, now, now, 0]
+        self._segment[2] = now
+        self._segment[3] += 1
 
     def rate(self) -> float:
         """Files: the measured output FPS. Live: the pipeline's capacity, since the camera caps the output."""
@@ -55,9 +64,9 @@ class AdaptiveRunner:
     def on_frame(self, rec: FrameRecord) -> None:
         if rec.slot is not self.pipeline.slot:
             return  # a frame of the previous model, still draining after a switch
-        name, since, frames = self._segment
-        self._segment = (name, since, frames + 1)
-        self.meter.tick(self.clock())
+        now = self.clock()
+        self._count(rec.model, now)
+        self.meter.tick(now)
         self.infer_ms.append(rec.ms.get("infer", 0.0))
         rate = self.rate()
         index = self.controller.observe(rate)
@@ -78,7 +87,6 @@ class AdaptiveRunner:
             self.controller.switched(self.controller.index)
             return
         self.pipeline.switch_to(slot)
-        self._close_segment(cand.name)
         self.controller.switched(index)
         self.meter = RateMeter(self.controller.cfg.window_s)
         self.infer_ms.clear()

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import statistics
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -38,6 +39,8 @@ from ..runtime.timing import percentiles, time_model
 FRAME_SIZE = (640, 480)  # (width, height) of the synthetic end-to-end clip
 BUSY_SHARE = 0.25        # other processes using more of the machine than this: the profile is not clean
 PIPELINE_EFFICIENCY = 0.8  # end-to-end / model-only FPS for estimates, until this machine has measured its own
+LATENCY_SCALE = 4.0        # end-to-end p95 / model-only p95 latency for estimates (measured here: 4 to 6)
+LOCK_TIMEOUT_S = 10.0
 log = logging.getLogger(__name__)
 
 
@@ -97,16 +100,30 @@ class ProfileCache:
                 self.entries = {}  # a damaged cache is only a cache: measure again
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Only one process measures or writes this machine's profiles at a time (POSIX advisory lock)."""
+    def lock(self, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Only one process measures or writes this machine's profiles at a time (POSIX advisory lock). A run
+        waits at most `timeout_s` for another (saying so), then goes on without it: entries are merged on
+        write, so the worst case is measuring beside the other run, marked busy."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_suffix(".lock"), "w") as f:
             try:
                 import fcntl
-
-                fcntl.flock(f, fcntl.LOCK_EX)
-            except ImportError:  # Windows: no advisory locks here; entries are still merged on write
-                pass
+            except ImportError:  # Windows: no advisory locks here
+                yield
+                return
+            deadline, said = time.monotonic() + timeout_s, False
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        log.warning("rtseg: another rtseg is still profiling this machine; going on beside it")
+                        break
+                    if not said:
+                        log.info("rtseg: waiting for another rtseg that is profiling this machine ...")
+                        said = True
+                    time.sleep(0.1)
             yield
 
     def get(self, info: ModelInfo, size: tuple[int, int] | None = None) -> Profile | None:
@@ -124,11 +141,17 @@ class ProfileCache:
         tmp.write_text(json.dumps({"machine": self.key, "profiles": self.entries}, indent=2) + "\n")
         tmp.replace(self.path)
 
+    def _clean_ratio(self, num: str, den: str, default: float) -> float:
+        ratios = [e[num] / e[den] for e in self.entries.values() if e.get(den) and Profile.from_dict(e).clean]
+        return statistics.median(ratios) if ratios else default
+
     def efficiency(self) -> float:
         """End-to-end / model-only FPS of this machine's clean measurements (the estimates' scale)."""
-        ratios = [e["e2e_fps"] / e["model_fps"] for e in self.entries.values()
-                  if e.get("model_fps") and Profile.from_dict(e).clean]
-        return statistics.median(ratios) if ratios else PIPELINE_EFFICIENCY
+        return self._clean_ratio("e2e_fps", "model_fps", PIPELINE_EFFICIENCY)
+
+    def latency_scale(self) -> float:
+        """End-to-end / model-only p95 latency of the clean measurements: a frame waits in the stages too."""
+        return self._clean_ratio("e2e_ms_p95", "model_ms_p95", LATENCY_SCALE)
 
 
 def model_checksum(info: ModelInfo) -> str:
@@ -185,8 +208,9 @@ def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, fra
 
 
 def estimate_model(info: ModelInfo, backend: str, streams: int, threads: int, efficiency: float,
-                   size: tuple[int, int] | None = None, iters: int = 3) -> Profile:
-    """A first guess in a fraction of a second: a few model-only inferences, scaled by the pipeline's efficiency."""
+                   size: tuple[int, int] | None = None, iters: int = 3, latency_scale: float = LATENCY_SCALE) -> Profile:
+    """A first guess in a fraction of a second: a few model-only inferences, scaled by the pipeline's measured
+    efficiency (rate) and latency scale (a frame also waits in the other stages)."""
     from ..runtime.slot import load_slot
 
     with OthersLoad() as load:
@@ -197,7 +221,7 @@ def estimate_model(info: ModelInfo, backend: str, streams: int, threads: int, ef
         slot.close()
     e2e = m.fps * efficiency
     return Profile(slot.name, model_checksum(info), round(m.fps, 2), round(m.ms_p50, 3), round(m.ms_p95, 3),
-                   round(e2e, 2), round(m.ms_p50 / efficiency, 3), round(m.ms_p95 / efficiency, 3), iters, _now(),
+                   round(e2e, 2), round(m.ms_p50 * latency_scale, 3), round(m.ms_p95 * latency_scale, 3), iters, _now(),
                    "estimate", None if load.share is None else round(load.share, 3))
 
 
@@ -220,10 +244,10 @@ def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads:
             if quick and missing:
                 log.info(f"rtseg: first use here: estimating {len(missing)} model x size variant(s) from a few "
                          "inferences each; runs refine them, `rtseg profile` measures them fully")
-            efficiency = cache.efficiency()
+            efficiency, latency = cache.efficiency(), cache.latency_scale()
             for info, size in missing:
                 if quick:
-                    p = estimate_model(info, backend, streams, threads, efficiency, size)
+                    p = estimate_model(info, backend, streams, threads, efficiency, size, latency_scale=latency)
                 else:
                     log.info(f"rtseg: profiling {variant_name(info, size)} on this machine ({frames} frames; cached afterwards)")
                     p = profile_model(info, backend, streams, threads, frames, size)
@@ -237,8 +261,10 @@ def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads:
 
 def learn_from_run(backend: str, streams: int, threads: int, observed: dict[str, tuple[float, float]],
                    infos: dict[str, tuple[ModelInfo, tuple[int, int]]], min_seconds: float = 2.0) -> list[str]:
-    """Keep what a file run with the selector achieved, `{variant: (frames, seconds)}`, as `online` profiles
-    of the variants that only had an estimate. Returns the variants updated."""
+    """Keep what a file run with the selector achieved, `{variant: (frames, seconds)}`, as the `online` rate
+    of variants that only had an estimate. That rate includes the run's own decoding and outputs, so it is
+    no faster than the synthetic end-to-end figure a full profile measures: a conservative correction.
+    Latencies stay the estimate's. Returns the variants updated."""
     cache = ProfileCache(machine_key(backend, streams, threads))
     learned = []
     with cache.lock():
@@ -250,6 +276,6 @@ def learn_from_run(backend: str, streams: int, threads: int, observed: dict[str,
                 continue
             fps = frames / seconds
             cache.put(Profile(name, old.sha256, old.model_fps, old.model_ms_p50, old.model_ms_p95, round(fps, 2),
-                              round(1e3 / fps, 3), old.e2e_ms_p95, int(frames), _now(), "online", old.others_load))
+                              old.e2e_ms_p50, old.e2e_ms_p95, int(frames), _now(), "online", None))
             learned.append(name)
     return learned
