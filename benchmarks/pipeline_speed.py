@@ -49,10 +49,10 @@ def model_only_fps(info, video: str, iters: int, streams: int = 1) -> dict:
     return {"fps": t.fps, "latency_ms_p50": t.ms_p50, "streams": streams}
 
 
-def end_to_end(info, video: str, tmp: Path) -> dict:
+def end_to_end(info, video: str, tmp: Path, codec: str = "mp4v") -> dict:
     stats = tmp / "stats.json"
     cmd = [sys.executable, "-m", "rtseg", "run", video, "--model", info.name, "--no-show",
-           "--output", str(tmp / "e2e.mp4"), "--stats", str(stats), "--quiet"]
+           "--output", str(tmp / "e2e.mp4"), "--codec", codec, "--stats", str(stats), "--quiet"]
     subprocess.run(cmd, check=True)
     return json.loads(stats.read_text())
 
@@ -71,6 +71,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--iters", type=int, default=300, help="model-only iterations per repeat")
     p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--codec", default="mp4v", choices=["mp4v", "h264"],
+                   help="the end-to-end run's video writer: mp4v (OpenCV, the runtime install's) or h264 (PyAV)")
     args = p.parse_args()
 
     info = resolve_model(args.model)
@@ -81,7 +83,7 @@ def main() -> None:
         for r in range(args.repeats):
             runs["model_only"].append(model_only_fps(info, args.video, args.iters))
             runs["model_only_streams"].append(model_only_fps(info, args.video, args.iters, streams=os.cpu_count() or 1))
-            runs["end_to_end"].append(end_to_end(info, args.video, tmp))
+            runs["end_to_end"].append(end_to_end(info, args.video, tmp, args.codec))
             runs["naive"].append(naive(info, args.video, tmp))
             print(f"repeat {r + 1}: model-only {runs['model_only'][-1]['fps']:.1f} (streams "
                   f"{runs['model_only_streams'][-1]['fps']:.1f})  end-to-end "
@@ -98,7 +100,8 @@ def main() -> None:
     }
     ok1, ok2 = result["ratio_e2e_over_model_only"] >= 0.9, result["ratio_e2e_over_naive"] >= 4
     md = [f"# Pipeline speed: {info.name} at {info.input_size[0]}x{info.input_size[1]}, ONNX Runtime CPU", "",
-          header_markdown(env), f"- video: `{args.video}` ({e2e_frames} frames), {args.repeats} repeats, medians", "",
+          header_markdown(env), f"- video: `{args.video}` ({e2e_frames} frames), {args.repeats} repeats, medians; "
+          f"end-to-end output written with `--codec {args.codec}`", "",
           "| path | FPS (median) | vs end-to-end |", "|---|---:|---:|",
           f"| model only: ORT defaults, batch 1, loop (the reference) | {med['model_only']:.1f} | {med['end_to_end'] / med['model_only']:.2f}x |",
           f"| model only: {os.cpu_count()} loops at once, 1 thread each | {med['model_only_streams']:.1f} | {med['end_to_end'] / med['model_only_streams']:.2f}x |",

@@ -151,7 +151,9 @@ def test_models_lists_the_shipped_zoo():
     cards = rtseg.list_models()
     assert cards and sum(c.default for c in cards) == 1
     default = next(c for c in cards if c.default)
-    assert default.task == "seg" and len(default.classes) == 11 and default.val_miou > 0.3
+    # the default is chosen on the drive-disjoint split (issue 11): it has a held-out figure
+    assert default.task == "seg" and len(default.classes) == 11 and default.heldout_miou > 0.3
+    assert default.heldout_split == "holdout:0006R0"
 
 
 def test_segmenter_streams_can_be_left_early_again_and_again(seg):
