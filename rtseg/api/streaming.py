@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from ..runtime.channels import POLL_S
+from ..runtime.channels import AbortAware
 from ..runtime.frame import FrameRecord
 from ..runtime.sinks import Sink
 from ..runtime.stats import RunStats
@@ -30,16 +30,10 @@ class _Handoff(Sink):
     """The last sink: gives each finished frame to the consumer, waiting while the consumer is behind."""
 
     def __init__(self, out: queue.Queue, closed: threading.Event):
-        self.out, self.closed = out, closed
+        self.out, self.io = out, AbortAware(closed)  # a closed stream stops waiting
 
     def frame_done(self, rec: FrameRecord) -> None:
-        result = result_of(rec)
-        while not self.closed.is_set():
-            try:
-                self.out.put(result, timeout=POLL_S)
-                return
-            except queue.Full:
-                continue
+        self.io.put(self.out, result_of(rec))
 
 
 class _Run:
@@ -61,12 +55,7 @@ class _Run:
         except BaseException as e:  # re-raised in the consumer's thread
             self.error = e
         finally:
-            while not self.closed.is_set():
-                try:
-                    self.queue.put(_END, timeout=POLL_S)
-                    break
-                except queue.Full:
-                    continue
+            AbortAware(self.closed).put(self.queue, _END)
 
     def stop(self) -> None:
         if self.thread.is_alive():
