@@ -29,7 +29,7 @@ setup(
         "tensorrt": ["tensorrt>=10.0", "torch==2.14.1"],
         # ai-edge-litert: the LiteRT interpreter the tests compare converted TFLite models against
         "dev": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7",
-                "tflite>=2.18", "ai-edge-litert>=2.0", "pytest>=7", "av>=12", "jsonschema>=4"],
+                "tflite>=2.18", "ai-edge-litert>=2.0", "pytest>=7", "av>=12", "jsonschema>=4", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
 )

@@ -102,3 +102,54 @@ def test_statistics_stay_bounded_on_long_runs():
         r.append(float(i))  # a trend: a sample of only the first (or last) values would show it
     assert len(r) == 1000 and r.count == 200_000
     assert 80_000 < float(np.median(r)) < 120_000  # a fair sample of the whole run
+
+
+def _with_file_size_limit(limit_bytes: int):
+    """A child whose files may not grow past `limit_bytes`: writes fail with EFBIG, as on a full disk
+    (Python ignores SIGXFSZ, so the write returns an error instead of killing the process)."""
+    import resource
+
+    def apply():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return apply
+
+
+@pytest.mark.parametrize("option,what", [("--json", "cannot write JSON"), ("--save-masks", "cannot write mask")])
+def test_an_output_that_fills_up_stops_the_run_in_one_line(tiny_model, tmp_path, option, what):
+    import subprocess
+    import sys
+
+    clip = tmp_path / "noise.avi"  # noisy frames: masks that do not compress, so each PNG passes the limit
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 25, (128, 96))
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        writer.write(rng.integers(0, 256, (96, 128, 3), np.uint8))
+    writer.release()
+    target = tmp_path / ("f.jsonl" if option == "--json" else "masks")
+    res = subprocess.run([sys.executable, "-m", "rtseg", "run", str(clip), "--model", str(tiny_model), "--no-show",
+                          option, str(target)], capture_output=True, text=True, timeout=120,
+                         preexec_fn=_with_file_size_limit(1_500))
+    line = one_line_error(res)
+    assert what in line
+
+
+def test_h264_output_that_fills_up_stays_playable_to_its_last_fragment(tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    av = pytest.importorskip("av")
+    clip = write_clip(tmp_path / "c.avi", 400, size=(240, 320))
+    out = tmp_path / "o.mp4"
+    res = subprocess.run([sys.executable, "-m", "rtseg", "run", str(clip), "--model", str(tiny_model), "--no-show",
+                          "--output", str(out)], capture_output=True, text=True, timeout=120,
+                         preexec_fn=_with_file_size_limit(20_000))
+    assert "cannot write video" in one_line_error(res)
+    decoded = 0
+    with av.open(str(out)) as c:  # fragmented MP4: what was written before the failure plays
+        try:
+            for _ in c.decode(video=0):
+                decoded += 1
+        except av.error.FFmpegError:
+            pass  # the cut-off fragment at the end
+    assert decoded > 0

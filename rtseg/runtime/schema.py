@@ -7,6 +7,7 @@ frame's pixels labelled with it (void and unknown ids count in no class).
 """
 from __future__ import annotations
 
+import math
 import time as _time
 from pathlib import Path
 from typing import Sequence
@@ -26,7 +27,7 @@ def frame_record(index: int, source_time: float | None, model: str, ms: dict[str
     line = {
         "frame": index,
         # stream time for files, capture wall clock for live sources, null for still images (they have none)
-        "time": None if source_time is None else round(source_time, 4),
+        "time": None if source_time is None or not math.isfinite(source_time) else round(source_time, 4),
         "wall_time": round(_time.time() if wall_time is None else wall_time, 4),  # when the result was written
         "model": model,
         "ms": {k: round(v, 3) for k, v in ms.items()},

@@ -127,25 +127,42 @@ class H264VideoSink(Sink):
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = "yuv420p"
         self.stream.options = {"preset": "superfast", "crf": "23", "threads": "1", "g": str(max(1, round(2 * fps)))}
-        self._av, self.frames = av, 0
+        self._av, self.frames, self.muxed = av, 0, 0
 
     def write(self, rec: FrameRecord) -> None:
         img = rec.overlay
         if (img.shape[1], img.shape[0]) != self.size:
             img = cv2.resize(img, self.size, interpolation=cv2.INTER_LINEAR)
         try:
-            for packet in self.stream.encode(self._av.VideoFrame.from_ndarray(img, format="bgr24")):
-                self.container.mux(packet)
+            self._mux(self.stream.encode(self._av.VideoFrame.from_ndarray(img, format="bgr24")))
         except (self._av.FFmpegError, OSError) as e:
             raise RtsegError(f"cannot write video {self.path}: {e}") from e
         self.frames += 1
+        if self.frames % 50 == 0:
+            self._check_on_disk(slack=8 << 20)
+
+    def _mux(self, packets) -> None:
+        for packet in packets:
+            self.muxed += packet.size
+            self.container.mux(packet)
+
+    def _check_on_disk(self, slack: int) -> None:
+        """FFmpeg keeps a failed write (a full disk) to itself: compare what reached the file with what was muxed
+        (less the encoder's and muxer's buffers) and say so, instead of finishing with a short file."""
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            size = 0
+        if size + slack < self.muxed:
+            raise RtsegError(f"cannot write video {self.path}: only {size} of {self.muxed} bytes reached the disk "
+                             "(disk full or file size limit); it plays up to its last complete fragment")
 
     def close(self) -> None:
         try:
-            for packet in self.stream.encode(None):  # the frames x264 still holds
-                self.container.mux(packet)
+            self._mux(self.stream.encode(None))  # the frames x264 still holds
         finally:
             self.container.close()
+        self._check_on_disk(slack=0)
 
     def describe(self) -> str:
         return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, H.264 via PyAV)"
@@ -204,7 +221,15 @@ class MaskSink(Sink):
         if rec.mask is None:
             return
         # fastest PNG compression: class maps compress well anyway and this runs per frame
-        cv2.imwrite(str(self.folder / f"{rec.label}.png"), rec.mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        target = self.folder / f"{rec.label}.png"
+        # encoded here and written by Python, which reports a short write (a full disk); imwrite does not
+        ok, png = cv2.imencode(".png", rec.mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        try:
+            if not ok:
+                raise OSError("PNG encoding failed")
+            target.write_bytes(png.tobytes())
+        except OSError as e:
+            raise RtsegError(f"cannot write mask {target}: {e.strerror or e}") from e
         self.frames += 1
 
     def describe(self) -> str:
@@ -229,11 +254,17 @@ class JsonLinesSink(Sink):
         # not in write(): only now does rec.ms hold the time of every sink, this one's place aside
         line = frame_record(rec.index, rec.source_time, rec.model, rec.ms, self.class_names, rec.shares,
                             self.det_classes, rec.detections, rec.file, rec.event)
-        self.file.write(json.dumps(line) + "\n")
+        try:
+            self.file.write(json.dumps(line) + "\n")
+        except OSError as e:
+            raise RtsegError(f"cannot write JSON {self.path}: {e.strerror or e}") from e
         self.lines += 1
 
     def close(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()  # flushes: a full disk shows here too
+        except OSError as e:
+            raise RtsegError(f"cannot write JSON {self.path}: {e.strerror or e}") from e
 
     def describe(self) -> str:
         return f"JSON lines: {self.path} ({self.lines} frames; schema rtseg/schemas/frame.schema.json)"
