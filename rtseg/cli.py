@@ -398,14 +398,18 @@ def export_int8(request: Int8Request) -> int:
     info = resolve_model(request.model)
     name = request.name or f"{info.name}-int8"
     output = request.out_dir / f"{name}.onnx"
-    images = calibration_images(request.calib_data, request.calib_images)
-    print(f"calibrating {info.name} on {len(images)} images ({request.calib_method})")
+    # the split that selected the model gates its INT8 sibling; a held-out drive stays out of calibration
+    split = info.entry.get("training", {}).get("val_split", "val")
+    held = split.split(":", 1)[1] if split.startswith("holdout:") else None
+    images = calibration_images(request.calib_data, request.calib_images, exclude_drive=held)
+    print(f"calibrating {info.name} on {len(images)} images ({request.calib_method})"
+          + (f", none of the held-out drive {held}" if held else ""))
     quantize_int8(info, output, images, request.calib_method)
     int8 = resolve_model(str(output))
     gate_data = request.gate_data or request.calib_data
-    reports = {p: evaluate(load_slot(i, "onnxruntime"), gate_data, "val", progress=False)
+    reports = {p: evaluate(load_slot(i, "onnxruntime"), gate_data, split, progress=False)
                for p, i in (("fp32", info), ("int8", int8))}
-    ok, message = gate(reports["fp32"]["miou"], reports["int8"]["miou"], request.max_drop)
+    ok, message = gate(reports["fp32"]["miou"], reports["int8"]["miou"], request.max_drop, split=split)
     print(f"accuracy gate: {message}")
     if not ok and not request.force:
         output.unlink()
@@ -420,9 +424,10 @@ def export_int8(request: Int8Request) -> int:
                  "metrics": {}}
         manifest.add_or_replace(entry)
         r = reports["int8"]
-        manifest.record_metrics(name, "camvid_val", {k: r[k] for k in ("miou", "pixel_accuracy", "per_class_iou", "images",
-                                                                      "input_size", "backend", "machine", "date")} | {
-            "command": f"rtseg eval --model {name} --data {gate_data} --split val"})
+        manifest.record_metrics(name, f"camvid_{split}", {k: r[k] for k in ("miou", "pixel_accuracy", "per_class_iou",
+                                                                           "images", "input_size", "backend", "machine",
+                                                                           "date")} | {
+            "command": f"rtseg eval --model {name} --data {gate_data} --split {split}"})
         manifest.save()
     print(f"wrote {output}" + (f" and its entry in {request.manifest_path}" if request.manifest_path else ""))
     return 0

@@ -44,3 +44,18 @@ def test_int8_export_gate_refuses_and_accepts(shipped_tiny, tiny_camvid, tmp_pat
     assert "drop" in entry["quantization"]["gate"]
     res = run_cli("eval", "--model", "tiny-int8", "--data", tiny_camvid, "--quiet", env=env)
     assert res.returncode == 0 and "tiny-int8" in res.stdout  # metadata survived quantization
+
+
+def test_calibration_leaves_the_held_out_drive_out(tmp_path):
+    import cv2
+    import numpy as np
+
+    from rtseg.training.quantize import calibration_images
+
+    (tmp_path / "train").mkdir()
+    for drive in ("0001TP", "0006R0"):
+        for i in range(5):
+            cv2.imwrite(str(tmp_path / "train" / f"{drive}_{i:06d}.png"), np.zeros((4, 4, 3), np.uint8))
+    assert len(calibration_images(tmp_path, 10)) == 10
+    kept = calibration_images(tmp_path, 10, exclude_drive="0006R0")
+    assert len(kept) == 5 and all(p.name.startswith("0001TP") for p in kept)

@@ -1,8 +1,10 @@
 """INT8 for the CPU: ONNX Runtime static quantization (QDQ, per-channel weights) with an accuracy gate.
 
 Calibration runs the FP32 model on training frames to fix activation ranges. The gate then measures
-val mIoU of both files and refuses the INT8 model when it loses more than `max_drop` points: users of
-the alternatives lose accuracy silently with INT8; rtseg prints the numbers and decides on them.
+mIoU of both files on the split that selected the model (val, or for a model trained with a drive held
+out, that drive, which calibration then leaves out too) and refuses the INT8 model when it loses more than
+`max_drop` points: users of the alternatives lose accuracy silently with INT8; rtseg prints the numbers
+and decides on them.
 """
 from __future__ import annotations
 
@@ -20,23 +22,28 @@ from ..runtime.preprocess import Preprocessor
 
 
 
-def calibration_images(folder: str | Path, count: int) -> list[Path]:
-    """`count` images spread evenly over a folder (or over <folder>/train for a CamVid-layout root)."""
+def calibration_images(folder: str | Path, count: int, exclude_drive: str | None = None) -> list[Path]:
+    """`count` images spread evenly over a folder (or over <folder>/train for a CamVid-layout root), none of
+    `exclude_drive` (a held-out drive must not tune the model it measures)."""
+    from ..data.camvid import drive_of
+
     folder = Path(folder)
     if (folder / "train").is_dir():
         folder = folder / "train"
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                   and (exclude_drive is None or drive_of(p) != exclude_drive)) if folder.is_dir() else []
     if not files:
         raise RtsegError(f"no calibration images in {folder}")
     step = max(1, len(files) // count)
     return files[::step][:count]
 
 
-def gate(reference_miou: float, int8_miou: float, max_drop: float, reference: str = "FP32") -> tuple[bool, str]:
+def gate(reference_miou: float, int8_miou: float, max_drop: float, reference: str = "FP32",
+         split: str = "val") -> tuple[bool, str]:
     """Accept INT8 only if it keeps mIoU within `max_drop` points (percent) of the reference precision."""
     drop = 100 * (reference_miou - int8_miou)
     verdict = drop <= max_drop
-    return verdict, (f"val mIoU {reference} {100 * reference_miou:.2f}, INT8 {100 * int8_miou:.2f}: drop {drop:.2f} "
+    return verdict, (f"{split} mIoU {reference} {100 * reference_miou:.2f}, INT8 {100 * int8_miou:.2f}: drop {drop:.2f} "
                      f"points ({'within' if verdict else 'over'} the {max_drop:g}-point limit)")
 
 
