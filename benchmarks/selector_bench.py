@@ -7,7 +7,7 @@
 2. For each target F: `rtseg run VIDEO --target-fps F --no-show --json ...` once quietly, once with a CPU
    load (a bounded busy loop this script starts halfway through the run and stops at its end).
 Reports, per run: the share of 1-second windows at or above F (windows in the first second of the run
-and of each load change left out), switches, and the frame-weighted val mIoU of the models used against
+and of each load change left out), switches, and the frame-weighted mIoU (on the split the selector ranks by) of the models used against
 the oracle's. Writes benchmarks/results/selector_cpu.{md,json} and a plot of FPS and model over time.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, header_markdown  # noqa: E402
 
-from rtseg.core.manifest import Manifest  # noqa: E402
-from rtseg.core.modelinfo import measured_sizes, resolve_model, variant_name  # noqa: E402
+from rtseg.core.modelinfo import measured_sizes, variant_name  # noqa: E402
+from rtseg.selection.pick import models_for_task  # noqa: E402
 from rtseg.selection.selector import accuracy_of  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -115,18 +115,17 @@ def main() -> None:
     p.add_argument("--load-procs", type=int, default=1, help="busy-loop processes in the competing load")
     p.add_argument("--calib-frames", type=int, default=400, help="frames per fixed-model run (oracle)")
     p.add_argument("--out", default=str(HERE / "results"))
+    p.add_argument("--rank-by", choices=["auto", "heldout", "val"], default="auto", help="as rtseg run's --rank-by")
     args = p.parse_args()
     env = environment()
-    # the selector's candidates: every segmentation model at every input size with a measured val mIoU
+    # the selector's candidates: every segmentation model at every input size measured on the split it ranks by
     miou, size_of = {}, {}
-    for m in Manifest.load().models:
-        if m["task"] not in ("seg", "segdet"):
-            continue
-        info = resolve_model(m["name"])
-        for size in measured_sizes(info):
+    infos, split = models_for_task("seg", args.rank_by)
+    for info in infos:
+        for size in measured_sizes(info, split):
             name = variant_name(info, size)
-            miou[name] = accuracy_of(info, "seg", size)
-            size_of[name] = (m["name"], size)
+            miou[name] = accuracy_of(info, "seg", size, split)
+            size_of[name] = (info.name, size)
     targets = [float(t) for t in args.targets.split(",")]
     result = {"environment": env, "models": miou, "fixed": {}, "runs": []}
     with tempfile.TemporaryDirectory() as d:
@@ -148,7 +147,7 @@ def main() -> None:
         cap.release()
         for f in targets:
             for loaded in (False, True):
-                run = rtseg_run([args.video, "--target-fps", f"{f:g}", "--loop", str(args.loop)], tmp,
+                run = rtseg_run([args.video, "--target-fps", f"{f:g}", "--rank-by", args.rank_by, "--loop", str(args.loop)], tmp,
                                 Load(args.load_procs) if loaded else None, total // 2 if loaded else None)
                 reach = {c: any(v[c] >= f * REACH_MARGIN for v in result["fixed"].values()) for c in ("fps_quiet", "fps_loaded")}
                 w = share_at_target(run, f, reach["fps_quiet"], reach["fps_loaded"])
@@ -181,7 +180,7 @@ def main() -> None:
     md = ["# Selector: holding a target FPS with the most accurate model (2-core CPU, ONNX Runtime)", "",
           header_markdown(env), f"- video: `{args.video}` x {args.loop}; load: {args.load_procs} busy-loop process(es) "
           "started halfway through the loaded runs", "",
-          "| model | val mIoU | FPS alone | FPS under load |", "|---|---:|---:|---:|"]
+          f"| model | {split} mIoU | FPS alone | FPS under load |", "|---|---:|---:|---:|"]
     md += [f"| {m} | {100 * miou[m]:.1f} | {v['fps_quiet']:.1f} | {v['fps_loaded']:.1f} |" for m, v in result["fixed"].items()]
     md += ["", "| target FPS | load | run FPS | 1-s windows >= target | ... where reachable | switches "
            "| mIoU used (frame-weighted) | oracle mIoU |", "|---:|---|---:|---:|---:|---:|---:|---:|"]

@@ -134,7 +134,8 @@ class RunRequest:
         # --target-fps with --model: run that model and report against the rate; without: select for it
         choice = ModelChoice(args.model, backend.name, tuple(backend.options().items()),
                              None if args.model else args.target_fps, args.task, args.margin, args.max_latency,
-                             not args.no_adapt, args.input_size, args.alpha, args.score_threshold, args.legend)
+                             not args.no_adapt, args.input_size, args.alpha, args.score_threshold, args.legend,
+                             args.rank_by)
         sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
                             codec=args.codec, serve=args.serve)
         return cls(args.source, args.camera, backend, choice, sinks, args.target_fps, args.streams, args.threads,
@@ -439,7 +440,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .core.paths import user_manifest
 
     if args.pareto:
-        return print_pareto(args.task)
+        return print_pareto(args.task, args.rank_by)
     cards = list_models()
     if not cards:
         from .core.modelinfo import MANIFEST
@@ -560,7 +561,7 @@ def _importable(module: str) -> bool:
         return False
 
 
-def print_pareto(task: str) -> int:
+def print_pareto(task: str, rank_by: str = "auto") -> int:
     """`rtseg models --pareto`: FPS against accuracy for `task` on this machine, the Pareto front marked."""
     from .runtime.pipeline import inference_layout
     from .selection.pick import models_for_task
@@ -568,14 +569,16 @@ def print_pareto(task: str) -> int:
     from .selection.selector import build_candidates, pareto_front
 
     streams, threads = inference_layout(None, None, live=False)
-    infos = models_for_task(task)
-    candidates = build_candidates(infos, ensure_profiles(infos, "onnxruntime", streams, threads), task)
+    infos, split = models_for_task(task, rank_by)
+    candidates = build_candidates(infos, ensure_profiles(infos, "onnxruntime", streams, threads, split=split), task, split)
     front = {c.name for c in pareto_front(candidates)}
-    metric = {"seg": "val mIoU", "det": "val mAP50", "segdet": "mean"}[normalize_task(task)]
-    print(f"{'':2}{'model':<34}{'e2e FPS':>9}{'p95 ms':>8}{metric:>10}")
+    where = "held-out" if split.startswith("holdout:") else "val"
+    metric = {"seg": f"{where} mIoU", "det": f"{where} mAP50", "segdet": "mean"}[normalize_task(task)]
+    print(f"{'':2}{'model':<40}{'e2e FPS':>9}{'p95 ms':>8}{metric:>15}")
     for c in sorted(candidates, key=lambda c: -c.fps):
-        print(f"{'* ' if c.name in front else '  '}{c.name:<34}{c.fps:>9.1f}{c.latency_ms:>8.1f}{100 * c.accuracy:>10.1f}")
-    print("* on the Pareto front (no other model is both faster and more accurate here)")
+        print(f"{'* ' if c.name in front else '  '}{c.name:<40}{c.fps:>9.1f}{c.latency_ms:>8.1f}{100 * c.accuracy:>15.1f}")
+    print(f"* on the Pareto front (no other model is both faster and more accurate here); accuracy on {split}"
+          + (" (drive-disjoint)" if where == "held-out" else " (optimistic: its drive trains the models)"))
     return 0
 
 
@@ -662,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--task", type=normalize_task, choices=TASKS, default="seg", help="with --target-fps: what the model must do")
     r.add_argument("--margin", type=_positive_float, default=1.1, help="with --target-fps: speed margin at start")
     r.add_argument("--no-adapt", action="store_true", help="with --target-fps: choose once, never switch")
+    r.add_argument("--rank-by", choices=["auto", "heldout", "val"], default="auto",
+                   help="with --target-fps: the accuracy that ranks the models: heldout (drive 0006R0, never trained "
+                        "on), val (optimistic), or auto: heldout when at least two models have it")
     r.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
     r.add_argument("--reconnect", type=_reconnect, default=5, metavar="N|forever",
                    help="live sources: when the stream ends, fails or stalls for 5 s, reopen it up to N times in a row "
@@ -733,6 +739,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("name", nargs="?", help="one model: its class ids, names and colours")
     m.add_argument("--pareto", action="store_true", help="FPS vs accuracy on this machine, Pareto front marked")
     m.add_argument("--task", type=normalize_task, choices=TASKS, default="seg")
+    m.add_argument("--rank-by", choices=["auto", "heldout", "val"], default="auto",
+                   help="with --pareto: the accuracy to rank by (auto: the held-out drive when the zoo has it)")
     m.set_defaults(func=cmd_models)
 
     b = _command(sub, "bench", "FPS and mIoU of models x backends, beside the alternatives; tables and a plot")

@@ -246,3 +246,21 @@ def test_a_run_teaches_the_profile_its_real_speed(zoo_cache):
     assert p.kind == "online" and p.e2e_fps == 100.0
     # a short run teaches nothing, and a full measurement is never replaced by a run's figure
     assert profiling.learn_from_run("onnxruntime", 2, 1, {name: (10, 0.1)}, {name: (info, None)}) == []
+
+
+def test_ranking_takes_the_held_out_drive_when_the_zoo_has_it():
+    from rtseg.core.modelinfo import ModelInfo
+    from rtseg.selection.selector import HELD_OUT_SPLIT, accuracy_of, ranking_split
+
+    def model(name, **metrics):
+        return ModelInfo(name=name, path=None, input_size=(64, 96), entry={"metrics": metrics})
+
+    held = {f"camvid_{HELD_OUT_SPLIT}": {"miou": 0.44}}
+    trained_on_it = {f"camvid_{HELD_OUT_SPLIT}": {"miou": 0.67, "warning": "drive 0006R0 was in its training data"}}
+    old = model("old", camvid_val={"miou": 0.66}, **trained_on_it)
+    a, b = model("a", **held), model("b", **held)
+    assert ranking_split([old, a], "seg") == "val"             # one held-out model cannot be ranked alone
+    assert ranking_split([old, a, b], "seg") == HELD_OUT_SPLIT
+    assert ranking_split([old, a, b], "seg", prefer="val") == "val"
+    assert accuracy_of(old, "seg", split=HELD_OUT_SPLIT) is None  # a drive that trained it measures memory
+    assert accuracy_of(a, "seg", split=HELD_OUT_SPLIT) == 0.44 and accuracy_of(a, "seg") is None

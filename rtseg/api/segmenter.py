@@ -64,7 +64,8 @@ class Segmenter:
 
     def __init__(self, model: str | Path | None = None, *, backend: str = "auto", target_fps: float | None = None,
                  task: str = "seg", input_size: tuple[int, int] | None = None, threads: int | None = None,
-                 alpha: float = 0.5, score_threshold: float = 0.3, legend: bool = False, precision: str = "fp16"):
+                 alpha: float = 0.5, score_threshold: float = 0.3, legend: bool = False, precision: str = "fp16",
+                 rank_by: str = "auto"):
         self.backend_name, options = _backend(backend, precision)
         self.threads = threads or os.cpu_count() or 1
         size = tuple(input_size) if input_size else None
@@ -72,7 +73,7 @@ class Segmenter:
         if model is None and target_fps is not None:
             from ..selection.pick import select_for_rate
 
-            sel = select_for_rate(target_fps, task, self.backend_name, 1, self.threads)
+            sel = select_for_rate(target_fps, task, self.backend_name, 1, self.threads, rank_by=rank_by)
             info, size, self.why = sel.choice.info, sel.choice.input_size, sel.why
         else:
             info = resolve_model(None if model is None else str(model))
@@ -169,7 +170,8 @@ def stream(source, model: str | Path | None = None, *, target_fps: float | None 
            task: str = "seg", input_size: tuple[int, int] | None = None, frames: int | None = None, loop: int = 1,
            realtime: bool = False, output: str | None = None, save_masks: str | None = None, json: str | None = None,
            alpha: float = 0.5, score_threshold: float = 0.3, legend: bool = False, adapt: bool = True,
-           streams: int | None = None, threads: int | None = None, precision: str = "fp16") -> ResultStream:
+           streams: int | None = None, threads: int | None = None, precision: str = "fp16",
+           rank_by: str = "auto") -> ResultStream:
     """Every frame of `source` through rtseg's threaded pipeline, as an iterator of `Result`s, in order.
 
     >>> import rtseg                                               # doctest: +SKIP
@@ -190,7 +192,7 @@ def stream(source, model: str | Path | None = None, *, target_fps: float | None 
     src = _source(source, frames, loop, realtime)
     choice = ModelChoice(None if model is None else str(model), name, options, target_fps if model is None else None,
                          task, input_size=tuple(input_size) if input_size else None, alpha=alpha,
-                         score_threshold=score_threshold, legend=legend, adapt=adapt)
+                         score_threshold=score_threshold, legend=legend, adapt=adapt, rank_by=rank_by)
     sinks = SinkRequest(output, save_masks, json, show=False, quiet=True)
     try:
         session = open_session(src, choice, lambda info, stop: build_sinks(sinks, src, info, stop), streams, threads)

@@ -35,6 +35,7 @@ class ModelChoice:
     alpha: float = 0.5
     score_threshold: float = 0.3
     legend: bool = False                    # draw the class colour legend on the overlay
+    rank_by: str = "auto"                   # the selector's accuracy: auto, heldout or val
 
     @property
     def selects(self) -> bool:
@@ -112,7 +113,7 @@ def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[Mode
         from ..selection.pick import select_for_rate
 
         sel = select_for_rate(choice.target_fps, choice.task, choice.backend, streams, threads, choice.margin,
-                              choice.max_latency)
+                              choice.max_latency, choice.rank_by)
         info, size, ladder, index, why = sel.choice.info, sel.choice.input_size, sel.ladder, sel.index, sel.why
         log.info(f"rtseg: selector: {why}")
     else:

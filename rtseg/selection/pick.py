@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from ..core.errors import RtsegError
 from ..core.manifest import Manifest
-from ..core.modelinfo import ModelInfo, measured_sizes, resolve_model
+from ..core.modelinfo import ModelInfo, resolve_model
 from .profiling import ensure_profiles
-from .selector import Candidate, accuracy_of, build_candidates, choose, pareto_front
+from .selector import HELD_OUT_SPLIT, Candidate, build_candidates, choose, pareto_front, ranked_on, ranking_split
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class Selection:
     ladder: list[Candidate]
     index: int
     why: str
+    split: str = "val"   # what ranked the candidates
 
 
 def shipped_models() -> list[ModelInfo]:
@@ -33,24 +34,28 @@ def shipped_models() -> list[ModelInfo]:
     return [resolve_model(name) for name in Manifest.load().names()]
 
 
-def models_for_task(task: str) -> list[ModelInfo]:
-    """The shipped models measured for `task`: only these are profiled (a box model never serves seg)."""
-    return [i for i in shipped_models() if any(accuracy_of(i, task, size) is not None for size in measured_sizes(i))]
+def models_for_task(task: str, rank_by: str = "auto") -> tuple[list[ModelInfo], str]:
+    """The shipped models measured for `task` on the ranking split, and that split: only these are profiled
+    (a box model never serves seg; a model without a held-out figure is not ranked against those with one)."""
+    infos = shipped_models()
+    split = ranking_split(infos, task, rank_by)
+    return [i for i in infos if ranked_on(i, task, split)], split
 
 
 def select_for_rate(target_fps: float, task: str, backend: str, streams: int, threads: int, margin: float = 1.1,
-                    max_latency: float | None = None) -> Selection:
+                    max_latency: float | None = None, rank_by: str = "auto") -> Selection:
     """The most accurate shipped model that holds `target_fps` here, and its ladder. On first use the speeds
     are quick estimates (the first frame comes within seconds); runs and `rtseg profile` refine them."""
-    infos = models_for_task(task)
-    profiles = ensure_profiles(infos, backend, streams, threads, quick=True)
-    candidates = build_candidates(infos, profiles, task)
+    infos, split = models_for_task(task, rank_by)
+    profiles = ensure_profiles(infos, backend, streams, threads, quick=True, split=split)
+    candidates = build_candidates(infos, profiles, task, split)
     if not candidates:
-        raise RtsegError(f"no shipped model can do --task {task} with a measured val accuracy")
+        raise RtsegError(f"no shipped model can do --task {task} with a measured accuracy on {split}")
     if max_latency:
         candidates = [c for c in candidates if c.latency_ms <= max_latency] or candidates
     choice, why = choose(candidates, target_fps, margin, max_latency)
     ladder = pareto_front(candidates)
     if choice not in ladder:  # only when the latency bound removed a faster model: keep the choice reachable
         ladder = sorted(set(ladder) | {choice}, key=lambda c: -c.fps)
-    return Selection(choice, ladder, ladder.index(choice), why)
+    ranked = "drive 0006R0, held out of their training" if split == HELD_OUT_SPLIT else "val (optimistic)"
+    return Selection(choice, ladder, ladder.index(choice), f"{why}; accuracy ranked on {ranked}", split)

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..core.machine import OthersLoad
 from ..core.paths import cache_dir
+from .selector import HELD_OUT_SPLIT
 from ..core.modelinfo import ModelInfo, measured_sizes, sha256, variant_name
 from ..runtime.sources import Captured
 from ..runtime.timing import percentiles, time_model
@@ -208,15 +209,23 @@ def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, fra
 
 
 def estimate_model(info: ModelInfo, backend: str, streams: int, threads: int, efficiency: float,
-                   size: tuple[int, int] | None = None, iters: int = 3, latency_scale: float = LATENCY_SCALE) -> Profile:
-    """A first guess in a fraction of a second: a few model-only inferences, scaled by the pipeline's measured
-    efficiency (rate) and latency scale (a frame also waits in the other stages)."""
+                   size: tuple[int, int] | None = None, budget_s: float = 0.05,
+                   latency_scale: float = LATENCY_SCALE) -> Profile:
+    """A first guess in a tenth of a second: model-only inferences for about `budget_s` (at least 3 per stream:
+    fewer leave thread start-up in a fast model's rate), scaled by the pipeline's measured efficiency (rate)
+    and latency scale (a frame also waits in the other stages)."""
+    import time as _t
+
     from ..runtime.slot import load_slot
 
     with OthersLoad() as load:
-        slot = load_slot(info, backend, threads, input_size=size, pool_size=streams + 1)
+        slot = load_slot(info, backend, threads, input_size=size, pool_size=streams + 1)  # it infers once, warm
         x = slot.preprocess(SyntheticSource(1).frame)
-        m = time_model(slot.backend, x, iters, reps=1, streams=streams, warmup=1)
+        t0 = _t.perf_counter()
+        slot.backend.infer(x)
+        one = max(_t.perf_counter() - t0, 1e-4)
+        iters = max(3, min(40, int(budget_s / one)))  # per stream
+        m = time_model(slot.backend, x, iters * streams, reps=1, streams=streams, warmup=2)
         slot.pre.pool.release(x)
         slot.close()
     e2e = m.fps * efficiency
@@ -226,13 +235,15 @@ def estimate_model(info: ModelInfo, backend: str, streams: int, threads: int, ef
 
 
 def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads: int, force: bool = False,
-                    frames: int = 60, quick: bool = False) -> dict[str, Profile]:
-    """Profiles of every model at every input size it has a measured accuracy for (at least its own), keyed by
+                    frames: int = 60, quick: bool = False, split: str = "val") -> dict[str, Profile]:
+    """Profiles of every model at every input size it has a measured accuracy for on `split` (at least its own), keyed by
     variant name. Missing ones are measured (and said so); `quick` (the selector's first use) estimates them
     instead, and takes estimates and busy measurements as they are; otherwise (`rtseg profile`) anything not
     clean is measured again."""
     cache = ProfileCache(machine_key(backend, streams, threads))
-    wanted = [(info, size) for info in infos for size in measured_sizes(info) or [tuple(info.input_size)]]
+    wanted = [(info, size) for info in infos for size in measured_sizes(info, split) or [tuple(info.input_size)]]
+    if split == "val" and not quick:  # `rtseg profile`: the sizes any split measured, so no variant stays a guess
+        wanted += [(i, s) for i in infos for s in measured_sizes(i, HELD_OUT_SPLIT) if (i, s) not in wanted]
 
     def usable(p: Profile | None) -> bool:
         return p is not None and not force and (quick or p.clean)

@@ -1,6 +1,7 @@
 """The speed/accuracy selector: the most accurate model that holds a target frame rate, and keeping it.
 
-`choose` picks at start from measured profiles and the manifest's val accuracy. `Controller` then watches
+`choose` picks at start from measured profiles and the manifest's accuracy on one split for all
+candidates (`ranking_split`: the drive-disjoint one when the zoo has it, else val). `Controller` then watches
 the frame rate while running and moves along the Pareto front (FPS vs accuracy): down when the rate
 stays under the target (other programs, heat, heavier frames), straight to the rung predicted to hold it,
 and up one rung at a time when there is lasting headroom.
@@ -17,21 +18,26 @@ from ..core.pareto import pareto_indices
 from ..core.tasks import DET, SEG, SEGDET, has_det, has_seg, normalize_task
 
 
+HELD_OUT_SPLIT = "holdout:0006R0"  # the drive no `-voc` model trained on: the honest ranking
+
+
 @dataclass(frozen=True)
 class Candidate:
     name: str            # model name, with @HxW when run at another size than its own
-    accuracy: float      # val mIoU (seg), mAP@0.5 (det), or their mean (both), measured at that size
+    accuracy: float      # mIoU (seg), mAP@0.5 (det), or their mean (both), on the ranking split, at that size
     fps: float           # measured end-to-end FPS on this machine
     latency_ms: float    # measured end-to-end p95 latency
     info: ModelInfo | None = field(default=None, compare=False, hash=False)
     input_size: tuple[int, int] | None = field(default=None, compare=False, hash=False)
 
 
-def accuracy_of(info: ModelInfo, task: str, size: tuple[int, int] | None = None) -> float | None:
-    """The manifest's measured val accuracy for the task at that input size; None when the model cannot do
-    the task or was not measured there."""
+def accuracy_of(info: ModelInfo, task: str, size: tuple[int, int] | None = None, split: str = "val") -> float | None:
+    """The manifest's measured accuracy on `split` for the task at that input size; None when the model cannot
+    do the task, was not measured there, or was measured on a drive that trained it (not that split's figure)."""
     task = normalize_task(task)
-    m = info.entry.get("metrics", {}).get(metrics_key("val", size, info), {})
+    m = info.entry.get("metrics", {}).get(metrics_key(split, size, info), {})
+    if m.get("warning"):
+        return None
     miou, map50 = m.get("miou"), (m.get("detection") or {}).get("map50")
     if task == SEG:
         return miou if has_seg(info.task) else None
@@ -40,12 +46,26 @@ def accuracy_of(info: ModelInfo, task: str, size: tuple[int, int] | None = None)
     return (miou + map50) / 2 if info.task == SEGDET and miou is not None and map50 is not None else None
 
 
-def build_candidates(infos: list[ModelInfo], profiles: dict, task: str) -> list[Candidate]:
-    """Every model x input size that can do `task` with a measured val accuracy, with its speed here."""
+def ranked_on(info: ModelInfo, task: str, split: str) -> bool:
+    return any(accuracy_of(info, task, size, split) is not None for size in measured_sizes(info, split))
+
+
+def ranking_split(infos: list[ModelInfo], task: str, prefer: str = "auto") -> str:
+    """Which split ranks the candidates: `auto` takes the drive-disjoint one when at least two models can be
+    ranked on it (val flatters the models whose drive it shares), else val; or the one asked for."""
+    if prefer == "val":
+        return "val"
+    if prefer == "heldout" or sum(ranked_on(i, task, HELD_OUT_SPLIT) for i in infos) >= 2:
+        return HELD_OUT_SPLIT
+    return "val"
+
+
+def build_candidates(infos: list[ModelInfo], profiles: dict, task: str, split: str = "val") -> list[Candidate]:
+    """Every model x input size that can do `task` with a measured accuracy on `split`, with its speed here."""
     out = []
     for info in infos:
-        for size in measured_sizes(info):
-            acc = accuracy_of(info, task, size)
+        for size in measured_sizes(info, split):
+            acc = accuracy_of(info, task, size, split)
             p = profiles.get(variant_name(info, size))
             if acc is not None and p is not None:
                 out.append(Candidate(variant_name(info, size), acc, p.e2e_fps, p.e2e_ms_p95, info, size))
