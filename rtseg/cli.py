@@ -137,7 +137,7 @@ class RunRequest:
                              not args.no_adapt, args.input_size, args.alpha, args.score_threshold, args.legend,
                              args.rank_by)
         sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
-                            codec=args.codec, serve=args.serve)
+                            codec=args.codec, serve=args.serve, overwrite=args.overwrite)
         return cls(args.source, args.camera, backend, choice, sinks, args.target_fps, args.streams, args.threads,
                    args.realtime, args.frames, args.loop, args.queue_size, args.stats, args.quiet, args.reconnect)
 
@@ -659,6 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--alpha", type=_alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     r.add_argument("--score-threshold", type=_alpha, default=0.3, help="boxes below this score are not shown (0..1)")
     r.add_argument("--legend", action="store_true", help="draw the class colour legend on the overlay")
+    r.add_argument("--overwrite", action="store_true",
+                   help="let an output replace an input file (refused otherwise: the input would be lost)")
     r.add_argument("--target-fps", type=_positive_float,
                    help="without --model: run the most accurate model that holds this rate here, and keep it held")
     r.add_argument("--max-latency", type=_positive_float, metavar="MS", help="with --target-fps: p95 latency bound")

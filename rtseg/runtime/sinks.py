@@ -312,6 +312,9 @@ class WindowSink(Sink):
         now = time.perf_counter()
         if rec.event and "switch" in rec.event:
             self._note = (f"switched to {rec.event['switch']['to']}", now + self.NOTE_S)
+        if rec.event and "reconnect" in rec.event:
+            gap = rec.event["reconnect"]
+            self._note = (f"source back after {gap['seconds']:.1f} s ({gap['attempts']} attempt(s))", now + self.NOTE_S)
         ms = {s: rec.ms.get(s, 0.0) for s in ("capture", "preprocess", "infer", "postprocess")}
         lines = [f"{self.meter.fps:5.1f} FPS  {rec.model}  [{rec.slot.backend.name}]",
                  "cap {capture:.1f}  pre {preprocess:.1f}  inf {infer:.1f}  post {postprocess:.1f}  out {sink:.1f} ms"

@@ -467,6 +467,8 @@ def as_bgr(frame: np.ndarray) -> np.ndarray:
         raise RtsegError(f"a frame must be a numpy array (H, W, 3) of uint8 BGR, got {type(frame).__name__}")
     if frame.dtype != np.uint8:
         raise RtsegError(f"a frame must be uint8 BGR (as OpenCV reads it), got dtype {frame.dtype}")
+    if frame.ndim not in (2, 3) or frame.size == 0:
+        raise RtsegError(f"a frame must be an (H, W, 3) BGR image, got shape {frame.shape}")
     if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
         return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     if frame.ndim == 3 and frame.shape[2] == 4:
