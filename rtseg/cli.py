@@ -586,7 +586,8 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     from .backends import available_backends
 
     p.add_argument("--backend", default="auto", choices=available_backends(),
-                   help="auto (default): TensorRT on an NVIDIA GPU when installed, else ONNX Runtime CUDA, else the CPU")
+                   help="auto (default): TensorRT on an NVIDIA GPU when installed, else ONNX Runtime CUDA, else the CPU; "
+                        "null: no inference at all (a fixed class map), to measure the pipeline alone")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16",
                    help="TensorRT engine precision (default fp16; int8 needs an engine built by rtseg export)")
 

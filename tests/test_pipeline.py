@@ -182,3 +182,14 @@ def test_single_image_to_image(tiny_model, tmp_path):
     assert res.returncode == 0, res.stderr
     out = cv2.imread(str(tmp_path / "out.png"))
     assert tuple(out[10, 10]) == tuple(int(c) for c in PALETTE_RGB[8][::-1])  # Car colour, BGR
+
+
+def test_null_backend_runs_the_pipeline_without_a_model(tiny_model, clip, tmp_path):
+    """`--backend null`: every stage but inference, for the pipeline's own ceiling (a fixed striped class map)."""
+    js = tmp_path / "f.jsonl"
+    res = run_cli("run", clip, "--model", tiny_model, "--backend", "null", "--no-show", "--json", js,
+                  "--output", tmp_path / "o.avi")
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(x) for x in js.read_text().splitlines()]
+    assert len(lines) == 40 == count_frames(tmp_path / "o.avi")
+    assert all(len([s for s in d["class_share"].values() if s > 0]) == NUM_CLASSES for d in lines)

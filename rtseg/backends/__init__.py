@@ -31,6 +31,7 @@ _REGISTRY = {
     "onnxruntime-cuda": "rtseg.backends.onnxruntime:OnnxRuntimeCudaBackend",
     "tensorrt": "rtseg.backends.tensorrt:TensorRTBackend",
     "torch": "rtseg.backends.torch:TorchBackend",
+    "null": "rtseg.backends.null:NullBackend",  # no inference: the pipeline's own ceiling
 }
 GPU_BACKENDS = ("tensorrt", "onnxruntime-cuda")
 
