@@ -137,7 +137,7 @@ class RunRequest:
                              not args.no_adapt, args.input_size, args.alpha, args.score_threshold, args.legend,
                              args.rank_by)
         sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
-                            codec=args.codec, serve=args.serve, overwrite=args.overwrite)
+                            codec=args.codec, serve=args.serve)
         return cls(args.source, args.camera, backend, choice, sinks, args.target_fps, args.streams, args.threads,
                    args.realtime, args.frames, args.loop, args.queue_size, args.stats, args.quiet, args.reconnect)
 
@@ -263,6 +263,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .runtime.slot import load_slot
 
     request = EvalRequest.from_args(args)
+    if request.backend.name == "null":
+        raise RtsegError("--backend null runs no model: it measures the pipeline, not accuracy")
     info = resolve_model(request.model)
     slot = load_slot(info, request.backend.name, request.threads, request.input_size, **request.backend.options())
     if request.backend.why:
@@ -418,7 +420,11 @@ def export_int8(request: Int8Request) -> int:
     if request.manifest_path is not None:
         manifest = Manifest.load(request.manifest_path)
         base = manifest.entry(info.name) or info.entry
-        entry = {**{k: v for k, v in base.items() if k not in ("metrics", "weights")}, "name": name, "file": output.name,
+        # how the FP32 model was trained still holds (its selection split keeps eval's warnings right); its
+        # training-time figures and notes describe the FP32 weights, not this file
+        training = {k: v for k, v in base.get("training", {}).items() if k not in ("note", "train_val_metrics")}
+        entry = {**{k: v for k, v in base.items() if k not in ("metrics", "weights")}, "training": training,
+                 "name": name, "file": output.name,
                  "precision": "int8", "base_model": info.name, "sha256": sha256(output),
                  "quantization": {"method": f"ONNX Runtime static QDQ, per-channel, {request.calib_method} calibration",
                                   "calibration_images": len(images), "gate": message, "command": recorded_command()},
@@ -660,8 +666,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--alpha", type=_alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     r.add_argument("--score-threshold", type=_alpha, default=0.3, help="boxes below this score are not shown (0..1)")
     r.add_argument("--legend", action="store_true", help="draw the class colour legend on the overlay")
-    r.add_argument("--overwrite", action="store_true",
-                   help="let an output replace an input file (refused otherwise: the input would be lost)")
     r.add_argument("--target-fps", type=_positive_float,
                    help="without --model: run the most accurate model that holds this rate here, and keep it held")
     r.add_argument("--max-latency", type=_positive_float, metavar="MS", help="with --target-fps: p95 latency bound")

@@ -193,3 +193,15 @@ def test_null_backend_runs_the_pipeline_without_a_model(tiny_model, clip, tmp_pa
     lines = [json.loads(x) for x in js.read_text().splitlines()]
     assert len(lines) == 40 == count_frames(tmp_path / "o.avi")
     assert all(len([s for s in d["class_share"].values() if s > 0]) == NUM_CLASSES for d in lines)
+
+
+def test_null_backend_answers_as_the_model_would():
+    from types import SimpleNamespace
+
+    from rtseg.backends.null import NullBackend
+
+    x = np.zeros((1, 3, 8, 20), np.float32)
+    boxes_only = NullBackend(info=SimpleNamespace(classes=("a",) * 5, task="det")).infer(x)
+    assert "mask" not in boxes_only and boxes_only["boxes"].shape == (1, 0, 4)
+    both = NullBackend(info=SimpleNamespace(classes=("a",) * 5, task="segdet")).infer(x)
+    assert both["mask"].shape == (1, 8, 20) and set(np.unique(both["mask"])) == set(range(5)) and "boxes" in both

@@ -260,6 +260,10 @@ def test_ranking_takes_the_held_out_drive_when_the_zoo_has_it():
     old = model("old", camvid_val={"miou": 0.66}, **trained_on_it)
     a, b = model("a", **held), model("b", **held)
     assert ranking_split([old, a], "seg") == "val"             # one held-out model cannot be ranked alone
+    a_int8 = ModelInfo(name="a-int8", path=None, input_size=(64, 96), entry={"metrics": held, "base_model": "a"})
+    assert ranking_split([old, a, a_int8], "seg") == "val"     # nor with its own INT8 sibling
+    with pytest.raises(Exception, match="rank_by must be one of"):
+        ranking_split([a, b], "seg", prefer="held-out")
     assert ranking_split([old, a, b], "seg") == HELD_OUT_SPLIT
     assert ranking_split([old, a, b], "seg", prefer="val") == "val"
     assert accuracy_of(old, "seg", split=HELD_OUT_SPLIT) is None  # a drive that trained it measures memory

@@ -27,7 +27,6 @@ class SinkRequest:
     show: bool = True
     quiet: bool = False
     codec: str = "auto"                     # video: auto (H.264 via PyAV when installed), h264, or mp4v (OpenCV)
-    overwrite: bool = False                 # allow outputs that replace input files (--overwrite)
     serve: str | None = None                # HOST:PORT for the live view (MJPEG, page, stats.json)
 
 
@@ -43,20 +42,18 @@ def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> None:
     inputs = [Path(f) for f in source.files]
     for what, path in (("--output", request.output), ("--json", request.json_lines)):
         if path and any(_same_file(Path(path), f) for f in inputs):
-            raise RtsegError(f"{what} {path} is an input of this run: it would be overwritten (--overwrite allows it)")
+            raise RtsegError(f"{what} {path} is an input of this run: it would be overwritten")
     out = Path(request.output) if request.output else None
     if out is not None and out.suffix.lower() in IMAGE_SUFFIXES and len(inputs) > 1:
         # several overlays are written as <stem>_<label><suffix> beside --output: none may be an input
         clash = [f for f in inputs if f.name.startswith(out.stem + "_") and f.suffix.lower() == out.suffix.lower()
                  and _same_file(f.parent, out.parent)]
         if clash:
-            raise RtsegError(f"--output {out} would write {out.stem}_*{out.suffix} over input {clash[0]} "
-                             "(--overwrite allows it)")
+            raise RtsegError(f"--output {out} would write {out.stem}_*{out.suffix} over input {clash[0]}")
     if request.save_masks:
         folder = Path(request.save_masks)
         if any(_same_file(folder, f.parent) for f in inputs if f.suffix.lower() in IMAGE_SUFFIXES):
-            raise RtsegError(f"--save-masks {folder} holds this run's input images: masks would overwrite them "
-                             "(--overwrite allows it)")
+            raise RtsegError(f"--save-masks {folder} holds this run's input images: masks would overwrite them")
 
 
 def write_classes_json(folder: Path, info: ModelInfo) -> Path:
@@ -73,8 +70,7 @@ def write_classes_json(folder: Path, info: ModelInfo) -> Path:
 def build_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_stop: Callable[[], None]) -> list[Sink]:
     """The sinks the request asks for, opened now (an unwritable path fails before any work); when one
     cannot open, those already open are closed again."""
-    if not request.overwrite:
-        refuse_overwriting_inputs(request, source)
+    refuse_overwriting_inputs(request, source)
     if request.save_masks and info.task == "det":
         raise RtsegError(f"--save-masks: model {info.name} predicts boxes only, it has no class map")
     sinks: list[Sink] = []

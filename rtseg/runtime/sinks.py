@@ -99,10 +99,12 @@ class H264VideoSink(Sink):
 
     MP4 files are written fragmented (a fragment per keyframe, one every 2 s): a run killed without warning
     still leaves a playable file up to its last fragment, and browsers stream it as it grows. x264 runs on
-    one thread at its "superfast" preset, so encoding takes a few ms of one core, not both cores.
+    one thread at its "superfast" preset, so encoding takes a few ms of one core, not both cores. Python
+    owns the file and FFmpeg writes through it, so a failed write (a full disk) raises out of `mux()` here:
+    FFmpeg's own file writer keeps such errors to itself.
     """
 
-    CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv")
+    CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
     def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int]):
         import av
@@ -114,55 +116,48 @@ class H264VideoSink(Sink):
             raise RtsegError(f"cannot write video {self.path}: it is a folder")
         # 4:2:0 chroma needs even sizes: an odd-sized frame is scaled one pixel smaller
         self.size = (frame_size[0] - frame_size[0] % 2, frame_size[1] - frame_size[1] % 2)
-        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if self.path.suffix.lower() != ".mkv" else {}
+        fmt = self.CONTAINERS[self.path.suffix.lower()]
+        options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if fmt != "matroska" else {}
         try:
-            self.container = av.open(str(self.path), "w", options=options)
-        except (av.FFmpegError, ValueError, OSError) as e:
-            raise RtsegError(f"cannot write video {self.path} with PyAV ({e})") from e
+            self.file = open(self.path, "wb")
+        except OSError as e:
+            raise RtsegError(f"cannot write video {self.path}: {e.strerror or e}") from e
         try:
+            self.container = av.open(self.file, "w", format=fmt, options=options)
             self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         except (av.FFmpegError, ValueError, OSError) as e:
-            self.container.close()
+            self.file.close()
             raise RtsegError(f"cannot write video {self.path} with PyAV's H.264 encoder ({e})") from e
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = "yuv420p"
         self.stream.options = {"preset": "superfast", "crf": "23", "threads": "1", "g": str(max(1, round(2 * fps)))}
-        self._av, self.frames, self.muxed = av, 0, 0
+        self._av, self.frames = av, 0
 
     def write(self, rec: FrameRecord) -> None:
         img = rec.overlay
         if (img.shape[1], img.shape[0]) != self.size:
             img = cv2.resize(img, self.size, interpolation=cv2.INTER_LINEAR)
-        try:
-            self._mux(self.stream.encode(self._av.VideoFrame.from_ndarray(img, format="bgr24")))
-        except (self._av.FFmpegError, OSError) as e:
-            raise RtsegError(f"cannot write video {self.path}: {e}") from e
+        self._mux(self.stream.encode(self._av.VideoFrame.from_ndarray(img, format="bgr24")))
         self.frames += 1
-        if self.frames % 50 == 0:
-            self._check_on_disk(slack=8 << 20)
 
     def _mux(self, packets) -> None:
-        for packet in packets:
-            self.muxed += packet.size
-            self.container.mux(packet)
-
-    def _check_on_disk(self, slack: int) -> None:
-        """FFmpeg keeps a failed write (a full disk) to itself: compare what reached the file with what was muxed
-        (less the encoder's and muxer's buffers) and say so, instead of finishing with a short file."""
         try:
-            size = self.path.stat().st_size
-        except OSError:
-            size = 0
-        if size + slack < self.muxed:
-            raise RtsegError(f"cannot write video {self.path}: only {size} of {self.muxed} bytes reached the disk "
-                             "(disk full or file size limit); it plays up to its last complete fragment")
+            for packet in packets:
+                self.container.mux(packet)
+        except (self._av.FFmpegError, OSError) as e:
+            raise RtsegError(f"cannot write video {self.path}: {getattr(e, 'strerror', None) or e} "
+                             "(it plays up to its last complete fragment)") from e
 
     def close(self) -> None:
         try:
             self._mux(self.stream.encode(None))  # the frames x264 still holds
         finally:
-            self.container.close()
-        self._check_on_disk(slack=0)
+            try:
+                self.container.close()
+            except (self._av.FFmpegError, OSError) as e:
+                raise RtsegError(f"cannot write video {self.path}: {getattr(e, 'strerror', None) or e}") from e
+            finally:
+                self.file.close()
 
     def describe(self) -> str:
         return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, H.264 via PyAV)"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo, measured_sizes, metrics_key, variant_name
 from ..core.pareto import pareto_indices
 from ..core.tasks import DET, SEG, SEGDET, has_det, has_seg, normalize_task
@@ -50,14 +51,19 @@ def ranked_on(info: ModelInfo, task: str, split: str) -> bool:
     return any(accuracy_of(info, task, size, split) is not None for size in measured_sizes(info, split))
 
 
+RANK_BY = ("auto", "heldout", "val")
+
+
 def ranking_split(infos: list[ModelInfo], task: str, prefer: str = "auto") -> str:
-    """Which split ranks the candidates: `auto` takes the drive-disjoint one when at least two models can be
-    ranked on it (val flatters the models whose drive it shares), else val; or the one asked for."""
+    """Which split ranks the candidates: `auto` takes the drive-disjoint one when at least two models (an INT8
+    sibling is the same model) can be ranked on it (val flatters the models whose drive it shares), else
+    val; or the one asked for."""
+    if prefer not in RANK_BY:
+        raise RtsegError(f"rank_by must be one of {', '.join(RANK_BY)}, got {prefer!r}")
     if prefer == "val":
         return "val"
-    if prefer == "heldout" or sum(ranked_on(i, task, HELD_OUT_SPLIT) for i in infos) >= 2:
-        return HELD_OUT_SPLIT
-    return "val"
+    models = {i.entry.get("base_model") or i.name for i in infos if ranked_on(i, task, HELD_OUT_SPLIT)}
+    return HELD_OUT_SPLIT if prefer == "heldout" or len(models) >= 2 else "val"
 
 
 def build_candidates(infos: list[ModelInfo], profiles: dict, task: str, split: str = "val") -> list[Candidate]:
