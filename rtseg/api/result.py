@@ -71,8 +71,10 @@ class Result:
         image = self.frame if frame is None else frame
         if image is None or self._post is None:
             raise RtsegError("this result holds no frame to draw on: pass overlay(frame)")
-        post = Postprocessor(self.palette_rgb, self.classes, self._post.alpha if alpha is None else alpha,
-                             self.box_classes, self._post.score_threshold, self._post.legend if legend is None else legend)
+        post = self._post  # the model's own drawer; a new one only for other settings (it builds a colour table)
+        if (alpha is not None and alpha != post.alpha) or (legend is not None and legend != post.legend):
+            post = Postprocessor(self.palette_rgb, self.classes, post.alpha if alpha is None else alpha,
+                                 self.box_classes, post.score_threshold, post.legend if legend is None else legend)
         return post.overlay(image, self.mask, self.detections)
 
     def to_dict(self) -> dict:

@@ -27,7 +27,7 @@ from ..runtime.slot import ModelSlot, load_slot
 from ..runtime.sources import ArraySource, LimitedSource, Source, as_bgr, open_input
 from .result import Result
 from .session import ModelChoice, open_session
-from .streaming import ResultStream, result_of
+from .streaming import ResultStream
 
 
 def _backend(backend: str, precision: str) -> tuple[str, tuple]:

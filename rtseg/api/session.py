@@ -56,10 +56,6 @@ class Session:
     candidates: dict | None = None          # the selector's variants {name: (info, size)}: what a run can teach
     backend: str = "onnxruntime"
 
-    @property
-    def info(self) -> ModelInfo:
-        return self.pipeline.slot.info
-
     def run(self, handle_signals: bool = True) -> RunStats:
         """Run to the end of the source (or a stop); every model the run loaded is closed afterwards."""
         try:

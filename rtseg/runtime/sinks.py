@@ -16,7 +16,6 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..core.constants import IMAGE_SUFFIXES  # noqa: F401  (the CLI picks image vs video output by it)
 from ..core.errors import RtsegError
 from .frame import FrameRecord
 from .schema import frame_record

@@ -214,16 +214,14 @@ def estimate_model(info: ModelInfo, backend: str, streams: int, threads: int, ef
     """A first guess in a tenth of a second: model-only inferences for about `budget_s` (at least 3 per stream:
     fewer leave thread start-up in a fast model's rate), scaled by the pipeline's measured efficiency (rate)
     and latency scale (a frame also waits in the other stages)."""
-    import time as _t
-
     from ..runtime.slot import load_slot
 
     with OthersLoad() as load:
         slot = load_slot(info, backend, threads, input_size=size, pool_size=streams + 1)  # it infers once, warm
         x = slot.preprocess(SyntheticSource(1).frame)
-        t0 = _t.perf_counter()
+        t0 = time.perf_counter()
         slot.backend.infer(x)
-        one = max(_t.perf_counter() - t0, 1e-4)
+        one = max(time.perf_counter() - t0, 1e-4)
         iters = max(3, min(40, int(budget_s / one)))  # per stream
         m = time_model(slot.backend, x, iters * streams, reps=1, streams=streams, warmup=2)
         slot.pre.pool.release(x)
