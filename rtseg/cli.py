@@ -137,7 +137,7 @@ class RunRequest:
                              not args.no_adapt, args.input_size, args.alpha, args.score_threshold, args.legend,
                              args.rank_by)
         sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
-                            codec=args.codec, serve=args.serve)
+                            codec=args.codec, serve=args.serve, overwrite=args.overwrite)
         return cls(args.source, args.camera, backend, choice, sinks, args.target_fps, args.streams, args.threads,
                    args.realtime, args.frames, args.loop, args.queue_size, args.stats, args.quiet, args.reconnect)
 
@@ -659,6 +659,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-masks", metavar="DIR", help="write one PNG class-id map per frame")
     r.add_argument("--json", metavar="FILE", help="write one JSON line per frame")
     r.add_argument("--stats", metavar="FILE", help="write the run summary as JSON")
+    r.add_argument("--overwrite", action="store_true",
+                   help="let --output/--json replace an input file and masks replace their own images: written "
+                        "aside, moved over the input only after the run read all of it (else kept as *.partial)")
     r.add_argument("--serve", metavar="[HOST:]PORT",
                    help="serve the live overlay over HTTP: a page at /, MJPEG at /stream.mjpg, numbers at "
                         "/stats.json (a bare PORT binds 127.0.0.1; 0.0.0.0:PORT opens it to the network)")

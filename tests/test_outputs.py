@@ -146,3 +146,46 @@ def test_models_name_prints_ids_names_and_colours():
     assert "  3  Road" in res.stdout and "#" in res.stdout
     bad = run_cli("models", "no-such-model")
     assert bad.returncode == 1 and "unknown model" in bad.stderr
+
+
+def test_overwrite_replaces_the_input_video_only_after_reading_all_of_it(tiny_model, clip, tmp_path):
+    video = tmp_path / "in.avi"
+    video.write_bytes(clip.read_bytes())
+    before = digest(video)
+    res = run_cli("run", video, "--model", tiny_model, "--no-show", "--overwrite", "--output", video)
+    assert res.returncode == 0, res.stderr
+    assert digest(video) != before and count_frames(video) == 40
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.avi"]  # no staging file left behind
+    assert f"wrote overlay video: {video}" in res.stderr
+
+
+def test_overwrite_keeps_an_input_that_was_not_read_to_its_end(tiny_model, clip, tmp_path):
+    video = tmp_path / "in.avi"
+    data = clip.read_bytes()
+    video.write_bytes(data[: int(len(data) * 0.6)])  # ends before the frames its header announces
+    before = digest(video)
+    res = run_cli("run", video, "--model", tiny_model, "--no-show", "--overwrite", "--output", video)
+    assert res.returncode == 3, res.stderr
+    assert digest(video) == before
+    partial = tmp_path / "in.partial.avi"
+    assert partial.exists() and 0 < count_frames(partial) < 40 and "is kept" in res.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_overwrite_with_frames_is_refused(tiny_model, clip, tmp_path):
+    video = tmp_path / "in.avi"
+    video.write_bytes(clip.read_bytes())
+    before = digest(video)
+    res = run_cli("run", video, "--model", tiny_model, "--no-show", "--overwrite", "--frames", "5", "--output", video)
+    assert res.returncode == 1 and "part of it" in res.stderr and digest(video) == before
+
+
+def test_overwrite_lets_each_mask_replace_its_own_image(tiny_model, tmp_path):
+    for k in range(3):
+        cv2.imwrite(str(tmp_path / f"{k}.png"), class_frame(k + 1))
+    res = run_cli("run", tmp_path, "--model", tiny_model, "--no-show", "--overwrite", "--save-masks", tmp_path)
+    assert res.returncode == 0, res.stderr
+    for k in range(3):
+        mask = cv2.imread(str(tmp_path / f"{k}.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.ndim == 2 and (mask == k + 1).mean() > 0.9  # the class id, where the image was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.png", "1.png", "2.png", "classes.json"]

@@ -12,7 +12,7 @@ from ..core.constants import IMAGE_SUFFIXES
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo
 from .sinks import ImageSink, JsonLinesSink, MaskSink, Sink, WindowSink, display_available, open_video_sink
-from .sources import Source
+from .sources import LimitedSource, Source, unique_labels
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ class SinkRequest:
     quiet: bool = False
     codec: str = "auto"                     # video: auto (H.264 via PyAV when installed), h264, or mp4v (OpenCV)
     serve: str | None = None                # HOST:PORT for the live view (MJPEG, page, stats.json)
+    overwrite: bool = False                 # outputs may replace inputs, once the whole input has been read
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -37,23 +38,92 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> None:
-    """An output may not be an input file, and masks may not be written into a folder of input images."""
+def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> set[Path]:
+    """An output may not be an input file, and masks may not be written into a folder of input images; with
+    `overwrite`, the outputs that are inputs are returned instead (they are written aside and replace their
+    input only once the whole input has been read: `ReplaceInputAtEnd`). What would destroy an input that is
+    not read yet is refused even then."""
     inputs = [Path(f) for f in source.files]
+    replaced: set[Path] = set()
     for what, path in (("--output", request.output), ("--json", request.json_lines)):
         if path and any(_same_file(Path(path), f) for f in inputs):
-            raise RtsegError(f"{what} {path} is an input of this run: it would be overwritten")
+            if not request.overwrite:
+                raise RtsegError(f"{what} {path} is an input of this run: it would be overwritten (--overwrite "
+                                 "replaces it once the run has read all of it)")
+            replaced.add(Path(path))
+    if replaced and isinstance(source, LimitedSource):
+        raise RtsegError("--overwrite with --frames would replace an input with part of it")
     out = Path(request.output) if request.output else None
     if out is not None and out.suffix.lower() in IMAGE_SUFFIXES and len(inputs) > 1:
-        # several overlays are written as <stem>_<label><suffix> beside --output: none may be an input
+        # several overlays are written as <stem>_<label><suffix> beside --output: none may be an input, as
+        # one may be written before it is read
         clash = [f for f in inputs if f.name.startswith(out.stem + "_") and f.suffix.lower() == out.suffix.lower()
                  and _same_file(f.parent, out.parent)]
         if clash:
             raise RtsegError(f"--output {out} would write {out.stem}_*{out.suffix} over input {clash[0]}")
     if request.save_masks:
         folder = Path(request.save_masks)
-        if any(_same_file(folder, f.parent) for f in inputs if f.suffix.lower() in IMAGE_SUFFIXES):
-            raise RtsegError(f"--save-masks {folder} holds this run's input images: masks would overwrite them")
+        images = [f for f in inputs if f.suffix.lower() in IMAGE_SUFFIXES]
+        if any(_same_file(folder, f.parent) for f in images):
+            if not request.overwrite:
+                raise RtsegError(f"--save-masks {folder} holds this run's input images: masks would overwrite "
+                                 "them (--overwrite lets each image's mask replace that image alone)")
+            _refuse_masks_over_other_inputs(folder, images)
+    return replaced
+
+
+def _refuse_masks_over_other_inputs(folder: Path, images: list[Path]) -> None:
+    """With --overwrite, image X's mask <label>.png may replace X itself (read before its mask is written),
+    never another input, which may not have been read yet."""
+    for image, label in zip(images, unique_labels(images)):
+        target = folder / f"{label}.png"
+        other = next((f for f in images if f != image and _same_file(target, f)), None)
+        if other is not None:
+            raise RtsegError(f"--save-masks {folder}: the mask of {image.name} would overwrite input {other.name}, "
+                             "which may not have been read yet")
+
+
+def staging_path(final: Path) -> Path:
+    """Where an output that replaces an input is written meanwhile: beside it (same file system, so the
+    replacement is one rename), hidden, and named after the run's process."""
+    return final.with_name(f".{final.stem}.rtseg-{os.getpid()}{final.suffix}")
+
+
+class ReplaceInputAtEnd(Sink):
+    """An output (`--overwrite`) written to a staging file and moved over the input it replaces only when the
+    pipeline has read the whole input without error; otherwise the input stays, and the output is kept
+    beside it as <stem>.partial<suffix>, so nothing is lost either way."""
+
+    def __init__(self, inner: Sink, staging: Path, final: Path):
+        self.inner, self.staging, self.final = inner, staging, final
+        self.pipeline = None
+        self.where: Path | None = None
+
+    def attach(self, pipeline) -> None:
+        self.pipeline = pipeline
+        self.inner.attach(pipeline)
+
+    def write(self, rec) -> None:
+        self.inner.write(rec)
+
+    def frame_done(self, rec) -> None:
+        self.inner.frame_done(rec)
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            whole = self.pipeline is not None and self.pipeline.read_whole_input()
+            self.where = self.final if whole else self.final.with_name(f"{self.final.stem}.partial{self.final.suffix}")
+            if self.staging.exists():
+                os.replace(self.staging, self.where)
+            if not whole:
+                log.warning(f"rtseg: the run did not read all of {self.final.name}: it is kept, and the output is "
+                            f"{self.where}")
+
+    def describe(self) -> str | None:
+        line = self.inner.describe()
+        return line.replace(str(self.staging), str(self.where or self.final)) if line else line
 
 
 def write_classes_json(folder: Path, info: ModelInfo) -> Path:
@@ -70,12 +140,12 @@ def write_classes_json(folder: Path, info: ModelInfo) -> Path:
 def build_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_stop: Callable[[], None]) -> list[Sink]:
     """The sinks the request asks for, opened now (an unwritable path fails before any work); when one
     cannot open, those already open are closed again."""
-    refuse_overwriting_inputs(request, source)
+    replaced = refuse_overwriting_inputs(request, source)
     if request.save_masks and info.task == "det":
         raise RtsegError(f"--save-masks: model {info.name} predicts boxes only, it has no class map")
     sinks: list[Sink] = []
     try:
-        _open_sinks(request, source, info, request_stop, sinks)
+        _open_sinks(request, source, info, request_stop, sinks, replaced)
     except BaseException:
         for s in sinks:
             s.close()
@@ -84,14 +154,20 @@ def build_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
 
 
 def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_stop: Callable[[], None],
-                sinks: list[Sink]) -> None:
+                sinks: list[Sink], replaced: set[Path]) -> None:
+    def staged(path: Path, open_sink: Callable[[Path], Sink]) -> Sink:
+        if path not in replaced:
+            return open_sink(path)
+        return ReplaceInputAtEnd(open_sink(staging_path(path)), staging_path(path), path)
+
     if request.output:
         out = Path(request.output)
         if out.suffix.lower() in IMAGE_SUFFIXES:
-            sinks.append(ImageSink(out, single=source.frame_count == 1))
+            single = source.frame_count == 1  # several overlays go to <stem>_<label>: never --output itself
+            sinks.append(staged(out, lambda p: ImageSink(p, single=True)) if single else ImageSink(out, single=False))
         else:
             size = source.frame_size or (info.input_size[1], info.input_size[0])
-            sinks.append(open_video_sink(out, source.fps or 30.0, size, request.codec))
+            sinks.append(staged(out, lambda p: open_video_sink(p, source.fps or 30.0, size, request.codec)))
     if request.save_masks:
         masks = MaskSink(request.save_masks)
         write_classes_json(masks.folder, info)
@@ -105,7 +181,8 @@ def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
         elif not request.quiet:
             log.info("rtseg: no display found; running headless (--no-show)")
     if request.json_lines:
-        sinks.append(JsonLinesSink(request.json_lines, info.classes, info.det_classes))
+        sinks.append(staged(Path(request.json_lines),
+                            lambda p: JsonLinesSink(p, info.classes, info.det_classes)))
     if request.serve:
         from .serve import LiveView
 

@@ -265,6 +265,14 @@ class Pipeline:
             raise self._error
         return self.stats
 
+    def read_whole_input(self) -> bool:
+        """Whether the source has ended by itself with every announced frame read and no error so far: only
+        then may an output written aside replace its input (--overwrite)."""
+        if self.live or not self._source_ended or self._error is not None or self.source.skipped:
+            return False
+        expected = self.source.frame_count
+        return expected is None or self.stats.frames_in >= expected
+
     def _install_signal_handlers(self) -> Callable[[], object] | None:
         if threading.current_thread() is not threading.main_thread():
             return None

@@ -221,7 +221,10 @@ class MaskSink(Sink):
         try:
             if not ok:
                 raise OSError("PNG encoding failed")
-            target.write_bytes(png.tobytes())
+            # through a temporary name: a mask that replaces its image (--overwrite) is never half written
+            partial = target.with_name(f".{target.name}.part")
+            partial.write_bytes(png.tobytes())
+            os.replace(partial, target)
         except OSError as e:
             raise RtsegError(f"cannot write mask {target}: {e.strerror or e}") from e
         self.frames += 1
