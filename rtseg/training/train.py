@@ -20,7 +20,6 @@ from typing import Callable
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -32,6 +31,7 @@ from ..core.errors import RtsegError
 from ..core.modelinfo import sha256
 from ..models import ModelSpec, build_model, parse_size
 from ..models.detection import detection_loss, encode_targets
+from .losses import segmentation_loss
 from .pretrained import encoder_layout, load_pretrained, pretrained_file
 from .train_args import add_train_args
 
@@ -221,7 +221,8 @@ def train_one_epoch(run: Run) -> list[float]:
         loss = torch.zeros((), device=device)
         if spec.has_seg:
             logits = out if spec.task == "seg" else out["logits"]
-            loss = loss + F.cross_entropy(logits.float(), y, weight=run.class_weights, ignore_index=VOID)
+            loss = loss + segmentation_loss(logits, y, run.class_weights, VOID, run.args.loss, run.args.ohem_thresh,
+                                            run.args.ohem_min_kept)
         if spec.has_det:
             loss = loss + detection_loss(out, {k: v.to(device, non_blocking=True) for k, v in batch[2].items()})
         run.opt.zero_grad(set_to_none=True)

@@ -21,6 +21,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=float, default=5)
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay of weights (0 disables)")
     p.add_argument("--no-class-weights", action="store_true", help="plain cross-entropy")
+    p.add_argument("--loss", choices=["ce", "ohem"], default="ce",
+                   help="per-pixel loss: ce (class-weighted cross-entropy) or ohem (only the hard pixels: true-class "
+                        "probability under --ohem-thresh, at least --ohem-min-kept of the labelled ones)")
+    p.add_argument("--ohem-thresh", type=float, default=0.7, help="OHEM: pixels whose true class has a lower probability")
+    p.add_argument("--ohem-min-kept", type=float, default=0.1, help="OHEM: share of labelled pixels always kept")
     p.add_argument("--amp", choices=["auto", "off"], default="auto", help="bf16 on CPU, fp16 on CUDA")
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: 0 on CPU)")
     p.add_argument("--eval-every", type=int, default=1)
