@@ -31,6 +31,7 @@ from ..core.errors import RtsegError
 from ..core.modelinfo import sha256
 from ..models import ModelSpec, build_model, parse_size
 from ..models.detection import detection_loss, encode_targets
+from .distill import Teacher, distillation_loss
 from .losses import segmentation_loss
 from .pretrained import encoder_layout, load_pretrained, pretrained_file
 from .train_args import add_train_args
@@ -143,6 +144,7 @@ class Run:
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
+    teacher: Teacher | None = None
     epoch: int = 0      # the next epoch to run
     step: int = 0
     best: float = -1.0
@@ -189,8 +191,11 @@ def prepare(args: argparse.Namespace) -> Run:
     total_steps, warmup = args.epochs * len(loader), int(args.warmup_epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, warmup))
     val_samples = [(cv2.cvtColor(im, cv2.COLOR_RGB2BGR), lab) for im, lab in zip(val_imgs, val_labels)]
+    if args.distill and not spec.has_seg:
+        raise RtsegError("--distill: only a segmentation student learns from a teacher's class map")
+    teacher = Teacher(args.distill, spec, device) if args.distill else None
     run = Run(args, spec, device, amp_dtype, run_dir, loader, val_samples, val_desc, weights, model, ema, opt, sched,
-              torch.amp.GradScaler(enabled=amp_dtype == torch.float16))
+              torch.amp.GradScaler(enabled=amp_dtype == torch.float16), teacher)
     if args.resume and (run_dir / "last.pt").exists():
         resume(run)
     return run
@@ -218,11 +223,16 @@ def train_one_epoch(run: Run) -> list[float]:
         y = batch[1].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
             out = run.model(x)
+            soft = run.teacher.logits(x) if run.teacher is not None else None
         loss = torch.zeros((), device=device)
         if spec.has_seg:
             logits = out if spec.task == "seg" else out["logits"]
-            loss = loss + segmentation_loss(logits, y, run.class_weights, VOID, run.args.loss, run.args.ohem_thresh,
-                                            run.args.ohem_min_kept)
+            seg = segmentation_loss(logits, y, run.class_weights, VOID, run.args.loss, run.args.ohem_thresh,
+                                    run.args.ohem_min_kept)
+            if soft is not None:
+                w = run.args.distill_weight
+                seg = (1 - w) * seg + w * distillation_loss(logits, soft, y, VOID, run.args.distill_temperature)
+            loss = loss + seg
         if spec.has_det:
             loss = loss + detection_loss(out, {k: v.to(device, non_blocking=True) for k, v in batch[2].items()})
         run.opt.zero_grad(set_to_none=True)

@@ -26,6 +26,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "probability under --ohem-thresh, at least --ohem-min-kept of the labelled ones)")
     p.add_argument("--ohem-thresh", type=float, default=0.7, help="OHEM: pixels whose true class has a lower probability")
     p.add_argument("--ohem-min-kept", type=float, default=0.1, help="OHEM: share of labelled pixels always kept")
+    p.add_argument("--distill", metavar="TEACHER.pt", default=None,
+                   help="learn also from a trained model's per-pixel class distribution (its best.pt), e.g. the "
+                        "most accurate model into a fast one")
+    p.add_argument("--distill-weight", type=float, default=0.5,
+                   help="with --distill: loss = (1 - w) * label loss + w * distillation loss")
+    p.add_argument("--distill-temperature", type=float, default=2.0, help="with --distill: softening temperature")
     p.add_argument("--amp", choices=["auto", "off"], default="auto", help="bf16 on CPU, fp16 on CUDA")
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: 0 on CPU)")
     p.add_argument("--eval-every", type=int, default=1)
