@@ -106,8 +106,10 @@ class MjpegServer:
     """A loopback MJPEG camera (multipart/x-mixed-replace over HTTP) that can die, stall and come back on
     the same port: `start()`, `stop()` (drops every viewer), `stall` (keeps the connection, sends nothing)."""
 
-    def __init__(self, fps: float = 30.0, size: tuple[int, int] = (48, 64), port: int = 0):
+    def __init__(self, fps: float = 30.0, size: tuple[int, int] = (48, 64), port: int = 0, jpeg_for=None):
         self.fps, self.size, self.port = fps, size, port
+        # frame i's JPEG bytes (the soak benchmark loops a real video); default: class frames, cycled
+        self.jpeg_for = jpeg_for or (lambda i: cv2.imencode(".jpg", class_frame(i % NUM_CLASSES, self.size))[1].tobytes())
         self.sent = 0
         self.stall = False
         self.server = None
@@ -131,16 +133,19 @@ class MjpegServer:
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
                 self.end_headers()
+                next_t = time.perf_counter()
                 try:
                     while not stop.is_set():
                         if cam.stall:
                             time.sleep(0.05)
+                            next_t = time.perf_counter()
                             continue
-                        ok, jpg = cv2.imencode(".jpg", class_frame(cam.sent % NUM_CLASSES, cam.size))
+                        jpg = cam.jpeg_for(cam.sent)
                         self.wfile.write(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
-                                         + jpg.tobytes() + b"\r\n")
+                                         + jpg + b"\r\n")
                         cam.sent += 1
-                        time.sleep(1.0 / cam.fps)
+                        next_t += 1.0 / cam.fps  # a steady rate, whatever the write took
+                        time.sleep(max(0.0, next_t - time.perf_counter()))
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
