@@ -27,9 +27,12 @@ setup(
         # NVIDIA GPUs: TensorRT engines (rtseg export --format engine, --backend tensorrt); PyTorch holds the
         # device buffers and streams (install a CUDA build of torch 2.14.1 on GPU machines)
         "tensorrt": ["tensorrt>=10.0", "torch==2.14.1"],
+        # rtseg batch on parallel workers: a local Ray cluster, or an existing one (--ray-address)
+        "ray": ["ray>=2.40"],
         # ai-edge-litert: the LiteRT interpreter the tests compare converted TFLite models against
         "dev": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7",
-                "tflite>=2.18", "ai-edge-litert>=2.0", "pytest>=7", "av>=12", "jsonschema>=4", "hypothesis>=6"],
+                "tflite>=2.18", "ai-edge-litert>=2.0", "pytest>=7", "av>=12", "jsonschema>=4", "hypothesis>=6",
+                "ray>=2.40"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
 )

@@ -1,4 +1,4 @@
-"""The `rtseg` command: run, eval, train, export, models, profile, bench.
+"""The `rtseg` command: run, eval, train, export, models, profile, bench, batch.
 
 Each command reads its arguments once, into a frozen request (`RunRequest`, `EvalRequest`, ...), and works
 from that; what the program says goes through `logging` (the "rtseg" logger, set up in `main`), while
@@ -194,6 +194,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         code = EXIT_INPUT_ENDED_EARLY
     # like a shell: 128 + signal number when Ctrl-C (130) or SIGTERM (143) stopped the run
     return 128 + pipeline.stop_signal if pipeline.stop_signal else code
+
+
+# -- rtseg batch -------------------------------------------------------------------------------------
+def cmd_batch(args: argparse.Namespace) -> int:
+    """`rtseg batch`: many video files through the pipeline on Ray workers (rtseg/fleet/); resumable."""
+    from .fleet.batch import batch_command
+    from .fleet.plan import BatchRequest
+
+    return batch_command(BatchRequest.from_args(args))
 
 
 def requested_models(models: str) -> list:
@@ -626,6 +635,8 @@ EXAMPLES = {
     "bench": ["rtseg bench --quick",
               "rtseg bench --data ../shared/data/camvid --video ../shared/data/video/vtest.avi --out bench-results"],
     "profile": ["rtseg profile", "rtseg profile --models mnv2-050-lraspp-os32-240x320 --force"],
+    "batch": ["rtseg batch 'videos/*.mp4' --out segmented --json     # every core; run it again to resume",
+              "rtseg batch videos/ --out segmented --ray-address auto --target-fps 15   # on the cluster `ray start` runs"],
 }
 
 
@@ -778,6 +789,32 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--frames", type=_count, default=60)
     pr.add_argument("--force", action="store_true", help="measure again even if cached")
     pr.set_defaults(func=cmd_profile)
+
+    ba = _command(sub, "batch", "segment many video files in parallel on Ray workers, resumably")
+    ba.add_argument("videos", nargs="+", help="video files, folders of videos, or globs ('videos/*.mp4', quoted: "
+                                              "rtseg expands it, ** included)")
+    ba.add_argument("--out", required=True, metavar="DIR",
+                    help="folder for every video's outputs: NAME.mp4 (overlay), NAME.jsonl, NAME.masks/ and "
+                         "NAME.done.json, written when the video is complete; it may not hold the inputs")
+    which = ba.add_mutually_exclusive_group()
+    which.add_argument("--model", help="shipped model name or path to an .onnx file (default: the manifest's default)")
+    which.add_argument("--target-fps", type=_positive_float,
+                       help="the most accurate model that holds this rate on one worker here, chosen once for the batch")
+    where = ba.add_mutually_exclusive_group()
+    where.add_argument("--ray-address", metavar="auto|ADDR",
+                       help="an existing Ray cluster (auto: the one `ray start` runs here; ADDR: its head's host:port), "
+                            "which sees the videos and DIR at the same paths (default: a local cluster for this batch)")
+    where.add_argument("--no-ray", action="store_true",
+                       help="one video at a time in this process, every core on it (what runs when Ray is not installed)")
+    ba.add_argument("--workers", type=_count, metavar="N",
+                    help="videos at once: a Ray actor each, with one CPU and one inference thread (default: every core "
+                         "here, or every CPU of the --ray-address cluster)")
+    ba.add_argument("--retries", type=lambda t: _whole(t, 0), default=2, metavar="N",
+                    help="new attempts, on another worker, for a video whose worker died")
+    ba.add_argument("--json", action="store_true", help="also write NAME.jsonl: one JSON line per frame")
+    ba.add_argument("--save-masks", action="store_true", help="also write NAME.masks/: one PNG class-id map per frame")
+    ba.add_argument("--quiet", action="store_true", help="no progress bar (the table is still printed)")
+    ba.set_defaults(func=cmd_batch)
     return p
 
 

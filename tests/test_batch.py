@@ -1,0 +1,186 @@
+"""`rtseg batch`: every video once, complete, under a name of its own; resumable; a worker killed mid-video
+loses nothing. The one-process tests always run; the Ray tests need Ray (pip install 'rtseg[ray]')."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import count_frames, run_cli, write_clip
+
+from rtseg.fleet import BatchReport, BatchRequest, run_batch
+from rtseg.fleet.commit import PARTIAL
+from rtseg.fleet.video import Progress, Retry
+
+
+def clip_at(path: Path, n: int, size=(48, 64)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_clip(path, n, size)
+
+
+@pytest.fixture
+def videos(tmp_path):
+    """Three clips, two of them named alike in different folders; keyed by the names their outputs get."""
+    return {"a__clip_avi": clip_at(tmp_path / "a" / "clip.avi", 12), "b__clip_avi": clip_at(tmp_path / "b" / "clip.avi", 9),
+            "other": clip_at(tmp_path / "a" / "other.avi", 7)}
+
+
+def batch(videos, tiny_model, out, **kw) -> BatchReport:
+    kw = {"no_ray": True, "quiet": True, **kw}
+    return run_batch(BatchRequest(tuple(str(v) for v in videos), str(out), model=str(tiny_model), **kw))
+
+
+def committed(out: Path) -> set[str]:
+    """Everything in the batch folder, the staging area included (it must be gone when a batch ends)."""
+    return {p.name for p in out.iterdir()}
+
+
+def assert_complete(out: Path, key: str, video: Path, json_lines=False, masks=False) -> None:
+    n = count_frames(video)
+    assert count_frames(out / f"{key}.mp4") == n  # every input frame, one output frame
+    record = json.loads((out / f"{key}.done.json").read_text())
+    assert record["frames_in"] == record["frames_out"] == n and record["input"] == str(video.resolve())
+    if json_lines:
+        assert len((out / f"{key}.jsonl").read_text().splitlines()) == n
+    if masks:
+        assert len(list((out / f"{key}.masks").glob("*.png"))) == n
+
+
+# -- in one process (always) -------------------------------------------------------------------------
+def test_every_video_is_written_once_complete_under_a_name_of_its_own(videos, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    res = run_cli("batch", tmp_path / "a" / "*.avi", videos["b__clip_avi"], "--out", out, "--model", tiny_model,
+                  "--no-ray", "--json", "--save-masks")
+    assert res.returncode == 0, res.stderr
+    for key, video in videos.items():
+        assert_complete(out, key, video, json_lines=True, masks=True)
+        assert f"{key} " in res.stdout and "done" in res.stdout  # the summary table
+    assert committed(out) == {f"{k}{s}" for k in videos for s in (".mp4", ".jsonl", ".masks", ".done.json")}
+    assert "3 done, 0 skipped, 0 failed" in res.stdout
+
+
+def test_a_rerun_skips_what_is_done_and_redoes_what_is_missing_or_changed(videos, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    assert [v.status for v in batch(videos.values(), tiny_model, out, json_lines=True).videos] == ["done"] * 3
+    made = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert [v.status for v in batch(videos.values(), tiny_model, out, json_lines=True).videos] == ["skipped"] * 3
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == made  # nothing rewritten
+
+    (out / "a__clip_avi.jsonl").unlink()                     # an output lost
+    write_clip(videos["other"], 5)                           # an input replaced
+    report = batch(videos.values(), tiny_model, out, json_lines=True)
+    assert {v.key: v.status for v in report.videos} == {"a__clip_avi": "done", "b__clip_avi": "skipped", "other": "done"}
+    assert_complete(out, "a__clip_avi", videos["a__clip_avi"], json_lines=True)
+    assert_complete(out, "other", videos["other"], json_lines=True)
+
+    # other options make other outputs: nothing done with --json vouches for a run without it
+    assert {v.status for v in batch(videos.values(), tiny_model, out).videos} == {"done"}
+
+
+def test_what_a_killed_run_left_is_never_taken_for_done(videos, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    batch(videos.values(), tiny_model, out)
+    # killed mid-video: a staging folder with half a video; killed between renames: an output but no record
+    (out / PARTIAL / "other" / "1-dead").mkdir(parents=True)
+    (out / PARTIAL / "other" / "1-dead" / "other.mp4").write_bytes(b"half a video")
+    (out / "other.done.json").unlink()
+    report = batch(videos.values(), tiny_model, out)
+    assert {v.key: v.status for v in report.videos}["other"] == "done"
+    assert_complete(out, "other", videos["other"])
+    assert PARTIAL not in committed(out)  # the dead attempt's files are gone, not kept beside the new ones
+
+
+def test_outputs_never_go_among_the_inputs(videos, tiny_model, tmp_path):
+    before = {p: p.read_bytes() for p in (tmp_path / "a").iterdir()}
+    res = run_cli("batch", tmp_path / "a", "--out", tmp_path / "a", "--model", tiny_model, "--no-ray")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "holds this batch's input" in res.stderr.strip().splitlines()[-1]
+    assert {p: p.read_bytes() for p in (tmp_path / "a").iterdir()} == before
+
+
+def test_a_broken_video_fails_alone_and_the_exit_status_says_so(videos, tiny_model, tmp_path):
+    bad = tmp_path / "a" / "broken.avi"
+    bad.write_bytes(b"\x00\x01 not a video at all" * 100)
+    out = tmp_path / "out"
+    res = run_cli("batch", tmp_path / "a", "--out", out, "--model", tiny_model, "--no-ray")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    row = next(line for line in res.stdout.splitlines() if line.startswith("broken "))
+    assert "failed" in row and "not a readable video" in row  # the reason, on its row
+    assert not any(p.name.startswith("broken") for p in out.iterdir())  # nothing of it committed
+    assert_complete(out, "clip", videos["a__clip_avi"])      # the others are done all the same
+    res = run_cli("batch", tmp_path / "a", "--out", out, "--model", tiny_model, "--no-ray")
+    assert res.returncode == 1 and "0 done, 2 skipped, 1 failed" in res.stdout  # a re-run retries only the failure
+
+
+def test_without_ray_the_batch_runs_in_one_process_unless_it_needs_ray(videos, tiny_model, tmp_path):
+    hide = "import sys; sys.modules['ray'] = None; from rtseg.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = [str(videos["other"]), "--out", str(tmp_path / "out"), "--model", str(tiny_model)]
+    res = subprocess.run([sys.executable, "-c", hide, "batch", *args], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "Ray is not installed" in res.stderr and "in this process" in res.stdout
+    res = subprocess.run([sys.executable, "-c", hide, "batch", *args, "--workers", "2"], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 1 and "--workers 2 needs Ray: pip install 'rtseg[ray]'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+# -- on Ray ------------------------------------------------------------------------------------------
+def test_the_command_starts_a_local_ray_cluster_of_its_own(videos, tiny_model, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    res = run_cli("batch", *videos.values(), "--out", out, "--model", tiny_model, "--workers", "2", "--json")
+    assert res.returncode == 0, res.stderr
+    assert "with 2 worker(s) on a local Ray cluster" in res.stdout
+    for key, video in videos.items():
+        assert_complete(out, key, video, json_lines=True)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """Two CPUs on this machine: two workers at most."""
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="error")
+    yield ray
+    ray.shutdown()
+
+
+def test_a_worker_killed_mid_video_loses_nothing(ray_cluster, tiny_model, tmp_path):
+    long = clip_at(tmp_path / "in" / "long.avi", 1500, (240, 320))  # seconds on one core: time to kill it midway
+    short = [clip_at(tmp_path / "in" / f"short{i}.avi", 20) for i in range(3)]
+    killed, retried = {}, []
+
+    def kill_the_long_videos_worker(event):
+        if isinstance(event, Progress) and event.key == "long" and event.frames > 0 and not killed:
+            killed.update(pid=event.pid, frames=event.frames)
+            os.kill(event.pid, signal.SIGKILL)
+        if isinstance(event, Retry):
+            retried.append(event)
+
+    out = tmp_path / "out"
+    report = run_batch(BatchRequest((str(tmp_path / "in"),), str(out), model=str(tiny_model), workers=2, quiet=True),
+                       on_event=kill_the_long_videos_worker)
+    assert 0 < killed["frames"] < 1500                       # it died mid-video...
+    assert [(r.key, r.attempt) for r in retried] == [("long", 2)]
+    outcome = {v.key: v for v in report.videos}
+    assert outcome["long"].status == "done" and outcome["long"].attempt == 2  # ...and the video was done again
+    for video in [long, *short]:
+        assert_complete(out, video.stem, video)
+    assert json.loads((out / "long.done.json").read_text())["worker"] != f"{socket.gethostname()}:{killed['pid']}"
+    # exactly one output per video: nothing of the dead attempt is left, let alone taken for a result
+    assert committed(out) == {f"{v.stem}{s}" for v in [long, *short] for s in (".mp4", ".done.json")}
+
+
+def test_a_ray_batch_resumes(ray_cluster, videos, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    first = batch(videos.values(), tiny_model, out, no_ray=False, workers=2)
+    assert {v.status for v in first.videos} == {"done"} and first.workers == 2
+    again = batch(videos.values(), tiny_model, out, no_ray=False, workers=2)
+    assert {v.status for v in again.videos} == {"skipped"} and again.workers == 0  # not even a worker started
+    (out / "b__clip_avi.mp4").unlink()
+    redo = batch(videos.values(), tiny_model, out, no_ray=False, workers=2)
+    assert {v.key: v.status for v in redo.videos} == {"a__clip_avi": "skipped", "b__clip_avi": "done", "other": "skipped"}
+    assert_complete(out, "b__clip_avi", videos["b__clip_avi"])
