@@ -24,15 +24,15 @@ setup(
         # (tflite reads Google's pretrained MobileNetV2 .tflite files for --pretrained voc-tflite:/imagenet-tflite:)
         "train": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7",
                   "tflite>=2.18"],
-        # NVIDIA GPUs: TensorRT engines (rtseg export --format engine, --backend tensorrt); PyTorch holds the
-        # device buffers and streams (install a CUDA build of torch 2.14.1 on GPU machines)
-        "tensorrt": ["tensorrt>=10.0", "torch==2.14.1"],
+        # NVIDIA GPUs: TensorRT engines (rtseg export --format engine, --backend tensorrt); cuda-bindings holds
+        # device buffers and streams (no PyTorch); onnx + onnxconverter-common make the FP16 ONNX
+        "tensorrt": ["tensorrt>=10.0.1,<12", "cuda-bindings>=12.8,<14", "onnx>=1.15", "onnxconverter-common>=1.15"],
         # rtseg batch on parallel workers: a local Ray cluster, or an existing one (--ray-address)
         "ray": ["ray>=2.40"],
         # ai-edge-litert: the LiteRT interpreter the tests compare converted TFLite models against
         "dev": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7",
                 "tflite>=2.18", "ai-edge-litert>=2.0", "pytest>=7", "av>=12", "jsonschema>=4", "hypothesis>=6",
-                "ray>=2.40"],
+                "ray>=2.40", "onnxconverter-common>=1.15"],
     },
     entry_points={"console_scripts": ["rtseg=rtseg.cli:main"]},
 )

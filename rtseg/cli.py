@@ -604,7 +604,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="auto (default): TensorRT on an NVIDIA GPU when installed, else ONNX Runtime CUDA, else the CPU; "
                         "null: no inference at all (a fixed class map), to measure the pipeline alone")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16",
-                   help="TensorRT engine precision (default fp16; int8 needs an engine built by rtseg export)")
+                   help="TensorRT engine precision (default fp16; int8 builds from the model's INT8 sibling: rtseg export --model NAME --precision int8)")
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):

@@ -36,6 +36,11 @@ _REGISTRY = {
 GPU_BACKENDS = ("tensorrt", "onnxruntime-cuda")
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{e.__class__.__name__}: {text[0][:200]}" if text else e.__class__.__name__
+
+
 def available_backends() -> list[str]:
     return ["auto", *_REGISTRY]
 
@@ -57,11 +62,15 @@ def load_backend(kind: str, model, fallback: bool = True, warn: Callable[[str], 
     module, factory = _REGISTRY[kind].split(":")
     try:
         return getattr(import_module(module), factory)(model_path, **options)
-    except RtsegError as e:
-        if not fallback or kind not in GPU_BACKENDS:
+    except Exception as e:
+        if kind not in GPU_BACKENDS:
             raise
+        # a GPU stack fails in many ways (an import, a driver, an API its version lacks): one line for each
+        error = e if isinstance(e, RtsegError) else RtsegError(f"{kind} failed: {_first_line(e)}")
+        if not fallback:
+            raise error from e
         (warn or (lambda m: print(m, file=sys.stderr)))(
-            f"rtseg: warning: {kind} could not load the model ({e}); falling back to ONNX Runtime on the CPU")
+            f"rtseg: warning: {kind} could not load the model ({error}); falling back to ONNX Runtime on the CPU")
         from .onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(model_path, threads=options.get("threads"))

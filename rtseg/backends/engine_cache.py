@@ -1,22 +1,42 @@
 """Where built TensorRT engines live, and when one may be reused.
 
 An engine is only valid for the exact ONNX file, GPU (model and compute capability), TensorRT version,
-precision and shape profile it was built for, so all of these make up its key. Each engine file has a
-JSON sidecar holding the key and the engine's checksum: a sidecar that does not match, or an engine
-whose bytes do not match its checksum (interrupted write, disk corruption), means "build again", never
-"use it anyway". Engines are a per-machine cache, never shipped.
+precision and shape profile it was built for, so all of these make up its key. Each key has one file:
+a magic line, a one-line JSON header (the key, the engine's size and checksum) and the engine bytes. A
+header that does not match the key, or bytes that do not match the checksum (disk corruption, a file
+copied in by hand), means "build again", never "use it anyway". Engines are a per-machine cache, never
+shipped.
+
+Several processes may want the same engine at once (two `rtseg run`s started together, the selector's
+profiling beside an export). Files are written under a unique temporary name in the same folder and
+`os.replace`d, so a reader sees a whole old file or a whole new one, never half of one; and
+"look in the cache -> build -> store" runs under a per-key lock (`flock` on `<engine>.lock`), so the
+second process waits and then finds the first one's engine instead of building it again, and nobody
+deletes an engine another process has just stored. TensorRT's timing cache (kernel timings, which make
+rebuilds fast) is one file per TensorRT version and compute capability, merged and replaced the same way.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from ..core.errors import RtsegError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one process at a time is then the user's business
+    fcntl = None
+
 Shape = tuple[int, int]  # (H, W); batch is 1 and channels 3 in every profile
+MAGIC = b"RTSEG-ENGINE/1\n"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +60,12 @@ class ShapeProfile:
                              f"min {profile.min}, opt {profile.opt}, max {profile.max}")
         return profile
 
+    @classmethod
+    def covering(cls, sizes: list[Shape], opt: Shape) -> "ShapeProfile":
+        """The smallest profile holding every size (per dimension), tuned for `opt`."""
+        sizes = [tuple(s) for s in [*sizes, opt]]
+        return cls(tuple(map(min, zip(*sizes))), tuple(opt), tuple(map(max, zip(*sizes))))
+
     def contains(self, size: Shape) -> bool:
         return all(lo <= s <= hi for lo, s, hi in zip(self.min, size, self.max))
 
@@ -50,7 +76,7 @@ class ShapeProfile:
 
 @dataclass(frozen=True)
 class EngineKey:
-    onnx_sha256: str
+    onnx_sha256: str          # of the ONNX file TensorRT parses (the FP32 file for fp32/fp16, the Q/DQ file for int8)
     gpu: str                  # e.g. "NVIDIA H100 80GB HBM3"
     compute_capability: str   # e.g. "9.0"
     tensorrt: str             # TensorRT version
@@ -83,39 +109,136 @@ class EngineCache:
     def load(self, key: EngineKey, model_name: str) -> tuple[bytes | None, str]:
         """(engine bytes, "") when a valid engine is cached, else (None, why it cannot be used)."""
         path = self.path(key, model_name)
-        sidecar = path.with_suffix(".json")
-        if not path.exists():
-            return None, "no cached engine"
         try:
-            record = json.loads(sidecar.read_text())
-        except (OSError, ValueError):
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return None, "no cached engine"
+        except OSError as e:
+            return None, f"cached engine {path.name} cannot be read ({e.strerror or e})"
+        header, data = _split(blob)
+        if header is None:
             return None, f"cached engine {path.name} has no readable record"
-        if record.get("key") != json.loads(json.dumps(asdict(key))):
+        if header.get("key") != json.loads(json.dumps(asdict(key))):
             return None, f"cached engine {path.name} was built for something else"
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        if len(data) != header.get("bytes") or hashlib.sha256(data).hexdigest() != header.get("sha256"):
             return None, f"cached engine {path.name} is corrupt (checksum mismatch)"
         return data, ""
 
     def store(self, key: EngineKey, model_name: str, data: bytes, extra: dict | None = None) -> Path:
-        """Write engine then record, each atomically: a reader sees a whole pair or a mismatch, never half a file."""
+        """Header and engine in one file, replaced atomically: a reader sees a whole engine or none."""
+        header = {"key": asdict(key), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), **(extra or {})}
         path = self.path(key, model_name)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, data)
-            record = {"key": asdict(key), "sha256": hashlib.sha256(data).hexdigest(), **(extra or {})}
-            _atomic_write(path.with_suffix(".json"), (json.dumps(record, indent=2) + "\n").encode())
-        except OSError as e:
-            raise RtsegError(f"cannot write the engine cache {self.folder}: {e.strerror or e}") from e
+        self._write(path, MAGIC + json.dumps(header).encode() + b"\n" + data)
         return path
 
     def discard(self, key: EngineKey, model_name: str) -> None:
-        path = self.path(key, model_name)
-        for p in (path, path.with_suffix(".json")):
-            p.unlink(missing_ok=True)
+        """Remove an engine on purpose (e.g. INT8 refused by the accuracy gate), under its lock."""
+        with self.locked(key, model_name):
+            self.path(key, model_name).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def locked(self, key: EngineKey, model_name: str) -> Iterator[None]:
+        """Hold the key's lock: other threads and processes wanting the same engine wait here."""
+        with _file_lock(self._lock_path(self.path(key, model_name))):
+            yield
+
+    def get_or_build(self, key: EngineKey, model_name: str, build: Callable[[], bytes],
+                     accept: Callable[[bytes], bool] = lambda data: True,
+                     extra: dict | None = None) -> tuple[bytes, bool]:
+        """(engine bytes, whether this call built them): the cached engine if there is one that `accept`s,
+        else `build()` stored under the key, built once however many threads and processes ask together.
+
+        `accept` lets the caller refuse bytes that pass the checksum but do not load (a TensorRT that
+        cannot deserialize them); they are then rebuilt and replaced, never deleted.
+        """
+        data, why = self.load(key, model_name)
+        if data is not None and accept(data):
+            return data, False
+        with self.locked(key, model_name):
+            fresh, why = self.load(key, model_name)  # someone may have stored it while we waited
+            if fresh is not None and fresh != data and accept(fresh):
+                return fresh, False
+            if fresh is not None:
+                why = f"cached engine {self.path(key, model_name).name} does not load in this TensorRT"
+            if why != "no cached engine":
+                log.warning(f"rtseg: {why}; rebuilding")
+            data = build()
+            self.store(key, model_name, data, extra)
+            return data, True
+
+    # -- TensorRT's timing cache -----------------------------------------------------------------
+    def timing_path(self, tensorrt_version: str, compute_capability: str) -> Path:
+        """One timing cache per TensorRT version and GPU architecture: kernel timings of one say nothing
+        about another."""
+        return self.folder / f"timing-trt{tensorrt_version}-sm{compute_capability.replace('.', '')}.cache"
+
+    def read_timing(self, tensorrt_version: str, compute_capability: str) -> bytes:
+        try:
+            return self.timing_path(tensorrt_version, compute_capability).read_bytes()
+        except OSError:
+            return b""
+
+    def update_timing(self, tensorrt_version: str, compute_capability: str,
+                      merge: Callable[[bytes], bytes]) -> None:
+        """Replace the timing cache with `merge(what is on disk now)`, under its lock, atomically: timings
+        another process added since we read the file are merged in, not overwritten."""
+        path = self.timing_path(tensorrt_version, compute_capability)
+        with _file_lock(self._lock_path(path)):
+            self._write(path, merge(self.read_timing(tensorrt_version, compute_capability)))
+
+    # -- files -----------------------------------------------------------------------------------
+    def _lock_path(self, path: Path) -> Path:
+        return path.with_name(path.name + ".lock")
+
+    def _write(self, path: Path, blob: bytes) -> None:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, blob)
+        except OSError as e:
+            raise RtsegError(f"cannot write the engine cache {self.folder}: {e.strerror or e}") from e
+
+
+def _split(blob: bytes) -> tuple[dict | None, bytes]:
+    """(header, engine bytes) of a cache file; (None, b"") when it is not one."""
+    if not blob.startswith(MAGIC):
+        return None, b""
+    line, newline, data = blob[len(MAGIC):].partition(b"\n")
+    try:
+        header = json.loads(line) if newline else None
+    except ValueError:
+        header = None
+    return (header, data) if isinstance(header, dict) else (None, b"")
+
+
+@contextlib.contextmanager
+def _file_lock(lock_path: Path) -> Iterator[None]:
+    """An exclusive flock: separate opens conflict, so it orders threads of one process too. The lock file
+    stays behind (deleting it while someone waits on it would let a third process in)."""
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock_path, "a+b")
+    except OSError as e:
+        raise RtsegError(f"cannot lock the engine cache {lock_path.parent}: {e.strerror or e}") from e
+    with handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write beside the target under a unique name, then rename over it (atomic on one filesystem)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

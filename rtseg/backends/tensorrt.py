@@ -1,188 +1,491 @@
 """TensorRT backend: build (once, cached) and run an engine from a shipped ONNX model.
 
-Building follows TensorRT's own samples: the ONNX parser fills a network, one optimization profile
-covers the input shapes, a timing cache kept beside the engines makes rebuilds fast, FP16 and INT8 are
-builder flags, INT8 calibrates with TensorRT's entropy calibrator (its table cached and reused).
-Device memory and streams come from PyTorch (the `tensorrt` extra installs it), as in Ultralytics.
-The argmax is inside the graph, so the only tensor copied back is the uint8 class map (and boxes).
+Building follows TensorRT's own samples: the ONNX parser fills a strongly typed network, one optimization
+profile covers every input size the model may be run at, and a timing cache kept beside the engines makes
+rebuilds fast. Strongly typed means the ONNX file decides each layer's precision (TensorRT 11 removed the
+FP16/INT8 builder flags and the INT8 calibrator): fp32 builds the model as it is, fp16 an FP16 conversion of
+it (graph input and output left in their types), int8 the model's INT8 sibling, an explicitly quantized
+(Q/DQ) file checked against TensorRT's rules first. The same calls exist in TensorRT 10.0 through 11.x;
+where the two differ the code asks what the module has (`hasattr`), never its version string.
+
+Device memory and streams come from cuda-python's CUDA runtime bindings (`cuda.bindings.runtime`, the
+package NVIDIA's TensorRT samples use), a few megabytes instead of PyTorch. Every thread that calls
+`infer` gets its own execution context, CUDA stream and buffers (created on its first call, all from one
+engine), so the pipeline's inference threads never share a buffer or wait on each other's stream; TensorRT
+10 and later let several contexts use one optimization profile. The argmax is inside the graph, so the
+only tensors copied back are the uint8 class map (and boxes).
+
+Every failure, from a missing package to a TensorRT call this version does not have, is an RtsegError of
+one line, so `load_backend` can fall back to the CPU with a warning.
 """
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import logging
+import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.errors import RtsegError
 from .engine_cache import EngineCache, EngineKey, ShapeProfile
 
-INPUT = "image"
+if TYPE_CHECKING:
+    from ..core.modelinfo import ModelInfo
+
 log = logging.getLogger(__name__)
+SUPPORTED_MAJOR = (10, 11)  # the `tensorrt` extra's bounds: >=10.0.1,<12
+# what this module calls at module level; a TensorRT without one of them cannot run rtseg's engines
+REQUIRED = ("Logger", "Builder", "Runtime", "OnnxParser", "NetworkDefinitionCreationFlag", "MemoryPoolType",
+            "TensorIOMode", "BuilderFlag", "nptype")
 
 
-def _import_trt():
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{e.__class__.__name__}: {text[0][:200]}" if text else e.__class__.__name__
+
+
+# -- the libraries -----------------------------------------------------------------------------------
+def import_tensorrt():
+    """(tensorrt, cuda.bindings.runtime), checked to be usable here; an RtsegError saying why not."""
     try:
         import tensorrt as trt
-        import torch
+        from cuda.bindings import runtime as cudart
     except Exception as e:  # ImportError, or a broken install missing its libraries
-        raise RtsegError(f"the tensorrt backend needs TensorRT and PyTorch with CUDA: pip install 'rtseg[tensorrt]' "
-                         f"({e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
-    if not torch.cuda.is_available():
-        raise RtsegError("the tensorrt backend needs an NVIDIA GPU, and PyTorch sees none")
-    return trt, torch
+        raise RtsegError(f"the tensorrt backend needs TensorRT and cuda-python: pip install 'rtseg[tensorrt]' "
+                         f"({_first_line(e)})") from e
+    version = str(getattr(trt, "__version__", "unknown"))
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        major = None
+    if major not in SUPPORTED_MAJOR:
+        raise RtsegError(f"TensorRT {version} is not supported (rtseg runs TensorRT 10.x and 11.x): "
+                         "pip install 'rtseg[tensorrt]'")
+    missing = [name for name in REQUIRED if not hasattr(trt, name)]
+    if missing:
+        raise RtsegError(f"TensorRT {version} lacks {', '.join(missing)}; reinstall it: pip install 'rtseg[tensorrt]'")
+    return trt, cudart
 
 
-def engine_key(onnx_path: Path, precision: str, profile: ShapeProfile) -> EngineKey:
-    trt, torch = _import_trt()
-    from ..core.modelinfo import sha256
+def probe_tensorrt() -> tuple[str | None, str]:
+    """(TensorRT version, "") when this machine can run TensorRT engines, else (None, why not).
 
-    major, minor = torch.cuda.get_device_capability()
-    return EngineKey(sha256(onnx_path), torch.cuda.get_device_name(), f"{major}.{minor}", trt.__version__,
-                     precision, profile)
-
-
-def make_calibrator(trt, torch, images: list[np.ndarray], cache_file: Path):
-    """TensorRT's entropy calibrator fed with preprocessed frames, one at a time; its table is cached."""
-
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            super().__init__()
-            self.images = iter(images)
-            self.device = None
-
-        def get_batch_size(self) -> int:
-            return 1
-
-        def get_batch(self, names):
-            x = next(self.images, None)
-            if x is None:
-                return None
-            self.device = torch.from_numpy(np.ascontiguousarray(x)).cuda()  # kept alive until the next call
-            return [int(self.device.data_ptr())]
-
-        def read_calibration_cache(self):
-            return cache_file.read_bytes() if cache_file.exists() else None
-
-        def write_calibration_cache(self, cache) -> None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            cache_file.write_bytes(bytes(cache))
-
-    return EntropyCalibrator()
+    The real thing, short of building: the modules import, have what rtseg calls, a CUDA device answers,
+    and TensorRT can create its runtime on it."""
+    try:
+        trt, cudart = import_tensorrt()
+        _Cuda(cudart).device()
+        if trt.Runtime(trt.Logger(trt.Logger.ERROR)) is None:
+            raise RtsegError("TensorRT could not create its runtime")
+    except RtsegError as e:
+        return None, str(e)
+    except Exception as e:  # whatever a half-working install raises
+        return None, f"TensorRT does not work here ({_first_line(e)})"
+    return str(trt.__version__), ""
 
 
-def build_engine(onnx_path: Path, precision: str, profile: ShapeProfile, cache: EngineCache,
-                 calib_images: list[np.ndarray] | None = None, calib_cache: Path | None = None,
+@dataclass(frozen=True)
+class Device:
+    name: str                  # e.g. "NVIDIA H100 80GB HBM3"
+    compute_capability: str    # e.g. "9.0"
+
+
+class _Cuda:
+    """The few CUDA runtime calls the backend makes, each checked: an error is an RtsegError naming it."""
+
+    def __init__(self, cudart):
+        self.rt = cudart
+
+    def _ok(self, result, what: str):
+        err, *values = result
+        if err != self.rt.cudaError_t.cudaSuccess:
+            named = self.rt.cudaGetErrorName(err)
+            name = named[1].decode(errors="replace") if named[0] == self.rt.cudaError_t.cudaSuccess else str(err)
+            hint = " (no NVIDIA GPU, or its driver is older than this cuda-bindings needs)" if "Device" in name \
+                or "Driver" in name else ""
+            raise RtsegError(f"CUDA {what} failed: {name}{hint}")
+        return values[0] if len(values) == 1 else None
+
+    def device(self, index: int = 0) -> Device:
+        count = self._ok(self.rt.cudaGetDeviceCount(), "device query")
+        if count < 1:
+            raise RtsegError("the tensorrt backend needs an NVIDIA GPU, and CUDA sees none")
+        props = self._ok(self.rt.cudaGetDeviceProperties(index), "device query")
+        name = props.name.split(b"\0")[0].decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
+        return Device(name, f"{props.major}.{props.minor}")
+
+    def stream(self):
+        return self._ok(self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking), "stream creation")
+
+    def destroy_stream(self, stream) -> None:
+        self._ok(self.rt.cudaStreamDestroy(stream), "stream destruction")
+
+    def synchronize(self, stream) -> None:
+        self._ok(self.rt.cudaStreamSynchronize(stream), "stream synchronization")
+
+    def malloc(self, nbytes: int) -> int:
+        return int(self._ok(self.rt.cudaMalloc(max(nbytes, 1)), f"allocation of {nbytes} bytes"))
+
+    def free(self, pointer: int) -> None:
+        self._ok(self.rt.cudaFree(pointer), "free")
+
+    def pinned(self, nbytes: int) -> np.ndarray:
+        """Page-locked host memory as a uint8 array (copies from it run asynchronously, at full speed)."""
+        pointer = int(self._ok(self.rt.cudaMallocHost(max(nbytes, 1)), f"pinned allocation of {nbytes} bytes"))
+        return np.ctypeslib.as_array((ctypes.c_uint8 * max(nbytes, 1)).from_address(pointer))
+
+    def free_pinned(self, array: np.ndarray) -> None:
+        self._ok(self.rt.cudaFreeHost(array.ctypes.data), "pinned free")
+
+    def upload(self, device: int, host: int, nbytes: int, stream) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        self._ok(self.rt.cudaMemcpyAsync(device, host, nbytes, kind, stream), "upload")
+
+    def download(self, host: int, device: int, nbytes: int, stream) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self._ok(self.rt.cudaMemcpyAsync(host, device, nbytes, kind, stream), "download")
+
+
+# -- what TensorRT parses -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EngineSource:
+    """The ONNX model TensorRT parses for an engine, as bytes, and what the engine is called and keyed by."""
+
+    model_name: str
+    precision: str                         # what the file's types make of the engine: fp32 | fp16 | int8
+    onnx: bytes                            # what the parser reads (an FP16 conversion for fp16)
+    sha256: str                            # of those bytes: an engine is valid for exactly what was parsed
+    input_name: str
+    static_size: tuple[int, int] | None    # (H, W) when the graph fixes them, else None
+
+
+def engine_source(info: ModelInfo, precision: str) -> EngineSource:
+    """The ONNX for an engine of `info` at `precision`: the FP32 file, its FP16 conversion, or an INT8 Q/DQ
+    file (the model itself when it is quantized, else its INT8 sibling), refused with one line when
+    TensorRT's explicit quantization cannot take it. A quantized file always makes an INT8 engine."""
+    import onnx
+
+    from ..training.engine_export import int8_model, is_quantized, refuse_unless_trt_ready
+
+    if precision not in ("fp32", "fp16", "int8"):
+        raise RtsegError(f"unknown TensorRT precision {precision!r} (fp32, fp16 or int8)")
+    model = onnx.load(str(info.path))
+    if precision == "int8" and not is_quantized(model):
+        info = int8_model(info)
+        model = onnx.load(str(info.path))
+    if is_quantized(model):
+        refuse_unless_trt_ready(model, info.name)
+        if precision != "int8":
+            log.info(f"rtseg: {info.name} is quantized, so its engine is INT8 (the file decides, not --precision)")
+        precision = "int8"
+    if precision == "fp16":
+        from ..training.fp16_onnx import convert_to_fp16
+
+        model = convert_to_fp16(model)
+    data = model.SerializeToString()
+    graph_input = model.graph.input[0]
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in graph_input.type.tensor_type.shape.dim]
+    static = tuple(dims[2:4]) if len(dims) == 4 and all(dims[2:4]) else None
+    return EngineSource(info.name, precision, data, hashlib.sha256(data).hexdigest(), graph_input.name, static)
+
+
+def selector_sizes(info: ModelInfo) -> list[tuple[int, int]]:
+    """Every input size the manifest holds a measurement at, on any split: the sizes the selector may run the
+    model at (`camvid_<split>@HxW` keys; the model's own size is the bare key)."""
+    sizes = []
+    for key in info.entry.get("metrics", {}):
+        if "@" in key:
+            h, w = key.split("@", 1)[1].split("x")
+            sizes.append((int(h), int(w)))
+    return sizes
+
+
+def default_profile(info: ModelInfo, input_size: tuple[int, int] | None = None) -> ShapeProfile:
+    """One profile for every size this model may meet: its own, each size the selector has a measurement at,
+    and `--input-size`; tuned for the size it will run at (`input_size`, else its own)."""
+    own = tuple(info.input_size)
+    opt = tuple(input_size) if input_size else own
+    return ShapeProfile.covering([own, *selector_sizes(info)], opt)
+
+
+def engine_key(source: EngineSource, device: Device, tensorrt_version: str, profile: ShapeProfile) -> EngineKey:
+    """Everything an engine is valid for: what was parsed, at which precision, on which GPU and TensorRT."""
+    return EngineKey(source.sha256, device.name, device.compute_capability, tensorrt_version, source.precision, profile)
+
+
+def network_flags(trt) -> int:
+    """Strongly typed: each layer runs in the type the ONNX file gives it. TensorRT 10 still builds weakly
+    typed networks unless asked (it still has BuilderFlag.FP16); 11 removed weak typing, every network is
+    strongly typed there and the flag is deprecated (accepted and ignored), so it is not passed."""
+    weak_typing_exists = hasattr(trt.BuilderFlag, "FP16")
+    if weak_typing_exists and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    return 0
+
+
+def build_engine(trt, source: EngineSource, profile: ShapeProfile, cache: EngineCache, device: Device,
                  workspace_gib: float = 4.0) -> bytes:
-    trt, torch = _import_trt()
+    """A serialized engine of `source` for one optimization profile, using and updating the timing cache."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(Path(onnx_path).read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise RtsegError(f"TensorRT cannot parse {onnx_path}: {errors[:300]}")
+    if not parser.parse(source.onnx):
+        errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
+        raise RtsegError(f"TensorRT cannot parse {source.model_name}: {errors[:300] or 'no reason given'}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    shapes = profile.min, profile.opt, profile.max
     opt_profile = builder.create_optimization_profile()
-    opt_profile.set_shape(INPUT, (1, 3, *profile.min), (1, 3, *profile.opt), (1, 3, *profile.max))
-    config.add_optimization_profile(opt_profile)
-    if precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)  # INT8 engines keep FP16 for the layers INT8 does not suit
-    if precision == "int8":
-        if not calib_images and not (calib_cache and calib_cache.exists()):
-            raise RtsegError("an INT8 engine needs calibration frames (--calib-data DIR) or a calibration cache")
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = make_calibrator(trt, torch, calib_images or [], calib_cache)
-        config.set_calibration_profile(opt_profile)
-    timing_file = cache.folder / "timing.cache"
-    timing = config.create_timing_cache(timing_file.read_bytes() if timing_file.exists() else b"")
-    config.set_timing_cache(timing, ignore_mismatch=False)
+    opt_profile.set_shape(source.input_name, *[(1, 3, *s) for s in shapes])
+    if config.add_optimization_profile(opt_profile) < 0:
+        raise RtsegError(f"TensorRT refused the shape profile {profile.label()} for {source.model_name}")
+    version = str(trt.__version__)
+    on_disk = cache.read_timing(version, device.compute_capability)
+    try:
+        timing = config.create_timing_cache(on_disk)
+        usable = timing is not None and config.set_timing_cache(timing, False)
+    except Exception:  # a damaged file: the parser of timing caches raises on some
+        usable = False
+    if not usable:  # damaged, or from another GPU: start afresh
+        on_disk, timing = b"", config.create_timing_cache(b"")
+        config.set_timing_cache(timing, False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise RtsegError(f"TensorRT could not build an engine for {onnx_path} ({precision}, {profile.label()})")
-    cache.folder.mkdir(parents=True, exist_ok=True)
-    timing_file.write_bytes(bytes(config.get_timing_cache().serialize()))
+        raise RtsegError(f"TensorRT could not build an engine for {source.model_name} "
+                         f"({source.precision}, {profile.label()})")
+
+    def merged(now_on_disk: bytes) -> bytes:
+        ours = config.get_timing_cache()
+        if now_on_disk and now_on_disk != on_disk:  # another build added timings meanwhile: keep them too
+            try:
+                ours.combine(config.create_timing_cache(now_on_disk), False)
+            except Exception:  # theirs is damaged: ours alone then
+                pass
+        return bytes(ours.serialize())
+
+    try:
+        cache.update_timing(version, device.compute_capability, merged)
+    except Exception as e:  # the engine is fine; only the next build is slower
+        log.warning(f"rtseg: could not save TensorRT's timing cache ({_first_line(e)})")
     return bytes(serialized)
 
 
+# -- the backend --------------------------------------------------------------------------------------
+class _Lane:
+    """One calling thread's execution context, stream and buffers, sized once for the profile's largest input,
+    so a change of input size only sets shapes."""
+
+    def __init__(self, engine, cuda: _Cuda, input_name: str, outputs: list[str], profile: ShapeProfile, trt):
+        self.cuda, self.input_name, self.outputs = cuda, input_name, outputs
+        self.device, self.pinned, self.views, self.shape, self.stream = {}, {}, {}, None, None
+        try:
+            self.context = engine.create_execution_context()
+            if self.context is None:
+                raise RtsegError("TensorRT could not create an execution context (out of GPU memory?)")
+            self.stream = cuda.stream()
+            self.dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in [input_name, *outputs]}
+            self._set_shape((1, 3, *profile.max))
+            for name in [input_name, *outputs]:
+                nbytes = self._nbytes(name)
+                self.device[name] = cuda.malloc(nbytes)
+                self.pinned[name] = cuda.pinned(nbytes)
+                if not self.context.set_tensor_address(name, self.device[name]):
+                    raise RtsegError(f"TensorRT refused the buffer of tensor {name}")
+        except BaseException:
+            self.close()
+            raise
+
+    def _set_shape(self, shape: tuple[int, ...]) -> None:
+        if not self.context.set_input_shape(self.input_name, shape):
+            raise RtsegError(f"TensorRT refused input shape {shape}")
+
+    def _nbytes(self, name: str) -> int:
+        shape = tuple(self.context.get_tensor_shape(name))
+        if any(d < 0 for d in shape):
+            raise RtsegError(f"output {name} has a data-dependent shape {shape}, which rtseg does not handle")
+        return int(np.prod(shape, dtype=np.int64)) * self.dtypes[name].itemsize
+
+    def bind(self, shape: tuple[int, ...]) -> None:
+        """Set the input shape (when it changed) and make numpy views of the pinned buffers at that shape."""
+        if shape == self.shape:
+            return
+        self._set_shape(shape)
+        self.views = {}
+        for name in [self.input_name, *self.outputs]:
+            tensor_shape = tuple(self.context.get_tensor_shape(name))
+            nbytes = int(np.prod(tensor_shape, dtype=np.int64)) * self.dtypes[name].itemsize
+            self.views[name] = self.pinned[name][:nbytes].view(self.dtypes[name]).reshape(tensor_shape)
+        self.shape = shape
+
+    def run(self, image: np.ndarray, pinned_input: bool) -> dict[str, np.ndarray]:
+        cuda = self.cuda
+        if pinned_input:  # already page-locked (a buffer from `host_buffer`): no host copy at all
+            source = image.ctypes.data
+        else:
+            np.copyto(self.views[self.input_name], image, casting="same_kind")
+            source = self.views[self.input_name].ctypes.data
+        cuda.upload(self.device[self.input_name], source, self.views[self.input_name].nbytes, self.stream)
+        if not self.context.execute_async_v3(int(self.stream)):
+            raise RtsegError("TensorRT inference failed")
+        for name in self.outputs:
+            cuda.download(self.views[name].ctypes.data, self.device[name], self.views[name].nbytes, self.stream)
+        cuda.synchronize(self.stream)  # this thread's stream only: other threads' frames keep running
+        # copies: the pinned buffers take this thread's next frame while this one is still being drawn
+        return {name: self.views[name].copy() for name in self.outputs}
+
+    def close(self) -> None:
+        for pointer in self.device.values():
+            self.cuda.free(pointer)
+        for array in self.pinned.values():
+            self.cuda.free_pinned(array)
+        if self.stream is not None:
+            self.cuda.destroy_stream(self.stream)
+        self.device, self.pinned, self.views, self.context, self.stream = {}, {}, {}, None, None
+
+
 class TensorRTBackend:
+    """A TensorRT engine of one model (built on first use, then from the cache), callable from many threads.
+
+    `precision`: fp32 | fp16 | int8 (see the module docstring); `profile`: the input sizes the engine takes
+    (default: every size the selector may use, plus `input_size`, tuned for `input_size` or the model's own).
+    """
+
     def __init__(self, model_path: str | Path, precision: str = "fp16", profile: ShapeProfile | None = None,
-                 cache_dir: str | Path | None = None, info=None, **_):
-        trt, torch = _import_trt()
+                 cache_dir: str | Path | None = None, info: ModelInfo | None = None,
+                 input_size: tuple[int, int] | None = None, **_):
+        self._lanes: list[_Lane] = []
+        self._lanes_lock = threading.Lock()
+        self._local = threading.local()
+        self._host_buffers: list[np.ndarray] = []
+        self.engine = None
+        try:
+            self._open(model_path, precision, profile, cache_dir, info, input_size)
+            # one inference now, so that a context, buffer or kernel that fails does so while the caller can
+            # still fall back to the CPU (this thread's lane is made here; other threads make theirs)
+            self.infer(np.zeros((1, 3, *self.profile.opt), self.input_dtype))
+        except BaseException as e:
+            self._close_quietly()
+            if isinstance(e, RtsegError) or not isinstance(e, Exception):
+                raise
+            # an API this TensorRT lacks (AttributeError), a driver error surfacing as RuntimeError, ...
+            raise RtsegError(f"TensorRT could not load the model ({_first_line(e)})") from e
+
+    def _open(self, model_path, precision, profile, cache_dir, info, input_size) -> None:
+        trt, cudart = import_tensorrt()
+        self.trt, self.cuda = trt, _Cuda(cudart)
+        device = self.cuda.device()
         if info is None:  # called with a bare path: read the file's metadata once, here
             from ..core.modelinfo import resolve_model
 
             info = resolve_model(str(model_path))
-        self.profile = profile or ShapeProfile.fixed(info.input_size)
-        self.precision = precision
-        cache = EngineCache(cache_dir)
-        key = engine_key(info.path, precision, self.profile)
-        data, why = cache.load(key, info.name)
-        engine = None
-        runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
-        if data is not None:
-            engine = runtime.deserialize_cuda_engine(data)
-            if engine is None:
-                why = "cached engine failed to deserialize"
-        if engine is None:
-            if why != "no cached engine":
-                log.warning(f"rtseg: {why}; rebuilding")
-                cache.discard(key, info.name)
-            # a warning, so that even --quiet says why the start takes minutes (as it did before logging)
-            log.warning(f"rtseg: building a TensorRT {precision} engine for {info.name} ({self.profile.label()}); "
+        source = engine_source(info, precision)
+        if source.static_size:
+            if profile is not None and not profile.min == profile.max == source.static_size:
+                raise RtsegError(f"model {info.name} only accepts {source.static_size[0]}x{source.static_size[1]} "
+                                 f"inputs, not the shape profile {profile.label()}")
+            profile = ShapeProfile.fixed(source.static_size)
+        self.profile = profile or default_profile(info, input_size)
+        self.precision = source.precision
+        self.cache = EngineCache(cache_dir)
+        self.key, self.model_name = engine_key(source, device, str(trt.__version__), self.profile), info.name
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+        loaded = {}
+
+        def deserializes(data: bytes) -> bool:
+            loaded["engine"] = self.runtime.deserialize_cuda_engine(data)
+            return loaded["engine"] is not None
+
+        def build() -> bytes:
+            # a warning, so that even --quiet says why the start takes minutes
+            log.warning(f"rtseg: building a TensorRT {source.precision} engine for {info.name} "
+                        f"({self.profile.label()}); "
                         "this takes a minute or two, once per GPU and TensorRT version")
-            data = build_engine(info.path, precision, self.profile, cache)
-            cache.store(key, info.name, data, {"model": info.name})
-            engine = runtime.deserialize_cuda_engine(data)
-            if engine is None:
-                raise RtsegError(f"TensorRT built an engine for {info.name} but cannot load it")
-        self.engine, self.context = engine, engine.create_execution_context()
-        self.torch, self.trt = torch, trt
-        self.stream = torch.cuda.Stream()
-        self.input_name = INPUT
-        self.output_names = [n for n in (engine.get_tensor_name(i) for i in range(engine.num_io_tensors))
-                             if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        self.name = f"tensorrt-{precision}"
-        self._shape = None
+            return build_engine(trt, source, self.profile, self.cache, device)
+
+        data, built = self.cache.get_or_build(self.key, info.name, build, deserializes, {"model": info.name})
+        if built and not deserializes(data):
+            raise RtsegError(f"TensorRT built an engine for {info.name} but cannot load it")
+        self.engine, self.engine_bytes = loaded["engine"], len(data)
+        self.input_name = source.input_name
+        self.output_names = [n for n in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))
+                             if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        self.input_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
+        self.name = f"tensorrt-{self.precision}"
+
+    @property
+    def engine_path(self) -> Path:
+        return self.cache.path(self.key, self.model_name)
 
     def static_size(self) -> tuple[int, int] | None:
         p = self.profile
         return tuple(p.opt) if p.min == p.opt == p.max else None
 
-    def _bind(self, shape: tuple[int, ...]) -> None:
-        """(Re)allocate device and pinned host buffers when the input shape changes (not per frame)."""
-        torch, trt = self.torch, self.trt
-        if not self.profile.contains(shape[2:]):
-            raise RtsegError(f"input {shape[2]}x{shape[3]} is outside the engine's shape profile {self.profile.label()}")
-        self.context.set_input_shape(INPUT, shape)
-        self.host_in = torch.empty(shape, dtype=torch.float32, pin_memory=True)
-        self.host_in_view = self.host_in.numpy()  # numpy views of the pinned buffers, made once per shape
-        self.dev_in = torch.empty(shape, dtype=torch.float32, device="cuda")
-        self.context.set_tensor_address(INPUT, self.dev_in.data_ptr())
-        self.dev_out, self.host_out = {}, {}
-        for n in self.output_names:
-            dtype = torch.from_numpy(np.empty(0, trt.nptype(self.engine.get_tensor_dtype(n)))).dtype
-            out_shape = tuple(self.context.get_tensor_shape(n))
-            self.dev_out[n] = torch.empty(out_shape, dtype=dtype, device="cuda")
-            self.host_out[n] = torch.empty(out_shape, dtype=dtype, pin_memory=True)
-            self.context.set_tensor_address(n, self.dev_out[n].data_ptr())
-        self.host_out_views = {n: t.numpy() for n, t in self.host_out.items()}
-        self._shape = shape
+    def host_buffer(self, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+        """A page-locked array for model inputs: `infer` uploads straight from it, skipping the copy into its own
+        pinned buffer (a preprocessor's pool can allocate from here). Freed by `close`."""
+        dtype = np.dtype(dtype)
+        raw = self.cuda.pinned(int(np.prod(shape)) * dtype.itemsize)
+        with self._lanes_lock:
+            self._host_buffers.append(raw)
+        return raw.view(dtype).reshape(shape)
+
+    def _is_pinned(self, image: np.ndarray) -> bool:
+        if image.dtype != self.input_dtype or not image.flags.c_contiguous:
+            return False
+        start = image.ctypes.data
+        return any(b.ctypes.data <= start and start + image.nbytes <= b.ctypes.data + b.nbytes
+                   for b in self._host_buffers)
+
+    def _lane(self) -> _Lane:
+        lane = getattr(self._local, "lane", None)
+        if lane is None:
+            if self.engine is None:
+                raise RtsegError("the TensorRT backend is closed")
+            lane = _Lane(self.engine, self.cuda, self.input_name, self.output_names, self.profile, self.trt)
+            with self._lanes_lock:
+                self._lanes.append(lane)
+            self._local.lane = lane
+        return lane
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        if image.shape != self._shape:
-            self._bind(image.shape)
-        torch = self.torch
-        with torch.cuda.stream(self.stream):
-            self.host_in_view[...] = image
-            self.dev_in.copy_(self.host_in, non_blocking=True)
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise RtsegError("TensorRT inference failed")
-            for n in self.output_names:
-                self.host_out[n].copy_(self.dev_out[n], non_blocking=True)
-        self.stream.synchronize()
-        # copies: the pinned buffers are overwritten by the next frame while this one is still being drawn
-        return {n: v.copy() for n, v in self.host_out_views.items()}
+        if image.ndim != 4 or image.shape[0] != 1 or image.shape[1] != 3:
+            raise RtsegError(f"the TensorRT backend takes one (1, 3, H, W) image, not {image.shape}")
+        if not self.profile.contains(image.shape[2:]):
+            raise RtsegError(f"input {image.shape[2]}x{image.shape[3]} is outside the engine's shape profile "
+                             f"{self.profile.label()}")
+        try:
+            lane = self._lane()
+            lane.bind(tuple(image.shape))
+            return lane.run(image, self._is_pinned(image))
+        except RtsegError:
+            raise
+        except Exception as e:
+            raise RtsegError(f"TensorRT inference failed ({_first_line(e)})") from e
+
+    def discard_engine(self) -> None:
+        """Remove this backend's engine from the cache (the INT8 gate refused it)."""
+        self.cache.discard(self.key, self.model_name)
+
+    def _close_quietly(self) -> None:
+        try:
+            if hasattr(self, "cuda"):
+                self.close()
+        except Exception:  # already failing: the first error is the one worth a line
+            pass
 
     def close(self) -> None:
-        self.context = self.engine = None
+        """Free every thread's context, stream and buffers; call when no thread is inferring any more."""
+        with self._lanes_lock:
+            lanes, self._lanes = self._lanes, []
+            buffers, self._host_buffers = self._host_buffers, []
+        for lane in lanes:
+            lane.close()
+        for buffer in buffers:
+            self.cuda.free_pinned(buffer)
+        self.engine = None
+        self._local = threading.local()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import queue
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -14,10 +15,10 @@ class BufferPool:
     how many preprocessed inputs can exist, and `acquire` blocks when all are in use.
     """
 
-    def __init__(self, shape: tuple[int, ...], dtype: type, size: int):
+    def __init__(self, shape: tuple[int, ...], dtype: type, size: int, allocate: Callable | None = None):
         self._free: queue.Queue[np.ndarray] = queue.Queue()
-        for _ in range(size):
-            self._free.put(np.empty(shape, dtype))
+        for _ in range(size):  # `allocate`: e.g. a GPU backend's page-locked memory, uploaded without a copy
+            self._free.put((allocate or np.empty)(shape, dtype))
 
     def acquire(self, timeout: float | None = None) -> np.ndarray:
         return self._free.get(timeout=timeout)
@@ -27,7 +28,8 @@ class BufferPool:
 
 
 class Preprocessor:
-    def __init__(self, input_size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...], pool_size: int = 8):
+    def __init__(self, input_size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...], pool_size: int = 8,
+                 allocate: Callable | None = None):
         self.height, self.width = input_size
         mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         # x = (p/255 - mean)/std = p * scale - offset, per RGB channel
@@ -35,7 +37,7 @@ class Preprocessor:
         self.offset = mean / std
         self._resized = np.empty((self.height, self.width, 3), np.uint8)
         self._plane = np.empty((self.height, self.width), np.uint8)
-        self.pool = BufferPool((1, 3, self.height, self.width), np.float32, pool_size)
+        self.pool = BufferPool((1, 3, self.height, self.width), np.float32, pool_size, allocate)
 
     def __call__(self, frame_bgr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Returns a (1, 3, H, W) float32 RGB-normalised array from the pool (or `out`)."""

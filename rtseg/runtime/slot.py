@@ -89,7 +89,10 @@ class ModelSlot:
     def around(cls, info: ModelInfo, backend: Backend, input_size: tuple[int, int] | None = None, alpha: float = 0.5,
                score_threshold: float = 0.3, pool_size: int = 8, legend: bool = False) -> "ModelSlot":
         """A slot for a backend that is already loaded (a TensorRT engine of one profile, a model in training)."""
-        return cls(info, backend, Preprocessor(input_size or info.input_size, info.mean, info.std, pool_size=pool_size),
+        # a backend that offers host buffers (TensorRT's page-locked memory) gets its inputs written straight there
+        pre = Preprocessor(input_size or info.input_size, info.mean, info.std, pool_size=pool_size,
+                           allocate=getattr(backend, "host_buffer", None))
+        return cls(info, backend, pre,
                    Postprocessor(info.palette_rgb, info.classes, alpha, info.det_classes, score_threshold, legend))
 
 
@@ -97,7 +100,7 @@ def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None
               input_size: tuple[int, int] | None = None, alpha: float = 0.5, score_threshold: float = 0.3,
               pool_size: int = 8, legend: bool = False, **backend_options) -> ModelSlot:
     size = input_size or info.input_size
-    loaded = load_backend(backend, info, threads=threads, **backend_options)
+    loaded = load_backend(backend, info, threads=threads, input_size=input_size, **backend_options)  # TensorRT: its profile
     static = loaded.static_size()
     if static and tuple(static) != tuple(size):
         loaded.close()

@@ -1,4 +1,5 @@
-"""INT8 for the CPU: ONNX Runtime static quantization (QDQ, per-channel weights) with an accuracy gate.
+"""INT8 for the CPU and TensorRT: ONNX Runtime static quantization (symmetric int8 QDQ, per-channel weights)
+with an accuracy gate.
 
 Calibration runs the FP32 model on training frames to fix activation ranges. The gate then measures
 mIoU of both files on the split that selected the model (val, or for a model trained with a drive held
@@ -20,6 +21,9 @@ from ..core.errors import RtsegError
 from ..core.modelinfo import META_KEY, ModelInfo
 from ..runtime.preprocess import Preprocessor
 
+# ONNX Runtime's quantizer options for TensorRT-compatible Q/DQ: symmetric activations and weights, no
+# quantized bias (TensorRT fuses a float bias into the int8 convolution itself)
+SYMMETRIC = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
 
 
 def calibration_images(folder: str | Path, count: int, exclude_drive: str | None = None) -> list[Path]:
@@ -78,8 +82,11 @@ def quantize_int8(info: ModelInfo, output: Path, images: list[Path], method: str
     with tempfile.TemporaryDirectory() as d:
         prepared = Path(d) / "prepared.onnx"
         quant_pre_process(str(info.path), str(prepared), skip_symbolic_shape=True)  # fold, infer shapes
+        # symmetric int8 for activations and weights (zero points 0) and float biases: the explicit
+        # quantization TensorRT accepts, so one file serves ONNX Runtime on the CPU and TensorRT
         quantize_static(str(prepared), str(output), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method])
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
+                        extra_options=SYMMETRIC)
     # quantization drops metadata: put rtseg's back, marked as the INT8 sibling of the FP32 model
     proto = onnx.load(str(output))
     meta = {**{k: v for k, v in info.entry.items() if k in ("task", "input_size", "classes", "palette_rgb", "mean", "std",
