@@ -105,6 +105,37 @@ def test_get_or_build_builds_once_and_replaces_an_engine_that_does_not_load(tmp_
     assert cache.load(key(), "m")[0] == b"good engine"  # replaced, not deleted
 
 
+def test_cache_files_are_readable_like_ordinary_files_and_stale_temporaries_go(tmp_path):
+    import time
+
+    from rtseg.backends import engine_cache
+
+    cache = EngineCache(tmp_path)
+    path = cache.path(key(), "m")
+    stale, fresh = tmp_path / f".{path.name}.dead.tmp", tmp_path / f".{path.name}.writing.tmp"
+    for tmp in (stale, fresh):
+        tmp.write_bytes(b"half an engine")
+    old = time.time() - engine_cache.STALE_TMP_S - 60
+    os.utime(stale, (old, old))
+    cache.store(key(), "m", b"engine bytes")
+    # mkstemp alone would make it 0600: other users of a shared cache folder could not read the engine
+    assert path.stat().st_mode & 0o777 == 0o666 & ~engine_cache._umask()
+    assert not stale.exists() and fresh.exists()  # a killed writer's file goes; one being written stays
+
+
+def test_a_cache_folder_without_locks_still_works_with_a_warning(tmp_path, monkeypatch, caplog):
+    import errno
+
+    from rtseg.backends import engine_cache
+
+    def no_locks(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(engine_cache.fcntl, "flock", no_locks)
+    data, built = EngineCache(tmp_path).get_or_build(key(), "m", lambda: b"engine")
+    assert (data, built) == (b"engine", True) and "cannot be locked" in caplog.text
+
+
 # -- choosing a backend --------------------------------------------------------------------------------
 @pytest.mark.parametrize("platform, expected", [
     (Platform("NVIDIA H100", "10.13.0", ["CUDAExecutionProvider", "CPUExecutionProvider"]), "tensorrt"),
@@ -137,6 +168,18 @@ def test_auto_picks_tensorrt_only_after_a_real_probe(monkeypatch):
     assert "not supported" in probe_platform().tensorrt_problem
     monkeypatch.setattr(choice, "cuda_device_name", lambda: None)
     assert probe_platform().tensorrt is None  # no GPU: TensorRT is not even probed
+
+
+def test_auto_passes_over_tensorrt_without_what_building_needs(monkeypatch):
+    import rtseg.backends.choice as choice
+
+    install(monkeypatch)
+    monkeypatch.setattr(choice, "cuda_device_name", lambda: "NVIDIA Stand-In GPU")
+    monkeypatch.setitem(sys.modules, "onnxconverter_common", None)  # an FP16 engine could not be made
+    platform = probe_platform()
+    assert platform.tensorrt is None and "onnxconverter_common" in platform.tensorrt_problem
+    assert choose_backend(Platform(platform.gpu, None, ["CUDAExecutionProvider"],
+                                   platform.tensorrt_problem))[0] == "onnxruntime-cuda"
 
 
 def test_failing_gpu_backend_falls_back_to_cpu_with_a_warning(tiny_model, monkeypatch):
@@ -390,6 +433,49 @@ def test_each_thread_gets_its_own_context_stream_and_buffers(tiny_model, tmp_pat
     shared.close()
 
 
+def test_threads_of_a_later_run_take_over_the_lanes_of_ended_ones(tiny_model, tmp_path, monkeypatch):
+    """A slot kept across runs (a Segmenter) meets new inference threads every run: they reuse the ended
+    threads' contexts, streams and buffers instead of adding more each time."""
+    from rtseg.backends.tensorrt import TensorRTBackend
+
+    standin = install(monkeypatch)
+    backend = TensorRTBackend(tiny_model, precision="fp32", cache_dir=tmp_path)
+    for _ in range(3):
+        results = infer_in_two_threads(backend, standin.machine, frames=2)
+        assert all((mask == k).all() for k, masks in results.items() for mask in masks)
+        assert len(backend._lanes) == 3
+    assert standin.machine.leaks()["streams"] == 3
+    backend.close()
+    assert standin.machine.leaks() == {"device": 0, "pinned": 0, "streams": 0}
+
+
+def test_close_waits_for_inference_still_running_in_another_thread(tiny_model, tmp_path, monkeypatch, caplog):
+    from rtseg.backends.tensorrt import TensorRTBackend
+
+    standin = install(monkeypatch)
+    backend = TensorRTBackend(tiny_model, precision="fp32", cache_dir=tmp_path)
+    in_sync, release = threading.Event(), threading.Event()
+
+    def held():
+        in_sync.set()
+        release.wait(20)
+
+    standin.machine.before_sync = held
+    got = []
+    worker = threading.Thread(target=lambda: got.append(backend.infer(model_input(3))["mask"]))
+    worker.start()
+    assert in_sync.wait(20)  # the worker's frame is queued, its stream not yet run
+    backend.close(timeout=0.05)  # gives up: freeing now would pull the buffers from under the worker
+    assert "still running" in caplog.text and standin.machine.leaks()["device"] > 0
+    threading.Timer(0.2, release.set).start()
+    backend.close()  # waits for the worker, then frees
+    worker.join(20)
+    assert len(got) == 1 and (got[0] == 3).all()
+    assert standin.machine.leaks() == {"device": 0, "pinned": 0, "streams": 0}
+    with pytest.raises(RtsegError, match="closed"):
+        backend.infer(model_input(3))
+
+
 def test_pipeline_with_several_inference_threads_keeps_every_frame_its_own_mask(tiny_model, clip, tmp_path,
                                                                                monkeypatch):
     from rtseg.runtime.pipeline import Pipeline
@@ -563,7 +649,41 @@ def test_engine_matches_onnxruntime(tiny_model, tmp_path, precision):
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 80)).astype(np.float32)
     trt_backend = TensorRTBackend(tiny_model, precision=precision, cache_dir=tmp_path)
     ours = trt_backend.infer(x)["mask"]
+    trt_backend.close()
     ref = OnnxRuntimeBackend(tiny_model).infer(x)["mask"]
     assert ours.dtype == np.uint8 and (ours == ref).mean() > 0.99
     again = TensorRTBackend(tiny_model, precision=precision, cache_dir=tmp_path)  # from the cache this time
     assert (again.infer(x)["mask"] == ours).all()
+    again.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _gpu_ready(), reason="needs an NVIDIA GPU, TensorRT and cuda-python")
+def test_dynamic_engine_in_several_threads_at_two_sizes_matches_onnxruntime(tmp_path):
+    """Contexts of one engine sharing its one dynamic profile, at different shapes at the same time."""
+    from rtseg.backends.onnxruntime import OnnxRuntimeBackend
+    from rtseg.backends.tensorrt import TensorRTBackend
+
+    info = resolve_model("mnv2-050-lraspp-os32-240x320")
+    backend = TensorRTBackend(info.path, precision="fp32", cache_dir=tmp_path, info=info)
+    ref = OnnxRuntimeBackend(info.path)
+    rng = np.random.default_rng(1)
+    inputs = [rng.standard_normal((1, 3, *size)).astype(np.float32) for size in ((240, 320), (360, 480)) * 2]
+    expected = [ref.infer(x)["mask"] for x in inputs]
+    agreement, errors = [[] for _ in inputs], []
+
+    def work(i):
+        try:
+            for _ in range(20):
+                agreement[i].append((backend.infer(inputs[i])["mask"] == expected[i]).mean())
+        except Exception as e:  # pragma: no cover - shown by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    backend.close()
+    assert not errors, errors
+    assert min(min(a) for a in agreement) > 0.99

@@ -18,11 +18,14 @@ rebuilds fast) is one file per TensorRT version and compute capability, merged a
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import hashlib
 import json
 import logging
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -36,6 +39,7 @@ except ImportError:  # Windows: no flock; one process at a time is then the user
 
 Shape = tuple[int, int]  # (H, W); batch is 1 and channels 3 in every profile
 MAGIC = b"RTSEG-ENGINE/1\n"
+STALE_TMP_S = 3600  # a temporary file this old was left by a writer that died (a write takes seconds)
 log = logging.getLogger(__name__)
 
 
@@ -76,7 +80,7 @@ class ShapeProfile:
 
 @dataclass(frozen=True)
 class EngineKey:
-    onnx_sha256: str          # of the ONNX file TensorRT parses (the FP32 file for fp32/fp16, the Q/DQ file for int8)
+    onnx_sha256: str          # of the ONNX bytes TensorRT parses (the FP32 model, its FP16 conversion, the Q/DQ file)
     gpu: str                  # e.g. "NVIDIA H100 80GB HBM3"
     compute_capability: str   # e.g. "9.0"
     tensorrt: str             # TensorRT version
@@ -193,6 +197,7 @@ class EngineCache:
     def _write(self, path: Path, blob: bytes) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temporaries(path)
             _atomic_write(path, blob)
         except OSError as e:
             raise RtsegError(f"cannot write the engine cache {self.folder}: {e.strerror or e}") from e
@@ -220,19 +225,54 @@ def _file_lock(lock_path: Path) -> Iterator[None]:
     except OSError as e:
         raise RtsegError(f"cannot lock the engine cache {lock_path.parent}: {e.strerror or e}") from e
     with handle:
-        if fcntl is not None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        locked = fcntl is not None
+        if locked:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            except OSError as e:  # a filesystem without locks (NFS mounted `nolock`, some FUSE): go on unlocked
+                if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    raise RtsegError(f"cannot lock the engine cache {lock_path.parent}: {e.strerror or e}") from e
+                log.warning(f"rtseg: the engine cache {lock_path.parent} cannot be locked ({e.strerror}); "
+                            "processes starting together may build the same engine twice")
+                locked = False
         try:
             yield
         finally:
-            if fcntl is not None:
+            if locked:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _umask() -> int:
+    try:  # Linux says it without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files of `path` that a killed writer left behind (never one being written)."""
+    now = time.time()
+    for tmp in path.parent.glob(f"{glob.escape(_temporary_prefix(path))}*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > STALE_TMP_S:
+                tmp.unlink()
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write beside the target under a unique name, then rename over it (atomic on one filesystem)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write beside the target under a unique name, then rename over it (atomic on one filesystem). The
+    file gets the permissions an ordinary write would (mkstemp makes it 0600: other users sharing the
+    cache folder could not read the engine)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

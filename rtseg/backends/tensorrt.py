@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.util
 import logging
 import threading
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SUPPORTED_MAJOR = (10, 11)  # the `tensorrt` extra's bounds: >=10.0.1,<12
+CLOSE_WAIT_S = 10.0         # how long `close` waits for inferences still running in other threads
 # what this module calls at module level; a TensorRT without one of them cannot run rtseg's engines
 REQUIRED = ("Logger", "Builder", "Runtime", "OnnxParser", "NetworkDefinitionCreationFlag", "MemoryPoolType",
             "TensorIOMode", "BuilderFlag", "nptype")
@@ -78,6 +80,11 @@ def probe_tensorrt() -> tuple[str | None, str]:
     and TensorRT can create its runtime on it."""
     try:
         trt, cudart = import_tensorrt()
+        # what building needs besides TensorRT (the FP16 default converts the model first): without them
+        # `auto` would pick TensorRT and then fall back to the CPU at load, passing over ONNX Runtime CUDA
+        missing = [m for m in ("onnx", "onnxconverter_common") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise RtsegError(f"the tensorrt backend also needs {' and '.join(missing)}: pip install 'rtseg[tensorrt]'")
         _Cuda(cudart).device()
         if trt.Runtime(trt.Logger(trt.Logger.ERROR)) is None:
             raise RtsegError("TensorRT could not create its runtime")
@@ -283,6 +290,7 @@ class _Lane:
     def __init__(self, engine, cuda: _Cuda, input_name: str, outputs: list[str], profile: ShapeProfile, trt):
         self.cuda, self.input_name, self.outputs = cuda, input_name, outputs
         self.device, self.pinned, self.views, self.shape, self.stream = {}, {}, {}, None, None
+        self.owner = threading.current_thread()  # the thread using it; another takes it over once it has ended
         try:
             self.context = engine.create_execution_context()
             if self.context is None:
@@ -297,7 +305,10 @@ class _Lane:
                 if not self.context.set_tensor_address(name, self.device[name]):
                     raise RtsegError(f"TensorRT refused the buffer of tensor {name}")
         except BaseException:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # the failure that got us here is the one worth reporting
+                pass
             raise
 
     def _set_shape(self, shape: tuple[int, ...]) -> None:
@@ -339,13 +350,28 @@ class _Lane:
         return {name: self.views[name].copy() for name in self.outputs}
 
     def close(self) -> None:
-        for pointer in self.device.values():
-            self.cuda.free(pointer)
-        for array in self.pinned.values():
-            self.cuda.free_pinned(array)
-        if self.stream is not None:
-            self.cuda.destroy_stream(self.stream)
-        self.device, self.pinned, self.views, self.context, self.stream = {}, {}, {}, None, None
+        """Free everything, even when one call fails (the first failure is raised after the rest is freed).
+        The stream is synchronized first: a frame that failed half-way may still have copies queued on it."""
+        device, pinned, stream = self.device, self.pinned, self.stream
+        self.device, self.pinned, self.views, self.stream = {}, {}, {}, None
+        calls = [lambda: self.cuda.synchronize(stream)] if stream is not None else []
+        calls += [lambda: setattr(self, "context", None)]  # destroyed once nothing of it is queued any more
+        calls += [lambda p=p: self.cuda.free(p) for p in device.values()]
+        calls += [lambda a=a: self.cuda.free_pinned(a) for a in pinned.values()]
+        calls += [lambda: self.cuda.destroy_stream(stream)] if stream is not None else []
+        _call_all(calls)
+
+
+def _call_all(calls) -> None:
+    """Run every call; raise the first exception once all have run."""
+    first = None
+    for call in calls:
+        try:
+            call()
+        except Exception as e:
+            first = first or e
+    if first is not None:
+        raise first
 
 
 class TensorRTBackend:
@@ -360,6 +386,9 @@ class TensorRTBackend:
                  input_size: tuple[int, int] | None = None, **_):
         self._lanes: list[_Lane] = []
         self._lanes_lock = threading.Lock()
+        self._idle = threading.Condition(self._lanes_lock)  # notified when no `infer` is running any more
+        self._busy = 0                                      # `infer` calls running now
+        self._closed = False
         self._local = threading.local()
         self._host_buffers: list[np.ndarray] = []
         self.engine = None
@@ -393,7 +422,8 @@ class TensorRTBackend:
         self.precision = source.precision
         self.cache = EngineCache(cache_dir)
         self.key, self.model_name = engine_key(source, device, str(trt.__version__), self.profile), info.name
-        self.runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+        self._logger = trt.Logger(trt.Logger.ERROR)  # kept: the runtime and its engines report through it
+        self.runtime = trt.Runtime(self._logger)
         loaded = {}
 
         def deserializes(data: bytes) -> bool:
@@ -442,14 +472,23 @@ class TensorRTBackend:
                    for b in self._host_buffers)
 
     def _lane(self) -> _Lane:
+        """This thread's lane: its own, else one whose thread has ended (a pipeline run's inference threads
+        end with the run; the next run's threads take their lanes over instead of adding contexts), else a
+        new one."""
         lane = getattr(self._local, "lane", None)
+        if lane is not None:
+            return lane
+        me = threading.current_thread()
+        with self._lanes_lock:
+            lane = next((la for la in self._lanes if not la.owner.is_alive()), None)
+            if lane is not None:
+                lane.owner = me
         if lane is None:
-            if self.engine is None:
-                raise RtsegError("the TensorRT backend is closed")
             lane = _Lane(self.engine, self.cuda, self.input_name, self.output_names, self.profile, self.trt)
+            lane.owner = me
             with self._lanes_lock:
                 self._lanes.append(lane)
-            self._local.lane = lane
+        self._local.lane = lane
         return lane
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -458,6 +497,10 @@ class TensorRTBackend:
         if not self.profile.contains(image.shape[2:]):
             raise RtsegError(f"input {image.shape[2]}x{image.shape[3]} is outside the engine's shape profile "
                              f"{self.profile.label()}")
+        with self._idle:  # `close` waits for the calls counted here before it frees their buffers
+            if self._closed or self.engine is None:
+                raise RtsegError("the TensorRT backend is closed")
+            self._busy += 1
         try:
             lane = self._lane()
             lane.bind(tuple(image.shape))
@@ -466,6 +509,11 @@ class TensorRTBackend:
             raise
         except Exception as e:
             raise RtsegError(f"TensorRT inference failed ({_first_line(e)})") from e
+        finally:
+            with self._idle:
+                self._busy -= 1
+                if not self._busy:
+                    self._idle.notify_all()
 
     def discard_engine(self) -> None:
         """Remove this backend's engine from the cache (the INT8 gate refused it)."""
@@ -478,14 +526,21 @@ class TensorRTBackend:
         except Exception:  # already failing: the first error is the one worth a line
             pass
 
-    def close(self) -> None:
-        """Free every thread's context, stream and buffers; call when no thread is inferring any more."""
-        with self._lanes_lock:
+    def close(self, timeout: float = CLOSE_WAIT_S) -> None:
+        """Free every thread's context, stream and buffers, and the host buffers handed out. Calls still
+        running in other threads are waited for (up to `timeout` seconds): freeing memory a thread is copying
+        from would crash the process, so if they do not finish the memory is left allocated instead.
+        `infer` after `close` is an RtsegError."""
+        with self._idle:
+            self._closed = True
+            if not self._idle.wait_for(lambda: self._busy == 0, timeout):
+                log.warning(f"rtseg: TensorRT inference still running after {timeout:g} s; its GPU memory is "
+                            "left allocated")
+                return
             lanes, self._lanes = self._lanes, []
             buffers, self._host_buffers = self._host_buffers, []
-        for lane in lanes:
-            lane.close()
-        for buffer in buffers:
-            self.cuda.free_pinned(buffer)
-        self.engine = None
-        self._local = threading.local()
+        try:
+            _call_all([lane.close for lane in lanes] + [lambda b=b: self.cuda.free_pinned(b) for b in buffers])
+        finally:
+            self.engine = None  # after the contexts: an engine outlives the contexts made from it
+            self._local = threading.local()

@@ -163,7 +163,7 @@ def export_engine(request: EngineRequest) -> dict:
     """Build (or find in the cache) the engine the request describes; for INT8 with gate data, measure it
     against FP16 and fall back to FP16 when it loses too much. Returns what was kept and where."""
     from ..backends.engine_cache import ShapeProfile
-    from ..backends.tensorrt import TensorRTBackend, default_profile
+    from ..backends.tensorrt import TensorRTBackend
     from ..core.modelinfo import resolve_model
 
     info = resolve_model(request.model)
@@ -171,7 +171,9 @@ def export_engine(request: EngineRequest) -> dict:
         raise RtsegError(f"{info.name} is already quantized; build engines from the FP32 model "
                          f"({info.entry.get('base_model', 'its base model')}) with --precision int8")
     shapes = (request.min_shape, request.opt_shape, request.max_shape)
-    profile = ShapeProfile.parse(*shapes, default=info.input_size) if any(shapes) else default_profile(info)
+    # none given: the backend picks the profile `rtseg run` does (`default_profile`, or the one size a
+    # model with a fixed input shape takes), so the engine exported is the one runs find in the cache
+    profile = ShapeProfile.parse(*shapes, default=info.input_size) if any(shapes) else None
 
     def load(precision: str) -> TensorRTBackend:
         return TensorRTBackend(info.path, precision=precision, profile=profile, cache_dir=request.cache_dir, info=info)
