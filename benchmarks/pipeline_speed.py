@@ -6,7 +6,9 @@ Per repeat, interleaved so machine noise hits all three alike:
   model-only  ONNX Runtime (default threads) on one preprocessed frame in a loop: the ceiling
   end-to-end  `rtseg run VIDEO --no-show --output OUT.mp4`: decode, preprocess, infer, overlay, encode
   naive       rtseg/baselines.py: the same work, one frame at a time, with PyTorch eager
-Reports medians and the ratios end-to-end / model-only (goal >= 0.9) and end-to-end / naive (goal >= 4).
+  null        `rtseg run ... --backend null`: the same run with an instant stand-in for the model (the
+              pipeline's own ceiling: decode, preprocess, overlay, encode)
+Reports medians (and the spread over repeats) and the ratios end-to-end / model-only (goal >= 0.9) and end-to-end / naive (goal >= 4).
 """
 from __future__ import annotations
 
@@ -49,9 +51,10 @@ def model_only_fps(info, video: str, iters: int, streams: int = 1) -> dict:
     return {"fps": t.fps, "latency_ms_p50": t.ms_p50, "streams": streams}
 
 
-def end_to_end(info, video: str, tmp: Path, codec: str = "mp4v") -> dict:
+def end_to_end(info, video: str, tmp: Path, codec: str = "mp4v", backend: str = "onnxruntime") -> dict:
+    """`rtseg run` as a user runs it; with backend "null", every stage but inference: the pipeline's ceiling."""
     stats = tmp / "stats.json"
-    cmd = [sys.executable, "-m", "rtseg", "run", video, "--model", info.name, "--no-show",
+    cmd = [sys.executable, "-m", "rtseg", "run", video, "--model", info.name, "--no-show", "--backend", backend,
            "--output", str(tmp / "e2e.mp4"), "--codec", codec, "--stats", str(stats), "--quiet"]
     subprocess.run(cmd, check=True)
     return json.loads(stats.read_text())
@@ -77,7 +80,7 @@ def main() -> None:
 
     info = resolve_model(args.model)
     env = environment()
-    runs = {"model_only": [], "model_only_streams": [], "end_to_end": [], "naive": []}
+    runs = {"model_only": [], "model_only_streams": [], "end_to_end": [], "naive": [], "pipeline_null": []}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for r in range(args.repeats):
@@ -85,15 +88,18 @@ def main() -> None:
             runs["model_only_streams"].append(model_only_fps(info, args.video, args.iters, streams=os.cpu_count() or 1))
             runs["end_to_end"].append(end_to_end(info, args.video, tmp, args.codec))
             runs["naive"].append(naive(info, args.video, tmp))
+            runs["pipeline_null"].append(end_to_end(info, args.video, tmp, args.codec, backend="null"))
             print(f"repeat {r + 1}: model-only {runs['model_only'][-1]['fps']:.1f} (streams "
                   f"{runs['model_only_streams'][-1]['fps']:.1f})  end-to-end "
-                  f"{runs['end_to_end'][-1]['fps']:.1f}  naive {runs['naive'][-1]['fps']:.1f} FPS", flush=True)
+                  f"{runs['end_to_end'][-1]['fps']:.1f}  naive {runs['naive'][-1]['fps']:.1f}  "
+                  f"null backend {runs['pipeline_null'][-1]['fps']:.1f} FPS", flush=True)
     med = {k: statistics.median(x["fps"] for x in v) for k, v in runs.items()}
+    spread = {k: f"{min(x['fps'] for x in v):.1f}-{max(x['fps'] for x in v):.1f}" for k, v in runs.items()}
     e2e_frames = runs["end_to_end"][0]["frames_out"]
     stage = runs["end_to_end"][len(runs["end_to_end"]) // 2]["stage_ms"]
     result = {
         "environment": env, "model": info.name, "input_size": list(info.input_size), "video": args.video,
-        "frames": e2e_frames, "median_fps": med,
+        "frames": e2e_frames, "median_fps": med, "spread_fps": spread,
         "ratio_e2e_over_model_only": med["end_to_end"] / med["model_only"],
         "ratio_e2e_over_naive": med["end_to_end"] / med["naive"],
         "runs": runs,
@@ -102,11 +108,12 @@ def main() -> None:
     md = [f"# Pipeline speed: {info.name} at {info.input_size[0]}x{info.input_size[1]}, ONNX Runtime CPU", "",
           header_markdown(env), f"- video: `{args.video}` ({e2e_frames} frames), {args.repeats} repeats, medians; "
           f"end-to-end output written with `--codec {args.codec}`", "",
-          "| path | FPS (median) | vs end-to-end |", "|---|---:|---:|",
-          f"| model only: ORT defaults, batch 1, loop (the reference) | {med['model_only']:.1f} | {med['end_to_end'] / med['model_only']:.2f}x |",
-          f"| model only: {os.cpu_count()} loops at once, 1 thread each | {med['model_only_streams']:.1f} | {med['end_to_end'] / med['model_only_streams']:.2f}x |",
-          f"| **rtseg run, end-to-end** (`--no-show --output`) | **{med['end_to_end']:.1f}** | 1.00x |",
-          f"| naive loop (OpenCV + PyTorch eager, one frame at a time) | {med['naive']:.1f} | {med['end_to_end'] / med['naive']:.2f}x |",
+          "| path | FPS (median) | spread | end-to-end vs this |", "|---|---:|---|---:|",
+          f"| model only: ORT defaults, batch 1, loop (the reference) | {med['model_only']:.1f} | {spread['model_only']} | {med['end_to_end'] / med['model_only']:.2f}x |",
+          f"| model only: {os.cpu_count()} loops at once, 1 thread each | {med['model_only_streams']:.1f} | {spread['model_only_streams']} | {med['end_to_end'] / med['model_only_streams']:.2f}x |",
+          f"| **rtseg run, end-to-end** (`--no-show --output`) | **{med['end_to_end']:.1f}** | {spread['end_to_end']} | 1.00x |",
+          f"| naive loop (OpenCV + PyTorch eager, one frame at a time) | {med['naive']:.1f} | {spread['naive']} | {med['end_to_end'] / med['naive']:.2f}x |",
+          f"| rtseg run with `--backend null` (the pipeline's ceiling) | {med['pipeline_null']:.1f} | {spread['pipeline_null']} | {med['end_to_end'] / med['pipeline_null']:.2f}x |",
           "", f"- end-to-end / model-only = {result['ratio_e2e_over_model_only']:.2f} (goal >= 0.9: {'met' if ok1 else 'NOT met'})",
           f"- end-to-end / naive = {result['ratio_e2e_over_naive']:.2f} (goal >= 4: {'met' if ok2 else 'NOT met'})",
           "", "Per-stage ms in the median end-to-end run (stages overlap in threads):", "",

@@ -205,3 +205,19 @@ def test_null_backend_answers_as_the_model_would():
     assert "mask" not in boxes_only and boxes_only["boxes"].shape == (1, 0, 4)
     both = NullBackend(info=SimpleNamespace(classes=("a",) * 5, task="segdet")).infer(x)
     assert both["mask"].shape == (1, 8, 20) and set(np.unique(both["mask"])) == set(range(5)) and "boxes" in both
+
+
+def test_reorder_buffer_holds_at_most_its_window_and_always_takes_the_frame_due():
+    import queue as queue_module
+
+    from rtseg.runtime.channels import ReorderBuffer
+
+    buf = ReorderBuffer(producers=2, window=3)
+    for seq in (2, 1):
+        buf.put(seq, seq, timeout=0.01)
+    with pytest.raises(queue_module.Full):  # 3 and beyond wait until the consumer takes frame 0
+        buf.put(3, 3, timeout=0.01)
+    buf.put(0, 0, timeout=0.01)  # the frame due next always fits
+    assert [buf.get(0.01) for _ in range(3)] == [0, 1, 2]
+    buf.put(3, 3, timeout=0.01)
+    assert buf.get(0.01) == 3

@@ -48,16 +48,24 @@ class NewestSlot:
 
 
 class ReorderBuffer:
-    """Collects results of parallel inference streams and releases them in sequence order."""
+    """Collects results of parallel inference streams and releases them in sequence order.
 
-    def __init__(self, producers: int) -> None:
+    It holds at most `window` sequence numbers ahead of the next one out: a stream whose frame is further
+    ahead waits (`put` raises queue.Full on timeout), so a slow consumer holds the streams back instead of
+    the buffer growing with every frame of a file. The frame due next always fits, so it cannot deadlock.
+    """
+
+    def __init__(self, producers: int, window: int | None = None) -> None:
         self._cv = threading.Condition()
         self._items: dict[int, object] = {}
         self._next = 0
         self._open_producers = producers
+        self.window = window
 
-    def put(self, seq: int, item) -> None:
+    def put(self, seq: int, item, timeout: float | None = None) -> None:
         with self._cv:
+            if self.window is not None and not self._cv.wait_for(lambda: seq < self._next + self.window, timeout):
+                raise queue.Full
             self._items[seq] = item
             self._cv.notify_all()
 
@@ -76,6 +84,7 @@ class ReorderBuffer:
                 return END
             item = self._items.pop(self._next)
             self._next += 1
+            self._cv.notify_all()  # a stream waiting for the window may go on
             return item
 
 
@@ -85,10 +94,11 @@ class AbortAware:
     def __init__(self, abort: threading.Event) -> None:
         self.abort = abort
 
-    def put(self, q, item) -> None:
+    def put(self, q, item, *key) -> None:
+        """`q.put(item)`, or for a reorder buffer `q.put(seq, item)` (pass the seq as `key`)."""
         while not self.abort.is_set():
             try:
-                q.put(item, timeout=POLL_S)
+                q.put(*key, item, timeout=POLL_S)
                 return
             except queue.Full:
                 continue

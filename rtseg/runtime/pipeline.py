@@ -70,7 +70,8 @@ class Pipeline:
         # `streams` inference threads share the backend (ONNX Runtime sessions are thread-safe): on few
         # cores, frames in parallel on one thread each beat one frame on all threads (no straggler waits).
         self.streams = max(1, streams)
-        self._inferred = ReorderBuffer(self.streams)
+        # bounded: a slow sink holds the streams back instead of the buffer filling with a file's frames
+        self._inferred = ReorderBuffer(self.streams, window=self.streams + size)
         self._seq = 0  # order of frames entering inference (live sources skip dropped frame indices)
         self._done: queue.Queue = queue.Queue(size)
         # preprocessed inputs not yet inferred, by frame: an aborted run drops them in its channels, and
@@ -182,7 +183,7 @@ class Pipeline:
                     x, rec.input = rec.input, None
                     self._unreleased.pop(rec.seq, None)
                     rec.outputs = rec.slot.infer(x)  # gives the buffer back to the pool, whatever happens
-                self._inferred.put(rec.seq, rec)
+                self._io.put(self._inferred, rec, rec.seq)
         except BaseException as e:
             self._fail(e)
         finally:
