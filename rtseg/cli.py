@@ -350,6 +350,7 @@ class Int8Request:
     gate_data: str | None = None          # default: calib_data
     max_drop: float = 1.0
     force: bool = False
+    qdq: str = "cpu"                      # cpu (ONNX Runtime's fastest) or tensorrt (symmetric, for engines)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -376,7 +377,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise RtsegError("--precision int8 needs --calib-data DIR (CamVid-layout root or a folder of frames)")
         return export_int8(Int8Request(
             args.model, args.calib_data, out_dir, manifest, args.name, args.calib_images, args.calib_method,
-            args.gate_data, args.max_drop, args.force))
+            args.gate_data, args.max_drop, args.force, args.qdq))
     if not args.checkpoint:
         raise RtsegError("export needs --checkpoint (FP32 ONNX from training) or --model NAME --precision int8")
     from .training.export import ExportRequest, export_checkpoint
@@ -408,7 +409,7 @@ def export_int8(request: Int8Request) -> int:
     from .training.quantize import calibration_images, gate, quantize_int8
 
     info = resolve_model(request.model)
-    name = request.name or f"{info.name}-int8"
+    name = request.name or f"{info.name}-int8" + ("-trt" if request.qdq == "tensorrt" else "")
     output = request.out_dir / f"{name}.onnx"
     # the split that selected the model gates its INT8 sibling; a held-out drive stays out of calibration
     split = info.entry.get("training", {}).get("val_split", "val")
@@ -416,7 +417,7 @@ def export_int8(request: Int8Request) -> int:
     images = calibration_images(request.calib_data, request.calib_images, exclude_drive=held)
     print(f"calibrating {info.name} on {len(images)} images ({request.calib_method})"
           + (f", none of the held-out drive {held}" if held else ""))
-    quantize_int8(info, output, images, request.calib_method)
+    quantize_int8(info, output, images, request.calib_method, request.qdq)
     int8 = resolve_model(str(output))
     gate_data = request.gate_data or request.calib_data
     reports = {p: evaluate(load_slot(i, "onnxruntime"), gate_data, split, progress=False)
@@ -434,8 +435,9 @@ def export_int8(request: Int8Request) -> int:
         training = {k: v for k, v in base.get("training", {}).items() if k not in ("note", "train_val_metrics")}
         entry = {**{k: v for k, v in base.items() if k not in ("metrics", "weights")}, "training": training,
                  "name": name, "file": output.name,
-                 "precision": "int8", "base_model": info.name, "sha256": sha256(output),
-                 "quantization": {"method": f"ONNX Runtime static QDQ, per-channel, {request.calib_method} calibration",
+                 "precision": "int8", "base_model": info.name, "sha256": sha256(output), "qdq": request.qdq,
+                 "quantization": {"method": f"ONNX Runtime static QDQ ({request.qdq} layout), per-channel, "
+                                            f"{request.calib_method} calibration",
                                   "calibration_images": len(images), "gate": message, "command": recorded_command()},
                  "metrics": {}}
         manifest.add_or_replace(entry)
@@ -604,7 +606,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="auto (default): TensorRT on an NVIDIA GPU when installed, else ONNX Runtime CUDA, else the CPU; "
                         "null: no inference at all (a fixed class map), to measure the pipeline alone")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16",
-                   help="TensorRT engine precision (default fp16; int8 builds from the model's INT8 sibling: rtseg export --model NAME --precision int8)")
+                   help="TensorRT engine precision (default fp16; int8 builds from the model's TensorRT INT8 sibling: rtseg export --model NAME --precision int8 --qdq tensorrt)")
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):
@@ -732,6 +734,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--calib-data", help="int8: CamVid-layout root (its train/ is used) or a folder of frames")
     x.add_argument("--calib-images", type=_count, default=60, help="int8: calibration images (spread over the folder)")
     x.add_argument("--calib-method", choices=["minmax", "entropy", "percentile"], default="minmax")
+    x.add_argument("--qdq", choices=["cpu", "tensorrt"], default="cpu",
+                   help="int8 ONNX layout: cpu (uint8 activations, ONNX Runtime's fastest; NAME-int8) or tensorrt "
+                        "(symmetric int8, float biases: what TensorRT's INT8 engines need; NAME-int8-trt)")
     x.add_argument("--gate-data", help="int8: CamVid-layout root whose val split the gate measures (default: --calib-data)")
     x.add_argument("--max-drop", type=float, default=1.0, help="int8: largest val mIoU loss accepted, in points")
     x.add_argument("--force", action="store_true", help="int8: ship even if the gate fails")
@@ -813,7 +818,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="new attempts, on another worker, for a video whose worker died")
     ba.add_argument("--json", action="store_true", help="also write NAME.jsonl: one JSON line per frame")
     ba.add_argument("--save-masks", action="store_true", help="also write NAME.masks/: one PNG class-id map per frame")
-    ba.add_argument("--quiet", action="store_true", help="no progress bar (the table is still printed)")
+    ba.add_argument("--quiet", action="store_true",
+                    help="no progress bar and no progress messages (the table, warnings and errors are still printed)")
     ba.set_defaults(func=cmd_batch)
     return p
 

@@ -59,3 +59,23 @@ def test_calibration_leaves_the_held_out_drive_out(tmp_path):
     assert len(calibration_images(tmp_path, 10)) == 10
     kept = calibration_images(tmp_path, 10, exclude_drive="0006R0")
     assert len(kept) == 5 and all(p.name.startswith("0001TP") for p in kept)
+
+
+def test_the_two_qdq_layouts(shipped_tiny, tiny_camvid, tmp_path):  # noqa: F811
+    """cpu: uint8 activations (ONNX Runtime's fast kernels); tensorrt: symmetric int8, float biases, which
+    TensorRT's explicit quantization takes; each file says which it is."""
+    import onnx
+
+    from rtseg.core.modelinfo import resolve_model
+    from rtseg.training.engine_export import check_symmetric_qdq
+    from rtseg.training.quantize import calibration_images, quantize_int8
+
+    info = resolve_model(str(shipped_tiny / "tiny.onnx"))
+    images = calibration_images(tiny_camvid, 4)
+    problems = {}
+    for layout in ("cpu", "tensorrt"):
+        out = quantize_int8(info, tmp_path / f"{layout}.onnx", images, layout=layout)
+        problems[layout] = check_symmetric_qdq(onnx.load(str(out)))
+        assert resolve_model(str(out)).entry["qdq"] == layout
+    assert problems["tensorrt"] == []
+    assert any("uint8" in p for p in problems["cpu"])

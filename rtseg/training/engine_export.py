@@ -46,12 +46,16 @@ def int8_model(info: ModelInfo) -> ModelInfo:
 
     if info.entry.get("precision") == "int8":
         return info
-    for path in (MANIFEST, user_manifest()):
-        for entry in Manifest.load(path).models:
-            if entry.get("base_model") == info.name and entry.get("precision") == "int8":
-                return resolve_model(entry["name"])
-    raise RtsegError(f"no INT8 model of {info.name} to build an INT8 engine from: make one with "
-                     f"`rtseg export --model {info.name} --precision int8 --calib-data DIR`")
+    siblings = [entry for path in (MANIFEST, user_manifest()) for entry in Manifest.load(path).models
+                if entry.get("base_model") == info.name and entry.get("precision") == "int8"]
+    for entry in siblings:  # the TensorRT layout first: the CPU one is refused by the Q/DQ check
+        if entry.get("qdq") == "tensorrt":
+            return resolve_model(entry["name"])
+    make = f"`rtseg export --model {info.name} --precision int8 --qdq tensorrt --calib-data DIR`"
+    if siblings:
+        raise RtsegError(f"{siblings[0]['name']} is quantized for the CPU (uint8 activations), which TensorRT "
+                         f"cannot take: make a TensorRT INT8 model with {make}")
+    raise RtsegError(f"no INT8 model of {info.name} to build an INT8 engine from: make one with {make}")
 
 
 def check_symmetric_qdq(model) -> list[str]:
