@@ -63,7 +63,7 @@ def make_copies(video: Path, copies: int, folder: Path) -> list[Path]:
     return paths
 
 
-def run_batch(inputs: Path, out: Path, model: str | None, workers: int | None) -> dict:
+def time_batch(inputs: Path, out: Path, model: str | None, workers: int | None) -> dict:
     """One `rtseg batch` over the copies into a fresh folder; wall time and what the done-records say."""
     cmd = [sys.executable, "-m", "rtseg", "batch", str(inputs), "--out", str(out), "--quiet"]
     cmd += ["--model", model] if model else []
@@ -110,7 +110,7 @@ def main() -> None:
         inputs = tmp / "inputs"
         make_copies(clip, args.copies, inputs)
         for workers in configs:
-            runs = [run_batch(inputs, tmp / f"out-{workers}-{r}", args.model, workers) for r in range(args.repeats)]
+            runs = [time_batch(inputs, tmp / f"out-{workers}-{r}", args.model, workers) for r in range(args.repeats)]
             best = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]  # the median run, whole
             best["wall_s_runs"] = [r["wall_s"] for r in runs]
             results.append(best)

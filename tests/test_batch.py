@@ -1,20 +1,29 @@
 """`rtseg batch`: every video once, complete, under a name of its own; resumable; a worker killed mid-video
 loses nothing. The one-process tests always run; the Ray tests need Ray (pip install 'rtseg[ray]')."""
+import contextlib
+import io
 import json
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from helpers import count_frames, run_cli, write_clip
 
+from rtseg.cli import main
 from rtseg.fleet import BatchReport, BatchRequest, run_batch
 from rtseg.fleet.commit import PARTIAL
 from rtseg.fleet.video import Progress, Retry
+
+
+LONG_FRAMES = 1500
 
 
 def clip_at(path: Path, n: int, size=(48, 64)) -> Path:
@@ -22,11 +31,29 @@ def clip_at(path: Path, n: int, size=(48, 64)) -> Path:
     return write_clip(path, n, size)
 
 
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    """Seconds of work on one core: time to stop a batch, or kill a worker, midway through it."""
+    return write_clip(tmp_path_factory.mktemp("long") / "long.avi", LONG_FRAMES, (240, 320))
+
+
 @pytest.fixture
 def videos(tmp_path):
     """Three clips, two of them named alike in different folders; keyed by the names their outputs get."""
     return {"a__clip_avi": clip_at(tmp_path / "a" / "clip.avi", 12), "b__clip_avi": clip_at(tmp_path / "b" / "clip.avi", 9),
             "other": clip_at(tmp_path / "a" / "other.avi", 7)}
+
+
+@contextlib.contextmanager
+def logger_kept(name: str):
+    """The logger as it was, after `main` has set it up for a command (its handler, level, propagation)."""
+    logger = logging.getLogger(name)
+    kept = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        yield
+    finally:
+        logger.handlers[:], logger.propagate = kept[0], kept[2]
+        logger.setLevel(kept[1])
 
 
 def batch(videos, tiny_model, out, **kw) -> BatchReport:
@@ -56,9 +83,10 @@ def test_every_video_is_written_once_complete_under_a_name_of_its_own(videos, ti
     res = run_cli("batch", tmp_path / "a" / "*.avi", videos["b__clip_avi"], "--out", out, "--model", tiny_model,
                   "--no-ray", "--json", "--save-masks")
     assert res.returncode == 0, res.stderr
+    rows = {line.split()[0]: line.split()[3] for line in res.stdout.splitlines()[1:len(videos) + 1]}
+    assert rows == {key: "done" for key in videos}  # the summary table: a row per video, and how it ended
     for key, video in videos.items():
         assert_complete(out, key, video, json_lines=True, masks=True)
-        assert f"{key} " in res.stdout and "done" in res.stdout  # the summary table
     assert committed(out) == {f"{k}{s}" for k in videos for s in (".mp4", ".jsonl", ".masks", ".done.json")}
     assert "3 done, 0 skipped, 0 failed" in res.stdout
 
@@ -77,8 +105,17 @@ def test_a_rerun_skips_what_is_done_and_redoes_what_is_missing_or_changed(videos
     assert_complete(out, "a__clip_avi", videos["a__clip_avi"], json_lines=True)
     assert_complete(out, "other", videos["other"], json_lines=True)
 
-    # other options make other outputs: nothing done with --json vouches for a run without it
+    # other options make other outputs: nothing done with --json vouches for a run without it, nor stays beside it
     assert {v.status for v in batch(videos.values(), tiny_model, out).videos} == {"done"}
+    assert committed(out) == {f"{k}{s}" for k in videos for s in (".mp4", ".done.json")}
+
+
+def test_a_glob_over_the_tree_that_holds_the_batch_folder_leaves_the_outputs_out(videos, tiny_model, tmp_path):
+    out = tmp_path / "a" / "segmented"
+    first = batch([tmp_path / "a" / "**"], tiny_model, out, json_lines=True, save_masks=True)
+    again = batch([tmp_path / "a" / "**"], tiny_model, out, json_lines=True, save_masks=True)
+    assert [(v.key, v.status) for v in first.videos] == [("clip", "done"), ("other", "done")]
+    assert [(v.key, v.status) for v in again.videos] == [("clip", "skipped"), ("other", "skipped")]
 
 
 def test_what_a_killed_run_left_is_never_taken_for_done(videos, tiny_model, tmp_path):
@@ -102,12 +139,53 @@ def test_outputs_never_go_among_the_inputs(videos, tiny_model, tmp_path):
     assert {p: p.read_bytes() for p in (tmp_path / "a").iterdir()} == before
 
 
+def test_a_request_that_cannot_run_is_refused_in_one_line_and_leaves_no_folder(videos, tiny_model, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    video, out = str(videos["other"]), str(tmp_path / "out")
+    refused = {"no videos match": [str(tmp_path / "nowhere" / "*.avi"), "--out", out],
+               "is a file, not a folder": [video, "--out", str(a_file)],
+               "is not a video file": [os.devnull, "--out", out],               # a device: rtseg run reads those
+               "--workers 2 needs Ray": [video, "--out", out, "--no-ray", "--workers", "2"],
+               "no such model file": [video, "--out", out, "--model", str(tmp_path / "missing.onnx")]}
+    for reason, args in refused.items():
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), logger_kept("rtseg"):
+            code = main(["batch", "--model", str(tiny_model), *args])
+        assert code == 1 and err.getvalue().splitlines() == [err.getvalue().strip()], (reason, err.getvalue())
+        assert err.getvalue().startswith("rtseg: error: ") and reason in err.getvalue()
+        assert not Path(out).exists()
+
+
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "rtseg: interrupted"),
+                                                (signal.SIGTERM, 143, "rtseg: terminated")], ids=["ctrl-c", "sigterm"])
+def test_a_batch_stopped_mid_video_keeps_what_is_done_and_nothing_of_the_rest(long_clip, tiny_model, tmp_path,
+                                                                              signum, code, said):
+    inputs = tmp_path / "in"
+    clip_at(inputs / "first.avi", 5)
+    os.link(long_clip, inputs / "long.avi")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "batch", inputs, "--out", out, "--model", tiny_model,
+                             "--no-ray", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list((out / PARTIAL).glob("long/*/long.mp4")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)  # until the long video's output is being opened: the moment a stop is most awkward
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code and stderr.strip().splitlines()[-1] == said and "Traceback" not in stderr, stderr
+    assert committed(out) == {"first.mp4", "first.done.json"}  # the staged half of long.mp4 is gone too
+
+
 def test_a_broken_video_fails_alone_and_the_exit_status_says_so(videos, tiny_model, tmp_path):
     bad = tmp_path / "a" / "broken.avi"
-    bad.write_bytes(b"\x00\x01 not a video at all" * 100)
+    bad.write_bytes(videos["a__clip_avi"].read_bytes()[:2000])  # its header, and half a frame
     out = tmp_path / "out"
-    res = run_cli("batch", tmp_path / "a", "--out", out, "--model", tiny_model, "--no-ray")
-    assert res.returncode == 1 and "Traceback" not in res.stderr
+    res = run_cli("batch", tmp_path / "a", "--out", out, "--model", tiny_model, "--no-ray", "--quiet")
+    assert res.returncode == 1 and all(line.startswith("rtseg: ") for line in res.stderr.splitlines()), res.stderr
     row = next(line for line in res.stdout.splitlines() if line.startswith("broken "))
     assert "failed" in row and "not a readable video" in row  # the reason, on its row
     assert not any(p.name.startswith("broken") for p in out.iterdir())  # nothing of it committed
@@ -139,6 +217,19 @@ def test_the_command_starts_a_local_ray_cluster_of_its_own(videos, tiny_model, t
         assert_complete(out, key, video, json_lines=True)
 
 
+def test_a_ray_address_that_does_not_answer_is_refused_at_once(monkeypatch):
+    pytest.importorskip("ray")
+    from rtseg.core.errors import RtsegError
+    from rtseg.fleet.ray_fleet import check_reachable
+
+    # "auto" is what RAY_ADDRESS or the last `ray start` here says (127.0.0.1 as this node's address): Ray
+    # would wait on a stale one for ever
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    for address, said in [("127.0.0.1:1", re.escape("127.0.0.1:1")), ("auto", r"auto \(\S+:1\)")]:
+        with pytest.raises(RtsegError, match=rf"^cannot reach Ray at {said}: "):
+            check_reachable(address, timeout_s=2)
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """Two CPUs on this machine: two workers at most."""
@@ -148,8 +239,10 @@ def ray_cluster():
     ray.shutdown()
 
 
-def test_a_worker_killed_mid_video_loses_nothing(ray_cluster, tiny_model, tmp_path):
-    long = clip_at(tmp_path / "in" / "long.avi", 1500, (240, 320))  # seconds on one core: time to kill it midway
+def test_a_worker_killed_mid_video_loses_nothing(ray_cluster, long_clip, tiny_model, tmp_path):
+    (tmp_path / "in").mkdir()
+    long = tmp_path / "in" / "long.avi"
+    os.link(long_clip, long)
     short = [clip_at(tmp_path / "in" / f"short{i}.avi", 20) for i in range(3)]
     killed, retried = {}, []
 
@@ -163,7 +256,7 @@ def test_a_worker_killed_mid_video_loses_nothing(ray_cluster, tiny_model, tmp_pa
     out = tmp_path / "out"
     report = run_batch(BatchRequest((str(tmp_path / "in"),), str(out), model=str(tiny_model), workers=2, quiet=True),
                        on_event=kill_the_long_videos_worker)
-    assert 0 < killed["frames"] < 1500                       # it died mid-video...
+    assert 0 < killed["frames"] < LONG_FRAMES                       # it died mid-video...
     assert [(r.key, r.attempt) for r in retried] == [("long", 2)]
     outcome = {v.key: v for v in report.videos}
     assert outcome["long"].status == "done" and outcome["long"].attempt == 2  # ...and the video was done again

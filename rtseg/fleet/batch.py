@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -10,8 +11,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..core.errors import RtsegError
-from .commit import remove_empty_staging
-from .plan import BatchRequest, VideoJob, WorkerSpec, choose_model, find_videos, make_plan, model_options, prepare_out_dir
+from .commit import clear_staging, remove_empty_staging
+from .plan import (BatchRequest, VideoJob, WorkerSpec, check_out_dir, choose_model, find_videos, make_plan,
+                   model_options, prepare_out_dir)
 from .report import FleetProgress, summary_table
 from .video import Outcome, Progress, Retry
 
@@ -117,9 +119,10 @@ def run_batch(request: BatchRequest, on_event: Callable[[Event], None] | None = 
     """Process every video the request names that no done-record vouches for; `on_event` sees each event
     (progress, retries, outcomes) as it arrives. Videos that fail are reported, not raised."""
     videos = find_videos(request.inputs, Path(request.out).resolve())
-    out_dir = prepare_out_dir(request.out, videos)
+    check_out_dir(request.out, videos)
     on_ray = use_ray(request)
     spec = choose_model(request, threads=1 if on_ray else None)
+    out_dir = prepare_out_dir(request.out)  # only now: a refused request leaves no folder behind
     plan = make_plan(videos, out_dir, model_options(spec, request), request)
     outcomes = {key: Outcome.from_record(key, record) for key, record in plan.records.items()}
     log.info(f"rtseg: batch: {len(plan.jobs)} video(s), {len(plan.records)} done before, {len(plan.todo)} to do "
@@ -143,14 +146,33 @@ def run_batch(request: BatchRequest, on_event: Callable[[Event], None] | None = 
     finally:
         events.close()  # a fleet left by an exception (Ctrl-C) stops its workers now, not at garbage collection
         progress.close()
+        for job in plan.todo:
+            if job.key not in outcomes:  # stopped mid-video: its worker is gone, and so are its staged files
+                clear_staging(job.outputs)
         remove_empty_staging(out_dir)
     videos = [outcomes.get(j.key) or Outcome(j.key, "failed", note="no result came back") for j in plan.jobs]
     return BatchReport(videos, out_dir, layout, time.perf_counter() - t0)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler ending the job), raised where the batch is so that it stops as Ctrl-C stops it."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def batch_command(request: BatchRequest) -> int:
-    """`rtseg batch`: run the batch, print the table; the exit status is 1 when any video failed."""
-    report = run_batch(request)
+    """`rtseg batch`: run the batch, print the table; the exit status is 1 when any video failed (130 / 143
+    when Ctrl-C / SIGTERM stopped it, the videos finished by then kept)."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        report = run_batch(request)
+    except Terminated:
+        log.error("rtseg: terminated")
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(summary_table(report.videos))
     print(report.footer())
     if report.failed:

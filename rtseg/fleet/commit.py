@@ -50,6 +50,11 @@ class VideoOutputs:
         """The files and folders a finished attempt leaves (the done-record aside)."""
         return [self.overlay] + ([self.jsonl] if self.json_lines else []) + ([self.masks_dir] if self.masks else [])
 
+    def every_output(self) -> list[Path]:
+        """Whatever a run of this video with any options may have left: a JSON file or masks made with other
+        options must not stay beside the outputs of this run, as if they belonged to it."""
+        return [self.overlay, self.jsonl, self.masks_dir]
+
     @property
     def partial_root(self) -> Path:
         return self.out_dir / PARTIAL / self.key
@@ -77,7 +82,7 @@ class Staging:
         try:
             # the done-record goes first: from here on, nothing of this video passes for finished
             outputs.record.unlink(missing_ok=True)
-            for path in outputs.finals():
+            for path in outputs.every_output():
                 _remove(path)
             _remove(outputs.partial_root)
             staging = cls(outputs, attempt)
@@ -119,8 +124,13 @@ class Staging:
         return record
 
     def discard(self) -> None:
-        """Remove this video's staging area (a failed attempt's files, or a committed one's empty folder)."""
-        shutil.rmtree(self.outputs.partial_root, ignore_errors=True)
+        """Remove this attempt's folder (a failed attempt's files, or a committed one's leftovers), and the
+        video's staging area once it is empty; never another attempt's folder, which may still be running."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+        try:
+            self.outputs.partial_root.rmdir()
+        except OSError:
+            pass  # absent, or another attempt is in it
 
 
 def read_record(outputs: VideoOutputs) -> dict | None:
@@ -140,6 +150,12 @@ def record_matches(record: dict | None, outputs: VideoOutputs, identity: dict) -
     if any(record.get(k) != v for k, v in identity.items()):
         return False
     return record.get("outputs") == [p.name for p in outputs.finals()] and all(p.exists() for p in outputs.finals())
+
+
+def clear_staging(outputs: VideoOutputs) -> None:
+    """Every attempt's staging folder of one video: what the driver removes for the videos that were still
+    running when a batch was stopped (Ctrl-C), once its workers are gone."""
+    shutil.rmtree(outputs.partial_root, ignore_errors=True)
 
 
 def remove_empty_staging(out_dir: Path) -> None:

@@ -8,6 +8,7 @@ batch folder at the same paths, on a shared file system).
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,7 +18,9 @@ import cv2
 from ..core.constants import IMAGE_SUFFIXES
 from ..core.errors import RtsegError
 from ..runtime.sources import unique_labels
-from .commit import VideoOutputs, read_record, record_matches
+from .commit import PARTIAL, VideoOutputs, read_record, record_matches
+
+log = logging.getLogger(__name__)
 
 # what a folder argument contributes: the containers FFmpeg reads that cameras and phones write
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"})
@@ -41,8 +44,9 @@ class BatchRequest:
 
     @classmethod
     def from_args(cls, args) -> "BatchRequest":
-        return cls(tuple(args.videos), args.out, args.model, args.target_fps, args.ray_address, args.workers,
-                   args.no_ray, args.json, args.save_masks, args.retries, args.quiet)
+        return cls(inputs=tuple(args.videos), out=args.out, model=args.model, target_fps=args.target_fps,
+                   ray_address=args.ray_address, workers=args.workers, no_ray=args.no_ray, json_lines=args.json,
+                   save_masks=args.save_masks, retries=args.retries, quiet=args.quiet)
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,17 @@ def _is_glob(text: str) -> bool:
 
 
 def _is_output(path: Path, out_dir: Path | None) -> bool:
-    """A video this batch folder holds as a finished output (KEY.mp4 beside KEY.done.json): what a glob over
-    a tree that contains the batch folder (`'videos/**/*.mp4' --out videos/segmented`) finds on a re-run."""
-    return out_dir is not None and path.parent == out_dir and (out_dir / f"{path.stem}.done.json").exists()
+    """What the batch folder holds of a batch's own making: a finished video's files (KEY.mp4 or KEY.jsonl
+    beside KEY.done.json, the record itself), its masks and its staging area. A folder or glob over a tree
+    that contains the batch folder (`'videos/**' --out videos/segmented`) finds these on a re-run."""
+    if out_dir is None or not path.is_relative_to(out_dir) or path == out_dir:
+        return False
+    first = path.relative_to(out_dir).parts[0]
+    if first != path.name:  # below the batch folder: only masks and attempts are the batch's
+        return first == PARTIAL or first.endswith(".masks")
+    if path.name.endswith(".done.json"):
+        return True
+    return path.suffix in (".mp4", ".jsonl") and (out_dir / f"{path.stem}.done.json").exists()
 
 
 def find_videos(inputs: tuple[str, ...], out_dir: Path | None = None) -> list[Path]:
@@ -119,21 +131,30 @@ def find_videos(inputs: tuple[str, ...], out_dir: Path | None = None) -> list[Pa
                 raise RtsegError(f"folder {arg} holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))})")
         elif Path(arg).suffix.lower() in IMAGE_SUFFIXES:
             raise RtsegError(f"{arg} is an image: rtseg batch takes videos (rtseg run segments images)")
+        elif not Path(arg).is_file():  # a camera (/dev/video0), a pipe: rtseg run reads those live
+            raise RtsegError(f"{arg} is not a video file (a device, a pipe or a socket): rtseg batch takes files")
         else:
             paths = [Path(arg)]
         found += [p.resolve() for p in paths]
     return list(dict.fromkeys(found))  # the same video named twice is processed once
 
 
-def prepare_out_dir(out: str, videos: list[Path]) -> Path:
-    """The batch folder, created if needed; refused when it would mix outputs with inputs (a re-run's glob
-    would then take last run's overlays for videos, and an output name could be an input's)."""
+def check_out_dir(out: str, videos: list[Path]) -> None:
+    """Refuse a batch folder that is a file, or that would mix outputs with inputs: a re-run's glob would then
+    take last run's overlays for videos, an output name could be an input's, and a video kept in the staging
+    area or in a masks folder would be deleted with it."""
     folder = Path(out).resolve()
     if folder.exists() and not folder.is_dir():
         raise RtsegError(f"--out {out} is a file, not a folder")
-    inside = [v for v in videos if v.parent == folder]
+    inside = [v for v in videos if v.parent == folder or _is_output(v, folder)]
     if inside:
-        raise RtsegError(f"--out {out} holds this batch's input {inside[0].name}: give the outputs a folder of their own")
+        raise RtsegError(f"--out {out} holds this batch's input {inside[0].relative_to(folder)}: give the outputs "
+                         "a folder of their own")
+
+
+def prepare_out_dir(out: str) -> Path:
+    """The batch folder, created if needed (`check_out_dir` has accepted it), and writable."""
+    folder = Path(out).resolve()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -145,7 +166,9 @@ def prepare_out_dir(out: str, videos: list[Path]) -> Path:
 
 def announced_frames(path: Path) -> int | None:
     """The frame count a video's header announces (None when it says none): only sizes the progress bar."""
-    cap = cv2.VideoCapture(str(path))
+    # FFmpeg, as the pipeline reads it: OpenCV's own AVI reader, which CAP_ANY tries first, would print its
+    # complaints about a damaged file (binary bytes included) over the progress bar
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
     finally:
@@ -197,8 +220,12 @@ def make_plan(videos: list[Path], out_dir: Path, options: dict, request: BatchRe
         record = read_record(outputs)
         if record_matches(record, outputs, job.identity()):
             records[key] = record
-        else:
-            todo.append(job)
+            continue
+        todo.append(job)
+        if record and record.get("input") not in (None, job.input):
+            # names follow the batch's videos (a stem repeated elsewhere is widened): another set, other owners
+            log.warning(f"rtseg: batch: {key}.* in {out_dir} were made from {record['input']}: they are replaced "
+                        f"with {job.input}'s")
     # only the videos still to do are opened for their length: a resumed batch of thousands starts at once
     todo = [replace(j, frames=announced_frames(Path(j.input))) for j in todo]
     return Plan(jobs, todo, records)

@@ -14,8 +14,11 @@ dead attempt's files stay in their staging folder, never committed, and the new 
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import threading
 from collections import deque
+from contextlib import contextmanager
 from typing import Iterator
 
 from ..core.errors import RtsegError
@@ -37,22 +40,53 @@ class VideoWorker:
         yield from process_video(job, self.slot, attempt)
 
 
+def _auto_address() -> str | None:
+    """The HOST:PORT that `ray.init(address="auto")` would connect to (RAY_ADDRESS, else the cluster `ray
+    start` last ran here), by Ray's own lookup; None when that lookup is not where it used to be."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:
+        return None
+    try:
+        return canonicalize_bootstrap_address("auto")
+    except ConnectionError as e:  # no cluster runs here, and none is named
+        raise RtsegError(f"--ray-address auto: no Ray cluster runs here ({_one_line(e)}); start one with "
+                         "`ray start --head`, or leave --ray-address out for a local cluster of the batch's own") from e
+    except Exception:
+        return None
+
+
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """A HOST:PORT (or ray://HOST:PORT) that answers, or a one-line error now: Ray itself retries an address
-    that does not answer for minutes before it says so."""
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    """A HOST:PORT (ray://HOST:PORT, or "auto") that answers, or a one-line error now: Ray itself retries an
+    address that does not answer for minutes (forever, for a stale "auto") before it says so."""
+    target = _auto_address() if address == "auto" else address.removeprefix("ray://")
+    host, sep, port = (target or "").rpartition(":")
     if not sep or not port.isdigit():
-        return  # "auto", or a form Ray resolves itself
+        return  # a form Ray resolves itself
+    named = address if target == address.removeprefix("ray://") else f"{address} ({target})"
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as e:
-        raise RtsegError(f"cannot reach Ray at {address}: {e.strerror or e}") from e
+        raise RtsegError(f"cannot reach Ray at {named}: {e.strerror or e}") from e
 
 
 def _one_line(e: BaseException) -> str:
     """Ray's error texts carry tracebacks and advice over many lines: the last line says what happened."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
     return lines[-1] if lines else type(e).__name__
+
+
+@contextmanager
+def _keeping_sigterm_handler() -> Iterator[None]:
+    """`ray.init` replaces the SIGTERM handler with Ray's (exit at once with status 15, or a C++ stack dump):
+    the one before it is put back, so that `rtseg batch` terminated stops as Ctrl-C stops it (status 143)."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 class RayFleet:
@@ -76,12 +110,13 @@ class RayFleet:
         if not ray.is_initialized():  # else: the caller's own connection (a notebook, a test's cluster)
             quiet = dict(log_to_driver=False, logging_level=logging.ERROR)  # the terminal is the progress bar's
             try:
-                if self.address:
-                    check_reachable(self.address)
-                    ray.init(address=self.address, **quiet)
-                else:
-                    # "local": a cluster of its own even when another runs here, sized to the workers asked for
-                    ray.init(address="local", num_cpus=self.workers, include_dashboard=False, **quiet)
+                with _keeping_sigterm_handler():
+                    if self.address:
+                        check_reachable(self.address)
+                        ray.init(address=self.address, **quiet)
+                    else:
+                        # "local": a cluster of its own even when another runs here, sized to the workers asked for
+                        ray.init(address="local", num_cpus=self.workers, include_dashboard=False, **quiet)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise RtsegError(f"cannot {'connect to Ray at ' + self.address if self.address else 'start Ray'}: "
                                  f"{_one_line(e)}") from e
@@ -117,7 +152,7 @@ class RayFleet:
     def run(self, jobs: list[VideoJob]) -> Iterator[Progress | Retry | Outcome]:
         """Every job on the fleet; yields each video's events as they arrive, one `Outcome` per job."""
         import ray
-        from ray.exceptions import RayActorError, RayTaskError
+        from ray.exceptions import RayActorError, RayError, RayTaskError
 
         pending = deque((job, 1) for job in jobs)
         idle = [self._start_worker() for _ in range(min(self.workers, len(jobs)))]
@@ -135,12 +170,15 @@ class RayFleet:
                     event = ray.get(next(gen))
                 except StopIteration:  # a generator that ended without its outcome: nothing was committed
                     event = Outcome(job.key, "failed", note="its worker ended without a result", attempt=attempt)
-                except RayActorError as e:
+                except RayTaskError as e:  # process_video reports its own failures: this is around it
+                    event = Outcome(job.key, "failed", note=_one_line(e), attempt=attempt)
+                except RayError as e:  # the actor died, or its process, its node or the task's results were lost
                     del running[gen]
                     self._drop_worker(actor)
-                    if e.actor_init_failed:
+                    if isinstance(e, RayActorError) and e.actor_init_failed:
                         raise RtsegError(f"a Ray worker could not load model {self.spec.name}: {_one_line(e)}") from e
-                    reason = f"its worker ({where.get(job.key, 'not started')}) died"
+                    died = "died" if isinstance(e, RayActorError) else f"was lost ({type(e).__name__})"
+                    reason = f"its worker ({where.get(job.key, 'not started')}) {died}"
                     if attempt <= self.retries:
                         pending.appendleft((job, attempt + 1))
                         yield Retry(job.key, attempt + 1, reason)
@@ -149,8 +187,6 @@ class RayFleet:
                     if len(pending) > len(idle):  # the dead one's place, while there is work for it
                         idle.append(self._start_worker())
                     continue
-                except RayTaskError as e:  # process_video reports its own failures: this is around it
-                    event = Outcome(job.key, "failed", note=_one_line(e), attempt=attempt)
                 if isinstance(event, Progress):
                     where[job.key] = f"pid {event.pid} on {event.host}"
                 if isinstance(event, Outcome):

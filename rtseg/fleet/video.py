@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,20 +78,46 @@ def _text(path) -> str | None:
 
 
 @contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C or SIGTERM that comes while a run is being wired takes effect once it is wired: one that lands
+    inside the opening of the overlay file, or between the pipeline thread's start and the stream that stops
+    it, would leave that thread running on a model the batch then closes (the process aborts at exit)."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or any(signal.getsignal(s) is None for s in signals):
+        yield  # signals are handled in the main thread only, and a handler set outside Python cannot be put back
+        return
+    held: list[int] = []
+    handlers = {s: signal.signal(s, lambda signum, _frame: held.append(signum)) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+        if held:
+            signal.raise_signal(held[0])  # now, through the handler it was meant for
+
+
+@contextmanager
 def _results(job: VideoJob, slot: ModelSlot, staging: Staging) -> Iterator[ResultStream]:
     """The video's run, wired as `rtseg run` wires one (the held model, the sinks into the staging folder)."""
-    source = open_input(job.input)
     sinks = SinkRequest(output=str(staging.overlay), json_lines=_text(staging.jsonl), save_masks=_text(staging.masks_dir),
                         show=False, quiet=True)
+    results = None
     try:
-        # the choice only names the model: with a held slot, nothing is loaded or selected
-        session = open_session(source, ModelChoice(slot.info.name),
-                               lambda info, stop: build_sinks(sinks, source, info, stop), slot=slot)
-    except BaseException:
-        source.close()  # the session never took it over
-        raise
-    with ResultStream(session) as results:
+        with _signals_held():
+            source = open_input(job.input)
+            try:
+                # the choice only names the model: with a held slot, nothing is loaded or selected
+                session = open_session(source, ModelChoice(slot.info.name),
+                                       lambda info, stop: build_sinks(sinks, source, info, stop), slot=slot)
+            except BaseException:
+                source.close()  # the session never took it over
+                raise
+            results = ResultStream(session)
         yield results
+    finally:
+        if results is not None:
+            results.close()
 
 
 def _incomplete(stats: RunStats) -> str | None:
@@ -135,9 +163,13 @@ def process_video(job: VideoJob, slot: ModelSlot, attempt: int = 1) -> Iterator[
             staging.discard()
         if not isinstance(e, RtsegError):  # a bug, not the video: keep its traceback (debug level)
             log.debug(f"rtseg: batch: {job.input}", exc_info=True)
-        yield Outcome(job.key, "failed", note=str(e) if isinstance(e, RtsegError) else f"{type(e).__name__}: {e}",
-                      attempt=attempt)
+        note = str(e) if isinstance(e, RtsegError) else f"{type(e).__name__}: {e}"
+        yield Outcome(job.key, "failed", note=" ".join(note.split()), attempt=attempt)  # one line: a table row
         return
+    except BaseException:  # Ctrl-C in this process, or the generator closed: nothing of the attempt is kept
+        if staging is not None:
+            staging.discard()
+        raise
     note = (f"input ended early: {stats.frames_in} of the {stats.expected_frames} frames it announced could be "
             "decoded" if stats.ended_early else None)
     yield Progress(job.key, stats.frames_out, host, pid)
