@@ -153,3 +153,15 @@ def test_h264_output_that_fills_up_stays_playable_to_its_last_fragment(tiny_mode
         except av.error.FFmpegError:
             pass  # the cut-off fragment at the end
     assert decoded > 0
+
+
+def test_opencv_video_output_that_fills_up_is_an_error_not_a_success(tiny_model, tmp_path):
+    import subprocess
+    import sys
+
+    clip = write_clip(tmp_path / "c.avi", 400, size=(240, 320))
+    res = subprocess.run([sys.executable, "-m", "rtseg", "run", str(clip), "--model", str(tiny_model), "--no-show",
+                          "--codec", "mp4v", "--output", str(tmp_path / "o.mp4")], capture_output=True, text=True,
+                         timeout=120, preexec_fn=_with_file_size_limit(20_000))
+    line = one_line_error(res)
+    assert "cannot write video" in line and "of the 400 frames written" in line

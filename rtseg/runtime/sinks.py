@@ -80,6 +80,20 @@ class VideoSink(Sink):
 
     def close(self) -> None:
         self.writer.release()  # writes the container index: the file is playable after this
+        self._check_written()
+
+    def _check_written(self) -> None:
+        """OpenCV's writer reports no write error (a full disk, a file size limit): read the finished file's
+        header back, and a file that holds fewer frames than were written is an error, not a success."""
+        if not self.frames:
+            return
+        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        held = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+        cap.release()
+        if held < self.frames - max(2, 0.01 * self.frames):  # some containers estimate their count
+            raise RtsegError(f"cannot write video {self.path}: it holds {held} of the {self.frames} frames written "
+                             "(a full disk or a file size limit?); with pip install 'rtseg[video]' an H.264 MP4 plays "
+                             "up to a failure")
 
     def describe(self) -> str:
         return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, OpenCV {self.fourcc})"
