@@ -48,6 +48,12 @@ class RateMeter:
             self.times.popleft()
 
     @property
+    def abandoned(self) -> int:
+        """Frames read but never written nor counted as dropped: those in flight when a second Ctrl-C or an
+        error stopped the run at once (a first Ctrl-C drains them)."""
+        return max(0, self.frames_in - self.frames_out - self.dropped)
+
+    @property
     def fps(self) -> float:
         if len(self.times) < 2:
             return 0.0
@@ -99,12 +105,19 @@ class RunStats:
         return self.expected_frames - read > max(2, 0.01 * self.expected_frames)
 
     @property
+    def abandoned(self) -> int:
+        """Frames read but never written nor counted as dropped: those in flight when a second Ctrl-C or an
+        error stopped the run at once (a first Ctrl-C drains them)."""
+        return max(0, self.frames_in - self.frames_out - self.dropped)
+
+    @property
     def fps(self) -> float:
         return self.frames_out / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict:
         return {
             "frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
+            "abandoned": self.abandoned,
             "seconds": round(self.seconds, 3), "fps": round(self.fps, 2), "interrupted": self.interrupted,
             "stage_ms": {s: {k: round(v, 3) for k, v in percentiles(v).items()} for s, v in self.stage_ms.items()},
             "latency_ms": {k: round(v, 3) for k, v in percentiles(self.latency_ms).items()},
@@ -116,6 +129,7 @@ class RunStats:
     def summary(self) -> str:
         lines = [f"frames in {self.frames_in}, out {self.frames_out}, dropped {self.dropped}"
                  + (f", unreadable {len(self.skipped_inputs)}" if self.skipped_inputs else "")
+                 + (f", abandoned in flight {self.abandoned} (stopped at once)" if self.abandoned else "")
                  + f"; {self.fps:.1f} FPS over {self.seconds:.1f} s" + (" (interrupted)" if self.interrupted else ""),
                  f"{'stage':<12}{'mean ms':>9}{'p50 ms':>9}{'p95 ms':>9}"]
         for s in STAGES:
