@@ -148,7 +148,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.outputs import build_sinks
     from .runtime.sources import open_input
 
+    # several sources (or --output-dir): one pipeline each, one model shared (api/multi.py)
+    sources, args.source = args.source, (args.source[0] if len(args.source) == 1 else None)
     request = RunRequest.from_args(args)
+    if len(sources) > 1 or args.output_dir is not None:
+        from .api.multi import run_many
+
+        return run_many(request, sources, args.output_dir)
+    if request.sinks.json_lines is True:
+        raise RtsegError("--json without FILE writes <label>.jsonl into --output-dir DIR: give --json FILE, or "
+                         "--output-dir")
     if request.stats:
         from .runtime.sinks import require_writable
 
@@ -657,7 +666,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = _command(sub, "run", "segment a video, images, a stream or a camera, live")
-    r.add_argument("source", nargs="?", help="video file, image, folder or glob of images, or rtsp:// / http:// URL")
+    r.add_argument("source", nargs="*", help="video file, image, folder or glob of images, or rtsp:// / http:// URL; "
+                                             "several: one pipeline each, one model shared (needs --output-dir)")
     r.add_argument("--camera", type=int, metavar="N", help="camera index instead of SOURCE")
     r.add_argument("--model", help="shipped model name or path to an .onnx file (default: the manifest's default)")
     add_backend_args(r)
@@ -670,7 +680,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video output: h264 (browser-playable, needs PyAV: pip install 'rtseg[video]'), mp4v "
                         "(OpenCV's MPEG-4 Part 2), or auto: h264 when PyAV is installed (default: auto)")
     r.add_argument("--save-masks", metavar="DIR", help="write one PNG class-id map per frame")
-    r.add_argument("--json", metavar="FILE", help="write one JSON line per frame")
+    r.add_argument("--json", metavar="FILE", nargs="?", const=True,
+                   help="write one JSON line per frame (with --output-dir: --json alone, to DIR/<label>.jsonl)")
+    r.add_argument("--output-dir", metavar="DIR",
+                   help="an existing folder, holding no input, for each source's outputs: <label>.mp4 (overlay) "
+                        "and, with --json, <label>.jsonl (labels: file stems, cam<N>, host_port_path)")
     r.add_argument("--stats", metavar="FILE", help="write the run summary as JSON")
     r.add_argument("--overwrite", action="store_true",
                    help="let --output/--json replace an input file and masks replace their own images: written "
