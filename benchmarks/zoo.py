@@ -72,6 +72,14 @@ HELD_OUT = {
     "mnv2-100-lraspp-os32-288x384-voc": "--width 1.0 --head lraspp --output-stride 32 --input-size 288x384 "
                                         "--pretrained voc-tflite:PRETRAINED/deeplabv3_mnv2_pascal_quant.tflite "
                                         "--epochs 30 --lr 1e-3 --warmup-epochs 2",
+    # the fast model taught by the default (whose drive 0006R0 never trained it either)
+    "mnv2-050-lraspp-os32-240x320-voc-kd": "--width 0.5 --head lraspp --output-stride 32 --input-size 240x320 "
+                                           "--pretrained voc-tflite:PRETRAINED/deeplabv3_mnv2_dm05_pascal_quant.tflite "
+                                           "--distill engines/mnv2-100-lraspp-os32-288x384-voc.pt "
+                                           "--epochs 30 --lr 2e-3 --warmup-epochs 2",
+    "mnv2-050-centernet-os16-240x320-voc": "--task det --width 0.5 --output-stride 16 --input-size 240x320 "
+                                           "--pretrained voc-tflite:PRETRAINED/deeplabv3_mnv2_dm05_pascal_quant.tflite "
+                                           "--epochs 40 --lr 2e-3 --warmup-epochs 2",
 }
 
 
