@@ -29,7 +29,7 @@ from ..runtime.channels import POLL_S
 from ..runtime.outputs import SinkRequest, build_sinks, describe_outputs
 from ..runtime.pipeline import Pipeline
 from ..runtime.slot import ModelSlot, load_slot
-from ..runtime.sources import STREAM_SCHEMES, Source, open_input, unique_labels
+from ..runtime.sources import CAMERA_URI, STREAM_SCHEMES, Source, open_input, unique_labels
 from ..runtime.stats import RunStats
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CAMERA_URI = re.compile(r"(?:v4l2://)?/dev/video(\d+)|(?:csi|camera)://(\d+)")  # as `open_source` reads them
 
 
 @dataclass

@@ -344,6 +344,9 @@ def _looks_like_text(path: Path) -> bool:
     return True
 
 
+CAMERA_URI = re.compile(r"(?:v4l2://)?/dev/video(\d+)|(?:csi|camera)://(\d+)")  # a camera named as a SOURCE
+
+
 def open_source(uri: str) -> VideoSource | ImageSource:
     """Decide what `uri` names and open it; raises RtsegError with a one-line reason when it cannot."""
     if uri.startswith(STREAM_SCHEMES):
@@ -351,7 +354,7 @@ def open_source(uri: str) -> VideoSource | ImageSource:
         if not cap.isOpened():
             raise RtsegError(f"cannot open stream {uri} (unreachable, refused, or not a video stream)")
         return VideoSource(cap, uri, live=True)
-    m = re.fullmatch(r"(?:v4l2://)?/dev/video(\d+)|(?:csi|camera)://(\d+)", uri)
+    m = CAMERA_URI.fullmatch(uri)
     if m:
         return open_camera(int(m.group(1) or m.group(2)))
     if any(ch in uri for ch in "*?[") and not Path(uri).exists():  # a real file named 'a[1].png' is no glob
