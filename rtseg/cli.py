@@ -27,10 +27,7 @@ log = logging.getLogger(__name__)
 
 # How `rtseg run` ended, for scripts (README, "Exit codes"): 0 the input ended as announced; 1 an error (bad
 # input, model or output; the message says which); 2 bad arguments; 3 a file ended before the frames its
-# header announced; 4 a live source was lost and did not come back; 130 / 143 Ctrl-C / SIGTERM.
-EXIT_INPUT_ENDED_EARLY = 3
-EXIT_SOURCE_LOST = 4
-
+# header announced and 4 a live source lost (`RunStats.exit_code`); 130 / 143 Ctrl-C / SIGTERM.
 
 def _positive_float(text: str) -> float:
     v = float(text)
@@ -192,17 +189,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                                "source": source.name, "streams": streams, "threads": threads,
                                "target_fps": request.target_fps}
         Path(request.stats).write_text(json.dumps(d, indent=2) + "\n")
-    code = 0
     if stats.source_lost:
         log.warning(f"rtseg: live source lost: {source.name} did not come back after {stats.gaps[-1]['attempts']} "
                     f"reconnect attempt(s); {len(stats.gaps) - 1} earlier outage(s) recovered")
-        code = EXIT_SOURCE_LOST
     if stats.ended_early:
         log.warning(f"rtseg: input ended early: {stats.frames_in} of the {stats.expected_frames} frames it announced "
                     "could be decoded (a truncated or damaged file); every decoded frame was processed")
-        code = EXIT_INPUT_ENDED_EARLY
     # like a shell: 128 + signal number when Ctrl-C (130) or SIGTERM (143) stopped the run
-    return 128 + pipeline.stop_signal if pipeline.stop_signal else code
+    return 128 + pipeline.stop_signal if pipeline.stop_signal else stats.exit_code
 
 
 # -- rtseg batch -------------------------------------------------------------------------------------

@@ -52,13 +52,7 @@ class Lane:
 
     def code(self) -> int:
         """This source's exit status, by the rules of a one-source `rtseg run`."""
-        from ..cli import EXIT_INPUT_ENDED_EARLY, EXIT_SOURCE_LOST
-
-        if self.error is not None:
-            return 1
-        if self.stats.source_lost:
-            return EXIT_SOURCE_LOST
-        return EXIT_INPUT_ENDED_EARLY if self.stats.ended_early else 0
+        return 1 if self.error is not None else self.stats.exit_code
 
 
 # -- refusals, before any work -----------------------------------------------------------------------

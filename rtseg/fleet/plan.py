@@ -15,15 +15,14 @@ from pathlib import Path
 
 import cv2
 
-from ..core.constants import IMAGE_SUFFIXES
+from ..core.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from ..core.errors import RtsegError
-from ..runtime.sources import unique_labels
+from ..runtime.sources import looks_like_glob, unique_labels
 from .commit import PARTIAL, VideoOutputs, read_record, record_matches
 
 log = logging.getLogger(__name__)
 
 # what a folder argument contributes: the containers FFmpeg reads that cameras and phones write
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"})
 
 
 @dataclass(frozen=True)
@@ -93,10 +92,6 @@ class Plan:
     records: dict[str, dict]                # key -> the done-record of each video skipped
 
 
-def _is_glob(text: str) -> bool:
-    return any(ch in text for ch in "*?[") and not Path(text).exists()  # a file named 'a[1].mp4' is no glob
-
-
 def _is_output(path: Path, out_dir: Path | None) -> bool:
     """What the batch folder holds of a batch's own making: a finished video's files (KEY.mp4 or KEY.jsonl
     beside KEY.done.json, the record itself), its masks and its staging area. A folder or glob over a tree
@@ -116,7 +111,7 @@ def find_videos(inputs: tuple[str, ...], out_dir: Path | None = None) -> list[Pa
     a folder or glob leaves out the batch's own outputs in `out_dir`."""
     found: list[Path] = []
     for arg in inputs:
-        if _is_glob(arg):
+        if looks_like_glob(arg):
             paths = sorted(Path(p) for p in glob.glob(arg, recursive=True)
                            if Path(p).is_file() and Path(p).suffix.lower() not in IMAGE_SUFFIXES)
             paths = [p for p in paths if not _is_output(p.resolve(), out_dir)]

@@ -344,6 +344,11 @@ def _looks_like_text(path: Path) -> bool:
     return True
 
 
+def looks_like_glob(text: str) -> bool:
+    """A pattern to expand, unless a file of that very name exists (a real 'a[1].png' is no glob)."""
+    return any(ch in text for ch in "*?[") and not Path(text).exists()
+
+
 CAMERA_URI = re.compile(r"(?:v4l2://)?/dev/video(\d+)|(?:csi|camera)://(\d+)")  # a camera named as a SOURCE
 
 
@@ -357,7 +362,7 @@ def open_source(uri: str) -> VideoSource | ImageSource:
     m = CAMERA_URI.fullmatch(uri)
     if m:
         return open_camera(int(m.group(1) or m.group(2)))
-    if any(ch in uri for ch in "*?[") and not Path(uri).exists():  # a real file named 'a[1].png' is no glob
+    if looks_like_glob(uri):
         paths = sorted(Path(p) for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
         if not paths:
             raise RtsegError(f"no images match {uri}")

@@ -48,16 +48,14 @@ class RateMeter:
             self.times.popleft()
 
     @property
-    def abandoned(self) -> int:
-        """Frames read but never written nor counted as dropped: those in flight when a second Ctrl-C or an
-        error stopped the run at once (a first Ctrl-C drains them)."""
-        return max(0, self.frames_in - self.frames_out - self.dropped)
-
-    @property
     def fps(self) -> float:
         if len(self.times) < 2:
             return 0.0
         return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
+
+
+EXIT_INPUT_ENDED_EARLY = 3   # a file ended before the frames its header announced
+EXIT_SOURCE_LOST = 4         # a live source was lost and did not come back
 
 
 @dataclass
@@ -103,6 +101,14 @@ class RunStats:
         # unreadable images were announced too, and are reported apart
         read = self.frames_in + len(self.skipped_inputs)
         return self.expected_frames - read > max(2, 0.01 * self.expected_frames)
+
+    @property
+    def exit_code(self) -> int:
+        """How the run's input ended, for the exit status: 0 as announced, EXIT_INPUT_ENDED_EARLY for a file
+        cut short, EXIT_SOURCE_LOST for a live source that did not come back (signals and errors aside)."""
+        if self.ended_early:
+            return EXIT_INPUT_ENDED_EARLY
+        return EXIT_SOURCE_LOST if self.source_lost else 0
 
     @property
     def abandoned(self) -> int:
