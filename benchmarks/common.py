@@ -35,3 +35,15 @@ def environment() -> dict:
 def header_markdown(env: dict) -> str:
     return "\n".join([f"- command: `{env['command']}`", f"- date: {env['date']}", f"- machine: {env['machine']}",
                       "- versions: " + ", ".join(f"{k} {env[k]}" for k in ("python", "onnxruntime", "opencv", "numpy", "torch") if k in env)])
+
+
+def write_report(out, lines: list[str], doc: dict) -> None:
+    """NAME.md (the table, for people) and NAME.json (every figure, for programs) at `out`, and the table printed."""
+    import json
+    from pathlib import Path
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+    print("\n".join(lines))

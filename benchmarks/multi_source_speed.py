@@ -24,7 +24,7 @@ import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests")]
-from common import environment, header_markdown  # noqa: E402
+from common import environment, header_markdown, write_report  # noqa: E402
 from helpers import MjpegServer  # noqa: E402
 
 
@@ -66,15 +66,20 @@ def run_config(mode: str, urls: list[str], model: str, seconds: float, fps: floa
     return [per_camera(json.loads((work / f"{k}.json").read_text()), seconds, fps) for k in range(len(urls))]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def camera_parser(doc: str, cameras: str, out: str) -> argparse.ArgumentParser:
+    """The options every loopback-camera benchmark takes: the clip, how many cameras, their rate, the model."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", default=str(ROOT.parent / "shared/data/video/vtest.avi"))
-    p.add_argument("--cameras", default="1,2,4,8")
+    p.add_argument("--cameras", default=cameras)
     p.add_argument("--fps", type=float, default=15.0)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--model", default="mnv2-050-lraspp-os32-240x320-voc-kd")
-    p.add_argument("--out", default=str(ROOT / "benchmarks/results/multi_source_cpu"))
-    args = p.parse_args()
+    p.add_argument("--out", default=str(ROOT / "benchmarks/results" / out))
+    return p
+
+
+def main() -> None:
+    args = camera_parser(__doc__, "1,2,4,8", "multi_source_cpu").parse_args()
     env, rows = environment(), []
     for n in (int(x) for x in args.cameras.split(",")):
         cams = cameras(Path(args.video), n, args.fps)
@@ -100,11 +105,7 @@ def main() -> None:
              "|---:|---|---:|---:|---:|---:|"]
     lines += [f"| {r['cameras']} | {r['mode']} | {r['total_fps']} | {r['per_camera_fps_median']} | "
               f"{r['latency_p95_ms_worst']} | {r['keep_up']}/{r['cameras']} |" for r in rows]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({**env, "rows": rows}, indent=1) + "\n")
-    print("\n".join(lines))
+    write_report(args.out, lines, {**env, "rows": rows})
 
 
 if __name__ == "__main__":

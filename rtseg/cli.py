@@ -148,7 +148,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     # several sources (or --output-dir): one pipeline each, one model shared (api/multi.py)
     sources, args.source = args.source, (args.source[0] if len(args.source) == 1 else None)
     request = RunRequest.from_args(args)
-    if len(sources) > 1 or args.output_dir is not None:
+    from .runtime.source_list import is_source_list
+
+    if len(sources) > 1 or args.output_dir is not None or any(map(is_source_list, sources)):
         from .api.multi import run_many
 
         return run_many(request, sources, args.output_dir)
@@ -206,6 +208,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from .fleet.plan import BatchRequest
 
     return batch_command(BatchRequest.from_args(args))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`rtseg serve --streams FILE`: many live cameras, one server, on Ray workers (rtseg/fleet/live.py)."""
+    from .fleet.live import ServeRequest, serve_command
+    from .runtime.group import GroupSettings
+
+    backend = BackendChoice.from_args(args)
+    settings = GroupSettings(model=args.model, backend=backend.name, backend_options=tuple(backend.options().items()),
+                             target_fps=args.target_fps, adapt=not args.no_adapt, task=args.task, rank_by=args.rank_by,
+                             input_size=args.input_size, alpha=args.alpha, legend=args.legend,
+                             reconnect=args.reconnect, quiet=args.quiet)
+    return serve_command(ServeRequest(args.streams, settings, args.listen, args.ray_address, args.no_ray, args.workers,
+                                      args.cpus_per_worker, args.max_restarts, args.duration, args.view_fps,
+                                      backend.why, args.stats))
 
 
 def requested_models(models: str) -> list:
@@ -625,7 +642,8 @@ class _Help(argparse.RawDescriptionHelpFormatter):
 
 EXAMPLES = {
     "run": ["rtseg run video.mp4 --output overlay.mp4 --json frames.jsonl --save-masks masks/",
-            "rtseg run --camera 0 --target-fps 30 --serve 8080     # the selector holds 30 FPS; watch in a browser"],
+            "rtseg run --camera 0 --target-fps 30 --serve 8080     # the selector holds 30 FPS; watch in a browser",
+            "rtseg run cams.txt --target-fps 15 --output-dir rec --serve 8080   # every camera at 15 FPS, recorded"],
     "eval": ["rtseg eval --model mnv2-050-lraspp-os32-240x320 --data ../shared/data/camvid --split val",
              "rtseg eval --model mnv2-050-lraspp-os32-240x320-voc --data ../shared/data/camvid --split holdout:0006R0"],
     "train": ["rtseg train --data ../shared/data/camvid --width 0.5 --head lraspp --output-stride 32 --input-size 240x320",
@@ -640,6 +658,8 @@ EXAMPLES = {
     "bench": ["rtseg bench --quick",
               "rtseg bench --data ../shared/data/camvid --video ../shared/data/video/vtest.avi --out bench-results"],
     "profile": ["rtseg profile", "rtseg profile --models mnv2-050-lraspp-os32-240x320 --force"],
+    "serve": ["rtseg serve --streams cams.txt --listen 0.0.0.0:8080 --target-fps 15   # a local Ray cluster, every core",
+              "rtseg serve --streams cams.toml --ray-address auto --cpus-per-worker 4   # on the cluster `ray start` runs"],
     "batch": ["rtseg batch 'videos/*.mp4' --out segmented --json     # every core; run it again to resume",
               "rtseg batch videos/ --out segmented --ray-address auto --target-fps 15   # on the cluster `ray start` runs"],
 }
@@ -661,7 +681,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = _command(sub, "run", "segment a video, images, a stream or a camera, live")
     r.add_argument("source", nargs="*", help="video file, image, folder or glob of images, or rtsp:// / http:// URL; "
-                                             "several: one pipeline each, one model shared (needs --output-dir)")
+                                             "several (or a list of them: a .txt or .toml file): one pipeline each, "
+                                             "one model shared (needs --output-dir or --serve)")
     r.add_argument("--camera", type=int, metavar="N", help="camera index instead of SOURCE")
     r.add_argument("--model", help="shipped model name or path to an .onnx file (default: the manifest's default)")
     add_backend_args(r)
@@ -685,13 +706,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "aside, moved over the input only after the run read all of it (else kept as *.partial)")
     r.add_argument("--serve", metavar="[HOST:]PORT",
                    help="serve the live overlay over HTTP: a page at /, MJPEG at /stream.mjpg, numbers at "
-                        "/stats.json (a bare PORT binds 127.0.0.1; 0.0.0.0:PORT opens it to the network)")
+                        "/stats.json (several sources: a grid at /, each source's at /<label>/); a bare PORT binds "
+                        "127.0.0.1, 0.0.0.0:PORT opens it to the network")
     r.add_argument("--no-show", action="store_true", help="no window (automatic without a display)")
     r.add_argument("--alpha", type=_alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     r.add_argument("--score-threshold", type=_alpha, default=0.3, help="boxes below this score are not shown (0..1)")
     r.add_argument("--legend", action="store_true", help="draw the class colour legend on the overlay")
     r.add_argument("--target-fps", type=_positive_float,
-                   help="without --model: run the most accurate model that holds this rate here, and keep it held")
+                   help="without --model: run the most accurate model that holds this rate here, and keep it held "
+                        "(several sources: every source at this rate, one model for them all, switched together)")
     r.add_argument("--max-latency", type=_positive_float, metavar="MS", help="with --target-fps: p95 latency bound")
     r.add_argument("--task", type=normalize_task, choices=TASKS, default="seg", help="with --target-fps: what the model must do")
     r.add_argument("--margin", type=_positive_float, default=1.1, help="with --target-fps: speed margin at start")
@@ -829,6 +852,46 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--quiet", action="store_true",
                     help="no progress bar and no progress messages (the table, warnings and errors are still printed)")
     ba.set_defaults(func=cmd_batch)
+
+    sv = _command(sub, "serve", "watch many live cameras through one server, spread over Ray workers")
+    sv.add_argument("--streams", required=True, metavar="FILE",
+                    help="the cameras: a .txt list (one URI per line, 'LABEL = URI' to name one) or a .toml list "
+                         "([[source]] uri = ..., label = ...)")
+    sv.add_argument("--listen", default="127.0.0.1:8080", metavar="[HOST:]PORT",
+                    help="where the pages are served: a grid of every camera at /, each at /<label>/, the numbers "
+                         "at /stats.json (a bare PORT binds 127.0.0.1; 0.0.0.0:PORT opens it to the network)")
+    which = sv.add_mutually_exclusive_group()
+    which.add_argument("--model", help="shipped model name or path to an .onnx file (default: the manifest's default)")
+    which.add_argument("--target-fps", type=_positive_float,
+                       help="every camera at this rate: each worker runs the most accurate model that holds it for all "
+                            "its cameras together")
+    add_backend_args(sv)
+    sv.add_argument("--task", type=normalize_task, choices=TASKS, default="seg", help="with --target-fps: what the model must do")
+    sv.add_argument("--no-adapt", action="store_true", help="with --target-fps: choose once, never switch")
+    sv.add_argument("--rank-by", choices=["auto", "heldout", "val"], default="auto",
+                    help="with --target-fps: the accuracy that ranks the models (as in rtseg run)")
+    sv.add_argument("--input-size", type=_size, help="run the model at HxW instead of its native size")
+    sv.add_argument("--alpha", type=_alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
+    sv.add_argument("--legend", action="store_true", help="draw the class colour legend on the overlay")
+    sv.add_argument("--reconnect", type=_reconnect, default=None, metavar="N|forever",
+                    help="a camera that drops is reopened up to N times in a row, or forever (default: forever)")
+    where = sv.add_mutually_exclusive_group()
+    where.add_argument("--ray-address", metavar="auto|ADDR",
+                       help="an existing Ray cluster (auto: the one `ray start` runs here; ADDR: its head's host:port) "
+                            "(default: a local cluster for this command)")
+    where.add_argument("--no-ray", action="store_true", help="every camera in this process (what runs without Ray)")
+    sv.add_argument("--workers", type=_count, metavar="N",
+                    help="camera workers (Ray actors), the cameras dealt out between them (default: one per "
+                         "--cpus-per-worker CPUs, at most one per camera)")
+    sv.add_argument("--cpus-per-worker", type=_count, default=1, metavar="N",
+                    help="CPUs each worker takes, shared by its cameras' inference threads")
+    sv.add_argument("--max-restarts", type=lambda t: _whole(t, -1), default=-1, metavar="N",
+                    help="Ray restarts a worker that died, with its cameras, up to N times (-1: forever)")
+    sv.add_argument("--view-fps", type=_positive_float, default=15.0, help="each camera's live view, at most this rate")
+    sv.add_argument("--duration", type=_positive_float, metavar="S", help="stop after S seconds (default: at Ctrl-C)")
+    sv.add_argument("--stats", metavar="FILE", help="write every camera's last numbers as JSON when it stops")
+    sv.add_argument("--quiet", action="store_true", help="only warnings and errors")
+    sv.set_defaults(func=cmd_serve)
     return p
 
 

@@ -268,3 +268,82 @@ def test_ranking_takes_the_held_out_drive_when_the_zoo_has_it():
     assert ranking_split([old, a, b], "seg", prefer="val") == "val"
     assert accuracy_of(old, "seg", split=HELD_OUT_SPLIT) is None  # a drive that trained it measures memory
     assert accuracy_of(a, "seg", split=HELD_OUT_SPLIT) == 0.44 and accuracy_of(a, "seg") is None
+
+
+def test_several_sources_budget_the_cores_between_them(monkeypatch):
+    """--target-fps 15 on four sources: each source must hold 15 with the others beside it."""
+    from rtseg.selection import pick
+
+    assert pick.source_share(2, 1, 1, cores=2) == 1.0   # their threads fit: each keeps its profiled speed
+    assert pick.source_share(4, 1, 1, cores=2) == 0.5   # twice the threads the cores hold: half each
+    assert pick.source_share(8, 2, 1, cores=4) == 0.25
+
+    monkeypatch.setattr(pick, "models_for_task", lambda task, rank_by: ([], "val"))
+    monkeypatch.setattr(pick, "ensure_profiles", lambda *a, **k: {})
+    monkeypatch.setattr(pick, "build_candidates", lambda *a: list(LADDER))  # fast 100, mid 50, slow 25 FPS alone
+    monkeypatch.setattr(pick.os, "cpu_count", lambda: 2)
+    assert pick.select_for_rate(20, "seg", "onnxruntime", 1, 1).choice.name == "slow"
+    four = pick.select_for_rate(20, "seg", "onnxruntime", 1, 1, sources=4)  # each gets half: 50, 25, 12.5
+    assert four.choice.name == "mid" and "for each of 4 sources" in four.why
+    assert pick.select_for_rate(20, "seg", "onnxruntime", 1, 1, sources=8).choice.name == "fast"  # 25, 12.5, 6.25
+
+
+def test_target_fps_over_several_sources_picks_one_model_for_all(tmp_path):
+    pytest.importorskip("torch")
+    from helpers import make_tiny_zoo, run_cli, write_clip
+
+    engines = make_tiny_zoo(tmp_path / "engines")
+    env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(engines), "RTSEG_CACHE_DIR": str(tmp_path / "cache")}
+    clips = [write_clip(tmp_path / f"c{i}.avi", 10, size=(96, 128)) for i in range(3)]
+    out = tmp_path / "out"
+    out.mkdir()
+    stats = tmp_path / "s.json"
+    res = run_cli("run", *clips, "--target-fps", "1", "--output-dir", out, "--no-show", "--stats", stats, env=env,
+                  timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "for each of 3 sources" in res.stderr and "target 1 met" in res.stderr
+    doc = json.loads(stats.read_text())
+    assert doc["target_fps"] == 1 and {s["frames_out"] for s in doc["sources"].values()} == {10}
+
+
+def test_a_group_of_sources_switches_together_when_the_slowest_misses_the_target(tmp_path):
+    """Two file sources on one model that is too slow for them both: the group runner loads the fast model
+    once and moves both; every frame of each source comes out once, in order, with its own class."""
+    import threading
+
+    from rtseg.runtime.slot import ModelSlot
+    from rtseg.selection.group_adaptive import GroupAdaptiveRunner
+
+    model = nearest_centre_onnx(tmp_path / "m.onnx")
+    slow, fast = make_slot(model, delay_s=0.02, name="slow"), make_slot(model, name="fast")
+    loads = []
+
+    def load(c):
+        loads.append(c.name)
+        return fast
+
+    def around(first):
+        return ModelSlot.around(first.info, first.backend, first.input_size)
+
+    ladder = [Candidate("fast", 0.5, 500.0, 5.0), Candidate("slow", 0.7, 50.0, 20.0)]
+    cfg = ControllerConfig(window_s=0.3, down_after_s=0.3, min_dwell_s=0.3, up_after_s=60)
+    runner = GroupAdaptiveRunner(Controller(ladder, 1, target_fps=100, config=cfg), slow, load, around)
+    sinks, pipelines = [Collect(), Collect()], []
+    for k, sink in enumerate(sinks):
+        pipelines.append(Pipeline(FileLikeSource(300), runner.slot_for(f"s{k}"), [sink]))
+        runner.attach(f"s{k}", pipelines[-1])
+    assert pipelines[0].slot is slow and pipelines[1].slot is not slow and pipelines[1].slot.backend is slow.backend
+    stats = [None, None]
+    threads = [threading.Thread(target=lambda k=k: stats.__setitem__(k, pipelines[k].run(handle_signals=False)))
+               for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert loads == ["fast"]  # loaded once for both sources
+    assert [(e["from"], e["to"], e["sources"]) for e in runner.switches] == [("slow", "fast", 2)]
+    for s, sink in zip(stats, sinks):
+        assert s.frames_in == s.frames_out == 300 and [r[0] for r in sink.records] == list(range(300))
+        assert [r[1] for r in sink.records] == [i % 11 for i in range(300)]
+        assert s.frames_by_model["fast"] > 0 and s.frames_by_model["slow"] > 0
+    assert pipelines[0].slot is fast and pipelines[1].slot.backend is fast.backend and pipelines[1].slot is not fast

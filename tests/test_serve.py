@@ -13,7 +13,8 @@ import pytest
 from helpers import NUM_CLASSES, class_frame
 
 from rtseg.core.errors import RtsegError
-from rtseg.runtime.serve import BOUNDARY, LiveView, parse_address
+from rtseg.runtime.http_view import BOUNDARY
+from rtseg.runtime.serve import LiveView, parse_address
 from rtseg.runtime.sources import ArraySource
 
 from test_pipeline import make_slot
@@ -84,7 +85,7 @@ def test_stream_stats_and_page_update_while_running(tiny_model):
     pipe, t = run_with_view(tiny_model, PacedFrames(150, 0.02), view)
     try:
         page = urllib.request.urlopen(view.url, timeout=5).read().decode()
-        assert "/stream.mjpg" in page and "/stats.json" in page
+        assert 'src="/stream.mjpg"' in page and '"/stats.json"' in page
         frames = read_mjpeg_frames(view.url + "stream.mjpg", 6)
         assert len({f.tobytes() for f in frames}) > 1  # the picture changes
         first = get_json(view.url + "stats.json")

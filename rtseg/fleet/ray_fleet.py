@@ -89,6 +89,36 @@ def _keeping_sigterm_handler() -> Iterator[None]:
             signal.signal(signal.SIGTERM, before)
 
 
+def import_ray() -> None:
+    """Ray imported, or a one-line error for an install that is there but broken."""
+    try:
+        import ray  # noqa: F401
+    except ImportError as e:  # installed but broken (a missing native library, a version clash)
+        raise RtsegError(f"Ray is installed but cannot be imported ({e}); reinstall it "
+                         "(pip install 'rtseg[ray]') or use --no-ray") from e
+
+
+def connect_ray(address: str | None, local_cpus: int | None) -> bool:
+    """Connected to the cluster at `address`, or to a local cluster of `local_cpus` CPUs started for this
+    command; False when the caller was connected already (a notebook, a test's cluster: left as it is)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    quiet = dict(log_to_driver=False, logging_level=logging.ERROR)  # the terminal is the command's own
+    try:
+        with _keeping_sigterm_handler():
+            if address:
+                check_reachable(address)
+                ray.init(address=address, **quiet)
+            else:
+                # "local": a cluster of its own even when another runs here, sized to the workers asked for
+                ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise RtsegError(f"cannot {'connect to Ray at ' + address if address else 'start Ray'}: {_one_line(e)}") from e
+    return True
+
+
 class RayFleet:
     """A connection to Ray (a local cluster started for the batch, or an existing one) and the batch's actors.
 
@@ -102,25 +132,10 @@ class RayFleet:
         self._actors: list = []
 
     def __enter__(self) -> "RayFleet":
-        try:
-            import ray
-        except ImportError as e:  # installed but broken (a missing native library, a version clash)
-            raise RtsegError(f"Ray is installed but cannot be imported ({e}); reinstall it "
-                             "(pip install 'rtseg[ray]') or use --no-ray") from e
-        if not ray.is_initialized():  # else: the caller's own connection (a notebook, a test's cluster)
-            quiet = dict(log_to_driver=False, logging_level=logging.ERROR)  # the terminal is the progress bar's
-            try:
-                with _keeping_sigterm_handler():
-                    if self.address:
-                        check_reachable(self.address)
-                        ray.init(address=self.address, **quiet)
-                    else:
-                        # "local": a cluster of its own even when another runs here, sized to the workers asked for
-                        ray.init(address="local", num_cpus=self.workers, include_dashboard=False, **quiet)
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                raise RtsegError(f"cannot {'connect to Ray at ' + self.address if self.address else 'start Ray'}: "
-                                 f"{_one_line(e)}") from e
-            self._connected_here = True
+        import_ray()
+        import ray
+
+        self._connected_here = connect_ray(self.address, self.workers)
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         if self.workers is not None and self.workers > cpus:
             # an actor that cannot be placed would hold its videos forever while the others sit idle

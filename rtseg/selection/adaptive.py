@@ -19,6 +19,22 @@ from ..runtime.stats import RateMeter
 log = logging.getLogger(__name__)
 
 
+def load_kept(loaded: dict[str, ModelSlot], cand: Candidate, load: Callable[[Candidate], ModelSlot]) -> ModelSlot:
+    """The candidate's slot: the one loaded before, or loaded and warmed up now and kept (switching back is free)."""
+    slot = loaded.get(cand.name)
+    if slot is None:
+        slot = load(cand)
+        slot.warm_up()
+        loaded[cand.name] = slot
+    return slot
+
+
+def switch_event(t: float, frame: int, old: str, new: str, up: bool, rate: float, target: float) -> dict:
+    """A switch as the stats, the JSON lines and the live view record it."""
+    return {"t": round(t, 2), "frame": frame, "from": old, "to": new, "direction": "up" if up else "down",
+            "rate": round(rate, 1), "target": target}
+
+
 class AdaptiveRunner:
     def __init__(self, pipeline: Pipeline, controller: Controller, load: Callable[[Candidate], ModelSlot],
                  live: bool, streams: int):
@@ -77,11 +93,7 @@ class AdaptiveRunner:
         cand = self.controller.ladder[index]
         old, old_index = self.pipeline.slot.name, self.controller.index
         try:
-            slot = self.slots.get(cand.name)
-            if slot is None:
-                slot = self.load(cand)
-                slot.warm_up()
-                self.slots[cand.name] = slot
+            slot = load_kept(self.slots, cand, self.load)
         except Exception as e:  # a model that cannot load is skipped, the run goes on
             log.info(f"rtseg: could not load {cand.name} ({e}); staying on {old}")
             self.controller.switched(self.controller.index)
@@ -90,9 +102,8 @@ class AdaptiveRunner:
         self.controller.switched(index)
         self.meter = RateMeter(self.controller.cfg.window_s)
         self.infer_ms.clear()
-        event = {"t": round(self.clock() - self.t0, 2), "frame": frame, "from": old, "to": cand.name,
-                 "direction": "up" if index > old_index else "down", "rate": round(rate, 1),
-                 "target": self.controller.target}
+        event = switch_event(self.clock() - self.t0, frame, old, cand.name, index > old_index, rate,
+                             self.controller.target)
         self.switches.append(event)
         log.info(f"rtseg: {event['t']:.1f}s step {event['direction']}: {old} -> {cand.name} "
                  f"({rate:.1f} FPS, target {event['target']:g})")

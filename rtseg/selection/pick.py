@@ -7,7 +7,8 @@ controller may move along.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 
 from ..core.errors import RtsegError
 from ..core.manifest import Manifest
@@ -44,13 +45,30 @@ def models_for_task(task: str, rank_by: str = "auto") -> tuple[list[ModelInfo], 
     return [i for i in infos if ranked_on(i, task, split)], split
 
 
+def source_share(sources: int, streams: int, threads: int, cores: int | None = None) -> float:
+    """The part of one source's profiled speed each of `sources` sources keeps when they share the cores:
+    1 while their threads fit (sources x streams x threads <= cores), the cores over the threads beyond."""
+    cores = cores or os.cpu_count() or 1
+    return min(1.0, cores / max(1, sources * streams * threads))
+
+
 def select_for_rate(target_fps: float, task: str, backend: str, streams: int, threads: int, margin: float = 1.1,
-                    max_latency: float | None = None, rank_by: str = "auto") -> Selection:
+                    max_latency: float | None = None, rank_by: str = "auto", sources: int = 1,
+                    cores: int | None = None) -> Selection:
     """The most accurate shipped model that holds `target_fps` here, and its ladder. On first use the speeds
-    are quick estimates (the first frame comes within seconds); runs and `rtseg profile` refine them."""
+    are quick estimates (the first frame comes within seconds); runs and `rtseg profile` refine them.
+
+    With `sources` > 1 the rate is each source's, and the sources share this machine: a model's profiled
+    speed (one source on `streams` x `threads`) counts in full while the sources' threads fit in the cores,
+    and in proportion to what is left of them beyond (`source_share`); `cores`: the cores the sources may use
+    (a Ray actor's share of its machine), all of them when None."""
     infos, split = models_for_task(task, rank_by)
     profiles = ensure_profiles(infos, backend, streams, threads, quick=True, split=split)
     candidates = build_candidates(infos, profiles, task, split)
+    cores = cores or os.cpu_count() or 1
+    share = source_share(sources, streams, threads, cores)
+    if share < 1.0:
+        candidates = [replace(c, fps=c.fps * share, latency_ms=c.latency_ms / share) for c in candidates]
     if not candidates:
         raise RtsegError(f"no shipped model can do --task {task} with a measured accuracy on {split}")
     if max_latency:
@@ -60,4 +78,7 @@ def select_for_rate(target_fps: float, task: str, backend: str, streams: int, th
     if choice not in ladder:  # only when the latency bound removed a faster model: keep the choice reachable
         ladder = sorted(set(ladder) | {choice}, key=lambda c: -c.fps)
     ranked = "drive 0006R0, held out of their training" if split == HELD_OUT_SPLIT else "val (optimistic)"
+    if sources > 1:
+        why += (f" for each of {sources} sources ({streams} stream(s) x {threads} thread(s) each on "
+                f"{cores} core(s): {share:.2g} of one source's speed)")
     return Selection(choice, ladder, ladder.index(choice), f"{why}; accuracy ranked on {ranked}", split)

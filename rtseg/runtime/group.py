@@ -1,0 +1,378 @@
+"""Many sources through one loaded model, each in a pipeline and a thread of its own.
+
+The model is loaded once; each source gets a slot of its own around that one backend (`ModelSlot.around`),
+because a slot's preprocessor holds the buffers frames are resized into and its pool bounds the frames in
+flight: shared, one source's frames could be written over by another's, and a stalled source could hold the
+pool the others need. ONNX Runtime sessions are thread-safe, so every pipeline's inference calls the same
+session concurrently.
+
+A source that stalls, reconnects or dies holds back no other. `rtseg run SRC1 SRC2 ...` (api/multi.py) and
+each camera actor of `rtseg serve --streams` (fleet/live.py) run their sources through a `SourceGroup`:
+
+    group = SourceGroup(settings, [NamedSource("rtsp://a"), NamedSource("rtsp://b")], live_view=True)
+    group.load()           # the model, chosen for settings.target_fps across all the sources when asked
+    group.start()          # a thread per source
+    ...                    # group.feeds(): each source's live view; group.stop() ends them all
+    group.wait(); group.close()
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import RtsegError
+from ..core.modelinfo import resolve_model
+from .outputs import SinkRequest, build_sinks
+from .pipeline import Pipeline
+from .serve import LiveFeed
+from .slot import ModelSlot, load_slot
+from .source_list import NamedSource
+from .sources import CAMERA_URI, STREAM_SCHEMES, Source, open_input, unique_labels
+from .stats import RunStats
+
+log = logging.getLogger(__name__)
+
+REOPEN_S = 5.0  # a live source that could not open at start is tried again this often (tolerant groups)
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    """How a group runs its sources: the model (or the rate to choose one for) and each source's wrapping."""
+
+    model: str | None = None
+    backend: str = "onnxruntime"
+    backend_options: tuple = ()
+    target_fps: float | None = None     # with no model: the most accurate one that holds this on every source
+    adapt: bool = True                  # with target_fps: keep it held, switching every source together
+    task: str = "seg"
+    margin: float = 1.1
+    max_latency: float | None = None
+    rank_by: str = "auto"
+    input_size: tuple[int, int] | None = None
+    alpha: float = 0.5
+    score_threshold: float = 0.3
+    legend: bool = False
+    streams: int | None = None
+    threads: int | None = None          # per source; default: the cores shared out between the sources
+    cores: int | None = None            # the cores the group may use (a Ray actor's CPUs); None: all here
+    queue_size: int = 2
+    loop: int = 1
+    frames: int | None = None
+    realtime: bool = False
+    reconnect: int | None = 5
+    json_lines: bool = False            # with a folder: DIR/<label>.jsonl beside DIR/<label>.mp4
+    codec: str | None = None
+    quiet: bool = False
+
+
+@dataclass
+class Lane:
+    """One source's share of the group: its pipeline, its live view, and how it ended."""
+
+    label: str
+    uri: str
+    source: Source | None = None
+    pipeline: Pipeline | None = None
+    feed: LiveFeed | None = None
+    stats: RunStats | None = None
+    error: BaseException | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+    @property
+    def state(self) -> str:
+        """connecting (not open yet: `error` says why), running, ended, lost, stopped or error."""
+        if self.source is None:
+            return "connecting"
+        if self.error is not None:
+            return "error"
+        if self.stats is None:
+            return "running" if self.pipeline is not None else "connecting"
+        return "lost" if self.stats.source_lost else "stopped" if self.stats.interrupted else "ended"
+
+    def code(self) -> int:
+        """This source's exit status, by the rules of a one-source `rtseg run`."""
+        return 1 if self.error is not None or self.stats is None else self.stats.exit_code
+
+
+# -- labels ------------------------------------------------------------------------------------------
+def redact(uri: str) -> str:
+    """A URI as it may be shown (logs, pages, /stats.json): without the user and password of rtsp://user:pw@host."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1", uri)
+
+
+def _sanitize(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "source"
+
+
+def source_labels(sources: list[str | NamedSource]) -> list[str]:
+    """A name per source for its output files and its page, unique in the run: the label a source list gave,
+    else files by `unique_labels` (the stem, widened where stems repeat), cameras as cam<N>, URLs as
+    host_port_path (`127.0.0.1_8080_cam`)."""
+    named = [s if isinstance(s, NamedSource) else NamedSource(s) for s in sources]
+    labels: list[str | None] = [s.label for s in named]
+    given = [x for x in labels if x is not None]
+    if len(given) != len(set(given)):  # two lists naming a source alike: their outputs would overwrite each other
+        twice = sorted({x for x in given if given.count(x) > 1})
+        raise RtsegError(f"label(s) {', '.join(twice)} given to more than one source")
+    files = []
+    for i, s in enumerate(named):
+        if labels[i] is not None:
+            continue
+        if m := CAMERA_URI.fullmatch(s.uri):
+            labels[i] = f"cam{m.group(1) or m.group(2)}"
+        elif s.uri.startswith(STREAM_SCHEMES):
+            rest = redact(s.uri).split("://", 1)[1].split("?", 1)[0]  # a label is shown: no password in it
+            labels[i] = _sanitize(os.path.splitext(rest)[0].replace(":", "_").replace("/", "_"))
+        else:
+            files.append(i)
+    for i, label in zip(files, unique_labels([Path(named[i].uri) for i in files])):
+        labels[i] = _sanitize(label)  # a glob's stem ('*') is no file name
+    out, taken = [], {s.label for s in named if s.label}
+    for s, label in zip(named, labels):  # the same camera or URL twice, or a file named like a camera's label
+        if s.label is not None:
+            out.append(label)
+            continue
+        name, n = label, 2
+        while name in taken:
+            name, n = f"{label}_{n}", n + 1
+        taken.add(name)
+        out.append(name)
+    return out
+
+
+def is_live_uri(uri: str) -> bool:
+    return uri.startswith(STREAM_SCHEMES) or bool(CAMERA_URI.fullmatch(uri)) or uri.startswith("/dev/video")
+
+
+class SourceGroup:
+    """Sources opened, one model for them, a pipeline and a thread per source; see the module docstring.
+
+    `folder`: each source's overlay (and JSON lines) as <label>.mp4 / <label>.jsonl there. `live_view`: a
+    `LiveFeed` per source, for one HTTP server over them all. `tolerant`: a live source that cannot be
+    opened now is tried again every REOPEN_S instead of refusing the group (a camera fleet starts with some
+    cameras down); without it every source must open, and one that cannot is refused by name.
+    """
+
+    def __init__(self, settings: GroupSettings, sources: list[NamedSource], folder: Path | None = None,
+                 live_view: bool = False, tolerant: bool = False, view_fps: float = 15.0):
+        self.settings, self.folder, self.tolerant = settings, folder, tolerant
+        self.slot: ModelSlot | None = None
+        self.streams = self.threads = 1
+        self.why: str | None = None
+        self.runner = None                  # the group's selector, when it keeps target_fps held (GroupAdaptiveRunner)
+        self._stopping = threading.Event()
+        # wiring and starting a lane, against stopping and closing: the reopener wires lanes while others run
+        self._lock = threading.Lock()
+        self._reopener: threading.Thread | None = None
+        self.lanes = [Lane(label, s.uri, feed=LiveFeed(max_fps=view_fps, meta={"source": redact(s.uri)})
+                           if live_view else None)
+                      for s, label in zip(sources, source_labels(sources))]
+        try:
+            for lane in self.lanes:
+                self._open(lane)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, lane: Lane) -> bool:
+        s = self.settings
+        try:
+            lane.source = open_input(lane.uri, None, s.loop, s.frames, s.realtime, s.reconnect)
+            lane.error = None
+            return True
+        except RtsegError as e:
+            if not (self.tolerant and is_live_uri(lane.uri)):
+                raise RtsegError(str(e) if lane.uri in str(e) else f"source {redact(lane.uri)}: {e}") from e
+            lane.error = e  # shown as this source's state until it opens
+            return False
+
+    # -- the model -------------------------------------------------------------------------------------
+    def load(self) -> ModelSlot:
+        """The group's one model (named, or the most accurate that holds target_fps on every source), and a
+        pipeline for each source that is open."""
+        s, n = self.settings, len(self.lanes)
+        # inference in parallel across sources already: one stream each, the cores shared out between them
+        self.streams = s.streams or 1
+        self.threads = s.threads or max(1, (s.cores or os.cpu_count() or 1) // (n * self.streams))
+        size = s.input_size
+        if s.model is None and s.target_fps:
+            from ..selection.pick import select_for_rate
+
+            sel = select_for_rate(s.target_fps, s.task, s.backend, self.streams, self.threads, s.margin,
+                                  s.max_latency, s.rank_by, sources=n, cores=s.cores)
+            info, size, self.why = sel.choice.info, sel.choice.input_size, sel.why
+        else:
+            info, sel = resolve_model(s.model), None
+        self.slot = self._load(info, size)
+        if sel is not None and s.adapt and len(sel.ladder) > 1:
+            from ..selection.group_adaptive import GroupAdaptiveRunner
+            from ..selection.selector import Controller
+
+            self.runner = GroupAdaptiveRunner(Controller(sel.ladder, sel.index, s.target_fps), self.slot,
+                                              lambda c: self._load(c.info, c.input_size), self._around, self.streams)
+        for lane in self.lanes:
+            if lane.source is not None:
+                self._wire(lane)
+        return self.slot
+
+    def _pool(self) -> int:
+        return self.settings.queue_size + self.streams + 2
+
+    def _load(self, info, size: tuple[int, int] | None) -> ModelSlot:
+        s = self.settings
+        return load_slot(info, s.backend, threads=self.threads, input_size=size, alpha=s.alpha,
+                         score_threshold=s.score_threshold, legend=s.legend, pool_size=self._pool(),
+                         **dict(s.backend_options))
+
+    def _around(self, first: ModelSlot) -> ModelSlot:
+        """Another source's slot around a loaded model: its own buffers and pool, the same backend."""
+        s = self.settings
+        return ModelSlot.around(first.info, first.backend, first.input_size, s.alpha, s.score_threshold, self._pool(),
+                                s.legend)
+
+    def _wire(self, lane: Lane) -> None:
+        """A pipeline for the lane: its own slot around the one backend, its own sinks."""
+        s = self.settings
+        if self.runner is not None:  # the current model, which may not be the first any more
+            first = self.runner.current
+            slot = self.runner.slot_for(lane.label)
+        else:
+            first = self.slot
+            uses = any(x.pipeline is not None and x.pipeline.slot is first for x in self.lanes)
+            slot = self._around(first) if uses else first
+        sinks = []
+        if self.folder is not None:
+            request = SinkRequest(output=str(self.folder / f"{lane.label}.mp4"),
+                                  json_lines=str(self.folder / f"{lane.label}.jsonl") if s.json_lines else None,
+                                  show=False, quiet=s.quiet, codec=s.codec)
+            sinks = build_sinks(request, lane.source, first.info, lambda: None)  # no window: nothing asks to stop
+        if lane.feed is not None:
+            sinks.append(lane.feed)
+        lane.pipeline = Pipeline(lane.source, slot, sinks, queue_size=s.queue_size, streams=self.streams)
+        if self.runner is not None:
+            self.runner.attach(lane.label, lane.pipeline)
+        if lane.feed is not None:
+            lane.feed.meta["state"] = "running"
+
+    # -- running ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """A thread per open source; a tolerant group also starts trying the others again."""
+        for lane in self.lanes:
+            if lane.pipeline is not None:
+                self._start(lane)
+            elif lane.feed is not None:
+                lane.feed.meta.update(state="connecting", error=str(lane.error))
+        if any(lane.source is None for lane in self.lanes):
+            self._reopener = threading.Thread(target=self._reopen_loop, name="group-reopen", daemon=True)
+            self._reopener.start()
+
+    def _start(self, lane: Lane) -> None:
+        def run() -> None:
+            try:
+                lane.stats = lane.pipeline.run(handle_signals=False)
+            except BaseException as e:  # this source's failure is reported with it; the others go on
+                lane.error = e
+            if lane.feed is not None:
+                lane.feed.meta.update(state=lane.state, error=str(lane.error) if lane.error else None)
+
+        lane.thread = threading.Thread(target=run, name=f"source-{lane.label}", daemon=True)
+        lane.thread.start()
+
+    def _reopen_loop(self) -> None:
+        while not self._stopping.wait(REOPEN_S):
+            waiting = [lane for lane in self.lanes if lane.source is None]
+            if not waiting:
+                return
+            for lane in waiting:
+                if self._stopping.is_set():
+                    return
+                try:
+                    opened = self._open(lane)  # may take seconds (a stream's connect timeout): not under the lock
+                    with self._lock:
+                        if opened and self._stopping.is_set():  # stopped meanwhile: this one never starts
+                            lane.source.close()
+                            return
+                        if opened:
+                            self._wire(lane)
+                            self._start(lane)
+                except Exception as e:  # one source's surprise must not end the retries of the others
+                    log.debug(f"rtseg: source {lane.label}: reopening failed ({e})")
+                    lane.error = e
+                    continue
+                if opened:
+                    log.info(f"rtseg: source {lane.label} ({redact(lane.uri)}) opened")
+                elif lane.feed is not None:
+                    lane.feed.meta["error"] = str(lane.error)
+
+    def running(self) -> bool:
+        return any(lane.thread is not None and lane.thread.is_alive() for lane in self.lanes) or (
+            self._reopener is not None and self._reopener.is_alive())
+
+    def stop(self) -> None:
+        """Every source stops reading; frames already read are still processed and written."""
+        with self._lock:
+            self._stopping.set()
+            for lane in self.lanes:
+                if lane.pipeline is not None:
+                    lane.pipeline.stop()
+
+    def abort(self) -> None:
+        """Every pipeline stops at once (a second Ctrl-C); outputs are still closed."""
+        with self._lock:
+            self._stopping.set()
+            for lane in self.lanes:
+                if lane.pipeline is not None:
+                    lane.pipeline.abort()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until every source has ended (True), or `timeout` seconds (False). The reopener is waited for
+        first: it may start a lane until it ends."""
+        end = None if timeout is None else time.monotonic() + timeout
+
+        def joined(t: threading.Thread | None) -> bool:
+            if t is not None:
+                t.join(None if end is None else max(0.0, end - time.monotonic()))
+            return t is None or not t.is_alive()
+
+        return joined(self._reopener) and all([joined(lane.thread) for lane in self.lanes])
+
+    def finish(self, timeout: float = 10.0) -> None:
+        """Stop every source and wait for them; those that have not drained within `timeout` are aborted."""
+        self.stop()
+        if not self.wait(timeout):
+            self.abort()
+            self.wait(timeout)
+
+    def feeds(self) -> dict[str, LiveFeed]:
+        return {lane.label: lane.feed for lane in self.lanes if lane.feed is not None}
+
+    def close(self) -> None:
+        """Whatever is still open: sources that never ran, sinks of pipelines that never ran, the feeds, the
+        model (once every pipeline is done with it)."""
+        self._stopping.set()
+        if self._reopener is not None:
+            self._reopener.join(timeout=5)  # it wires no lane once stopping is set; an open under way ends by itself
+        running = [lane.thread for lane in self.lanes if lane.thread is not None and lane.thread.is_alive()]
+        if running:  # the model is closed below: nothing may still infer with it
+            self.abort()
+            for t in running:
+                t.join(timeout=10)
+        for lane in self.lanes:
+            if lane.pipeline is None and lane.source is not None:
+                lane.source.close()
+            elif lane.pipeline is not None and lane.thread is None:  # wired, never started: its sinks are open
+                for sink in lane.pipeline.sinks:
+                    sink.close()
+                lane.source.close()
+            if lane.feed is not None:
+                lane.feed.close()
+        if self.runner is not None:  # every model it loaded, the first one included
+            self.runner.close()
+        elif self.slot is not None:
+            self.slot.close()
+        self.slot = None
