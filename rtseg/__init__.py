@@ -10,6 +10,9 @@ The Python API (loaded on first use, so `rtseg` on the command line starts fast)
     for res in rtseg.stream("video.mp4", target_fps=30, output="overlay.mp4"):
         print(res.index, res.class_share["Road"])
 
+    for label, res in rtseg.stream_many(["rtsp://cam/1", "rtsp://cam/2"], target_fps=15):
+        print(label, res.index)                      # several sources, one model, every one at 15 FPS
+
     rtseg.list_models()                              # the models you can name, with their measured accuracy
 """
 import os
@@ -23,6 +26,7 @@ __version__ = "0.1.0"
 _API = {
     "Segmenter": ("rtseg.api.segmenter", "Segmenter"),
     "stream": ("rtseg.api.segmenter", "stream"),
+    "stream_many": ("rtseg.api.many", "stream_many"),
     "Result": ("rtseg.api.result", "Result"),
     "ResultStream": ("rtseg.api.streaming", "ResultStream"),
     "list_models": ("rtseg.api.catalog", "list_models"),

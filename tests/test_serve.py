@@ -139,3 +139,24 @@ def test_a_real_browser_sees_the_picture_and_the_numbers_change(tiny_model, tmp_
     finally:
         pipe.stop()
         t.join(10)
+
+
+def test_a_viewer_of_a_paused_source_gets_its_last_picture_at_once():
+    """A camera that sent one frame and then nothing: the viewer who comes later still sees that frame."""
+    from types import SimpleNamespace
+
+    from rtseg.runtime.serve import LiveFeed
+
+    feed = LiveFeed(max_fps=30)
+    try:
+        feed.write(SimpleNamespace(overlay=np.full((48, 64, 3), 90, np.uint8)))
+        time.sleep(0.3)  # nobody watched when it came: it was not encoded
+        feed.watching(+1)
+        jpeg, seq = feed.newest_jpeg(0, timeout=2.0)
+        assert jpeg is not None and seq == 1
+        feed.watching(-1)
+        feed.lease(1.0)  # a viewer behind a proxy (rtseg serve on Ray) gets it the same way
+        jpeg2, seq2 = feed.newest_jpeg(seq, timeout=2.0)
+        assert jpeg2 is not None and seq2 == 2
+    finally:
+        feed.close()

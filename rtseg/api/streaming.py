@@ -27,13 +27,15 @@ def result_of(rec: FrameRecord) -> Result:
 
 
 class _Handoff(Sink):
-    """The last sink: gives each finished frame to the consumer, waiting while the consumer is behind."""
+    """The last sink: gives each finished frame to the consumer, waiting while the consumer is behind; with a
+    `label` (many sources into one queue) as (label, Result)."""
 
-    def __init__(self, out: queue.Queue, closed: threading.Event):
-        self.out, self.io = out, AbortAware(closed)  # a closed stream stops waiting
+    def __init__(self, out: queue.Queue, closed: threading.Event, label: str | None = None):
+        self.out, self.io, self.label = out, AbortAware(closed), label  # a closed stream stops waiting
 
     def frame_done(self, rec: FrameRecord) -> None:
-        self.io.put(self.out, result_of(rec))
+        res = result_of(rec)
+        self.io.put(self.out, res if self.label is None else (self.label, res))
 
 
 class _Run:

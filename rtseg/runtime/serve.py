@@ -57,6 +57,7 @@ class LiveFeed(Sink):
         self._viewers = 0
         self.viewers_served = 0
         self._lease_until = 0.0  # a viewer in another process keeps the encoder going by asking (`lease`)
+        self._fresh_viewer = False  # a viewer just came: encode the newest overlay now, not at the next frame
         self._closing = threading.Event()
         self.meter = RateMeter(1.0)
         self._recent: deque[dict] = deque(maxlen=30)  # the last frames' stage times, for a steady reading
@@ -99,7 +100,10 @@ class LiveFeed(Sink):
         seen, next_at = 0, 0.0
         while not self._closing.is_set():
             with self._frame_cond:
-                self._frame_cond.wait_for(lambda: self._overlay_seq != seen or self._closing.is_set(), timeout=0.5)
+                self._frame_cond.wait_for(lambda: self._overlay_seq != seen or self._fresh_viewer
+                                          or self._closing.is_set(), timeout=0.5)
+                if self._fresh_viewer:  # the newest overlay counts as new for the one who just came
+                    self._fresh_viewer, seen = False, -1
                 overlay, seq = self._overlay, self._overlay_seq
             if overlay is None or seq == seen:
                 continue
@@ -131,15 +135,20 @@ class LiveFeed(Sink):
         with self._jpeg_cond:
             self._viewers += delta
             self.viewers_served += max(delta, 0)
-        with self._frame_cond:
-            self._frame_cond.notify()  # a first viewer: encode the newest frame now
+        if delta > 0:
+            with self._frame_cond:
+                self._fresh_viewer = True  # encode the newest frame now: a paused source may send none for long
+                self._frame_cond.notify()
 
     def lease(self, seconds: float) -> None:
         """Encode for viewers for the next `seconds` as if one watched: a viewer behind a proxy in another
         process (`rtseg serve` on Ray) renews this with each request, and a lease outlives no dead proxy."""
+        first = time.monotonic() > self._lease_until
         self._lease_until = max(self._lease_until, time.monotonic() + seconds)
-        with self._frame_cond:
-            self._frame_cond.notify()
+        if first:
+            with self._frame_cond:
+                self._fresh_viewer = True
+                self._frame_cond.notify()
 
     def single_jpeg(self) -> bytes | None:
         """The newest overlay as one JPEG (None before the first frame); a grid of many sources polls this,
