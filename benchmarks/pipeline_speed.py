@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, header_markdown  # noqa: E402
 
 from rtseg.backends import load_backend  # noqa: E402
-from rtseg.core.modelinfo import resolve_model  # noqa: E402
+from rtseg.core.modelinfo import cpu_int8_base, resolve_model  # noqa: E402
 from rtseg.runtime.preprocess import Preprocessor  # noqa: E402
 from rtseg.runtime.timing import time_model  # noqa: E402
 
@@ -61,6 +61,8 @@ def end_to_end(info, video: str, tmp: Path, codec: str = "mp4v", backend: str = 
 
 
 def naive(info, video: str, tmp: Path) -> dict:
+    # an INT8 file has no PyTorch weights: the hand-written loop runs the FP32 model it was quantized from
+    info = cpu_int8_base(info) or info
     weights = info.path.with_name(info.entry["weights"])
     out = subprocess.run([sys.executable, "-m", "rtseg.evaluation.baselines", "--weights", str(weights), "--video", video,
                           "--output", str(tmp / "naive.mp4")], check=True, capture_output=True, text=True)

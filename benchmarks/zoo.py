@@ -164,7 +164,7 @@ def heldout_table(manifest_path: Path, bench_json: Path, baselines: list[Path]) 
                 + f" | {fmt(b.get('model_fps'), '.0f')} | {fmt(b.get('e2e_fps'), '.0f')} |")
 
     for e in Manifest.load(manifest_path).models:
-        if key in e.get("metrics", {}):
+        if e.get("metrics", {}).get(key, {}).get("miou") is not None:  # a box-only model has its AP elsewhere
             parent = (e.get("training", {}).get("initialized_from") or {}).get("model")
             start = f"`{parent}`" if parent else f"VOC DeepLabV3, width {e['architecture']['width']:g}"
             rows.append(row(e["name"], start, e["metrics"][key]))

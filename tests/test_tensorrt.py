@@ -349,6 +349,19 @@ def test_int8_engine_is_built_from_the_qdq_file_and_an_asymmetric_one_is_refused
     assert "\n" not in str(e.value) and "uint8" in str(e.value) and len(standin.stats.builds) == 1
 
 
+def test_a_cpu_int8_file_runs_on_tensorrt_as_its_fp32_base(standin, tmp_path):
+    """The shipped default may be INT8 laid out for ONNX Runtime's CPU kernels; at fp16/fp32 TensorRT builds
+    from the FP32 model it was quantized from instead of refusing the file."""
+    from rtseg.backends.tensorrt import engine_source
+
+    info = resolve_model("mnv2-050-lraspp-os32-240x320-int8")
+    assert info.entry.get("qdq", "cpu") == "cpu"  # files from before the layouts were named are CPU ones
+    src = engine_source(info, "fp16")
+    assert src.model_name == info.entry["base_model"] and src.precision == "fp16"
+    with pytest.raises(RtsegError, match="uint8"):  # INT8 asked for: that file, refused until symmetric
+        engine_source(info, "int8")
+
+
 def test_int8_of_an_fp32_model_is_its_int8_sibling_and_says_what_to_do_without_one(standin, tiny_model, tmp_path):
     from rtseg.backends.tensorrt import TensorRTBackend
 
@@ -687,3 +700,12 @@ def test_dynamic_engine_in_several_threads_at_two_sizes_matches_onnxruntime(tmp_
     backend.close()
     assert not errors, errors
     assert min(min(a) for a in agreement) > 0.99
+
+
+def test_gpu_backends_run_a_cpu_int8_model_as_its_base(standin, tmp_path):
+    from rtseg.backends import load_backend
+
+    info = resolve_model("mnv2-050-lraspp-os32-240x320-int8")
+    backend = load_backend("tensorrt", info, fallback=False, cache_dir=tmp_path, precision="fp16")
+    assert backend.name == "tensorrt-fp16" and not standin.stats.builds[-1]["qdq"]  # the FP32 base, not the Q/DQ file
+    backend.close()

@@ -1,6 +1,7 @@
 """Inference backends behind one small protocol; a new backend is one module plus a registry line."""
 from __future__ import annotations
 
+import logging
 import sys
 from importlib import import_module
 from typing import Callable, Protocol
@@ -8,6 +9,8 @@ from typing import Callable, Protocol
 import numpy as np
 
 from ..core.errors import RtsegError
+
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
@@ -34,6 +37,7 @@ _REGISTRY = {
     "null": "rtseg.backends.null:NullBackend",  # no inference: the pipeline's own ceiling
 }
 GPU_BACKENDS = ("tensorrt", "onnxruntime-cuda")
+RUNS_CPU_INT8 = ("onnxruntime", "null")  # the backends that run an INT8 file laid out for ORT's CPU kernels as it is
 
 
 def _first_line(e: BaseException) -> str:
@@ -43,6 +47,21 @@ def _first_line(e: BaseException) -> str:
 
 def available_backends() -> list[str]:
     return ["auto", *_REGISTRY]
+
+
+def model_for(kind: str, info, precision: str | None = None):
+    """The model backend `kind` runs for `info`: itself, except an INT8 file laid out for ONNX Runtime's CPU
+    kernels (every shipped `-int8`, the default among them) on any other backend, which gains nothing from
+    it (TensorRT refuses its layout, PyTorch has no weights for it): the FP32 model it was quantized from."""
+    from ..core.modelinfo import cpu_int8_base
+
+    if kind in RUNS_CPU_INT8 or precision == "int8":
+        return info
+    base = cpu_int8_base(info)
+    if base is None:
+        return info
+    log.info(f"rtseg: {info.name} is INT8 for the CPU; {kind} runs {base.name}, the model it came from")
+    return base
 
 
 def load_backend(kind: str, model, fallback: bool = True, warn: Callable[[str], None] | None = None,
@@ -59,6 +78,10 @@ def load_backend(kind: str, model, fallback: bool = True, warn: Callable[[str], 
     kind, _ = resolve_backend(kind)
     if kind not in _REGISTRY:
         raise RtsegError(f"unknown backend '{kind}' (available: {', '.join(available_backends())})")
+    if info is not None:
+        runs = model_for(kind, info, options.get("precision"))
+        if runs is not info:
+            info, model_path, options = runs, str(runs.path), {**options, "info": runs}
     module, factory = _REGISTRY[kind].split(":")
     try:
         return getattr(import_module(module), factory)(model_path, **options)

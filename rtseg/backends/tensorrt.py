@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.errors import RtsegError
+from ..core.modelinfo import cpu_int8_base
 from .engine_cache import EngineCache, EngineKey, ShapeProfile
 
 if TYPE_CHECKING:
@@ -180,6 +181,11 @@ def engine_source(info: ModelInfo, precision: str) -> EngineSource:
 
     if precision not in ("fp32", "fp16", "int8"):
         raise RtsegError(f"unknown TensorRT precision {precision!r} (fp32, fp16 or int8)")
+    base = cpu_int8_base(info) if precision != "int8" else None
+    if base is not None:  # laid out for the CPU, refused by TensorRT: its engine comes from the FP32 model
+        log.info(f"rtseg: {info.name} is INT8 laid out for ONNX Runtime on the CPU; TensorRT builds its "
+                 f"{precision} engine from {base.name}")
+        info = base
     model = onnx.load(str(info.path))
     if precision == "int8" and not is_quantized(model):
         info = int8_model(info)

@@ -128,3 +128,16 @@ def measured_sizes(info: ModelInfo, split: str = "val") -> list[tuple[int, int]]
             h, w = key.split("@")[1].split("x")
             sizes.append((int(h), int(w)))
     return sizes
+
+
+def cpu_int8_base(info: ModelInfo) -> ModelInfo | None:
+    """The FP32 model an INT8 file laid out for ONNX Runtime's CPU kernels was quantized from, or None.
+
+    Such a file (uint8 activations, int32 biases; every shipped `-int8` file, and the default may be one)
+    is what the CPU runs fastest, but TensorRT's explicit quantization refuses it and a GPU gains nothing from
+    it: GPU backends run its base instead, at their own precision. Entries from before `qdq` was recorded
+    are CPU layouts."""
+    entry = info.entry or {}
+    if entry.get("quantization") and entry.get("qdq", "cpu") == "cpu" and entry.get("base_model"):
+        return resolve_model(entry["base_model"])
+    return None

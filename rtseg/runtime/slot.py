@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..backends import Backend, load_backend
+from ..backends import Backend, load_backend, model_for
+from ..backends.choice import resolve_backend
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo, variant_name
 from .postprocess import Detection, Postprocessor, class_map
@@ -99,6 +100,7 @@ class ModelSlot:
 def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None = None,
               input_size: tuple[int, int] | None = None, alpha: float = 0.5, score_threshold: float = 0.3,
               pool_size: int = 8, legend: bool = False, **backend_options) -> ModelSlot:
+    info = model_for(resolve_backend(backend)[0], info, backend_options.get("precision"))  # what really runs
     size = input_size or info.input_size
     loaded = load_backend(backend, info, threads=threads, input_size=input_size, **backend_options)  # TensorRT: its profile
     static = loaded.static_size()

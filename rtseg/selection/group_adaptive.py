@@ -38,7 +38,7 @@ class GroupAdaptiveRunner:
         self.loaded: dict[str, ModelSlot] = {first.name: first}  # by variant name: kept, switching back is free
         self.switches: list[dict] = []
         self.t0 = self.clock()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # sources join (slot_for, attach) from other threads while a switch runs
         self._pipelines: dict[str, object] = {}
         self._slots: dict[tuple[str, str], ModelSlot] = {}   # (model, source) -> that source's slot
         self._meters: dict[str, RateMeter] = {}
@@ -48,17 +48,20 @@ class GroupAdaptiveRunner:
 
     def slot_for(self, label: str) -> ModelSlot:
         """The source's slot around the current model: the first slot for the first source, then its own."""
-        key = (self.current.name, label)
-        if key not in self._slots:
-            taken = any(m == self.current.name for m, _ in self._slots)
-            self._slots[key] = self.around(self.current) if taken else self.current
-        return self._slots[key]
+        with self._lock:
+            key = (self.current.name, label)
+            if key not in self._slots:
+                taken = any(m == self.current.name for m, _ in self._slots)
+                self._slots[key] = self.around(self.current) if taken else self.current
+            return self._slots[key]
 
     def attach(self, label: str, pipeline) -> None:
         with self._lock:
             self._pipelines[label] = pipeline
             self._live[label] = pipeline.live
             self._reset(label)
+            if pipeline.slot is not self.slot_for(label):  # a switch came between its wiring and now
+                pipeline.switch_to(self.slot_for(label))
         pipeline.on_frame = lambda rec: self.on_frame(label, rec)
 
     def _reset(self, label: str) -> None:
