@@ -55,6 +55,9 @@ COMMON = "--scale 0.6 1.8 --eval-every 2"
 HELD_OUT_SPLIT = "holdout:0006R0"
 HELD_OUT = {
     # DeepLabV3+ (ASPP at OS16 + the stride-4 skip) on the VOC start: for the thin classes LR-ASPP at OS32 misses
+    "mnv2-050-dlv3p-os16-240x320-voc": "--width 0.5 --head deeplabv3plus --output-stride 16 --input-size 240x320 "
+                                       "--pretrained voc-tflite:PRETRAINED/deeplabv3_mnv2_dm05_pascal_quant.tflite "
+                                       "--epochs 40 --lr 2e-3 --warmup-epochs 2",
     "mnv2-100-dlv3p-os16-288x384-voc": "--width 1.0 --head deeplabv3plus --output-stride 16 --input-size 288x384 "
                                        "--pretrained voc-tflite:PRETRAINED/deeplabv3_mnv2_pascal_quant.tflite "
                                        "--epochs 30 --lr 1e-3 --warmup-epochs 2",
