@@ -78,25 +78,39 @@ def camera_parser(doc: str, cameras: str, out: str) -> argparse.ArgumentParser:
     return p
 
 
-def main() -> None:
-    args = camera_parser(__doc__, "1,2,4,8", "multi_source_cpu").parse_args()
-    env, rows = environment(), []
+def summary(n: int, mode: str, per_camera: list[dict]) -> dict:
+    """One row of a camera benchmark from its cameras' figures (fps, latency_p95_ms, keeps_up each)."""
+    return {"cameras": n, "mode": mode, "total_fps": round(sum(c["fps"] for c in per_camera), 1),
+            "per_camera_fps_median": round(statistics.median(c["fps"] for c in per_camera), 1),
+            "latency_p95_ms_worst": round(max(c["latency_p95_ms"] or 0 for c in per_camera), 1),
+            "keep_up": sum(c["keeps_up"] for c in per_camera), "per_camera": per_camera}
+
+
+def sweep(args, modes, measure) -> list[dict]:
+    """For each camera count, the loopback cameras started once and every mode measured on them in turn:
+    `measure(mode, urls, work_dir)` returns the cameras' figures, or a row of its own (a dict with "mode")."""
+    rows = []
     for n in (int(x) for x in args.cameras.split(",")):
         cams = cameras(Path(args.video), n, args.fps)
         try:
-            for mode in ("one process", "a process per camera"):
+            for mode in modes:
                 with tempfile.TemporaryDirectory() as d:
-                    cams_stats = run_config(mode, [c.url for c in cams], args.model, args.seconds, args.fps, Path(d))
-                row = {"cameras": n, "mode": mode, "total_fps": round(sum(c["fps"] for c in cams_stats), 1),
-                       "per_camera_fps_median": round(statistics.median(c["fps"] for c in cams_stats), 1),
-                       "latency_p95_ms_worst": round(max(c["latency_p95_ms"] or 0 for c in cams_stats), 1),
-                       "keep_up": sum(c["keeps_up"] for c in cams_stats), "per_camera": cams_stats}
+                    got = measure(mode, [c.url for c in cams], Path(d))
+                row = got if isinstance(got, dict) else summary(n, mode, got)
                 rows.append(row)
                 print(f"{n} camera(s), {mode}: total {row['total_fps']} FPS, per camera {row['per_camera_fps_median']}, "
                       f"worst p95 {row['latency_p95_ms_worst']} ms, {row['keep_up']}/{n} keep up", flush=True)
         finally:
             for c in cams:
                 c.stop()
+    return rows
+
+
+def main() -> None:
+    args = camera_parser(__doc__, "1,2,4,8", "multi_source_cpu").parse_args()
+    env = environment()
+    rows = sweep(args, ("one process", "a process per camera"),
+                 lambda mode, urls, work: run_config(mode, urls, args.model, args.seconds, args.fps, work))
     lines = [f"# N cameras at {args.fps:g} FPS: one process against a process per camera", "", header_markdown(env),
              f"- cameras: loopback MJPEG servers looping `{args.video}` at {args.fps:g} FPS; each run "
              f"{args.seconds:g} s, then SIGINT; model `{args.model}`, ONNX Runtime, overlays written (H.264 with the "

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import json
 import signal
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -26,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests")]
 from common import environment, header_markdown, write_report  # noqa: E402
-from multi_source_speed import camera_parser, cameras  # noqa: E402
+from multi_source_speed import camera_parser, summary, sweep  # noqa: E402
 
 
 def read_stats(url: str) -> tuple[float, dict]:
@@ -47,7 +45,7 @@ def measure(mode: str, urls: list[str], args, work: Path) -> dict:
     common = ["--model", args.model, "--backend", "onnxruntime", "--reconnect", "0"]
     if mode == "rtseg run --serve":
         cmd = ["run", *urls, *common, "--serve", "127.0.0.1:0", "--no-show", "--quiet"]
-        marker = "live view of every source on"
+        marker = "rtseg: live view"  # one source says "live view on URL", several "live view of every source on URL"
     elif mode == "rtseg serve --no-ray":
         cmd = ["serve", "--streams", str(streams), *common, "--listen", "127.0.0.1:0", "--no-ray"]
         marker = "rtseg: serving "
@@ -72,11 +70,7 @@ def measure(mode: str, urls: list[str], args, work: Path) -> dict:
         fps = ((s.get("frames_out") or 0) - (first["sources"][label].get("frames_out") or 0)) / (t2 - t1)
         per.append({"label": label, "fps": round(fps, 2), "latency_p95_ms": s.get("latency_ms_p95"),
                     "keeps_up": fps >= 0.9 * args.fps, "worker": (s.get("worker") or {}).get("pid")})
-    return {"mode": mode, "cameras": len(urls), "total_fps": round(sum(c["fps"] for c in per), 1),
-            "per_camera_fps_median": round(statistics.median(c["fps"] for c in per), 1),
-            "latency_p95_ms_worst": round(max(c["latency_p95_ms"] or 0 for c in per), 1),
-            "keep_up": sum(c["keeps_up"] for c in per), "workers": len({c["worker"] for c in per if c["worker"]}) or 1,
-            "per_camera": per}
+    return summary(len(urls), mode, per) | {"workers": len({c["worker"] for c in per if c["worker"]}) or 1}
 
 
 def main() -> None:
@@ -84,20 +78,9 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
-    env, rows = environment(), []
+    env = environment()
     modes = ("rtseg run --serve", "rtseg serve --no-ray", f"rtseg serve, Ray, {args.workers} workers")
-    for n in (int(x) for x in args.cameras.split(",")):
-        cams = cameras(Path(args.video), n, args.fps)
-        try:
-            for mode in modes:
-                with tempfile.TemporaryDirectory() as d:
-                    row = measure(mode, [c.url for c in cams], args, Path(d))
-                rows.append(row)
-                print(f"{n} camera(s), {mode}: total {row['total_fps']} FPS, per camera {row['per_camera_fps_median']}, "
-                      f"worst p95 {row['latency_p95_ms_worst']} ms, {row['keep_up']}/{n} keep up", flush=True)
-        finally:
-            for c in cams:
-                c.stop()
+    rows = sweep(args, modes, lambda mode, urls, work: measure(mode, urls, args, work))
     lines = [f"# N live cameras at {args.fps:g} FPS behind one server: one process, and Ray camera workers", "",
              header_markdown(env),
              f"- cameras: loopback MJPEG servers looping `{args.video}` at {args.fps:g} FPS; model `{args.model}`, "

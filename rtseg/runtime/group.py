@@ -315,19 +315,18 @@ class SourceGroup:
 
     def stop(self) -> None:
         """Every source stops reading; frames already read are still processed and written."""
-        with self._lock:
-            self._stopping.set()
-            for lane in self.lanes:
-                if lane.pipeline is not None:
-                    lane.pipeline.stop()
+        self._halt(Pipeline.stop)
 
     def abort(self) -> None:
         """Every pipeline stops at once (a second Ctrl-C); outputs are still closed."""
-        with self._lock:
+        self._halt(Pipeline.abort)
+
+    def _halt(self, how) -> None:
+        with self._lock:  # no lane is wired meanwhile: one the reopener starts later sees _stopping first
             self._stopping.set()
             for lane in self.lanes:
                 if lane.pipeline is not None:
-                    lane.pipeline.abort()
+                    how(lane.pipeline)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Until every source has ended (True), or `timeout` seconds (False). The reopener is waited for
