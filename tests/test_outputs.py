@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from helpers import class_frame, count_frames, run_cli
@@ -129,6 +130,29 @@ def test_mp4_is_h264_when_pyav_is_installed(tiny_model, clip, tmp_path):
     old = tmp_path / "old.mp4"
     res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", old, "--codec", "mp4v")
     assert res.returncode == 0 and "OpenCV mp4v" in res.stderr and count_frames(old) == 40
+
+
+def test_h264_frames_keep_their_colours(tmp_path):
+    av = pytest.importorskip("av")
+    from types import SimpleNamespace
+
+    from rtseg.data.camvid import PALETTE_RGB
+    from rtseg.runtime.sinks import H264VideoSink
+
+    # flat blocks of every class colour (odd frame size: the sink trims it to even)
+    frame = np.zeros((121, 161, 3), np.uint8)
+    for i, rgb in enumerate(PALETTE_RGB):
+        frame[(i // 4) * 40:(i // 4) * 40 + 40, (i % 4) * 40:(i % 4) * 40 + 40] = rgb[::-1]
+    sink = H264VideoSink(tmp_path / "c.mp4", 10, (161, 121))
+    for _ in range(5):
+        sink.write(SimpleNamespace(overlay=frame))
+    sink.close()
+    with av.open(str(tmp_path / "c.mp4")) as c:
+        decoded = [f.to_ndarray(format="bgr24") for f in c.decode(video=0)]
+    assert len(decoded) == 5 and decoded[-1].shape == (120, 160, 3)
+    for i, rgb in enumerate(PALETTE_RGB):  # the middle of each block, away from chroma edges
+        y, x = (i // 4) * 40 + 20, (i % 4) * 40 + 20
+        assert np.abs(decoded[-1][y - 5:y + 5, x - 5:x + 5].astype(int) - rgb[::-1]).max() <= 6, i
 
 
 def test_legend_changes_the_overlay_corner_only(tiny_model, tmp_path):

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
 from rtseg.data.camvid import CLASSES, PALETTE_RGB  # noqa: E402
-from rtseg.runtime.postprocess import Postprocessor  # noqa: E402
+from rtseg.runtime.postprocess import Detection, Postprocessor  # noqa: E402
 from rtseg.runtime.preprocess import Preprocessor  # noqa: E402
 from rtseg.runtime.sources import as_bgr  # noqa: E402
 
@@ -41,6 +41,26 @@ def test_masks_shares_and_overlays_for_any_class_map(mask, frame_hw):
     assert big.shape == frame_hw and set(np.unique(big)) <= set(np.unique(mask))
     out = post.overlay(np.zeros((*frame_hw, 3), np.uint8), big)
     assert out.shape == (*frame_hw, 3) and out.dtype == np.uint8
+
+
+@settings(max_examples=60, deadline=None)
+@given(hw=sizes, seed=st.integers(0, 2 ** 31), alpha=st.sampled_from([0.5, 0.0, 0.3, 1.0]))
+def test_overlay_blends_as_the_formula_says_for_any_frame(hw, seed, alpha):
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    frame, mask = rng.integers(0, 256, (*hw, 3), np.uint8), rng.integers(0, 256, hw, np.uint8)
+    post = Postprocessor(PALETTE_RGB.tolist(), CLASSES, alpha)
+    colour = cv2.applyColorMap(mask, post.lut)
+    exact = frame * (1 - alpha) + colour.astype(np.float64) * alpha
+    out = post.overlay(frame, mask)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    # alpha 0.5 halves both in integers (the frame's rounded down, the colour's up): within half a level
+    assert np.abs(out - exact).max() <= 0.5 + 1e-6
+    # a frame in another memory layout (a tensor's permute) gives the same picture, and boxes draw on it
+    planar = np.ascontiguousarray(frame.transpose(2, 0, 1)).transpose(1, 2, 0)
+    box = Detection((0.0, 0.0, hw[1] / 2, hw[0] / 2), 0.9, 0)
+    assert (post.overlay(planar, mask, [box]) == post.overlay(frame, mask, [box])).all()
 
 
 boxes = arrays(np.float32, st.tuples(st.just(1), st.integers(0, 8), st.just(4)),

