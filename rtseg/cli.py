@@ -485,13 +485,14 @@ def cmd_models(args: argparse.Namespace) -> int:
         raise RtsegError(f"no models in {MANIFEST} or {user_manifest()}")
     if args.name:
         return print_model_classes(args.name)
-    print(f"{'':2}{'name':<36}{'task':<7}{'prec':<5}{'input':>9}{'params':>9}{'GFLOPs':>8}{'val mIoU':>10}"
+    w = max(36, *(len(m.name) + 1 for m in cards))  # the longest name still leaves a space before its task
+    print(f"{'':2}{'name':<{w}}{'task':<7}{'prec':<5}{'input':>9}{'params':>9}{'GFLOPs':>8}{'val mIoU':>10}"
           f"{'held-out':>10}  classes; trained")
     for m in cards:
         params = f"{m.params / 1e6:>8.2f}M" if m.params else f"{'-':>9}"
         gflops = f"{m.gflops:>8.2f}" if m.gflops else f"{'-':>8}"
         pct = lambda v: '' if v is None else f'{100 * v:.1f}'  # noqa: E731
-        print(f"{'* ' if m.default else '  '}{m.name:<36}{m.task:<7}{m.precision:<5}{m.input_size[0]:>4}x{m.input_size[1]:<4}"
+        print(f"{'* ' if m.default else '  '}{m.name:<{w}}{m.task:<7}{m.precision:<5}{m.input_size[0]:>4}x{m.input_size[1]:<4}"
               f"{params}{gflops}{pct(m.val_miou):>10}{pct(m.heldout_miou):>10}  "
               f"{len(m.classes)} ({', '.join(m.classes[:4])}{', ...' if len(m.classes) > 4 else ''}); {m.origin}")
     print("* default model; val mIoU: CamVid val (drive 0016E5, optimistic: its neighbouring frames train the "

@@ -46,10 +46,15 @@ def test_models_lists_the_manifest(tiny_model, clip, tmp_path):
         "name": "tiny", "file": "tiny.onnx", "task": "seg", "input_size": [64, 80], "params": 44, "gflops": 0.001,
         "sha256": sha256(tmp_path / "tiny.onnx"), "metrics": {"camvid_val": {"miou": 0.5}},
         "training": {"epochs": 1, "wall_hours": 0.1, "trained_on": "nowhere"}}]).save()
+    long = "tiny-with-a-name-longer-than-the-name-column"
+    manifest = Manifest.load(tmp_path / "manifest.json")
+    manifest.models.append({**manifest.models[0], "name": long})
+    manifest.save()
     env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(tmp_path)}
     res = run_cli("models", env=env)
     assert res.returncode == 0
     assert "* tiny" in res.stdout and "50.0" in res.stdout
+    assert f"{long} seg" in res.stdout  # a long name keeps a space before its task
     # without --model, run uses the manifest's default
     res = run_cli("run", clip, "--no-show", "--json", tmp_path / "f.jsonl", env=env)
     assert res.returncode == 0, res.stderr

@@ -21,9 +21,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=float, default=5)
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay of weights (0 disables)")
     p.add_argument("--no-class-weights", action="store_true", help="plain cross-entropy")
-    p.add_argument("--loss", choices=["ce", "ohem"], default="ce",
-                   help="per-pixel loss: ce (class-weighted cross-entropy) or ohem (only the hard pixels: true-class "
-                        "probability under --ohem-thresh, at least --ohem-min-kept of the labelled ones)")
+    p.add_argument("--loss", choices=["ce", "ohem", "lovasz"], default="ce",
+                   help="per-pixel loss: ce (class-weighted cross-entropy), ohem (only the hard pixels: true-class "
+                        "probability under --ohem-thresh, at least --ohem-min-kept of the labelled ones) or lovasz "
+                        "(ce + the Lovasz-softmax surrogate of 1 - IoU per class)")
     p.add_argument("--ohem-thresh", type=float, default=0.7, help="OHEM: pixels whose true class has a lower probability")
     p.add_argument("--ohem-min-kept", type=float, default=0.1, help="OHEM: share of labelled pixels always kept")
     p.add_argument("--distill", metavar="TEACHER.pt", default=None,
