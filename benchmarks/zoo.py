@@ -113,6 +113,8 @@ def run(cmd: list[str]) -> None:
 
 
 def _origin(weights: str) -> str:
+    if weights.startswith("engines/") and weights.endswith(".pt"):
+        return f"`{Path(weights).stem}` as it was then"  # a shipped model's weights, since replaced
     origin = weights.split(":", 1)[0] if weights.endswith(".tflite") else "weights"
     return {"voc-tflite": "Google's DeepLabV3-MobileNetV2 (PASCAL VOC) backbone",
             "imagenet-tflite": "Google's MobileNetV2 (ImageNet)"}.get(origin, f"`{weights}`")
