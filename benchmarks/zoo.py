@@ -102,7 +102,7 @@ HELD_OUT = {
 # (benchmarks/results/heldout_lovasz_experiment.json).
 LOVASZ_STAGE = "--encoder slim --loss lovasz --epochs 10 --lr 5e-4 --warmup-epochs 0.5 --eval-every 1"
 REFINED_WITH_LOVASZ = ("mnv2-050-dlv3p-os16-240x320-voc", "mnv2-100-dlv3p-os16-288x384-voc",
-                       "mnv2-100-dlv3p-os16-360x480-voc")
+                       "mnv2-100-dlv3p-os16-360x480-voc", "mnv2-050-lraspp-os32-240x320-voc-kd")
 
 
 def run(cmd: list[str]) -> None:
