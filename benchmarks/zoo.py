@@ -8,9 +8,10 @@
     python benchmarks/zoo.py table                   # README's model table, made from engines/manifest.json
     python benchmarks/zoo.py heldout                 # README's held-out table (manifest, bench_voc_cpu, baselines)
 
-Training resumes from runs/NAME/last.pt when interrupted. The DeepLabV3+ `-voc` models train in two stages
-(cross-entropy into runs/NAME, then Lovasz-softmax into runs/NAME-lovasz, which is what ships). On a GPU add nothing: rtseg train uses CUDA
-and fp16 when present; bigger batches there are fine (pass `-- --batch-size 16 --lr 6e-3`).
+Training resumes from runs/NAME/last.pt when interrupted. The models in REFINED_WITH_LOVASZ train in two
+stages (their recipe into runs/NAME, then Lovasz-softmax into runs/NAME-lovasz, which is what ships). On a
+GPU add nothing: rtseg train uses CUDA and fp16 when present; bigger batches there are fine (pass
+`-- --batch-size 16 --lr 6e-3`).
 """
 from __future__ import annotations
 
@@ -96,7 +97,7 @@ HELD_OUT = {
                                            "--epochs 40 --lr 2e-3 --warmup-epochs 2",
 }
 
-# Stage two for the DeepLabV3+ models (issue 11's thin-class loss): the cross-entropy model above, 10 more
+# Stage two for the DeepLabV3+ models and the distilled fast one (issue 11's thin-class loss): the model above, 10 more
 # epochs with --loss lovasz (CE + Lovasz-softmax), the same drive held out choosing the epoch, shipped
 # under the same name. Against the same 10 epochs with CE alone it scored 43.0 against 41.7 on width 0.5
 # (benchmarks/results/heldout_lovasz_experiment.json).
