@@ -2,6 +2,7 @@
 each either working or refused in one line with a non-zero exit."""
 import contextlib
 import io
+import os
 
 import pytest
 
@@ -17,7 +18,7 @@ VALUES = st.sampled_from(["0", "-5", "1", "3", "1e9", "99999999999", "nan", "abc
                           "{tmp}", "{clip}", "{tmp}/m", "{tmp}/s.json"])
 RUN_OPTIONS = ["--model", "--input-size", "--frames", "--loop", "--streams", "--threads", "--queue-size", "--alpha",
                "--score-threshold", "--target-fps", "--max-latency", "--margin", "--reconnect", "--output", "--json",
-               "--save-masks", "--stats", "--codec", "--camera", "--task", "--serve"]
+               "--save-masks", "--stats", "--codec", "--h264-preset", "--camera", "--task", "--serve"]
 FLAGS = ["--no-show", "--quiet", "--legend", "--realtime", "--no-adapt"]
 
 
@@ -37,20 +38,31 @@ def argv(draw):
     return args
 
 
+@contextlib.contextmanager
+def _inside(folder: str):
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 @pytest.fixture(scope="module")
 def places(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fuzz")
     return {"tmp": str(tmp), "clip": str(write_clip(tmp / "clip.avi", 6))}
 
 
-@settings(max_examples=int(__import__("os").environ.get("RTSEG_FUZZ_EXAMPLES", "120")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("RTSEG_FUZZ_EXAMPLES", "120")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv())
 def test_no_argument_vector_prints_a_traceback(places, args):
     args = [a.format(**places) for a in args]
     if args[0] == "run":
         args += ["--frames", "4", "--reconnect", "0"]  # whatever starts, stops soon (the last value given wins)
     err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    # in the fuzz folder: a relative value ("abc", "0.5") given to --output or --save-masks is written there
+    with _inside(places["tmp"]), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
             code = main(args)
         except SystemExit as e:  # argparse's own one-line refusal

@@ -132,6 +132,25 @@ def test_mp4_is_h264_when_pyav_is_installed(tiny_model, clip, tmp_path):
     assert res.returncode == 0 and "OpenCV mp4v" in res.stderr and count_frames(old) == 40
 
 
+def test_h264_preset_reaches_x264(tiny_model, clip, tmp_path):
+    pytest.importorskip("av")
+    from rtseg.core.errors import RtsegError
+    from rtseg.runtime.sinks import H264VideoSink
+
+    # x264 writes its settings into the stream: ultrafast codes without CABAC, superfast with it
+    runs = {"default": [], "superfast": ["--h264-preset", "superfast"]}
+    for name, extra in runs.items():
+        out = tmp_path / f"{name}.mp4"
+        res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", out, "--codec", "h264", *extra)
+        assert res.returncode == 0, res.stderr
+        preset = extra[-1] if extra else "ultrafast"
+        assert f"H.264 via PyAV, x264 {preset}" in res.stderr and count_frames(out) == 40
+        assert (b"cabac=0" if preset == "ultrafast" else b"cabac=1") in out.read_bytes()
+    with pytest.raises(RtsegError, match="unknown H.264 preset"):
+        H264VideoSink(tmp_path / "x.mp4", 10, (64, 48), preset="placebo-typo")
+    assert not (tmp_path / "x.mp4").exists()
+
+
 def test_h264_frames_keep_their_colours(tmp_path):
     av = pytest.importorskip("av")
     from types import SimpleNamespace

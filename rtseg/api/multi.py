@@ -86,7 +86,8 @@ def settings_from(request: "RunRequest") -> GroupSettings:
                          legend=c.legend, streams=request.streams, threads=request.threads,
                          queue_size=request.queue_size, loop=request.loop, frames=request.frames,
                          realtime=request.realtime, reconnect=request.reconnect,
-                         json_lines=bool(request.sinks.json_lines), codec=request.sinks.codec, quiet=request.quiet)
+                         json_lines=bool(request.sinks.json_lines), codec=request.sinks.codec,
+                         h264_preset=request.sinks.h264_preset, quiet=request.quiet)
 
 
 # -- running, with the signals -----------------------------------------------------------------------

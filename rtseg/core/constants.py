@@ -11,3 +11,11 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 # video files a folder given to `rtseg batch` contributes
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".wmv", ".flv"})
+
+# x264's presets, from the least CPU a frame to the smallest file (rtseg encodes at crf 23)
+H264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+# ultrafast: writing the default model's 768x576 overlay costs 2.6 ms of CPU a frame against superfast's 4.6
+# (OpenCV's mp4v writer: 2.0), for 1.5x the bit rate at crf 23 and 1.3 dB more PSNR (benchmarks/results/
+# encoder_cost_cpu.md); `rtseg run --codec h264 --backend null` 261 -> 383 FPS (pipeline_ab3_cpu.md). A
+# real-time pipeline on a few cores is short of CPU, not of disk; long recordings can ask for a slower preset.
+DEFAULT_H264_PRESET = "ultrafast"

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.constants import DEFAULT_H264_PRESET
 from ..core.errors import RtsegError
 from ..core.modelinfo import resolve_model
 from .outputs import SinkRequest, build_sinks
@@ -67,6 +68,7 @@ class GroupSettings:
     reconnect: int | None = 5
     json_lines: bool = False            # with a folder: DIR/<label>.jsonl beside DIR/<label>.mp4
     codec: str | None = None
+    h264_preset: str = DEFAULT_H264_PRESET
     quiet: bool = False
 
 
@@ -249,7 +251,7 @@ class SourceGroup:
         if self.folder is not None:
             request = SinkRequest(output=str(self.folder / f"{lane.label}.mp4"),
                                   json_lines=str(self.folder / f"{lane.label}.jsonl") if s.json_lines else None,
-                                  show=False, quiet=s.quiet, codec=s.codec)
+                                  show=False, quiet=s.quiet, codec=s.codec, h264_preset=s.h264_preset)
             sinks = build_sinks(request, lane.source, first.info, lambda: None)  # no window: nothing asks to stop
         if lane.feed is not None:
             sinks.append(lane.feed)

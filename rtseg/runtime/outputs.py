@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..core.constants import IMAGE_SUFFIXES
+from ..core.constants import DEFAULT_H264_PRESET, IMAGE_SUFFIXES
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo
 from .sinks import ImageSink, JsonLinesSink, MaskSink, Sink, WindowSink, display_available, open_video_sink
@@ -27,6 +27,7 @@ class SinkRequest:
     show: bool = True
     quiet: bool = False
     codec: str = "auto"                     # video: auto (H.264 via PyAV when installed), h264, or mp4v (OpenCV)
+    h264_preset: str = DEFAULT_H264_PRESET  # x264's speed/size trade when H.264 is written
     serve: str | None = None                # HOST:PORT for the live view (MJPEG, page, stats.json)
     overwrite: bool = False                 # outputs may replace inputs, once the whole input has been read
 
@@ -167,7 +168,8 @@ def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
             sinks.append(staged(out, lambda p: ImageSink(p, single=True)) if single else ImageSink(out, single=False))
         else:
             size = source.frame_size or (info.input_size[1], info.input_size[0])
-            sinks.append(staged(out, lambda p: open_video_sink(p, source.fps or 30.0, size, request.codec)))
+            fps, codec, preset = source.fps or 30.0, request.codec, request.h264_preset
+            sinks.append(staged(out, lambda p: open_video_sink(p, fps, size, codec, preset)))
     if request.save_masks:
         masks = MaskSink(request.save_masks)
         write_classes_json(masks.folder, info)

@@ -16,6 +16,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..core.constants import DEFAULT_H264_PRESET, H264_PRESETS
 from ..core.errors import RtsegError
 from .frame import FrameRecord
 from .schema import frame_record
@@ -121,18 +122,20 @@ class H264VideoSink(Sink):
 
     MP4 files are written fragmented (a fragment per keyframe, one every 2 s): a run killed without warning
     still leaves a playable file up to its last fragment, and browsers stream it as it grows. x264 runs on
-    one thread at its "superfast" preset, so encoding takes a few ms of one core, not both cores. Python
-    owns the file and FFmpeg writes through it, so a failed write (a full disk) raises out of `mux()` here:
-    FFmpeg's own file writer keeps such errors to itself.
+    one thread at `preset` (one of H264_PRESETS), so encoding takes a couple of ms of one core, not both
+    cores. Python owns the file and FFmpeg writes through it, so a failed write (a full disk) raises out of
+    `mux()` here: FFmpeg's own file writer keeps such errors to itself.
     """
 
     CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
-    def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int]):
+    def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int], preset: str = DEFAULT_H264_PRESET):
         import av
         from fractions import Fraction
 
-        self.path = Path(path)
+        if preset not in H264_PRESETS:
+            raise RtsegError(f"unknown H.264 preset {preset!r} (use one of {', '.join(H264_PRESETS)})")
+        self.path, self.preset = Path(path), preset
         require_writable(self.path, "video")
         if self.path.is_dir():
             raise RtsegError(f"cannot write video {self.path}: it is a folder")
@@ -152,7 +155,7 @@ class H264VideoSink(Sink):
             raise RtsegError(f"cannot write video {self.path} with PyAV's H.264 encoder ({e})") from e
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"preset": "superfast", "crf": "23", "threads": "1", "g": str(max(1, round(2 * fps)))}
+        self.stream.options = {"preset": preset, "crf": "23", "threads": "1", "g": str(max(1, round(2 * fps)))}
         self._av, self.frames = av, 0
 
     def write(self, rec: FrameRecord) -> None:
@@ -182,21 +185,23 @@ class H264VideoSink(Sink):
                 self.file.close()
 
     def describe(self) -> str:
-        return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, H.264 via PyAV)"
+        return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, H.264 via PyAV, x264 {self.preset})"
 
 
-def open_video_sink(path: str | Path, fps: float, frame_size: tuple[int, int], codec: str = "auto") -> Sink:
+def open_video_sink(path: str | Path, fps: float, frame_size: tuple[int, int], codec: str = "auto",
+                    h264_preset: str = DEFAULT_H264_PRESET) -> Sink:
     """`auto`: H.264 through PyAV for MP4/MOV/MKV when PyAV is installed, else OpenCV's writer (MPEG-4 Part 2
-    in MP4, which many browsers will not play: the summary says which was used). `h264` insists on PyAV."""
+    in MP4, which many browsers will not play: the summary says which was used). `h264` insists on PyAV.
+    `h264_preset`: x264's speed/size trade (H264_PRESETS) whenever H.264 is written."""
     h264_container = Path(path).suffix.lower() in H264VideoSink.CONTAINERS
     if codec == "h264":
         if not h264_container:
             raise RtsegError(f"--codec h264 writes {', '.join(H264VideoSink.CONTAINERS)} files, not {Path(path).suffix!r}")
         if not pyav_available():
             raise RtsegError("--codec h264 needs PyAV: pip install 'rtseg[video]'")
-        return H264VideoSink(path, fps, frame_size)
+        return H264VideoSink(path, fps, frame_size, h264_preset)
     if codec == "auto" and h264_container and pyav_available():
-        return H264VideoSink(path, fps, frame_size)
+        return H264VideoSink(path, fps, frame_size, h264_preset)
     return VideoSink(path, fps, frame_size)
 
 
