@@ -58,6 +58,35 @@ def test_onnx_runtime_matches_pytorch_at_two_sizes(spec, tmp_path):
         assert (got == ref).mean() > 0.99
 
 
+def test_a_session_fixed_to_one_shape_gives_the_same_map_and_refuses_others(tmp_path):
+    from rtseg.backends.onnxruntime import OnnxRuntimeBackend, fixed_dims
+    from rtseg.core.errors import RtsegError
+    from rtseg.core.modelinfo import resolve_model
+    from rtseg.runtime.slot import load_slot
+
+    spec = SPECS[1]
+    torch.manual_seed(0)
+    path = tmp_path / "m.onnx"
+    export_onnx(build_model(spec).eval(), spec, path)
+    free = OnnxRuntimeBackend(path, threads=1)
+    fixed = OnnxRuntimeBackend(path, threads=1, fixed_size=(80, 112))
+    assert free.static_size() is None and fixed.static_size() == (80, 112)
+    x = np.random.default_rng(0).standard_normal((1, 3, 80, 112)).astype(np.float32)
+    assert np.array_equal(free.infer(x)["mask"], fixed.infer(x)["mask"])
+    other = np.zeros((1, 3, 64, 96), np.float32)
+    assert free.infer(other)["mask"].shape == (1, 64, 96)
+    with pytest.raises(RtsegError, match="inference failed"):
+        fixed.infer(other)
+    # a pipeline's slot loads its session for the one size it feeds it
+    assert load_slot(resolve_model(str(path)), input_size=(96, 128)).backend.static_size() == (96, 128)
+    # what is fixed: the named free dimensions, and nothing when one name would need two values
+    assert fixed_dims(["batch", 3, "height", "width"], (80, 112)) == {"batch": 1, "height": 80, "width": 112}
+    assert fixed_dims([1, 3, 80, "w"], (80, 112)) == {"w": 112}
+    assert fixed_dims(["n", 3, "s", "s"], (80, 112)) == {}
+    assert fixed_dims(["n", 3, "s", "s"], (96, 96)) == {"n": 1, "s": 96}
+    assert fixed_dims([None, 3, "h", "w"], (80, 112)) == {}
+
+
 def test_output_stride_and_sizes():
     assert parse_size("360x480") == (360, 480)
     with pytest.raises(ValueError):

@@ -96,4 +96,4 @@ def load_backend(kind: str, model, fallback: bool = True, warn: Callable[[str], 
             f"rtseg: warning: {kind} could not load the model ({error}); falling back to ONNX Runtime on the CPU")
         from .onnxruntime import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(model_path, threads=options.get("threads"))
+        return OnnxRuntimeBackend(model_path, threads=options.get("threads"), fixed_size=options.get("fixed_size"))

@@ -121,8 +121,10 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
         row = BenchRow(info.name, "ours", backend_kind, f"{h}x{w}", round(info.entry.get("params", 0) / 1e6, 3) or None,
                        info.entry.get("gflops"))
         try:
-            model_backend = load_backend(backend_kind, str(info.path), spin=True) if backend_kind == "onnxruntime" \
-                else load_backend(backend_kind, str(info.path))
+            # the model alone, loaded as the pipeline's slot loads it (one shape, batch 1), with ONNX
+            # Runtime's spinning thread pool on every core: what a loop of its own gets
+            model_backend = load_backend(backend_kind, str(info.path), spin=backend_kind == "onnxruntime",
+                                         fixed_size=(h, w))
         except RtsegError as e:
             bar.write(f"skip {info.name} on {backend_kind}: {e}")
             bar.update(1)
@@ -153,7 +155,7 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
             with tempfile.TemporaryDirectory() as d:
                 for name, path, params_m, gflops in export_peers(ref_info.input_size, Path(d)):
                     peer_info = ModelInfo(name=name, path=path, input_size=ref_info.input_size)
-                    backend = load_backend("onnxruntime", str(path), spin=True)
+                    backend = load_backend("onnxruntime", str(path), spin=True, fixed_size=tuple(ref_info.input_size))
                     slot = load_slot(peer_info, "onnxruntime")
                     x = slot.pre(np.zeros((*ref_info.input_size, 3), np.uint8))
                     m = measure_model_only(backend, x, iters, reps)

@@ -102,7 +102,8 @@ def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None
               pool_size: int = 8, legend: bool = False, **backend_options) -> ModelSlot:
     info = model_for(resolve_backend(backend)[0], info, backend_options.get("precision"))  # what really runs
     size = input_size or info.input_size
-    loaded = load_backend(backend, info, threads=threads, input_size=input_size, **backend_options)  # TensorRT: its profile
+    # TensorRT: its profile from input_size; ONNX Runtime: a session planned for this one shape (fixed_size)
+    loaded = load_backend(backend, info, threads=threads, input_size=input_size, fixed_size=tuple(size), **backend_options)
     static = loaded.static_size()
     if static and tuple(static) != tuple(size):
         loaded.close()
