@@ -347,3 +347,12 @@ def test_a_group_of_sources_switches_together_when_the_slowest_misses_the_target
         assert [r[1] for r in sink.records] == [i % 11 for i in range(300)]
         assert s.frames_by_model["fast"] > 0 and s.frames_by_model["slow"] > 0
     assert pipelines[0].slot is fast and pipelines[1].slot.backend is fast.backend and pipelines[1].slot is not fast
+
+
+def test_profiles_cached_by_an_older_runtime_are_not_used(monkeypatch, tmp_path):
+    from rtseg.selection import profiling
+
+    now = profiling.machine_key("onnxruntime", 2, 1)
+    monkeypatch.setattr(profiling, "RUNTIME_REVISION", profiling.RUNTIME_REVISION - 1)
+    older = profiling.machine_key("onnxruntime", 2, 1)
+    assert older != now and profiling.ProfileCache(older, tmp_path).path != profiling.ProfileCache(now, tmp_path).path

@@ -75,12 +75,19 @@ class Profile:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+# How rtseg runs a model, as far as its speed goes: bumped when that changes, so profiles cached by an older
+# rtseg are measured again instead of steering the selector. 2: sessions loaded for one input shape
+# (2026-12-01, 1.02-1.24x faster on this CPU: benchmarks/results/static_shape_cpu.md).
+RUNTIME_REVISION = 2
+
+
 def machine_key(backend: str, streams: int, threads: int) -> str:
     import onnxruntime
 
     from ..core.machine import cpu_name
 
-    return f"{cpu_name()} | {os.cpu_count()} cores | {backend} (onnxruntime {onnxruntime.__version__}) | {streams}x{threads}"
+    return (f"{cpu_name()} | {os.cpu_count()} cores | {backend} (onnxruntime {onnxruntime.__version__}) | "
+            f"{streams}x{threads} | rtseg runtime {RUNTIME_REVISION}")
 
 
 class ProfileCache:
