@@ -7,9 +7,10 @@ selector offers; a pipeline's slot, though, only ever calls its session with one
 those dimensions when the session is made (`fixed_size`, ONNX Runtime's free-dimension overrides) lets the
 optimiser fold the shape arithmetic (TensorFlow-style padding, resize targets) into constants. For each model
 (default: the held-out `-voc` zoo): the class map / boxes of one real vtest.avi frame from both sessions
-(class maps and labels must agree exactly; box corners and scores are compared in float), then model-only frames per second on one thread (the layout rtseg's file
-pipeline uses per stream) and on ONNX Runtime's default threads, both sessions interleaved per repeat;
-medians and ranges.
+(class maps and labels must agree exactly; box corners and scores are compared in float), then model-only
+frames per second on one thread (the layout rtseg's file pipeline uses per stream) and on ONNX Runtime's
+default threads, both sessions interleaved per repeat (each first in every other repeat); medians and
+ranges.
 """
 from __future__ import annotations
 
@@ -65,8 +66,9 @@ def main() -> None:
             first = time_model(free, x, 20, warmup=5)  # sizes the loops: about --seconds each
             iters = max(20, int(first.fps * args.seconds))
             rates: dict[str, list[float]] = {"free": [], "fixed": []}
-            for _ in range(args.repeats):
-                for label, backend in (("free", free), ("fixed", fixed)):
+            for r in range(args.repeats):
+                order = (("free", free), ("fixed", fixed))
+                for label, backend in order if r % 2 == 0 else order[::-1]:  # neither always runs first
                     rates[label].append(time_model(backend, x, iters, warmup=5).fps)
             row[key] = {label: {"fps": statistics.median(r), "range": [min(r), max(r)]} for label, r in rates.items()}
             row[key]["gain"] = row[key]["fixed"]["fps"] / row[key]["free"]["fps"]

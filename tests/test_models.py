@@ -78,13 +78,17 @@ def test_a_session_fixed_to_one_shape_gives_the_same_map_and_refuses_others(tmp_
     with pytest.raises(RtsegError, match="inference failed"):
         fixed.infer(other)
     # a pipeline's slot loads its session for the one size it feeds it
-    assert load_slot(resolve_model(str(path)), input_size=(96, 128)).backend.static_size() == (96, 128)
+    slot = load_slot(resolve_model(str(path)), input_size=(96, 128))
+    assert slot.backend.static_size() == (96, 128)
+    slot.backend.close()
     # what is fixed: the named free dimensions, and nothing when one name would need two values
     assert fixed_dims(["batch", 3, "height", "width"], (80, 112)) == {"batch": 1, "height": 80, "width": 112}
     assert fixed_dims([1, 3, 80, "w"], (80, 112)) == {"w": 112}
     assert fixed_dims(["n", 3, "s", "s"], (80, 112)) == {}
     assert fixed_dims(["n", 3, "s", "s"], (96, 96)) == {"n": 1, "s": 96}
     assert fixed_dims([None, 3, "h", "w"], (80, 112)) == {}
+    assert fixed_dims(["n", "c", "h", "w"], (80, 112)) == {"n": 1, "c": 3, "h": 80, "w": 112}
+    assert fixed_dims(["N", "?", "?", "?"], (96, 96)) == {}  # channels and size under one name
 
 
 def test_output_stride_and_sizes():

@@ -149,6 +149,10 @@ def test_h264_preset_reaches_x264(tiny_model, clip, tmp_path):
     with pytest.raises(RtsegError, match="unknown H.264 preset"):
         H264VideoSink(tmp_path / "x.mp4", 10, (64, 48), preset="placebo-typo")
     assert not (tmp_path / "x.mp4").exists()
+    from rtseg.runtime.outputs import SinkRequest
+
+    with pytest.raises(RtsegError, match="unknown H.264 preset"):  # also where mp4v would be written
+        SinkRequest(output=str(tmp_path / "y.mp4"), codec="mp4v", h264_preset="ultrafats")
 
 
 def test_h264_frames_keep_their_colours(tmp_path):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..core.constants import DEFAULT_H264_PRESET, IMAGE_SUFFIXES
+from ..core.constants import DEFAULT_H264_PRESET, H264_PRESETS, IMAGE_SUFFIXES
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo
 from .sinks import ImageSink, JsonLinesSink, MaskSink, Sink, WindowSink, display_available, open_video_sink
@@ -30,6 +30,11 @@ class SinkRequest:
     h264_preset: str = DEFAULT_H264_PRESET  # x264's speed/size trade when H.264 is written
     serve: str | None = None                # HOST:PORT for the live view (MJPEG, page, stats.json)
     overwrite: bool = False                 # outputs may replace inputs, once the whole input has been read
+
+    def __post_init__(self) -> None:
+        # checked here, not only when an H.264 file opens: a typo must not pass unseen in a run that writes mp4v
+        if self.h264_preset not in H264_PRESETS:
+            raise RtsegError(f"unknown H.264 preset {self.h264_preset!r} (use one of {', '.join(H264_PRESETS)})")
 
 
 def _same_file(a: Path, b: Path) -> bool:

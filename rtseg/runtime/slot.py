@@ -103,7 +103,8 @@ def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None
     info = model_for(resolve_backend(backend)[0], info, backend_options.get("precision"))  # what really runs
     size = input_size or info.input_size
     # TensorRT: its profile from input_size; ONNX Runtime: a session planned for this one shape (fixed_size)
-    loaded = load_backend(backend, info, threads=threads, input_size=input_size, fixed_size=tuple(size), **backend_options)
+    loaded = load_backend(backend, info, threads=threads, input_size=input_size, fixed_size=tuple(size),
+                          **backend_options)
     static = loaded.static_size()
     if static and tuple(static) != tuple(size):
         loaded.close()

@@ -77,7 +77,7 @@ class Profile:
 
 # How rtseg runs a model, as far as its speed goes: bumped when that changes, so profiles cached by an older
 # rtseg are measured again instead of steering the selector. 2: sessions loaded for one input shape
-# (2026-12-01, 1.02-1.24x faster on this CPU: benchmarks/results/static_shape_cpu.md).
+# (2026-12-01, 1.02-1.24x faster on this CPU, median 1.10: benchmarks/results/static_shape_cpu.md).
 RUNTIME_REVISION = 2
 
 
