@@ -146,6 +146,11 @@ def test_h264_preset_reaches_x264(tiny_model, clip, tmp_path):
         preset = extra[-1] if extra else "ultrafast"
         assert f"H.264 via PyAV, x264 {preset}" in res.stderr and count_frames(out) == 40
         assert (b"cabac=0" if preset == "ultrafast" else b"cabac=1") in out.read_bytes()
+        if preset == "ultrafast":  # the profile every browser and phone decodes
+            import av
+
+            with av.open(str(out)) as c:
+                assert c.streams.video[0].codec_context.profile == "Constrained Baseline"
     with pytest.raises(RtsegError, match="unknown H.264 preset"):
         H264VideoSink(tmp_path / "x.mp4", 10, (64, 48), preset="placebo-typo")
     assert not (tmp_path / "x.mp4").exists()
