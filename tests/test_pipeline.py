@@ -30,8 +30,12 @@ def make_slot(model, delay_s=0.0, fail_at=None, name="tiny"):
                      Postprocessor(PALETTE_RGB.tolist(), CLASSES))
 
 
-def make_pipeline(source, model, sinks=(), delay_s=0.0, fail_at=None):
-    return Pipeline(source, make_slot(model, delay_s, fail_at), list(sinks))
+def make_pipeline(source, model, sinks=(), delay_s=0.0, fail_at=None, inline=None):
+    return Pipeline(source, make_slot(model, delay_s, fail_at), list(sinks), preprocess_in_capture=inline)
+
+
+# a file's frames preprocessed in the capture thread (few cores) or in a thread of their own (many)
+LAYOUTS = pytest.mark.parametrize("inline", [True, False], ids=["preprocess-in-capture", "preprocess-thread"])
 
 
 class SlowBackend:
@@ -118,9 +122,10 @@ def test_file_every_frame_in_order_through_the_cli(tiny_model, clip, tmp_path):
     assert "frames in 40, out 40, dropped 0" in res.stderr
 
 
-def test_file_slow_model_drops_nothing(tiny_model):
+@LAYOUTS
+def test_file_slow_model_drops_nothing(tiny_model, inline):
     sink = Collect()
-    stats = make_pipeline(FileLikeSource(30), tiny_model, [sink], delay_s=0.01).run(handle_signals=False)
+    stats = make_pipeline(FileLikeSource(30), tiny_model, [sink], delay_s=0.01, inline=inline).run(handle_signals=False)
     assert stats.frames_in == stats.frames_out == 30 and stats.dropped == 0
     assert [r[0] for r in sink.records] == list(range(30))
     assert [r[1] for r in sink.records] == [i % NUM_CLASSES for i in range(30)]
@@ -142,9 +147,10 @@ def test_live_source_keeps_the_newest_frame_and_latency_bounded(tiny_model):
     assert lat[-10:].mean() < 3 * lat[:10].mean() + 50
 
 
-def test_stop_drains_what_was_read_and_closes_sinks(tiny_model):
+@LAYOUTS
+def test_stop_drains_what_was_read_and_closes_sinks(tiny_model, inline):
     sink = Collect()
-    p = make_pipeline(FileLikeSource(100000), tiny_model, [sink], delay_s=0.002)
+    p = make_pipeline(FileLikeSource(100000), tiny_model, [sink], delay_s=0.002, inline=inline)
     threading.Timer(0.5, p.stop).start()
     stats = p.run(handle_signals=False)
     assert stats.interrupted
@@ -152,11 +158,27 @@ def test_stop_drains_what_was_read_and_closes_sinks(tiny_model):
     assert sink.closed
 
 
-def test_a_failing_stage_stops_the_run_and_still_closes_sinks(tiny_model):
+@LAYOUTS
+def test_a_failing_stage_stops_the_run_and_still_closes_sinks(tiny_model, inline):
     sink = Collect()
     with pytest.raises(RuntimeError, match="backend failed"):
-        make_pipeline(FileLikeSource(50), tiny_model, [sink], fail_at=5).run(handle_signals=False)
+        make_pipeline(FileLikeSource(50), tiny_model, [sink], fail_at=5, inline=inline).run(handle_signals=False)
     assert sink.closed and len(sink.records) <= 5
+    # preprocessing failing (in the capture thread, or its own) stops the run the same way
+    sink = Collect()
+    p = make_pipeline(FileLikeSource(50), tiny_model, [sink], inline=inline)
+    real, calls = p.slot.pre, []
+
+    def failing(frame):
+        calls.append(1)
+        if len(calls) > 3:
+            raise RuntimeError("preprocess failed")
+        return real(frame)
+
+    p.slot.preprocess = failing
+    with pytest.raises(RuntimeError, match="preprocess failed"):
+        p.run(handle_signals=False)
+    assert sink.closed and len(sink.records) <= 3
 
 
 def test_image_folder_yields_one_output_per_image(tiny_model, tmp_path):

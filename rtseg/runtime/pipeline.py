@@ -1,8 +1,10 @@
 """The threaded pipeline: capture -> preprocess -> infer -> postprocess -> sinks.
 
 Each stage runs in its own thread (the sinks in the calling thread, because GUI toolkits want the main
-thread), joined by small bounded queues, so decoding, inference and drawing overlap. OpenCV, NumPy and
-ONNX Runtime release the GIL while they work, which is what makes threads enough here.
+thread), joined by small bounded queues, so decoding, inference and drawing overlap. On a machine with few
+cores a file's frames are preprocessed in the thread that decoded them: one hand-off less a frame, with the
+frame still in that core's cache. OpenCV, NumPy and ONNX Runtime release the GIL while they work, which is
+what makes threads enough here.
 
 Files: nothing is dropped; a full queue blocks the stage before it (back-pressure), every input frame
 becomes one output frame, in order. Live sources: the capture stage keeps only the newest frame in a
@@ -30,6 +32,10 @@ from .stats import RunStats
 from .timing import percentiles, stage
 
 
+# Up to this many cores a file's frames are preprocessed in the thread that decodes them (see Pipeline)
+INLINE_PREPROCESS_MAX_CORES = 4
+
+
 def inference_layout(streams: int | None, threads: int | None, live: bool) -> tuple[int, int]:
     """How many frames infer in parallel, and threads per frame.
 
@@ -53,7 +59,8 @@ class Pipeline:
     """
 
     def __init__(self, source: Source, slot: ModelSlot, sinks: list[Sink], queue_size: int = 2, streams: int = 1,
-                 progress: bool = False, on_frame: Callable[[FrameRecord], None] | None = None):
+                 progress: bool = False, on_frame: Callable[[FrameRecord], None] | None = None,
+                 preprocess_in_capture: bool | None = None):
         self.source, self.slot, self.sinks = source, slot, sinks
         self.live = source.live
         self.progress = progress
@@ -66,6 +73,13 @@ class Pipeline:
         self._source_ended = False
         self.stop_signal: int | None = None  # the signal that stopped the run, if one did
         size = 1 if self.live else queue_size
+        # A file's frames preprocessed in the capture thread: on 2 cores the pipeline's own ceiling (null backend)
+        # rose 415.1 -> 472.5 FPS, runs with a model unchanged (benchmarks/results/pipeline_ab3_cpu.md). Where
+        # cores outnumber the busy stages, a thread of its own keeps decoding and preprocessing overlapped (a 4K
+        # file's); live sources always keep it, behind the newest-frame mailbox.
+        if preprocess_in_capture is None:
+            preprocess_in_capture = (os.cpu_count() or 1) <= INLINE_PREPROCESS_MAX_CORES
+        self._inline_preprocess = preprocess_in_capture and not self.live
         self._captured = NewestSlot() if self.live else queue.Queue(size)
         self._preprocessed: queue.Queue = queue.Queue(size)
         # `streams` inference threads share the backend (ONNX Runtime sessions are thread-safe): on few
@@ -134,14 +148,19 @@ class Pipeline:
                 rec.ms["capture"] = (rec.t_captured - t0) * 1e3
                 index += 1
                 self.stats.frames_in += 1
-                self._io.put(self._captured, rec)  # a live mailbox never blocks: it drops the stale frame
+                if self._inline_preprocess:
+                    with stage(rec, "preprocess"):
+                        self._preprocess(rec)
+                    self._io.put(self._preprocessed, rec)  # blocks while inference is behind: back-pressure
+                else:
+                    self._io.put(self._captured, rec)  # a live mailbox never blocks: it drops the stale frame
         except BaseException as e:
             self._fail(e)
         finally:
             if self.live:
                 self._captured.close()
             else:
-                self._io.put(self._captured, END)
+                self._io.put(self._preprocessed if self._inline_preprocess else self._captured, END)
             with self._source_lock:
                 self._capture_done = True
                 if self._source_abandoned:
@@ -226,9 +245,11 @@ class Pipeline:
     def run(self, handle_signals: bool = True) -> RunStats:
         """Process the source to its end (or until stopped); returns the statistics."""
         keep_frame_buffers()  # frame-sized arrays reused from the heap, not faulted in afresh each frame
-        threads = [threading.Thread(target=self._capture, name="capture", daemon=True),
-                   threading.Thread(target=self._stage, name="preprocess", daemon=True,
-                                    args=("preprocess", self._preprocess, self._captured, self._preprocessed, self.live))]
+        threads = [threading.Thread(target=self._capture, name="capture", daemon=True)]
+        if not self._inline_preprocess:
+            threads.append(threading.Thread(target=self._stage, name="preprocess", daemon=True,
+                                            args=("preprocess", self._preprocess, self._captured, self._preprocessed,
+                                                  self.live)))
         threads += [threading.Thread(target=self._infer_stream, name=f"infer-{i}", daemon=True) for i in range(self.streams)]
         threads.append(threading.Thread(target=self._stage, name="postprocess", daemon=True,
                                         args=("postprocess", self._postprocess, self._inferred, self._done)))
