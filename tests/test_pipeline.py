@@ -38,6 +38,39 @@ def make_pipeline(source, model, sinks=(), delay_s=0.0, fail_at=None, inline=Non
 LAYOUTS = pytest.mark.parametrize("inline", [True, False], ids=["preprocess-in-capture", "preprocess-thread"])
 
 
+def run_bounded(p: Pipeline, inline: bool, seconds: float = 60.0):
+    """`p.run()` in the layout asked for, failing (not hanging the suite) if it does not end in `seconds`."""
+    assert p.preprocess_in_capture is inline
+    out: dict = {}
+    seen: list[set] = []
+
+    class Probe(Sink):  # which threads run while frames flow
+        def write(self, rec) -> None:
+            if not seen:
+                seen.append({th.name for th in threading.enumerate()})
+
+    p.sinks.append(Probe())
+
+    def go():
+        try:
+            out["stats"] = p.run(handle_signals=False)
+        except BaseException as e:  # re-raised in the test's thread
+            out["error"] = e
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        p.abort()
+        pytest.fail(f"the pipeline did not end within {seconds} s")
+    if "error" in out:
+        raise out["error"]
+    if seen:
+        assert ("preprocess" in seen[0]) is not inline and "capture" in seen[0]
+    assert "preprocess" not in {th.name for th in threading.enumerate()}  # the run's threads have ended
+    return out["stats"]
+
+
 class SlowBackend:
     """A real backend made slower (a heavy model, a busy machine), or failing at a given call."""
 
@@ -125,7 +158,7 @@ def test_file_every_frame_in_order_through_the_cli(tiny_model, clip, tmp_path):
 @LAYOUTS
 def test_file_slow_model_drops_nothing(tiny_model, inline):
     sink = Collect()
-    stats = make_pipeline(FileLikeSource(30), tiny_model, [sink], delay_s=0.01, inline=inline).run(handle_signals=False)
+    stats = run_bounded(make_pipeline(FileLikeSource(30), tiny_model, [sink], delay_s=0.01, inline=inline), inline)
     assert stats.frames_in == stats.frames_out == 30 and stats.dropped == 0
     assert [r[0] for r in sink.records] == list(range(30))
     assert [r[1] for r in sink.records] == [i % NUM_CLASSES for i in range(30)]
@@ -152,7 +185,7 @@ def test_stop_drains_what_was_read_and_closes_sinks(tiny_model, inline):
     sink = Collect()
     p = make_pipeline(FileLikeSource(100000), tiny_model, [sink], delay_s=0.002, inline=inline)
     threading.Timer(0.5, p.stop).start()
-    stats = p.run(handle_signals=False)
+    stats = run_bounded(p, inline)
     assert stats.interrupted
     assert 0 < stats.frames_out == stats.frames_in < 100000
     assert sink.closed
@@ -162,7 +195,7 @@ def test_stop_drains_what_was_read_and_closes_sinks(tiny_model, inline):
 def test_a_failing_stage_stops_the_run_and_still_closes_sinks(tiny_model, inline):
     sink = Collect()
     with pytest.raises(RuntimeError, match="backend failed"):
-        make_pipeline(FileLikeSource(50), tiny_model, [sink], fail_at=5, inline=inline).run(handle_signals=False)
+        run_bounded(make_pipeline(FileLikeSource(50), tiny_model, [sink], fail_at=5, inline=inline), inline)
     assert sink.closed and len(sink.records) <= 5
     # preprocessing failing (in the capture thread, or its own) stops the run the same way
     sink = Collect()
@@ -177,7 +210,7 @@ def test_a_failing_stage_stops_the_run_and_still_closes_sinks(tiny_model, inline
 
     p.slot.preprocess = failing
     with pytest.raises(RuntimeError, match="preprocess failed"):
-        p.run(handle_signals=False)
+        run_bounded(p, inline)
     assert sink.closed and len(sink.records) <= 3
 
 

@@ -13,7 +13,6 @@ about one frame per stage whatever the camera's rate.
 """
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import threading
@@ -22,6 +21,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
+from ..core.machine import usable_cpus
 from .allocator import keep_frame_buffers
 from .channels import END, POLL_S, AbortAware, NewestSlot, ReorderBuffer
 from .frame import FrameRecord
@@ -43,7 +43,7 @@ def inference_layout(streams: int | None, threads: int | None, live: bool) -> tu
     (no waiting on the slowest thread; measured in benchmarks/pipeline_speed.py). Live sources want the
     newest frame done soonest: one stream on all cores.
     """
-    cores = os.cpu_count() or 1
+    cores = len(usable_cpus())  # the cores this process may run on (a container's share), not the host's
     if streams is None:
         streams = 1 if live else max(1, min(4, cores))
     if threads is None:
@@ -78,8 +78,8 @@ class Pipeline:
         # cores outnumber the busy stages, a thread of its own keeps decoding and preprocessing overlapped (a 4K
         # file's); live sources always keep it, behind the newest-frame mailbox.
         if preprocess_in_capture is None:
-            preprocess_in_capture = (os.cpu_count() or 1) <= INLINE_PREPROCESS_MAX_CORES
-        self._inline_preprocess = preprocess_in_capture and not self.live
+            preprocess_in_capture = len(usable_cpus()) <= INLINE_PREPROCESS_MAX_CORES
+        self.preprocess_in_capture = preprocess_in_capture and not self.live  # the layout this run uses
         self._captured = NewestSlot() if self.live else queue.Queue(size)
         self._preprocessed: queue.Queue = queue.Queue(size)
         # `streams` inference threads share the backend (ONNX Runtime sessions are thread-safe): on few
@@ -148,7 +148,7 @@ class Pipeline:
                 rec.ms["capture"] = (rec.t_captured - t0) * 1e3
                 index += 1
                 self.stats.frames_in += 1
-                if self._inline_preprocess:
+                if self.preprocess_in_capture:
                     with stage(rec, "preprocess"):
                         self._preprocess(rec)
                     self._io.put(self._preprocessed, rec)  # blocks while inference is behind: back-pressure
@@ -160,7 +160,7 @@ class Pipeline:
             if self.live:
                 self._captured.close()
             else:
-                self._io.put(self._preprocessed if self._inline_preprocess else self._captured, END)
+                self._io.put(self._preprocessed if self.preprocess_in_capture else self._captured, END)
             with self._source_lock:
                 self._capture_done = True
                 if self._source_abandoned:
@@ -246,7 +246,7 @@ class Pipeline:
         """Process the source to its end (or until stopped); returns the statistics."""
         keep_frame_buffers()  # frame-sized arrays reused from the heap, not faulted in afresh each frame
         threads = [threading.Thread(target=self._capture, name="capture", daemon=True)]
-        if not self._inline_preprocess:
+        if not self.preprocess_in_capture:
             threads.append(threading.Thread(target=self._stage, name="preprocess", daemon=True,
                                             args=("preprocess", self._preprocess, self._captured, self._preprocessed,
                                                   self.live)))
