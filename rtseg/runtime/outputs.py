@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..core.constants import DEFAULT_H264_PRESET, H264_PRESETS, IMAGE_SUFFIXES
+from ..core.constants import DEFAULT_H264_PRESET, IMAGE_SUFFIXES
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo
-from .sinks import ImageSink, JsonLinesSink, MaskSink, Sink, WindowSink, display_available, open_video_sink
+from .sinks import (ImageSink, JsonLinesSink, MaskSink, Sink, WindowSink, display_available, open_video_sink,
+                    require_h264_preset)
 from .sources import LimitedSource, Source, unique_labels
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,7 @@ class SinkRequest:
 
     def __post_init__(self) -> None:
         # checked here, not only when an H.264 file opens: a typo must not pass unseen in a run that writes mp4v
-        if self.h264_preset not in H264_PRESETS:
-            raise RtsegError(f"unknown H.264 preset {self.h264_preset!r} (use one of {', '.join(H264_PRESETS)})")
+        require_h264_preset(self.h264_preset)
 
 
 def _same_file(a: Path, b: Path) -> bool:

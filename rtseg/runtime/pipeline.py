@@ -80,7 +80,8 @@ class Pipeline:
         if preprocess_in_capture is None:
             preprocess_in_capture = len(usable_cpus()) <= INLINE_PREPROCESS_MAX_CORES
         self.preprocess_in_capture = preprocess_in_capture and not self.live  # the layout this run uses
-        self._captured = NewestSlot() if self.live else queue.Queue(size)
+        # capture -> preprocess: a newest-frame mailbox (live), a bounded queue (files), or nothing (inline)
+        self._captured = NewestSlot() if self.live else None if self.preprocess_in_capture else queue.Queue(size)
         self._preprocessed: queue.Queue = queue.Queue(size)
         # `streams` inference threads share the backend (ONNX Runtime sessions are thread-safe): on few
         # cores, frames in parallel on one thread each beat one frame on all threads (no straggler waits).

@@ -117,6 +117,13 @@ def to_i420(img_bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(img_bgr, cv2.COLOR_BGR2YUV_I420)
 
 
+def require_h264_preset(preset: str) -> str:
+    """`preset` when it is one of x264's presets rtseg offers, else a one-line error."""
+    if preset not in H264_PRESETS:
+        raise RtsegError(f"unknown H.264 preset {preset!r} (use one of {', '.join(H264_PRESETS)})")
+    return preset
+
+
 class H264VideoSink(Sink):
     """Overlay frames as browser-playable H.264 through PyAV (the `av` extra; FFmpeg's libx264 inside).
 
@@ -133,9 +140,7 @@ class H264VideoSink(Sink):
         import av
         from fractions import Fraction
 
-        if preset not in H264_PRESETS:
-            raise RtsegError(f"unknown H.264 preset {preset!r} (use one of {', '.join(H264_PRESETS)})")
-        self.path, self.preset = Path(path), preset
+        self.path, self.preset = Path(path), require_h264_preset(preset)
         require_writable(self.path, "video")
         if self.path.is_dir():
             raise RtsegError(f"cannot write video {self.path}: it is a folder")
@@ -185,7 +190,8 @@ class H264VideoSink(Sink):
                 self.file.close()
 
     def describe(self) -> str:
-        return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, H.264 via PyAV, x264 {self.preset})"
+        return (f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, H.264 via PyAV, "
+                f"x264 {self.preset})")
 
 
 def open_video_sink(path: str | Path, fps: float, frame_size: tuple[int, int], codec: str = "auto",
