@@ -37,6 +37,16 @@ def header_markdown(env: dict) -> str:
                       "- versions: " + ", ".join(f"{k} {env[k]}" for k in ("python", "onnxruntime", "opencv", "numpy", "torch") if k in env)])
 
 
+def cpu_ms(fn, items: list) -> float:
+    """CPU time of the whole process (all its threads) per item of `fn(item)` over `items`, in ms."""
+    import time
+
+    t0 = time.process_time()
+    for item in items:
+        fn(item)
+    return (time.process_time() - t0) / len(items) * 1e3
+
+
 def write_report(out, lines: list[str], doc: dict) -> None:
     """NAME.md (the table, for people) and NAME.json (every figure, for programs) at `out`, and the table printed."""
     import json

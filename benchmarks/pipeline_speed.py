@@ -80,7 +80,8 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=300, help="model-only iterations per repeat")
     p.add_argument("--out", default=str(HERE / "results"))
     p.add_argument("--codec", default="mp4v", choices=["mp4v", "h264"],
-                   help="the end-to-end run's video writer: mp4v (OpenCV, the runtime install's) or h264 (PyAV)")
+                   help="the end-to-end run's video codec: mp4v (PyAV's writer when PyAV is installed, frames "
+                        "kept in I420; else OpenCV's, the runtime install's) or h264 (PyAV)")
     args = p.parse_args()
 
     info = resolve_model(args.model)

@@ -23,14 +23,7 @@ import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "benchmarks")]
-from common import environment, header_markdown, write_report  # noqa: E402
-
-
-def cpu_ms(fn, items: list) -> float:
-    t0 = time.process_time()
-    for item in items:
-        fn(item)
-    return (time.process_time() - t0) / len(items) * 1e3
+from common import cpu_ms, environment, header_markdown, write_report  # noqa: E402
 
 
 def main() -> None:

@@ -696,7 +696,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", metavar="FILE", help="overlay video (.mp4/.avi/.mkv) or image (.png/.jpg)")
     r.add_argument("--codec", choices=["auto", "h264", "mp4v"], default="auto",
                    help="video output: h264 (browser-playable, needs PyAV: pip install 'rtseg[video]'), mp4v "
-                        "(OpenCV's MPEG-4 Part 2), or auto: h264 when PyAV is installed (default: auto)")
+                        "(MPEG-4 Part 2, as OpenCV writes it; through PyAV when installed), or auto: h264 when PyAV is "
+                        "installed (default: auto)")
     r.add_argument("--h264-preset", choices=H264_PRESETS, default=DEFAULT_H264_PRESET,
                    help="x264's speed/size trade for H.264 output: ultrafast takes the least CPU a frame (0.56x "
                         "superfast's, for 1.5x its bit rate); slower presets make smaller files for long "

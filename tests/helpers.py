@@ -51,10 +51,11 @@ def class_frame(k: int, size: tuple[int, int] = (48, 64)) -> np.ndarray:
     return np.full((*size, 3), grey_for_class(k), np.uint8)
 
 
-def write_clip(path: Path, n: int, size: tuple[int, int] = (48, 64), fps: float = 25.0) -> Path:
-    """An MJPG clip whose frame i is labelled class i % 11: order and counts can be checked per frame."""
+def write_clip(path: Path, n: int, size: tuple[int, int] = (48, 64), fps: float = 25.0, fourcc: str = "MJPG") -> Path:
+    """A clip whose frame i is labelled class i % 11: order and counts can be checked per frame. MJPG decodes to
+    full-range YUV (kept in BGR by the pipeline), mp4v to plain YUV 4:2:0 (which may stay I420: runtime/yuv.py)."""
     h, w = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
     assert writer.isOpened()
     for i in range(n):
         writer.write(class_frame(i % NUM_CLASSES, size))

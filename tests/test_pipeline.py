@@ -45,6 +45,8 @@ def run_bounded(p: Pipeline, inline: bool, seconds: float = 60.0):
     seen: list[set] = []
 
     class Probe(Sink):  # which threads run while frames flow
+        takes_i420 = True  # reads no pixels: a run's frames may stay I420 (tests/test_yuv.py)
+
         def write(self, rec) -> None:
             if not seen:
                 seen.append({th.name for th in threading.enumerate()})

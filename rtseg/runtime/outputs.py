@@ -27,7 +27,7 @@ class SinkRequest:
     json_lines: str | None = None
     show: bool = True
     quiet: bool = False
-    codec: str = "auto"                     # video: auto (H.264 via PyAV when installed), h264, or mp4v (OpenCV)
+    codec: str = "auto"                     # video: auto (H.264 via PyAV when installed), h264, or mp4v (PyAV, else OpenCV)
     h264_preset: str = DEFAULT_H264_PRESET  # x264's speed/size trade when H.264 is written
     serve: str | None = None                # HOST:PORT for the live view (MJPEG, page, stats.json)
     overwrite: bool = False                 # outputs may replace inputs, once the whole input has been read

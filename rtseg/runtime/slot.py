@@ -18,6 +18,7 @@ from ..backends import Backend, load_backend, model_for
 from ..backends.choice import resolve_backend
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo, variant_name
+from . import yuv
 from .postprocess import Detection, Postprocessor, class_map
 from .preprocess import Preprocessor
 
@@ -31,6 +32,7 @@ class Prediction:
     detections: list[Detection] = field(default_factory=list)  # boxes above the slot's score threshold
     outputs: dict[str, np.ndarray] = field(default_factory=dict)  # the model's raw outputs (model-input pixels)
     overlay: np.ndarray | None = None        # the frame with the mask and boxes drawn, when asked for
+    overlay_i420: np.ndarray | None = None   # the same in I420, when the frame came as I420 (runtime/yuv.py)
 
 
 @dataclass
@@ -72,6 +74,24 @@ class ModelSlot:
         detections = self.post.detections(outputs, self.input_size, frame_size)
         overlay = self.post.overlay(frame_bgr, mask, detections) if draw else None
         return Prediction(mask, shares, detections, outputs, overlay)
+
+    def preprocess_i420(self, i420: np.ndarray) -> np.ndarray:
+        """`preprocess` for a frame in I420 (runtime/yuv.py)."""
+        return self.pre.from_i420(i420)
+
+    def postprocess_i420(self, i420: np.ndarray, outputs: dict[str, np.ndarray], full_mask: bool = True) -> Prediction:
+        """`postprocess` with the overlay, for a frame in I420: the overlay blended in I420 (`overlay_i420`), or,
+        for frames with boxes or a legend (drawn by OpenCV in BGR), made in BGR (`overlay`). Without `full_mask`
+        the class map at frame size is left out (`mask` None) where the overlay does not need it."""
+        frame_size = yuv.frame_size(i420)
+        small = class_map(outputs)
+        shares = None if small is None else self.post.class_shares(small)
+        detections = self.post.detections(outputs, self.input_size, frame_size)
+        bgr = small is None or detections or self.post.legend
+        mask = self.post.resize_mask(small, frame_size) if small is not None and (full_mask or bgr) else None
+        if bgr:
+            return Prediction(mask, shares, detections, outputs, self.post.overlay(yuv.to_bgr(i420), mask, detections))
+        return Prediction(mask, shares, detections, outputs, overlay_i420=self.post.blend_i420(i420, small))
 
     def process(self, frame_bgr: np.ndarray, draw: bool = False) -> Prediction:
         """One frame, start to end, in the calling thread."""

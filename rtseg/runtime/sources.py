@@ -21,6 +21,7 @@ import numpy as np
 
 from ..core.constants import IMAGE_SUFFIXES
 from ..core.errors import RtsegError
+from .yuv import I420Reader
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 OPEN_TIMEOUT_MS = 8000
@@ -29,13 +30,15 @@ BACKOFF_S = (0.5, 8.0)    # first wait before reconnecting, and the cap of its d
 
 
 class Captured(NamedTuple):
-    """What a source's `read` returns: a BGR frame and where it came from."""
+    """What a source's `read` returns: a BGR frame (or, from a source asked for them, an I420 one) and where it
+    came from."""
 
-    frame: np.ndarray
+    frame: np.ndarray | None   # None after `decode_to_i420()`: the frame is then `i420`
     time: float | None         # seconds: stream time (files), wall clock (live); None for still images
     label: str                 # unique within the run: names its per-frame files (frame number, image name)
     file: str | None = None    # the image file it was read from (image sources)
     event: dict | None = None  # something the frame's JSON line should say (e.g. the stream came back)
+    i420: np.ndarray | None = None  # the frame in YUV 4:2:0 (runtime/yuv.py), from sources asked for it
 
 
 class Source(Protocol):
@@ -54,7 +57,8 @@ class Source(Protocol):
     def close(self) -> None: ...
 
     # Optional: `interrupt()`, called from another thread when the run stops, makes a source that waits
-    # (a reconnect's back-off) give up at once; `gaps` and `lost` report a live source's outages.
+    # (a reconnect's back-off) give up at once; `gaps` and `lost` report a live source's outages;
+    # `decode_to_i420()`, called before the first read, asks for frames in YUV 4:2:0 and says if they will be.
 
 
 class VideoSource:
@@ -77,9 +81,27 @@ class VideoSource:
         self.frame_size = (first.shape[1], first.shape[0])
         self.skipped: list[str] = []  # one input: an undecodable packet ends it rather than being skipped
         self.files: list[Path] = [] if live else [Path(name)]
+        self._i420: I420Reader | None = None
+
+    def decode_to_i420(self) -> bool:
+        """From now on frames come as YUV 4:2:0 (`Captured.i420`), decoded by PyAV, when this is a file whose frames
+        PyAV gives so (runtime/yuv.py); only before the first read. Says whether they will."""
+        if self.live or self._index or self._pending is None or self._i420 is not None:
+            return self._i420 is not None
+        w, h = self.frame_size
+        self._i420 = I420Reader.open(Path(self.name), self._pending, one_thread=w * h <= ONE_THREAD_DECODE_PIXELS)
+        if self._i420 is None:
+            return False
+        self.cap.release()  # the frame count, rate and size stay OpenCV's, read at open
+        self._pending = None
+        return True
 
     def read(self) -> Captured | None:
-        if self._pending is not None:
+        frame = i420 = None
+        if self._i420 is not None:
+            if (i420 := self._i420.read()) is None:
+                return None
+        elif self._pending is not None:
             frame, self._pending = self._pending, None
         else:
             ok, frame = self.cap.read()
@@ -88,12 +110,18 @@ class VideoSource:
         self._index += 1
         if self.live:
             t = time.time()
+        elif self.fps:
+            t = (self._index - 1) / self.fps
+        elif i420 is not None:  # a file without a rate: its frames' own times, as OpenCV's position gives them
+            t = self._i420.time if self._i420.time is not None else 0.0
         else:
-            t = (self._index - 1) / self.fps if self.fps else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        return Captured(frame, t, f"{self._index - 1:06d}")
+            t = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        return Captured(frame, t, f"{self._index - 1:06d}", i420=i420)
 
     def close(self) -> None:
         self.cap.release()
+        if self._i420 is not None:
+            self._i420.close()
 
 
 def _label(path: Path, level: int) -> str:
@@ -191,6 +219,11 @@ class LoopedSource:
         self.skipped: list[str] = self.inner.skipped
         self.frame_count = self.inner.frame_count * passes if self.inner.frame_count else None
         self.done_passes, self.i = 0, 0
+        self._i420 = False
+
+    def decode_to_i420(self) -> bool:
+        self._i420 = getattr(self.inner, "decode_to_i420", lambda: False)()
+        return self._i420
 
     def read(self) -> Captured | None:
         got = self.inner.read()
@@ -200,12 +233,14 @@ class LoopedSource:
             if self.done_passes >= self.passes:
                 return None
             self.inner = self.open_again()
+            if self._i420:  # each pass as the first (a frame of the other kind would still be handled)
+                self.inner.decode_to_i420()
             got = self.inner.read()
         self.i += 1
         got = Captured(*got)
         if got.file is not None:  # images: still no stream time; each pass's files named apart
             return got._replace(label=f"{got.label}_{self.done_passes}")
-        return Captured(got.frame, (self.i - 1) / (self.fps or 30.0), f"{self.i - 1:06d}")
+        return Captured(got.frame, (self.i - 1) / (self.fps or 30.0), f"{self.i - 1:06d}", i420=got.i420)
 
     def close(self) -> None:
         self.inner.close()
@@ -235,6 +270,9 @@ class LimitedSource:
 
     def interrupt(self) -> None:
         getattr(self.inner, "interrupt", lambda: None)()
+
+    def decode_to_i420(self) -> bool:
+        return getattr(self.inner, "decode_to_i420", lambda: False)()
 
     def read(self) -> Captured | None:
         if self.i >= self.n:
@@ -268,6 +306,9 @@ class PacedSource:
     @property
     def skipped(self) -> list[str]:
         return self.inner.skipped
+
+    def decode_to_i420(self) -> bool:
+        return getattr(self.inner, "decode_to_i420", lambda: False)()
 
     def read(self) -> Captured | None:
         got = self.inner.read()
