@@ -15,6 +15,7 @@ from rtseg.runtime.pipeline import Pipeline
 from rtseg.runtime.postprocess import Postprocessor
 from rtseg.runtime.preprocess import Preprocessor
 from rtseg.runtime.sinks import Sink
+from rtseg.runtime.slot import ModelSlot
 from rtseg.runtime.sources import LimitedSource, LoopedSource, PacedSource, open_source
 from rtseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -59,6 +60,33 @@ def test_a_yuv_file_stays_i420_and_every_frame_gets_its_own_result(tiny_model, y
     assert [r[0] for r in sink.records] == list(range(30))
     assert [r[1] for r in sink.records] == [i % NUM_CLASSES for i in range(30)]  # the right result, right frame
     assert all(kind == (True, True, True) for kind in sink.kinds)
+
+
+def test_a_model_switch_mid_run_keeps_every_frame_right(tiny_model, yuv_clip, tmp_path):
+    from rtseg.backends import load_backend
+    from rtseg.core.modelinfo import ModelInfo
+
+    from helpers import nearest_centre_onnx
+
+    other = nearest_centre_onnx(tmp_path / "any_size.onnx", dynamic=True)  # another input size, odd on purpose
+    info = ModelInfo(name="other", path=other, input_size=(33, 47))
+    second = ModelSlot(info, load_backend("onnxruntime", str(other), threads=1),
+                       Preprocessor((33, 47), IMAGENET_MEAN, IMAGENET_STD, pool_size=5),
+                       Postprocessor(PALETTE_RGB.tolist(), CLASSES))
+
+    class SwitchAt10(CollectI420):
+        def write(self, rec):
+            super().write(rec)
+            if rec.index == 10:
+                p.switch_to(second)  # frames read from now on: the selector's way
+
+    sink = SwitchAt10()
+    p = Pipeline(open_source(str(yuv_clip)), make_slot(tiny_model), [sink])
+    models = []
+    p.on_frame = lambda rec: models.append(rec.model)
+    assert p.run(handle_signals=False).frames_out == 30 and p.frames_i420
+    assert [r[1] for r in sink.records] == [i % NUM_CLASSES for i in range(30)]
+    assert models[0] == "tiny" and models[-1] == "other" and all(r[2] == (48, 64) for r in sink.records)
 
 
 def test_a_sink_that_needs_bgr_keeps_the_run_in_bgr(tiny_model, yuv_clip):
