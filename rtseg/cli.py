@@ -178,6 +178,8 @@ def cmd_run(args: argparse.Namespace) -> int:
              f"{threads} thread(s)) on {source.name} ({kind})")
     stats = session.run()  # every model it loaded is closed as it ends, not at exit
     log.info(stats.summary())
+    if pipeline.frames_i420:  # the faster path (runtime/yuv.py): said, so a slower run can be told apart
+        log.info("rtseg: frames kept in YUV 4:2:0 from decoding to encoding (PyAV)")
     from .runtime.outputs import describe_outputs
 
     for line in describe_outputs(pipeline.sinks):

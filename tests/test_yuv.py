@@ -157,6 +157,7 @@ def test_cli_writes_h264_and_masks_from_i420_frame_for_frame(tiny_model, yuv_cli
     res = run_cli("run", yuv_clip, "--model", tiny_model, "--no-show", "--output", out, "--codec", "h264",
                   "--json", js, "--save-masks", masks)
     assert res.returncode == 0, res.stderr
+    assert "frames kept in YUV 4:2:0" in res.stderr
     m = cv2.imread(str(sorted(masks.glob("*.png"))[13]), cv2.IMREAD_UNCHANGED)  # made from the model's map on demand
     assert m.shape == (48, 64) and (m == 13 % NUM_CLASSES).all()
     lines = [json.loads(line) for line in js.read_text().splitlines()]
