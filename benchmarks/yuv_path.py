@@ -91,7 +91,8 @@ def speed(slot, video: str, n: int, repeats: int) -> dict:
               "preprocess": (lambda: cpu_ms(lambda f: slot.pre(f, out=buf), bgr),
                              lambda: cpu_ms(lambda y: slot.pre.from_i420(y, out=buf), i420)),
               "class map to frame size + overlay": (
-                  lambda: cpu_ms(lambda fm: post.overlay(fm[0], post.resize_mask(fm[1], size)), list(zip(bgr, masks))),
+                  lambda: cpu_ms(lambda fm: post.overlay(fm[0], post.resize_mask(fm[1], size), small=fm[1]),
+                                 list(zip(bgr, masks))),
                   lambda: cpu_ms(lambda ym: (post.resize_mask(ym[1], size), post.blend_i420(ym[0], ym[1])),
                                  list(zip(i420, masks)))),
               "H.264 sink (x264 ultrafast)": (lambda: encode_ms(overlays_bgr, fps, size, False, "h264"),

@@ -39,8 +39,11 @@ def test_masks_shares_and_overlays_for_any_class_map(mask, frame_hw):
     assert np.isclose(shares.sum(), (mask < len(CLASSES)).mean())  # ids past the classes (void) count in none
     big = post.resize_mask(mask, (frame_hw[1], frame_hw[0]))
     assert big.shape == frame_hw and set(np.unique(big)) <= set(np.unique(mask))
-    out = post.overlay(np.zeros((*frame_hw, 3), np.uint8), big)
+    frame = np.random.default_rng(len(mask)).integers(0, 256, (*frame_hw, 3), np.uint8)
+    out = post.overlay(frame, big)
     assert out.shape == (*frame_hw, 3) and out.dtype == np.uint8
+    # coloured at model size, then resized: the very pixels of colouring the frame-size map
+    assert (post.overlay(frame, big, small=mask) == out).all()
 
 
 @settings(max_examples=60, deadline=None)

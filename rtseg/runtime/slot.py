@@ -72,7 +72,7 @@ class ModelSlot:
             shares = self.post.class_shares(small)
             mask = self.post.resize_mask(small, frame_size)
         detections = self.post.detections(outputs, self.input_size, frame_size)
-        overlay = self.post.overlay(frame_bgr, mask, detections) if draw else None
+        overlay = self.post.overlay(frame_bgr, mask, detections, small) if draw else None
         return Prediction(mask, shares, detections, outputs, overlay)
 
     def preprocess_i420(self, i420: np.ndarray) -> np.ndarray:
@@ -90,7 +90,8 @@ class ModelSlot:
         bgr = small is None or detections or self.post.legend
         mask = self.post.resize_mask(small, frame_size) if small is not None and (full_mask or bgr) else None
         if bgr:
-            return Prediction(mask, shares, detections, outputs, self.post.overlay(yuv.to_bgr(i420), mask, detections))
+            overlay = self.post.overlay(yuv.to_bgr(i420), mask, detections, small)
+            return Prediction(mask, shares, detections, outputs, overlay)
         return Prediction(mask, shares, detections, outputs, overlay_i420=self.post.blend_i420(i420, small))
 
     def process(self, frame_bgr: np.ndarray, draw: bool = False) -> Prediction:
