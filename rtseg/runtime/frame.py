@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from . import yuv
@@ -44,11 +43,10 @@ class FrameRecord:
     def mask(self) -> np.ndarray | None:
         """Class ids at frame size. Frames in I420 make it on first use from the model's map (0.13 ms at 768x576
         here): a run that writes only a video and JSON lines never needs it."""
-        if self._mask is None and self.i420 is not None and self.outputs is not None:
+        if self._mask is None and self.i420 is not None and self.outputs is not None and self.slot is not None:
             small = class_map(self.outputs)
             if small is not None:
-                w, h = yuv.frame_size(self.i420)
-                self._mask = small if small.shape == (h, w) else cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+                self._mask = self.slot.post.resize_mask(small, yuv.frame_size(self.i420))
         return self._mask
 
     @mask.setter

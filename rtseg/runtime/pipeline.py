@@ -29,7 +29,7 @@ from .channels import END, POLL_S, AbortAware, NewestSlot, ReorderBuffer
 from .frame import FrameRecord
 from .sinks import Sink
 from .slot import ModelSlot
-from .sources import Captured, Source
+from .sources import Captured, Source, ask_for_i420
 from .stats import RunStats
 from .timing import percentiles, stage
 
@@ -257,7 +257,7 @@ class Pipeline:
         On 2 cores: decoding, preprocessing, blending and H.264 encoding took 1.1 ms a frame less (yuv_path.py)."""
         if self._i420_wanted is False or not all(getattr(s, "takes_i420", False) for s in self.sinks):
             return False
-        return bool(getattr(self.source, "decode_to_i420", lambda: False)())
+        return ask_for_i420(self.source)
 
     def run(self, handle_signals: bool = True) -> RunStats:
         """Process the source to its end (or until stopped); returns the statistics."""

@@ -143,6 +143,7 @@ class PyAVVideoSink(Sink):
     CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
     takes_i420 = True
     kind = "video"  # for messages: the encoder's name
+    settings = ""   # and what the summary adds about its settings
 
     def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int]):
         import av
@@ -207,7 +208,8 @@ class PyAVVideoSink(Sink):
                 self.file.close()
 
     def describe(self) -> str:
-        return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, {self.kind} via PyAV)"
+        return (f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, {self.kind} via PyAV"
+                f"{self.settings})")
 
 
 class H264VideoSink(PyAVVideoSink):
@@ -218,15 +220,13 @@ class H264VideoSink(PyAVVideoSink):
 
     def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int], preset: str = DEFAULT_H264_PRESET):
         self.preset = require_h264_preset(preset)
+        self.settings = f", x264 {preset}"
         super().__init__(path, fps, frame_size)
 
     def _add_stream(self, container, rate, fps: float):
         stream = container.add_stream("libx264", rate=rate)
         stream.options = {"preset": self.preset, "crf": "23", "threads": "1", "g": str(max(1, round(2 * fps)))}
         return stream
-
-    def describe(self) -> str:
-        return super().describe()[:-1] + f", x264 {self.preset})"
 
 
 class Mpeg4VideoSink(PyAVVideoSink):

@@ -62,16 +62,21 @@ class ModelSlot:
         finally:
             self.pre.pool.release(x)
 
-    def postprocess(self, frame_bgr: np.ndarray, outputs: dict[str, np.ndarray], draw: bool = True) -> Prediction:
-        """Class map at frame size, class shares (counted at model size: same shares, fewer pixels), boxes
-        in frame pixels and, with `draw`, the overlay."""
-        frame_size = (frame_bgr.shape[1], frame_bgr.shape[0])
+    def _results(self, outputs: dict[str, np.ndarray], frame_size: tuple[int, int]):
+        """The model-size class map (None for a box-only model), its class shares (counted at model size: same
+        shares, fewer pixels) and the boxes in frame pixels."""
         small = class_map(outputs)
-        mask = shares = None
-        if small is not None:
-            shares = self.post.class_shares(small)
-            mask = self.post.resize_mask(small, frame_size)
-        detections = self.post.detections(outputs, self.input_size, frame_size)
+        shares = None if small is None else self.post.class_shares(small)
+        return small, shares, self.post.detections(outputs, self.input_size, frame_size)
+
+    def _full_mask(self, small: np.ndarray | None, frame_size: tuple[int, int]) -> np.ndarray | None:
+        return None if small is None else self.post.resize_mask(small, frame_size)
+
+    def postprocess(self, frame_bgr: np.ndarray, outputs: dict[str, np.ndarray], draw: bool = True) -> Prediction:
+        """Class map at frame size, class shares, boxes in frame pixels and, with `draw`, the overlay."""
+        frame_size = (frame_bgr.shape[1], frame_bgr.shape[0])
+        small, shares, detections = self._results(outputs, frame_size)
+        mask = self._full_mask(small, frame_size)
         overlay = self.post.overlay(frame_bgr, mask, detections, small) if draw else None
         return Prediction(mask, shares, detections, outputs, overlay)
 
@@ -84,14 +89,12 @@ class ModelSlot:
         for frames with boxes or a legend (drawn by OpenCV in BGR), made in BGR (`overlay`). Without `full_mask`
         the class map at frame size is left out (`mask` None) where the overlay does not need it."""
         frame_size = yuv.frame_size(i420)
-        small = class_map(outputs)
-        shares = None if small is None else self.post.class_shares(small)
-        detections = self.post.detections(outputs, self.input_size, frame_size)
-        bgr = small is None or detections or self.post.legend
-        mask = self.post.resize_mask(small, frame_size) if small is not None and (full_mask or bgr) else None
-        if bgr:
+        small, shares, detections = self._results(outputs, frame_size)
+        if small is None or detections or self.post.legend:
+            mask = self._full_mask(small, frame_size)
             overlay = self.post.overlay(yuv.to_bgr(i420), mask, detections, small)
             return Prediction(mask, shares, detections, outputs, overlay)
+        mask = self._full_mask(small, frame_size) if full_mask else None
         return Prediction(mask, shares, detections, outputs, overlay_i420=self.post.blend_i420(i420, small))
 
     def process(self, frame_bgr: np.ndarray, draw: bool = False) -> Prediction:

@@ -61,6 +61,12 @@ class Source(Protocol):
     # `decode_to_i420()`, called before the first read, asks for frames in YUV 4:2:0 and says if they will be.
 
 
+def ask_for_i420(source) -> bool:
+    """`source.decode_to_i420()` for the sources that have it (an optional part of `Source`); False otherwise."""
+    ask = getattr(source, "decode_to_i420", None)
+    return bool(ask()) if ask else False
+
+
 class VideoSource:
     """A video file, a camera or a network stream, through OpenCV's VideoCapture."""
 
@@ -222,7 +228,7 @@ class LoopedSource:
         self._i420 = False
 
     def decode_to_i420(self) -> bool:
-        self._i420 = getattr(self.inner, "decode_to_i420", lambda: False)()
+        self._i420 = ask_for_i420(self.inner)
         return self._i420
 
     def read(self) -> Captured | None:
@@ -272,7 +278,7 @@ class LimitedSource:
         getattr(self.inner, "interrupt", lambda: None)()
 
     def decode_to_i420(self) -> bool:
-        return getattr(self.inner, "decode_to_i420", lambda: False)()
+        return ask_for_i420(self.inner)
 
     def read(self) -> Captured | None:
         if self.i >= self.n:
@@ -308,7 +314,7 @@ class PacedSource:
         return self.inner.skipped
 
     def decode_to_i420(self) -> bool:
-        return getattr(self.inner, "decode_to_i420", lambda: False)()
+        return ask_for_i420(self.inner)
 
     def read(self) -> Captured | None:
         got = self.inner.read()
