@@ -10,13 +10,14 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .core.constants import DEFAULT_H264_PRESET, H264_PRESETS
 from .core.errors import RtsegError
+from .core.redact import redact
 from .core.tasks import TASKS, normalize_task
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ class RunRequest:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunRequest:
         from .api.session import ModelChoice
+        from .runtime.http_access import ServeAccess
         from .runtime.outputs import SinkRequest
 
         backend = BackendChoice.from_args(args)
@@ -136,6 +138,7 @@ class RunRequest:
                              args.rank_by)
         sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
                             codec=args.codec, h264_preset=args.h264_preset, serve=args.serve,
+                            serve_access=ServeAccess(args.serve_token, tuple(args.serve_allow_host)),
                             overwrite=args.overwrite)
         return cls(args.source, args.camera, backend, choice, sinks, args.target_fps, args.streams, args.threads,
                    args.realtime, args.frames, args.loop, args.queue_size, args.stats, args.quiet, args.reconnect)
@@ -163,6 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .runtime.sinks import require_writable
 
         require_writable(Path(request.stats), "--stats")
+        # planned, checked and locked with the other outputs (runtime/output_plan.py)
+        request = replace(request, sinks=replace(request.sinks, stats=request.stats))
     source = open_input(request.source, request.camera, request.loop, request.frames, request.realtime,
                         request.reconnect)
     backend = request.backend
@@ -192,12 +197,17 @@ def cmd_run(args: argparse.Namespace) -> int:
                  + (" ..." if len(stats.skipped_inputs) > 5 else ""))
     if request.stats:
         d = stats.to_dict() | {"model": slot.name, "backend": slot.backend.name, "input_size": [slot.pre.height, slot.pre.width],
-                               "source": source.name, "streams": streams, "threads": threads,
+                               "source": redact(source.name), "streams": streams, "threads": threads,
                                "target_fps": request.target_fps}
-        Path(request.stats).write_text(json.dumps(d, indent=2) + "\n")
+        from .runtime.output_plan import write_atomically
+
+        write_atomically(Path(request.stats), json.dumps(d, indent=2) + "\n", "--stats")
     if stats.source_lost:
-        log.warning(f"rtseg: live source lost: {source.name} did not come back after {stats.gaps[-1]['attempts']} "
+        log.warning(f"rtseg: live source lost: {redact(source.name)} did not come back after {stats.gaps[-1]['attempts']} "
                     f"reconnect attempt(s); {len(stats.gaps) - 1} earlier outage(s) recovered")
+    if stats.nothing_decoded:
+        log.error(f"rtseg: error: no frame of {redact(source.name)} could be decoded"
+                  + (f" ({len(stats.skipped_inputs)} unreadable inputs)" if stats.skipped_inputs else ""))
     if stats.ended_early:
         log.warning(f"rtseg: input ended early: {stats.frames_in} of the {stats.expected_frames} frames it announced "
                     "could be decoded (a truncated or damaged file); every decoded frame was processed")
@@ -218,6 +228,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """`rtseg serve --streams FILE`: many live cameras, one server, on Ray workers (rtseg/fleet/live.py)."""
     from .fleet.live import ServeRequest, serve_command
     from .runtime.group import GroupSettings
+    from .runtime.http_access import ServeAccess
 
     backend = BackendChoice.from_args(args)
     settings = GroupSettings(model=args.model, backend=backend.name, backend_options=tuple(backend.options().items()),
@@ -226,7 +237,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              reconnect=args.reconnect, quiet=args.quiet)
     return serve_command(ServeRequest(args.streams, settings, args.listen, args.ray_address, args.no_ray, args.workers,
                                       args.cpus_per_worker, args.max_restarts, args.duration, args.view_fps,
-                                      backend.why, args.stats))
+                                      backend.why, args.stats,
+                                      ServeAccess(args.serve_token, tuple(args.serve_allow_host))))
 
 
 def requested_models(models: str) -> list:
@@ -276,17 +288,20 @@ class EvalRequest:
     json_path: str | None = None
     update_manifest: bool = False
     quiet: bool = False
+    stress: bool = False              # photometrically stressed copies of the split
+    class_map: str | None = None      # model classes -> dataset classes (a shipped name or a JSON file)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EvalRequest:
         return cls(args.model, args.data, BackendChoice.from_args(args), args.split, args.task, args.threads,
-                   args.input_size, args.json, args.update_manifest, args.quiet)
+                   args.input_size, args.json, args.update_manifest, args.quiet, args.stress, args.class_map)
 
     def command(self, key: str) -> str:
         """The `rtseg eval` line that measures this again, as recorded beside the numbers."""
         return (f"rtseg eval --model {self.model} --data {self.data} --split {self.split}"
-                + (f" --task {self.task}" if self.task else "")
-                + (f" --input-size {self.input_size[0]}x{self.input_size[1]}" if key != f"camvid_{self.split}" else ""))
+                + (" --stress" if self.stress else "") + (f" --task {self.task}" if self.task else "")
+                + (f" --class-map {self.class_map}" if self.class_map else "")
+                + (f" --input-size {self.input_size[0]}x{self.input_size[1]}" if "@" in key else ""))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -298,11 +313,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     request = EvalRequest.from_args(args)
     if request.backend.name == "null":
         raise RtsegError("--backend null runs no model: it measures the pipeline, not accuracy")
+    class_map = None
+    if request.class_map:
+        from .data.classmap import load_class_map
+
+        class_map = load_class_map(request.class_map)
     info = resolve_model(request.model)
     slot = load_slot(info, request.backend.name, request.threads, request.input_size, **request.backend.options())
     if request.backend.why:
         log.info(f"rtseg: backend auto: {request.backend.why}")
-    report = evaluate(slot, request.data, request.split, request.task, progress=not request.quiet)
+    report = evaluate(slot, request.data, request.split, request.task, progress=not request.quiet,
+                      stress=request.stress, class_map=class_map)
     slot.close()
     # what selected the model's epoch, when its record says (a bare .onnx file carries no training record)
     trained_with = info.entry.get("training", {}).get("val_split", "val" if info.entry.get("training") else None)
@@ -333,8 +354,8 @@ def record_eval(request: EvalRequest, info, report: dict) -> None:
     if manifest.entry(request.model) is None:
         raise RtsegError(f"--update-manifest needs a model name from {manifest.path}, got {request.model!r}")
     keep = ("miou", "pixel_accuracy", "per_class_iou", "detection", "images", "input_size", "backend", "machine",
-            "date", "split_note", "warning")
-    key = metrics_key(request.split, request.input_size, info)
+            "date", "split_note", "warning", "class_map")
+    key = metrics_key(request.split + ("+stress" if request.stress else ""), request.input_size, info)
     manifest.record_metrics(request.model, key, {k: report[k] for k in keep if k in report} | {"command": request.command(key)})
     manifest.save()
     print(f"updated {manifest.path}: {request.model} {key}")
@@ -360,23 +381,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-@dataclass(frozen=True)
-class Int8Request:
-    """`rtseg export --model NAME --precision int8`: the FP32 model, calibration, the gate, where it goes."""
-
-    model: str
-    calib_data: str
-    out_dir: Path
-    manifest_path: Path | None = None
-    name: str | None = None               # default: <model>-int8
-    calib_images: int = 60
-    calib_method: str = "minmax"
-    gate_data: str | None = None          # default: calib_data
-    max_drop: float = 1.0
-    force: bool = False
-    qdq: str = "cpu"                      # cpu (ONNX Runtime's fastest) or tensorrt (symmetric, for engines)
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     """`rtseg export`: FP32 ONNX from a checkpoint, an INT8 sibling of a shipped model, or a TensorRT engine."""
     from .core.modelinfo import ENGINES_DIR, MANIFEST
@@ -399,9 +403,12 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise RtsegError("--precision int8 needs --model NAME (a shipped FP32 model)")
         if not args.calib_data:
             raise RtsegError("--precision int8 needs --calib-data DIR (CamVid-layout root or a folder of frames)")
-        return export_int8(Int8Request(
+        from .training.int8_export import Int8Request, export_int8
+
+        export_int8(Int8Request(
             args.model, args.calib_data, out_dir, manifest, args.name, args.calib_images, args.calib_method,
-            args.gate_data, args.max_drop, args.force, args.qdq))
+            args.gate_data, args.max_drop, args.force, args.qdq, recorded_command()))
+        return 0
     if not args.checkpoint:
         raise RtsegError("export needs --checkpoint (FP32 ONNX from training) or --model NAME --precision int8")
     from .training.export import ExportRequest, export_checkpoint
@@ -421,57 +428,6 @@ def export_trt_engine(request: EngineRequest) -> int:
 
     r = export_engine(request)
     print(f"engine: {r['engine']} ({r['precision']}, {r['profile']}, {r['megabytes']} MB)")
-    return 0
-
-
-def export_int8(request: Int8Request) -> int:
-    """INT8 sibling of a shipped FP32 model, kept only if the accuracy gate passes."""
-    from .evaluation.evaluate import evaluate
-    from .core.manifest import Manifest
-    from .core.modelinfo import resolve_model, sha256
-    from .runtime.slot import load_slot
-    from .training.quantize import calibration_images, gate, quantize_int8
-
-    info = resolve_model(request.model)
-    name = request.name or f"{info.name}-int8" + ("-trt" if request.qdq == "tensorrt" else "")
-    output = request.out_dir / f"{name}.onnx"
-    # the split that selected the model gates its INT8 sibling; a held-out drive stays out of calibration
-    split = info.entry.get("training", {}).get("val_split", "val")
-    held = split.split(":", 1)[1] if split.startswith("holdout:") else None
-    images = calibration_images(request.calib_data, request.calib_images, exclude_drive=held)
-    print(f"calibrating {info.name} on {len(images)} images ({request.calib_method})"
-          + (f", none of the held-out drive {held}" if held else ""))
-    quantize_int8(info, output, images, request.calib_method, request.qdq)
-    int8 = resolve_model(str(output))
-    gate_data = request.gate_data or request.calib_data
-    reports = {p: evaluate(load_slot(i, "onnxruntime"), gate_data, split, progress=False)
-               for p, i in (("fp32", info), ("int8", int8))}
-    ok, message = gate(reports["fp32"]["miou"], reports["int8"]["miou"], request.max_drop, split=split)
-    print(f"accuracy gate: {message}")
-    if not ok and not request.force:
-        output.unlink()
-        raise RtsegError(f"INT8 refused: {message}; keep FP32, or pass --force to ship it anyway")
-    if request.manifest_path is not None:
-        manifest = Manifest.load(request.manifest_path)
-        base = manifest.entry(info.name) or info.entry
-        # how the FP32 model was trained still holds (its selection split keeps eval's warnings right); its
-        # training-time figures and notes describe the FP32 weights, not this file
-        training = {k: v for k, v in base.get("training", {}).items() if k not in ("note", "train_val_metrics")}
-        entry = {**{k: v for k, v in base.items() if k not in ("metrics", "weights")}, "training": training,
-                 "name": name, "file": output.name,
-                 "precision": "int8", "base_model": info.name, "sha256": sha256(output), "qdq": request.qdq,
-                 "quantization": {"method": f"ONNX Runtime static QDQ ({request.qdq} layout), per-channel, "
-                                            f"{request.calib_method} calibration",
-                                  "calibration_images": len(images), "gate": message, "command": recorded_command()},
-                 "metrics": {}}
-        manifest.add_or_replace(entry)
-        r = reports["int8"]
-        manifest.record_metrics(name, f"camvid_{split}", {k: r[k] for k in ("miou", "pixel_accuracy", "per_class_iou",
-                                                                           "images", "input_size", "backend", "machine",
-                                                                           "date")} | {
-            "command": f"rtseg eval --model {name} --data {gate_data} --split {split}"})
-        manifest.save()
-    print(f"wrote {output}" + (f" and its entry in {request.manifest_path}" if request.manifest_path else ""))
     return 0
 
 
@@ -523,14 +479,12 @@ def print_model_classes(name: str) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """`rtseg import`: a user's TFLite or ONNX segmentation model, converted and listed under $RTSEG_HOME."""
-    from .core.manifest import Manifest
     from .core.paths import user_manifest
     from .training.importer import ImportRequest, import_model
 
     req = ImportRequest(Path(args.file), args.name, Path(args.labels) if args.labels else None,
-                        Path(args.palette) if args.palette else None, args.mean, args.std, args.input_size)
-    if req.name and req.name in Manifest.load().names():
-        raise RtsegError(f"--name {req.name}: a shipped model has that name; pick another")
+                        Path(args.palette) if args.palette else None, args.mean, args.std, args.input_size,
+                        args.force)
     entry = import_model(req, user_manifest())
     print(f"imported {entry['name']}: {len(entry['classes'])} classes, input {entry['input_size'][0]}x"
           f"{entry['input_size'][1]}, in {user_manifest().parent / entry['file']}")
@@ -634,6 +588,15 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="TensorRT engine precision (default fp16; int8 builds from the model's TensorRT INT8 sibling: rtseg export --model NAME --precision int8 --qdq tensorrt)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes in rtseg's own style: one line `rtseg: error: ...` and exit status 2 (argparse prints its
+    whole usage block first, which buries the one line that says what is wrong); `--help` shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.split(" ", 1)[1] + " " if " " in self.prog else ""
+        self.exit(2, f"rtseg: error: {message} (see rtseg {command}--help)\n")
+
+
 class _Help(argparse.RawDescriptionHelpFormatter):
     """Every option's default beside its help (unless the help already speaks of one); examples kept as written."""
 
@@ -678,7 +641,7 @@ def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     from .training.train_args import add_train_args
 
-    p = argparse.ArgumentParser(prog="rtseg", description="Real-time video segmentation (MobileNetV2, ONNX Runtime, TensorRT)",
+    p = _Parser(prog="rtseg", description="Real-time video segmentation (MobileNetV2, ONNX Runtime, TensorRT)",
                                 formatter_class=_Help, epilog="examples:\n" + "\n".join(
                                     f"  {EXAMPLES[c][0]}" for c in ("run", "models", "eval")) + "\n  rtseg COMMAND --help")
     p.add_argument("--version", action="version", version=f"rtseg {__version__}")
@@ -697,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--input-size", type=_size, help="run the model at HxW instead of its native size")
     r.add_argument("--output", metavar="FILE", help="overlay video (.mp4/.avi/.mkv) or image (.png/.jpg)")
     r.add_argument("--codec", choices=["auto", "h264", "mp4v"], default="auto",
-                   help="video output: h264 (browser-playable, needs PyAV: pip install 'rtseg[video]'), mp4v "
+                   help="video output: h264 (browser-playable, through PyAV), mp4v "
                         "(MPEG-4 Part 2, as OpenCV writes it; through PyAV when installed), or auto: h264 when PyAV is "
                         "installed (default: auto)")
     r.add_argument("--h264-preset", choices=H264_PRESETS, default=DEFAULT_H264_PRESET,
@@ -717,7 +680,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--serve", metavar="[HOST:]PORT",
                    help="serve the live overlay over HTTP: a page at /, MJPEG at /stream.mjpg, numbers at "
                         "/stats.json (several sources: a grid at /, each source's at /<label>/); a bare PORT binds "
-                        "127.0.0.1, 0.0.0.0:PORT opens it to the network")
+                        "127.0.0.1; 0.0.0.0:PORT or [::]:PORT opens it to the network, behind a token (printed "
+                        "as a URL once, unless --serve-token gives it)")
+    r.add_argument("--serve-token", metavar="TOKEN",
+                   help="the token --serve asks for (default: $RTSEG_SERVE_TOKEN; else none on loopback, and one "
+                        "made for the run beyond it); a browser gives it once as ?token=, then as a cookie; a "
+                        "program as ?token= or 'Authorization: Bearer TOKEN'")
+    r.add_argument("--serve-allow-host", metavar="NAME", action="append", default=[],
+                   help="a name, beyond this machine's and the bound address, that browsers may reach --serve by "
+                        "(a proxy's, a DNS alias); other Host headers are refused against DNS rebinding "
+                        "(repeatable; '*': any)")
     r.add_argument("--no-show", action="store_true", help="no window (automatic without a display)")
     r.add_argument("--alpha", type=_alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     r.add_argument("--score-threshold", type=_alpha, default=0.3, help="boxes below this score are not shown (0..1)")
@@ -754,6 +726,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--input-size", type=_size, help="evaluate at HxW instead of the model's size")
     e.add_argument("--json", metavar="FILE", help="write the results as JSON")
     e.add_argument("--update-manifest", action="store_true", help="record the result in engines/manifest.json")
+    e.add_argument("--stress", action="store_true",
+                   help="measure on photometrically stressed copies of the split (brighter, darker, gamma 0.5 and "
+                        "2.0, blown highlights): what the INT8 gate checks besides the plain split")
+    e.add_argument("--class-map", metavar="NAME|FILE",
+                   help="merge the model's classes onto the data's before scoring: a JSON file {model class: "
+                        "data class}, every model class mapped, or a shipped mapping (cityscapes-to-camvid)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_eval)
 
@@ -800,6 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="input mean, 0..1 (default: (q-128)/128 for TFLite files, ImageNet's for ONNX)")
     im.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="input std, 0..1 (default: as --mean)")
     im.add_argument("--input-size", type=_size, help="HxW to run at (default: the file's own)")
+    im.add_argument("--force", action="store_true", help="replace an imported model of the same name")
     im.set_defaults(func=cmd_import)
 
     m = _command(sub, "models", "list the shipped and imported models")
@@ -869,7 +848,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "([[source]] uri = ..., label = ...)")
     sv.add_argument("--listen", default="127.0.0.1:8080", metavar="[HOST:]PORT",
                     help="where the pages are served: a grid of every camera at /, each at /<label>/, the numbers "
-                         "at /stats.json (a bare PORT binds 127.0.0.1; 0.0.0.0:PORT opens it to the network)")
+                         "at /stats.json (a bare PORT binds 127.0.0.1; 0.0.0.0:PORT or [::]:PORT opens it to the "
+                         "network, behind a token printed as a URL once, unless --serve-token gives it)")
+    sv.add_argument("--serve-token", metavar="TOKEN",
+                    help="the token the pages ask for (default: $RTSEG_SERVE_TOKEN; else none on loopback, one "
+                         "made for the run beyond it): ?token= once, then a cookie, or 'Authorization: Bearer TOKEN'")
+    sv.add_argument("--serve-allow-host", metavar="NAME", action="append", default=[],
+                    help="a name, beyond this machine's and the bound address, that browsers may reach the pages by "
+                         "(repeatable; '*': any); other Host headers are refused against DNS rebinding")
     which = sv.add_mutually_exclusive_group()
     which.add_argument("--model", help="shipped model name or path to an .onnx file (default: the manifest's default)")
     which.add_argument("--target-fps", type=_positive_float,

@@ -225,3 +225,12 @@ def test_the_segnet_example_runs(tmp_path):
                           "--no-show", "--output", str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "101 frames" in res.stdout and (tmp_path / "o.mp4").stat().st_size > 0
+
+
+def test_a_model_and_a_target_rate_together_are_refused_not_half_ignored(tiny_model, clip):
+    import rtseg
+
+    with pytest.raises(rtseg.RtsegError, match="not both"):
+        rtseg.stream(clip, model=tiny_model, target_fps=30)
+    with pytest.raises(rtseg.RtsegError, match="not both"):
+        rtseg.Segmenter(tiny_model, target_fps=30)

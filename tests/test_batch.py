@@ -169,7 +169,8 @@ def test_a_batch_stopped_mid_video_keeps_what_is_done_and_nothing_of_the_rest(lo
                              "--no-ray", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not list((out / PARTIAL).glob("long/*/long.mp4")) and proc.poll() is None and time.monotonic() < deadline:
+        # the overlay is written under a staging name (.long.rtseg-PID.mp4) until it closes: any name will do
+        while not list((out / PARTIAL).glob("long/*/*long*.mp4")) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.002)  # until the long video's output is being opened: the moment a stop is most awkward
         proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)
@@ -277,3 +278,35 @@ def test_a_ray_batch_resumes(ray_cluster, videos, tiny_model, tmp_path):
     redo = batch(videos.values(), tiny_model, out, no_ray=False, workers=2)
     assert {v.key: v.status for v in redo.videos} == {"a__clip_avi": "skipped", "b__clip_avi": "done", "other": "skipped"}
     assert_complete(out, "b__clip_avi", videos["b__clip_avi"])
+
+
+def test_a_killed_driver_leaves_nothing_the_next_run_does_not_end(videos, tiny_model, tmp_path):
+    """SIGKILL the batch's driver while its local Ray cluster runs: the next local cluster ends what was left
+    (Ray's agents outlive a killed driver) and says so."""
+    pytest.importorskip("ray")
+    psutil = pytest.importorskip("psutil")
+    env = {**os.environ, "RTSEG_CACHE_DIR": str(tmp_path / "cache")}
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    os.link(videos["other"], inputs / "x.avi")
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "batch", inputs, "--out", tmp_path / "out", "--model",
+                             tiny_model, "--workers", "1", "--quiet"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "cache" / "ray-local").glob("*.json")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the local cluster was never noted"
+            time.sleep(0.05)  # until the cluster has started and its processes are noted
+        noted = json.loads(next((tmp_path / "cache" / "ray-local").glob("*.json")).read_text())["processes"]
+        proc.kill()
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    res = run_cli("batch", inputs, "--out", tmp_path / "out2", "--model", tiny_model, "--workers", "1", env=env,
+                  timeout=180)
+    assert res.returncode == 0, res.stderr
+    left = [p for p in noted if psutil.pid_exists(p["pid"])
+            and abs(psutil.Process(p["pid"]).create_time() - p["started"]) < 0.01]
+    assert not left, f"still running after the next run: {left}"
+    assert not list((tmp_path / "cache" / "ray-local").glob("*.json"))  # the second run's note went with it

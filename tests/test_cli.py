@@ -100,3 +100,19 @@ def test_every_help_has_examples_and_defaults(command):
 def test_counts_below_one_are_refused_at_once(clip, option):
     res = run_cli("run", clip, "--no-show", option, "-5", timeout=30)
     assert res.returncode == 2 and "must be at least 1" in res.stderr
+
+
+@pytest.mark.parametrize("args, said", [(["run", "x.mp4", "--target-fps", "0"], "--target-fps: must be positive"),
+                                        (["frob"], "invalid choice: 'frob'"),
+                                        (["eval", "--model", "m"], "--data"),
+                                        (["run", "x.mp4", "--input-size", "99992x99992"], "at most 4096")])
+def test_usage_mistakes_are_one_line_and_exit_2(args, said):
+    res = run_cli(*args, timeout=30)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("rtseg: error: ") and said in lines[0], res.stderr
+
+
+def test_an_unknown_model_name_suggests_the_nearest_in_one_short_line(clip):
+    res = run_cli("run", clip, "--no-show", "--model", "mnv2-100-dlv3p-os16-288x384-vocint8", timeout=30)
+    line = res.stderr.strip().splitlines()[-1]
+    assert res.returncode == 1 and "did you mean mnv2-100-dlv3p-os16-288x384-voc-int8" in line and len(line) < 400

@@ -63,6 +63,7 @@ def test_clean_venv_runs_from_another_folder(wheel, tmp_path):
     run = rtseg("run", str(ROOT / "examples" / "camvid_0016E5.mp4"), "--frames", "8", "--no-show", "--output", "o.mp4")
     assert run.returncode == 0, run.stderr
     assert "frames in 8, out 8" in run.stderr and (work / "o.mp4").stat().st_size > 0
+    assert "H.264 via PyAV" in run.stderr  # the plain install writes what browsers and phones play
     # only the box model serves --task det: one short profile, then the run
     fps = rtseg("run", str(ROOT / "examples" / "camvid_0016E5.mp4"), "--frames", "8", "--no-show", "--target-fps", "5",
                 "--task", "det")

@@ -257,10 +257,11 @@ def test_two_lists_cannot_give_one_label_twice(tiny_model, tmp_path):
 
 
 def test_a_password_in_a_camera_url_is_never_shown():
-    from rtseg.runtime.group import redact, source_labels
+    from rtseg.core.redact import redact
+    from rtseg.runtime.group import source_labels
 
     uri = "rtsp://admin:s3cret@10.0.0.5:554/stream1"
-    assert redact(uri) == "rtsp://10.0.0.5:554/stream1" and redact("video.mp4") == "video.mp4"
+    assert redact(uri) == "rtsp://***@10.0.0.5:554/stream1" and redact("video.mp4") == "video.mp4"
     assert source_labels([uri]) == ["10.0.0.5_554_stream1"]
 
 

@@ -85,7 +85,7 @@ def test_stream_stats_and_page_update_while_running(tiny_model):
     pipe, t = run_with_view(tiny_model, PacedFrames(150, 0.02), view)
     try:
         page = urllib.request.urlopen(view.url, timeout=5).read().decode()
-        assert 'src="/stream.mjpg"' in page and '"/stats.json"' in page
+        assert 'src="/stream.mjpg"' in page and 'data-base="/"' in page  # the script asks for base + "stats.json"
         frames = read_mjpeg_frames(view.url + "stream.mjpg", 6)
         assert len({f.tobytes() for f in frames}) > 1  # the picture changes
         first = get_json(view.url + "stats.json")
@@ -106,7 +106,7 @@ def test_a_stalled_viewer_does_not_slow_the_pipeline(tiny_model):
     pipe, t = run_with_view(tiny_model, PacedFrames(n, dt), view)
     stalled = socket.create_connection(("127.0.0.1", view.port))
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")  # ... and never read a byte
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # ... and never read a byte
     t.join(30)
     stalled.close()
     assert not t.is_alive()

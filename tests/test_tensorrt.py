@@ -1,7 +1,8 @@
 """TensorRT path. Without a GPU: cache keys and validity, backend choice, fallbacks, the INT8 gate's decision,
-and, on a strict stand-in for TensorRT 11.4 / 10.0 and cuda-python (tests/trt_standin), the backend end to
-end: strongly typed builds from FP32 / FP16 / Q/DQ ONNX, one context per thread, one build across processes,
-every failure one line. On a GPU (marked `gpu`): a real engine agrees with ONNX Runtime."""
+the install's TensorRT / cuda-bindings pairing, and, on a strict stand-in for TensorRT 11.4 / 10.0 and
+cuda-python (tests/trt_standin), the backend end to end: strongly typed builds from FP32 / FP16 / Q/DQ ONNX
+that keep TensorRT's type rules, one logger, one context per thread, one build across processes, every failure
+one line. On a GPU (marked `gpu`): a real engine agrees with ONNX Runtime (INT8: tests/test_tensorrt_precision.py)."""
 import dataclasses
 import hashlib
 import json
@@ -20,7 +21,7 @@ from trt_standin import tensorrt_sim
 
 from rtseg import backends
 from rtseg.backends.choice import Platform, choose_backend, cuda_device_name, probe_platform, resolve_backend
-from rtseg.backends.engine_cache import EngineCache, EngineKey, ShapeProfile
+from rtseg.backends.engine_cache import BuildSettings, EngineCache, EngineKey, ShapeProfile
 from rtseg.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from rtseg.core.errors import RtsegError
 from rtseg.core.modelinfo import ModelInfo, resolve_model
@@ -32,14 +33,17 @@ ENGINES = TESTS.parent / "engines"
 
 
 def key(**changes) -> EngineKey:
-    base = EngineKey("ab" * 32, "NVIDIA H100 80GB HBM3", "9.0", "10.13.0", "fp16", ShapeProfile.fixed((360, 480)))
+    base = EngineKey("ab" * 32, "NVIDIA H100 80GB HBM3", "9.0", "10.13.0", "fp16", ShapeProfile.fixed((360, 480)),
+                     BuildSettings(strongly_typed=True, optimization_level=3, workspace_bytes=4 << 30))
     return dataclasses.replace(base, **changes)
 
 
 # -- the cache -----------------------------------------------------------------------------------------
 def test_every_key_field_changes_the_engine_file():
     variants = [key(), key(onnx_sha256="cd" * 32), key(gpu="NVIDIA H200"), key(compute_capability="8.9"),
-                key(tensorrt="10.14.1"), key(precision="int8"), key(profile=ShapeProfile((240, 320), (360, 480), (480, 640)))]
+                key(tensorrt="10.14.1"), key(precision="int8"), key(profile=ShapeProfile((240, 320), (360, 480), (480, 640))),
+                key(settings=BuildSettings(optimization_level=5)), key(settings=BuildSettings(workspace_bytes=1 << 30)),
+                key(settings=BuildSettings(strongly_typed=False))]
     names = {k.filename("m") for k in variants}
     assert len(names) == len(variants)
     assert key().filename("m") == key().filename("m")  # stable across calls and processes (no hash salt)
@@ -244,6 +248,70 @@ def test_standin_refuses_what_tensorrt_11_removed(monkeypatch):
         trt.Builder(None).build_engine_with_config
 
 
+def argmax_to_uint8(via: int | None):
+    """Logits -> ArgMax -> [Cast(via)] -> Cast(UINT8): the end of every shipped segmentation graph, as bytes."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    casts = [helper.make_node("Cast", ["idx"], ["mid"], to=via)] if via is not None else []
+    nodes = [helper.make_node("ArgMax", ["logits"], ["idx"], axis=1, keepdims=0), *casts,
+             helper.make_node("Cast", ["mid" if casts else "idx"], ["mask"], to=TensorProto.UINT8)]
+    graph = helper.make_graph(nodes, "end", [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, 2, 2])],
+                              [helper.make_tensor_value_info("mask", TensorProto.UINT8, [1, 2, 2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def parse(trt, onnx_bytes: bytes) -> tuple[bool, str]:
+    """Whether (the stand-in's) TensorRT parses the ONNX, and its errors."""
+    parser = trt.OnnxParser(trt.Builder(None).create_network(0), None)
+    ok = parser.parse(onnx_bytes)
+    return ok, "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_standin_parses_casts_to_uint8_only_from_a_float(version, monkeypatch):
+    """The one conversion to uint8 that every TensorRT document allows (DataType.UINT8, IIdentityLayer, the
+    ONNX parser's Cast import) is from FP32/FP16; ArgMax's indices are INT64, so a graph casting them straight
+    to uint8 relies on the Cast operator page alone, and the stand-in refuses it."""
+    from onnx import TensorProto
+
+    trt = install(monkeypatch, version).tensorrt
+    for via in (None, TensorProto.INT32):  # INT64 -> UINT8, INT32 -> UINT8
+        ok, errors = parse(trt, argmax_to_uint8(via))
+        assert not ok and "UINT8 converts only to and from FLOAT or HALF" in errors
+    for via in (TensorProto.FLOAT, TensorProto.FLOAT16):
+        assert parse(trt, argmax_to_uint8(via)) == (True, "")
+
+
+SHIPPED = [p for p in sorted(ENGINES.glob("*.onnx")) if not p.stem.endswith("-int8")]  # the FP32 models
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_every_shipped_model_as_tensorrt_gets_it_keeps_tensorrts_type_rules(path, monkeypatch):
+    """What each shipped model's engines are built from (the FP32 graph, its FP16 conversion) parses under
+    TensorRT's type rules, with its outputs of the types the rest of rtseg reads; the file as shipped ends in
+    an INT64 -> UINT8 cast where it has a mask."""
+    pytest.importorskip("onnxconverter_common")
+    import onnx
+
+    from rtseg.backends.tensorrt import engine_source
+
+    trt = install(monkeypatch).tensorrt
+    shipped = onnx.load(str(path))
+    outputs = [(o.name, o.type.tensor_type.elem_type) for o in shipped.graph.output]
+    ok, errors = parse(trt, path.read_bytes())
+    assert ok == ("mask" not in dict(outputs)), errors
+    for precision in ("fp32", "fp16"):
+        source = engine_source(resolve_model(str(path)), precision)
+        assert parse(trt, source.onnx) == (True, ""), precision
+        graph = onnx.load_from_string(source.onnx).graph
+        assert [(o.name, o.type.tensor_type.elem_type) for o in graph.output] == outputs, precision
+        assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+
+
 # -- the backend on the stand-in -----------------------------------------------------------------------
 @pytest.fixture(params=VERSIONS)
 def standin(request, monkeypatch):
@@ -280,9 +348,10 @@ def test_strongly_typed_engine_gives_the_models_answer_and_is_cached(standin, ti
     again.close()
 
 
-def qdq_model(path: Path, zero_point: int = 0, zp_type: int = 3, quantized_bias: bool = False) -> Path:
+def qdq_model(path: Path, zero_point: int | None = 0, zp_type: int = 3, quantized_bias: bool = False) -> Path:
     """The nearest-centre model, explicitly quantized: int8 per-channel weights, a per-tensor Q/DQ pair on
-    the image, float bias, symmetric: what TensorRT takes (arguments make it what it does not)."""
+    the image, float bias, symmetric: what TensorRT takes (arguments make it what it does not; `zero_point`
+    None leaves the image's Q/DQ pair without one)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -296,11 +365,13 @@ def qdq_model(path: Path, zero_point: int = 0, zp_type: int = 3, quantized_bias:
     zp_np = {3: np.int8, 2: np.uint8}[zp_type]
     inits = [numpy_helper.from_array(w_q, "Wq"), numpy_helper.from_array(w_scale.astype(np.float32), "Ws"),
              numpy_helper.from_array(np.zeros(len(w), np.int8), "Wz"),
-             numpy_helper.from_array(np.array(4.0 / 127, np.float32), "Xs"),
-             numpy_helper.from_array(np.array(zero_point, zp_np), "Xz")]
+             numpy_helper.from_array(np.array(4.0 / 127, np.float32), "Xs")]
+    x_zero = [] if zero_point is None else ["Xz"]
+    if zero_point is not None:
+        inits.append(numpy_helper.from_array(np.array(zero_point, zp_np), "Xz"))
     nodes = [helper.make_node("DequantizeLinear", ["Wq", "Ws", "Wz"], ["W"], axis=0),
-             helper.make_node("QuantizeLinear", ["image", "Xs", "Xz"], ["xq"], name="image_Q"),
-             helper.make_node("DequantizeLinear", ["xq", "Xs", "Xz"], ["x"], name="image_DQ")]
+             helper.make_node("QuantizeLinear", ["image", "Xs", *x_zero], ["xq"], name="image_Q"),
+             helper.make_node("DequantizeLinear", ["xq", "Xs", *x_zero], ["x"], name="image_DQ")]
     if quantized_bias:
         bias_scale = (4.0 / 127) * w_scale
         inits += [numpy_helper.from_array(np.round(b / bias_scale).astype(np.int32), "Bq"),
@@ -325,6 +396,8 @@ def test_symmetric_qdq_rules(tmp_path):
         return " | ".join(check_symmetric_qdq(onnx.load(str(qdq_model(tmp_path / "q.onnx", **kwargs)))))
 
     assert problems() == ""
+    # no zero point: uint8 to ONNX, but TensorRT's parser quantizes to INT8 ("TRT will default to INT8")
+    assert problems(zero_point=None) == ""
     assert "uint8" in problems(zp_type=2)
     assert "non-zero zero point" in problems(zero_point=3)
     assert "bias quantized" in problems(quantized_bias=True) and "int32" in problems(quantized_bias=True)
@@ -340,13 +413,20 @@ def test_int8_engine_is_built_from_the_qdq_file_and_an_asymmetric_one_is_refused
 
     good = qdq_model(tmp_path / "good.onnx")
     backend = TensorRTBackend(good, precision="int8", cache_dir=tmp_path, info=tiny_info(good))
-    assert backend.name == "tensorrt-int8" and standin.stats.builds[-1]["qdq"]
+    built = standin.stats.builds[-1]
+    assert backend.name == "tensorrt-int8" and built["qdq"]
+    assert built["fp16_weights"] and built["input"] == ["image", "FLOAT"]  # unquantized layers FP16, I/O as before
     assert (backend.infer(model_input(6))["mask"] == 6).all()
     backend.close()
     bad = qdq_model(tmp_path / "bad.onnx", zp_type=2, zero_point=128)
     with pytest.raises(RtsegError) as e:
         TensorRTBackend(bad, precision="int8", cache_dir=tmp_path, info=tiny_info(bad))
     assert "\n" not in str(e.value) and "uint8" in str(e.value) and len(standin.stats.builds) == 1
+    # no zero point: built (TensorRT reads it as INT8; ONNX Runtime, running the stand-in, reads uint8, so the
+    # mask is not compared here)
+    no_zero = qdq_model(tmp_path / "no-zero.onnx", zero_point=None)
+    TensorRTBackend(no_zero, precision="int8", cache_dir=tmp_path, info=tiny_info(no_zero)).close()
+    assert len(standin.stats.builds) == 2 and standin.stats.builds[-1]["qdq"]
 
 
 def test_a_cpu_int8_file_runs_on_tensorrt_as_its_fp32_base(standin, tmp_path):
@@ -545,7 +625,8 @@ FAILURES = {
     "not installed": lambda s, mp: mp.setitem(sys.modules, "tensorrt", None),
     "TensorRT 9": lambda s, mp: mp.setattr(s.tensorrt, "__version__", "9.3.0"),
     "no GPU": lambda s, mp: s.machine.devices.clear(),
-    "driver too old": lambda s, mp: setattr(s.machine, "driver_ok", False),
+    "no driver": lambda s, mp: setattr(s.machine, "driver_ok", False),
+    "driver too old": lambda s, mp: setattr(s.machine, "driver_version", 12040),
     "parse error": _fails((tensorrt_sim.OnnxParser, "parse"), lambda self, model, path=None: bool(
         self._errors.append(tensorrt_sim.ParserError("Unsupported ONNX operator")))),
     "API mismatch": _fails((tensorrt_sim.IBuilderConfig, "set_memory_pool_limit"),
@@ -589,12 +670,102 @@ def test_timing_cache_is_one_file_per_tensorrt_and_gpu_and_merges(tiny_model, tm
     pytest.importorskip("onnxconverter_common")
     from rtseg.backends.tensorrt import TensorRTBackend
 
-    install(monkeypatch)
+    standin = install(monkeypatch)
     for precision in ("fp32", "fp16"):
         TensorRTBackend(tiny_model, precision=precision, cache_dir=tmp_path).close()
-    timing = tmp_path / "timing-trt11.4.0.106-sm89.cache"
+    [timing] = tmp_path.glob("timing-*.cache")
+    assert timing.name.startswith("timing-trt11.4.0.106-sm89-nvidia-stand-in-gpu-")
     assert len(json.loads(timing.read_bytes())["entries"]) == 2  # the second build kept the first one's
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    # another GPU of the same compute capability (8.9: an L4 and an RTX 4090) times kernels for itself
+    standin.machine.devices[:] = [("NVIDIA L4", 8, 9)]
+    TensorRTBackend(tiny_model, precision="fp32", cache_dir=tmp_path).close()
+    assert len(list(tmp_path.glob("timing-*.cache"))) == 2
+    assert len(json.loads(timing.read_bytes())["entries"]) == 2  # the stand-in GPU's own, untouched
+
+
+def test_the_engine_key_holds_the_build_settings_and_the_build_uses_them(standin, tiny_model, tmp_path):
+    from rtseg.backends.tensorrt import Device, TensorRTBackend, build_engine, engine_key, engine_source
+
+    backend = TensorRTBackend(tiny_model, precision="fp32", cache_dir=tmp_path)
+    built, settings = standin.stats.builds[-1], backend.key.settings
+    assert settings.strongly_typed and built["strongly_typed"]
+    assert (built["optimization_level"], built["workspace"]) == (settings.optimization_level, settings.workspace_bytes)
+    assert backend.key.gpu == "NVIDIA Stand-In GPU" and backend.key.compute_capability == "8.9"
+    backend.close()
+    source, device = engine_source(tiny_info(tiny_model), "fp32"), Device("NVIDIA Stand-In GPU", "8.9")
+    keys = [engine_key(standin.tensorrt, source, device, backend.profile, **change)
+            for change in ({}, {"optimization_level": 5}, {"workspace_gib": 1.0})]
+    assert len({k.filename("tiny") for k in keys}) == 3  # another optimization level or workspace: another engine
+    for k in keys[1:]:  # and the build is set up from the key, not from defaults of its own
+        build_engine(standin.tensorrt, source, k, EngineCache(tmp_path))
+        built = standin.stats.builds[-1]
+        assert (built["optimization_level"], built["workspace"]) == (k.settings.optimization_level,
+                                                                     k.settings.workspace_bytes)
+
+
+def test_tensorrt_has_one_logger_and_its_build_warnings_reach_rtsegs_log(tiny_model, tmp_path, monkeypatch,
+                                                                         caplog):
+    """TensorRT keeps the first logger a builder or runtime is made with; `auto` probes (a runtime) before
+    anything is built, so a probe with a logger of its own would take every later build warning with it."""
+    import logging
+
+    from rtseg.backends.tensorrt import TensorRTBackend, probe_tensorrt
+
+    standin = install(monkeypatch)
+    standin.stats.build_warnings = ["Detected layers that run in FP32 although the network is strongly typed"]
+    caplog.set_level(logging.DEBUG, logger="rtseg")
+    assert probe_tensorrt()[0] == "11.4.0.106"
+    TensorRTBackend(tiny_model, precision="fp32", cache_dir=tmp_path).close()
+    warned = [r for r in caplog.records if "run in FP32 although" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING and warned[0].name.startswith("rtseg")
+    assert warned[0].getMessage().startswith("TensorRT: ")
+    assert "differs from one already provided" not in caplog.text  # no second logger was offered
+
+
+def test_a_driver_older_than_the_cuda_bindings_is_said_in_one_line(monkeypatch):
+    from rtseg.backends.tensorrt import probe_tensorrt
+
+    standin = install(monkeypatch)
+    standin.machine.driver_version = 12040  # an R550 driver (CUDA 12.4); the bindings are CUDA 13
+    version, why = probe_tensorrt()
+    assert version is None and "\n" not in why
+    assert "CUDA 12.4" in why and "CUDA 13" in why and "pip install 'rtseg[tensorrt-cu12]'" in why
+    standin.machine.driver_ok = False
+    assert "no NVIDIA driver could be loaded" in probe_tensorrt()[1]
+
+
+def test_each_tensorrt_extra_pins_cuda_bindings_to_the_cuda_of_its_tensorrt_wheel():
+    """A CUDA-versioned TensorRT wheel and cuda-bindings of the same CUDA major: pip could otherwise pair CUDA
+    12 TensorRT with CUDA 13 bindings, whose device query fails on a driver older than CUDA 13."""
+    import ast
+    import re
+
+    from packaging.requirements import Requirement
+
+    setup = ast.parse((TESTS.parent / "setup.py").read_text())
+    call = next(n for n in ast.walk(setup) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setup")
+    extras = ast.literal_eval(next(k.value for k in call.keywords if k.arg == "extras_require"))
+    paired = {name: {Requirement(r).name: Requirement(r) for r in reqs} for name, reqs in extras.items()
+              if any(Requirement(r).name.startswith("tensorrt") for r in reqs)}
+    assert {"tensorrt", "tensorrt-cu12", "tensorrt-cu13"} <= set(paired)
+    for name, reqs in paired.items():
+        wheel = next(r for r in reqs if r.startswith("tensorrt"))
+        cuda = re.fullmatch(r"tensorrt-cu(\d+)", wheel)  # not `tensorrt`, whose CUDA moves with its version
+        assert cuda, f"{name}: {wheel}"
+        major, bindings = int(cuda.group(1)), reqs["cuda-bindings"].specifier
+        assert f"{major}.9.9" in bindings, name
+        assert f"{major - 1}.9.9" not in bindings and f"{major + 1}.0.0" not in bindings, name
+        assert reqs[wheel].specifier.contains("11.4.0.106") and not reqs[wheel].specifier.contains("12.0.0"), name
+    assert paired["tensorrt"] == paired["tensorrt-cu13"]  # the plain extra picks CUDA 13, as `tensorrt` 11 does
+
+
+def test_timing_cache_names_tell_gpus_of_one_architecture_apart(tmp_path):
+    cache = EngineCache(tmp_path)
+    names = {cache.timing_path("10.13.0", gpu, "8.9").name for gpu in
+             ("NVIDIA L4", "NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 4090 ", "NVIDIA GeForce RTX 4090/")}
+    assert len(names) == 4  # names that make the same readable part are still kept apart
+    assert cache.timing_path("10.13.0", "NVIDIA L4", "8.9") == cache.timing_path("10.13.0", "NVIDIA L4", "8.9")
 
 
 CHILD = """

@@ -1,11 +1,15 @@
 """`rtseg.list_models()`: the models you can name, shipped and imported, with what was measured of them."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.errors import RtsegError
 from ..core.manifest import Manifest
 from ..core.paths import user_manifest
+
+log = logging.getLogger("rtseg")
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,12 @@ def list_models() -> list[ModelCard]:
 
     >>> [m.name for m in rtseg.list_models() if m.task == "seg" and m.heldout_miou]   # doctest: +SKIP
     """
-    shipped, user = Manifest.load(), Manifest.load(user_manifest())
+    shipped = Manifest.load()
+    try:
+        user = Manifest.load(user_manifest())
+    except RtsegError as e:  # your damaged manifest never hides the shipped models; it is named instead
+        log.warning(f"rtseg: {e}; listing the shipped models only")
+        user = Manifest(user_manifest())
     names = set()
     cards = []
     for manifest, imported in ((shipped, False), (user, True)):

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Callable
 
 from ..core.errors import RtsegError
 from ..runtime.channels import POLL_S
-from ..runtime.group import GroupSettings, Lane, SourceGroup, redact, source_labels
+from ..core.redact import redact
+from ..runtime.group import GroupSettings, Lane, SourceGroup, source_labels
 from ..runtime.source_list import NamedSource, expand_sources
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def report(request: "RunRequest", group: SourceGroup, seconds: float, model: str
         elif lane.stats.source_lost:
             log.warning(f"rtseg: live source lost: {redact(lane.uri)} did not come back")
         elif lane.stats.ended_early:
-            log.warning(f"rtseg: input ended early: {lane.uri} gave {lane.stats.frames_in} of the "
+            log.warning(f"rtseg: input ended early: {redact(lane.uri)} gave {lane.stats.frames_in} of the "
                         f"{lane.stats.expected_frames} frames it announced")
     for lane in lanes:
         log.info(describe_lane(lane, request.target_fps))
@@ -158,9 +159,11 @@ def report(request: "RunRequest", group: SourceGroup, seconds: float, model: str
         doc = {"model": model, "seconds": round(seconds, 3), "frames_in": frames_in, "frames_out": frames_out,
                "dropped": dropped, "target_fps": request.target_fps,
                "switches": group.runner.switches if group.runner else [],
-               "sources": {x.label: {"source": redact(x.uri), "exit_code": x.code(), "error": str(x.error) if x.error else None}
+               "sources": {x.label: {"source": redact(x.uri), "exit_code": x.code(), "error": redact(str(x.error)) if x.error else None}
                            | (x.stats.to_dict() if x.stats else {}) for x in lanes}}
-        Path(request.stats).write_text(json.dumps(doc, indent=2) + "\n")
+        from ..runtime.output_plan import write_atomically
+
+        write_atomically(Path(request.stats), json.dumps(doc, indent=2) + "\n", "--stats")
 
 
 def run_many(request: "RunRequest", sources: list[str], output_dir: str | None) -> int:
@@ -187,7 +190,7 @@ def run_many(request: "RunRequest", sources: list[str], output_dir: str | None) 
         if serve:
             from ..runtime.http_view import FeedHub, LiveServer
 
-            server = LiveServer(serve, FeedHub(group.feeds()))
+            server = LiveServer(serve, FeedHub(group.feeds()), access=request.sinks.serve_access)
     except BaseException:
         group.close()  # sinks already opened are closed, so no half-made file stays locked open
         raise
@@ -208,7 +211,7 @@ def run_many(request: "RunRequest", sources: list[str], output_dir: str | None) 
                  f"{server.url}stats.json)")
     for lane in group.lanes:
         kind = "live" if lane.source.live else f"{lane.source.frame_count or '?'} frames"
-        log.info(f"  {lane.label}: {lane.source.name} ({kind})")
+        log.info(f"  {lane.label}: {redact(lane.source.name)} ({kind})")
     t0 = time.perf_counter()
     try:
         signum = run_with_signals(group)

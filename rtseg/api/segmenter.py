@@ -66,6 +66,7 @@ class Segmenter:
                  task: str = "seg", input_size: tuple[int, int] | None = None, threads: int | None = None,
                  alpha: float = 0.5, score_threshold: float = 0.3, legend: bool = False, precision: str = "fp16",
                  rank_by: str = "auto"):
+        _model_or_rate(model, target_fps)
         self.backend_name, options = _backend(backend, precision)
         self.threads = threads or os.cpu_count() or 1
         size = tuple(input_size) if input_size else None
@@ -166,6 +167,14 @@ class Segmenter:
         return f"Segmenter({self.name!r}, backend={self.slot.backend.name!r}, input_size={self.input_size})"
 
 
+def _model_or_rate(model, target_fps) -> None:
+    """`model` names the model, `target_fps` asks the selector to choose one: both at once would leave one
+    of them ignored, so it is refused rather than guessed."""
+    if model is not None and target_fps is not None:
+        raise RtsegError(f"give model= or target_fps=, not both: model={str(model)!r} would be run whatever "
+                         f"the rate (target_fps={target_fps:g} picks the most accurate model that holds it)")
+
+
 def stream(source, model: str | Path | None = None, *, target_fps: float | None = None, backend: str = "auto",
            task: str = "seg", input_size: tuple[int, int] | None = None, frames: int | None = None, loop: int = 1,
            realtime: bool = False, output: str | None = None, save_masks: str | None = None, json: str | None = None,
@@ -188,6 +197,7 @@ def stream(source, model: str | Path | None = None, *, target_fps: float | None 
     running to hold the rate; `adapt=False` chooses once). `output`, `save_masks`, `json`: the same files
     `rtseg run` writes. Leave the loop early and the pipeline stops; `with` closes it for certain.
     """
+    _model_or_rate(model, target_fps)
     name, options = _backend(backend, precision)
     src = _source(source, frames, loop, realtime)
     choice = ModelChoice(None if model is None else str(model), name, options, target_fps if model is None else None,

@@ -1,7 +1,8 @@
 """Where built TensorRT engines live, and when one may be reused.
 
 An engine is only valid for the exact ONNX file, GPU (model and compute capability), TensorRT version,
-precision and shape profile it was built for, so all of these make up its key. Each key has one file:
+precision, shape profile and builder settings (`BuildSettings`) it was built for, so all of these make up its
+key (computed in one place, `tensorrt.engine_key`; the build reads its settings from the key). Each key has one file:
 a magic line, a one-line JSON header (the key, the engine's size and checksum) and the engine bytes. A
 header that does not match the key, or bytes that do not match the checksum (disk corruption, a file
 copied in by hand), means "build again", never "use it anyway". Engines are a per-machine cache, never
@@ -13,7 +14,8 @@ profiling beside an export). Files are written under a unique temporary name in 
 "look in the cache -> build -> store" runs under a per-key lock (`flock` on `<engine>.lock`), so the
 second process waits and then finds the first one's engine instead of building it again, and nobody
 deletes an engine another process has just stored. TensorRT's timing cache (kernel timings, which make
-rebuilds fast) is one file per TensorRT version and compute capability, merged and replaced the same way.
+rebuilds fast) is one file per TensorRT version and GPU (its name and compute capability), merged and replaced
+the same way.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -79,6 +82,15 @@ class ShapeProfile:
 
 
 @dataclass(frozen=True)
+class BuildSettings:
+    """How the builder is set up besides precision and shapes: each of these changes the engine it makes."""
+
+    strongly_typed: bool = True       # each layer in the type the ONNX file gives it (TensorRT 11 knows no other way)
+    optimization_level: int = 3       # IBuilderConfig.builder_optimization_level, 0-5 (3 is TensorRT's default)
+    workspace_bytes: int = 4 << 30    # the WORKSPACE memory pool: larger lets the builder pick hungrier tactics
+
+
+@dataclass(frozen=True)
 class EngineKey:
     onnx_sha256: str          # of the ONNX bytes TensorRT parses (the FP32 model, its FP16 conversion, the Q/DQ file)
     gpu: str                  # e.g. "NVIDIA H100 80GB HBM3"
@@ -86,6 +98,7 @@ class EngineKey:
     tensorrt: str             # TensorRT version
     precision: str            # fp32 | fp16 | int8
     profile: ShapeProfile
+    settings: BuildSettings = BuildSettings()
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -171,24 +184,29 @@ class EngineCache:
             return data, True
 
     # -- TensorRT's timing cache -----------------------------------------------------------------
-    def timing_path(self, tensorrt_version: str, compute_capability: str) -> Path:
-        """One timing cache per TensorRT version and GPU architecture: kernel timings of one say nothing
-        about another."""
-        return self.folder / f"timing-trt{tensorrt_version}-sm{compute_capability.replace('.', '')}.cache"
+    def timing_path(self, tensorrt_version: str, gpu: str, compute_capability: str) -> Path:
+        """One timing cache per TensorRT version and GPU, by name as well as architecture: kernel timings of
+        one GPU say nothing about another, and two models of one compute capability (an L4 and an RTX 4090,
+        both 8.9) time kernels differently; TensorRT warns that combining caches from devices with different
+        properties "may lead to functional/performance bugs" (ITimingCache::combine)."""
+        slug = re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-")[:40] or "gpu"
+        exact = hashlib.sha256(gpu.encode()).hexdigest()[:8]  # names that make the same slug stay apart
+        sm = compute_capability.replace(".", "")
+        return self.folder / f"timing-trt{tensorrt_version}-sm{sm}-{slug}-{exact}.cache"
 
-    def read_timing(self, tensorrt_version: str, compute_capability: str) -> bytes:
+    def read_timing(self, tensorrt_version: str, gpu: str, compute_capability: str) -> bytes:
         try:
-            return self.timing_path(tensorrt_version, compute_capability).read_bytes()
+            return self.timing_path(tensorrt_version, gpu, compute_capability).read_bytes()
         except OSError:
             return b""
 
-    def update_timing(self, tensorrt_version: str, compute_capability: str,
+    def update_timing(self, tensorrt_version: str, gpu: str, compute_capability: str,
                       merge: Callable[[bytes], bytes]) -> None:
         """Replace the timing cache with `merge(what is on disk now)`, under its lock, atomically: timings
         another process added since we read the file are merged in, not overwritten."""
-        path = self.timing_path(tensorrt_version, compute_capability)
+        path = self.timing_path(tensorrt_version, gpu, compute_capability)
         with _file_lock(self._lock_path(path)):
-            self._write(path, merge(self.read_timing(tensorrt_version, compute_capability)))
+            self._write(path, merge(self.read_timing(tensorrt_version, gpu, compute_capability)))
 
     # -- files -----------------------------------------------------------------------------------
     def _lock_path(self, path: Path) -> Path:

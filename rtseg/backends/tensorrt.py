@@ -5,8 +5,13 @@ profile covers every input size the model may be run at, and a timing cache kept
 rebuilds fast. Strongly typed means the ONNX file decides each layer's precision (TensorRT 11 removed the
 FP16/INT8 builder flags and the INT8 calibrator): fp32 builds the model as it is, fp16 an FP16 conversion of
 it (graph input and output left in their types), int8 the model's INT8 sibling, an explicitly quantized
-(Q/DQ) file checked against TensorRT's rules first. The same calls exist in TensorRT 10.0 through 11.x;
+(Q/DQ) file checked against TensorRT's rules first, its layers left unquantized (the full-size Resize, the
+ArgMax) in FP16 as NVIDIA's Model Optimizer makes them. The graph's uint8 class map is cast from a float, the one
+conversion to uint8 every TensorRT document allows. The same calls exist in TensorRT 10.0 through 11.x;
 where the two differ the code asks what the module has (`hasattr`), never its version string.
+
+TensorRT keeps one logger per process (the first one a builder or runtime is made with; later ones are
+ignored), so rtseg makes one (`trt_logger`) and passes TensorRT's warnings and errors to its own logging.
 
 Device memory and streams come from cuda-python's CUDA runtime bindings (`cuda.bindings.runtime`, the
 package NVIDIA's TensorRT samples use), a few megabytes instead of PyTorch. Every thread that calls
@@ -33,7 +38,7 @@ import numpy as np
 
 from ..core.errors import RtsegError
 from ..core.modelinfo import cpu_int8_base
-from .engine_cache import EngineCache, EngineKey, ShapeProfile
+from .engine_cache import BuildSettings, EngineCache, EngineKey, ShapeProfile
 
 if TYPE_CHECKING:
     from ..core.modelinfo import ModelInfo
@@ -52,6 +57,43 @@ def _first_line(e: BaseException) -> str:
 
 
 # -- the libraries -----------------------------------------------------------------------------------
+_logger_lock = threading.Lock()
+_logger: tuple | None = None  # (the tensorrt module, the one logger made for it)
+
+
+def trt_logger(trt):
+    """The process's one TensorRT logger: TensorRT's warnings and errors go to rtseg's logging (its info
+    messages at debug level, its verbose ones nowhere).
+
+    One, because TensorRT keeps the first logger a builder or runtime is created with and ignores later ones
+    ("the logger is internally considered a singleton, and thus multiple instances of IRuntime and/or
+    IBuilder must all use the same logger", ILogger in TensorRT's C++ API; a later different one gets "The
+    logger passed into createInferRuntime differs from one already provided ..."): a probe's ERROR-only logger
+    made first would swallow every build warning after it. A subclass of trt.ILogger is how TensorRT's Python
+    API takes a logger of the application's own."""
+    global _logger
+    with _logger_lock:
+        if _logger is None or _logger[0] is not trt:
+            levels = {trt.ILogger.INTERNAL_ERROR: logging.ERROR, trt.ILogger.ERROR: logging.ERROR,
+                      trt.ILogger.WARNING: logging.WARNING, trt.ILogger.INFO: logging.DEBUG}
+
+            class RtsegLogger(trt.ILogger):
+                def __init__(self):
+                    trt.ILogger.__init__(self)
+
+                def log(self, severity, msg):  # called from TensorRT's threads too: logging is thread-safe
+                    level = levels.get(severity)
+                    if level is None:
+                        return
+                    try:
+                        log.log(level, f"TensorRT: {str(msg).strip()}")
+                    except Exception:  # an exception cannot cross TensorRT's noexcept ILogger::log
+                        pass
+
+            _logger = (trt, RtsegLogger())
+        return _logger[1]
+
+
 def import_tensorrt():
     """(tensorrt, cuda.bindings.runtime), checked to be usable here; an RtsegError saying why not."""
     try:
@@ -87,7 +129,7 @@ def probe_tensorrt() -> tuple[str | None, str]:
         if missing:
             raise RtsegError(f"the tensorrt backend also needs {' and '.join(missing)}: pip install 'rtseg[tensorrt]'")
         _Cuda(cudart).device()
-        if trt.Runtime(trt.Logger(trt.Logger.ERROR)) is None:
+        if trt.Runtime(trt_logger(trt)) is None:
             raise RtsegError("TensorRT could not create its runtime")
     except RtsegError as e:
         return None, str(e)
@@ -119,12 +161,31 @@ class _Cuda:
         return values[0] if len(values) == 1 else None
 
     def device(self, index: int = 0) -> Device:
-        count = self._ok(self.rt.cudaGetDeviceCount(), "device query")
+        result = self.rt.cudaGetDeviceCount()
+        if result[0] == self.rt.cudaError_t.cudaErrorInsufficientDriver:
+            raise RtsegError(f"CUDA device query failed: {self.driver_problem()}")
+        count = self._ok(result, "device query")
         if count < 1:
             raise RtsegError("the tensorrt backend needs an NVIDIA GPU, and CUDA sees none")
         props = self._ok(self.rt.cudaGetDeviceProperties(index), "device query")
         name = props.name.split(b"\0")[0].decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
         return Device(name, f"{props.major}.{props.minor}")
+
+    def driver_problem(self) -> str:
+        """Why CUDA calls the driver insufficient, as one sentence: none could be loaded, or it predates the
+        CUDA major version these cuda-bindings are built for (13.x needs an R580 driver or later)."""
+        ok = self.rt.cudaError_t.cudaSuccess
+        err, driver = self.rt.cudaDriverGetVersion()
+        runtime_err, runtime = self.rt.cudaRuntimeGetVersion()
+        if err != ok or not driver:
+            return "no NVIDIA driver could be loaded (cudaErrorInsufficientDriver)"
+        if runtime_err != ok or driver // 1000 >= runtime // 1000:
+            return f"cudaErrorInsufficientDriver (the driver supports CUDA {driver // 1000}.{driver % 1000 // 10})"
+        cuda = driver // 1000
+        fix = f", or install the CUDA {cuda} build: pip install 'rtseg[tensorrt-cu{cuda}]'" if cuda in (12, 13) \
+            else " (TensorRT 10 and later need CUDA 12 or later)"
+        return (f"the NVIDIA driver supports CUDA {cuda}.{driver % 1000 // 10}, older than the CUDA {runtime // 1000} "
+                f"these cuda-bindings need: update the driver{fix}")
 
     def stream(self):
         return self._ok(self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking), "stream creation")
@@ -174,7 +235,8 @@ class EngineSource:
 def engine_source(info: ModelInfo, precision: str) -> EngineSource:
     """The ONNX for an engine of `info` at `precision`: the FP32 file, its FP16 conversion, or an INT8 Q/DQ
     file (the model itself when it is quantized, else its INT8 sibling), refused with one line when
-    TensorRT's explicit quantization cannot take it. A quantized file always makes an INT8 engine."""
+    TensorRT's explicit quantization cannot take it. A quantized file always makes an INT8 engine, its
+    unquantized layers in FP16 (`convert_to_fp16` of the Q/DQ graph). Graph input and output types stay."""
     import onnx
 
     from ..training.engine_export import int8_model, is_quantized, refuse_unless_trt_ready
@@ -195,15 +257,52 @@ def engine_source(info: ModelInfo, precision: str) -> EngineSource:
         if precision != "int8":
             log.info(f"rtseg: {info.name} is quantized, so its engine is INT8 (the file decides, not --precision)")
         precision = "int8"
-    if precision == "fp16":
+    if precision in ("fp16", "int8"):
+        # int8: strongly typed, whatever the Q/DQ pairs leave unquantized (the full-size Resize, the ArgMax)
+        # would run in the file's FP32; Model Optimizer converts those layers to FP16 by default
+        # (`high_precision_dtype="fp16"` in modelopt.onnx.quantization), and so does rtseg
         from ..training.fp16_onnx import convert_to_fp16
 
         model = convert_to_fp16(model)
+    model = uint8_outputs_from_float(model)
     data = model.SerializeToString()
     graph_input = model.graph.input[0]
     dims = [d.dim_value if d.HasField("dim_value") else None for d in graph_input.type.tensor_type.shape.dim]
     static = tuple(dims[2:4]) if len(dims) == 4 and all(dims[2:4]) else None
     return EngineSource(info.name, precision, data, hashlib.sha256(data).hexdigest(), graph_input.name, static)
+
+
+def uint8_outputs_from_float(model):
+    """`model` with each uint8 graph output cast from a float: ArgMax -> Cast(UINT8), an INT64 -> UINT8 cast,
+    becomes ArgMax -> Cast(FLOAT) -> Cast(UINT8) (class indices are exact in a float; float -> uint8 truncates).
+
+    NVIDIA's pages disagree on INT64 -> UINT8: the Cast operator page allows "all conversions between supported
+    data types", while DataType.UINT8 ("uint8 conversions are only supported for {float32, float16}... not
+    supported for {int8, int32, bool}") and IIdentityLayer ("(kFLOAT | kHALF) -> kUINT8, kUINT8 -> (kFLOAT |
+    kHALF)") do not list it, and ONNX-TensorRT's Cast importer of the 8.6 era asserted "UINT8 type casting is only
+    supported from FP types". ArgMax's indices are INT64 inside the parser (its TopK's INT32 indices are cast
+    to INT64, argMinMaxHelper), so only a float in between makes the cast one that every version documents.
+    Other outputs, and uint8 outputs already cast from a float, are left as they are."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    uint8_outputs = {o.name for o in graph.output if o.type.tensor_type.elem_type == TensorProto.UINT8}
+    casts = [n for n in graph.node if n.op_type == "Cast" and n.output[0] in uint8_outputs]
+    if not casts:
+        return model
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*inferred.value_info, *inferred.input, *inferred.output]}
+    types.update({t.name: t.data_type for t in graph.initializer})
+    for cast in casts:
+        if types.get(cast.input[0]) in (TensorProto.FLOAT, TensorProto.FLOAT16):
+            continue
+        as_float = f"{cast.input[0]}_as_float"
+        index = list(graph.node).index(cast)
+        graph.node.insert(index, helper.make_node("Cast", [cast.input[0]], [as_float], to=TensorProto.FLOAT,
+                                                  name=f"{cast.name or cast.output[0]}_via_float"))
+        cast.input[0] = as_float
+    return model
 
 
 def selector_sizes(info: ModelInfo) -> list[tuple[int, int]]:
@@ -225,9 +324,20 @@ def default_profile(info: ModelInfo, input_size: tuple[int, int] | None = None) 
     return ShapeProfile.covering([own, *selector_sizes(info)], opt)
 
 
-def engine_key(source: EngineSource, device: Device, tensorrt_version: str, profile: ShapeProfile) -> EngineKey:
-    """Everything an engine is valid for: what was parsed, at which precision, on which GPU and TensorRT."""
-    return EngineKey(source.sha256, device.name, device.compute_capability, tensorrt_version, source.precision, profile)
+def engine_key(trt, source: EngineSource, device: Device, profile: ShapeProfile,
+               workspace_gib: float = 4.0, optimization_level: int = 3) -> EngineKey:
+    """Everything an engine is valid for, the one place it is computed: what was parsed, at which precision,
+    on which GPU (name and compute capability) and TensorRT, for which shapes, and how the builder was set
+    up. `build_engine` takes its settings from the key, so an engine can only be found under what made it."""
+    settings = BuildSettings(strongly_typed=strongly_typed(trt), optimization_level=optimization_level,
+                             workspace_bytes=int(workspace_gib * (1 << 30)))
+    return EngineKey(source.sha256, device.name, device.compute_capability, str(trt.__version__), source.precision,
+                     profile, settings)
+
+
+def strongly_typed(trt) -> bool:
+    """Whether `network_flags` makes a strongly typed network: always, on TensorRT 10 (by the flag) and 11."""
+    return network_flags(trt) != 0 or not hasattr(trt.BuilderFlag, "FP16")
 
 
 def network_flags(trt) -> int:
@@ -240,25 +350,26 @@ def network_flags(trt) -> int:
     return 0
 
 
-def build_engine(trt, source: EngineSource, profile: ShapeProfile, cache: EngineCache, device: Device,
-                 workspace_gib: float = 4.0) -> bytes:
-    """A serialized engine of `source` for one optimization profile, using and updating the timing cache."""
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
+def build_engine(trt, source: EngineSource, key: EngineKey, cache: EngineCache) -> bytes:
+    """A serialized engine of `source` as `key` describes it (profile and builder settings), using and
+    updating the timing cache of the key's TensorRT and GPU."""
+    settings, profile = key.settings, key.profile
+    builder = trt.Builder(trt_logger(trt))
     network = builder.create_network(network_flags(trt))
-    parser = trt.OnnxParser(network, logger)
+    parser = trt.OnnxParser(network, trt_logger(trt))
     if not parser.parse(source.onnx):
         errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
         raise RtsegError(f"TensorRT cannot parse {source.model_name}: {errors[:300] or 'no reason given'}")
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_bytes)
+    config.builder_optimization_level = settings.optimization_level
     shapes = profile.min, profile.opt, profile.max
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(source.input_name, *[(1, 3, *s) for s in shapes])
     if config.add_optimization_profile(opt_profile) < 0:
         raise RtsegError(f"TensorRT refused the shape profile {profile.label()} for {source.model_name}")
-    version = str(trt.__version__)
-    on_disk = cache.read_timing(version, device.compute_capability)
+    timing_key = key.tensorrt, key.gpu, key.compute_capability
+    on_disk = cache.read_timing(*timing_key)
     try:
         timing = config.create_timing_cache(on_disk)
         usable = timing is not None and config.set_timing_cache(timing, False)
@@ -282,7 +393,7 @@ def build_engine(trt, source: EngineSource, profile: ShapeProfile, cache: Engine
         return bytes(ours.serialize())
 
     try:
-        cache.update_timing(version, device.compute_capability, merged)
+        cache.update_timing(*timing_key, merged)
     except Exception as e:  # the engine is fine; only the next build is slower
         log.warning(f"rtseg: could not save TensorRT's timing cache ({_first_line(e)})")
     return bytes(serialized)
@@ -427,9 +538,8 @@ class TensorRTBackend:
         self.profile = profile or default_profile(info, input_size)
         self.precision = source.precision
         self.cache = EngineCache(cache_dir)
-        self.key, self.model_name = engine_key(source, device, str(trt.__version__), self.profile), info.name
-        self._logger = trt.Logger(trt.Logger.ERROR)  # kept: the runtime and its engines report through it
-        self.runtime = trt.Runtime(self._logger)
+        self.key, self.model_name = engine_key(trt, source, device, self.profile), info.name
+        self.runtime = trt.Runtime(trt_logger(trt))  # the process's one logger, which outlives every engine
         loaded = {}
 
         def deserializes(data: bytes) -> bool:
@@ -441,7 +551,7 @@ class TensorRTBackend:
             log.warning(f"rtseg: building a TensorRT {source.precision} engine for {info.name} "
                         f"({self.profile.label()}); "
                         "this takes a minute or two, once per GPU and TensorRT version")
-            return build_engine(trt, source, self.profile, self.cache, device)
+            return build_engine(trt, source, self.key, self.cache)
 
         data, built = self.cache.get_or_build(self.key, info.name, build, deserializes, {"model": info.name})
         if built and not deserializes(data):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RtsegError
+from .names import bad_name_reason
 from .paths import MANIFEST
 
 
@@ -28,16 +29,20 @@ class Manifest:
 
     @classmethod
     def load(cls, path: Path = MANIFEST) -> Manifest:
-        """The manifest at `path`; a missing file is an empty manifest, a damaged one an RtsegError."""
+        """The manifest at `path`; a missing file is an empty manifest, a damaged one (not JSON, not
+        UTF-8, not the expected shape, a name or file that is not a plain name) an RtsegError naming it."""
         path = Path(path)
         if not path.exists():
             return cls(path)
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise RtsegError(f"manifest {path} is not valid JSON: {e}") from e
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except OSError as e:
+            raise RtsegError(f"cannot read manifest {path}: {e.strerror}") from e
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise RtsegError(f"manifest {path} is damaged: not valid UTF-8 JSON ({e.__class__.__name__})") from e
+        models = _checked(data, path)
         extra = {k: v for k, v in data.items() if k not in ("default", "models")}
-        return cls(path, data.get("default"), list(data.get("models", [])), extra)
+        return cls(path, data.get("default"), models, extra)
 
     def save(self) -> None:
         """Write it atomically: a temporary file beside it, then a rename over the old one."""
@@ -73,3 +78,21 @@ class Manifest:
         if entry is None:
             raise RtsegError(f"no model {name!r} in {self.path}")
         entry.setdefault("metrics", {})[key] = metrics
+
+
+def _checked(data: object, path: Path) -> list[dict]:
+    """The model entries of a loaded manifest, after checking its shape: an object with a `models` list of
+    objects, each with a valid `name` and a plain `file` (so no entry reaches outside its folder)."""
+    if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
+        raise RtsegError(f"manifest {path} is damaged: expected {{\"models\": [...]}}")
+    if data.get("default") is not None and not isinstance(data["default"], str):
+        raise RtsegError(f"manifest {path} is damaged: 'default' is not a model name")
+    models = list(data.get("models", []))
+    for k, m in enumerate(models):
+        if not isinstance(m, dict):
+            raise RtsegError(f"manifest {path} is damaged: model entry {k + 1} is not an object")
+        for key in ("name", "file"):
+            reason = bad_name_reason(m.get(key))
+            if reason:
+                raise RtsegError(f"manifest {path} is damaged: entry {k + 1} {key}: {reason}")
+    return models

@@ -5,7 +5,7 @@ embeds the same metadata in the file, and for foreign ONNX files the input size 
 """
 from __future__ import annotations
 
-import hashlib
+import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +33,24 @@ class ModelInfo:
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """The file's sha256 (what manifests record)."""
+    from .hash_cache import sha256_of
+
+    return sha256_of(path)
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    """Refuse a model file that is not the one its manifest entry describes (replaced, truncated, edited).
+
+    Hashing 140 MB of shipped models on every start would cost more than loading one, so a file's digest
+    is remembered by (size, mtime) in the cache folder and computed again only when either changes."""
+    from .hash_cache import cached_sha256
+
+    actual = cached_sha256(path)
+    if actual != expected:
+        raise RtsegError(f"model file {path} does not match its manifest (sha256 {actual[:12]}... is not "
+                         f"{str(expected)[:12]}...): it changed after it was shipped or imported; re-import or "
+                         "re-export it")
 
 
 def _from_entry(entry: dict, base: Path) -> ModelInfo:
@@ -81,16 +94,19 @@ def resolve_model(name_or_path: str | None, manifest_path: Path = MANIFEST) -> M
         if not name_or_path:
             raise RtsegError(f"no default model: {manifest_path} lists none; pass --model PATH.onnx")
     entry, folder = manifest.entry(name_or_path), manifest.folder
-    user = Manifest.load(user_manifest()) if manifest_path == MANIFEST else None
-    if entry is None and user is not None:  # models brought with `rtseg import` (shipped names win)
+    # models brought with `rtseg import` (shipped names win, so a damaged user manifest never blocks them)
+    user = Manifest.load(user_manifest()) if manifest_path == MANIFEST and entry is None else None
+    if entry is None and user is not None:
         entry, folder = user.entry(name_or_path), user.folder
     if entry is not None:
         try:
             info = _from_entry(entry, folder)
         except (KeyError, TypeError, ValueError) as e:
             raise RtsegError(f"manifest entry {entry.get('name', '?')!r} in {folder} is damaged ({e.__class__.__name__}: {e})") from e
-        if not info.path.exists():
+        if not info.path.is_file():
             raise RtsegError(f"model file {info.path} listed in the manifest is missing")
+        if entry.get("sha256"):
+            verify_sha256(info.path, entry["sha256"])
         return info
     path = Path(name_or_path)
     if path.suffix.lower() == ".onnx" or path.exists():
@@ -99,9 +115,11 @@ def resolve_model(name_or_path: str | None, manifest_path: Path = MANIFEST) -> M
         if path.is_dir():
             raise RtsegError(f"model path {path} is a folder, not an .onnx file")
         return _from_onnx(path)
-    known = ", ".join(sorted(manifest.names())) or "none"
-    mine = f"; imported: {', '.join(sorted(user.names()))}" if user is not None and user.names() else ""
-    raise RtsegError(f"unknown model '{name_or_path}' (shipped models: {known}{mine}; or pass a path to an .onnx file)")
+    names = manifest.names() + (user.names() if user is not None else [])
+    close = difflib.get_close_matches(name_or_path, names, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise RtsegError(f"unknown model '{name_or_path}': {hint}`rtseg models` lists the {len(names)} you can name, "
+                     "or pass a path to an .onnx file")
 
 
 def metrics_key(split: str, size: tuple[int, int] | None, info: ModelInfo) -> str:

@@ -16,7 +16,10 @@ from ..core.errors import RtsegError
 from ..core.machine import machine_description
 from ..core.tasks import has_det, has_seg, normalize_task
 from ..data.boxes import boxes_from_label
+from ..data.camvid import CLASSES as CAMVID_CLASSES
 from ..data.camvid import eval_pairs, read_label, split_description
+from ..data.classmap import ClassMap, class_map_lut
+from ..data.photometric import STRESSES, stressed_copies
 from ..runtime.slot import ModelSlot
 from .detmetrics import coco_map, require_pycocotools
 from .metrics import ConfusionMatrix
@@ -24,9 +27,15 @@ from .metrics import ConfusionMatrix
 
 
 def evaluate(slot: ModelSlot, data: str, split: str = "val", task: str | None = None, progress: bool = True,
-             max_images: int | None = None) -> dict:
+             max_images: int | None = None, stress: bool = False, class_map: ClassMap | None = None) -> dict:
     """Metrics of a loaded model on a CamVid-layout split (`eval_pairs` names them), as a report that says
-    what was measured: model, split, images, input size, backend, machine and date."""
+    what was measured: model, split, images, input size, backend, machine and date.
+
+    `stress`: measure on the split's photometrically stressed copies instead (every frame brighter, darker,
+    at gamma 0.5 and 2.0 and with blown highlights; `data/photometric.py`), one confusion matrix over all.
+
+    `class_map`: the model's classes merged onto CamVid's before scoring (`data/classmap.py`); a mapping that
+    does not fit the model and CamVid is refused before any frame runs."""
     try:
         pairs = eval_pairs(data, split)[:max_images]
     except FileNotFoundError as e:
@@ -37,20 +46,40 @@ def evaluate(slot: ModelSlot, data: str, split: str = "val", task: str | None = 
             img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
             if img is None:
                 raise RtsegError(f"cannot read image {img_path}")
-            yield img, read_label(lab_path)
+            try:
+                label = read_label(lab_path)
+            except ValueError as e:  # a colour PNG where class ids belong, say
+                raise RtsegError(f"{e}: labels must be one class id per pixel (CamVid's *annot/ layout)") from e
+            if label.shape[:2] != img.shape[:2]:
+                raise RtsegError(f"label {lab_path} is {label.shape[1]}x{label.shape[0]}, its image "
+                                 f"{img_path.name} {img.shape[1]}x{img.shape[0]}: they must match")
+            yield img, label
 
-    bar = tqdm(samples(), total=len(pairs), desc=f"eval {slot.name} on {split}", unit="img", disable=not progress, leave=False)
-    report = {"model": slot.info.name, "split": split, "split_note": split_description(split), "images": len(pairs),
+    frames, kinds = samples(), ()
+    if stress:
+        kinds = tuple(STRESSES)
+        frames = stressed_copies(frames, kinds)
+    bar = tqdm(frames, total=len(pairs) * max(1, len(kinds)), desc=f"eval {slot.name} on {split}", unit="img",
+               disable=not progress, leave=False)
+    note = split_description(split) + (f"; each frame under {len(kinds)} photometric stresses ({', '.join(kinds)})"
+                                       if kinds else "")
+    report = {"model": slot.info.name, "split": split, "split_note": note, "images": len(pairs) * max(1, len(kinds)),
               "input_size": list(slot.input_size), "backend": slot.backend.name, "machine": machine_description(),
               "date": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
-    return report | measure(slot, bar, task)
+    if kinds:
+        report["stress"] = list(kinds)
+    if class_map is not None:
+        report["class_map"] = class_map.source
+    return report | measure(slot, bar, task, class_map)
 
 
-def measure(slot: ModelSlot, samples: Iterable[tuple[np.ndarray, np.ndarray]], task: str | None = None) -> dict:
+def measure(slot: ModelSlot, samples: Iterable[tuple[np.ndarray, np.ndarray]], task: str | None = None,
+            class_map: ClassMap | None = None) -> dict:
     """Segmentation metrics (one confusion matrix, void ignored) and/or box AP (boxes derived from labels)
     of (BGR frame, label map) pairs, each run through `slot.process` exactly as `rtseg run` runs it.
 
-    One forward pass per image serves both, so a multi-task model is measured exactly as it runs.
+    One forward pass per image serves both, so a multi-task model is measured exactly as it runs. With a
+    `class_map`, each predicted class id becomes its CamVid class first, and the metrics are CamVid's.
     """
     info = slot.info
     task = normalize_task(task or info.task)  # by default, what the model predicts
@@ -62,12 +91,14 @@ def measure(slot: ModelSlot, samples: Iterable[tuple[np.ndarray, np.ndarray]], t
     if want_det:
         require_pycocotools()
     h, w = slot.input_size
-    cm = ConfusionMatrix(len(info.classes))
+    lut = None if class_map is None else class_map_lut(class_map, info.classes, CAMVID_CLASSES)
+    classes = info.classes if lut is None else CAMVID_CLASSES
+    cm = ConfusionMatrix(len(classes))
     gts, preds = [], []
     for img, label in samples:
         p = slot.process(img)
         if want_seg:
-            pred = p.mask
+            pred = p.mask if lut is None else lut[p.mask]
             if pred.shape != label.shape:
                 pred = cv2.resize(pred, (label.shape[1], label.shape[0]), interpolation=cv2.INTER_NEAREST)
             cm.update(label, pred)
@@ -77,10 +108,13 @@ def measure(slot: ModelSlot, samples: Iterable[tuple[np.ndarray, np.ndarray]], t
             scale = np.array([label.shape[1] / w, label.shape[0] / h] * 2, np.float32)
             preds.append((p.outputs["boxes"][0] * scale, p.outputs["scores"][0], p.outputs["labels"][0]))
     report: dict = {}
+    if want_seg and not cm.mat.sum():
+        raise RtsegError(f"no labelled pixel holds a class id from 0 to {len(classes) - 1} ({', '.join(classes[:3])}, "
+                         "...): are these labels of this model's classes?")
     if want_seg:
         iou = cm.iou()
         report |= {"miou": cm.miou(), "pixel_accuracy": cm.pixel_accuracy(),
-                   "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(info.classes, iou)}}
+                   "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(classes, iou)}}
     if want_det:
         report["detection"] = coco_map(gts, preds, info.det_classes)
     return report
@@ -93,6 +127,8 @@ def format_report(r: dict) -> str:
     lines = [f"{r['model']} on {r['split']} ({r['images']} images, input {r['input_size'][0]}x{r['input_size'][1]}, {r['backend']})"]
     if r.get("split_note"):
         lines.append(f"  split: {r['split_note']}")
+    if r.get("class_map"):
+        lines.append(f"  classes: the model's merged onto the data's by --class-map {r['class_map']}")
     if r.get("warning"):
         lines.append(f"  warning: {r['warning']}")
     if "miou" in r:

@@ -31,6 +31,8 @@ from pathlib import Path
 
 from ..core.errors import RtsegError
 from ..runtime.group import GroupSettings, SourceGroup, source_labels
+from ..core.redact import redact
+from ..runtime.http_access import ServeAccess
 from ..runtime.http_view import FeedHub, LiveServer, combine
 from ..runtime.source_list import NamedSource, read_source_list
 
@@ -58,6 +60,7 @@ class ServeRequest:
     view_fps: float = 15.0              # the live view's JPEG rate per camera, at most
     backend_why: str | None = None      # why `--backend auto` chose the backend: said once the plan stands
     stats: str | None = None            # the last numbers of every camera, as JSON, when it stops
+    access: ServeAccess | None = None   # the server's token and extra Host names (runtime/http_access.py)
 
 
 # -- a camera actor ----------------------------------------------------------------------------------
@@ -105,7 +108,7 @@ class CameraGroup:
 # -- the server's side -------------------------------------------------------------------------------
 def _one_line(e: BaseException) -> str:
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[-1] if lines else type(e).__name__
+    return redact(lines[-1]) if lines else type(e).__name__
 
 
 class RemoteFeed:
@@ -275,7 +278,7 @@ def summarize(final: dict, stats_path: str | None = None) -> None:
 
 def serve_local(request: ServeRequest, sources: list[NamedSource]) -> int:
     """Every camera in this process, behind the server."""
-    server = LiveServer(request.listen, FeedHub({}), "--listen")  # a port in use is said before any work
+    server = LiveServer(request.listen, FeedHub({}), "--listen", request.access)  # a port in use: said before any work
     group = None
     with StopSignals() as signals:
         try:
@@ -301,7 +304,7 @@ def serve_local(request: ServeRequest, sources: list[NamedSource]) -> int:
 
 def serve_on_ray(request: ServeRequest, sources: list[NamedSource]) -> int:
     """The cameras over camera actors on Ray, behind the server in this process."""
-    from .ray_fleet import connect_ray, import_ray
+    from .ray_fleet import connect_ray, disconnect_ray, import_ray
 
     import_ray()
     import ray
@@ -311,7 +314,7 @@ def serve_on_ray(request: ServeRequest, sources: list[NamedSource]) -> int:
     here = max(1, (os.cpu_count() or 1) // per)  # workers a local cluster of this machine's cores holds
     wanted = request.workers or (None if request.ray_address else min(len(sources), here))
     # the address first: a port in use is said before minutes of starting workers (no cameras until they run)
-    server = LiveServer(request.listen, FeedHub({}), "--listen")
+    server = LiveServer(request.listen, FeedHub({}), "--listen", request.access)
     actors: list = []
     connected = False
     with StopSignals() as signals:
@@ -358,7 +361,7 @@ def serve_on_ray(request: ServeRequest, sources: list[NamedSource]) -> int:
             for actor in actors:
                 ray.kill(actor, no_restart=True)
             if connected:
-                ray.shutdown()
+                disconnect_ray()
     summarize(final, request.stats)
     return 128 + signum if signum else 0
 

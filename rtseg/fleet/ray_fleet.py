@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..core.errors import RtsegError
+from .ray_leftovers import end_leftovers, forget_cluster, note_cluster
 from .plan import VideoJob, WorkerSpec
 from .video import Outcome, Progress, Retry, process_video
 
@@ -112,11 +113,24 @@ def connect_ray(address: str | None, local_cpus: int | None) -> bool:
                 check_reachable(address)
                 ray.init(address=address, **quiet)
             else:
-                # "local": a cluster of its own even when another runs here, sized to the workers asked for
+                # "local": a cluster of its own even when another runs here, sized to the workers asked for.
+                # Ray binds its control plane to the machine's address, never loopback (it refuses 127.0.0.1
+                # as a node address): what keeps others out is Ray's token authentication, on by default for
+                # local clusters from Ray 2.59, the oldest the `ray` extra accepts
+                end_leftovers()  # what an earlier, killed rtseg's cluster left behind
                 ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, **quiet)
+                note_cluster()
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise RtsegError(f"cannot {'connect to Ray at ' + address if address else 'start Ray'}: {_one_line(e)}") from e
     return True
+
+
+def disconnect_ray() -> None:
+    """Leave Ray (a local cluster started by `connect_ray` stops with it) and forget the note of its processes."""
+    import ray
+
+    ray.shutdown()
+    forget_cluster()
 
 
 class RayFleet:
@@ -151,7 +165,7 @@ class RayFleet:
             ray.kill(actor)
         self._actors.clear()
         if self._connected_here:
-            ray.shutdown()
+            disconnect_ray()
 
     def _start_worker(self):
         actor = self._worker_class.remote(self.spec)

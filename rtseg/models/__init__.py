@@ -13,7 +13,9 @@ from .multitask import SegDetNet
 from .segmentation import SegmentationNet
 from .tflite_mnv2 import SLIM_MEAN, SLIM_STD
 
-_HEAD_SHORT = {"deeplabv3plus": "dlv3p", "lraspp": "lraspp"}
+_HEAD_SHORT = {"deeplabv3plus": "dlv3p", "lraspp": "lraspp", "aspplite": "dlv3"}
+# encoders whose input is (x - 128) / 128: Google's files were trained so
+TF_INPUT_ENCODERS = ("slim", "edgetpu")
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,8 @@ class ModelSpec:
     task: str = "seg"                        # seg | det | segdet (both heads on one encoder)
     num_det_classes: int = 3                 # Car, Pedestrian, Bicyclist (data/boxes.py)
     # tv: torchvision's MobileNetV2 with ImageNet normalisation (rtseg's from-scratch models);
-    # slim: TF-Slim's layout and (x - 128) / 128 input, so Google's pretrained TFLite weights load exactly
+    # slim: TF-Slim's layout and (x - 128) / 128 input, so Google's pretrained TFLite weights load exactly;
+    # edgetpu: DeepLab MobileNet-EdgeTPU (models/edgetpu.py), head "aspplite", (x - 128) / 128 input
     encoder: str = "tv"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -36,7 +39,8 @@ class ModelSpec:
     def name(self) -> str:
         h, w = self.input_size
         heads = {"seg": _HEAD_SHORT[self.head], "det": "centernet", "segdet": _HEAD_SHORT[self.head] + "+centernet"}[self.task]
-        return f"mnv2-{round(self.width * 100):03d}-{heads}-os{self.output_stride}-{h}x{w}"
+        family = "edgetpu" if self.encoder == "edgetpu" else "mnv2"
+        return f"{family}-{round(self.width * 100):03d}-{heads}-os{self.output_stride}-{h}x{w}"
 
     @property
     def has_seg(self) -> bool:
@@ -49,11 +53,11 @@ class ModelSpec:
     @property
     def mean(self) -> tuple[float, float, float]:
         """Per-channel RGB mean of the input normalisation, in 0..1 (x = (pixel / 255 - mean) / std)."""
-        return SLIM_MEAN if self.encoder == "slim" else tuple(IMAGENET_MEAN.tolist())
+        return SLIM_MEAN if self.encoder in TF_INPUT_ENCODERS else tuple(IMAGENET_MEAN.tolist())
 
     @property
     def std(self) -> tuple[float, float, float]:
-        return SLIM_STD if self.encoder == "slim" else tuple(IMAGENET_STD.tolist())
+        return SLIM_STD if self.encoder in TF_INPUT_ENCODERS else tuple(IMAGENET_STD.tolist())
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -68,6 +72,13 @@ class ModelSpec:
 
 
 def build_model(spec: ModelSpec, pretrained: str | None = None) -> nn.Module:
+    if spec.encoder == "edgetpu":
+        if spec.task != "seg" or spec.head != "aspplite":
+            raise ValueError("the edgetpu encoder builds DeepLab's ASPP-lite segmentation model only "
+                             "(task seg, head aspplite)")
+        from .edgetpu import EdgeTPUDeepLabNet
+
+        return EdgeTPUDeepLabNet(spec.num_classes, spec.width, spec.output_stride)
     if spec.task == "seg":
         return SegmentationNet(spec.num_classes, spec.width, spec.head, spec.output_stride, pretrained=pretrained,
                                layout=spec.encoder)
@@ -89,4 +100,10 @@ def parse_size(text: str) -> tuple[int, int]:
     if h < 32 or w < 32 or h % 8 or w % 8:
         # the decoders fuse stride-4/8 features; multiples of 8 keep those grids aligned with the input
         raise ValueError(f"size {h}x{w}: height and width must be multiples of 8 and at least 32")
+    if h > MAX_SIDE or w > MAX_SIDE:
+        # one input tensor of 4096x4096 is already 200 MB of float32, times the preprocessing pool
+        raise ValueError(f"size {h}x{w}: height and width must be at most {MAX_SIDE}")
     return h, w
+
+
+MAX_SIDE = 4096  # the largest input side rtseg accepts (a 4K frame's width)

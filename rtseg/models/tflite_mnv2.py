@@ -2,8 +2,8 @@
 
 The public files (Coral's test data, Apache-2.0) are 8-bit: weights are uint8/int8 with a scale and
 zero-point, batch norm is folded into each convolution (weight * gamma / sigma, bias = beta - mean * gamma /
-sigma). We read them with the `tflite` flatbuffer parser (no interpreter needed), dequantize, and map every
-convolution onto torchvision's MobileNetV2 by its TF-Slim scope name:
+sigma). We read them with the shared TFLite reader (tflite_reader.py, no interpreter needed), dequantized, and
+map every convolution onto torchvision's MobileNetV2 by its TF-Slim scope name:
 
     MobilenetV2/Conv                          -> features.0        (3x3 stride 2)
     MobilenetV2/expanded_conv/{depthwise,project}   -> features.1   (no expansion)
@@ -22,12 +22,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import RtsegError
+from .tflite_reader import ConvLayer, TFLiteFile, read_tflite
 
 # TF-Slim scopes of the convolutions we know how to place, in file order.
 _SCOPE = re.compile(r"(MobilenetV2/(?:Conv_1|Conv|expanded_conv(?:_\d+)?/(?:expand|depthwise|project)|Logits/Conv2d_1c_1x1)"
@@ -37,17 +37,8 @@ SLIM_MEAN = (128 / 255,) * 3
 SLIM_STD = (128 / 255,) * 3
 
 
-@dataclass
-class SlimConv:
-    """One convolution of the file, dequantized, in PyTorch's layout."""
-
-    scope: str
-    weight: np.ndarray          # (out, in/groups, kh, kw) float32
-    bias: np.ndarray            # (out,) float32: the folded batch norm's shift
-    stride: int
-    dilation: int
-    depthwise: bool
-    activation: str             # relu6 | relu | none
+# One convolution of the file, dequantized, in PyTorch's layout (the shared reader's record).
+SlimConv = ConvLayer
 
 
 @dataclass
@@ -63,80 +54,27 @@ class SlimFile:
     align_corners: bool = True  # DeepLab's bilinear resizes
 
 
-def _dequantize(model, graph, index: int) -> np.ndarray:
-    import tflite
-
-    t = graph.Tensors(index)
-    raw = model.Buffers(t.Buffer()).DataAsNumpy()
-    if isinstance(raw, int) or raw is None or len(raw) == 0:
-        raise RtsegError(f"tensor {t.Name().decode()} holds no constant data")
-    dtype = {tflite.TensorType.UINT8: np.uint8, tflite.TensorType.INT8: np.int8, tflite.TensorType.INT32: np.int32,
-             tflite.TensorType.FLOAT32: np.float32, tflite.TensorType.INT64: np.int64}.get(t.Type())
-    if dtype is None:
-        raise RtsegError(f"tensor {t.Name().decode()}: unsupported type {t.Type()}")
-    q = np.frombuffer(raw.tobytes(), dtype=dtype).reshape(t.ShapeAsNumpy()).astype(np.float32)
-    quant = t.Quantization()
-    if dtype == np.float32 or quant is None or quant.ScaleLength() == 0:
-        return q
-    scale, zero = quant.ScaleAsNumpy().astype(np.float32), quant.ZeroPointAsNumpy().astype(np.float32)
-    if scale.size > 1:  # per-channel: broadcast along the quantized dimension
-        shape = [1] * q.ndim
-        shape[quant.QuantizedDimension()] = -1
-        scale, zero = scale.reshape(shape), zero.reshape(shape)
-    return (q - zero) * scale
-
-
-def read_slim_tflite(path: str | Path) -> SlimFile:
+def read_slim_tflite(path: str | Path | TFLiteFile) -> SlimFile:
     """Parse a TF-Slim MobileNetV2 TFLite file (ImageNet classifier or DeepLabV3); anything else is refused."""
-    try:
-        import tflite
-    except ModuleNotFoundError as e:
-        raise RtsegError("reading TFLite files needs the 'tflite' package: pip install 'rtseg[train]'") from e
-    path = Path(path)
-    try:
-        buf = path.read_bytes()
-        model = tflite.Model.GetRootAsModel(buf, 0)
-        graph = model.Subgraphs(0)
-        n_ops = graph.OperatorsLength()
-    except OSError as e:
-        raise RtsegError(f"cannot read {path}: {e.strerror}") from e
-    except Exception as e:  # the flatbuffer parser raises anything on a file of another kind
-        raise RtsegError(f"{path} is not a TFLite model ({e.__class__.__name__})") from e
-    ops = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-    acts = {tflite.ActivationFunctionType.RELU6: "relu6", tflite.ActivationFunctionType.RELU: "relu",
-            tflite.ActivationFunctionType.NONE: "none"}
+    f = path if isinstance(path, TFLiteFile) else read_tflite(path)
+    path = f.path
     convs: dict[str, SlimConv] = {}
     align = True
-    for i in range(n_ops):
-        op = graph.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        kind = ops.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?")
-        if kind == "RESIZE_BILINEAR":
-            o = tflite.ResizeBilinearOptions()
-            o.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
-            align = bool(o.AlignCorners())
-        if kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+    for op in f.ops:
+        if op.kind == "RESIZE_BILINEAR":
+            align = op.options["align_corners"]
+        if op.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             continue
-        inputs = op.InputsAsNumpy()
-        wname = graph.Tensors(inputs[1]).Name().decode()
+        wname = f.name(op.inputs[1])
         m = _SCOPE.search(wname)
         if not m:
             raise RtsegError(f"{path.name}: convolution '{wname.split(';')[0]}' is not part of a TF-Slim MobileNetV2 "
                              f"or DeepLabV3 graph")
-        scope = m.group(1)
-        options_cls = tflite.Conv2DOptions if kind == "CONV_2D" else tflite.DepthwiseConv2DOptions
-        o = options_cls()
-        o.Init(op.BuiltinOptions().Bytes, op.BuiltinOptions().Pos)
-        w = _dequantize(model, graph, inputs[1])
-        b = _dequantize(model, graph, inputs[2]) if len(inputs) > 2 and inputs[2] >= 0 else np.zeros(w.shape[0 if kind == "CONV_2D" else 3], np.float32)
-        # TFLite: conv OHWI, depthwise 1HWO; PyTorch: OIHW, depthwise O1HW
-        w = w.transpose(0, 3, 1, 2) if kind == "CONV_2D" else w.transpose(3, 0, 1, 2)
-        convs[scope] = SlimConv(scope, np.ascontiguousarray(w), b, o.StrideH(), o.DilationHFactor(),
-                                kind == "DEPTHWISE_CONV_2D", acts.get(o.FusedActivationFunction(), "?"))
+        convs[m.group(1)] = f.conv(op, m.group(1))
     if "MobilenetV2/Conv" not in convs or "MobilenetV2/expanded_conv_16/project" not in convs:
         raise RtsegError(f"{path.name} is not a TF-Slim MobileNetV2 (no MobilenetV2/Conv .. expanded_conv_16 "
                          f"convolutions); rtseg reads Google's MobileNetV2 and DeepLabV3-MobileNetV2 files")
-    shape = graph.Tensors(graph.InputsAsNumpy()[0]).ShapeAsNumpy()
+    shape = f.shape(f.inputs[0])
     width = convs["MobilenetV2/Conv"].weight.shape[0] / 32
     if "logits/semantic" in convs:
         kind, classes = "deeplab", convs["logits/semantic"].weight.shape[0]

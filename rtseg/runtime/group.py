@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..core.constants import DEFAULT_H264_PRESET
 from ..core.errors import RtsegError
+from ..core.redact import redact
 from ..core.modelinfo import resolve_model
 from .outputs import SinkRequest, build_sinks
 from .pipeline import Pipeline
@@ -102,11 +103,6 @@ class Lane:
 
 
 # -- labels ------------------------------------------------------------------------------------------
-def redact(uri: str) -> str:
-    """A URI as it may be shown (logs, pages, /stats.json): without the user and password of rtsp://user:pw@host."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1", uri)
-
-
 def _sanitize(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "source"
 
@@ -189,7 +185,7 @@ class SourceGroup:
             return True
         except RtsegError as e:
             if not (self.tolerant and is_live_uri(lane.uri)):
-                raise RtsegError(str(e) if lane.uri in str(e) else f"source {redact(lane.uri)}: {e}") from e
+                raise RtsegError(str(e) if redact(lane.uri) in str(e) else f"source {redact(lane.uri)}: {e}") from e
             lane.error = e  # shown as this source's state until it opens
             return False
 
@@ -309,7 +305,7 @@ class SourceGroup:
                 if opened:
                     log.info(f"rtseg: source {lane.label} ({redact(lane.uri)}) opened")
                 elif lane.feed is not None:
-                    lane.feed.meta["error"] = str(lane.error)
+                    lane.feed.meta["error"] = redact(str(lane.error))
 
     def running(self) -> bool:
         return any(lane.thread is not None and lane.thread.is_alive() for lane in self.lanes) or (

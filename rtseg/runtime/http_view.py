@@ -14,17 +14,25 @@ Many sources (`rtseg run SRC1 SRC2 --serve 8080`, `rtseg serve --streams FILE`):
 
 The server only asks a hub for feeds and numbers, so the same pages serve feeds in this process
 (`FeedHub`) and feeds in Ray actors on other machines (`fleet.live.RayHub`).
+
+Every request passes the door first (`http_access.Gate`: the Host header, then the token when one is asked
+for). The pages (`http_pages`) put every value from outside in as text, never as HTML.
 """
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
+from urllib.parse import quote, unquote
 
 from ..core.errors import RtsegError
+from .http_access import Gate, ServeAccess, is_loopback, is_wildcard, resolve_token
+from .http_pages import GRID_PAGE, PAGE, POLICY
 from .serve import parse_address
 
 log = logging.getLogger(__name__)
@@ -72,27 +80,60 @@ class FeedHub:
         return combine({label: feed.stats() for label, feed in self.feeds.items()})
 
 
-class LiveServer:
-    """An HTTP server over a hub's feeds, in threads of its own (one per viewer); `close` stops it."""
+class _Server6(ThreadingHTTPServer):
+    """The server on an IPv6 address (`[::1]:PORT`, `[::]:PORT`)."""
 
-    def __init__(self, address: str, hub: Hub, flag: str = "--serve"):
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        # `[::]` takes IPv4 viewers too, as `0.0.0.0` does, whatever the system's default (net.ipv6.bindv6only)
+        with contextlib.suppress(AttributeError, OSError):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+class LiveServer:
+    """An HTTP server over a hub's feeds, in threads of its own (one per viewer); `close` stops it.
+
+    `access` is the door (`http_access`): a server open beyond loopback asks for a token, made up and
+    printed once as a URL (`login_url`) when none is given."""
+
+    def __init__(self, address: str, hub: Hub, flag: str = "--serve", access: ServeAccess | None = None):
+        access = access or ServeAccess()
         self.host, port = parse_address(address, flag)
         self.hub = hub
         self._closing = threading.Event()
+        token, made = resolve_token(access.token, is_loopback(self.host))  # a bad token is said before listening
+        server_class = _Server6 if ":" in self.host else ThreadingHTTPServer
         try:
-            self.server = ThreadingHTTPServer((self.host, port), _handler_for(self))
-        except OSError as e:
-            raise RtsegError(f"{flag} {address}: cannot listen there ({e.strerror or e})") from e
+            self.server = server_class((self.host, port), _handler_for(self))
+        except (OSError, UnicodeError) as e:
+            raise RtsegError(f"{flag} {address}: cannot listen there ({getattr(e, 'strerror', None) or e})") from e
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
+        self.gate = Gate(self.host, self.port, token, access.allow_hosts)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="serve-http", daemon=True)
         self._thread.start()
+        if made:  # a warning, so that --quiet still prints the one way in
+            log.warning(f"rtseg: the live view is open beyond this machine and asks for a token, made for this "
+                        f"run: {self.login_url}")
+        elif not self.gate.loopback:
+            log.info(f"rtseg: the live view on {self.url} is open beyond this machine and asks for the token given")
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
+
+    @property
+    def login_url(self) -> str:
+        """The URL to open, token included; on a wildcard bind, under this machine's name (0.0.0.0 is no
+        address to browse to, and the name passes the Host check)."""
+        url = self.url
+        if is_wildcard(self.host):
+            url = f"http://{socket.gethostname()}:{self.port}/"
+        return url + (f"?token={self.gate.token}" if self.gate.token else "")
 
     @property
     def closing(self) -> bool:
@@ -110,17 +151,30 @@ class LiveServer:
         if self.hub.single:
             return self.hub.feed(""), path.lstrip("/"), "/"
         label, _, rest = path.lstrip("/").partition("/")
+        label = unquote(label)  # the grid asks for /<encodeURIComponent(label)>/
         feed = self.hub.feed(label) if label else None
-        return feed, rest, f"/{label}/"
+        return feed, rest, f"/{quote(label, safe='')}/"
 
 
 def _handler_for(server: LiveServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = 10  # a viewer that stops reading for this long is dropped, its thread freed
         server_version = "rtseg"
+        sys_version = ""  # the Server header names no Python version for a scanner to match
+        extra_headers: tuple[tuple[str, str], ...] = ()  # this reply's own (the token's cookie, a page's policy)
+
+        def version_string(self) -> str:
+            return self.server_version
 
         def log_message(self, fmt, *args) -> None:  # the terminal belongs to the run's own messages
             log.debug("serve: " + fmt, *args)
+
+        def end_headers(self) -> None:
+            # every reply, a page, a stream or a refusal: not sniffed as another type, no token sent on as Referer
+            for name, value in (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
+                                *self.extra_headers):
+                self.send_header(name, value)
+            super().end_headers()
 
         def _send(self, code: int, body: bytes, kind: str) -> None:
             self.send_response(code)
@@ -130,11 +184,26 @@ def _handler_for(server: LiveServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def _page(self, page: str, base: str = "/") -> None:
+            self.extra_headers += (("Content-Security-Policy", POLICY[page]),)
+            self._send(200, page.replace("__BASE__", html.escape(base)).encode(), "text/html; charset=utf-8")
+
+        def _admit(self, query: str) -> bool:
+            hosts = self.headers.get_all("Host") or []
+            host = hosts[0] if len(hosts) == 1 else ("" if hosts else None)  # two Host headers: refused
+            verdict = server.gate.check(host, query, self.headers.get("Cookie"), self.headers.get("Authorization"))
+            self.extra_headers = verdict.headers
+            if not verdict.admitted:
+                self._send(verdict.code, verdict.body, "text/plain; charset=utf-8")
+            return verdict.admitted
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             try:
+                if not self._admit(query):
+                    return
                 if not server.hub.single and path in ("/", "/index.html"):
-                    self._send(200, GRID_PAGE.encode(), "text/html; charset=utf-8")
+                    self._page(GRID_PAGE)
                 elif not server.hub.single and path == "/stats.json":
                     self._send(200, json.dumps(server.hub.stats()).encode(), "application/json")
                 else:
@@ -151,7 +220,7 @@ def _handler_for(server: LiveServer) -> type[BaseHTTPRequestHandler]:
             if feed is None:
                 self._send(404, b"not found (the sources are listed at /stats.json)\n", "text/plain")
             elif endpoint in ("", "index.html"):
-                self._send(200, PAGE.replace("__BASE__", base).encode(), "text/html; charset=utf-8")
+                self._page(PAGE, base)
             elif endpoint == "stats.json":
                 self._send(200, json.dumps(feed.stats()).encode(), "application/json")
             elif endpoint == "frame.jpg":
@@ -181,81 +250,3 @@ def _handler_for(server: LiveServer) -> type[BaseHTTPRequestHandler]:
                 feed.watching(-1)
 
     return Handler
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>rtseg live</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body { font: 14px system-ui, sans-serif; margin: 0; background: #111; color: #eee; display: flex; flex-wrap: wrap; }
- #view { flex: 1 1 640px; padding: 12px; } #view img { width: 100%; max-width: 1280px; background: #000; }
- #side { flex: 0 0 300px; padding: 12px; } table { border-collapse: collapse; width: 100%; }
- td { padding: 2px 6px; border-bottom: 1px solid #333; } td.v { text-align: right; font-variant-numeric: tabular-nums; }
- #fps { font-size: 32px; font-weight: 600; } ol { padding-left: 18px; font-size: 12px; }
-</style></head><body>
-<div id="view"><img id="live" src="__BASE__stream.mjpg" alt="live overlay"></div>
-<div id="side">
- <div><span id="fps">-</span> FPS</div>
- <div id="model">-</div>
- <table id="numbers"></table>
- <h4>Model switches</h4><ol id="switches"><li>none yet</li></ol>
-</div>
-<script>
-const rows = [["frames in", "frames_in"], ["frames out", "frames_out"], ["dropped", "dropped"],
-              ["latency p95 ms", "latency_ms_p95"], ["viewers", "viewers"], ["uptime s", "uptime_s"]];
-function fmt(v) { return v === null || v === undefined ? "-" : (typeof v === "number" ? +v.toFixed(2) : v); }
-async function tick() {
-  try {
-    const s = await (await fetch("__BASE__stats.json", {cache: "no-store"})).json();
-    document.getElementById("fps").textContent = (s.fps || 0).toFixed(1);
-    document.getElementById("model").textContent = (s.model || "-") + (s.backend ? " [" + s.backend + "]" : "")
-      + (s.state && s.state !== "running" ? " (" + s.state + ")" : "");
-    const stages = Object.entries(s.stage_ms || {}).map(([k, v]) => [k + " ms", v]);
-    document.getElementById("numbers").innerHTML = rows.map(([n, k]) => [n, s[k]]).concat(stages)
-      .map(([n, v]) => `<tr><td>${n}</td><td class="v">${fmt(v)}</td></tr>`).join("");
-    if ((s.switches || []).length) document.getElementById("switches").innerHTML = s.switches.slice().reverse()
-      .map(e => `<li>${e.t}s frame ${e.frame}: ${e.from} &rarr; ${e.to}</li>`).join("");
-  } catch (e) { document.getElementById("model").textContent = "run ended"; }
-}
-setInterval(tick, 500); tick();
-</script></body></html>
-"""
-
-GRID_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>rtseg live: all sources</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body { font: 13px system-ui, sans-serif; margin: 0; background: #111; color: #eee; }
- header { padding: 8px 12px; font-size: 16px; } #grid { display: flex; flex-wrap: wrap; gap: 8px; padding: 0 8px; }
- .tile { flex: 0 1 400px; background: #1b1b1b; padding: 6px; } .tile img { width: 100%; background: #000; }
- .tile a { color: #9cf; } .bad { color: #f88; } .num { font-variant-numeric: tabular-nums; }
-</style></head><body>
-<header><b id="total">-</b> FPS in all, <span id="count">-</span> source(s)</header>
-<div id="grid"></div>
-<script>
-const tiles = {};
-function tile(label) {
-  if (tiles[label]) return tiles[label];
-  const d = document.createElement("div");
-  d.className = "tile";
-  d.innerHTML = `<img alt="${label}"><div><a href="/${label}/">${label}</a> <span class="num"></span></div>`;
-  document.getElementById("grid").appendChild(d);
-  return tiles[label] = d;
-}
-async function tick() {
-  try {
-    const s = await (await fetch("/stats.json", {cache: "no-store"})).json();
-    document.getElementById("total").textContent = s.fps.toFixed(1);
-    document.getElementById("count").textContent = s.source_count;
-    for (const [label, v] of Object.entries(s.sources)) {
-      const d = tile(label), n = d.querySelector(".num");
-      n.className = "num" + (v.state && v.state !== "running" ? " bad" : "");
-      n.textContent = `${(v.fps || 0).toFixed(1)} FPS, ${v.frames_out || 0} frames, ${v.model || ""}` +
-                      (v.state && v.state !== "running" ? ` (${v.state}${v.error ? ": " + v.error : ""})` : "");
-      d.querySelector("img").src = `/${label}/frame.jpg?t=${Date.now()}`;
-    }
-  } catch (e) { document.getElementById("total").textContent = "run ended"; }
-}
-setInterval(tick, 500); tick();
-</script></body></html>
-"""

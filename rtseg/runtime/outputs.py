@@ -11,6 +11,8 @@ from typing import Callable
 from ..core.constants import DEFAULT_H264_PRESET, IMAGE_SUFFIXES
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo
+from .http_access import ServeAccess
+from .output_plan import OutputLock, check_plan, planned_outputs
 from .sinks import (ImageSink, JsonLinesSink, MaskSink, Sink, WindowSink, display_available, open_video_sink,
                     require_h264_preset)
 from .sources import LimitedSource, Source, unique_labels
@@ -30,11 +32,15 @@ class SinkRequest:
     codec: str = "auto"                     # video: auto (H.264 via PyAV when installed), h264, or mp4v (PyAV, else OpenCV)
     h264_preset: str = DEFAULT_H264_PRESET  # x264's speed/size trade when H.264 is written
     serve: str | None = None                # HOST:PORT for the live view (MJPEG, page, stats.json)
+    serve_access: ServeAccess | None = None  # the live view's token and extra Host names (http_access)
     overwrite: bool = False                 # outputs may replace inputs, once the whole input has been read
+    stats: str | None = None                # the run's numbers as JSON, written by the caller at the end
 
     def __post_init__(self) -> None:
         # checked here, not only when an H.264 file opens: a typo must not pass unseen in a run that writes mp4v
         require_h264_preset(self.h264_preset)
+        if not self.serve and self.serve_access and (self.serve_access.token or self.serve_access.allow_hosts):
+            raise RtsegError("--serve-token and --serve-allow-host go with --serve PORT")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -89,28 +95,41 @@ def _refuse_masks_over_other_inputs(folder: Path, images: list[Path]) -> None:
                              "which may not have been read yet")
 
 
+def _is_special(path: Path) -> bool:
+    """A device or pipe (or a link to one): something to write into, never to replace or remove."""
+    try:
+        return path.exists() and not path.is_file()
+    except OSError:
+        return False
+
+
 def staging_path(final: Path) -> Path:
     """Where an output that replaces an input is written meanwhile: beside it (same file system, so the
     replacement is one rename), hidden, and named after the run's process."""
     return final.with_name(f".{final.stem}.rtseg-{os.getpid()}{final.suffix}")
 
 
-class ReplaceInputAtEnd(Sink):
-    """An output (`--overwrite`) written to a staging file and moved over the input it replaces only when the
-    pipeline has read the whole input without error; otherwise the input stays, and the output is kept
-    beside it as <stem>.partial<suffix>, so nothing is lost either way."""
+class OutputFile(Sink):
+    """A file sink wrapped by what happens to its file when it closes (the subclasses): every call is passed
+    on, the frames written are counted, and the file is settled after the inner sink has closed it."""
 
-    def __init__(self, inner: Sink, staging: Path, final: Path):
-        self.inner, self.staging, self.final = inner, staging, final
+    def __init__(self, inner: Sink):
+        self.inner = inner
+        self.takes_i420 = inner.takes_i420
         self.pipeline = None
-        self.where: Path | None = None
+        self.frames, self.failed = 0, False
 
     def attach(self, pipeline) -> None:
         self.pipeline = pipeline
         self.inner.attach(pipeline)
 
     def write(self, rec) -> None:
-        self.inner.write(rec)
+        try:
+            self.inner.write(rec)
+        except BaseException:
+            self.failed = True
+            raise
+        self.frames += 1
 
     def frame_done(self, rec) -> None:
         self.inner.frame_done(rec)
@@ -118,18 +137,85 @@ class ReplaceInputAtEnd(Sink):
     def close(self) -> None:
         try:
             self.inner.close()
+        except BaseException:
+            self.failed = True
+            raise
         finally:
-            whole = self.pipeline is not None and self.pipeline.read_whole_input()
-            self.where = self.final if whole else self.final.with_name(f"{self.final.stem}.partial{self.final.suffix}")
-            if self.staging.exists():
-                os.replace(self.staging, self.where)
-            if not whole:
-                log.warning(f"rtseg: the run did not read all of {self.final.name}: it is kept, and the output is "
-                            f"{self.where}")
+            self.settle()
+
+    def settle(self) -> None:
+        """What becomes of the file once it is closed."""
+
+    def describe(self) -> str | None:
+        return self.inner.describe()
+
+
+class StagedOutput(OutputFile):
+    """An output that replaces an existing file: written under a hidden temporary name beside it and renamed
+    into place when it closes.
+
+    So the file that was there stays untouched until the new one is whole; a run that wrote no frame
+    leaves it as it was; and a run that failed keeps what it wrote aside, as <stem>.partial<suffix>, instead
+    of replacing the old file with a broken one. (A process killed with SIGKILL cannot rename: its output
+    stays at the hidden staging name, playable up to that point.) A new file needs none of this and is
+    written in place (`CreatedOutput`), so it can be followed while the run goes on (`tail -f`).
+    """
+
+    def __init__(self, inner: Sink, staging: Path, final: Path):
+        super().__init__(inner)
+        self.staging, self.final = staging, final
+        self.where: Path | None = None
+
+    def complete(self) -> bool:
+        """Whether the staged file may replace the final one."""
+        return not self.failed and not (self.pipeline is not None and self.pipeline.failed)
+
+    def settle(self) -> None:
+        if not self.frames or not self.staging.exists():
+            self.staging.unlink(missing_ok=True)
+            return
+        whole = self.complete()
+        self.where = self.final if whole else self.final.with_name(f"{self.final.stem}.partial{self.final.suffix}")
+        os.replace(self.staging, self.where)
+        if not whole:
+            log.warning(f"rtseg: {self.why_not()}: {self.final.name} is kept as it was, and the output is "
+                        f"{self.where}")
+
+    def why_not(self) -> str:
+        return "the run failed"
 
     def describe(self) -> str | None:
         line = self.inner.describe()
         return line.replace(str(self.staging), str(self.where or self.final)) if line else line
+
+
+class ReplaceInputAtEnd(StagedOutput):
+    """An output (`--overwrite`) written to a staging file and moved over the input it replaces only when the
+    pipeline has read the whole input without error; otherwise the input stays, and the output is kept
+    beside it as <stem>.partial<suffix>, so nothing is lost either way."""
+
+    def complete(self) -> bool:
+        return super().complete() and self.pipeline is not None and self.pipeline.read_whole_input()
+
+    def why_not(self) -> str:
+        return "the run did not read all of it"
+
+
+class CreatedOutput(OutputFile):
+    """An output file that did not exist before the run: written in place, so it can be watched as it grows
+    and an interrupted run leaves it playable under its own name; removed again if the run wrote no frame
+    into it (no empty MP4s or JSON files from a run that decoded nothing)."""
+
+    def __init__(self, inner: Sink, path: Path):
+        super().__init__(inner)
+        self.path = path
+
+    def settle(self) -> None:
+        if not self.frames:
+            self.path.unlink(missing_ok=True)
+
+    def describe(self) -> str | None:
+        return self.inner.describe() if self.frames else None
 
 
 def write_classes_json(folder: Path, info: ModelInfo) -> Path:
@@ -149,7 +235,9 @@ def build_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
     replaced = refuse_overwriting_inputs(request, source)
     if request.save_masks and info.task == "det":
         raise RtsegError(f"--save-masks: model {info.name} predicts boxes only, it has no class map")
-    sinks: list[Sink] = []
+    planned = planned_outputs(request.output, request.json_lines, request.stats, request.save_masks)
+    check_plan(planned, [Path(f) for f in source.files], request.overwrite)
+    sinks: list[Sink] = [OutputLock(planned)] if planned else []
     try:
         _open_sinks(request, source, info, request_stop, sinks, replaced)
     except BaseException:
@@ -162,9 +250,13 @@ def build_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
 def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_stop: Callable[[], None],
                 sinks: list[Sink], replaced: set[Path]) -> None:
     def staged(path: Path, open_sink: Callable[[Path], Sink]) -> Sink:
-        if path not in replaced:
+        if path in replaced:
+            return ReplaceInputAtEnd(open_sink(staging_path(path)), staging_path(path), path)
+        if os.path.lexists(path) and not _is_special(path):
+            return StagedOutput(open_sink(staging_path(path)), staging_path(path), path)
+        if _is_special(path):  # /dev/stdout, a pipe: written in place, never renamed over or removed
             return open_sink(path)
-        return ReplaceInputAtEnd(open_sink(staging_path(path)), staging_path(path), path)
+        return CreatedOutput(open_sink(path), path)
 
     if request.output:
         out = Path(request.output)
@@ -193,7 +285,7 @@ def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
     if request.serve:
         from .serve import LiveView
 
-        view = LiveView(request.serve)
+        view = LiveView(request.serve, access=request.serve_access)
         log.info(f"rtseg: live view on {view.url} (MJPEG at {view.url}stream.mjpg, numbers at {view.url}stats.json)")
         sinks.append(view)
 

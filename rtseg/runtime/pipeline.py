@@ -307,6 +307,11 @@ class Pipeline:
             raise self._error
         return self.stats
 
+    @property
+    def failed(self) -> bool:
+        """Whether a stage has failed (the run will end with that error)."""
+        return self._error is not None
+
     def read_whole_input(self) -> bool:
         """Whether the source has ended by itself with every announced frame read and no error so far: only
         then may an output written aside replace its input (--overwrite)."""

@@ -7,7 +7,7 @@ A slow or stalled viewer therefore skips frames and never slows the pipeline or 
 
 `LiveView` is one source's feed with an HTTP server of its own (`rtseg run SRC --serve 8080`); several
 sources share one server, a feed each under /<label>/ (`http_view.LiveServer`). Binds to loopback unless told
-otherwise.
+otherwise; open beyond it, the server asks for a token (`http_access`).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from .sinks import Sink
 from .stats import RateMeter
 
 if TYPE_CHECKING:
+    from .http_access import ServeAccess
     from .pipeline import Pipeline
 
 
@@ -183,12 +184,12 @@ class LiveView(LiveFeed):
     Endpoints: / (a page that updates by itself), /stream.mjpg, /frame.jpg, /stats.json.
     """
 
-    def __init__(self, address: str, max_fps: float = 30.0, quality: int = 80):
+    def __init__(self, address: str, max_fps: float = 30.0, quality: int = 80, access: ServeAccess | None = None):
         from .http_view import FeedHub, LiveServer
 
         super().__init__(max_fps, quality)
         try:
-            self.server = LiveServer(address, FeedHub({"": self}))
+            self.server = LiveServer(address, FeedHub({"": self}), access=access)
         except BaseException:
             super().close()
             raise

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.constants import DEFAULT_H264_PRESET, H264_PRESETS
 from ..core.errors import RtsegError
+from .atomic_write import write_file_atomically
 from . import yuv
 from .frame import FrameRecord
 from .schema import frame_record
@@ -98,7 +99,7 @@ class VideoSink(Sink):
         cap.release()
         if held < self.frames - max(2, 0.01 * self.frames):  # some containers estimate their count
             raise RtsegError(f"cannot write video {self.path}: it holds {held} of the {self.frames} frames written "
-                             "(a full disk or a file size limit?); with pip install 'rtseg[video]' an H.264 MP4 plays "
+                             "(a full disk or a file size limit?); with PyAV installed (pip install av) an H.264 MP4 plays "
                              "up to a failure")
 
     def describe(self) -> str:
@@ -153,8 +154,8 @@ class PyAVVideoSink(Sink):
         require_writable(self.path, "video")
         if self.path.is_dir():
             raise RtsegError(f"cannot write video {self.path}: it is a folder")
-        # 4:2:0 chroma needs even sizes: an odd-sized frame is scaled one pixel smaller
-        self.size = (frame_size[0] - frame_size[0] % 2, frame_size[1] - frame_size[1] % 2)
+        # 4:2:0 chroma needs even sizes: an odd-sized frame is scaled one pixel smaller (a 1-pixel side up)
+        self.size = tuple(max(2, side - side % 2) for side in frame_size)
         fmt = self.CONTAINERS[self.path.suffix.lower()]
         options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"} if fmt != "matroska" else {}
         try:
@@ -255,7 +256,7 @@ def open_video_sink(path: str | Path, fps: float, frame_size: tuple[int, int], c
         if not h264_container:
             raise RtsegError(f"--codec h264 writes {', '.join(H264VideoSink.CONTAINERS)} files, not {Path(path).suffix!r}")
         if not pyav_available():
-            raise RtsegError("--codec h264 needs PyAV: pip install 'rtseg[video]'")
+            raise RtsegError("--codec h264 needs PyAV, which this install lacks: pip install av")
         return H264VideoSink(path, fps, frame_size, h264_preset)
     if codec == "auto" and h264_container and pyav_available():
         return H264VideoSink(path, fps, frame_size, h264_preset)
@@ -275,8 +276,11 @@ class ImageSink(Sink):
 
     def write(self, rec: FrameRecord) -> None:
         target = self.path if self.single else self.path.with_name(f"{self.path.stem}_{rec.label}{self.path.suffix}")
-        if not cv2.imwrite(str(target), rec.overlay):
-            raise RtsegError(f"cannot write image {target}")
+        ok, encoded = cv2.imencode(target.suffix, rec.overlay)
+        if not ok:
+            raise RtsegError(f"cannot encode image {target}")
+        # through a temporary name: a failed write (a full disk) leaves the file that was there before
+        write_file_atomically(target, encoded.tobytes(), "image")
         self.written.append(target)
 
     def describe(self) -> str:
@@ -307,15 +311,10 @@ class MaskSink(Sink):
         target = self.folder / f"{rec.label}.png"
         # encoded here and written by Python, which reports a short write (a full disk); imwrite does not
         ok, png = cv2.imencode(".png", rec.mask, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        try:
-            if not ok:
-                raise OSError("PNG encoding failed")
-            # through a temporary name: a mask that replaces its image (--overwrite) is never half written
-            partial = target.with_name(f".{target.name}.part")
-            partial.write_bytes(png.tobytes())
-            os.replace(partial, target)
-        except OSError as e:
-            raise RtsegError(f"cannot write mask {target}: {e.strerror or e}") from e
+        if not ok:
+            raise RtsegError(f"cannot encode mask {target}")
+        # through a temporary name: a mask that replaces its image (--overwrite) is never half written
+        write_file_atomically(target, png.tobytes(), "mask")
         self.frames += 1
 
     def describe(self) -> str:

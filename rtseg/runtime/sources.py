@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import stat
 import sys
 import threading
 import time
@@ -88,11 +89,13 @@ class VideoSource:
         self.skipped: list[str] = []  # one input: an undecodable packet ends it rather than being skipped
         self.files: list[Path] = [] if live else [Path(name)]
         self._i420: I420Reader | None = None
+        self.reopenable = True  # a file PyAV may open again from its start (not a pipe)
+        self.owned_fd: int | None = None
 
     def decode_to_i420(self) -> bool:
         """From now on frames come as YUV 4:2:0 (`Captured.i420`), decoded by PyAV, when this is a file whose frames
         PyAV gives so (runtime/yuv.py); only before the first read. Says whether they will."""
-        if self.live or self._index or self._pending is None or self._i420 is not None:
+        if self.live or not self.reopenable or self._index or self._pending is None or self._i420 is not None:
             return self._i420 is not None
         w, h = self.frame_size
         self._i420 = I420Reader.open(Path(self.name), self._pending, one_thread=w * h <= ONE_THREAD_DECODE_PIXELS)
@@ -128,6 +131,9 @@ class VideoSource:
         self.cap.release()
         if self._i420 is not None:
             self._i420.close()
+        if self.owned_fd is not None:  # a pipe's descriptor, which FFmpeg read but does not close
+            os.close(self.owned_fd)
+            self.owned_fd = None
 
 
 def _label(path: Path, level: int) -> str:
@@ -424,6 +430,8 @@ def open_source(uri: str) -> VideoSource | ImageSource:
         return ImageSource(paths, uri)
     if not os.access(path, os.R_OK):
         raise RtsegError(f"cannot read {uri}: permission denied")
+    if stat.S_ISFIFO(path.stat().st_mode):
+        return _open_fifo(path, uri)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource([path], uri)
     if _looks_like_text(path):  # FFmpeg would "decode" it (as ANSI art) into a few frames
@@ -432,6 +440,37 @@ def open_source(uri: str) -> VideoSource | ImageSource:
     if not cap.isOpened():
         raise RtsegError(f"{uri}: not a readable video (unknown format or corrupt file)")
     return VideoSource(cap, uri, live=False)
+
+
+FIFO_WAIT_S = 10.0  # how long a named pipe may go without a writer before the run gives up on it
+
+
+def _open_fifo(path: Path, uri: str) -> VideoSource:
+    """A named pipe (`mkfifo`; `ffmpeg ... -f matroska pipe.mkv`): read once, as a stream, never reopened.
+
+    Opening a pipe for reading blocks until a writer opens it, forever if none comes; so it is opened in a
+    thread and given up after FIFO_WAIT_S with a message. FFmpeg then reads that very descriptor (its
+    `pipe:N` protocol) instead of opening the path again, which would block once a quick writer had
+    already written everything and left. Formats that need seeking (MP4 with its index at the end) do
+    not stream through a pipe; Matroska, MPEG-TS, AVI and MJPEG do."""
+    opened: list[int] = []
+    waiter = threading.Thread(target=lambda: opened.append(os.open(path, os.O_RDONLY)), daemon=True)
+    waiter.start()
+    waiter.join(FIFO_WAIT_S)
+    if not opened:
+        raise RtsegError(f"{uri}: a named pipe with no writer (waited {FIFO_WAIT_S:g} s for one to open it)")
+    fd = opened[0]
+    try:
+        cap = _open_capture(f"pipe:{fd}", cv2.CAP_FFMPEG, timeout=False, threads=1)
+        if not cap.isOpened():
+            raise RtsegError(f"{uri}: not a readable video stream (unknown format, or one that needs seeking)")
+        source = VideoSource(cap, uri, live=False)
+    except BaseException:
+        os.close(fd)
+        raise
+    source.reopenable = False  # what was read from a pipe is gone: no second decoder (I420) may start over
+    source.owned_fd = fd
+    return source
 
 
 class ReconnectingSource:

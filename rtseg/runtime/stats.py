@@ -56,6 +56,7 @@ class RateMeter:
 
 EXIT_INPUT_ENDED_EARLY = 3   # a file ended before the frames its header announced
 EXIT_SOURCE_LOST = 4         # a live source was lost and did not come back
+EXIT_NOTHING_DECODED = 1     # the input ended without one decodable frame: an error
 
 
 @dataclass
@@ -108,7 +109,15 @@ class RunStats:
         cut short, EXIT_SOURCE_LOST for a live source that did not come back (signals and errors aside)."""
         if self.ended_early:
             return EXIT_INPUT_ENDED_EARLY
-        return EXIT_SOURCE_LOST if self.source_lost else 0
+        if self.source_lost:
+            return EXIT_SOURCE_LOST
+        return EXIT_NOTHING_DECODED if self.nothing_decoded else 0
+
+    @property
+    def nothing_decoded(self) -> bool:
+        """An input that ended by itself without one decodable frame (every image unreadable, say): a run
+        that produced nothing must not look like a success to a script."""
+        return not self.interrupted and not self.source_lost and self.frames_in == 0
 
     @property
     def abandoned(self) -> int:

@@ -8,7 +8,9 @@ manifest under $RTSEG_HOME/models (default ~/.local/share/rtseg/models), so `run
 
 Accepted, anything else refused with one line:
 - Google's TFLite DeepLabV3-MobileNetV2 files (quantized or float), rebuilt in PyTorch from their weights
-  (models/tflite_mnv2.py) and exported;
+  (models/tflite_mnv2.py) and exported; and Google's DeepLab MobileNet-EdgeTPU Cityscapes file
+  (models/tflite_edgetpu.py), with Cityscapes' 19 class names and official colours. Which one a file is,
+  is read from its operators, not its name;
 - ONNX files with one NCHW 3-channel image input and either class logits (N, C, H, W) or class ids
   (N, H, W): rtseg appends the argmax or the cast.
 Nothing is half-written: the file is built under a temporary name, checked by running it, then renamed,
@@ -28,6 +30,11 @@ import numpy as np
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
 from ..core.errors import RtsegError
 from ..core.modelinfo import META_KEY
+from ..core.names import check_model_name
+from ..core.paths import MANIFEST
+
+# class maps leave the model as one byte a pixel (uint8): ids 0..254, 255 kept for "no class"
+MAX_CLASSES = 255
 
 # PASCAL VOC 2012, the classes of Google's DeepLab files (0 = background)
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -44,6 +51,7 @@ class ImportRequest:
     mean: tuple[float, float, float] | None = None  # RGB, 0..1; default: the file's own (TFLite) or ImageNet's
     std: tuple[float, float, float] | None = None
     input_size: tuple[int, int] | None = None       # (height, width) to run at; default: the file's
+    force: bool = False                             # replace an imported model of the same name
 
 
 def voc_palette(n: int) -> list[tuple[int, int, int]]:
@@ -63,9 +71,11 @@ def voc_palette(n: int) -> list[tuple[int, int, int]]:
 
 def read_labels(path: Path) -> tuple[str, ...]:
     try:
-        names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+        names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
     except OSError as e:
         raise RtsegError(f"cannot read labels file {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise RtsegError(f"labels file {path} is not UTF-8 text (byte {e.start})") from e
     if not names:
         raise RtsegError(f"labels file {path} holds no class names (one a line)")
     return names
@@ -73,9 +83,11 @@ def read_labels(path: Path) -> tuple[str, ...]:
 
 def read_palette(path: Path, n: int) -> list[tuple[int, int, int]]:
     try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except OSError as e:
         raise RtsegError(f"cannot read palette file {path}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise RtsegError(f"palette file {path} is not UTF-8 text (byte {e.start})") from e
     colours = []
     for k, line in enumerate(lines, 1):
         parts = re.split(r"[\s,]+", line.strip())
@@ -96,16 +108,24 @@ def import_model(req: ImportRequest, manifest_path: Path) -> dict:
     suffix = req.path.suffix.lower()
     if suffix not in (".tflite", ".onnx"):
         raise RtsegError(f"{req.path.name}: rtseg imports .tflite (DeepLabV3-MobileNetV2) and .onnx segmentation models")
-    name = req.name or re.sub(r"[^A-Za-z0-9_.+-]+", "-", req.path.stem)
+    name = check_model_name(req.name if req.name is not None
+                            else re.sub(r"[^A-Za-z0-9_.+-]+", "-", req.path.stem).strip(".-_+") or "model")
+    if name in Manifest.load(MANIFEST).names():  # shipped names win: an import under one could never run
+        raise RtsegError(f"--name {name}: a shipped model has that name; pick another")
     folder = manifest_path.parent
+    manifest = Manifest.load(manifest_path)  # a damaged one is refused here, before anything is written
+    final = folder / f"{name}.onnx"
+    if (manifest.entry(name) is not None or final.exists()) and not req.force:
+        raise RtsegError(f"--name {name}: an imported model of that name exists ({final}); pass --force to replace it")
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.load(manifest_path)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         staged = Path(tmp) / f"{name}.onnx"
         meta = (_from_tflite if suffix == ".tflite" else _from_onnx)(req, staged)
         meta = {"name": name, "task": "seg", **meta}
+        if len(meta.get("classes", ())) > MAX_CLASSES:
+            raise RtsegError(f"{req.path.name} predicts {len(meta['classes'])} classes; rtseg's class maps hold "
+                             f"at most {MAX_CLASSES} (one byte a pixel)")
         _embed_and_check(staged, meta)
-        final = folder / f"{name}.onnx"
         os.replace(staged, final)
     from ..core.modelinfo import sha256
 
@@ -130,18 +150,53 @@ def _classes(req: ImportRequest, n: int, default: tuple[str, ...] | None) -> tup
 
 
 def _from_tflite(req: ImportRequest, out: Path) -> dict:
+    """A Google TFLite segmentation file rebuilt in PyTorch and exported; which network is read from the file."""
     try:
-        import torch
+        import torch  # noqa: F401
     except ModuleNotFoundError as e:
         raise RtsegError("importing a .tflite model needs PyTorch: pip install 'rtseg[train]'") from e
+    from ..models.tflite_edgetpu import is_edgetpu_deeplab
+    from ..models.tflite_reader import read_tflite
+
+    f = read_tflite(req.path)
+    return (_from_edgetpu if is_edgetpu_deeplab(f) else _from_slim)(req, f, out)
+
+
+def _from_slim(req: ImportRequest, f, out: Path) -> dict:
+    """DeepLabV3-MobileNetV2 (PASCAL VOC): models/tflite_mnv2.py."""
     from ..models.tflite_mnv2 import SLIM_MEAN, SLIM_STD, SlimDeepLabV3, read_slim_tflite
 
-    slim = read_slim_tflite(req.path)
+    slim = read_slim_tflite(f)
     if slim.kind != "deeplab":
         raise RtsegError(f"{req.path.name} is an image classifier, not a segmentation model")
     classes, palette = _classes(req, slim.num_classes, VOC_CLASSES)
     size = req.input_size or slim.input_size
-    net = SlimDeepLabV3(slim).eval()
+    _torch_export(_with_argmax(SlimDeepLabV3(slim).eval()), size, out)
+    return {"input_size": list(size), "classes": list(classes), "palette_rgb": [list(c) for c in palette],
+            "mean": list(req.mean or SLIM_MEAN), "std": list(req.std or SLIM_STD),
+            "architecture": {"kind": "deeplabv3-mobilenetv2 (TFLite)", "width": slim.width}}
+
+
+def _from_edgetpu(req: ImportRequest, f, out: Path) -> dict:
+    """DeepLab MobileNet-EdgeTPU (Cityscapes' 19 classes, their official colours): models/tflite_edgetpu.py."""
+    from ..data import cityscapes
+    from ..models.tflite_edgetpu import SLIM_MEAN, SLIM_STD, EdgeTPUDeepLab
+
+    net = EdgeTPUDeepLab(f).eval()
+    n = len(net.classes)
+    classes, palette = _classes(req, n, cityscapes.CLASSES)
+    if not req.palette and n == len(cityscapes.CLASSES):
+        palette = [tuple(int(v) for v in c) for c in cityscapes.PALETTE_RGB]
+    size = req.input_size or net.input_size
+    _torch_export(_with_argmax(net, segment=True), size, out)
+    return {"input_size": list(size), "classes": list(classes), "palette_rgb": [list(c) for c in palette],
+            "mean": list(req.mean or SLIM_MEAN), "std": list(req.std or SLIM_STD),
+            "architecture": {"kind": "deeplab-mobilenet-edgetpu (TFLite)", "output_stride": 16}}
+
+
+def _with_argmax(net, segment: bool = False):
+    """`net` with the class map as its output (uint8): the logits at the input size, argmax over classes."""
+    import torch
 
     class ArgMax(torch.nn.Module):
         def __init__(self):
@@ -149,12 +204,9 @@ def _from_tflite(req: ImportRequest, out: Path) -> dict:
             self.net = net
 
         def forward(self, x):
-            return self.net(x).argmax(1).to(torch.uint8)
+            return (self.net.segment(x) if segment else self.net(x)).argmax(1).to(torch.uint8)
 
-    _torch_export(ArgMax().eval(), size, out)
-    return {"input_size": list(size), "classes": list(classes), "palette_rgb": [list(c) for c in palette],
-            "mean": list(req.mean or SLIM_MEAN), "std": list(req.std or SLIM_STD),
-            "architecture": {"kind": "deeplabv3-mobilenetv2 (TFLite)", "width": slim.width}}
+    return ArgMax().eval()
 
 
 def _torch_export(module, size: tuple[int, int], out: Path) -> None:

@@ -1,5 +1,6 @@
-"""Where a model starts: Google's TFLite MobileNetV2 (ImageNet or DeepLabV3 on VOC), torchvision's ImageNet
-weights (needs internet), or an rtseg .pt; what does not fit is said in one line, never half-loaded."""
+"""Where a model starts: Google's TFLite MobileNetV2 (ImageNet or DeepLabV3 on VOC), Google's DeepLab
+MobileNet-EdgeTPU (Cityscapes), torchvision's ImageNet weights (needs internet), or an rtseg .pt; what does
+not fit is said in one line, never half-loaded."""
 from __future__ import annotations
 
 import argparse
@@ -13,18 +14,35 @@ from ..data.transforms import to_tensor_layout
 from ..models import ModelSpec, build_model
 
 
-TFLITE_PREFIXES = ("imagenet-tflite:", "voc-tflite:")
+CITYSCAPES_PREFIX = "cityscapes-tflite:"
+TFLITE_PREFIXES = ("imagenet-tflite:", "voc-tflite:", CITYSCAPES_PREFIX)
 
 
 def encoder_layout(args: argparse.Namespace) -> str:
-    """--encoder, or what --pretrained needs: Google's TFLite weights only fit TF-Slim's layout."""
+    """--encoder, or what --pretrained needs: Google's MobileNetV2 files only fit TF-Slim's layout, the
+    Cityscapes file only MobileNet-EdgeTPU."""
     pretrained = args.pretrained or ""
-    tflite = pretrained.startswith(TFLITE_PREFIXES)
+    needs = "edgetpu" if pretrained.startswith(CITYSCAPES_PREFIX) else "slim" if pretrained.startswith(TFLITE_PREFIXES) \
+        else None
     if args.encoder is None:
-        return "slim" if tflite else "tv"
-    if tflite and args.encoder != "slim":
-        raise RtsegError(f"--pretrained {pretrained}: TF-Slim weights need --encoder slim")
+        return needs or "tv"
+    if needs and args.encoder != needs:
+        raise RtsegError(f"--pretrained {pretrained}: {'MobileNet-EdgeTPU' if needs == 'edgetpu' else 'TF-Slim'} "
+                         f"weights need --encoder {needs}")
     return args.encoder
+
+
+def head_for(args: argparse.Namespace, encoder: str) -> str:
+    """--head, or the encoder's: MobileNet-EdgeTPU comes with DeepLab's ASPP-lite (the Cityscapes file's head,
+    and the only one it takes), the MobileNetV2 encoders default to DeepLabV3+."""
+    if encoder == "edgetpu":
+        if args.head not in (None, "aspplite") or args.task != "seg" or args.output_stride != 16:
+            raise RtsegError("--encoder edgetpu: DeepLab's ASPP-lite segmentation model at output stride 16 only "
+                             "(--head aspplite, --task seg, --output-stride 16)")
+        return "aspplite"
+    if args.head == "aspplite":
+        raise RtsegError("--head aspplite: only with --encoder edgetpu (MobileNetV2 takes deeplabv3plus or lraspp)")
+    return args.head or "deeplabv3plus"
 
 
 def load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | None,
@@ -39,11 +57,13 @@ def load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | N
                                f"{str(e).splitlines()[0] if str(e) else ''}); pass --pretrained PATH to a local file") from e
         model.encoder.load_state_dict(imagenet.encoder.state_dict())
         return model
+    if pretrained.startswith(CITYSCAPES_PREFIX):
+        return load_cityscapes_tflite(model, spec, pretrained, calibration or [])
     if pretrained.startswith(TFLITE_PREFIXES):
         return load_tflite_backbone(model, spec, pretrained, calibration or [])
     if not Path(pretrained).is_file():
         raise RtsegError(f"--pretrained {pretrained}: no such file (use 'imagenet', voc-tflite:PATH, "
-                         f"imagenet-tflite:PATH or a local .pt state dict)")
+                         f"imagenet-tflite:PATH, cityscapes-tflite:PATH or a local .pt state dict)")
     try:
         state = torch.load(pretrained, map_location="cpu", weights_only=True)
         state = state.get("model", state)
@@ -65,7 +85,7 @@ def load_tflite_backbone(model: torch.nn.Module, spec: ModelSpec, pretrained: st
                          calibration: list[np.ndarray]) -> torch.nn.Module:
     """Google's MobileNetV2 (ImageNet) or DeepLabV3 (VOC) backbone from a TFLite file into the encoder, with
     its folded batch norms unfolded on `calibration` images (models/tflite_mnv2.py says why)."""
-    from ..models.tflite_mnv2 import load_backbone, read_slim_tflite, unfold_batchnorm
+    from ..models.tflite_mnv2 import load_backbone, read_slim_tflite
 
     kind, path = pretrained.split(":", 1)
     if not Path(path).is_file():
@@ -78,12 +98,51 @@ def load_tflite_backbone(model: torch.nn.Module, spec: ModelSpec, pretrained: st
     if slim.width != spec.width:
         raise RtsegError(f"--pretrained {pretrained}: a width-{slim.width:g} MobileNetV2, the model is width {spec.width:g}")
     placed = load_backbone(model.encoder, slim)
-    batches = [torch.from_numpy(np.stack([to_tensor_layout(im, spec.mean, spec.std) for im in calibration[i:i + 8]]))
-               for i in range(0, len(calibration), 8)]
-    unfolded = unfold_batchnorm(model, batches) if batches else 0
+    unfolded = unfold_on(model, spec, calibration)
     print(f"loaded {pretrained}: {placed} convolutions of the {slim.kind} backbone (width {slim.width:g}); "
           f"{unfolded} batch norms unfolded on {len(calibration)} training images")
     return model
+
+
+def load_cityscapes_tflite(model: torch.nn.Module, spec: ModelSpec, pretrained: str,
+                           calibration: list[np.ndarray]) -> torch.nn.Module:
+    """Google's DeepLab MobileNet-EdgeTPU (Cityscapes) whole, backbone and head, into the edgetpu model. Its
+    19 classes become CamVid's through the shipped cityscapes-to-camvid map (`merged_head`: each CamVid class
+    starts as one Cityscapes class), so before any training the model is the zero-shot port; the port's
+    activation clipping is left out (fine-tuning learns without those ceilings). Batch norms unfolded on
+    `calibration` images as for the VOC start."""
+    from ..data.camvid import CLASSES
+    from ..data.classmap import load_class_map
+    from ..models.edgetpu import load_port
+    from ..models.tflite_edgetpu import CITYSCAPES_TO_CAMVID_PREFER, EdgeTPUDeepLab, merged_head
+
+    path = pretrained.split(":", 1)[1]
+    if not Path(path).is_file():
+        raise RtsegError(f"--pretrained {pretrained}: no such file")
+    port = EdgeTPUDeepLab(path, clip=False)
+    if spec.num_classes != len(port.classes):  # another label set: CamVid's, from the merged classes
+        classes = CLASSES[: spec.num_classes]
+        mapping = load_class_map("cityscapes-to-camvid").mapping
+        port.replace_head(merged_head(port.logits, port.classes, mapping, classes, CITYSCAPES_TO_CAMVID_PREFER),
+                          classes)
+    try:
+        placed = load_port(model, port)
+    except RtsegError as e:
+        raise RtsegError(f"--pretrained {pretrained}: {e} (the Cityscapes file is width 0.75)") from e
+    unfolded = unfold_on(model, spec, calibration)
+    print(f"loaded {pretrained}: {placed} convolutions and the {len(port.classes)}-class head "
+          f"(from Cityscapes' 19); {unfolded} batch norms unfolded on {len(calibration)} training images")
+    return model
+
+
+def unfold_on(model: torch.nn.Module, spec: ModelSpec, calibration: list[np.ndarray]) -> int:
+    """Give the file's folded batch norms real statistics from `calibration` images (batches of 8, in the
+    model's input normalisation); how many were unfolded."""
+    from ..models.tflite_mnv2 import unfold_batchnorm
+
+    batches = [torch.from_numpy(np.stack([to_tensor_layout(im, spec.mean, spec.std) for im in calibration[i:i + 8]]))
+               for i in range(0, len(calibration), 8)]
+    return unfold_batchnorm(model, batches) if batches else 0
 
 
 def load_matching(model: torch.nn.Module, state: dict, source: str) -> torch.nn.Module:

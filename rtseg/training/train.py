@@ -33,7 +33,7 @@ from ..models import ModelSpec, build_model, parse_size
 from ..models.detection import detection_loss, encode_targets
 from .distill import Teacher, distillation_loss
 from .losses import segmentation_loss
-from .pretrained import encoder_layout, load_pretrained, pretrained_file
+from .pretrained import encoder_layout, head_for, load_pretrained, pretrained_file
 from .train_args import add_train_args
 
 
@@ -148,6 +148,7 @@ class Run:
     epoch: int = 0      # the next epoch to run
     step: int = 0
     best: float = -1.0
+    skipped_steps: int = 0  # steps whose loss was not finite (never taken)
 
     @property
     def selected_model(self) -> torch.nn.Module:
@@ -163,8 +164,10 @@ def prepare(args: argparse.Namespace) -> Run:
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
     amp_dtype = None if args.amp == "off" else (torch.float16 if device.type == "cuda" else torch.bfloat16)
     input_size = parse_size(args.input_size)
+    encoder = encoder_layout(args)
+    args.head = head_for(args, encoder)  # resolved, so the run's record names it
     spec = ModelSpec(width=args.width, head=args.head, output_stride=args.output_stride, input_size=input_size,
-                     task=args.task, encoder=encoder_layout(args))
+                     task=args.task, encoder=encoder)
     run_dir = Path(args.out or Path("runs") / spec.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -236,7 +239,18 @@ def train_one_epoch(run: Run) -> list[float]:
         if spec.has_det:
             loss = loss + detection_loss(out, {k: v.to(device, non_blocking=True) for k, v in batch[2].items()})
         run.opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            # a bf16 overflow in one batch must not poison the weights (and every checkpoint after it):
+            # the step is skipped, counted and said; the schedule goes on as if it had been taken
+            run.skipped_steps += 1
+            print(f"step {run.step + 1}: loss is {loss.item()}, step skipped ({run.skipped_steps} so far)")
+            run.sched.step()
+            run.step += 1
+            continue
         run.scaler.scale(loss).backward()
+        if run.args.clip_grad:
+            run.scaler.unscale_(run.opt)
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.args.clip_grad)
         run.scaler.step(run.opt)
         run.scaler.update()
         run.sched.step()

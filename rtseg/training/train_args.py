@@ -8,8 +8,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="CamVid-layout folder (train/, trainannot/, val/, valannot/)")
     p.add_argument("--task", choices=["seg", "det", "segdet"], default="seg",
                    help="segmentation, boxes (Car/Pedestrian/Bicyclist), or both on one encoder")
-    p.add_argument("--width", type=float, default=1.0, help="MobileNetV2 width multiplier")
-    p.add_argument("--head", choices=["deeplabv3plus", "lraspp"], default="deeplabv3plus")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="width (depth) multiplier of the encoder (the Cityscapes MobileNet-EdgeTPU file is 0.75)")
+    p.add_argument("--head", choices=["deeplabv3plus", "lraspp", "aspplite"], default=None,
+                   help="decoder (default: deeplabv3plus; aspplite, DeepLab's ASPP-lite, with --encoder edgetpu)")
     p.add_argument("--output-stride", type=int, choices=[16, 32], default=16)
     p.add_argument("--input-size", default="360x480", help="HxW the model runs at (eval and export)")
     p.add_argument("--crop", default=None, help="HxW training crop (default: the input size)")
@@ -34,15 +36,20 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="with --distill: loss = (1 - w) * label loss + w * distillation loss")
     p.add_argument("--distill-temperature", type=float, default=2.0, help="with --distill: softening temperature")
     p.add_argument("--amp", choices=["auto", "off"], default="auto", help="bf16 on CPU, fp16 on CUDA")
+    p.add_argument("--clip-grad", type=float, default=0.0,
+                   help="clip the gradient's global norm to this (0: off); steadies a fine-tune in bf16")
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default: 0 on CPU)")
     p.add_argument("--eval-every", type=int, default=1)
     p.add_argument("--pretrained", default=None,
                    help="start from: voc-tflite:FILE (Google's DeepLabV3-MobileNetV2 .tflite), imagenet-tflite:FILE "
-                        "(Google's MobileNetV2 ImageNet .tflite), a local .pt (rtseg weights), or 'imagenet' "
-                        "(torchvision's, needs internet)")
-    p.add_argument("--encoder", choices=["tv", "slim"], default=None,
-                   help="encoder layout: tv (torchvision's) or slim (TF-Slim's, for the .tflite starts; "
-                        "default: slim with a tflite start, else tv)")
+                        "(Google's MobileNetV2 ImageNet .tflite), cityscapes-tflite:FILE (Google's DeepLab "
+                        "MobileNet-EdgeTPU Cityscapes .tflite, --encoder edgetpu; its head becomes CamVid's from "
+                        "the merged classes), a local .pt (rtseg weights), or 'imagenet' (torchvision's, needs "
+                        "internet)")
+    p.add_argument("--encoder", choices=["tv", "slim", "edgetpu"], default=None,
+                   help="encoder layout: tv (torchvision's), slim (TF-Slim's, for the MobileNetV2 .tflite starts) "
+                        "or edgetpu (DeepLab MobileNet-EdgeTPU with its ASPP-lite head, for cityscapes-tflite); "
+                        "default: what --pretrained needs, else tv")
     p.add_argument("--val-split", default="val",
                    help="what selects the best epoch: val (CamVid val; its drive is in train, so optimistic) or "
                         "holdout:DRIVE (that drive's frames are taken out of training and select; e.g. holdout:0006R0)")

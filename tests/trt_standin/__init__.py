@@ -19,6 +19,7 @@ simulated raises NotImplementedError: the stand-in says what it lacks instead of
     standin = install(monkeypatch)              # TensorRT 11.4 API; install(monkeypatch, "10.0.1") for 10.x
     standin.machine.devices = []                # no GPU
     standin.stats.builds                        # engines built in this process
+    standin.stats.build_warnings = ["..."]      # what the builder warns about, through TensorRT's one logger
 
 Without `monkeypatch` (a subprocess), `install()` replaces the modules for the rest of the process.
 """
@@ -50,7 +51,7 @@ def _tensorrt_module(version: str) -> types.ModuleType:
     module.__version__ = CURRENT["version"]
     for cls in tensorrt_sim.ENUMS:
         cls._install_members()
-    tensorrt_sim.Logger._install_members()
+    tensorrt_sim.ILogger._install_members()
     for name, cls in tensorrt_sim.SIMULATED.items():
         if "." not in name:
             setattr(module, name, cls)
@@ -69,7 +70,7 @@ def install(monkeypatch=None, version: str = "11.4.0.106") -> StandIn:
     """Put the stand-ins in sys.modules as `tensorrt`, `cuda`, `cuda.bindings`, `cuda.bindings.runtime`."""
     machine = cudart_sim.Machine()
     stats = tensorrt_sim.STATS
-    stats.builds.clear()
+    stats.reset()  # a new process: no builds, no logger yet
     stats.machine = machine
     trt = _tensorrt_module(version)
     runtime = cudart_sim.make_module(machine)

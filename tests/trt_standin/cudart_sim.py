@@ -5,8 +5,14 @@ queued on a stream run only when that stream is synchronized, in order, as they 
 what makes sharing buffers or streams between threads visible in a test: a thread that filled a shared
 pinned buffer after another thread queued its upload gives the other thread its frame.
 
-Names follow cuda-bindings 12.8 and 13.5 (`hasattr` checked on both wheels); return values are
-(cudaError_t, value...) tuples as there. Anything else raises AttributeError.
+Names follow cuda-bindings 12.8 and 13.5 (`hasattr` checked on both wheels; cudaDriverGetVersion and
+cudaRuntimeGetVersion on 13.5, CUDA runtime calls since CUDA 2); return values are (cudaError_t, value...)
+tuples as there. Anything else raises AttributeError.
+
+The driver: cuda-bindings 13.5 without a driver answers cudaGetDeviceCount with cudaErrorInsufficientDriver
+and cudaDriverGetVersion with (cudaSuccess, 0); with a driver older than its CUDA major, the same error, and
+the driver's version. `Machine.driver_version` / `runtime_version` (as CUDA encodes them: 12040 is 12.4) and
+`driver_ok` (False: no driver at all) make either.
 """
 from __future__ import annotations
 
@@ -19,9 +25,9 @@ import types
 import numpy as np
 
 SIMULATED = ("cudaError_t", "cudaMemcpyKind", "cudaStream_t", "cudaDeviceProp", "cudaStreamNonBlocking",
-             "cudaGetDeviceCount", "cudaGetDeviceProperties", "cudaGetErrorName", "cudaStreamCreateWithFlags",
-             "cudaStreamDestroy", "cudaStreamSynchronize", "cudaMalloc", "cudaFree", "cudaMallocHost",
-             "cudaFreeHost", "cudaMemcpyAsync")
+             "cudaDriverGetVersion", "cudaRuntimeGetVersion", "cudaGetDeviceCount", "cudaGetDeviceProperties",
+             "cudaGetErrorName", "cudaStreamCreateWithFlags", "cudaStreamDestroy", "cudaStreamSynchronize",
+             "cudaMalloc", "cudaFree", "cudaMallocHost", "cudaFreeHost", "cudaMemcpyAsync")
 
 
 class cudaError_t(enum.IntEnum):
@@ -61,8 +67,10 @@ OK = cudaError_t.cudaSuccess
 class Machine:
     """What the fake CUDA runtime knows: devices, allocations, streams, and hooks for tests."""
 
-    def __init__(self, devices=(("NVIDIA Stand-In GPU", 8, 9),), driver_ok: bool = True):
+    def __init__(self, devices=(("NVIDIA Stand-In GPU", 8, 9),), driver_ok: bool = True,
+                 driver_version: int = 13000, runtime_version: int = 13050):
         self.devices, self.driver_ok = list(devices), driver_ok
+        self.driver_version, self.runtime_version = driver_version, runtime_version
         self.device_memory: dict[int, np.ndarray] = {}
         self.pinned_memory: dict[int, np.ndarray] = {}
         self.streams: dict[int, list] = {}
@@ -87,6 +95,9 @@ class Machine:
                 raise RuntimeError(f"invalid stream handle {handle}")
             self.streams[handle].append(work)
 
+    def driver_usable(self) -> bool:
+        return self.driver_ok and self.driver_version // 1000 >= self.runtime_version // 1000
+
     def leaks(self) -> dict[str, int]:
         return {"device": len(self.device_memory), "pinned": len(self.pinned_memory), "streams": len(self.streams)}
 
@@ -94,15 +105,21 @@ class Machine:
 def make_module(machine: Machine) -> types.ModuleType:
     """The `cuda.bindings.runtime` stand-in bound to `machine`."""
 
+    def cudaDriverGetVersion():
+        return OK, machine.driver_version if machine.driver_ok else 0
+
+    def cudaRuntimeGetVersion():
+        return OK, machine.runtime_version
+
     def cudaGetDeviceCount():
-        if not machine.driver_ok:
-            return cudaError_t.cudaErrorInsufficientDriver, 0
+        if not machine.driver_usable():
+            return cudaError_t.cudaErrorInsufficientDriver, None
         if not machine.devices:
             return cudaError_t.cudaErrorNoDevice, 0
         return OK, len(machine.devices)
 
     def cudaGetDeviceProperties(device: int):
-        if not machine.driver_ok or device >= len(machine.devices):
+        if not machine.driver_usable() or device >= len(machine.devices):
             return cudaError_t.cudaErrorInvalidValue, None
         name, major, minor = machine.devices[device]
         return OK, cudaDeviceProp(name.encode(), major, minor)
@@ -167,6 +184,7 @@ def make_module(machine: Machine) -> types.ModuleType:
     module.__dict__.update(
         cudaError_t=cudaError_t, cudaMemcpyKind=cudaMemcpyKind, cudaStream_t=cudaStream_t,
         cudaDeviceProp=cudaDeviceProp, cudaStreamNonBlocking=cudaStreamNonBlocking,
+        cudaDriverGetVersion=cudaDriverGetVersion, cudaRuntimeGetVersion=cudaRuntimeGetVersion,
         cudaGetDeviceCount=cudaGetDeviceCount, cudaGetDeviceProperties=cudaGetDeviceProperties,
         cudaGetErrorName=cudaGetErrorName, cudaStreamCreateWithFlags=cudaStreamCreateWithFlags,
         cudaStreamDestroy=cudaStreamDestroy, cudaStreamSynchronize=cudaStreamSynchronize,

@@ -1,6 +1,6 @@
 """Strict attribute access: a name TensorRT's Python API does not have raises AttributeError, as the real module
-would; a name it has but the stand-in does not simulate raises NotImplementedError (so a test cannot pass
-by `hasattr` quietly skipping an unsimulated call, and the stand-in says what to add).
+would (setting one too); a name it has but the stand-in does not simulate raises NotImplementedError (so a test
+cannot pass by `hasattr` quietly skipping an unsimulated call, and the stand-in says what to add).
 
 The API of the version being stood in is one of the JSON files beside this module (see __init__.py for how
 they were made); `load_api(version)` makes it current for every class and module here.
@@ -53,7 +53,9 @@ class Strict(metaclass=StrictMeta):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "_api_name" not in cls.__dict__:
+        # a class of the code under test derived from a TensorRT class (a logger from trt.ILogger) keeps its
+        # base's API: that is what TensorRT checks it against
+        if "_api_name" not in cls.__dict__ and cls.__module__.startswith(__package__ or "trt_standin"):
             cls._api_name = cls.__name__
 
     def __getattribute__(self, name):
@@ -66,6 +68,12 @@ class Strict(metaclass=StrictMeta):
             _check(api_name, name, CURRENT["classes"].get(api_name), False)
         _check(api_name, name, CURRENT["classes"].get(api_name), True)
         return value
+
+    def __setattr__(self, name, value):
+        if not name.startswith("_") and name not in CURRENT["classes"].get(type(self)._api_name, set()):
+            raise AttributeError(f"{type(self)._api_name!r} has no attribute {name!r} (not in TensorRT "
+                                 f"{CURRENT.get('version')}'s Python API)")
+        object.__setattr__(self, name, value)
 
 
 class StrictEnum(Strict):

@@ -11,12 +11,25 @@ What TensorRT would refuse, the stand-in refuses the same way: an ONNX it cannot
 asymmetrically / to uint8 (parse() is False with errors), a profile that does not fit the network input
 (build returns None), input shapes outside the profile (set_input_shape is False), a plan from another
 TensorRT version (deserialize returns None).
+
+Types, as TensorRT's ONNX parser sees them (`_type_errors`): each tensor has its ONNX type (DOUBLE read as
+FLOAT; ArgMax/TopK indices are INT64, the parser casting its TopK layer's INT32 indices to INT64), and a Cast
+to or from UINT8 is refused unless the other side is FLOAT or HALF: DataType.UINT8 in TensorRT's Python API
+("uint8 conversions are only supported for {float32, float16}"), IIdentityLayer ("(kFLOAT | kHALF) -> kUINT8,
+kUINT8 -> (kFLOAT | kHALF)") and ONNX-TensorRT's 8.6-era Cast importer ("UINT8 type casting is only supported
+from FP types") agree on that much; the Cast operator page's "all conversions between supported data types
+are allowed" is the one that does not, so a graph relying on it fails here.
+
+Logging, as TensorRT does it: the first logger a Builder or Runtime is made with is the process's logger;
+one made later with another gets an INFO that it "differs from one already provided" and is not used, and
+the builder's warnings (`STATS.build_warnings`, set by a test) and errors go to the first one.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sys
 import threading
 import time
 
@@ -33,6 +46,12 @@ class Stats:
     def __init__(self):
         self.builds: list[dict] = []
         self.machine = None  # the fake CUDA runtime's Machine: device memory, streams, devices
+        self.logger = None   # the process's TensorRT logger: the first one a Builder or Runtime got
+        self.build_warnings: list[str] = []  # what each build logs at WARNING (a test sets them)
+
+    def reset(self) -> None:
+        self.builds.clear()
+        self.logger, self.build_warnings = None, []
 
 
 STATS = Stats()
@@ -76,15 +95,45 @@ def nptype(trt_type):
     return NUMPY[trt_type.name]
 
 
-class Logger(Strict):
-    def __init__(self, min_severity=None):
-        self._min_severity = min_severity
+class ILogger(Strict):
+    """The application's logger: a subclass defines `log(severity, msg)`."""
+
+    def __init__(self):
+        pass
 
     @classmethod
     def _install_members(cls) -> None:
         for name in list(CURRENT["enums"].get("ILogger.Severity", {})):
             setattr(cls, name, getattr(ILogger_Severity, name))
         cls.Severity = ILogger_Severity
+
+
+class Logger(ILogger):
+    """TensorRT's own logger: prints what is at least as severe as `min_severity` to stderr."""
+
+    def __init__(self, min_severity=None):
+        self._min_severity = min_severity if min_severity is not None else ILogger_Severity.WARNING
+
+    def log(self, severity, msg) -> None:
+        if int(severity) <= int(self._min_severity):
+            print(f"[TRT] [{severity.name[0]}] {msg}", file=sys.stderr)
+
+
+def _process_logger(logger, made_by: str) -> None:
+    """TensorRT's logger is a singleton: the first one given is kept, later different ones are not used."""
+    if logger is None:
+        return
+    if STATS.logger is None:
+        STATS.logger = logger
+    elif STATS.logger is not logger:
+        STATS.logger.log(ILogger_Severity.INFO, f"The logger passed into {made_by} differs from one already "
+                         "provided for an existing builder, runtime, or refitter. Uses of the global logger, "
+                         "returned by nvinfer1::getLogger(), will return the existing value.")
+
+
+def _log(severity: str, msg: str) -> None:
+    if STATS.logger is not None:
+        STATS.logger.log(getattr(ILogger_Severity, severity), msg)
 
 
 class Dims(tuple):
@@ -145,10 +194,15 @@ class OnnxParser(Strict):
         self._errors = []
         try:
             proto = onnx.load_from_string(bytes(model))
-            onnx.checker.check_model(proto)
+            # full_check: declared types must be the ones the ops make (a strongly typed network takes each
+            # tensor's type from the layer making it, so a float32 Cast declared float16 meets float16 in the
+            # next layer, which TensorRT refuses)
+            onnx.checker.check_model(proto, full_check=True)
         except Exception as e:
-            self._errors.append(ParserError(f"not a valid ONNX model ({e.__class__.__name__})"))
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            self._errors.append(ParserError(f"not a valid ONNX model ({e.__class__.__name__}: {first})"))
             return False
+        self._errors += [ParserError(text) for text in _type_errors(proto)]
         constants = {t.name: t for t in proto.graph.initializer}
         for node in proto.graph.node:  # as the real parser's QuantizeLinear/DequantizeLinear import
             if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
@@ -175,6 +229,37 @@ class OnnxParser(Strict):
 
     def get_error(self, index: int) -> ParserError:
         return self._errors[index]
+
+
+# ONNX element types as TensorRT's parser imports them (convertDtype): DOUBLE is read as FLOAT; others are not
+TRT_TYPE_OF_ONNX = {1: "FLOAT", 10: "HALF", 16: "BF16", 11: "FLOAT", 3: "INT8", 6: "INT32", 7: "INT64", 2: "UINT8",
+                    9: "BOOL"}
+
+
+def _type_errors(proto) -> list[str]:
+    """What TensorRT's type rules refuse in the graph (see the module docstring), one line each."""
+    import onnx
+    from onnx import helper
+
+    graph = onnx.shape_inference.infer_shapes(proto).graph
+    onnx_types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    onnx_types.update({t.name: t.data_type for t in graph.initializer})
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            onnx_types[node.output[0]] = node.attribute[0].t.data_type
+    errors = []
+    for node in graph.node:
+        name = node.name or node.output[0]
+        if node.op_type == "Cast":
+            to = next(helper.get_attribute_value(a) for a in node.attribute if a.name == "to")
+            src, dst = TRT_TYPE_OF_ONNX.get(onnx_types.get(node.input[0])), TRT_TYPE_OF_ONNX.get(to)
+            if src is None or dst is None:
+                errors.append(f"{name}: Unsupported cast! ({onnx_types.get(node.input[0])} -> {to})")
+            elif "UINT8" in (src, dst) and src != dst and {src, dst} - {"UINT8"} - {"FLOAT", "HALF"}:
+                errors.append(f"{name}: Cast from {src} to {dst}: UINT8 converts only to and from FLOAT or HALF")
+        elif node.op_type in ("ArgMax", "ArgMin", "TopK") and onnx_types.get(node.input[0]) == 2:
+            errors.append(f"{name}: {node.op_type} of a UINT8 tensor is not supported")
+    return errors
 
 
 class IOptimizationProfile(Strict):
@@ -206,6 +291,17 @@ def _device_cc() -> str:
 class IBuilderConfig(Strict):
     def __init__(self):
         self._profiles, self._timing, self._pools, self._flags = [], None, {}, set()
+        self._optimization_level = 3  # TensorRT's default
+
+    @property
+    def builder_optimization_level(self) -> int:
+        return self._optimization_level
+
+    @builder_optimization_level.setter
+    def builder_optimization_level(self, level: int) -> None:
+        if not 0 <= int(level) <= 5:
+            raise ValueError(f"builder optimization level {level} is outside 0-5")
+        self._optimization_level = int(level)
 
     def set_memory_pool_limit(self, pool, pool_size: int) -> None:
         self._pools[pool] = pool_size
@@ -240,8 +336,9 @@ class IBuilderConfig(Strict):
 
 
 class Builder(Strict):
-    def __init__(self, logger: Logger):
+    def __init__(self, logger: ILogger):
         self._logger = logger
+        _process_logger(logger, "createInferBuilder")
 
     def create_network(self, flags: int = 0) -> INetworkDefinition:
         return INetworkDefinition(flags)
@@ -254,21 +351,28 @@ class Builder(Strict):
 
     def build_serialized_network(self, network: INetworkDefinition, config: IBuilderConfig):
         if network._onnx is None or len(config._profiles) != 1:
+            _log("ERROR", "stand-in: a network parsed and exactly one optimization profile are needed")
             return None
         name, dims, dtype = network._input
         shapes = config._profiles[0]._shapes.get(name)
         if shapes is None or any(len(s) != len(dims) for s in shapes):
+            _log("ERROR", f"stand-in: no profile shapes of rank {len(dims)} for input {name}")
             return None
         for lo, mid, hi, real in zip(*shapes, dims):
             if not 0 <= lo <= mid <= hi or (real != -1 and not lo == mid == hi == real):
+                _log("ERROR", f"stand-in: profile {shapes} does not fit input {name} {dims}")
                 return None
+        for warning in STATS.build_warnings:
+            _log("WARNING", warning)
         delay = float(os.environ.get("RTSEG_STANDIN_BUILD_SECONDS", "0"))
         if delay:
             time.sleep(delay)  # widens the window in which a second process could build the same engine
         header = {"tensorrt": CURRENT["version"], "input": [name, ONNX_TO_TRT[dtype]], "profile": shapes,
                   "outputs": [[n, ONNX_TO_TRT[t]] for n, t in network._outputs],
                   "strongly_typed": network._strongly_typed, "fp16_weights": network._fp16_weights,
-                  "qdq": network._qdq, "timing_cache_used": config._timing is not None}
+                  "qdq": network._qdq, "timing_cache_used": config._timing is not None,
+                  "optimization_level": config._optimization_level,
+                  "workspace": config._pools.get(MemoryPoolType.WORKSPACE)}
         if config._timing is not None:
             config._timing._entries.add(hashlib.sha256(network._onnx + repr(shapes).encode()).hexdigest()[:16])
         STATS.builds.append(header)
@@ -281,8 +385,9 @@ class Builder(Strict):
 
 # -- running -------------------------------------------------------------------------------------------
 class Runtime(Strict):
-    def __init__(self, logger: Logger):
+    def __init__(self, logger: ILogger):
         self._logger = logger
+        _process_logger(logger, "createInferRuntime")
 
     def deserialize_cuda_engine(self, serialized_engine):
         data = bytes(serialized_engine)
@@ -383,6 +488,6 @@ class IExecutionContext(Strict):
         return True
 
 
-SIMULATED = {cls._api_name: cls for cls in (Logger, Builder, INetworkDefinition, OnnxParser, ParserError,
+SIMULATED = {cls._api_name: cls for cls in (ILogger, Logger, Builder, INetworkDefinition, OnnxParser, ParserError,
                                             IOptimizationProfile, ITimingCache, IBuilderConfig, IHostMemory,
                                             Runtime, ICudaEngine, IExecutionContext, *ENUMS)}
