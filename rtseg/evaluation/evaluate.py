@@ -50,9 +50,6 @@ def evaluate(slot: ModelSlot, data: str, split: str = "val", task: str | None = 
                 label = read_label(lab_path)
             except ValueError as e:  # a colour PNG where class ids belong, say
                 raise RtsegError(f"{e}: labels must be one class id per pixel (CamVid's *annot/ layout)") from e
-            if label.shape[:2] != img.shape[:2]:
-                raise RtsegError(f"label {lab_path} is {label.shape[1]}x{label.shape[0]}, its image "
-                                 f"{img_path.name} {img.shape[1]}x{img.shape[0]}: they must match")
             yield img, label
 
     frames, kinds = samples(), ()
