@@ -116,3 +116,38 @@ def test_an_unknown_model_name_suggests_the_nearest_in_one_short_line(clip):
     res = run_cli("run", clip, "--no-show", "--model", "mnv2-100-dlv3p-os16-288x384-vocint8", timeout=30)
     line = res.stderr.strip().splitlines()[-1]
     assert res.returncode == 1 and "did you mean mnv2-100-dlv3p-os16-288x384-voc-int8" in line and len(line) < 400
+
+
+def test_models_puts_held_out_figures_first_and_says_which_split_and_speed(tiny_model, tmp_path):
+    """An older model's optimistic val figure (60) must not sit beside, or above, a held-out one (40) as if
+    comparable; a measured profile shows as this machine's FPS; a two-stage recipe counts both stages."""
+    import os
+
+    from rtseg.backends.choice import resolve_backend
+    from rtseg.core.manifest import Manifest
+    from rtseg.core.modelinfo import sha256
+    from rtseg.runtime.pipeline import inference_layout
+    from rtseg.selection.profiling import Profile, ProfileCache, machine_key
+
+    shutil.copy(tiny_model, tmp_path / "tiny.onnx")
+    base = {"file": "tiny.onnx", "task": "seg", "input_size": [64, 80], "sha256": sha256(tmp_path / "tiny.onnx")}
+    Manifest(tmp_path / "manifest.json", default="new", models=[
+        {**base, "name": "old", "metrics": {"camvid_val": {"miou": 0.6}},
+         "training": {"epochs": 9, "wall_hours": 0.1, "trained_on": "here"}},
+        {**base, "name": "new", "metrics": {"camvid_holdout:0006R0": {"miou": 0.4}},
+         "training": {"epochs": 10, "wall_hours": 0.5, "trained_on": "here", "val_split": "holdout:0006R0",
+                      "initialized_from": {"run": {"epochs": 30, "wall_hours": 0.25}}}}]).save()
+    env = {**os.environ, "RTSEG_ENGINES_DIR": str(tmp_path), "RTSEG_CACHE_DIR": str(tmp_path / "cache")}
+    os.environ["RTSEG_CACHE_DIR"] = env["RTSEG_CACHE_DIR"]
+    try:
+        streams, threads = inference_layout(None, None, live=False)
+        cache = ProfileCache(machine_key(resolve_backend("auto")[0], streams, threads))
+        with cache.lock():
+            cache.put(Profile("new", sha256(tmp_path / "tiny.onnx"), 500.0, 2.0, 3.0, 123.4, 5.0, 9.0, 50, "today"))
+    finally:
+        del os.environ["RTSEG_CACHE_DIR"]
+    out = run_cli("models", env=env).stdout.splitlines()
+    at = {key: next(i for i, line in enumerate(out) if key in line) for key in ("held out", "* new", "selected on CamVid val", "old")}
+    assert at["held out"] < at["* new"] < at["selected on CamVid val"] < at["old"], out
+    assert "40.0" in out[at["* new"]] and "123" in out[at["* new"]] and "30 + 10 epochs in two stages, 0.75 h" in out[at["* new"]]
+    assert "60.0" in out[at["old"]] and "optimistic" in out[at["selected on CamVid val"]]

@@ -47,6 +47,12 @@ class ModelCard:
         if self.imported and self.entry.get("imported_from"):
             return f"imported from {Path(self.entry['imported_from']['file']).name}"
         t = self.entry.get("training", {})
+        first = (t.get("initialized_from") or {}).get("run") or {}
+        if first.get("epochs") and t.get("epochs"):
+            # two stages (a start trained here, then refined): both counted, as the recipe ran them
+            hours = (first.get("wall_hours") or 0) + (t.get("wall_hours") or 0)
+            return (f"{first['epochs']} + {t['epochs']} epochs in two stages, {hours:.2f} h on "
+                    f"{t.get('trained_on', '?')}")
         return f"{t.get('epochs', '?')} epochs, {t.get('wall_hours', '?')} h on {t.get('trained_on', '?')}"
 
 
