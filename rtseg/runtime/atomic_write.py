@@ -12,11 +12,19 @@ from pathlib import Path
 from ..core.errors import RtsegError
 
 
+def is_special(path: Path) -> bool:
+    """A device or pipe (or a link to one): something to write into, never to replace or remove."""
+    try:
+        return path.exists() and not path.is_file()
+    except OSError:
+        return False
+
+
 def write_file_atomically(path: Path, data: bytes, what: str) -> None:
     """`data` into `path`, all or nothing; an OSError becomes one line naming `what` (e.g. "--stats")."""
     path = Path(path)
     try:
-        if path.exists() and not path.is_file():
+        if is_special(path):
             with open(path, "wb") as f:
                 f.write(data)
             return

@@ -48,6 +48,11 @@ def identity(path: Path) -> tuple:
         return ("path", os.path.normcase(str(resolved)))
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (or folder), however each is spelt."""
+    return identity(a) == identity(b)
+
+
 def check_plan(planned: list[PlannedOutput], inputs: list[Path], overwrite: bool = False) -> None:
     """Refuse, in one line, any output that is a folder where a file goes, that two flags name alike, that is
     the stats file over an input, or a mask folder that already holds files (without `overwrite`)."""

@@ -12,7 +12,8 @@ from ..core.constants import DEFAULT_H264_PRESET, IMAGE_SUFFIXES
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo
 from .http_access import ServeAccess
-from .output_plan import OutputLock, check_plan, planned_outputs
+from .atomic_write import is_special
+from .output_plan import OutputLock, check_plan, planned_outputs, same_file
 from .sinks import (ImageSink, JsonLinesSink, MaskSink, Sink, WindowSink, display_available, open_video_sink,
                     require_h264_preset)
 from .sources import LimitedSource, Source, unique_labels
@@ -43,13 +44,6 @@ class SinkRequest:
             raise RtsegError("--serve-token and --serve-allow-host go with --serve PORT")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> set[Path]:
     """An output may not be an input file, and masks may not be written into a folder of input images; with
     `overwrite`, the outputs that are inputs are returned instead (they are written aside and replace their
@@ -58,7 +52,7 @@ def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> set[Path]
     inputs = [Path(f) for f in source.files]
     replaced: set[Path] = set()
     for what, path in (("--output", request.output), ("--json", request.json_lines)):
-        if path and any(_same_file(Path(path), f) for f in inputs):
+        if path and any(same_file(Path(path), f) for f in inputs):
             if not request.overwrite:
                 raise RtsegError(f"{what} {path} is an input of this run: it would be overwritten (--overwrite "
                                  "replaces it once the run has read all of it)")
@@ -70,13 +64,13 @@ def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> set[Path]
         # several overlays are written as <stem>_<label><suffix> beside --output: none may be an input, as
         # one may be written before it is read
         clash = [f for f in inputs if f.name.startswith(out.stem + "_") and f.suffix.lower() == out.suffix.lower()
-                 and _same_file(f.parent, out.parent)]
+                 and same_file(f.parent, out.parent)]
         if clash:
             raise RtsegError(f"--output {out} would write {out.stem}_*{out.suffix} over input {clash[0]}")
     if request.save_masks:
         folder = Path(request.save_masks)
         images = [f for f in inputs if f.suffix.lower() in IMAGE_SUFFIXES]
-        if any(_same_file(folder, f.parent) for f in images):
+        if any(same_file(folder, f.parent) for f in images):
             if not request.overwrite:
                 raise RtsegError(f"--save-masks {folder} holds this run's input images: masks would overwrite "
                                  "them (--overwrite lets each image's mask replace that image alone)")
@@ -89,18 +83,10 @@ def _refuse_masks_over_other_inputs(folder: Path, images: list[Path]) -> None:
     never another input, which may not have been read yet."""
     for image, label in zip(images, unique_labels(images)):
         target = folder / f"{label}.png"
-        other = next((f for f in images if f != image and _same_file(target, f)), None)
+        other = next((f for f in images if f != image and same_file(target, f)), None)
         if other is not None:
             raise RtsegError(f"--save-masks {folder}: the mask of {image.name} would overwrite input {other.name}, "
                              "which may not have been read yet")
-
-
-def _is_special(path: Path) -> bool:
-    """A device or pipe (or a link to one): something to write into, never to replace or remove."""
-    try:
-        return path.exists() and not path.is_file()
-    except OSError:
-        return False
 
 
 def staging_path(final: Path) -> Path:
@@ -252,9 +238,9 @@ def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
     def staged(path: Path, open_sink: Callable[[Path], Sink]) -> Sink:
         if path in replaced:
             return ReplaceInputAtEnd(open_sink(staging_path(path)), staging_path(path), path)
-        if os.path.lexists(path) and not _is_special(path):
+        if os.path.lexists(path) and not is_special(path):
             return StagedOutput(open_sink(staging_path(path)), staging_path(path), path)
-        if _is_special(path):  # /dev/stdout, a pipe: written in place, never renamed over or removed
+        if is_special(path):  # /dev/stdout, a pipe: written in place, never renamed over or removed
             return open_sink(path)
         return CreatedOutput(open_sink(path), path)
 
