@@ -165,3 +165,224 @@ class MjpegServer:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+
+
+# -- waiting on a run: an observed event with a deadline, never "sleep N and hope" -----------------------
+def wait_for(cond, what: str, timeout: float = 60.0, run: "CliRun | None" = None, poll_s: float = 0.01):
+    """Poll `cond()` until it returns something true, and return that. Fails with `what` after `timeout` s,
+    and at once (with the run's stderr) if `run` has ended first, so a run that died at start-up never hangs
+    the suite. Polling with a deadline is the synchronisation; the short pause only spares the CPU."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if run is not None and not run.alive():
+            run.drain()
+            got = cond()  # what the run did just before it ended
+            if got:
+                return got
+            raise AssertionError(f"the run ended (exit {run.proc.returncode}) before {what}:\n{run.stderr[-4000:]}")
+        if time.monotonic() > deadline:
+            tail = f"\n{run.stderr[-4000:]}" if run is not None else ""
+            raise AssertionError(f"no {what} within {timeout:g} s{tail}")
+        time.sleep(poll_s)
+
+
+def complete_lines(path: Path) -> list[str]:
+    """The lines of a file another process is still writing that are complete (a JSON-lines output is written
+    in blocks: the last line may be cut short); none while the file does not exist."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        return []
+    return text.split("\n")[:-1]
+
+
+# Runs `rtseg` as `python -m rtseg` does, with two test doubles that environment variables switch on:
+# RTSEG_TEST_INFER_DELAY_S makes every inference take that much longer (a slow model on a slow machine, as
+# SlowBackend does in process: a run that is certainly still going, or frames certainly in flight), and
+# RTSEG_TEST_SAY=1 prints "rtseg-test: inferred" after each inference and "rtseg-test: stopping" when a
+# pipeline is told to stop (a signal's handler acted): events a test can wait for.
+INSTRUMENTED_RTSEG = """
+import os, sys, time
+from rtseg.runtime import pipeline, slot
+delay = float(os.environ.get("RTSEG_TEST_INFER_DELAY_S") or 0)
+say = os.environ.get("RTSEG_TEST_SAY") == "1"
+infer = slot.ModelSlot.infer
+def slow_infer(self, x):
+    time.sleep(delay)
+    try:
+        return infer(self, x)
+    finally:
+        if say:
+            print("rtseg-test: inferred", file=sys.stderr, flush=True)
+if delay or say:
+    slot.ModelSlot.infer = slow_infer
+stop = pipeline.Pipeline.stop
+def said_stop(self):
+    stop(self)
+    print("rtseg-test: stopping", file=sys.stderr, flush=True)
+if say:
+    pipeline.Pipeline.stop = said_stop
+from rtseg.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+class CliRun:
+    """`rtseg ARGS` started in the background as a user starts it; stdout and stderr are read line by line as
+    they come (with the time each line came), so a test can wait for a line, a file or a count with a deadline
+    and fail at once, with the run's stderr, if the run has ended. `infer_delay_s` / `say` switch on the test
+    doubles of INSTRUMENTED_RTSEG. Use as a context manager: a run still going at the end is killed."""
+
+    def __init__(self, *args, env: dict | None = None, cwd=None, infer_delay_s: float = 0.0, say: bool = False):
+        import os
+        import subprocess
+        import sys
+        import threading
+
+        env = dict(os.environ if env is None else env)
+        if infer_delay_s or say:
+            env.update(RTSEG_TEST_INFER_DELAY_S=str(infer_delay_s), RTSEG_TEST_SAY="1" if say else "0")
+            cmd = [sys.executable, "-c", INSTRUMENTED_RTSEG]
+        else:
+            cmd = [sys.executable, "-m", "rtseg"]
+        self.proc = subprocess.Popen([*cmd, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env, cwd=cwd)
+        self.err_lines: list[tuple[float, str]] = []  # (time.monotonic() when it came, line without its newline)
+        self.out_lines: list[tuple[float, str]] = []
+        self._readers = [threading.Thread(target=self._read, args=(stream, into), daemon=True)
+                         for stream, into in ((self.proc.stderr, self.err_lines), (self.proc.stdout, self.out_lines))]
+        for t in self._readers:
+            t.start()
+
+    @staticmethod
+    def _read(stream, into) -> None:
+        import time
+
+        for line in stream:
+            into.append((time.monotonic(), line.rstrip("\n")))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def drain(self) -> None:
+        """Once the run has ended: every line it wrote has been read."""
+        for t in self._readers:
+            t.join(10)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(line + "\n" for _, line in list(self.err_lines))
+
+    @property
+    def stdout(self) -> str:
+        return "".join(line + "\n" for _, line in list(self.out_lines))
+
+    def wait_for(self, cond, what: str, timeout: float = 60.0):
+        return wait_for(cond, what, timeout, run=self)
+
+    def wait_line(self, text: str, timeout: float = 60.0, count: int = 1) -> str:
+        """The `count`-th stderr line holding `text`, once it has come."""
+        def seen():
+            lines = [line for _, line in list(self.err_lines) if text in line]
+            return lines[count - 1] if len(lines) >= count else None
+        return self.wait_for(seen, f"stderr line {count} with {text!r}", timeout)
+
+    def line_time(self, text: str) -> float | None:
+        """When the first stderr line holding `text` came (time.monotonic()), None if none has."""
+        return next((t for t, line in list(self.err_lines) if text in line), None)
+
+    def send(self, signum) -> None:
+        assert self.alive(), f"the run ended (exit {self.proc.returncode}) before the signal:\n{self.stderr[-4000:]}"
+        self.proc.send_signal(signum)
+
+    def finish(self, timeout: float = 60.0) -> int:
+        """Wait for the run to end (failing, and killing it, after `timeout` s); its exit status."""
+        import subprocess
+
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"the run did not end within {timeout:g} s:\n{self.stderr[-4000:]}") from None
+        for t in self._readers:
+            t.join(10)
+        return self.proc.returncode
+
+    def __enter__(self) -> "CliRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.alive():
+            self.proc.kill()
+        self.proc.wait()
+        for t in self._readers:
+            t.join(10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            stream.close()
+
+
+class CameraDown:
+    """A camera's port while the camera is down, seen from the network: every connection is answered
+    `503 Service Unavailable`. It counts the reconnect attempts it was sent (`tried`) and those the client
+    has given up on and closed (`given_up`: the client has gone back to waiting), so a test knows where a
+    reconnecting run stands without guessing the back-off's timing."""
+
+    def __init__(self, port: int):
+        self.port, self.tried, self.given_up = port, 0, 0
+        self._sock = None
+
+    def start(self) -> "CameraDown":
+        import socket
+        import threading
+
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", self.port))
+        self._sock.listen(8)
+        threading.Thread(target=self._accept, args=(self._sock,), daemon=True).start()
+        return self
+
+    def _accept(self, sock) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:  # closed by stop()
+                return
+            self.tried += 1
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn) -> None:
+        with conn:
+            conn.settimeout(30)
+            try:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    request += chunk
+                conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                while conn.recv(4096):  # until the client closes its side: it has given this attempt up
+                    pass
+                self.given_up += 1
+            except OSError:
+                self.given_up += 1  # reset by the client: given up all the same
+
+    def stop(self) -> None:
+        import socket
+
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._sock.close()
+            self._sock = None

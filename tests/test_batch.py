@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import count_frames, run_cli, write_clip
+from helpers import CliRun, count_frames, run_cli, wait_for, write_clip
 
 from rtseg.cli import main
 from rtseg.fleet import BatchReport, BatchRequest, run_batch
@@ -165,19 +165,17 @@ def test_a_batch_stopped_mid_video_keeps_what_is_done_and_nothing_of_the_rest(lo
     clip_at(inputs / "first.avi", 5)
     os.link(long_clip, inputs / "long.avi")
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "batch", inputs, "--out", out, "--model", tiny_model,
-                             "--no-ray", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        # the overlay is written under a staging name (.long.rtseg-PID.mp4) until it closes: any name will do
-        while not list((out / PARTIAL).glob("long/*/*long*.mp4")) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)  # until the long video's output is being opened: the moment a stop is most awkward
-        proc.send_signal(signum)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == code and stderr.strip().splitlines()[-1] == said and "Traceback" not in stderr, stderr
+    # every inference 50 ms longer (a heavy model): the long video takes over a minute, so the signal certainly
+    # comes while it is being done, however fast or busy the machine
+    with CliRun("batch", inputs, "--out", out, "--model", tiny_model, "--no-ray", "--quiet", infer_delay_s=0.05) as run:
+        # the overlay is written under a staging name (.long.rtseg-PID.mp4) until it closes: any name will do;
+        # the signal comes as it is being opened, the moment a stop is most awkward
+        wait_for(lambda: list((out / PARTIAL).glob("long/*/*long*.mp4")), "the long video's output opened", run=run,
+                 poll_s=0.002)
+        run.send(signum)
+        returncode = run.finish(60)
+    stderr = run.stderr
+    assert returncode == code and stderr.strip().splitlines()[-1] == said and "Traceback" not in stderr, stderr
     assert committed(out) == {"first.mp4", "first.done.json"}  # the staged half of long.mp4 is gone too
 
 

@@ -4,14 +4,11 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import cv2
 import numpy as np
 
-from helpers import MjpegServer, class_frame, count_frames, run_cli
+from helpers import CameraDown, CliRun, MjpegServer, class_frame, complete_lines, count_frames, run_cli, wait_for
 
 from rtseg.cli import main
 
@@ -46,21 +43,39 @@ def test_each_source_gets_exactly_its_own_frames(tiny_model, tmp_path):
     assert "all 3 sources: frames in 36, out 36" in res.stderr
 
 
+def served_at(run) -> str:
+    """The live view's address, from the run's own log line (it was asked for port 0: any free one)."""
+    return run.wait_line("live view of every source on ").split(" on ", 1)[1].split()[0]
+
+
+def sources_when(url: str, cond):
+    """The per-source numbers of stats.json when `cond(sources)` holds, else None (for wait_for)."""
+    sources = get_json(url + "stats.json")["sources"]
+    return sources if cond(sources) else None
+
+
 def test_a_camera_lost_mid_run_stalls_no_other_source(tiny_model, tmp_path):
     cam = MjpegServer().start()
     out = tmp_path / "out"
     out.mkdir()
-    clip = uniform_clip(tmp_path / "long.avi", 3, 3000)  # outlasts the camera
-    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "run", cam.url, str(clip), "--model", str(tiny_model),
-                             "--output-dir", str(out), "--json", "--no-show", "--reconnect", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while cam.sent < 10 and proc.poll() is None:  # the run is reading the camera
-        time.sleep(0.02)
-    cam.stop()
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 4, err  # the camera was lost; the file ended as announced
-    assert count_frames(out / "long.mp4") == 3000 and classes_seen(out / "long.jsonl") == [3] * 3000
+    n = 600
+    clip = uniform_clip(tmp_path / "long.avi", 3, n)
     label = f"127.0.0.1_{cam.port}_cam"
+    # every inference 10 ms longer: the file takes 6 s at least, and outlasts the camera (lost within a second
+    # or two of its first frames) whatever the machine's load
+    with CliRun("run", cam.url, clip, "--model", tiny_model, "--output-dir", out, "--json", "--no-show",
+                "--reconnect", "1", "--serve", "127.0.0.1:0", infer_delay_s=0.01) as run:
+        url = served_at(run)
+        run.wait_for(lambda: complete_lines(out / f"{label}.jsonl"), "the camera's first frames written")
+        cam.stop()
+        sources = run.wait_for(lambda: sources_when(url, lambda s: s.get(label, {}).get("state") == "lost"),
+                               "the camera lost")
+        # the file was going on when the camera was lost ...
+        assert sources["long"]["state"] == "running" and sources["long"]["frames_out"] < n, sources
+        code = run.finish(60)
+    err = run.stderr
+    assert code == 4, err  # the camera was lost; the file ended as announced
+    assert count_frames(out / "long.mp4") == n and classes_seen(out / "long.jsonl") == [3] * n  # ... to its end
     cam_lines = (out / f"{label}.jsonl").read_text().splitlines()
     assert cam_lines and count_frames(out / f"{label}.mp4") == len(cam_lines)
     # the file went on being written after the camera's last frame
@@ -73,16 +88,19 @@ def test_one_ctrl_c_stops_every_source_and_finishes_every_output(tiny_model, tmp
     cams = [MjpegServer().start(), MjpegServer().start()]
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "run", *(c.url for c in cams), "--model", str(tiny_model),
-                             "--output-dir", str(out), "--json", "--no-show", "--reconnect", "forever"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while min(c.sent for c in cams) < 15 and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    for c in cams:
-        c.stop()
-    assert proc.returncode == 130, err
+    try:
+        with CliRun("run", *(c.url for c in cams), "--model", tiny_model, "--output-dir", out, "--json", "--no-show",
+                    "--reconnect", "forever") as run:
+            for c in cams:  # each camera's frames are being written: the run is under way for both
+                run.wait_for(lambda c=c: complete_lines(out / f"127.0.0.1_{c.port}_cam.jsonl"),
+                             f"frames of {c.url} written")
+            run.send(signal.SIGINT)
+            code = run.finish(30)  # cameras that never end: only the Ctrl-C ends the run
+    finally:
+        for c in cams:
+            c.stop()
+    err = run.stderr
+    assert code == 130, err
     for c in cams:  # each overlay closed (readable to its last frame) and matching its JSON lines
         label = f"127.0.0.1_{c.port}_cam"
         lines = (out / f"{label}.jsonl").read_text().splitlines()
@@ -132,51 +150,40 @@ def get_json(url: str) -> dict:
         return json.loads(r.read())
 
 
-def served_url(proc) -> str:
-    """The live view's address, from the run's own log line (it was asked for port 0: any free one)."""
-    for line in proc.stderr:
-        if "live view of every source on " in line:
-            return line.split(" on ", 1)[1].split()[0]
-    raise AssertionError("the run ended without serving")
-
-
 def test_one_server_shows_every_source_with_its_own_numbers_and_picture(tiny_model, tmp_path):
     import urllib.request
 
     cams = [MjpegServer().start(), MjpegServer(fps=10).start()]
     (tmp_path / "cams.txt").write_text(f"# two cameras\nfront = {cams[0].url}\n\nback = {cams[1].url}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "run", str(tmp_path / "cams.txt"), "--model", str(tiny_model),
-                             "--serve", "127.0.0.1:0", "--no-show", "--reconnect", "forever"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        url = served_url(proc)
-        deadline = time.time() + 30
-        while time.time() < deadline:
+        with CliRun("run", tmp_path / "cams.txt", "--model", tiny_model, "--serve", "127.0.0.1:0", "--no-show",
+                    "--reconnect", "forever") as run:
+            url = served_at(run)
+            ten_each = lambda s: min((v.get("frames_out") or 0 for v in s.values()), default=0) >= 10  # noqa: E731
+            run.wait_for(lambda: sources_when(url, ten_each), "10 frames out of each camera")
             s = get_json(url + "stats.json")
-            if min(v.get("frames_out") or 0 for v in s["sources"].values()) >= 10:
-                break
-            time.sleep(0.2)
-        assert set(s["sources"]) == {"front", "back"} and s["source_count"] == 2
-        assert s["frames_out"] == sum(v["frames_out"] for v in s["sources"].values())
-        assert s["sources"]["front"]["source"] == cams[0].url and s["sources"]["back"]["state"] == "running"
-        one = get_json(url + "back/stats.json")
-        assert one["model"] == "nearest" and one["source"] == cams[1].url
-        for label in ("front", "back"):
-            jpeg = urllib.request.urlopen(f"{url}{label}/frame.jpg", timeout=5).read()
-            assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (48, 64, 3)
-        assert 'src="/front/stream.mjpg"' in urllib.request.urlopen(url + "front/", timeout=5).read().decode()
-        assert "/stats.json" in urllib.request.urlopen(url, timeout=5).read().decode()  # the grid
-        try:
-            urllib.request.urlopen(url + "nobody/frame.jpg", timeout=5)
-            raise AssertionError("an unknown source must be a 404")
-        except urllib.error.HTTPError as e:
-            assert e.code == 404
+            assert set(s["sources"]) == {"front", "back"} and s["source_count"] == 2
+            assert s["frames_out"] == sum(v["frames_out"] for v in s["sources"].values())
+            assert s["sources"]["front"]["source"] == cams[0].url and s["sources"]["back"]["state"] == "running"
+            one = get_json(url + "back/stats.json")
+            assert one["model"] == "nearest" and one["source"] == cams[1].url
+            for label in ("front", "back"):
+                jpeg = urllib.request.urlopen(f"{url}{label}/frame.jpg", timeout=5).read()
+                assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (48, 64, 3)
+            assert 'src="/front/stream.mjpg"' in urllib.request.urlopen(url + "front/", timeout=5).read().decode()
+            assert "/stats.json" in urllib.request.urlopen(url, timeout=5).read().decode()  # the grid
+            try:
+                urllib.request.urlopen(url + "nobody/frame.jpg", timeout=5)
+                raise AssertionError("an unknown source must be a 404")
+            except urllib.error.HTTPError as e:
+                assert e.code == 404
+            run.send(signal.SIGINT)
+            code = run.finish(30)
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
         for c in cams:
             c.stop()
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    err = run.stderr
+    assert code == 130 and "Traceback" not in err, err
     assert "front (" in err and "back (" in err  # the summary names each source
 
 
@@ -230,13 +237,10 @@ def test_a_camera_down_at_start_joins_when_it_comes_up(tiny_model, monkeypatch):
         group.load()
         group.start()
         feeds = group.feeds()
-        deadline = time.time() + 20
-        while (feeds["up"].stats().get("frames_out") or 0) < 5 and time.time() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: (feeds["up"].stats().get("frames_out") or 0) >= 5, "5 frames out of the camera that is up")
         assert feeds["late"].stats()["state"] == "connecting" and feeds["up"].stats()["state"] == "running"
         late.start()
-        while (feeds["late"].stats().get("frames_out") or 0) < 5 and time.time() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: (feeds["late"].stats().get("frames_out") or 0) >= 5, "5 frames out of the late camera")
         assert feeds["late"].stats()["state"] == "running" and feeds["late"].stats()["frames_out"] >= 5
     finally:
         group.stop()
@@ -276,12 +280,16 @@ def test_stopping_while_a_camera_is_still_down_ends_its_retries(tiny_model, monk
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    group = SourceGroup(GroupSettings(model=str(tiny_model)), [NamedSource(f"http://127.0.0.1:{port}/cam.mjpg", "down")],
-                        live_view=True, tolerant=True)
-    group.load()
-    group.start()
-    time.sleep(0.5)  # a few failed retries
-    group.stop()
-    assert group.wait(10) and not group.running()
-    group.close()
+    down = CameraDown(port).start()  # answers every attempt "503": each retry is seen
+    try:
+        group = SourceGroup(GroupSettings(model=str(tiny_model)), [NamedSource(f"http://127.0.0.1:{port}/cam.mjpg", "down")],
+                            live_view=True, tolerant=True)
+        group.load()
+        group.start()
+        wait_for(lambda: down.given_up >= 3, "the first attempt and two failed retries")
+        group.stop()
+        assert group.wait(10) and not group.running()
+        group.close()
+    finally:
+        down.stop()
     assert group.lanes[0].state == "connecting" and group.lanes[0].pipeline is None

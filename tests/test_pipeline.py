@@ -177,19 +177,34 @@ def test_live_source_keeps_the_newest_frame_and_latency_bounded(tiny_model):
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
     assert all(r[1] == r[0] % NUM_CLASSES for r in sink.records)
     lat = np.array(stats.latency_ms)
-    # about one inference per stage at most; a growing backlog would reach hundreds of ms
-    assert np.percentile(lat, 95) < 6 * delay * 1e3
-    assert lat[-10:].mean() < 3 * lat[:10].mean() + 50
+    # the newest frame is taken: a frame waits for about one inference per stage (under 0.1 s here, a few times
+    # that on a busy machine). A backlog would make it wait for every frame before it: latency growing frame
+    # after frame to seconds (300 frames read in 1.5 s, taken at 40 FPS: the last would wait some 6 s). The
+    # bounds are generous on the first, and far below the second.
+    assert np.percentile(lat, 95) < 16 * delay * 1e3
+    assert lat[-10:].mean() < lat[:10].mean() + 12 * delay * 1e3
 
 
 @LAYOUTS
 def test_stop_drains_what_was_read_and_closes_sinks(tiny_model, inline):
-    sink = Collect()
+    written = threading.Event()
+
+    class Progress(Collect):  # says when 10 frames have come out: the run is certainly under way
+        def write(self, rec):
+            super().write(rec)
+            if len(self.records) == 10:
+                written.set()
+
+    sink = Progress()
     p = make_pipeline(FileLikeSource(100000), tiny_model, [sink], delay_s=0.002, inline=inline)
-    threading.Timer(0.5, p.stop).start()
+    # stopped from another thread mid-run (minutes of frames are left), once frames are certainly in flight
+    stopper = threading.Thread(target=lambda: written.wait(60) and p.stop(), daemon=True)
+    stopper.start()
     stats = run_bounded(p, inline)
-    assert stats.interrupted
-    assert 0 < stats.frames_out == stats.frames_in < 100000
+    stopper.join(10)
+    assert written.is_set() and stats.interrupted
+    assert 10 <= stats.frames_out == stats.frames_in < 100000
+    assert [r[0] for r in sink.records] == list(range(stats.frames_out))  # every frame read came out, in order
     assert sink.closed
 
 

@@ -7,6 +7,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import pickle
+import re
 import subprocess
 import sys
 import threading
@@ -46,8 +48,18 @@ def test_every_key_field_changes_the_engine_file():
                 key(settings=BuildSettings(strongly_typed=False))]
     names = {k.filename("m") for k in variants}
     assert len(names) == len(variants)
-    assert key().filename("m") == key().filename("m")  # stable across calls and processes (no hash salt)
-    assert key().filename("m").startswith("m-fp16-360x480-")
+    # stable across processes (no hash salt): the same key's name worked out in processes with other hash seeds
+    here = key().filename("m")
+    for seed in ("1", "2"):
+        made = subprocess.run([sys.executable, "-c", ELSEWHERE], input=pickle.dumps(key()), capture_output=True,
+                              timeout=120, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert made.returncode == 0, made.stderr.decode()
+        assert made.stdout.decode().strip() == here, (seed, made.stdout, here)
+    assert re.fullmatch(r"m-fp16-360x480-[0-9a-f]{16}\.engine", here)
+
+
+# a key made afresh (pickled: nothing worked out in this process travels with it) names its file in another process
+ELSEWHERE = "import pickle, sys; print(pickle.load(sys.stdin.buffer).filename('m'))"
 
 
 def test_shape_profile_defaults_and_validation():

@@ -24,8 +24,12 @@ class NewestSlot:
         self.dropped = 0
 
     def put(self, item, timeout: float | None = None) -> None:
-        """Never blocks (so `timeout` is unused): a live source must not wait for a slow model."""
+        """Never blocks (so `timeout` is unused): a live source must not wait for a slow model. A frame put
+        after `close` (read while the run was stopping) is counted as dropped: no stage will take it."""
         with self._cv:
+            if self._closed:
+                self.dropped += 1
+                return
             if self._item is not None:
                 self.dropped += 1
             self._item = item
