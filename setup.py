@@ -44,7 +44,8 @@ setup(
         "dev": ["torch==2.14.1", "torchvision==0.29.1", "onnx>=1.15", "pycocotools>=2.0.7", "matplotlib>=3.7",
                 "tflite>=2.18", "ai-edge-litert>=2.0", "pytest>=7", "av>=12", "jsonschema>=4", "hypothesis>=6",
                 "ray>=2.59", "onnxconverter-common>=1.15", "pytest-timeout>=2.1", "mkdocs>=1.6", "mkdocs-material>=9",
-                "supervision>=0.20"],  # the interop test: rtseg results as supervision Detections
+                "supervision>=0.20",  # the interop test: rtseg results as supervision Detections
+                "import-linter>=2.10"],  # the layers contract (.importlinter; tests/test_layers.py); 2.10: acyclic_siblings
     },
     entry_points={"console_scripts": ["rtseg=rtseg._entry:main"]},
 )

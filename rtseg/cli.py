@@ -61,6 +61,16 @@ def _reconnect(text: str) -> int | None:
     return None if text == "forever" else _whole(text, 0, "a number of attempts or 'forever'")
 
 
+def _keyframe(text: str):
+    """--keyframe: every Nth frame (N >= 1), or 'auto'."""
+    from .temporal import KeyFrames
+
+    try:
+        return KeyFrames.parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of frames >= 1 or 'auto', got {text!r}") from None
+
+
 def _alpha(text: str) -> float:
     v = float(text)
     if not 0.0 <= v <= 1.0:
@@ -126,6 +136,7 @@ class RunRequest:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> RunRequest:
+        from .api.segmenter import temporal_settings
         from .api.session import ModelChoice
         from .runtime.http_access import ServeAccess
         from .runtime.outputs import SinkRequest
@@ -135,7 +146,7 @@ class RunRequest:
         choice = ModelChoice(args.model, backend.name, tuple(backend.options().items()),
                              None if args.model else args.target_fps, args.task, args.margin, args.max_latency,
                              not args.no_adapt, args.input_size, args.alpha, args.score_threshold, args.legend,
-                             args.rank_by)
+                             args.rank_by, temporal_settings(args.keyframe, args.smooth, args.flow))
         sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
                             codec=args.codec, h264_preset=args.h264_preset, serve=args.serve,
                             serve_access=ServeAccess(args.serve_token, tuple(args.serve_allow_host)),
@@ -198,7 +209,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if request.stats:
         d = stats.to_dict() | {"model": slot.name, "backend": slot.backend.name, "input_size": [slot.pre.height, slot.pre.width],
                                "source": redact(source.name), "streams": streams, "threads": threads,
-                               "target_fps": request.target_fps}
+                               "target_fps": request.target_fps, "selector_start": session.rung,
+                               "selector_why": session.why}
         from .runtime.output_plan import write_atomically
 
         write_atomically(Path(request.stats), json.dumps(d, indent=2) + "\n", "--stats")
@@ -290,16 +302,35 @@ class EvalRequest:
     quiet: bool = False
     stress: bool = False              # photometrically stressed copies of the split
     class_map: str | None = None      # model classes -> dataset classes (a shipped name or a JSON file)
+    keyframe: object = None           # KeyFrames: run the split as a sequence with key frames (or None)
+    smooth: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EvalRequest:
         return cls(args.model, args.data, BackendChoice.from_args(args), args.split, args.task, args.threads,
-                   args.input_size, args.json, args.update_manifest, args.quiet, args.stress, args.class_map)
+                   args.input_size, args.json, args.update_manifest, args.quiet, args.stress, args.class_map,
+                   args.keyframe, args.smooth)
+
+    @property
+    def temporal(self) -> bool:
+        """Whether the split runs as a sequence (key frames or smoothing) rather than as separate images."""
+        return self.smooth or (self.keyframe is not None and not self.keyframe.every_frame)
+
+    def metrics_suffix(self) -> str:
+        """What a setting adds to the manifest's metrics key: `+stress`, `+keyframe3`, `+smooth`."""
+        if self.stress:
+            return "+stress"
+        if not self.temporal:
+            return ""
+        return ("" if self.keyframe is None or self.keyframe.every_frame else f"+keyframe{self.keyframe.interval}") \
+            + ("+smooth" if self.smooth else "")
 
     def command(self, key: str) -> str:
         """The `rtseg eval` line that measures this again, as recorded beside the numbers."""
         return (f"rtseg eval --model {self.model} --data {self.data} --split {self.split}"
                 + (" --stress" if self.stress else "") + (f" --task {self.task}" if self.task else "")
+                + (f" --keyframe {self.keyframe.interval}" if self.keyframe is not None and not self.keyframe.every_frame else "")
+                + (" --smooth" if self.smooth else "")
                 + (f" --class-map {self.class_map}" if self.class_map else "")
                 + (f" --input-size {self.input_size[0]}x{self.input_size[1]}" if "@" in key else ""))
 
@@ -319,9 +350,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         class_map = load_class_map(request.class_map)
     info = resolve_model(request.model)
+    if request.temporal and (request.stress or class_map is not None or request.task not in (None, "seg")):
+        raise RtsegError("--keyframe and --smooth measure segmentation on a sequence: not with --stress, --class-map "
+                         "or --task det")
     slot = load_slot(info, request.backend.name, request.threads, request.input_size, **request.backend.options())
     if request.backend.why:
         log.info(f"rtseg: backend auto: {request.backend.why}")
+    if request.temporal:
+        return eval_sequence(request, info, slot)
     report = evaluate(slot, request.data, request.split, request.task, progress=not request.quiet,
                       stress=request.stress, class_map=class_map)
     slot.close()
@@ -336,13 +372,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     elif request.split == "val" and trained_with.startswith("holdout:"):
         # a held-out run trains on every other frame, val's included
         report["warning"] = f"{info.name} was trained with --val-split {trained_with}: val's frames were in its training data"
+    return keep_report(request, info, report, format_report(report))
+
+
+def keep_report(request: EvalRequest, info, report: dict, text: str) -> int:
+    """Print an eval report, and write it to --json and the manifest when asked."""
     report["command"] = "rtseg " + " ".join(sys.argv[1:] if argv_is_rtseg() else [])
-    print(format_report(report))
+    print(text)
     if request.json_path:
         Path(request.json_path).write_text(json.dumps(report, indent=2) + "\n")
     if request.update_manifest:
         record_eval(request, info, report)
     return 0
+
+
+def eval_sequence(request: EvalRequest, info, slot) -> int:
+    """`rtseg eval --keyframe N / --smooth`: the split as a sequence, against every frame (evaluation/sequence.py)."""
+    from .api.segmenter import temporal_settings
+    from .evaluation.sequence import evaluate_sequence, format_sequence_report
+
+    try:
+        report = evaluate_sequence(slot, request.data, request.split, temporal_settings(request.keyframe, request.smooth),
+                                   progress=not request.quiet)
+    finally:
+        slot.close()
+    return keep_report(request, info, report, format_sequence_report(report))
 
 
 def record_eval(request: EvalRequest, info, report: dict) -> None:
@@ -354,8 +408,9 @@ def record_eval(request: EvalRequest, info, report: dict) -> None:
     if manifest.entry(request.model) is None:
         raise RtsegError(f"--update-manifest needs a model name from {manifest.path}, got {request.model!r}")
     keep = ("miou", "pixel_accuracy", "per_class_iou", "detection", "images", "input_size", "backend", "machine",
-            "date", "split_note", "warning", "class_map")
-    key = metrics_key(request.split + ("+stress" if request.stress else ""), request.input_size, info)
+            "date", "split_note", "warning", "class_map", "keyframe", "smooth", "flow", "every_frame_miou", "drop",
+            "inferred_share", "inconsistency", "every_frame_inconsistency")
+    key = metrics_key(request.split + request.metrics_suffix(), request.input_size, info)
     manifest.record_metrics(request.model, key, {k: report[k] for k in keep if k in report} | {"command": request.command(key)})
     manifest.save()
     print(f"updated {manifest.path}: {request.model} {key}")
@@ -545,13 +600,26 @@ class BenchRequest:
     peers: bool = True
     naive: bool = True
     quiet: bool = False
+    keyframes: tuple = ()             # KeyFrames settings each model is also measured with
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> BenchRequest:
         length = dict(iters=20, reps=1, frames=min(args.frames, 60), eval_images=20) if args.quick else \
             dict(iters=args.iters, reps=args.reps, frames=args.frames, eval_images=None)
-        return cls(args.models, tuple(args.backends.split(",")), args.video, Path(args.out), args.data, args.split,
-                   peers=not args.no_peers, naive=not args.no_naive, quiet=args.quiet, **length)
+        # --quick without --models/--backends: the default and the fastest model on ONNX Runtime, and the naive loop
+        backends, peers = args.backends or ("onnxruntime" if args.quick else BENCH_BACKENDS), not args.no_peers
+        if args.quick and args.models is None:
+            peers = False
+        try:
+            keyframes = tuple(_keyframe(k) for k in args.keyframes.split(",")) if args.keyframes else ()
+        except argparse.ArgumentTypeError as e:
+            raise RtsegError(f"--keyframes: {e}") from None
+        models = args.models or ("quick" if args.quick else "all")
+        return cls(models, tuple(backends.split(",")), args.video, Path(args.out), args.data, args.split,
+                   peers=peers, naive=not args.no_naive, quiet=args.quiet, keyframes=keyframes, **length)
+
+
+BENCH_BACKENDS = "onnxruntime,torch"
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -559,7 +627,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .evaluation.bench import run_bench, write_results
 
     request = BenchRequest.from_args(args)
-    infos = requested_models(request.models)
+    if request.models == "quick":
+        from .selection.pick import quick_bench_models
+
+        infos = quick_bench_models()
+    else:
+        infos = requested_models(request.models)
     if not infos:
         raise RtsegError("no models to benchmark")
     backends, peers, naive = list(request.backends), request.peers, request.naive
@@ -576,7 +649,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise RtsegError("box models' AP needs pycocotools: pip install 'rtseg[eval]' (or --models with seg models only)")
     rows, env = run_bench(infos, backends, data=request.data, split=request.split, video=request.video,
                           frames=request.frames, iters=request.iters, reps=request.reps, peers=peers,
-                          naive=naive, eval_images=request.eval_images, progress=not request.quiet)
+                          naive=naive, eval_images=request.eval_images, progress=not request.quiet,
+                          keyframes=request.keyframes)
     out = request.out
     write_results(rows, env, out, recorded_command("rtseg bench"))
     print((out / "bench.md").read_text())
@@ -606,11 +680,15 @@ def print_pareto(task: str, rank_by: str = "auto") -> int:
     front = {c.name for c in pareto_front(candidates)}
     where = "held-out" if split.startswith("holdout:") else "val"
     metric = {"seg": f"{where} mIoU", "det": f"{where} mAP50", "segdet": "mean"}[normalize_task(task)]
-    print(f"{'':2}{'model':<40}{'e2e FPS':>9}{'p95 ms':>8}{metric:>15}")
+    width = max([40] + [len(c.name) + 1 for c in candidates])
+    print(f"{'':2}{'model':<{width}}{'e2e FPS':>9}{'p95 ms':>8}{metric:>15}")
     for c in sorted(candidates, key=lambda c: -c.fps):
-        print(f"{'* ' if c.name in front else '  '}{c.name:<40}{c.fps:>9.1f}{c.latency_ms:>8.1f}{100 * c.accuracy:>15.1f}")
+        print(f"{'* ' if c.name in front else '  '}{c.name:<{width}}{c.fps:>9.1f}{c.latency_ms:>8.1f}{100 * c.accuracy:>15.1f}")
     print(f"* on the Pareto front (no other model is both faster and more accurate here); accuracy on {split}"
           + (" (drive-disjoint)" if where == "held-out" else " (optimistic: its drive trains the models)"))
+    if any(c.keyframe > 1 for c in candidates):
+        print("/kfN: the model on every Nth frame, optical flow between; its accuracy less the drop that interval "
+              "measured on the 15 Hz val sequence (rtseg eval --keyframe N)")
     return 0
 
 
@@ -740,6 +818,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rank-by", choices=["auto", "heldout", "val"], default="auto",
                    help="with --target-fps: the accuracy that ranks the models: heldout (drive 0006R0, never trained "
                         "on), val (optimistic), or auto: heldout when at least two models have it")
+    r.add_argument("--keyframe", metavar="N|auto", type=_keyframe, default="1",
+                   help="run the model on every Nth frame and carry its result to the frames between by optical flow "
+                        "(auto: a new key frame when the motion says so; a scene cut always forces one)")
+    r.add_argument("--smooth", action="store_true",
+                   help="steadier masks: blend each frame's classes with the motion-compensated frames before it")
+    r.add_argument("--flow", choices=["ultrafast", "fast", "medium"], default=None,
+                   help="optical flow preset (default: ultrafast with --keyframe, medium for --smooth alone)")
     r.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
     r.add_argument("--reconnect", type=_reconnect, default=5, metavar="N|forever",
                    help="live sources: when the stream ends, fails or stalls for 5 s, reopen it up to N times in a row "
@@ -765,6 +850,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--stress", action="store_true",
                    help="measure on photometrically stressed copies of the split (brighter, darker, gamma 0.5 and "
                         "2.0, blown highlights): what the INT8 gate checks besides the plain split")
+    e.add_argument("--keyframe", metavar="N|auto", type=_keyframe, default=None,
+                   help="run the split as a sequence with the model on every Nth frame (propagated between), "
+                        "against every frame on the same frames")
+    e.add_argument("--smooth", action="store_true", help="run the split as a sequence with --smooth")
     e.add_argument("--class-map", metavar="NAME|FILE",
                    help="merge the model's classes onto the data's before scoring: a JSON file {model class: "
                         "data class}, every model class mapped, or a shipped mapping (cityscapes-to-camvid)")
@@ -826,8 +915,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_models)
 
     b = _command(sub, "bench", "FPS and mIoU of models x backends, beside the alternatives; tables and a plot")
-    b.add_argument("--models", default="all", help="all, or NAME,NAME,...")
-    b.add_argument("--backends", default="onnxruntime,torch", help="comma-separated (onnxruntime, torch)")
+    b.add_argument("--models", default=None,
+                   help="all (the default), or NAME,NAME,...; with --quick: the default and the fastest Pareto model")
+    b.add_argument("--backends", default=None,
+                   help=f"comma-separated (onnxruntime, torch; default {BENCH_BACKENDS}, with --quick onnxruntime)")
     b.add_argument("--data", help="CamVid-layout folder to measure accuracy on (default: the manifest's numbers)")
     b.add_argument("--split", default="val")
     b.add_argument("--video", default=str(Path(__file__).resolve().parent.parent / "examples" / "camvid_0016E5.mp4"))
@@ -836,7 +927,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reps", type=_count, default=3, help="model-only repetitions (median)")
     b.add_argument("--no-peers", action="store_true", help="skip torchvision's models")
     b.add_argument("--no-naive", action="store_true", help="skip the naive loop")
-    b.add_argument("--quick", action="store_true", help="a short run: 1 x 20 inferences, 60 frames, 20 val images")
+    b.add_argument("--keyframes", metavar="N,N,auto",
+                   help="also measure each segmentation model on every Nth frame with optical flow between (rtseg run "
+                        "--keyframe N): FPS, and with --data the mIoU of the split run as a sequence")
+    b.add_argument("--quick", action="store_true",
+                   help="a short run: the default and the fastest Pareto model on ONNX Runtime beside the naive loop, "
+                        "1 x 20 inferences, 60 frames, 20 val images")
     b.add_argument("--out", default="bench-results")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_bench)

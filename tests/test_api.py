@@ -234,3 +234,70 @@ def test_a_model_and_a_target_rate_together_are_refused_not_half_ignored(tiny_mo
         rtseg.stream(clip, model=tiny_model, target_fps=30)
     with pytest.raises(rtseg.RtsegError, match="not both"):
         rtseg.Segmenter(tiny_model, target_fps=30)
+
+
+# -- one call for any source, and results that save and show themselves --------------------------------
+def test_segmenter_takes_a_list_a_folder_a_video_and_streams_them(seg, tmp_path):
+    import cv2
+
+    frames = [class_frame(k) for k in (1, 2, 3)]
+    assert [int(r.mask[0, 0]) for r in seg(frames)] == [1, 2, 3]  # a list: a list, in order
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(folder / f"{i}.png"), f)
+    assert [int(r.mask[0, 0]) for r in seg(folder)] == [1, 2, 3]
+    assert [int(r.mask[0, 0]) for r in seg([folder / "2.png", folder / "0.png"])] == [3, 1]
+    clip = write_clip(tmp_path / "c.avi", 12)
+    results = seg(clip)
+    assert isinstance(results, list) and [r.index for r in results] == list(range(12))
+    assert [int(r.mask[0, 0]) for r in results] == [i % NUM_CLASSES for i in range(12)]
+    streamed = seg(clip, stream=True, keyframe=3)  # a generator, as peers' model(source, stream=True)
+    with streamed:
+        flags = [r.inferred for r in streamed]
+    assert len(flags) == 12 and flags[0] and not all(flags)
+    with pytest.raises(RtsegError, match="stream=True"):
+        seg(clip, realtime=True)  # paced like a camera: live, it would never end
+    with pytest.raises(RtsegError, match="no such file"):
+        seg(tmp_path / "missing.mp4")
+
+
+def test_result_saves_its_overlay_and_mask_and_never_over_its_image(seg, tmp_path):
+    import cv2
+
+    src = tmp_path / "street.png"
+    cv2.imwrite(str(src), class_frame(4))
+    res = seg(src)
+    assert res.save(tmp_path / "o.jpg") == tmp_path / "o.jpg"
+    assert cv2.imread(str(tmp_path / "o.jpg")).shape == (48, 64, 3)
+    res.save(tmp_path / "m.png", what="mask")
+    assert (cv2.imread(str(tmp_path / "m.png"), cv2.IMREAD_UNCHANGED) == 4).all()
+    before = src.read_bytes()
+    with pytest.raises(RtsegError, match="the image this result describes"):
+        res.save(tmp_path / "." / "street.png")
+    assert src.read_bytes() == before
+    with pytest.raises(RtsegError, match="lossless"):
+        res.save(tmp_path / "m.jpg", what="mask")
+    with pytest.raises(RtsegError):
+        res.save(tmp_path / "o.nope")
+    assert res._repr_png_().startswith(b"\x89PNG")  # what a notebook shows
+
+
+def test_show_without_a_display_says_how_to_save_instead(seg, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(RtsegError, match="save"):
+        seg(class_frame(1)).show()
+
+
+def test_json_lines_say_which_source_and_frame_size(tiny_model, tmp_path):
+    import json
+
+    from helpers import run_cli
+
+    clip = write_clip(tmp_path / "c.avi", 5, size=(48, 64))
+    js = tmp_path / "f.jsonl"
+    r = run_cli("run", clip, "--model", tiny_model, "--no-show", "--json", js)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in js.read_text().splitlines()]
+    assert {(d["source"], tuple(d["size"])) for d in lines} == {(str(clip), (64, 48))}

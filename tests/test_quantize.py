@@ -70,7 +70,7 @@ def test_the_two_qdq_layouts(shipped_tiny, tiny_camvid, tmp_path):  # noqa: F811
     import onnx
 
     from rtseg.core.modelinfo import resolve_model
-    from rtseg.training.engine_export import check_symmetric_qdq
+    from rtseg.backends.qdq import check_symmetric_qdq
     from rtseg.training.quantize import calibration_images, quantize_int8
 
     info = resolve_model(str(shipped_tiny / "tiny.onnx"))

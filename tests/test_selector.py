@@ -186,27 +186,45 @@ def zoo_cache(tmp_path, monkeypatch):
 
 
 def test_two_runs_profiling_at_once_measure_each_model_once(zoo_cache, monkeypatch):
+    import logging
     import threading
-    import time
 
     from rtseg.selection import profiling
 
     calls = []
+    other_run_arrived = threading.Event()  # the other run waits on the lock, or (a lock that locks nothing) measures
 
-    def fake_profile(info, backend, streams, threads, frames, size):
+    class Arrivals(logging.Handler):
+        def emit(self, record):
+            if "waiting for another rtseg" in record.getMessage():
+                other_run_arrived.set()
+
+    def fake_profile(info, backend, streams, threads, frames, size, keyframe=1):
         calls.append(info.name)
-        time.sleep(0.2)  # long enough for the other run to arrive while this one measures
+        if len(calls) == 1:  # the first measurement lasts until the other run is there: they certainly overlap
+            other_run_arrived.wait(30)
+        else:
+            other_run_arrived.set()
         return profiling.Profile(profiling.variant_name(info, size), profiling.model_checksum(info), 100, 10, 10, 80,
                                  12, 12, frames, "now", "measured", 0.0)
 
     monkeypatch.setattr(profiling, "profile_model", fake_profile)
+    handler, level = Arrivals(), profiling.log.level
+    profiling.log.addHandler(handler)
+    profiling.log.setLevel(logging.INFO)  # the "waiting" line is an info line
     results = []
-    runs = [threading.Thread(target=lambda: results.append(profiling.ensure_profiles(zoo_cache, "onnxruntime", 1, 1)))
-            for _ in range(2)]
-    for t in runs:
-        t.start()
-    for t in runs:
-        t.join()
+    try:
+        runs = [threading.Thread(target=lambda: results.append(profiling.ensure_profiles(zoo_cache, "onnxruntime", 1, 1)))
+                for _ in range(2)]
+        for t in runs:
+            t.start()
+        for t in runs:
+            t.join(60)
+    finally:
+        profiling.log.removeHandler(handler)
+        profiling.log.setLevel(level)
+    assert not any(t.is_alive() for t in runs) and len(results) == 2
+    assert other_run_arrived.is_set()  # the runs overlapped (the second waited on the first)
     assert sorted(calls) == sorted(i.name for i in zoo_cache)  # each once, not once per run
     assert results[0].keys() == results[1].keys() and all(p.clean for p in results[0].values())
 
@@ -215,16 +233,22 @@ def test_a_profile_taken_beside_other_work_is_marked_busy_and_measured_again(zoo
     import subprocess
     import sys
 
+    from rtseg.core.machine import usable_cpus
     from rtseg.selection import profiling
 
-    import os
-
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    # a busy loop on every core this process may use, each running before the measurement starts (it says so
+    # from inside its loop's first round)
+    hog = "import sys\nsys.stdout.write('busy\\n'); sys.stdout.flush()\nwhile True: pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", hog], stdout=subprocess.PIPE, text=True) for _ in usable_cpus()]
     try:
+        for h in hogs:
+            assert h.stdout.readline() == "busy\n", "a busy loop did not start"
         busy = profiling.ensure_profiles(zoo_cache[:1], "onnxruntime", 1, 1, frames=30)
     finally:
         for h in hogs:
             h.kill()
+            h.wait()
+            h.stdout.close()
     (p,) = busy.values()
     assert p.busy and not p.clean and p.others_load > profiling.BUSY_SHARE
     cache = profiling.ProfileCache(profiling.machine_key("onnxruntime", 1, 1))
@@ -356,3 +380,73 @@ def test_profiles_cached_by_an_older_runtime_are_not_used(monkeypatch, tmp_path)
     monkeypatch.setattr(profiling, "RUNTIME_REVISION", profiling.RUNTIME_REVISION - 1)
     older = profiling.machine_key("onnxruntime", 2, 1)
     assert older != now and profiling.ProfileCache(older, tmp_path).path != profiling.ProfileCache(now, tmp_path).path
+
+
+# -- key-frame rungs: (model, size, key interval) ------------------------------------------------------
+def held_out_model(name, miou, drops=None):
+    from rtseg.core.modelinfo import ModelInfo
+    from rtseg.selection.selector import HELD_OUT_SPLIT
+
+    metrics = {f"camvid_{HELD_OUT_SPLIT}": {"miou": miou}}
+    metrics.update({f"camvid_val+keyframe{k}": {"miou": 0.8, "drop": d} for k, d in (drops or {}).items()})
+    return ModelInfo(name=name, path=None, input_size=(64, 96), entry={"metrics": metrics})
+
+
+def profile(name, fps):
+    from rtseg.selection.profiling import Profile
+
+    return Profile(name, "x", fps, 1, 1, fps, 10, 20, 60, "now")
+
+
+def test_key_frame_rungs_are_candidates_with_the_accuracy_their_interval_lost():
+    from rtseg.selection.selector import HELD_OUT_SPLIT, build_candidates
+
+    big = held_out_model("big", 0.48, {2: 0.58, 3: 1.34})
+    small = held_out_model("small", 0.42)
+    profiles = {"big": profile("big", 35), "big/kf2": profile("big/kf2", 60), "big/kf3": profile("big/kf3", 75),
+                "small": profile("small", 90)}
+    cands = {c.name: c for c in build_candidates([big, small], profiles, "seg", HELD_OUT_SPLIT)}
+    assert set(cands) == {"big", "big/kf2", "big/kf3", "small"}
+    assert cands["big/kf3"].accuracy == pytest.approx(0.48 - 0.0134) and cands["big/kf3"].keyframe == 3
+    assert cands["big/kf2"].variant == "big" and cands["big/kf2"].fps == 60
+    # a box task has no propagated figure: no key-frame rungs
+    assert all(c.keyframe == 1 for c in build_candidates([big], profiles, "det", HELD_OUT_SPLIT))
+    # between the small model's rate and the big one's, the big model on every 3rd frame is the better buy
+    choice, why = choose(list(cands.values()), 60, margin=1.1)
+    assert choice.name == "big/kf3" and "every 3 frames" in why
+    assert choose(list(cands.values()), 50, margin=1.1)[0].name == "big/kf2"
+    assert choose(list(cands.values()), 80, margin=1.1)[0].name == "small"
+
+
+def test_a_key_frame_rung_is_estimated_from_its_model_and_the_flow_cost():
+    from rtseg.selection.profiling import flow_ms, keyframe_estimate
+
+    base = profile("big", 35.0)
+    est = keyframe_estimate(base, 3, (64, 96), "big/kf3")
+    assert est.kind == "estimate" and est.model == "big/kf3"
+    assert 35.0 < est.e2e_fps < 3 * 35.0  # the flow every frame pays keeps it under three times
+    assert flow_ms((64, 96)) > 0
+
+
+def test_switching_between_rungs_of_one_model_changes_the_interval_not_the_model(tmp_path):
+    """A model too slow for the target on every frame: the runner moves to its own every-4th-frame rung, so no
+    second model is loaded, and from then on the model runs on every 4th frame; every frame still comes out."""
+    from rtseg.temporal import KeyFrames, Temporal, TemporalSettings
+
+    model = nearest_centre_onnx(tmp_path / "m.onnx")
+    slot = make_slot(model, delay_s=0.02, name="tiny")
+    every, fourth = (Candidate("tiny" + s, a, f, 5.0, slot.info, (64, 80), k)
+                     for s, a, f, k in (("", 0.6, 50.0, 1), ("/kf4", 0.59, 180.0, 4)))
+    sink = Collect()
+    pipeline = Pipeline(FileLikeSource(300), slot, [sink], temporal=Temporal(TemporalSettings(KeyFrames(1))))
+    cfg = ControllerConfig(window_s=0.3, down_after_s=0.3, min_dwell_s=0.3, up_after_s=60)
+    loads = []
+    runner = AdaptiveRunner(pipeline, Controller([fourth, every], 1, target_fps=100, config=cfg),
+                            lambda c: loads.append(c) or slot, live=False, streams=1)
+    pipeline.on_frame = runner.on_frame
+    stats = pipeline.run(handle_signals=False)
+    assert stats.frames_out == 300 and [r[0] for r in sink.records] == list(range(300))
+    assert loads == [] and [(e["from"], e["to"]) for e in runner.switches] == [("tiny", "tiny/kf4")]
+    assert pipeline.temporal.keyframes.interval == 4
+    assert 0 < stats.frames_inferred < 300 - 150  # after the switch, about one frame in four ran the model
+    assert set(runner.observed()) == {"tiny", "tiny/kf4"}

@@ -14,7 +14,8 @@ from helpers import NUM_CLASSES, class_frame, wait_for
 
 from rtseg.core.errors import RtsegError
 from rtseg.runtime.http_view import BOUNDARY
-from rtseg.runtime.serve import LiveView, parse_address
+from rtseg.runtime.http_access import parse_address
+from rtseg.runtime.serve import LiveView
 from rtseg.runtime.sources import ArraySource
 
 from test_pipeline import make_slot

@@ -28,7 +28,8 @@ from rtseg.core.constants import IMAGENET_MEAN, IMAGENET_STD
 from rtseg.core.errors import RtsegError
 from rtseg.core.modelinfo import ModelInfo, resolve_model
 from rtseg.runtime.preprocess import Preprocessor
-from rtseg.training.engine_export import check_symmetric_qdq, int8_decision
+from rtseg.backends.qdq import check_symmetric_qdq
+from rtseg.training.engine_export import int8_decision
 
 TESTS = Path(__file__).parent
 ENGINES = TESTS.parent / "engines"
@@ -812,7 +813,7 @@ def test_fp16_conversion_keeps_io_types_and_agrees_with_fp32_on_a_shipped_model(
     import onnx
     import onnxruntime as ort
 
-    from rtseg.training.fp16_onnx import fp16_onnx_bytes
+    from rtseg.backends.fp16_onnx import fp16_onnx_bytes
 
     path = ENGINES / "mnv2-050-lraspp-os32-240x320-voc.onnx"
     fp16 = fp16_onnx_bytes(path)

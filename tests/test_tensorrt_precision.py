@@ -111,7 +111,7 @@ def test_fp16_engine_graph_runs_resize_in_fp16_and_keeps_the_class_map(tiny):
 
 def test_int8_engine_graph_runs_its_unquantized_layers_in_fp16_and_keeps_the_class_map(tiny):
     from rtseg.backends.tensorrt import engine_source
-    from rtseg.training.engine_export import check_symmetric_qdq
+    from rtseg.backends.qdq import check_symmetric_qdq
 
     qdq = onnx.load(str(tiny["int8"]))
     assert check_symmetric_qdq(qdq) == []

@@ -26,6 +26,7 @@ from ..runtime.channels import AbortAware
 from ..runtime.group import GroupSettings, SourceGroup
 from ..runtime.source_list import NamedSource, expand_sources
 from ..runtime.stats import RunStats
+from ..selection.group_adaptive import choose_for_group
 from .result import Result
 from .streaming import _Handoff
 
@@ -121,7 +122,7 @@ def stream_many(sources: list[str | Path] | str | Path, model: str | Path | None
                              frames=frames, realtime=realtime, reconnect=reconnect, quiet=True)
     group = SourceGroup(settings, named)
     try:
-        group.load()
+        group.load(choose_for_group)
     except BaseException:
         group.close()
         raise

@@ -21,6 +21,7 @@ from ..runtime.channels import POLL_S
 from ..core.redact import redact
 from ..runtime.group import GroupSettings, Lane, SourceGroup, source_labels
 from ..runtime.source_list import NamedSource, expand_sources
+from ..selection.group_adaptive import choose_for_group
 
 if TYPE_CHECKING:
     from ..cli import RunRequest
@@ -88,7 +89,7 @@ def settings_from(request: "RunRequest") -> GroupSettings:
                          queue_size=request.queue_size, loop=request.loop, frames=request.frames,
                          realtime=request.realtime, reconnect=request.reconnect,
                          json_lines=bool(request.sinks.json_lines), codec=request.sinks.codec,
-                         h264_preset=request.sinks.h264_preset, quiet=request.quiet)
+                         h264_preset=request.sinks.h264_preset, quiet=request.quiet, temporal=c.temporal)
 
 
 # -- running, with the signals -----------------------------------------------------------------------
@@ -186,7 +187,7 @@ def run_many(request: "RunRequest", sources: list[str], output_dir: str | None) 
     try:
         if folder is not None:
             refuse_inputs_in(folder, group.lanes)
-        slot = group.load()
+        slot = group.load(choose_for_group)
         if serve:
             from ..runtime.http_view import FeedHub, LiveServer
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -36,13 +37,14 @@ class Result:
     index: int = 0                       # position in the stream (0 for single frames)
     time: float | None = None            # stream time (files), wall clock (live), None for single images
     file: str | None = None              # the image file it came from (image sources)
+    inferred: bool = True                # False: carried from the last key frame by motion (keyframe=N)
     _post: Postprocessor | None = field(default=None, repr=False)  # draws the overlay in the model's colours
     _drawn: np.ndarray | None = field(default=None, repr=False)    # the overlay the pipeline already drew
 
     @classmethod
     def of(cls, slot, mask: np.ndarray | None, shares: np.ndarray | None, detections: list[Detection],
            ms: dict[str, float], frame: np.ndarray, index: int = 0, time: float | None = None, file: str | None = None,
-           model: str | None = None, drawn: np.ndarray | None = None) -> "Result":
+           model: str | None = None, drawn: np.ndarray | None = None, inferred: bool = True) -> "Result":
         """A result from what a model slot produced for `frame` (boxes become arrays)."""
         if detections:
             boxes = np.array([d.box for d in detections], np.float32)
@@ -51,7 +53,7 @@ class Result:
         else:
             boxes, scores, ids = np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), int)
         return cls(mask, slot.info.classes, slot.info.palette_rgb, shares, boxes, scores, ids, slot.post.det_classes,
-                   ms, model or slot.name, frame, index, time, file, slot.post, drawn)
+                   ms, model or slot.name, frame, index, time, file, inferred, slot.post, drawn)
 
     @property
     def class_share(self) -> dict[str, float]:
@@ -78,10 +80,72 @@ class Result:
                                  self.box_classes, post.score_threshold, post.legend if legend is None else legend)
         return post.overlay(image, self.mask, self.detections)
 
+    def save(self, path: str | Path, what: str = "overlay") -> Path:
+        """Write the overlay (`what="overlay"`, any image format OpenCV writes) or the class-id map as a
+        single-channel PNG (`what="mask"`, CamVid's label format) to `path`, whole or not at all; the image it
+        describes is never overwritten. Returns the path.
+
+        >>> res.save("overlay.jpg"); res.save("mask.png", what="mask")   # doctest: +SKIP
+        """
+        import cv2
+
+        from ..runtime.atomic_write import write_file_atomically
+        from ..runtime.output_plan import same_file
+
+        path = Path(path)
+        if what not in ("overlay", "mask"):
+            raise RtsegError(f"what= must be 'overlay' or 'mask', not {what!r}")
+        if what == "mask" and (self.mask is None or path.suffix.lower() != ".png"):
+            raise RtsegError("a mask is saved as .png (class ids need a lossless format)" if self.mask is not None
+                             else "this model gives no class map: save the overlay")
+        if self.file is not None and same_file(path, Path(self.file)):
+            raise RtsegError(f"{path} is the image this result describes: save it elsewhere")
+        image = self.overlay() if what == "overlay" else self.mask
+        try:
+            ok, data = cv2.imencode(path.suffix or ".png", image)
+        except cv2.error:
+            ok = False
+        if not ok:
+            raise RtsegError(f"cannot encode an image as {path.suffix or 'nothing'}: give .png, .jpg, .bmp or .webp")
+        write_file_atomically(path, data.tobytes(), "the result")
+        return path
+
+    def show(self, title: str = "rtseg") -> None:
+        """The overlay in a notebook (inline) or a window (any key closes it); one line of error without a display."""
+        try:
+            from IPython import get_ipython
+
+            if get_ipython() is not None and getattr(get_ipython(), "kernel", None) is not None:
+                from IPython.display import display
+
+                display(self)
+                return
+        except ImportError:
+            pass
+        from ..runtime.sinks import display_available
+
+        if not display_available():
+            raise RtsegError("no display to show a window on: res.save('overlay.png') writes it instead")
+        import cv2
+
+        cv2.imshow(title, self.overlay())
+        cv2.waitKey(0)
+        cv2.destroyWindow(title)
+
+    def _repr_png_(self) -> bytes | None:
+        """Jupyter shows a result as its overlay."""
+        import cv2
+
+        try:
+            ok, data = cv2.imencode(".png", self.overlay())
+        except RtsegError:  # no frame kept to draw on
+            return None
+        return data.tobytes() if ok else None
+
     def to_dict(self) -> dict:
         """The frame as plain JSON values: the same record `rtseg run --json` writes (rtseg/schemas/frame.schema.json)."""
         return frame_record(self.index, self.time, self.model, self.ms, self.classes, self.shares, self.box_classes,
-                            self.detections, self.file)
+                            self.detections, self.file, inferred=self.inferred)
 
     def to_supervision(self):
         """A `supervision.Detections`: the boxes (box models), or one region per class present (segmentation)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 import weakref
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
@@ -20,11 +21,13 @@ import cv2
 import numpy as np
 
 from ..backends.choice import resolve_backend
+from ..core.constants import IMAGE_SUFFIXES
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo, resolve_model
 from ..runtime.outputs import SinkRequest, build_sinks
 from ..runtime.slot import ModelSlot, load_slot
 from ..runtime.sources import ArraySource, LimitedSource, Source, as_bgr, open_input
+from ..temporal import KeyFrames, TemporalSettings
 from .result import Result
 from .session import ModelChoice, open_session
 from .streaming import ResultStream
@@ -110,8 +113,38 @@ class Segmenter:
         return self.slot.input_size
 
     # -- work ------------------------------------------------------------------------------------------
-    def __call__(self, frame: np.ndarray | str | Path) -> Result:
-        """Segment one frame: a BGR uint8 array (as OpenCV reads it) or an image file's path."""
+    def __call__(self, source, *, stream: bool = False, **stream_options):
+        """Segment whatever makes frames, as peers' `model(source)` does.
+
+        - one frame (a BGR uint8 array as OpenCV reads it) or one image file: its `Result`;
+        - a list of frames or image paths: a list of `Result`s, in order;
+        - a video, folder, glob, URL or camera index: every frame through the threaded pipeline, as a list
+          (files) or, with `stream=True`, as a generator (`ResultStream`) that holds one frame at a time; a
+          camera or URL never ends, so it needs `stream=True`.
+        `stream=True` on a frame or list gives the same results one at a time. `stream_options` go to
+        `stream()` (frames, loop, realtime, output, save_masks, json, keyframe, smooth).
+
+        >>> results = seg(["a.png", "b.png"])                          # doctest: +SKIP
+        >>> for res in seg("drive.mp4", stream=True, keyframe=2):     # doctest: +SKIP
+        ...     res.save(f"out/{res.index:05d}.png")
+        """
+        if isinstance(source, np.ndarray) or (isinstance(source, (str, Path)) and is_image_file(source)):
+            result = self._one(source)
+            return iter([result]) if stream else result
+        if isinstance(source, (list, tuple)):
+            results = (self._one(item) for item in source)
+            return results if stream else list(results)
+        results = self.stream(source, **stream_options)
+        if stream:
+            return results
+        if results.live:
+            results.close()
+            raise RtsegError(f"{source} is live and never ends: iterate over seg({source!r}, stream=True)")
+        with results:
+            return list(results)
+
+    def _one(self, frame: np.ndarray | str | Path) -> Result:
+        """One frame or image file, synchronously in the calling thread."""
         if isinstance(frame, (str, Path)):
             image = cv2.imread(str(frame), cv2.IMREAD_COLOR)
             if image is None:
@@ -132,10 +165,12 @@ class Segmenter:
         return Result.of(slot, pred.mask, pred.shares, pred.detections, ms, image, index, file=file)
 
     def stream(self, source, *, frames: int | None = None, loop: int = 1, realtime: bool = False,
-               output: str | None = None, save_masks: str | None = None, json: str | None = None) -> ResultStream:
-        """This model over a whole source through the threaded pipeline (see `rtseg.stream`). The stream has its
-        own buffers around the same loaded model, so calling the segmenter meanwhile is safe."""
-        c = self._choice
+               output: str | None = None, save_masks: str | None = None, json: str | None = None,
+               keyframe: int | str = 1, smooth: bool = False) -> ResultStream:
+        """This model over a whole source through the threaded pipeline (see `rtseg.stream`, also for `keyframe`
+        and `smooth`). The stream has its own buffers around the same loaded model, so calling the segmenter
+        meanwhile is safe."""
+        c = replace(self._choice, temporal=temporal_settings(keyframe, smooth))
         src = _source(source, frames, loop, realtime)
         try:
             slot = ModelSlot.around(self.slot.info, self.slot.backend, self.slot.input_size, c.alpha, c.score_threshold,
@@ -167,6 +202,21 @@ class Segmenter:
         return f"Segmenter({self.name!r}, backend={self.slot.backend.name!r}, input_size={self.input_size})"
 
 
+def is_image_file(path: str | Path) -> bool:
+    """Whether `path` names one image file (not a folder, glob, video or URL)."""
+    p = Path(path)
+    return p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+
+
+def temporal_settings(keyframe: KeyFrames | int | str | None, smooth: bool, flow: str | None = None) -> TemporalSettings:
+    """Key frames and smoothing from the API's (and CLI's) plain values; a bad interval is one clear error."""
+    try:
+        settings = TemporalSettings(keyframe if isinstance(keyframe, KeyFrames) else KeyFrames.parse(keyframe), bool(smooth))
+        return settings if flow is None else replace(settings, preset=flow)
+    except ValueError as e:
+        raise RtsegError(str(e)) from None
+
+
 def _model_or_rate(model, target_fps) -> None:
     """`model` names the model, `target_fps` asks the selector to choose one: both at once would leave one
     of them ignored, so it is refused rather than guessed."""
@@ -180,7 +230,7 @@ def stream(source, model: str | Path | None = None, *, target_fps: float | None 
            realtime: bool = False, output: str | None = None, save_masks: str | None = None, json: str | None = None,
            alpha: float = 0.5, score_threshold: float = 0.3, legend: bool = False, adapt: bool = True,
            streams: int | None = None, threads: int | None = None, precision: str = "fp16",
-           rank_by: str = "auto") -> ResultStream:
+           rank_by: str = "auto", keyframe: int | str = 1, smooth: bool = False) -> ResultStream:
     """Every frame of `source` through rtseg's threaded pipeline, as an iterator of `Result`s, in order.
 
     >>> import rtseg                                               # doctest: +SKIP
@@ -196,13 +246,21 @@ def stream(source, model: str | Path | None = None, *, target_fps: float | None 
     `model` or `target_fps` as for `Segmenter` (with `target_fps`, the selector also switches models while
     running to hold the rate; `adapt=False` chooses once). `output`, `save_masks`, `json`: the same files
     `rtseg run` writes. Leave the loop early and the pipeline stops; `with` closes it for certain.
+
+    `keyframe=N` runs the model on every Nth frame and carries its result to the frames between by optical
+    flow (`"auto"`: a new key frame when the motion says so); `res.inferred` tells them apart. `smooth=True`
+    steadies the masks from frame to frame. A key frame is forced at a scene cut either way.
+
+    >>> with rtseg.stream("drive.mp4", keyframe=3, smooth=True) as results:   # doctest: +SKIP
+    ...     inferred = sum(res.inferred for res in results)
     """
     _model_or_rate(model, target_fps)
     name, options = _backend(backend, precision)
     src = _source(source, frames, loop, realtime)
     choice = ModelChoice(None if model is None else str(model), name, options, target_fps if model is None else None,
                          task, input_size=tuple(input_size) if input_size else None, alpha=alpha,
-                         score_threshold=score_threshold, legend=legend, adapt=adapt, rank_by=rank_by)
+                         score_threshold=score_threshold, legend=legend, adapt=adapt, rank_by=rank_by,
+                         temporal=temporal_settings(keyframe, smooth))
     sinks = SinkRequest(output, save_masks, json, show=False, quiet=True)
     try:
         session = open_session(src, choice, lambda info, stop: build_sinks(sinks, src, info, stop), streams, threads)

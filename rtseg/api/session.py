@@ -6,10 +6,12 @@ whichever way it is asked for.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
+from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo, resolve_model
+from ..temporal import KeyFrames, Temporal, TemporalSettings
 from ..runtime.pipeline import Pipeline, inference_layout
 from ..runtime.sinks import Sink
 from ..runtime.slot import ModelSlot, load_slot
@@ -36,6 +38,7 @@ class ModelChoice:
     score_threshold: float = 0.3
     legend: bool = False                    # draw the class colour legend on the overlay
     rank_by: str = "auto"                   # the selector's accuracy: auto, heldout or val
+    temporal: TemporalSettings = TemporalSettings()  # key frames with motion propagation, smoothing
 
     @property
     def selects(self) -> bool:
@@ -55,6 +58,7 @@ class Session:
     owns_slot: bool = True                  # False: the slot belongs to a Segmenter that outlives the run
     candidates: dict | None = None          # the selector's variants {name: (info, size)}: what a run can teach
     backend: str = "onnxruntime"
+    rung: str | None = None                 # the selector's first rung (model, size and key-frame interval)
 
     def run(self, handle_signals: bool = True) -> RunStats:
         """Run to the end of the source (or a stop); every model the run loaded is closed afterwards."""
@@ -74,7 +78,7 @@ class Session:
         from ..selection.profiling import learn_from_run
 
         observed = (self.runner.observed() if self.runner is not None
-                    else {self.pipeline.slot.name: (stats.frames_out, stats.seconds)})
+                    else {self.rung or self.pipeline.slot.name: (stats.frames_out, stats.seconds)})
         try:
             learned = learn_from_run(self.backend, self.streams, self.threads, observed, self.candidates)
         except OSError as e:  # a read-only cache: the run itself succeeded, only the lesson is lost
@@ -98,6 +102,9 @@ def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[Mode
     `make_sinks(info, request_stop)` opens the sinks once the model is known (a window's `q` calls
     `request_stop`). With `slot`, that already-loaded model runs and stays open after the run.
     """
+    if choice.selects and not choice.temporal.keyframes.every_frame:
+        raise RtsegError("--keyframe with --target-fps: the selector chooses the key-frame interval itself (its "
+                         "rungs /kfN); give --model to fix the model and the interval")
     streams, threads = inference_layout(streams, threads, source.live)
     if slot is not None:
         streams = 1  # a loaded slot already has its threads: one stream uses them all
@@ -128,9 +135,17 @@ def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[Mode
         if slot is None:
             current.close()
         raise
-    pipeline = Pipeline(source, current, sinks, queue_size=queue_size, streams=streams, progress=progress)
+    start_keyframe = ladder[index].keyframe if ladder else 1
+    if ladder and any(c.keyframe > 1 for c in ladder):  # the selector's rungs carry a key-frame interval
+        settings = replace(choice.temporal, keyframes=KeyFrames(start_keyframe))
+        temporal = Temporal(settings)
+    else:
+        temporal = Temporal(choice.temporal) if choice.temporal.active else None
+    pipeline = Pipeline(source, current, sinks, queue_size=queue_size, streams=streams, progress=progress,
+                        temporal=temporal)
     session = Session(source, pipeline, streams, threads, why, owns_slot=slot is None, backend=choice.backend,
-                      candidates={c.name: (c.info, c.input_size) for c in ladder} if ladder else None)
+                      candidates={c.name: (c.info, c.input_size, c.keyframe) for c in ladder} if ladder else None,
+                      rung=ladder[index].name if ladder else None)
     if ladder and len(ladder) > 1 and choice.adapt:
         from ..selection.adaptive import AdaptiveRunner
         from ..selection.selector import Controller

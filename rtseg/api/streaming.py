@@ -23,7 +23,7 @@ _END = object()
 def result_of(rec: FrameRecord) -> Result:
     """A pipeline record as the API's `Result` (the frame kept, for `overlay()`)."""
     return Result.of(rec.slot, rec.mask, rec.shares, rec.detections, dict(rec.ms), rec.image, rec.index,
-                     rec.source_time, rec.file, rec.model, rec.overlay)
+                     rec.source_time, rec.file, rec.model, rec.overlay, rec.inferred)
 
 
 class _Handoff(Sink):
@@ -94,6 +94,11 @@ class ResultStream:
     @property
     def stats(self) -> RunStats | None:
         return self._run.stats
+
+    @property
+    def live(self) -> bool:
+        """Whether the source is live (a camera, a URL, `realtime=True`): it never ends by itself."""
+        return self._run.session.source.live
 
     @property
     def model(self) -> str:

@@ -28,14 +28,18 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-# name -> "module:factory"; factories take (model_path, **options) and return a Backend
+# name -> "module:factory"; factories take (model_path, **options) and return a Backend. A factory's module is
+# imported only when its backend is chosen, so one may live above this floor: PyTorch's rebuilds rtseg's
+# networks and lives with them (models/torch_backend.py)
 _REGISTRY = {
     "onnxruntime": "rtseg.backends.onnxruntime:OnnxRuntimeBackend",
     "onnxruntime-cuda": "rtseg.backends.onnxruntime:OnnxRuntimeCudaBackend",
     "tensorrt": "rtseg.backends.tensorrt:TensorRTBackend",
-    "torch": "rtseg.backends.torch:TorchBackend",
+    "torch": "rtseg.models.torch_backend:TorchBackend",
     "null": "rtseg.backends.null:NullBackend",  # no inference: the pipeline's own ceiling
 }
+# what a factory's module needs beyond the runtime install, and the extra that brings it
+_NEEDS = {"torch": ("PyTorch", "train")}
 GPU_BACKENDS = ("tensorrt", "onnxruntime-cuda")
 RUNS_CPU_INT8 = ("onnxruntime", "null")  # the backends that run an INT8 file laid out for ORT's CPU kernels as it is
 
@@ -64,6 +68,18 @@ def model_for(kind: str, info, precision: str | None = None):
     return base
 
 
+def _factory(kind: str) -> Callable[..., Backend]:
+    """The registry's factory for `kind`, its module imported now; a missing extra is said in one line."""
+    module, name = _REGISTRY[kind].split(":")
+    try:
+        return getattr(import_module(module), name)
+    except ImportError as e:
+        if kind not in _NEEDS:
+            raise
+        what, extra = _NEEDS[kind]
+        raise RtsegError(f"the {kind} backend needs {what}: pip install 'rtseg[{extra}]'") from e
+
+
 def load_backend(kind: str, model, fallback: bool = True, warn: Callable[[str], None] | None = None,
                  **options) -> Backend:
     """Load `kind` ("auto" decides here) for `model`, a resolved ModelInfo or a path to an .onnx file; a GPU
@@ -82,9 +98,8 @@ def load_backend(kind: str, model, fallback: bool = True, warn: Callable[[str], 
         runs = model_for(kind, info, options.get("precision"))
         if runs is not info:
             info, model_path, options = runs, str(runs.path), {**options, "info": runs}
-    module, factory = _REGISTRY[kind].split(":")
     try:
-        return getattr(import_module(module), factory)(model_path, **options)
+        return _factory(kind)(model_path, **options)
     except Exception as e:
         if kind not in GPU_BACKENDS:
             raise

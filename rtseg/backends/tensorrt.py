@@ -239,7 +239,7 @@ def engine_source(info: ModelInfo, precision: str) -> EngineSource:
     unquantized layers in FP16 (`convert_to_fp16` of the Q/DQ graph). Graph input and output types stay."""
     import onnx
 
-    from ..training.engine_export import int8_model, is_quantized, refuse_unless_trt_ready
+    from .qdq import int8_model, is_quantized, refuse_unless_trt_ready
 
     if precision not in ("fp32", "fp16", "int8"):
         raise RtsegError(f"unknown TensorRT precision {precision!r} (fp32, fp16 or int8)")
@@ -261,7 +261,7 @@ def engine_source(info: ModelInfo, precision: str) -> EngineSource:
         # int8: strongly typed, whatever the Q/DQ pairs leave unquantized (the full-size Resize, the ArgMax)
         # would run in the file's FP32; Model Optimizer converts those layers to FP16 by default
         # (`high_precision_dtype="fp16"` in modelopt.onnx.quantization), and so does rtseg
-        from ..training.fp16_onnx import convert_to_fp16
+        from .fp16_onnx import convert_to_fp16
 
         model = convert_to_fp16(model)
     model = uint8_outputs_from_float(model)

@@ -1,4 +1,5 @@
-"""Constants more than one floor needs: input normalisation and the file kinds rtseg reads and writes."""
+"""Constants more than one floor needs: input normalisation, CamVid's labels and the file kinds rtseg reads and
+writes."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +7,16 @@ import numpy as np
 # torchvision's ImageNet statistics: rtseg's from-scratch models normalise their input with these
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+# CamVid's 11 classes and their colours (the SegNet tutorial's RGB table): the label set rtseg's models are
+# trained on, and the one a model that names no classes of its own is read with (`ModelInfo`'s default);
+# data/camvid.py gives them to the dataset as CLASSES and PALETTE_RGB
+CAMVID_CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree",
+                  "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist")
+CAMVID_PALETTE_RGB = np.array([
+    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
+    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+], dtype=np.uint8)
 
 # what OpenCV reads as a still image (sources, calibration folders, CamVid) and can write (sinks)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})

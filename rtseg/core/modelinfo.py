@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.camvid import CLASSES, PALETTE_RGB
+from .constants import CAMVID_CLASSES as CLASSES
+from .constants import CAMVID_PALETTE_RGB as PALETTE_RGB
 from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .errors import RtsegError
 from .manifest import Manifest
@@ -134,6 +135,22 @@ def variant_name(info: ModelInfo, size: tuple[int, int] | None) -> str:
     if size is None or tuple(size) == tuple(info.input_size):
         return info.name
     return f"{info.name}@{size[0]}x{size[1]}"
+
+
+def rung_name(info: ModelInfo, size: tuple[int, int] | None, keyframe: int = 1) -> str:
+    """The selector's name for a model at `size` run on every `keyframe`-th frame (`.../kf3`), propagated between."""
+    return variant_name(info, size) + (f"/kf{keyframe}" if keyframe > 1 else "")
+
+
+def keyframe_drops(info: ModelInfo, split: str = "val") -> dict[int, float]:
+    """Key-frame intervals `rtseg eval --keyframe N --update-manifest` measured for this model at its own size on
+    `split` (a labelled sequence), and the mIoU points each lost against every frame on the same frames."""
+    out = {}
+    for key, m in info.entry.get("metrics", {}).items():
+        head = f"camvid_{split}+keyframe"
+        if key.startswith(head) and key[len(head):].isdigit() and m.get("drop") is not None:
+            out[int(key[len(head):])] = float(m["drop"])
+    return dict(sorted(out.items()))
 
 
 def measured_sizes(info: ModelInfo, split: str = "val") -> list[tuple[int, int]]:

@@ -6,17 +6,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# the dataset's names for CamVid's classes and colours (RGB, the SegNet tutorial's table), kept in core, whose
+# ModelInfo reads a model that names no classes with them
+from ..core.constants import CAMVID_CLASSES as CLASSES
+from ..core.constants import CAMVID_PALETTE_RGB as PALETTE_RGB  # noqa: F401
 from ..core.constants import IMAGE_SUFFIXES
 
-CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree",
-           "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist")
 NUM_CLASSES = len(CLASSES)
 VOID = 11
-# RGB, as in the SegNet tutorial's CamVid colour table.
-PALETTE_RGB = np.array([
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
-], dtype=np.uint8)
 
 
 def split_pairs(root: str | Path, split: str) -> list[tuple[Path, Path]]:

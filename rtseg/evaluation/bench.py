@@ -54,10 +54,11 @@ def measure_model_only(backend, x: np.ndarray, iters: int, reps: int, warmup: in
     return {"fps": t.fps, "ms_p50": t.ms_p50, "ms_p95": t.ms_p95}
 
 
-def measure_end_to_end(slot, video: str, frames: int, streams: int) -> dict:
+def measure_end_to_end(slot, video: str, frames: int, streams: int, temporal=None) -> dict:
     """The pipeline on the video, overlay written to a temporary MPEG-4 Part 2 mp4 (as `rtseg run --no-show
     --output bench.mp4 --codec mp4v`: PyAV's writer with frames kept in YUV 4:2:0 when PyAV is installed, else
-    OpenCV's)."""
+    OpenCV's). `temporal`: key frames / smoothing settings (rtseg/temporal), as `--keyframe` and `--smooth`."""
+    from ..temporal import Temporal
     from ..runtime.pipeline import Pipeline
     from ..runtime.sinks import open_video_sink
     from ..runtime.sources import LimitedSource, open_source
@@ -65,8 +66,10 @@ def measure_end_to_end(slot, video: str, frames: int, streams: int) -> dict:
     source = LimitedSource(open_source(video), frames)
     with tempfile.TemporaryDirectory() as d:
         sink = open_video_sink(Path(d) / "bench.mp4", source.fps or 30.0, source.frame_size, codec="mp4v")
-        stats = Pipeline(source, slot, [sink], streams=streams).run(handle_signals=False)
-    return {"fps": stats.fps, "stage_ms": {s: round(percentiles(v)["mean"], 3) for s, v in stats.stage_ms.items()}}
+        state = Temporal(temporal) if temporal is not None and temporal.active else None
+        stats = Pipeline(source, slot, [sink], streams=streams, temporal=state).run(handle_signals=False)
+    return {"fps": stats.fps, "stage_ms": {s: round(percentiles(v)["mean"], 3) for s, v in stats.stage_ms.items()},
+            "inferred": stats.frames_inferred, "frames": stats.frames_out}
 
 
 def pareto_flags(points: list[tuple[float, float]]) -> list[bool]:
@@ -105,9 +108,58 @@ def export_peers(input_size: tuple[int, int], folder: Path) -> list[tuple[str, P
     return peers
 
 
+def keyframe_rows(info: ModelInfo, row: BenchRow, slot, video: str, frames: int, streams: int, keyframes,
+                  data: str | None, split: str, eval_images: int | None) -> list[BenchRow]:
+    """The model with key frames (`--keyframes 2,3,auto`): end-to-end FPS on the same video, and the mIoU of
+    the split run as a sequence (evaluation/sequence.py) when data is given in full (not with --quick)."""
+    from ..temporal import TemporalSettings
+    from .sequence import evaluate_sequence
+
+    rows = []
+    for kf in keyframes:
+        settings = TemporalSettings(kf)
+        e = measure_end_to_end(slot, video, frames, streams, settings)
+        miou = None
+        if data and eval_images is None and has_seg_task(info):
+            miou = evaluate_sequence(slot, data, split, settings, progress=False)["miou"]
+        rows.append(BenchRow(f"{info.name} keyframe {kf.interval}", "ours", row.backend, row.input_size, row.params_m,
+                             row.gflops, miou, None, row.model_fps, row.model_ms_p50, row.model_ms_p95, e["fps"],
+                             e["stage_ms"], note=f"model on {e['inferred']} of {e['frames']} frames, optical flow between; "
+                                                 f"mIoU of {split} run as a sequence"))
+    return rows
+
+
+def manifest_metrics(info: ModelInfo) -> tuple[str | None, dict]:
+    """The manifest's figure for a model without --data: held-out drive 0006R0 where it has one that is truly
+    held out (the selector ranks on it), else CamVid val; (key, metrics) or (None, {})."""
+    metrics = info.entry.get("metrics", {})
+    for key in ("camvid_holdout:0006R0", "camvid_val"):
+        if key in metrics and not metrics[key].get("warning"):
+            return key, metrics[key]
+    return None, {}
+
+
+def fp32_base(info: ModelInfo) -> ModelInfo | None:
+    """The FP32 model an INT8 file was made from, when the manifest names it and it has PyTorch weights."""
+    from ..core.modelinfo import resolve_model
+
+    base = info.entry.get("base_model")
+    if not base:
+        return None
+    try:
+        found = resolve_model(base)
+    except RtsegError:
+        return None
+    return found if found.entry.get("weights") else None
+
+
+def has_seg_task(info: ModelInfo) -> bool:
+    return info.task in ("seg", "segdet")
+
+
 def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, split: str, video: str, frames: int,
               iters: int, reps: int, peers: bool, naive: bool, eval_images: int | None = None,
-              progress: bool = True) -> tuple[list[BenchRow], dict]:
+              progress: bool = True, keyframes: tuple = ()) -> tuple[list[BenchRow], dict]:
     from ..backends import load_backend
     from ..runtime.pipeline import inference_layout
     from ..runtime.slot import load_slot
@@ -136,8 +188,10 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
             r = evaluate(slot, data, split, progress=False, max_images=eval_images)
             row.miou, row.map50 = r.get("miou"), (r.get("detection") or {}).get("map50")
         else:  # the manifest's numbers, themselves measured by rtseg eval on the shipped file
-            m = info.entry.get("metrics", {}).get("camvid_val", {})
+            split_key, m = manifest_metrics(info)
             row.miou, row.map50 = m.get("miou"), (m.get("detection") or {}).get("map50")
+            if split_key:
+                row.note = f"accuracy: the manifest's {split_key[len('camvid_'):]}"
         x = slot.pre(np.zeros((h, w, 3), np.uint8))
         m = measure_model_only(model_backend, x, iters, reps)
         row.model_fps, row.model_ms_p50, row.model_ms_p95 = m["fps"], m["ms_p50"], m["ms_p95"]
@@ -147,6 +201,8 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
         e = measure_end_to_end(slot, video, frames, streams)
         row.e2e_fps, row.stage_ms = e["fps"], e["stage_ms"]
         rows.append(row)
+        if keyframes and has_seg_task(info):
+            rows += keyframe_rows(info, row, slot, video, frames, streams, keyframes, data, split, eval_images)
         bar.update(1)
     ref = next((r for r in rows if r.kind == "ours" and r.backend == "onnxruntime"), rows[0] if rows else None)
     if ref is None:
@@ -170,13 +226,17 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
                     bar.update(1)
         except ImportError:
             bar.write("peers skipped: they need torchvision (pip install 'rtseg[train]')")
-    if naive and ref_info.entry.get("weights"):
+    # the naive loop runs PyTorch weights: an INT8 reference's are those of the FP32 model it was quantized from
+    weights_of = ref_info if ref_info.entry.get("weights") else fp32_base(ref_info)
+    if naive and weights_of is not None:
         from .baselines import naive_loop
 
         with tempfile.TemporaryDirectory() as d:
-            r = naive_loop(str(ref_info.path.with_name(ref_info.entry["weights"])), video, str(Path(d) / "n.mp4"), frames)
-        rows.append(BenchRow(f"naive loop ({ref.model})", "naive", "torch", ref.input_size, ref.params_m, ref.gflops,
-                             ref.miou, ref.map50, e2e_fps=r["fps"], note="OpenCV read, PyTorch eager, argmax, overlay, write"))
+            r = naive_loop(str(weights_of.path.with_name(weights_of.entry["weights"])), video, str(Path(d) / "n.mp4"),
+                           frames)
+        rows.append(BenchRow(f"naive loop ({weights_of.name})", "naive", "torch", ref.input_size, ref.params_m,
+                             ref.gflops, None if weights_of is not ref_info else ref.miou, ref.map50, e2e_fps=r["fps"],
+                             note="OpenCV read, PyTorch eager, argmax, overlay, write"))
         bar.update(1)
     bar.close()
     for r in rows:
@@ -201,9 +261,10 @@ def bench_environment(reference: str, video: str, frames: int, iters: int, reps:
            "reference": reference, "video": video, "frames": frames, "model_only": f"{reps} x {iters} inferences, median",
            # what measure_end_to_end's mp4v output goes through (the I420 path: runtime/yuv.py)
            "writer": "MPEG-4 Part 2 by PyAV, frames kept in YUV 4:2:0" if pyav_available() else "OpenCV's mp4v writer",
-           "split": split if data else "val",
+           "split": split if data else "manifest",
            "accuracy": (f"{split} split of {data}" + (f", first {eval_images} images only (quick)" if eval_images else ""))
-           if data else "val mIoU from engines/manifest.json (measured by rtseg eval on the shipped files)"}
+           if data else ("engines/manifest.json's figures, measured by rtseg eval on the shipped files: held-out drive "
+                         "0006R0 where a model has one (drive-disjoint), else CamVid val (optimistic); each row says which")}
     try:
         import torch
 

@@ -35,6 +35,7 @@ from ..core.redact import redact
 from ..runtime.http_access import ServeAccess
 from ..runtime.http_view import FeedHub, LiveServer, combine
 from ..runtime.source_list import NamedSource, read_source_list
+from ..selection.group_adaptive import choose_for_group
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class CameraGroup:
     def __init__(self, settings: GroupSettings, sources: list[NamedSource], view_fps: float = 15.0):
         self.group = SourceGroup(settings, sources, live_view=True, tolerant=True, view_fps=view_fps)
         try:
-            self.group.load()
+            self.group.load(choose_for_group)
             self.group.start()
         except BaseException:
             self.group.close()
@@ -283,7 +284,7 @@ def serve_local(request: ServeRequest, sources: list[NamedSource]) -> int:
     with StopSignals() as signals:
         try:
             group = SourceGroup(request.settings, sources, live_view=True, tolerant=True, view_fps=request.view_fps)
-            slot = group.load()
+            slot = group.load(choose_for_group)
             server.hub = FeedHub(group.feeds())
             if group.why:
                 log.info(f"rtseg: selector: {group.why}")

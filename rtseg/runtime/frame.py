@@ -38,6 +38,8 @@ class FrameRecord:
     slot: ModelSlot | None = None     # the slot that preprocessed it (and so must infer it)
     event: dict | None = None         # e.g. the selector's model switch that took effect at this frame
     file: str | None = None           # the image file the frame was read from (image sources)
+    inferred: bool = True             # False: the model did not run; its outputs were carried here by motion
+    temporal: object | None = field(default=None, repr=False)  # key-frame plan (rtseg/temporal), when on
 
     @property
     def mask(self) -> np.ndarray | None:

@@ -10,7 +10,7 @@ A source that stalls, reconnects or dies holds back no other. `rtseg run SRC1 SR
 each camera actor of `rtseg serve --streams` (fleet/live.py) run their sources through a `SourceGroup`:
 
     group = SourceGroup(settings, [NamedSource("rtsp://a"), NamedSource("rtsp://b")], live_view=True)
-    group.load()           # the model, chosen for settings.target_fps across all the sources when asked
+    group.load(choose)     # the model; with settings.target_fps and no model, the one `choose` picks
     group.start()          # a thread per source
     ...                    # group.feeds(): each source's live view; group.stop() ends them all
     group.wait(); group.close()
@@ -24,11 +24,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from ..core.constants import DEFAULT_H264_PRESET
 from ..core.errors import RtsegError
 from ..core.redact import redact
-from ..core.modelinfo import resolve_model
+from ..core.modelinfo import ModelInfo, resolve_model
+from ..temporal import Temporal, TemporalSettings
 from .outputs import SinkRequest, build_sinks
 from .pipeline import Pipeline
 from .serve import LiveFeed
@@ -71,6 +73,23 @@ class GroupSettings:
     codec: str | None = None
     h264_preset: str = DEFAULT_H264_PRESET
     quiet: bool = False
+    temporal: TemporalSettings = TemporalSettings()  # --keyframe N and --smooth, for each source on its own
+
+
+@dataclass(frozen=True)
+class GroupChoice:
+    """What a chooser made of a group's target_fps: the model and size to load first, why, and, when the rate is
+    to be kept held, how to make the runner that switches the group's model around that first slot."""
+
+    info: ModelInfo
+    input_size: tuple[int, int] | None
+    why: str | None = None
+    runner: Callable[[ModelSlot], Any] | None = None
+
+
+# Choosing a model for a rate is the selection floor's job, above this one: `SourceGroup.load` is handed the
+# chooser (selection/group_adaptive.py's `choose_for_group`) and runs the model it returns.
+GroupChooser = Callable[["SourceGroup"], GroupChoice]
 
 
 @dataclass
@@ -190,29 +209,24 @@ class SourceGroup:
             return False
 
     # -- the model -------------------------------------------------------------------------------------
-    def load(self) -> ModelSlot:
-        """The group's one model (named, or the most accurate that holds target_fps on every source), and a
-        pipeline for each source that is open."""
+    def load(self, choose: GroupChooser | None = None) -> ModelSlot:
+        """The group's one model (named, or the one `choose` picks for target_fps: the most accurate that holds
+        it on every source), and a pipeline for each source that is open."""
         s, n = self.settings, len(self.lanes)
         # inference in parallel across sources already: one stream each, the cores shared out between them
         self.streams = s.streams or 1
         self.threads = s.threads or max(1, (s.cores or os.cpu_count() or 1) // (n * self.streams))
-        size = s.input_size
+        size, choice = s.input_size, None
         if s.model is None and s.target_fps:
-            from ..selection.pick import select_for_rate
-
-            sel = select_for_rate(s.target_fps, s.task, s.backend, self.streams, self.threads, s.margin,
-                                  s.max_latency, s.rank_by, sources=n, cores=s.cores)
-            info, size, self.why = sel.choice.info, sel.choice.input_size, sel.why
+            if choose is None:
+                raise RtsegError("a group with target_fps and no model needs a chooser (selection.group_adaptive)")
+            choice = choose(self)
+            info, size, self.why = choice.info, choice.input_size, choice.why
         else:
-            info, sel = resolve_model(s.model), None
-        self.slot = self._load(info, size)
-        if sel is not None and s.adapt and len(sel.ladder) > 1:
-            from ..selection.group_adaptive import GroupAdaptiveRunner
-            from ..selection.selector import Controller
-
-            self.runner = GroupAdaptiveRunner(Controller(sel.ladder, sel.index, s.target_fps), self.slot,
-                                              lambda c: self._load(c.info, c.input_size), self._around, self.streams)
+            info = resolve_model(s.model)
+        self.slot = self.load_model(info, size)
+        if choice is not None and choice.runner is not None:
+            self.runner = choice.runner(self.slot)
         for lane in self.lanes:
             if lane.source is not None:
                 self._wire(lane)
@@ -221,13 +235,14 @@ class SourceGroup:
     def _pool(self) -> int:
         return self.settings.queue_size + self.streams + 2
 
-    def _load(self, info, size: tuple[int, int] | None) -> ModelSlot:
+    def load_model(self, info, size: tuple[int, int] | None) -> ModelSlot:
+        """A model's first slot (its backend loaded), as every source of the group runs it."""
         s = self.settings
         return load_slot(info, s.backend, threads=self.threads, input_size=size, alpha=s.alpha,
                          score_threshold=s.score_threshold, legend=s.legend, pool_size=self._pool(),
                          **dict(s.backend_options))
 
-    def _around(self, first: ModelSlot) -> ModelSlot:
+    def slot_around(self, first: ModelSlot) -> ModelSlot:
         """Another source's slot around a loaded model: its own buffers and pool, the same backend."""
         s = self.settings
         return ModelSlot.around(first.info, first.backend, first.input_size, s.alpha, s.score_threshold, self._pool(),
@@ -242,7 +257,7 @@ class SourceGroup:
         else:
             first = self.slot
             uses = any(x.pipeline is not None and x.pipeline.slot is first for x in self.lanes)
-            slot = self._around(first) if uses else first
+            slot = self.slot_around(first) if uses else first
         sinks = []
         if self.folder is not None:
             request = SinkRequest(output=str(self.folder / f"{lane.label}.mp4"),
@@ -251,7 +266,10 @@ class SourceGroup:
             sinks = build_sinks(request, lane.source, first.info, lambda: None)  # no window: nothing asks to stop
         if lane.feed is not None:
             sinks.append(lane.feed)
-        lane.pipeline = Pipeline(lane.source, slot, sinks, queue_size=s.queue_size, streams=self.streams)
+        # each source keeps its own key-frame state: its frames are its own sequence
+        temporal = Temporal(s.temporal) if s.temporal.active else None
+        lane.pipeline = Pipeline(lane.source, slot, sinks, queue_size=s.queue_size, streams=self.streams,
+                                 temporal=temporal)
         if self.runner is not None:
             self.runner.attach(lane.label, lane.pipeline)
         if lane.feed is not None:

@@ -1,4 +1,5 @@
-"""Who may see a live view (`http_view.LiveServer`): its token, and the Host header, checked before any feed.
+"""Who may see a live view (`http_view.LiveServer`): its token, and the Host header, checked before any feed;
+and the address it listens on (`parse_address`).
 
 The feeds are camera pictures, so the server has the two doors a notebook server or a dashboard has:
 
@@ -31,6 +32,18 @@ ENV_TOKEN = "RTSEG_SERVE_TOKEN"
 TOKEN_TEXT = re.compile(r"[A-Za-z0-9._~-]+")  # travels in URLs and a cookie as it is: no escaping anywhere
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 HOST_HEADER = re.compile(r"(\[[0-9A-Za-z:.%]+\]|[^\s:\[\]/@]+)(?::(\d{1,5}))?")
+
+
+def parse_address(text: str, flag: str = "--serve") -> tuple[str, int]:
+    """`PORT`, `HOST:PORT` or `[IPv6]:PORT` -> (host, port); a bare port binds loopback."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise RtsegError(f"{flag} wants HOST:PORT or PORT, got {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise RtsegError(f"{flag}: port {number} is out of range")
+    return (host.strip("[]") or "127.0.0.1"), number
 
 
 @dataclass(frozen=True)

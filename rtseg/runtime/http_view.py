@@ -31,9 +31,8 @@ from typing import Protocol
 from urllib.parse import quote, unquote
 
 from ..core.errors import RtsegError
-from .http_access import Gate, ServeAccess, is_loopback, is_wildcard, resolve_token
+from .http_access import Gate, ServeAccess, is_loopback, is_wildcard, parse_address, resolve_token
 from .http_pages import GRID_PAGE, PAGE, POLICY
-from .serve import parse_address
 
 log = logging.getLogger(__name__)
 BOUNDARY = "rtsegframe"

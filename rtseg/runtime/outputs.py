@@ -11,6 +11,7 @@ from typing import Callable
 from ..core.constants import DEFAULT_H264_PRESET, IMAGE_SUFFIXES
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo
+from ..core.redact import redact
 from .http_access import ServeAccess
 from .atomic_write import is_special
 from .output_plan import OutputLock, check_plan, planned_outputs, same_file
@@ -267,7 +268,7 @@ def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
             log.info("rtseg: no display found; running headless (--no-show)")
     if request.json_lines:
         sinks.append(staged(Path(request.json_lines),
-                            lambda p: JsonLinesSink(p, info.classes, info.det_classes)))
+                            lambda p: JsonLinesSink(p, info.classes, info.det_classes, redact(source.name))))
     if request.serve:
         from .serve import LiveView
 

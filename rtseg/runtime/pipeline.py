@@ -24,6 +24,7 @@ from typing import Callable
 from tqdm import tqdm
 
 from ..core.machine import usable_cpus
+from ..temporal import Temporal
 from .allocator import keep_frame_buffers
 from .channels import END, POLL_S, AbortAware, NewestSlot, ReorderBuffer
 from .frame import FrameRecord
@@ -62,8 +63,11 @@ class Pipeline:
 
     def __init__(self, source: Source, slot: ModelSlot, sinks: list[Sink], queue_size: int = 2, streams: int = 1,
                  progress: bool = False, on_frame: Callable[[FrameRecord], None] | None = None,
-                 preprocess_in_capture: bool | None = None, i420: bool | None = None):
+                 preprocess_in_capture: bool | None = None, i420: bool | None = None,
+                 temporal: Temporal | None = None):
         self.source, self.slot, self.sinks = source, slot, sinks
+        # key frames and smoothing (rtseg/temporal): planned in preprocess, carried in postprocess, both in order
+        self.temporal = temporal
         self.live = source.live
         self.progress = progress
         self.on_frame = on_frame
@@ -110,12 +114,18 @@ class Pipeline:
         """Frames so far, while running: read, written, dropped (live) and the recent p95 latency."""
         dropped = self._captured.dropped if self.live else 0
         recent = list(self.stats.recent_latency_ms)
-        return {"frames_in": self.stats.frames_in, "frames_out": self.stats.frames_out, "dropped": dropped,
-                "latency_ms_p95": round(percentiles(recent)["p95"], 2) if recent else None}
+        counts = {"frames_in": self.stats.frames_in, "frames_out": self.stats.frames_out, "dropped": dropped,
+                  "latency_ms_p95": round(percentiles(recent)["p95"], 2) if recent else None}
+        if self.temporal is not None:  # key frames: how many frames the model ran on, and the interval now
+            counts |= {"frames_inferred": self.stats.frames_inferred, "keyframe": str(self.temporal.keyframes.interval)}
+        return counts
 
     # -- control -----------------------------------------------------------------------------------
-    def switch_to(self, slot: ModelSlot) -> None:
-        """Frames read from now on use `slot`; frames in flight finish with the one they started with."""
+    def switch_to(self, slot: ModelSlot, keyframes=None) -> None:
+        """Frames read from now on use `slot` (and, with `keyframes`, that key-frame interval); frames in flight
+        finish with the one they started with."""
+        if keyframes is not None and self.temporal is not None:
+            self.temporal.keyframes = keyframes
         self.slot = slot
 
     def stop(self) -> None:
@@ -193,8 +203,10 @@ class Pipeline:
     def _preprocess(self, rec: FrameRecord) -> None:
         rec.slot = self.slot  # read once: a switch mid-frame must not mix two models
         rec.model = rec.slot.name
-        rec.input = rec.slot.preprocess(rec.image) if rec.i420 is None else rec.slot.preprocess_i420(rec.i420)
         rec.seq, self._seq = self._seq, self._seq + 1
+        if self.temporal is not None and not self.temporal.plan(rec):
+            return  # a propagated frame: no model input, its outputs come from motion in postprocess
+        rec.input = rec.slot.preprocess(rec.image) if rec.i420 is None else rec.slot.preprocess_i420(rec.i420)
         self._unreleased[rec.seq] = rec
 
     def _infer_stream(self) -> None:
@@ -205,10 +217,11 @@ class Pipeline:
                 if rec is END:
                     self._io.put(self._preprocessed, END)  # let the other streams see the end too
                     break
-                with stage(rec, "infer"):
-                    x, rec.input = rec.input, None
-                    self._unreleased.pop(rec.seq, None)
-                    rec.outputs = rec.slot.infer(x)  # gives the buffer back to the pool, whatever happens
+                if rec.inferred:
+                    with stage(rec, "infer"):
+                        x, rec.input = rec.input, None
+                        self._unreleased.pop(rec.seq, None)
+                        rec.outputs = rec.slot.infer(x)  # gives the buffer back to the pool, whatever happens
                 self._io.put(self._inferred, rec, rec.seq)
         except BaseException as e:
             self._fail(e)
@@ -216,6 +229,8 @@ class Pipeline:
             self._inferred.producer_done()
 
     def _postprocess(self, rec: FrameRecord) -> None:
+        if self.temporal is not None:
+            self.temporal.carry(rec)
         if rec.i420 is None:
             p = rec.slot.postprocess(rec.image, rec.outputs, draw=True)
         else:
@@ -301,6 +316,7 @@ class Pipeline:
         self.stats.interrupted = self._stop.is_set() and not self._source_ended
         self.stats.expected_frames = None if self.live else self.source.frame_count
         self.stats.skipped_inputs = list(self.source.skipped)
+        self.stats.temporal = self.temporal.summary() if self.temporal is not None else None
         self.stats.gaps = list(getattr(self.source, "gaps", []))  # a live source's outages, when it reports them
         self.stats.source_lost = bool(getattr(self.source, "lost", False))
         if self._error is not None:

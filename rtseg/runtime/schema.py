@@ -22,7 +22,8 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "frame.schema.js
 def frame_record(index: int, source_time: float | None, model: str, ms: dict[str, float],
                  class_names: Sequence[str], shares: np.ndarray | None, det_classes: Sequence[str],
                  detections: Sequence[Detection], source_file: str | None = None, event: dict | None = None,
-                 wall_time: float | None = None) -> dict:
+                 wall_time: float | None = None, inferred: bool = True, source: str | None = None,
+                 size: tuple[int, int] | None = None) -> dict:
     """One frame's results as plain JSON values (see the module docstring for units)."""
     line = {
         "frame": index,
@@ -30,8 +31,13 @@ def frame_record(index: int, source_time: float | None, model: str, ms: dict[str
         "time": None if source_time is None or not math.isfinite(source_time) else round(source_time, 4),
         "wall_time": round(_time.time() if wall_time is None else wall_time, 4),  # when the result was written
         "model": model,
+        "inferred": inferred,  # False: the model did not run on this frame; its result was carried by motion
         "ms": {k: round(v, 3) for k, v in ms.items()},
     }
+    if source is not None:
+        line["source"] = source  # what was read (credentials removed): lines from many runs stay apart
+    if size is not None:
+        line["size"] = [int(size[0]), int(size[1])]  # [width, height] of the frame: boxes are in its pixels
     if source_file is not None:
         line["source_file"] = source_file
     if shares is not None:

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from ..core.errors import RtsegError
 from .frame import STAGES, FrameRecord
 from .sinks import Sink
 from .stats import RateMeter
@@ -27,18 +26,6 @@ from .stats import RateMeter
 if TYPE_CHECKING:
     from .http_access import ServeAccess
     from .pipeline import Pipeline
-
-
-def parse_address(text: str, flag: str = "--serve") -> tuple[str, int]:
-    """`PORT`, `HOST:PORT` or `[IPv6]:PORT` -> (host, port); a bare port binds loopback."""
-    host, _, port = text.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        raise RtsegError(f"{flag} wants HOST:PORT or PORT, got {text!r}") from None
-    if not 0 <= number <= 65535:
-        raise RtsegError(f"{flag}: port {number} is out of range")
-    return (host.strip("[]") or "127.0.0.1"), number
 
 
 class LiveFeed(Sink):
@@ -84,7 +71,8 @@ class LiveFeed(Sink):
     def frame_done(self, rec: FrameRecord) -> None:
         self.meter.tick()
         self._recent.append(dict(rec.ms))
-        self._last = {"frame": rec.index, "model": rec.model, "backend": rec.slot.backend.name if rec.slot else None}
+        self._last = {"frame": rec.index, "model": rec.model, "backend": rec.slot.backend.name if rec.slot else None,
+                      "inferred": rec.inferred}
         if rec.event and "switch" in rec.event:
             self.switches.append({"frame": rec.index, "t": round(time.time() - self._t0, 2), **rec.event["switch"]})
 

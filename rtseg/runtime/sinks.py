@@ -326,8 +326,10 @@ class JsonLinesSink(Sink):
 
     takes_i420 = True  # no pixels
 
-    def __init__(self, path: str | Path, class_names: tuple[str, ...], det_classes: tuple[str, ...] = ()):
+    def __init__(self, path: str | Path, class_names: tuple[str, ...], det_classes: tuple[str, ...] = (),
+                 source: str | None = None):
         self.path = Path(path)
+        self.source = source  # the input's name, credentials removed, on every line
         require_writable(self.path, "JSON")
         try:
             self.file = open(self.path, "w")
@@ -339,8 +341,10 @@ class JsonLinesSink(Sink):
 
     def frame_done(self, rec: FrameRecord) -> None:
         # not in write(): only now does rec.ms hold the time of every sink, this one's place aside
+        size = (rec.image.shape[1], rec.image.shape[0]) if rec.image is not None else yuv.frame_size(rec.i420)
         line = frame_record(rec.index, rec.source_time, rec.model, rec.ms, self.class_names, rec.shares,
-                            self.det_classes, rec.detections, rec.file, rec.event)
+                            self.det_classes, rec.detections, rec.file, rec.event, inferred=rec.inferred,
+                            source=self.source, size=size)
         try:
             self.file.write(json.dumps(line) + "\n")
         except OSError as e:
@@ -403,7 +407,8 @@ class WindowSink(Sink):
             gap = rec.event["reconnect"]
             self._note = (f"source back after {gap['seconds']:.1f} s ({gap['attempts']} attempt(s))", now + self.NOTE_S)
         ms = {s: rec.ms.get(s, 0.0) for s in ("capture", "preprocess", "infer", "postprocess")}
-        lines = [f"{self.meter.fps:5.1f} FPS  {rec.model}  [{rec.slot.backend.name}]",
+        lines = [f"{self.meter.fps:5.1f} FPS  {rec.model}  [{rec.slot.backend.name}]"
+                 + ("" if rec.temporal is None else "  key" if rec.inferred else "  propagated"),
                  "cap {capture:.1f}  pre {preprocess:.1f}  inf {infer:.1f}  post {postprocess:.1f}  out {sink:.1f} ms"
                  .format(**ms, sink=self._last_sink_ms)]
         if self._note and now < self._note[1]:

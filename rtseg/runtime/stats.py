@@ -75,12 +75,15 @@ class RunStats:
     expected_frames: int | None = None  # what a file's header announced (None: live, or not said)
     gaps: list[dict] = field(default_factory=list)   # a live source's outages: when, how long, reconnect attempts
     source_lost: bool = False                        # the live source went away and did not come back
+    frames_inferred: int = 0                         # frames the model ran on (the others were propagated)
+    temporal: dict | None = None                     # key frames and smoothing, when on (rtseg/temporal)
     t_start: float | None = field(default=None, init=False, repr=False)  # perf_counter() as the first read began
 
     def record(self, rec: FrameRecord, t_done: float, live: bool) -> None:
         """Account one frame that every sink has taken, finished at perf_counter() time `t_done`."""
         self.frames_out += 1
         self.frames_by_model[rec.model] = self.frames_by_model.get(rec.model, 0) + 1
+        self.frames_inferred += rec.inferred
         for name, v in rec.ms.items():
             if name not in self.stage_ms:
                 self.stage_ms[name] = Reservoir()
@@ -139,6 +142,8 @@ class RunStats:
             "skipped_inputs": self.skipped_inputs, "expected_frames": self.expected_frames,
             "ended_early": self.ended_early, "gaps": self.gaps, "source_lost": self.source_lost,
             "frames_by_model": self.frames_by_model, "switches": self.switches,
+            "frames_inferred": self.frames_inferred, "frames_propagated": self.frames_out - self.frames_inferred,
+            "temporal": self.temporal,
         }
 
     def summary(self) -> str:
@@ -156,6 +161,12 @@ class RunStats:
                          + ("; gave up" if g.get("lost") else "; interrupted" if g.get("interrupted") else "; back"))
         p = percentiles(self.latency_ms)
         lines.append(f"{'end-to-end':<12}{p['mean']:>9.2f}{p['p50']:>9.2f}{p['p95']:>9.2f}  (capture to sink)")
+        if self.temporal:
+            t = self.temporal
+            lines.append(f"key frames: model ran on {self.frames_inferred} of {self.frames_out} frames, "
+                         f"{self.frames_out - self.frames_inferred} propagated by motion (--keyframe {t['keyframe']}"
+                         f"{', smoothing' if t['smooth'] else ''}; {t['forced_keyframes']} forced by a cut)"
+                         + ("; infer times are key frames'" if self.frames_inferred < self.frames_out else ""))
         if len(self.frames_by_model) > 1 or self.switches:
             lines.append("models: " + ", ".join(f"{m} {n} frames" for m, n in self.frames_by_model.items())
                          + f"; {len(self.switches)} switch(es)")

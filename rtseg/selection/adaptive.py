@@ -20,12 +20,13 @@ log = logging.getLogger(__name__)
 
 
 def load_kept(loaded: dict[str, ModelSlot], cand: Candidate, load: Callable[[Candidate], ModelSlot]) -> ModelSlot:
-    """The candidate's slot: the one loaded before, or loaded and warmed up now and kept (switching back is free)."""
-    slot = loaded.get(cand.name)
+    """The candidate's slot: the one loaded before, or loaded and warmed up now and kept (switching back is free).
+    Rungs of one model at one size share a slot: only their key-frame interval differs."""
+    slot = loaded.get(cand.variant)
     if slot is None:
         slot = load(cand)
         slot.warm_up()
-        loaded[cand.name] = slot
+        loaded[cand.variant] = slot
     return slot
 
 
@@ -49,10 +50,11 @@ class AdaptiveRunner:
         # what each model achieved, kept by the sink thread alone: a model's time runs from its first frame
         # out (not from the switch, while the previous model's frames still drain) to its last
         self._segment: list | None = None                 # [model, first frame's time, last frame's time, frames]
-        self._observed: dict[str, list[float]] = {}       # model -> [frames, seconds] over the run
+        self._observed: dict[str, list[float]] = {}       # rung -> [frames, seconds] over the run
+        self._rung = controller.ladder[controller.index].name  # what the current slot's frames run as
 
     def observed(self) -> dict[str, tuple[float, float]]:
-        """What each model achieved while it was the current one: {variant name: (frames, seconds)}."""
+        """What each rung achieved while it was the current one: {rung name: (frames, seconds)}."""
         self._close_segment()
         return {k: (v[0], v[1]) for k, v in self._observed.items()}
 
@@ -81,7 +83,7 @@ class AdaptiveRunner:
         if rec.slot is not self.pipeline.slot:
             return  # a frame of the previous model, still draining after a switch
         now = self.clock()
-        self._count(rec.model, now)
+        self._count(self._rung, now)
         self.meter.tick(now)
         self.infer_ms.append(rec.ms.get("infer", 0.0))
         rate = self.rate()
@@ -98,7 +100,10 @@ class AdaptiveRunner:
             log.info(f"rtseg: could not load {cand.name} ({e}); staying on {old}")
             self.controller.switched(self.controller.index)
             return
-        self.pipeline.switch_to(slot)
+        from ..temporal import KeyFrames
+
+        self.pipeline.switch_to(slot, KeyFrames(cand.keyframe))
+        self._rung = cand.name
         self.controller.switched(index)
         self.meter = RateMeter(self.controller.cfg.window_s)
         self.infer_ms.clear()

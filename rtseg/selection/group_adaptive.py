@@ -6,21 +6,46 @@ whose output rate the camera caps) and moves the whole group along the Pareto fr
 loaded once, in a background thread while the current one keeps running, and every source then gets a slot
 of its own around it (`ModelSlot.around`, as at start); loaded models are kept, so switching back costs
 nothing. The controller's hysteresis, dwell and back-off are the one-source selector's (`Controller`).
+
+`choose_for_group` is the group's model choice, handed to `SourceGroup.load`: the runtime runs models, this
+floor chooses them.
 """
 from __future__ import annotations
 
 import logging
 import threading
 from collections import deque
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..runtime.frame import FrameRecord
+from ..runtime.group import GroupChoice
 from ..runtime.slot import ModelSlot
 from ..runtime.stats import RateMeter
 from .adaptive import load_kept, switch_event
+from .pick import select_for_rate
 from .selector import Candidate, Controller
 
+if TYPE_CHECKING:
+    from ..runtime.group import SourceGroup
+
 log = logging.getLogger(__name__)
+
+
+def choose_for_group(group: SourceGroup) -> GroupChoice:
+    """`SourceGroup.load`'s chooser: the most accurate model that holds the group's target_fps on every one of
+    its sources (their streams and threads, the cores shared out), and with `adapt`, the runner that keeps that
+    rate held by moving the whole group along the ladder."""
+    s = group.settings
+    sel = select_for_rate(s.target_fps, s.task, s.backend, group.streams, group.threads, s.margin, s.max_latency,
+                          s.rank_by, sources=len(group.lanes), cores=s.cores)
+    if not (s.adapt and len(sel.ladder) > 1):
+        return GroupChoice(sel.choice.info, sel.choice.input_size, sel.why)
+
+    def runner(first: ModelSlot) -> GroupAdaptiveRunner:
+        return GroupAdaptiveRunner(Controller(sel.ladder, sel.index, s.target_fps), first,
+                                   lambda c: group.load_model(c.info, c.input_size), group.slot_around, group.streams)
+
+    return GroupChoice(sel.choice.info, sel.choice.input_size, sel.why, runner)
 
 
 class GroupAdaptiveRunner:

@@ -65,6 +65,8 @@ def select_for_rate(target_fps: float, task: str, backend: str, streams: int, th
     infos, split = models_for_task(task, rank_by)
     profiles = ensure_profiles(infos, backend, streams, threads, quick=True, split=split)
     candidates = build_candidates(infos, profiles, task, split)
+    if sources > 1:  # a group of sources runs every frame (its pipelines keep no key-frame state)
+        candidates = [c for c in candidates if c.keyframe == 1]
     cores = cores or os.cpu_count() or 1
     share = source_share(sources, streams, threads, cores)
     if share < 1.0:
@@ -82,3 +84,23 @@ def select_for_rate(target_fps: float, task: str, backend: str, streams: int, th
         why += (f" for each of {sources} sources ({streams} stream(s) x {threads} thread(s) each on "
                 f"{cores} core(s): {share:.2g} of one source's speed)")
     return Selection(choice, ladder, ladder.index(choice), f"{why}; accuracy ranked on {ranked}", split)
+
+
+def quick_bench_models(backend: str = "onnxruntime") -> list[ModelInfo]:
+    """What `rtseg bench --quick` measures: the default model and the fastest model of the Pareto front here
+    (speeds from this machine's profiles, estimated in a second or two where none is cached)."""
+    from ..runtime.pipeline import inference_layout
+
+    manifest = Manifest.load()
+    default = resolve_model(manifest.default) if manifest.default else None
+    infos, split = models_for_task("seg")
+    streams, threads = inference_layout(None, None, live=False)
+    every_frame = [c for c in build_candidates(infos, ensure_profiles(infos, backend, streams, threads, quick=True,
+                                                                      split=split), "seg", split)
+                   if c.keyframe == 1 and tuple(c.input_size) == tuple(c.info.input_size)]
+    fastest = max(pareto_front(every_frame), key=lambda c: c.fps).info if every_frame else None
+    chosen: list[ModelInfo] = []
+    for info in (default, fastest):
+        if info is not None and all(info.name != c.name for c in chosen):
+            chosen.append(info)
+    return chosen

@@ -33,7 +33,7 @@ import numpy as np
 from ..core.machine import OthersLoad
 from ..core.paths import cache_dir
 from .selector import HELD_OUT_SPLIT
-from ..core.modelinfo import ModelInfo, measured_sizes, sha256, variant_name
+from ..core.modelinfo import ModelInfo, keyframe_drops, measured_sizes, rung_name, sha256, variant_name  # noqa: F401
 from ..runtime.sources import Captured
 from ..runtime.timing import percentiles, time_model
 
@@ -134,8 +134,8 @@ class ProfileCache:
                     time.sleep(0.1)
             yield
 
-    def get(self, info: ModelInfo, size: tuple[int, int] | None = None) -> Profile | None:
-        e = self.entries.get(variant_name(info, size))
+    def get(self, info: ModelInfo, size: tuple[int, int] | None = None, keyframe: int = 1) -> Profile | None:
+        e = self.entries.get(rung_name(info, size, keyframe))
         if e and e.get("sha256") == model_checksum(info):
             return Profile.from_dict(e)
         return None
@@ -197,22 +197,49 @@ def _now() -> str:
 
 
 def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, frames: int = 60,
-                  size: tuple[int, int] | None = None) -> Profile:
-    """The full measurement: model-only, then the pipeline on the synthetic clip."""
+                  size: tuple[int, int] | None = None, keyframe: int = 1) -> Profile:
+    """The full measurement: model-only, then the pipeline on the synthetic clip (with the model on every
+    `keyframe`-th frame and the flow on all of them, for a key-frame rung)."""
     from ..runtime.pipeline import Pipeline
     from ..runtime.slot import load_slot
+    from ..temporal import KeyFrames, Temporal, TemporalSettings
+
+    temporal = Temporal(TemporalSettings(KeyFrames(keyframe))) if keyframe > 1 else None
 
     with OthersLoad() as load:
         slot = load_slot(info, backend, threads, input_size=size, pool_size=streams + 4)
         x = slot.preprocess(SyntheticSource(1).frame)
         m = time_model(slot.backend, x, frames, reps=1, streams=streams, warmup=3)
         slot.pre.pool.release(x)
-        stats = Pipeline(SyntheticSource(frames), slot, [], streams=streams).run(handle_signals=False)
+        stats = Pipeline(SyntheticSource(frames), slot, [], streams=streams, temporal=temporal).run(handle_signals=False)
         slot.close()
     e = percentiles(stats.latency_ms)
-    return Profile(slot.name, model_checksum(info), round(m.fps, 2), round(m.ms_p50, 3), round(m.ms_p95, 3),
+    return Profile(rung_name(info, size, keyframe), model_checksum(info), round(m.fps, 2), round(m.ms_p50, 3), round(m.ms_p95, 3),
                    round(stats.fps, 2), round(e["p50"], 3), round(e["p95"], 3), frames, _now(), "measured",
                    None if load.share is None else round(load.share, 3))
+
+
+def flow_ms(size: tuple[int, int], preset: str = "ultrafast", reps: int = 3) -> float:
+    """What the key-frame path adds to every frame at a model size (luma, flow, warp residual), in ms."""
+    from ..temporal.motion import Motion, small_gray
+
+    frame = SyntheticSource(1).frame
+    motion = Motion(tuple(size), preset)
+    a = small_gray(frame, None, tuple(size))
+    b = np.roll(a, 2, axis=1)
+    motion.residual(a, b, motion.maps(a, b))  # first call allocates
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        motion.residual(a, b, motion.maps(a, b))
+    return (time.perf_counter() - t0) / reps * 1e3
+
+
+def keyframe_estimate(base: Profile, keyframe: int, size: tuple[int, int], name: str) -> Profile:
+    """A key-frame rung's first guess from its model's profile: the model's share of a frame's time divided by
+    the interval, plus the flow every frame pays, in series (no overlap assumed: conservative)."""
+    ms = 1e3 / base.e2e_fps / keyframe + flow_ms(size)
+    return Profile(name, base.sha256, base.model_fps, base.model_ms_p50, base.model_ms_p95, round(1e3 / ms, 2),
+                   base.e2e_ms_p50, base.e2e_ms_p95, base.frames, _now(), "estimate", base.others_load)
 
 
 def estimate_model(info: ModelInfo, backend: str, streams: int, threads: int, efficiency: float,
@@ -249,34 +276,39 @@ def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads:
     wanted = [(info, size) for info in infos for size in measured_sizes(info, split) or [tuple(info.input_size)]]
     if split == "val" and not quick:  # `rtseg profile`: the sizes any split measured, so no variant stays a guess
         wanted += [(i, s) for i in infos for s in measured_sizes(i, HELD_OUT_SPLIT) if (i, s) not in wanted]
+    # key-frame rungs: at the model's own size, for each interval whose accuracy was measured on a sequence
+    rungs = [(i, s, 1) for i, s in wanted] + [(i, tuple(i.input_size), k) for i in infos for k in keyframe_drops(i)
+                                              if any(w == (i, tuple(i.input_size)) for w in wanted)]
 
     def usable(p: Profile | None) -> bool:
         return p is not None and not force and (quick or p.clean)
 
-    if not all(usable(cache.get(i, s)) for i, s in wanted):
+    if not all(usable(cache.get(i, s, k)) for i, s, k in rungs):
         with cache.lock():  # another run may be measuring this very machine: wait, then use its numbers
             cache.reload()
-            missing = [(i, s) for i, s in wanted if not usable(cache.get(i, s))]
+            missing = [(i, s, k) for i, s, k in rungs if not usable(cache.get(i, s, k))]
             if quick and missing:
                 log.info(f"rtseg: first use here: estimating {len(missing)} model x size variant(s) from a few "
                          "inferences each; runs refine them, `rtseg profile` measures them fully")
             efficiency, latency = cache.efficiency(), cache.latency_scale()
-            for info, size in missing:
-                if quick:
+            for info, size, k in missing:  # every-frame rungs first: a key-frame estimate starts from its model's
+                if quick and k > 1:
+                    p = keyframe_estimate(cache.get(info, size), k, size, rung_name(info, size, k))
+                elif quick:
                     p = estimate_model(info, backend, streams, threads, efficiency, size, latency_scale=latency)
                 else:
-                    log.info(f"rtseg: profiling {variant_name(info, size)} on this machine ({frames} frames; cached afterwards)")
-                    p = profile_model(info, backend, streams, threads, frames, size)
+                    log.info(f"rtseg: profiling {rung_name(info, size, k)} on this machine ({frames} frames; cached afterwards)")
+                    p = profile_model(info, backend, streams, threads, frames, size, k)
                     if p.busy:
                         log.warning(f"rtseg: {p.model}: other programs used {100 * p.others_load:.0f}% of the machine "
                                     "while it was measured; kept, marked busy, measured again next time")
                 cache.put(p)
             force = False  # measured now: what the cache holds is what we want
-    return {variant_name(i, s): cache.get(i, s) for i, s in wanted}
+    return {rung_name(i, s, k): cache.get(i, s, k) for i, s, k in rungs}
 
 
 def learn_from_run(backend: str, streams: int, threads: int, observed: dict[str, tuple[float, float]],
-                   infos: dict[str, tuple[ModelInfo, tuple[int, int]]], min_seconds: float = 2.0) -> list[str]:
+                   infos: dict[str, tuple], min_seconds: float = 2.0) -> list[str]:
     """Keep what a file run with the selector achieved, `{variant: (frames, seconds)}`, as the `online` rate
     of variants that only had an estimate. That rate includes the run's own decoding and outputs, so it is
     no faster than the synthetic end-to-end figure a full profile measures: a conservative correction.
@@ -286,8 +318,8 @@ def learn_from_run(backend: str, streams: int, threads: int, observed: dict[str,
     with cache.lock():
         cache.reload()
         for name, (frames, seconds) in observed.items():
-            info, size = infos.get(name, (None, None))
-            old = cache.get(info, size) if info is not None else None
+            info, size, *keyframe = infos.get(name, (None, None))  # (info, size[, key-frame interval])
+            old = cache.get(info, size, *keyframe) if info is not None else None
             if old is None or old.kind == "measured" or seconds < min_seconds or frames < 10:
                 continue
             fps = frames / seconds

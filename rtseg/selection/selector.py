@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..core.errors import RtsegError
-from ..core.modelinfo import ModelInfo, measured_sizes, metrics_key, variant_name
+from ..core.modelinfo import ModelInfo, keyframe_drops, measured_sizes, metrics_key, rung_name, variant_name
 from ..core.pareto import pareto_indices
 from ..core.tasks import DET, SEG, SEGDET, has_det, has_seg, normalize_task
 
@@ -30,6 +30,12 @@ class Candidate:
     latency_ms: float    # measured end-to-end p95 latency
     info: ModelInfo | None = field(default=None, compare=False, hash=False)
     input_size: tuple[int, int] | None = field(default=None, compare=False, hash=False)
+    keyframe: int = 1    # the model runs on every `keyframe`-th frame, its result propagated by flow between
+
+    @property
+    def variant(self) -> str:
+        """The model at its input size (what is loaded), without the key-frame interval."""
+        return variant_name(self.info, self.input_size) if self.info is not None else self.name
 
 
 def accuracy_of(info: ModelInfo, task: str, size: tuple[int, int] | None = None, split: str = "val") -> float | None:
@@ -66,15 +72,29 @@ def ranking_split(infos: list[ModelInfo], task: str, prefer: str = "auto") -> st
     return HELD_OUT_SPLIT if prefer == "heldout" or len(models) >= 2 else "val"
 
 
+SEQUENCE_SPLIT = "val"  # CamVid val (drive 0016E5) is a 15 Hz labelled sequence: key frames are measured on it
+
+
 def build_candidates(infos: list[ModelInfo], profiles: dict, task: str, split: str = "val") -> list[Candidate]:
-    """Every model x input size that can do `task` with a measured accuracy on `split`, with its speed here."""
+    """Every model x input size that can do `task` with a measured accuracy on `split`, with its speed here; and,
+    for segmentation, every key-frame interval measured for a model at its own size (`rtseg eval --keyframe N
+    --update-manifest` on the val sequence): its accuracy is the model's on `split` less the points that interval
+    lost against every frame on the sequence (the held-out drive is sampled at 1 Hz: nothing to propagate)."""
     out = []
     for info in infos:
         for size in measured_sizes(info, split):
             acc = accuracy_of(info, task, size, split)
             p = profiles.get(variant_name(info, size))
-            if acc is not None and p is not None:
-                out.append(Candidate(variant_name(info, size), acc, p.e2e_fps, p.e2e_ms_p95, info, size))
+            if acc is None or p is None:
+                continue
+            out.append(Candidate(variant_name(info, size), acc, p.e2e_fps, p.e2e_ms_p95, info, size))
+            if normalize_task(task) != SEG or tuple(size) != tuple(info.input_size):
+                continue
+            for k, drop in keyframe_drops(info, SEQUENCE_SPLIT).items():
+                pk = profiles.get(rung_name(info, size, k))
+                if pk is not None:
+                    out.append(Candidate(rung_name(info, size, k), acc - drop / 100, pk.e2e_fps, pk.e2e_ms_p95, info,
+                                         size, k))
     return out
 
 
@@ -95,7 +115,8 @@ def choose(candidates: list[Candidate], target_fps: float, margin: float = 1.1,
                 and (max_latency_ms is None or c.latency_ms <= max_latency_ms)]
     if feasible:
         best = max(feasible, key=lambda c: (c.accuracy, c.fps))
-        return best, (f"{best.name}: the most accurate ({100 * best.accuracy:.1f}) of {len(feasible)} model(s) measured "
+        how = f", the model on every {best.keyframe} frames and propagated between" if best.keyframe > 1 else ""
+        return best, (f"{best.name}: the most accurate ({100 * best.accuracy:.1f}{how}) of {len(feasible)} model(s) measured "
                       f"at >= {target_fps:g} x {margin:g} FPS here ({best.fps:.1f} FPS, p95 {best.latency_ms:.0f} ms)")
     fastest = max(candidates, key=lambda c: (c.fps, c.accuracy))
     return fastest, (f"WARNING: no model reaches {target_fps:g} FPS here"

@@ -66,9 +66,9 @@ def validate(model: torch.nn.Module, spec: ModelSpec, samples: list[tuple[np.nda
              amp_dtype: torch.dtype | None) -> dict:
     """Selection metrics of the model in training, measured by rtseg's evaluation through the same slot
     (preprocess, class map at label size, boxes) that `rtseg eval` uses on the exported file."""
-    from ..backends.torch import TorchBackend
     from ..core.modelinfo import ModelInfo
     from ..evaluation.evaluate import measure
+    from ..models.torch_backend import TorchBackend
     from ..runtime.slot import ModelSlot
 
     info = ModelInfo(name=spec.name, path=Path(spec.name), task=spec.task, input_size=spec.input_size,

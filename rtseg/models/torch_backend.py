@@ -1,26 +1,24 @@
-"""PyTorch eager backend: the same model from the weights shipped beside its ONNX file (NAME.pt).
+"""PyTorch eager backend (`--backend torch`): the same model from the weights shipped beside its ONNX file (NAME.pt).
 
 For comparisons (`rtseg bench`) and for users who want to stay in PyTorch; the outputs match the ONNX
 graph's (argmax and box decoding included), so the rest of the pipeline cannot tell the difference.
+It lives with the models because it rebuilds their networks; backends/ names it in its registry and imports
+it only when it is chosen, so the backends floor itself imports no model code.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..core.errors import RtsegError
+from . import ModelSpec, build_model
+from .deploy import ExportWrapper, output_names
 
 
 class TorchBackend:
     def __init__(self, model_path: str | Path, threads: int | None = None, device: str | None = None, **_):
-        try:
-            import torch
-        except ImportError as e:
-            raise RtsegError("the torch backend needs PyTorch: pip install 'rtseg[train]'") from e
-        from ..models.deploy import ExportWrapper, output_names
-        from ..models import ModelSpec, build_model
-
         weights = Path(model_path).with_suffix(".pt")
         if not weights.exists():
             raise RtsegError(f"the torch backend needs the PyTorch weights {weights} beside the ONNX file")
@@ -42,10 +40,6 @@ class TorchBackend:
         """A backend around a model in memory (training's validation): the same outputs as its ONNX export.
         With `autocast` (a torch dtype), the network runs in that precision and its outputs are cast back
         to float32 before the argmax and the box decoding."""
-        import torch
-
-        from ..models.deploy import ExportWrapper, output_names
-
         self = cls.__new__(cls)
         self.device = next(model.parameters()).device
         net = model
