@@ -74,7 +74,7 @@ def rtseg_run(args: list[str], tmp: Path, load: Load | None = None, load_after_f
         raise RuntimeError(f"rtseg run failed: {' '.join(cmd)}")
     if load is not None and load.running:
         load_off = load.stop()
-    lines = [json.loads(x) for x in open(js)]
+    lines = [d for d in map(json.loads, open(js)) if "header" not in d]  # the frames, the header line left out
     return {"lines": lines, "stats": json.loads(st.read_text()), "load_on": load_on, "load_off": load_off,
             "command": "rtseg run " + " ".join(args) + " --no-show"}
 

@@ -43,7 +43,7 @@ def rtseg_run(args: list[str], tmp: Path) -> dict:
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"rtseg run failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")
-    return {"lines": [json.loads(x) for x in open(js)], "stats": json.loads(st.read_text()), "load_on": None,
+    return {"lines": [d for d in map(json.loads, open(js)) if "header" not in d], "stats": json.loads(st.read_text()), "load_on": None,
             "load_off": None, "command": "rtseg run " + " ".join(args) + " --no-show"}
 
 

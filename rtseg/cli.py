@@ -350,9 +350,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         class_map = load_class_map(request.class_map)
     info = resolve_model(request.model)
-    if request.temporal and (request.stress or class_map is not None or request.task not in (None, "seg")):
-        raise RtsegError("--keyframe and --smooth measure segmentation on a sequence: not with --stress, --class-map "
-                         "or --task det")
+    if request.temporal and (request.stress or class_map is not None or (request.task or info.task) not in ("seg", "segdet")
+                             or (request.task or "seg") != "seg"):
+        raise RtsegError("--keyframe and --smooth measure segmentation on a sequence: not with --stress, --class-map, "
+                         f"--task det or a box-only model ({info.name} is {info.task})")
     slot = load_slot(info, request.backend.name, request.threads, request.input_size, **request.backend.options())
     if request.backend.why:
         log.info(f"rtseg: backend auto: {request.backend.why}")

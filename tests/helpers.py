@@ -192,13 +192,13 @@ def wait_for(cond, what: str, timeout: float = 60.0, run: "CliRun | None" = None
 
 
 def complete_lines(path: Path) -> list[str]:
-    """The lines of a file another process is still writing that are complete (a JSON-lines output is written
-    in blocks: the last line may be cut short); none while the file does not exist."""
+    """The frame lines of a JSON-lines file another process is still writing that are complete (it is written
+    in blocks: the last line may be cut short), its header line left out; none while the file does not exist."""
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
         return []
-    return text.split("\n")[:-1]
+    return [line for line in text.split("\n")[:-1] if not line.startswith('{"header"')]
 
 
 # Runs `rtseg` as `python -m rtseg` does, with two test doubles that environment variables switch on:
@@ -386,3 +386,12 @@ class CameraDown:
                 pass
             self._sock.close()
             self._sock = None
+
+
+def frame_lines(path: Path) -> list[dict]:
+    """The frame records of a JSON-lines file, its header line (`{"header": {...}}`) left out."""
+    import json
+
+    lines = [json.loads(x) for x in Path(path).read_text().splitlines()]
+    assert not lines or "header" in lines[0], f"{path}: no header line first"
+    return [d for d in lines if "header" not in d]

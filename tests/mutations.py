@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from helpers import class_frame, count_frames, run_cli, write_clip
+from helpers import class_frame, count_frames, frame_lines, run_cli, write_clip
 
 MUTATIONS = ("truncate", "flip", "zero_chunk", "duplicate_chunk", "delete_chunk", "header", "insert")
 
@@ -88,7 +88,7 @@ def check_run(path: Path, model: Path, work: Path, timeout: float = 60) -> tuple
     if not stats.exists():
         return outcome, "no --stats summary"
     s = json.loads(stats.read_text())
-    lines = len(js.read_text().splitlines()) if js.exists() else 0
+    lines = len(frame_lines(js)) if js.exists() else 0
     if not (s["frames_in"] == s["frames_out"] == lines):
         return outcome, f"frames in {s['frames_in']}, out {s['frames_out']}, JSON lines {lines}"
     if s["frames_out"] and count_frames(out) != s["frames_out"]:

@@ -6,7 +6,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from helpers import NUM_CLASSES, class_frame, write_clip
+from helpers import NUM_CLASSES, class_frame, frame_lines, write_clip
 
 import rtseg
 from rtseg.core.errors import RtsegError
@@ -299,5 +299,5 @@ def test_json_lines_say_which_source_and_frame_size(tiny_model, tmp_path):
     js = tmp_path / "f.jsonl"
     r = run_cli("run", clip, "--model", tiny_model, "--no-show", "--json", js)
     assert r.returncode == 0, r.stderr
-    lines = [json.loads(x) for x in js.read_text().splitlines()]
+    lines = frame_lines(js)
     assert {(d["source"], tuple(d["size"])) for d in lines} == {(str(clip), (64, 48))}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CliRun, count_frames, run_cli, wait_for, write_clip
+from helpers import CliRun, count_frames, frame_lines, run_cli, wait_for, write_clip
 
 from rtseg.cli import main
 from rtseg.fleet import BatchReport, BatchRequest, run_batch
@@ -72,7 +72,7 @@ def assert_complete(out: Path, key: str, video: Path, json_lines=False, masks=Fa
     record = json.loads((out / f"{key}.done.json").read_text())
     assert record["frames_in"] == record["frames_out"] == n and record["input"] == str(video.resolve())
     if json_lines:
-        assert len((out / f"{key}.jsonl").read_text().splitlines()) == n
+        assert len(frame_lines(out / f"{key}.jsonl")) == n
     if masks:
         assert len(list((out / f"{key}.masks").glob("*.png"))) == n
 
@@ -167,15 +167,20 @@ def test_a_batch_stopped_mid_video_keeps_what_is_done_and_nothing_of_the_rest(lo
     out = tmp_path / "out"
     # every inference 50 ms longer (a heavy model): the long video takes over a minute, so the signal certainly
     # comes while it is being done, however fast or busy the machine
-    with CliRun("batch", inputs, "--out", out, "--model", tiny_model, "--no-ray", "--quiet", infer_delay_s=0.05) as run:
-        # the overlay is written under a staging name (.long.rtseg-PID.mp4) until it closes: any name will do;
-        # the signal comes as it is being opened, the moment a stop is most awkward
+    with CliRun("batch", inputs, "--out", out, "--model", tiny_model, "--no-ray", "--quiet", infer_delay_s=0.05,
+                say=True) as run:
+        # the overlay is written under a staging name (.long.rtseg-PID.mp4) until it closes: any name will do
         wait_for(lambda: list((out / PARTIAL).glob("long/*/*long*.mp4")), "the long video's output opened", run=run,
-                 poll_s=0.002)
+                 poll_s=0.01)
+        opened = time.monotonic()
+        # the signal comes once the long video's frames are being inferred (mid-video, wiring done)
+        wait_for(lambda: sum(t > opened and "rtseg-test: inferred" in line for t, line in run.err_lines) >= 3,
+                 "the long video's first frames inferred", run=run)
         run.send(signum)
         returncode = run.finish(60)
     stderr = run.stderr
-    assert returncode == code and stderr.strip().splitlines()[-1] == said and "Traceback" not in stderr, stderr
+    said_last = [line for line in stderr.strip().splitlines() if not line.startswith("rtseg-test:")][-1]
+    assert returncode == code and said_last == said and "Traceback" not in stderr, stderr
     assert committed(out) == {"first.mp4", "first.done.json"}  # the staged half of long.mp4 is gone too
 
 

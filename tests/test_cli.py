@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from helpers import count_frames, run_cli, write_clip
+from helpers import count_frames, frame_lines, run_cli, write_clip
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def test_stream_url_is_live_and_accounts_for_every_frame(tiny_model, http_clip, 
     s = json.loads(stats.read_text())
     assert s["frames_out"] > 0
     assert s["frames_in"] == s["frames_out"] + s["dropped"]  # live: each frame either processed or dropped
-    assert len((tmp_path / "f.jsonl").read_text().splitlines()) == s["frames_out"]
+    assert len(frame_lines(tmp_path / "f.jsonl")) == s["frames_out"]
 
 
 def test_target_fps_is_reported(tiny_model, clip):
@@ -58,18 +58,18 @@ def test_models_lists_the_manifest(tiny_model, clip, tmp_path):
     # without --model, run uses the manifest's default
     res = run_cli("run", clip, "--no-show", "--json", tmp_path / "f.jsonl", env=env)
     assert res.returncode == 0, res.stderr
-    assert json.loads((tmp_path / "f.jsonl").read_text().splitlines()[0])["model"] == "tiny"
+    assert frame_lines(tmp_path / "f.jsonl")[0]["model"] == "tiny"
 
 
 def test_loop_and_frames_limit(tiny_model, clip, tmp_path):
     js = tmp_path / "f.jsonl"
     res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--loop", "3", "--json", js)
     assert res.returncode == 0, res.stderr
-    lines = [json.loads(x) for x in js.read_text().splitlines()]
+    lines = frame_lines(js)
     assert [d["frame"] for d in lines] == list(range(120))  # 40 frames, 3 times, one numbering
     assert lines[45]["class_share"]["Tree"] == 1.0            # output 45 is the clip's frame 5 again: class 5
     res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--frames", "7", "--json", js)
-    assert res.returncode == 0 and len(js.read_text().splitlines()) == 7
+    assert res.returncode == 0 and len(frame_lines(js)) == 7
 
 
 def test_runtime_needs_no_pytorch(tiny_model, clip, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import run_cli  # noqa: E402
+from helpers import frame_lines, run_cli  # noqa: E402
 from test_models import tiny_camvid  # noqa: E402,F401  (fixture)
 
 from rtseg.data.boxes import DET_CLASSES  # noqa: E402
@@ -121,5 +121,5 @@ def test_segdet_train_export_eval(tiny_camvid, tmp_path, clip):  # noqa: F811
     js = tmp_path / "f.jsonl"
     res = run_cli("run", clip, "--model", tmp_path / "sd.onnx", "--no-show", "--json", js, "--score-threshold", "0")
     assert res.returncode == 0, res.stderr
-    line = json.loads(js.read_text().splitlines()[0])
+    line = frame_lines(js)[0]
     assert "class_share" in line and len(line["boxes"]) == 100  # threshold 0 keeps all top-K

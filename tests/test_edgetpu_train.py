@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import run_cli  # noqa: E402
+from helpers import frame_lines, run_cli  # noqa: E402
 from test_models import tiny_camvid  # noqa: E402,F401  (fixture)
 
 from rtseg.models import ModelSpec, build_model  # noqa: E402
@@ -84,7 +84,7 @@ def test_trains_resumes_exports_and_rtseg_runs_the_onnx(tiny_camvid, tmp_path): 
     res = run_cli("run", tiny_camvid / "val", "--model", onnx_path, "--no-show", "--json", tmp_path / "frames.jsonl",
                   timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert len((tmp_path / "frames.jsonl").read_text().splitlines()) == 2
+    assert len(frame_lines(tmp_path / "frames.jsonl")) == 2
 
 
 def test_teaches_a_mobilenetv2_student(tiny_camvid, tmp_path):  # noqa: F811

@@ -9,6 +9,7 @@ onnx = pytest.importorskip("onnx")
 
 from rtseg.core.errors import RtsegError  # noqa: E402
 from rtseg.training.importer import ImportRequest, import_model, voc_palette  # noqa: E402
+from helpers import frame_lines  # noqa: E402
 
 PRETRAINED = Path(__file__).resolve().parents[2] / "shared" / "data" / "pretrained"
 
@@ -117,7 +118,7 @@ def test_imported_model_is_found_by_name_listed_and_runs(tmp_path, clip):
     assert listed.returncode == 0 and "my-room" in listed.stdout and "3 (floor, wall, person)" in listed.stdout
     res = run_cli("run", clip, "--model", "my-room", "--no-show", "--json", tmp_path / "f.jsonl", "--quiet", env=env)
     assert res.returncode == 0, res.stderr
-    lines = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    lines = frame_lines(tmp_path / "f.jsonl")
     assert len(lines) == 40 and set(lines[0]["class_share"]) == {"floor", "wall", "person"}
     clash = run_cli("import", src, "--labels", tmp_path / "labels.txt", "--name", "mnv2-050-lraspp-os32-240x320", env=env)
     assert clash.returncode == 1 and "a shipped model has that name" in clash.stderr and "Traceback" not in clash.stderr

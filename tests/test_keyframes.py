@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import NUM_CLASSES, class_frame, grey_for_class, run_cli
+from helpers import NUM_CLASSES, class_frame, frame_lines, grey_for_class, run_cli
 
 from rtseg.backends import load_backend
 from rtseg.core.modelinfo import ModelInfo
@@ -101,7 +101,7 @@ def test_every_frame_comes_out_in_order_with_key_frames_through_the_cli(tiny_mod
     r = run_cli("run", clip, "--model", tiny_model, "--keyframe", "3", "--no-show", "--output", out, "--json", js,
                 "--codec", "mp4v", "--streams", "2")
     assert r.returncode == 0, r.stderr
-    lines = [json.loads(line) for line in js.read_text().splitlines()]
+    lines = frame_lines(js)
     assert [d["frame"] for d in lines] == list(range(40))
     inferred = [d["inferred"] for d in lines]
     # the clip's frames change grey every frame: 20 levels from one to the next passes for noise (propagated),
@@ -186,7 +186,7 @@ def test_many_sources_each_keep_their_own_key_frames(tiny_model, clip, tmp_path)
     r = run_cli("run", clip, clip, "--model", tiny_model, "--keyframe", "4", "--output-dir", out, "--json",
                 "--no-show", "--codec", "mp4v")
     assert r.returncode == 0, r.stderr
-    flags = {p.name: [json.loads(x)["inferred"] for x in p.read_text().splitlines()] for p in out.glob("*.jsonl")}
+    flags = {p.name: [d["inferred"] for d in frame_lines(p)] for p in out.glob("*.jsonl")}
     assert len(flags) == 2 and all(len(f) == 40 and f[0] and not all(f) for f in flags.values())
     assert len({tuple(f) for f in flags.values()}) == 1  # the same clip, the same key frames: no shared state
 
@@ -223,3 +223,51 @@ def test_the_selector_chooses_the_interval_itself(clip):
     r = run_cli("run", clip, "--target-fps", "30", "--keyframe", "3", "--no-show")
     assert r.returncode == 1 and "--keyframe with --target-fps" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_a_live_selector_reads_capacity_from_the_frames_that_ran_the_model():
+    """Propagated frames have no inference time: they must neither divide by zero nor pass for free capacity."""
+    from types import SimpleNamespace
+
+    from rtseg.selection.adaptive import AdaptiveRunner
+    from rtseg.selection.selector import Candidate, Controller
+
+    slot = SimpleNamespace(name="a")
+    ladder = [Candidate("a/kf3", 0.5, 300.0, 5.0), Candidate("a", 0.6, 100.0, 10.0)]
+    runner = AdaptiveRunner(SimpleNamespace(slot=slot), Controller(ladder, 1, target_fps=30), lambda c: slot,
+                            live=True, streams=1)
+
+    def frame(i, inferred, ms=10.0):
+        return SimpleNamespace(slot=slot, inferred=inferred, index=i, ms={"infer": ms} if inferred else {})
+
+    runner.on_frame(frame(0, False))  # a propagated frame first (as after a switch): no rate yet, no error
+    assert runner.rate() is None
+    for i, inferred in enumerate([True, False, False], 1):
+        runner.on_frame(frame(i, inferred))
+    assert runner.rate() == pytest.approx(1000 / 10 / (1 / 4))  # one frame in four ran the model, for 10 ms
+
+
+def test_groups_of_sources_and_box_models_get_no_key_frame_rungs(monkeypatch, tiny_model, tmp_path):
+    from rtseg.selection import pick
+    from rtseg.selection.selector import Candidate
+
+    cands = [Candidate("a", 0.40, 100.0, 10.0), Candidate("b", 0.48, 40.0, 20.0), Candidate("b/kf3", 0.47, 110.0, 9.0,
+                                                                                           keyframe=3)]
+    monkeypatch.setattr(pick, "models_for_task", lambda task, rank_by: ([], "val"))
+    monkeypatch.setattr(pick, "ensure_profiles", lambda *a, **k: {})
+    monkeypatch.setattr(pick, "build_candidates", lambda *a: list(cands))
+    assert pick.select_for_rate(60, "seg", "onnxruntime", 1, 1).choice.name == "b/kf3"
+    assert pick.select_for_rate(60, "seg", "onnxruntime", 1, 1, keyframes=False).choice.name == "a"
+    r = run_cli("eval", "--model", "mnv2-050-centernet-os16-240x320", "--data", tmp_path, "--keyframe", "2")
+    assert r.returncode == 1 and "box-only" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_options_that_only_a_video_can_use_are_refused_on_frames(tiny_model):
+    import rtseg
+    from rtseg.core.errors import RtsegError
+
+    with rtseg.Segmenter(tiny_model, backend="onnxruntime", threads=1) as seg:
+        with pytest.raises(RtsegError, match="keyframe"):
+            seg([class_frame(1), class_frame(2)], keyframe=3)
+    with pytest.raises(ValueError):
+        KeyFrames.parse(2.5)

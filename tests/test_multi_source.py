@@ -8,7 +8,7 @@ import signal
 import cv2
 import numpy as np
 
-from helpers import CameraDown, CliRun, MjpegServer, class_frame, complete_lines, count_frames, run_cli, wait_for
+from helpers import (CameraDown, CliRun, MjpegServer, class_frame, complete_lines, count_frames, frame_lines, run_cli, wait_for)
 
 from rtseg.cli import main
 
@@ -24,7 +24,7 @@ def uniform_clip(path, k: int, n: int):
 
 def classes_seen(jsonl) -> list[int]:
     """The dominant class of every JSON line, in order."""
-    return [int(np.argmax(list(json.loads(x)["class_share"].values()))) for x in jsonl.read_text().splitlines()]
+    return [int(np.argmax(list(d["class_share"].values()))) for d in frame_lines(jsonl)]
 
 
 def test_each_source_gets_exactly_its_own_frames(tiny_model, tmp_path):
@@ -76,10 +76,10 @@ def test_a_camera_lost_mid_run_stalls_no_other_source(tiny_model, tmp_path):
     err = run.stderr
     assert code == 4, err  # the camera was lost; the file ended as announced
     assert count_frames(out / "long.mp4") == n and classes_seen(out / "long.jsonl") == [3] * n  # ... to its end
-    cam_lines = (out / f"{label}.jsonl").read_text().splitlines()
+    cam_lines = frame_lines(out / f"{label}.jsonl")
     assert cam_lines and count_frames(out / f"{label}.mp4") == len(cam_lines)
     # the file went on being written after the camera's last frame
-    last = [json.loads(f.read_text().splitlines()[-1])["wall_time"] for f in (out / f"{label}.jsonl", out / "long.jsonl")]
+    last = [frame_lines(f)[-1]["wall_time"] for f in (out / f"{label}.jsonl", out / "long.jsonl")]
     assert last[1] > last[0]
     assert "live source lost" in err and "Traceback" not in err
 
@@ -103,7 +103,7 @@ def test_one_ctrl_c_stops_every_source_and_finishes_every_output(tiny_model, tmp
     assert code == 130, err
     for c in cams:  # each overlay closed (readable to its last frame) and matching its JSON lines
         label = f"127.0.0.1_{c.port}_cam"
-        lines = (out / f"{label}.jsonl").read_text().splitlines()
+        lines = frame_lines(out / f"{label}.jsonl")
         assert lines and count_frames(out / f"{label}.mp4") == len(lines)
     assert "Traceback" not in err
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import count_frames, run_cli, write_clip
+from helpers import count_frames, frame_lines, run_cli, write_clip
 
 from rtseg.cli import main
 
@@ -125,7 +125,7 @@ def test_a_second_run_on_the_same_outputs_is_refused(work, tiny_model, tmp_path,
     finally:
         held.close()
     res = run_cli("run", work / "in.avi", "--model", tiny_model, "--no-show", "--json", work / "o.jsonl", env=env)
-    assert res.returncode == 0 and len((work / "o.jsonl").read_text().splitlines()) >= 6
+    assert res.returncode == 0 and len(frame_lines(work / "o.jsonl")) >= 6
 
 
 def test_masks_do_not_replace_a_users_files_without_overwrite(work, tiny_model):
@@ -208,7 +208,7 @@ def test_a_pipe_is_read_once_to_its_end(work, tiny_model):
         if proc.poll() is None:  # a hung run must not outlive the test
             proc.kill()
     assert proc.returncode == 0, err
-    assert len((work / "p.jsonl").read_text().splitlines()) == 6
+    assert len(frame_lines(work / "p.jsonl")) == 6
 
 
 def test_lock_files_live_in_the_cache_not_beside_outputs(work, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import class_frame, count_frames, run_cli
+from helpers import class_frame, count_frames, frame_lines, run_cli
 
 from rtseg.runtime.postprocess import Detection
 from rtseg.runtime.schema import SCHEMA_PATH, frame_record
@@ -19,10 +19,12 @@ SCHEMA = json.loads(SCHEMA_PATH.read_text())
 
 
 def validate_lines(path: Path) -> list[dict]:
-    lines = [json.loads(line) for line in path.read_text().splitlines()]
-    for line in lines:
+    every = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in every:  # the header line too
         jsonschema.validate(line, SCHEMA)
-    return lines
+    header = every[0]["header"]
+    assert header["schema_version"] == 2 and len(header["palette_rgb"]) == len(header["classes"])
+    return frame_lines(path)
 
 
 def digest(path: Path) -> str:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import NUM_CLASSES, class_frame, count_frames, run_cli
+from helpers import NUM_CLASSES, class_frame, count_frames, frame_lines, run_cli
 
 from rtseg.backends import load_backend
 from rtseg.data.camvid import CLASSES, PALETTE_RGB
@@ -144,7 +144,7 @@ def test_file_every_frame_in_order_through_the_cli(tiny_model, clip, tmp_path):
     out, masks, js = tmp_path / "out.mp4", tmp_path / "masks", tmp_path / "frames.jsonl"
     res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", out, "--save-masks", masks, "--json", js)
     assert res.returncode == 0, res.stderr
-    lines = [json.loads(line) for line in js.read_text().splitlines()]
+    lines = frame_lines(js)
     assert [d["frame"] for d in lines] == list(range(40))
     for d in lines:  # frame i is uniformly class i % 11: the right result reached the right frame
         assert d["class_share"][CLASSES[d["frame"] % NUM_CLASSES]] == 1.0
@@ -241,7 +241,7 @@ def test_image_folder_yields_one_output_per_image(tiny_model, tmp_path):
     res = run_cli("run", src, "--model", tiny_model, "--no-show", "--json", js, "--save-masks", masks,
                   "--output", tmp_path / "o.mp4")
     assert res.returncode == 0, res.stderr
-    assert len(js.read_text().splitlines()) == 5
+    assert len(frame_lines(js)) == 5
     assert sorted(p.name for p in masks.glob("*.png")) == [f"img{k}.png" for k in range(5)]
     assert cv2.imread(str(masks / "img3.png"), cv2.IMREAD_UNCHANGED).shape == (64, 50)
     assert "broken.png" in res.stderr
@@ -263,7 +263,7 @@ def test_null_backend_runs_the_pipeline_without_a_model(tiny_model, clip, tmp_pa
     res = run_cli("run", clip, "--model", tiny_model, "--backend", "null", "--no-show", "--json", js,
                   "--output", tmp_path / "o.avi")
     assert res.returncode == 0, res.stderr
-    lines = [json.loads(x) for x in js.read_text().splitlines()]
+    lines = frame_lines(js)
     assert len(lines) == 40 == count_frames(tmp_path / "o.avi")
     assert all(len([s for s in d["class_share"].values() if s > 0]) == NUM_CLASSES for d in lines)
 

@@ -9,7 +9,7 @@ import urllib.request
 
 import cv2
 
-from helpers import NUM_CLASSES, CameraDown, CliRun, MjpegServer, class_frame
+from helpers import CameraDown, CliRun, MjpegServer, NUM_CLASSES, class_frame, frame_lines
 
 
 def saved(masks) -> int:
@@ -42,7 +42,7 @@ def test_a_stream_that_dies_and_comes_back_is_reconnected(tiny_model, tmp_path):
     assert len(s["gaps"]) == 2 and not s["gaps"][0].get("lost") and s["gaps"][1]["lost"]
     # the first attempt was refused: back at the second (1.5 s into the outage), or the third (3.5 s) at worst
     assert 1.5 <= s["gaps"][0]["seconds"] < 6 and s["gaps"][0]["attempts"] in (2, 3) and s["source_lost"]
-    lines = [json.loads(x) for x in js.read_text().splitlines()]
+    lines = frame_lines(js)
     back = [d for d in lines if "reconnect" in d]
     assert len(back) == 1 and back[0]["reconnect"]["attempts"] == s["gaps"][0]["attempts"]
     assert s["frames_in"] == s["frames_out"] + s["dropped"] and len(lines) == s["frames_out"]

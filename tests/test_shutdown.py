@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from helpers import CliRun, complete_lines, count_frames, nearest_centre_onnx, write_clip
+from helpers import CliRun, complete_lines, count_frames, frame_lines, nearest_centre_onnx, write_clip
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -27,7 +27,7 @@ def test_signal_leaves_a_playable_output(tmp_path, sig):
     assert s["interrupted"] and 20 <= s["frames_out"] < 30000
     assert s["frames_out"] == s["frames_in"]          # what was read was processed, nothing lost
     assert count_frames(out) == s["frames_out"]       # the mp4 is finalised and every frame is in it
-    assert len(js.read_text().splitlines()) == s["frames_out"]
+    assert len(frame_lines(js)) == s["frames_out"]
 
 
 def test_a_second_signal_stops_at_once_and_the_summary_counts_what_was_abandoned(tmp_path):
@@ -50,7 +50,7 @@ def test_a_second_signal_stops_at_once_and_the_summary_counts_what_was_abandoned
     # the frames in flight were abandoned, not drained, and every frame read is accounted for
     assert s["interrupted"] and s["abandoned"] > 0 and f"abandoned in flight {s['abandoned']}" in err, err
     assert s["frames_in"] == s["frames_out"] + s["abandoned"]
-    assert count_frames(out) == s["frames_out"] == len(js.read_text().splitlines())
+    assert count_frames(out) == s["frames_out"] == len(frame_lines(js))
     # at once: the inferences under way finish (a second), the frames queued behind them are not waited for
     # (draining 4 of them on 2 streams would take 2 s more)
     took = run.line_time("abandoned in flight") - second

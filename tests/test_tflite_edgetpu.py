@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch")
 from rtseg.core.errors import RtsegError  # noqa: E402
 from rtseg.models.tflite_edgetpu import ConvAct, merged_head  # noqa: E402
 from rtseg.models.tflite_reader import ConvLayer  # noqa: E402
+from helpers import frame_lines  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PRETRAINED = SHARED / "pretrained"
@@ -225,5 +226,5 @@ def test_import_gives_a_cityscapes_street_model_that_runs_at_once(tmp_path, port
     res = run_cli("run", frames, "--model", "street", "--input-size", "360x480", "--no-show",
                   "--json", tmp_path / "f.jsonl", "--quiet", env=env)
     assert res.returncode == 0, res.stderr
-    lines = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    lines = frame_lines(tmp_path / "f.jsonl")
     assert len(lines) == 2 and {"road", "building", "car"} <= set(lines[0]["class_share"])

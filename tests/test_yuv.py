@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import NUM_CLASSES, class_frame, count_frames, run_cli, write_clip
+from helpers import NUM_CLASSES, class_frame, count_frames, frame_lines, run_cli, write_clip
 from test_pipeline import Collect, make_slot, run_bounded
 
 from rtseg.data.camvid import CLASSES, PALETTE_RGB
@@ -160,7 +160,7 @@ def test_cli_writes_h264_and_masks_from_i420_frame_for_frame(tiny_model, yuv_cli
     assert "frames kept in YUV 4:2:0" in res.stderr
     m = cv2.imread(str(sorted(masks.glob("*.png"))[13]), cv2.IMREAD_UNCHANGED)  # made from the model's map on demand
     assert m.shape == (48, 64) and (m == 13 % NUM_CLASSES).all()
-    lines = [json.loads(line) for line in js.read_text().splitlines()]
+    lines = frame_lines(js)
     assert [d["frame"] for d in lines] == list(range(30))
     assert all(d["class_share"][CLASSES[d["frame"] % NUM_CLASSES]] == 1.0 for d in lines)
     assert count_frames(out) == 30

@@ -82,6 +82,9 @@ def refuse_inputs_in(folder: Path, lanes: list[Lane]) -> None:
 def settings_from(request: "RunRequest") -> GroupSettings:
     """The group's settings from what `rtseg run` was asked."""
     c, b = request.choice, request.backend
+    if c.selects and not c.temporal.keyframes.every_frame:
+        raise RtsegError("--keyframe with --target-fps: the selector chooses the model for every frame of each "
+                         "source; give --model to fix the model and the interval")
     return GroupSettings(model=c.model, backend=b.name, backend_options=tuple(b.options().items()),
                          target_fps=c.target_fps, adapt=c.adapt, task=c.task, margin=c.margin, max_latency=c.max_latency,
                          rank_by=c.rank_by, input_size=c.input_size, alpha=c.alpha, score_threshold=c.score_threshold,

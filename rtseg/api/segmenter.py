@@ -128,7 +128,11 @@ class Segmenter:
         >>> for res in seg("drive.mp4", stream=True, keyframe=2):     # doctest: +SKIP
         ...     res.save(f"out/{res.index:05d}.png")
         """
-        if isinstance(source, np.ndarray) or (isinstance(source, (str, Path)) and is_image_file(source)):
+        single = isinstance(source, np.ndarray) or (isinstance(source, (str, Path)) and is_image_file(source))
+        if (single or isinstance(source, (list, tuple))) and stream_options:
+            raise RtsegError(f"{', '.join(sorted(stream_options))}: for a video, folder, glob, URL or camera; a frame, "
+                             "an image or a list is segmented frame by frame")
+        if single:
             result = self._one(source)
             return iter([result]) if stream else result
         if isinstance(source, (list, tuple)):

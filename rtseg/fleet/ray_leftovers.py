@@ -14,7 +14,9 @@ import logging
 import os
 from pathlib import Path
 
+from ..core.errors import RtsegError
 from ..core.paths import cache_dir
+from ..runtime.atomic_write import write_file_atomically
 
 log = logging.getLogger("rtseg")
 
@@ -44,8 +46,10 @@ def note_cluster() -> Path | None:
     path = _records() / f"{os.getpid()}.json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"driver": {"pid": me.pid, "started": me.create_time()}, "processes": procs}))
-    except OSError:
+        # whole or not at all: the next run (or a test) may read it while this one is still writing it
+        write_file_atomically(path, json.dumps({"driver": {"pid": me.pid, "started": me.create_time()},
+                                                "processes": procs}).encode(), "the Ray cluster record")
+    except (OSError, RtsegError):
         return None
     _noted = path
     return path

@@ -268,7 +268,8 @@ def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
             log.info("rtseg: no display found; running headless (--no-show)")
     if request.json_lines:
         sinks.append(staged(Path(request.json_lines),
-                            lambda p: JsonLinesSink(p, info.classes, info.det_classes, redact(source.name))))
+                            lambda p: JsonLinesSink(p, info.classes, info.det_classes, redact(source.name),
+                                                    info.palette_rgb)))
     if request.serve:
         from .serve import LiveView
 

@@ -17,6 +17,19 @@ import numpy as np
 from .postprocess import Detection
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "frame.schema.json"
+SCHEMA_VERSION = 2  # 2: a header line first; frames carry source, size and inferred
+
+
+def header_record(model: str, class_names: Sequence[str], palette_rgb, det_classes: Sequence[str],
+                  source: str | None) -> dict:
+    """The first line of a JSON-lines file: what the frame lines that follow mean. A reader skips it with
+    `if "header" in line`; its own schema is the `header` property of frame.schema.json."""
+    from .. import __version__
+
+    return {"header": {"rtseg": __version__, "schema_version": SCHEMA_VERSION, "model": model,
+                       "classes": list(class_names),
+                       "palette_rgb": [list(map(int, c)) for c in (palette_rgb or [])][: len(class_names)],
+                       "box_classes": list(det_classes), "source": source}}
 
 
 def frame_record(index: int, source_time: float | None, model: str, ms: dict[str, float],

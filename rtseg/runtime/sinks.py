@@ -21,7 +21,7 @@ from ..core.errors import RtsegError
 from .atomic_write import write_file_atomically
 from . import yuv
 from .frame import FrameRecord
-from .schema import frame_record
+from .schema import frame_record, header_record
 from .stats import RateMeter
 
 VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
@@ -322,14 +322,17 @@ class MaskSink(Sink):
 
 
 class JsonLinesSink(Sink):
-    """One JSON object per frame: index, time, per-stage ms, class pixel shares, boxes, model."""
+    """A header line (`{"header": {...}}`: rtseg and schema versions, model, classes and their colours, box
+    classes, source), then one JSON object per frame: index, time, per-stage ms, class pixel shares, boxes,
+    model (runtime/schema.py)."""
 
     takes_i420 = True  # no pixels
 
     def __init__(self, path: str | Path, class_names: tuple[str, ...], det_classes: tuple[str, ...] = (),
-                 source: str | None = None):
+                 source: str | None = None, palette_rgb: list | None = None):
         self.path = Path(path)
         self.source = source  # the input's name, credentials removed, on every line
+        self.palette_rgb = palette_rgb
         require_writable(self.path, "JSON")
         try:
             self.file = open(self.path, "w")
@@ -342,14 +345,19 @@ class JsonLinesSink(Sink):
     def frame_done(self, rec: FrameRecord) -> None:
         # not in write(): only now does rec.ms hold the time of every sink, this one's place aside
         size = (rec.image.shape[1], rec.image.shape[0]) if rec.image is not None else yuv.frame_size(rec.i420)
+        if self.lines == 0:  # with the first frame: a run that wrote no frame leaves no file at all
+            self._write(header_record(rec.model, self.class_names, self.palette_rgb, self.det_classes, self.source))
         line = frame_record(rec.index, rec.source_time, rec.model, rec.ms, self.class_names, rec.shares,
                             self.det_classes, rec.detections, rec.file, rec.event, inferred=rec.inferred,
                             source=self.source, size=size)
+        self._write(line)
+        self.lines += 1
+
+    def _write(self, line: dict) -> None:
         try:
             self.file.write(json.dumps(line) + "\n")
         except OSError as e:
             raise RtsegError(f"cannot write JSON {self.path}: {e.strerror or e}") from e
-        self.lines += 1
 
     def close(self) -> None:
         try:

@@ -43,7 +43,8 @@ class AdaptiveRunner:
         self.live, self.streams = live, streams
         self.clock = controller.clock
         self.meter = RateMeter(controller.cfg.window_s)
-        self.infer_ms: deque[float] = deque(maxlen=30)
+        self.infer_ms: deque[float] = deque(maxlen=30)   # inference ms of recent frames that ran the model
+        self.inferred: deque[bool] = deque(maxlen=30)    # whether each recent frame ran it (key frames)
         self.slots: dict[str, ModelSlot] = {pipeline.slot.name: pipeline.slot}  # by variant name
         self.switches: list[dict] = []
         self.t0 = self.clock()
@@ -73,11 +74,16 @@ class AdaptiveRunner:
         self._segment[2] = now
         self._segment[3] += 1
 
-    def rate(self) -> float:
-        """Files: the measured output FPS. Live: the pipeline's capacity, since the camera caps the output."""
+    def rate(self) -> float | None:
+        """Files: the measured output FPS. Live: the pipeline's capacity, since the camera caps the output: the
+        inference time of the frames that ran the model, spread over all frames when key frames leave some out
+        (None until one has run since the last switch)."""
         if not self.live:
             return self.meter.fps
-        return self.streams * 1000.0 / (sum(self.infer_ms) / len(self.infer_ms)) if self.infer_ms else 0.0
+        if not self.infer_ms:
+            return None
+        share = max(sum(self.inferred) / len(self.inferred), 1.0 / self.inferred.maxlen)
+        return self.streams * 1000.0 / (sum(self.infer_ms) / len(self.infer_ms)) / share
 
     def on_frame(self, rec: FrameRecord) -> None:
         if rec.slot is not self.pipeline.slot:
@@ -85,15 +91,19 @@ class AdaptiveRunner:
         now = self.clock()
         self._count(self._rung, now)
         self.meter.tick(now)
-        self.infer_ms.append(rec.ms.get("infer", 0.0))
+        self.inferred.append(rec.inferred)
+        if rec.inferred:  # a propagated frame has no inference time: it only lowers the share below
+            self.infer_ms.append(rec.ms.get("infer", 0.0))
         rate = self.rate()
+        if rate is None:
+            return
         index = self.controller.observe(rate)
         if index is not None:
             threading.Thread(target=self._switch, args=(index, rate, rec.index), daemon=True, name="model-loader").start()
 
     def _switch(self, index: int, rate: float, frame: int) -> None:
         cand = self.controller.ladder[index]
-        old, old_index = self.pipeline.slot.name, self.controller.index
+        old, old_index = self._rung, self.controller.index
         try:
             slot = load_kept(self.slots, cand, self.load)
         except Exception as e:  # a model that cannot load is skipped, the run goes on
@@ -107,6 +117,7 @@ class AdaptiveRunner:
         self.controller.switched(index)
         self.meter = RateMeter(self.controller.cfg.window_s)
         self.infer_ms.clear()
+        self.inferred.clear()
         event = switch_event(self.clock() - self.t0, frame, old, cand.name, index > old_index, rate,
                              self.controller.target)
         self.switches.append(event)

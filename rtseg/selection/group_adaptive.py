@@ -37,7 +37,7 @@ def choose_for_group(group: SourceGroup) -> GroupChoice:
     rate held by moving the whole group along the ladder."""
     s = group.settings
     sel = select_for_rate(s.target_fps, s.task, s.backend, group.streams, group.threads, s.margin, s.max_latency,
-                          s.rank_by, sources=len(group.lanes), cores=s.cores)
+                          s.rank_by, sources=len(group.lanes), cores=s.cores, keyframes=False)
     if not (s.adapt and len(sel.ladder) > 1):
         return GroupChoice(sel.choice.info, sel.choice.input_size, sel.why)
 

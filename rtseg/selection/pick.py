@@ -54,18 +54,18 @@ def source_share(sources: int, streams: int, threads: int, cores: int | None = N
 
 def select_for_rate(target_fps: float, task: str, backend: str, streams: int, threads: int, margin: float = 1.1,
                     max_latency: float | None = None, rank_by: str = "auto", sources: int = 1,
-                    cores: int | None = None) -> Selection:
+                    cores: int | None = None, keyframes: bool = True) -> Selection:
     """The most accurate shipped model that holds `target_fps` here, and its ladder. On first use the speeds
     are quick estimates (the first frame comes within seconds); runs and `rtseg profile` refine them.
 
     With `sources` > 1 the rate is each source's, and the sources share this machine: a model's profiled
     speed (one source on `streams` x `threads`) counts in full while the sources' threads fit in the cores,
     and in proportion to what is left of them beyond (`source_share`); `cores`: the cores the sources may use
-    (a Ray actor's share of its machine), all of them when None."""
+    (a Ray actor's share of its machine), all of them when None. `keyframes=False`: every-frame rungs only."""
     infos, split = models_for_task(task, rank_by)
     profiles = ensure_profiles(infos, backend, streams, threads, quick=True, split=split)
     candidates = build_candidates(infos, profiles, task, split)
-    if sources > 1:  # a group of sources runs every frame (its pipelines keep no key-frame state)
+    if not keyframes:  # the caller cannot change the key-frame interval while running (a group of sources)
         candidates = [c for c in candidates if c.keyframe == 1]
     cores = cores or os.cpu_count() or 1
     share = source_share(sources, streams, threads, cores)

@@ -235,9 +235,10 @@ def flow_ms(size: tuple[int, int], preset: str = "ultrafast", reps: int = 3) -> 
 
 
 def keyframe_estimate(base: Profile, keyframe: int, size: tuple[int, int], name: str) -> Profile:
-    """A key-frame rung's first guess from its model's profile: the model's share of a frame's time divided by
-    the interval, plus the flow every frame pays, in series (no overlap assumed: conservative)."""
-    ms = 1e3 / base.e2e_fps / keyframe + flow_ms(size)
+    """A key-frame rung's first guess from its model's profile: a frame's end-to-end time with the model's own
+    time (model-only FPS) paid on one frame in `keyframe`, plus the flow every frame pays, in series (no
+    overlap assumed)."""
+    ms = max(1e3 / base.e2e_fps - (1 - 1 / keyframe) * 1e3 / base.model_fps, 0.0) + flow_ms(size)
     return Profile(name, base.sha256, base.model_fps, base.model_ms_p50, base.model_ms_p95, round(1e3 / ms, 2),
                    base.e2e_ms_p50, base.e2e_ms_p95, base.frames, _now(), "estimate", base.others_load)
 

@@ -53,6 +53,8 @@ class KeyFrames:
             return cls("auto")
         try:
             n = int(text)
+            if isinstance(text, float) and not text.is_integer():
+                raise ValueError
         except ValueError:
             raise ValueError(f"--keyframe takes a whole number of frames (1: every frame) or 'auto', not {text!r}") from None
         if n < 1:
@@ -179,14 +181,16 @@ class Temporal:
         if s.smooth or s.anchor == "previous":
             prev_maps = motion.maps(gray, self._prev_gray)
             prev_residual = motion.residual(gray, self._prev_gray, prev_maps)
-        if due:
-            return FramePlan(True, motion, prev_maps=prev_maps, prev_residual=prev_residual, reason="interval")
+        if due:  # inferred anyway; a cut still resets the smoothing's history
+            cut = unexplained_share(prev_residual) > s.cut_share
+            return FramePlan(True, motion, prev_maps=prev_maps, prev_residual=prev_residual,
+                             reason="cut" if cut else "interval")
         if s.anchor == "key":
             maps = motion.maps(gray, self._key_gray)
             residual = motion.residual(gray, self._key_gray, maps)
         else:
             maps, residual = prev_maps, prev_residual
-        unexplained = float(np.count_nonzero(residual > RESIDUAL_LEVEL)) / residual.size
+        unexplained = unexplained_share(residual)
         plan = FramePlan(False, motion, maps, prev_maps, prev_residual, unexplained)
         if s.anchor == "previous":  # chained: what each step leaves unexplained adds up
             self._drift += unexplained
@@ -220,6 +224,11 @@ class Temporal:
         return {"keyframe": str(self.keyframes.interval), "smooth": self.settings.smooth,
                 "flow": self.settings.flow_preset, "inferred": self.inferred,
                 "propagated": self.propagated, "forced_keyframes": self.forced}
+
+
+def unexplained_share(residual: np.ndarray) -> float:
+    """Share of pixels the warp leaves more than RESIDUAL_LEVEL grey levels off."""
+    return float(np.count_nonzero(residual > RESIDUAL_LEVEL)) / residual.size
 
 
 def propagate(outputs: dict[str, np.ndarray], motion: Motion, maps: tuple[np.ndarray, np.ndarray]) -> dict:
