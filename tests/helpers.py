@@ -232,6 +232,15 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def default_sigint() -> None:
+    """In the child before it starts: Ctrl-C acts as in a terminal. A test suite started in the background by a
+    non-interactive shell (CI) inherits SIGINT ignored, and Python keeps ignoring it in every child: the
+    Ctrl-C tests would then test nothing, or hang."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class CliRun:
     """`rtseg ARGS` started in the background as a user starts it; stdout and stderr are read line by line as
     they come (with the time each line came), so a test can wait for a line, a file or a count with a deadline
@@ -251,7 +260,7 @@ class CliRun:
         else:
             cmd = [sys.executable, "-m", "rtseg"]
         self.proc = subprocess.Popen([*cmd, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env, cwd=cwd)
+                                     text=True, env=env, cwd=cwd, preexec_fn=default_sigint)
         self.err_lines: list[tuple[float, str]] = []  # (time.monotonic() when it came, line without its newline)
         self.out_lines: list[tuple[float, str]] = []
         self._readers = [threading.Thread(target=self._read, args=(stream, into), daemon=True)

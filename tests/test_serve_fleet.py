@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from helpers import MjpegServer
+from helpers import MjpegServer, default_sigint
 
 from rtseg.cli import main
 from rtseg.fleet.live import deal
@@ -31,7 +31,7 @@ def serving(tiny_model, tmp_path, cams, *args):
     streams.write_text("".join(f"c{i} = {c.url}\n" for i, c in enumerate(cams)))
     proc = subprocess.Popen([sys.executable, "-m", "rtseg", "serve", "--streams", str(streams), "--model",
                              str(tiny_model), "--listen", "127.0.0.1:0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         line = first_line(proc, "rtseg: serving ", 120)
         yield proc, line.strip().rsplit(" on ", 1)[1]

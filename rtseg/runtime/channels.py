@@ -17,11 +17,13 @@ POLL_S = 0.05    # how often a blocked stage looks at the abort flag
 class NewestSlot:
     """A one-item mailbox whose `put` replaces an item not yet taken: readers always get the newest."""
 
-    def __init__(self) -> None:
+    def __init__(self, merge=None) -> None:
         self._cv = threading.Condition()
         self._item = None
         self._closed = False
         self.dropped = 0
+        # merge(stale, newest): what a replaced item must hand on to the one replacing it (a frame's event)
+        self._merge = merge
 
     def put(self, item, timeout: float | None = None) -> None:
         """Never blocks (so `timeout` is unused): a live source must not wait for a slow model. A frame put
@@ -32,6 +34,8 @@ class NewestSlot:
                 return
             if self._item is not None:
                 self.dropped += 1
+                if self._merge is not None:
+                    self._merge(self._item, item)
             self._item = item
             self._cv.notify()
 

@@ -39,6 +39,13 @@ from .timing import percentiles, stage
 INLINE_PREPROCESS_MAX_CORES = 4
 
 
+def carry_event(stale: FrameRecord, newest: FrameRecord) -> None:
+    """A live frame dropped for a newer one hands its event on (a reconnect after an outage): what happened to
+    the stream must reach the outputs even when the frame it came with did not."""
+    if stale.event:
+        newest.event = {**stale.event, **(newest.event or {})}
+
+
 def inference_layout(streams: int | None, threads: int | None, live: bool) -> tuple[int, int]:
     """How many frames infer in parallel, and threads per frame.
 
@@ -90,7 +97,7 @@ class Pipeline:
         self._i420_wanted = i420
         self.frames_i420 = False  # what this run does
         # capture -> preprocess: a newest-frame mailbox (live), a bounded queue (files), or nothing (inline)
-        self._captured = NewestSlot() if self.live else None if self.preprocess_in_capture else queue.Queue(size)
+        self._captured = NewestSlot(carry_event) if self.live else None if self.preprocess_in_capture else queue.Queue(size)
         self._preprocessed: queue.Queue = queue.Queue(size)
         # `streams` inference threads share the backend (ONNX Runtime sessions are thread-safe): on few
         # cores, frames in parallel on one thread each beat one frame on all threads (no straggler waits).
