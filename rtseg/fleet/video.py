@@ -87,8 +87,10 @@ def _signals_held() -> Iterator[None]:
         yield  # signals are handled in the main thread only, and a handler set outside Python cannot be put back
         return
     held: list[int] = []
-    handlers = {s: signal.signal(s, lambda signum, _frame: held.append(signum)) for s in signals}
+    handlers = {}
     try:
+        for s in signals:  # one at a time, inside the try: a signal between two installs still finds each restored
+            handlers[s] = signal.signal(s, lambda signum, _frame: held.append(signum))
         yield
     finally:
         for s, handler in handlers.items():

@@ -231,12 +231,12 @@ def _handler_for(server: LiveServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, b"not found\n", "text/plain")
 
         def _stream(self, feed: Feed) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            feed.watching(+1)
+            feed.watching(+1)  # counted before the first byte goes out: a viewer that sees the stream is counted
             try:
+                self.send_response(200)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
                 seq = 0
                 while not server.closing and not getattr(feed, "closing", False):
                     jpeg, seq = feed.newest_jpeg(seq)
