@@ -693,6 +693,13 @@ def print_pareto(task: str, rank_by: str = "auto") -> int:
     return 0
 
 
+def add_temporal_args(p: argparse.ArgumentParser, keyframe_default: str | None, keyframe_help: str,
+                      smooth_help: str) -> None:
+    """--keyframe and --smooth, as `rtseg run` and `rtseg eval` take them."""
+    p.add_argument("--keyframe", metavar="N|auto", type=_keyframe, default=keyframe_default, help=keyframe_help)
+    p.add_argument("--smooth", action="store_true", help=smooth_help)
+
+
 def add_backend_args(p: argparse.ArgumentParser) -> None:
     from .backends import available_backends
 
@@ -819,11 +826,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rank-by", choices=["auto", "heldout", "val"], default="auto",
                    help="with --target-fps: the accuracy that ranks the models: heldout (drive 0006R0, never trained "
                         "on), val (optimistic), or auto: heldout when at least two models have it")
-    r.add_argument("--keyframe", metavar="N|auto", type=_keyframe, default="1",
-                   help="run the model on every Nth frame and carry its result to the frames between by optical flow "
-                        "(auto: a new key frame when the motion says so; a scene cut always forces one)")
-    r.add_argument("--smooth", action="store_true",
-                   help="steadier masks: blend each frame's classes with the motion-compensated frames before it")
+    add_temporal_args(r, "1", "run the model on every Nth frame and carry its result to the frames between by optical "
+                      "flow (auto: a new key frame when the motion says so; a scene cut always forces one)",
+                      "steadier masks: blend each frame's classes with the motion-compensated frames before it")
     r.add_argument("--flow", choices=["ultrafast", "fast", "medium"], default=None,
                    help="optical flow preset (default: ultrafast with --keyframe, medium for --smooth alone)")
     r.add_argument("--realtime", action="store_true", help="play a file at its own frame rate, like a camera")
@@ -851,10 +856,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--stress", action="store_true",
                    help="measure on photometrically stressed copies of the split (brighter, darker, gamma 0.5 and "
                         "2.0, blown highlights): what the INT8 gate checks besides the plain split")
-    e.add_argument("--keyframe", metavar="N|auto", type=_keyframe, default=None,
-                   help="run the split as a sequence with the model on every Nth frame (propagated between), "
-                        "against every frame on the same frames")
-    e.add_argument("--smooth", action="store_true", help="run the split as a sequence with --smooth")
+    add_temporal_args(e, None, "run the split as a sequence with the model on every Nth frame (propagated between), "
+                      "against every frame on the same frames", "run the split as a sequence with --smooth")
     e.add_argument("--class-map", metavar="NAME|FILE",
                    help="merge the model's classes onto the data's before scoring: a JSON file {model class: "
                         "data class}, every model class mapped, or a shipped mapping (cityscapes-to-camvid)")

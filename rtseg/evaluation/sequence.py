@@ -72,6 +72,7 @@ class SequenceScore:
     inferred: int
     forced: int
     per_distance: dict[int, float] = field(default_factory=dict)  # frames since the key -> pixel accuracy
+    from_start: SequenceRun | None = None  # the phase that starts at frame 0: the setting on the whole sequence
 
     @property
     def miou(self) -> float:
@@ -105,7 +106,8 @@ def score_sequence(slot: ModelSlot, frames: list[np.ndarray], labels: list[np.nd
     total, base = ConfusionMatrix(classes), ConfusionMatrix(classes)
     n = inferred = forced = 0
     hits: dict[int, list[float]] = {}
-    for p, run in phase_runs(slot, frames, settings, streams):
+    runs = phase_runs(slot, frames, settings, streams)
+    for p, run in runs:
         since = 0
         for i, (cm, was_inferred) in enumerate(zip(frame_confusions(run.masks, labels[p:], classes), run.inferred)):
             total.mat += cm.mat
@@ -113,7 +115,8 @@ def score_sequence(slot: ModelSlot, frames: list[np.ndarray], labels: list[np.nd
             since = 0 if was_inferred else since + 1
             hits.setdefault(since, []).append(cm.pixel_accuracy())
         n, inferred, forced = n + len(run.masks), inferred + sum(run.inferred), forced + run.forced
-    return SequenceScore(total, base, n, inferred, forced, {k: float(np.nanmean(v)) for k, v in sorted(hits.items())})
+    return SequenceScore(total, base, n, inferred, forced, {k: float(np.nanmean(v)) for k, v in sorted(hits.items())},
+                         runs[0][1])
 
 
 def temporal_inconsistency(frames: list[np.ndarray], masks: list[np.ndarray], scale: float = 0.5) -> float:
@@ -163,7 +166,7 @@ def evaluate_sequence(slot: ModelSlot, data: str, split: str, settings: Temporal
     plain = run_sequence(slot, frames, TemporalSettings())
     every = frame_confusions(plain.masks, labels, classes)
     score = score_sequence(slot, frames, labels, settings, every)
-    setting_run = run_sequence(slot, frames, settings)
+    setting_run = score.from_start  # phase 0 ran every frame of the sequence: no second run for the inconsistency
     per_class = dict(zip(slot.info.classes, score.confusion.iou().tolist()))
     return {
         "model": slot.name, "split": split, "split_note": split_description(split), "images": len(frames),
