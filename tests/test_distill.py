@@ -46,3 +46,46 @@ def test_a_run_learns_from_a_teacher_checkpoint(tiny_camvid, tmp_path):  # noqa:
     res = run_cli(*common, "--distill", tmp_path / "other.pt", "--out", tmp_path / "run2", timeout=300)
     assert res.returncode == 1 and "must segment the student's 11 classes" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_an_ensemble_teaches_the_mean_of_its_teachers_distributions(tmp_path):
+    from rtseg.training.distill import Ensemble
+
+    torch.manual_seed(0)
+    student = ModelSpec(width=0.35, head="lraspp", output_stride=32, input_size=(64, 96))
+    nets, paths = [], []
+    for i, (head, stride) in enumerate((("lraspp", 32), ("deeplabv3plus", 16))):
+        spec = ModelSpec(width=0.35, head=head, output_stride=stride, input_size=(64, 96))
+        nets.append(build_model(spec).eval())
+        paths.append(tmp_path / f"t{i}.pt")
+        torch.save({"model": nets[-1].state_dict(), "spec": spec.to_dict()}, paths[-1])
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        outs = [n(x) for n in nets]
+        size = outs[0].shape[-2:]
+        expected = sum(torch.nn.functional.interpolate(o, size=size, mode="bilinear", align_corners=False).softmax(1)
+                       for o in outs) / 2
+    got = Ensemble(paths, student, torch.device("cpu")).logits(x)
+    assert got.shape == outs[0].shape
+    assert torch.allclose(got.exp(), expected, atol=1e-5)  # the mean of the two distributions, not of the logits
+    assert torch.allclose(got.exp().sum(1), torch.ones(1, *size), atol=1e-5)
+    one = Ensemble(paths[:1], student, torch.device("cpu")).logits(x)
+    assert torch.allclose(one, outs[0], atol=1e-5)  # one teacher: its own logits, as before
+
+
+def test_a_run_names_each_teacher_of_an_ensemble(tiny_camvid, tmp_path):  # noqa: F811
+    import json
+
+    teacher = ModelSpec(width=0.35, head="lraspp", output_stride=32, input_size=(64, 96))
+    for name in ("a.pt", "b.pt"):
+        torch.save({"model": build_model(teacher).state_dict(), "spec": teacher.to_dict()}, tmp_path / name)
+    res = run_cli("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32",
+                  "--input-size", "64x96", "--epochs", "1", "--batch-size", "2", "--threads", "1",
+                  "--distill", tmp_path / "a.pt", "--distill", tmp_path / "b.pt", "--out", tmp_path / "run", timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    res = run_cli("export", "--checkpoint", tmp_path / "run" / "best.pt", "--out-dir", tmp_path / "engines",
+                  "--manifest", tmp_path / "engines" / "manifest.json", timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    manifest = json.loads((tmp_path / "engines" / "manifest.json").read_text())
+    command = manifest["models"][0]["training"]["command"]
+    assert f"--distill {tmp_path / 'a.pt'} --distill {tmp_path / 'b.pt'}" in command

@@ -2,6 +2,8 @@
 distribution as a second target for the student (Hinton et al.'s softened KL, pixel-wise as in
 "Structured Knowledge Distillation for Dense Prediction"). The teacher's soft targets say which classes a
 thin or ambiguous pixel could be, which one-hot labels cannot; the fast models learn from the best one.
+Several teachers act as one ensemble (their class distributions averaged): two models that err on different
+pixels (a Cityscapes-started network and a VOC-started one) teach better together than either alone.
 """
 from __future__ import annotations
 
@@ -43,6 +45,24 @@ class Teacher:
         x = x if self.same_input else x * self.scale + self.shift
         out = self.model(x)
         return out if self.spec.task == "seg" else out["logits"]
+
+
+class Ensemble:
+    """Several teachers as one: the mean of their class distributions, returned as log-probabilities so the
+    loss's temperature softens the ensemble's distribution as it would one teacher's logits."""
+
+    def __init__(self, checkpoints: list[str | Path], student: ModelSpec, device: torch.device):
+        self.teachers = [Teacher(c, student, device) for c in checkpoints]
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.teachers) == 1:
+            return self.teachers[0].logits(x)
+        outs = [t.logits(x).float() for t in self.teachers]
+        size = outs[0].shape[-2:]  # teachers of other output strides meet at the first one's resolution
+        probs = [F.interpolate(o, size=size, mode="bilinear", align_corners=False) if o.shape[-2:] != size else o
+                 for o in outs]
+        return torch.log(torch.stack([o.softmax(1) for o in probs]).mean(0).clamp_min(1e-8))
 
 
 def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, ignore_index: int,

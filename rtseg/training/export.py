@@ -25,6 +25,8 @@ from ..models.deploy import ExportWrapper, count_gflops, count_params, output_na
 
 OPSET = 17
 
+REPEATED_FLAGS = {"distill"}  # train options given once per value (argparse action="append")
+
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, ModelSpec, dict]:
     try:
@@ -103,6 +105,9 @@ def training_record(ck: dict, checkpoint: Path) -> dict:
         if k in skip or v is None or v is False:
             continue
         flag = "--" + k.replace("_", "-")
+        if k in REPEATED_FLAGS:  # given once per value (--distill A.pt --distill B.pt)
+            parts += [f"{flag} {x}" for x in v]
+            continue
         parts.append(flag if v is True else f"{flag} {' '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}")
     record["command"] = " ".join(parts)
     # what selected the epoch: CamVid val (its drive is in train) or a drive held out of training

@@ -31,7 +31,7 @@ from ..core.errors import RtsegError
 from ..core.modelinfo import sha256
 from ..models import ModelSpec, build_model, parse_size
 from ..models.detection import detection_loss, encode_targets
-from .distill import Teacher, distillation_loss
+from .distill import Ensemble, distillation_loss
 from .losses import segmentation_loss
 from .pretrained import encoder_layout, head_for, load_pretrained, pretrained_file
 from .train_args import add_train_args
@@ -196,7 +196,7 @@ def prepare(args: argparse.Namespace) -> Run:
     val_samples = [(cv2.cvtColor(im, cv2.COLOR_RGB2BGR), lab) for im, lab in zip(val_imgs, val_labels)]
     if args.distill and not spec.has_seg:
         raise RtsegError("--distill: only a segmentation student learns from a teacher's class map")
-    teacher = Teacher(args.distill, spec, device) if args.distill else None
+    teacher = Ensemble(args.distill, spec, device) if args.distill else None
     run = Run(args, spec, device, amp_dtype, run_dir, loader, val_samples, val_desc, weights, model, ema, opt, sched,
               torch.amp.GradScaler(enabled=amp_dtype == torch.float16), teacher)
     if args.resume and (run_dir / "last.pt").exists():

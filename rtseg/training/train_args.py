@@ -29,9 +29,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "(ce + the Lovasz-softmax surrogate of 1 - IoU per class)")
     p.add_argument("--ohem-thresh", type=float, default=0.7, help="OHEM: pixels whose true class has a lower probability")
     p.add_argument("--ohem-min-kept", type=float, default=0.1, help="OHEM: share of labelled pixels always kept")
-    p.add_argument("--distill", metavar="TEACHER.pt", default=None,
+    p.add_argument("--distill", metavar="TEACHER.pt", action="append", default=None,
                    help="learn also from a trained model's per-pixel class distribution (its best.pt), e.g. the "
-                        "most accurate model into a fast one")
+                        "most accurate model into a fast one; given more than once, from the teachers' ensemble "
+                        "(their class distributions averaged)")
     p.add_argument("--distill-weight", type=float, default=0.5,
                    help="with --distill: loss = (1 - w) * label loss + w * distillation loss")
     p.add_argument("--distill-temperature", type=float, default=2.0, help="with --distill: softening temperature")
