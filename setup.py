@@ -12,7 +12,7 @@ setup(
     # Editable installs and checkouts use engines/ in place.
     packages=find_packages(include=["rtseg", "rtseg.*"]) + ["rtseg.engines"],
     package_dir={"rtseg.engines": "engines"},
-    package_data={"rtseg.engines": ["manifest.json", "*.onnx"], "rtseg": ["schemas/*.json", "data/classmaps/*.json"]},
+    package_data={"rtseg.engines": ["manifest.json", "speeds.json", "*.onnx"], "rtseg": ["schemas/*.json", "data/classmaps/*.json"]},
     include_package_data=False,
     # PyAV (FFmpeg with libx264 inside its wheels) is part of the runtime: the default .mp4 is H.264, which every
     # browser and phone plays, and files are decoded straight to YUV 4:2:0 (runtime/yuv.py)

@@ -280,7 +280,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         others = "?" if p.others_load is None else f"{100 * p.others_load:.0f}%" + ("!" if p.busy else "")
         print(f"{p.model:<38}{p.model_fps:>10.1f}{p.model_ms_p50:>8.1f}{p.model_ms_p95:>8.1f}"
               f"{p.e2e_fps:>9.1f}{p.e2e_ms_p50:>8.1f}{p.e2e_ms_p95:>8.1f}  {p.kind:<9}{others:>7}  {p.date}")
-    print("kind: measured (full), estimate (the selector's first use), online (a run's own speed); others: share of "
+    print("kind: measured (full), scaled (first use: a reference speed times one probe's ratio here), estimate (a few "
+          "inferences here), online (a run's own speed); others: share of "
           "the machine other programs used meanwhile (! busy: measured again next time)")
     return 0
 

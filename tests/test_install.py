@@ -29,6 +29,7 @@ def test_wheel_ships_the_onnx_models_and_the_schema(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     manifest = __import__("json").loads((ROOT / "engines" / "manifest.json").read_text())
     assert "rtseg/engines/manifest.json" in names and "rtseg/schemas/frame.schema.json" in names
+    assert "rtseg/engines/speeds.json" in names  # the selector's first use scales these by one probe
     assert {f"rtseg/engines/{m['file']}" for m in manifest["models"]} <= names
     assert not any(n.endswith(".pt") for n in names)  # training weights stay in the repository
 

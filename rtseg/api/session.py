@@ -59,6 +59,7 @@ class Session:
     candidates: dict | None = None          # the selector's variants {name: (info, size)}: what a run can teach
     backend: str = "onnxruntime"
     rung: str | None = None                 # the selector's first rung (model, size and key-frame interval)
+    settle_key: str | None = None           # the selector's command key: where this run settles is kept under it
 
     def run(self, handle_signals: bool = True) -> RunStats:
         """Run to the end of the source (or a stop); every model the run loaded is closed afterwards."""
@@ -69,7 +70,24 @@ class Session:
         if self.runner is not None:
             stats.switches = self.runner.switches
         self._learn(stats)
+        self._settle()
         return stats
+
+    def _settle(self, min_seconds: float = 2.0, min_frames: int = 10) -> None:
+        """Keep the rung the selector ended on, so the same command here starts there next time; only after a
+        stretch long enough to be a verdict (a live run stopped with Ctrl-C counts: that is how it ends)."""
+        if self.runner is None or not self.settle_key:
+            return
+        last = self.runner.settled()
+        if last is None or last[2] < min_seconds or last[1] < min_frames:
+            return
+        from ..selection.profiling import remember_settled
+
+        try:
+            remember_settled(self.backend, self.streams, self.threads, self.settle_key, *last,
+                             self.runner.controller.target)
+        except OSError as e:  # a read-only cache: the next run chooses afresh
+            log.debug(f"rtseg: selector: could not keep where this run settled ({e})")
 
     def _learn(self, stats: RunStats) -> None:
         """A file run with the selector measured its models' real speed here: keep it where only estimates were."""
@@ -108,7 +126,7 @@ def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[Mode
     streams, threads = inference_layout(streams, threads, source.live)
     if slot is not None:
         streams = 1  # a loaded slot already has its threads: one stream uses them all
-    ladder = index = why = None
+    ladder = index = why = key = None
     size = choice.input_size
     if slot is not None:
         info = slot.info
@@ -117,7 +135,8 @@ def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[Mode
 
         sel = select_for_rate(choice.target_fps, choice.task, choice.backend, streams, threads, choice.margin,
                               choice.max_latency, choice.rank_by)
-        info, size, ladder, index, why = sel.choice.info, sel.choice.input_size, sel.ladder, sel.index, sel.why
+        info, size, ladder, index, why, key = (sel.choice.info, sel.choice.input_size, sel.ladder, sel.index, sel.why,
+                                               sel.settle_key)
         log.info(f"rtseg: selector: {why}")
     else:
         info = resolve_model(choice.model)
@@ -145,7 +164,7 @@ def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[Mode
                         temporal=temporal)
     session = Session(source, pipeline, streams, threads, why, owns_slot=slot is None, backend=choice.backend,
                       candidates={c.name: (c.info, c.input_size, c.keyframe) for c in ladder} if ladder else None,
-                      rung=ladder[index].name if ladder else None)
+                      rung=ladder[index].name if ladder else None, settle_key=key)
     if ladder and len(ladder) > 1 and choice.adapt:
         from ..selection.adaptive import AdaptiveRunner
         from ..selection.selector import Controller

@@ -52,6 +52,7 @@ class AdaptiveRunner:
         # out (not from the switch, while the previous model's frames still drain) to its last
         self._segment: list | None = None                 # [model, first frame's time, last frame's time, frames]
         self._observed: dict[str, list[float]] = {}       # rung -> [frames, seconds] over the run
+        self._last: tuple[str, int, float] | None = None  # the last closed stretch: (rung, frames, seconds)
         self._rung = controller.ladder[controller.index].name  # what the current slot's frames run as
 
     def observed(self) -> dict[str, tuple[float, float]]:
@@ -59,12 +60,18 @@ class AdaptiveRunner:
         self._close_segment()
         return {k: (v[0], v[1]) for k, v in self._observed.items()}
 
+    def settled(self) -> tuple[str, int, float] | None:
+        """The rung the run ended on and what it achieved in its last stretch there: (rung, frames, seconds)."""
+        self._close_segment()
+        return self._last
+
     def _close_segment(self) -> None:
         if self._segment is not None:
             name, first, last, frames = self._segment
             total = self._observed.setdefault(name, [0, 0.0])
             total[0] += frames - 1  # frames after the first, over the time since it
             total[1] += last - first
+            self._last = (name, frames - 1, last - first)
             self._segment = None
 
     def _count(self, name: str, now: float) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from ..core.errors import RtsegError
 from ..core.manifest import Manifest
 from ..core.modelinfo import ModelInfo, resolve_model
-from .profiling import ensure_profiles
+from .profiling import ensure_profiles, last_settled, probe_variant, settle_key
 from .selector import HELD_OUT_SPLIT, Candidate, build_candidates, choose, pareto_front, ranked_on, ranking_split
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class Selection:
     index: int
     why: str
     split: str = "val"   # what ranked the candidates
+    settle_key: str = ""  # the command as far as the choice goes: where its runs settle is kept under it
 
 
 def shipped_models() -> list[ModelInfo]:
@@ -56,34 +57,56 @@ def select_for_rate(target_fps: float, task: str, backend: str, streams: int, th
                     max_latency: float | None = None, rank_by: str = "auto", sources: int = 1,
                     cores: int | None = None, keyframes: bool = True) -> Selection:
     """The most accurate shipped model that holds `target_fps` here, and its ladder. On first use the speeds
-    are quick estimates (the first frame comes within seconds); runs and `rtseg profile` refine them.
+    are quick estimates (the first frame comes within about a second); runs and `rtseg profile` refine them.
+    A run of the same command here starts where the last one settled (one source only).
 
     With `sources` > 1 the rate is each source's, and the sources share this machine: a model's profiled
     speed (one source on `streams` x `threads`) counts in full while the sources' threads fit in the cores,
     and in proportion to what is left of them beyond (`source_share`); `cores`: the cores the sources may use
     (a Ray actor's share of its machine), all of them when None. `keyframes=False`: every-frame rungs only."""
     infos, split = models_for_task(task, rank_by)
-    profiles = ensure_profiles(infos, backend, streams, threads, quick=True, split=split)
-    candidates = build_candidates(infos, profiles, task, split)
-    if not keyframes:  # the caller cannot change the key-frame interval while running (a group of sources)
-        candidates = [c for c in candidates if c.keyframe == 1]
     cores = cores or os.cpu_count() or 1
     share = source_share(sources, streams, threads, cores)
-    if share < 1.0:
-        candidates = [replace(c, fps=c.fps * share, latency_ms=c.latency_ms / share) for c in candidates]
-    if not candidates:
-        raise RtsegError(f"no shipped model can do --task {task} with a measured accuracy on {split}")
-    if max_latency:
-        candidates = [c for c in candidates if c.latency_ms <= max_latency] or candidates
-    choice, why = choose(candidates, target_fps, margin, max_latency)
+
+    def candidates_here() -> tuple[list[Candidate], dict]:
+        profiles = ensure_profiles(infos, backend, streams, threads, quick=True, split=split)
+        cands = build_candidates(infos, profiles, task, split)
+        if not keyframes:  # the caller cannot change the key-frame interval while running (a group of sources)
+            cands = [c for c in cands if c.keyframe == 1]
+        if share < 1.0:
+            cands = [replace(c, fps=c.fps * share, latency_ms=c.latency_ms / share) for c in cands]
+        if not cands:
+            raise RtsegError(f"no shipped model can do --task {task} with a measured accuracy on {split}")
+        if max_latency:
+            cands = [c for c in cands if c.latency_ms <= max_latency] or cands
+        return cands, profiles
+
+    candidates, profiles = candidates_here()
+    key = settle_key(target_fps, task, split, margin, max_latency, keyframes)
+    last = last_settled(backend, streams, threads, key) if sources == 1 else None
     ladder = pareto_front(candidates)
+    resumed = next((c for c in ladder if last and c.name == last.get("rung")), None)
+    if resumed is not None:
+        choice = resumed
+        why = (f"{choice.name}: where the last run of this command here settled ({last.get('fps')} FPS on it, "
+               f"{str(last.get('date', ''))[:16].replace('T', ' ')}); it moves from there as the rate asks")
+    else:
+        choice, why = choose(candidates, target_fps, margin, max_latency)
+        for _ in range(2):  # a scaled first guess is probed before it is trusted: at most two probes
+            guess = profiles.get(choice.name)
+            if guess is None or guess.kind != "scaled":
+                break
+            probe_variant(choice.info, tuple(choice.input_size), backend, streams, threads)
+            candidates, profiles = candidates_here()
+            choice, why = choose(candidates, target_fps, margin, max_latency)
+        ladder = pareto_front(candidates)
     if choice not in ladder:  # only when the latency bound removed a faster model: keep the choice reachable
         ladder = sorted(set(ladder) | {choice}, key=lambda c: -c.fps)
     ranked = "drive 0006R0, held out of their training" if split == HELD_OUT_SPLIT else "val (optimistic)"
     if sources > 1:
         why += (f" for each of {sources} sources ({streams} stream(s) x {threads} thread(s) each on "
                 f"{cores} core(s): {share:.2g} of one source's speed)")
-    return Selection(choice, ladder, ladder.index(choice), f"{why}; accuracy ranked on {ranked}", split)
+    return Selection(choice, ladder, ladder.index(choice), f"{why}; accuracy ranked on {ranked}", split, key)
 
 
 def quick_bench_models(backend: str = "onnxruntime") -> list[ModelInfo]:

@@ -8,9 +8,11 @@ Two numbers per model, both at its input size and in the inference layout `rtseg
 Results are keyed by the machine (CPU model, cores, backend and its version, streams x threads) and by
 the model file's checksum, so a new model or machine is profiled again and nothing else is.
 
-Each profile says what kind of number it is: `measured` (the above), `estimate` (the selector's first use:
-a few model-only inferences per variant, scaled by the pipeline's measured efficiency, so the first frame
-comes within seconds) or `online` (what a run with the selector actually achieved with that model). It
+Each profile says what kind of number it is: `measured` (the above), `scaled` (the selector's first use: the
+variant's shipped reference speed times what one probe here measured against its own reference, see
+reference.py), `estimate` (a few model-only inferences of that variant here; the selector probes the model it
+chooses before trusting a scaled figure) or `online` (what a run with the selector actually achieved with that
+model). Model-only figures become end-to-end ones through the pipeline efficiency this machine has measured. It
 also records the share of the machine other processes used while it was taken: a profile measured beside
 other work is kept but marked busy, and `rtseg profile` measures it again. Writers take a lock and merge,
 so two runs started together neither measure each other's load twice nor lose each other's entries.
@@ -32,6 +34,7 @@ import numpy as np
 
 from ..core.machine import OthersLoad
 from ..core.paths import cache_dir
+from .reference import ReferenceSpeeds, load_reference
 from .selector import HELD_OUT_SPLIT
 from ..core.modelinfo import ModelInfo, keyframe_drops, measured_sizes, rung_name, sha256, variant_name  # noqa: F401
 from ..runtime.sources import Captured
@@ -57,7 +60,7 @@ class Profile:
     e2e_ms_p95: float
     frames: int
     date: str
-    kind: str = "measured"              # measured | estimate | online (see the module docstring)
+    kind: str = "measured"              # measured | scaled | estimate | online (see the module docstring)
     others_load: float | None = None    # share of the machine other processes used meanwhile (0..1)
 
     @property
@@ -98,14 +101,16 @@ class ProfileCache:
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         self.path = (folder or cache_dir()) / "profiles" / f"{digest}.json"
         self.entries: dict[str, dict] = {}
+        self.settled: dict[str, dict] = {}  # where the last run for a target settled, by `settle_key`
         self.reload()
 
     def reload(self) -> None:
         if self.path.exists():
             try:
-                self.entries = json.loads(self.path.read_text()).get("profiles", {})
-            except (json.JSONDecodeError, OSError):
-                self.entries = {}  # a damaged cache is only a cache: measure again
+                doc = json.loads(self.path.read_text())
+                self.entries, self.settled = dict(doc.get("profiles", {})), dict(doc.get("settled", {}))
+            except (json.JSONDecodeError, OSError, AttributeError, TypeError, ValueError):
+                self.entries, self.settled = {}, {}  # a damaged cache is only a cache: measure again
 
     @contextmanager
     def lock(self, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
@@ -142,11 +147,20 @@ class ProfileCache:
 
     def put(self, p: Profile) -> None:
         """Add or replace one entry, keeping what other processes wrote meanwhile (call under `lock`)."""
-        mine = dict(self.entries)
+        self._write(profiles={p.model: asdict(p)})
+
+    def settle(self, key: str, record: dict) -> None:
+        """Remember where a run for `key` (see `settle_key`) ended up (call under `lock`)."""
+        self._write(settled={key: record})
+
+    def _write(self, profiles: dict | None = None, settled: dict | None = None) -> None:
+        mine, my_settled = dict(self.entries), dict(self.settled)
         self.reload()
-        self.entries = {**mine, **self.entries, p.model: asdict(p)}
+        self.entries = {**mine, **self.entries, **(profiles or {})}
+        self.settled = {**my_settled, **self.settled, **(settled or {})}
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"machine": self.key, "profiles": self.entries}, indent=2) + "\n")
+        tmp.write_text(json.dumps({"machine": self.key, "profiles": self.entries, "settled": self.settled},
+                                  indent=2) + "\n")
         tmp.replace(self.path)
 
     def _clean_ratio(self, num: str, den: str, default: float) -> float:
@@ -234,13 +248,35 @@ def flow_ms(size: tuple[int, int], preset: str = "ultrafast", reps: int = 3) -> 
     return (time.perf_counter() - t0) / reps * 1e3
 
 
-def keyframe_estimate(base: Profile, keyframe: int, size: tuple[int, int], name: str) -> Profile:
+def keyframe_estimate(base: Profile, keyframe: int, size: tuple[int, int], name: str,
+                      flow: float | None = None) -> Profile:
     """A key-frame rung's first guess from its model's profile: a frame's end-to-end time with the model's own
-    time (model-only FPS) paid on one frame in `keyframe`, plus the flow every frame pays, in series (no
-    overlap assumed)."""
-    ms = max(1e3 / base.e2e_fps - (1 - 1 / keyframe) * 1e3 / base.model_fps, 0.0) + flow_ms(size)
+    time (model-only FPS) paid on one frame in `keyframe`, plus the flow every frame pays (`flow` ms, timed
+    here when not given), in series (no overlap assumed). As good as its base: `scaled` when that is."""
+    flow = flow_ms(size) if flow is None else flow
+    ms = max(1e3 / base.e2e_fps - (1 - 1 / keyframe) * 1e3 / base.model_fps, 0.0) + flow
     return Profile(name, base.sha256, base.model_fps, base.model_ms_p50, base.model_ms_p95, round(1e3 / ms, 2),
-                   base.e2e_ms_p50, base.e2e_ms_p95, base.frames, _now(), "estimate", base.others_load)
+                   base.e2e_ms_p50, base.e2e_ms_p95, base.frames, _now(),
+                   "scaled" if base.kind == "scaled" else "estimate", base.others_load)
+
+
+def scaled_estimate(info: ModelInfo, size: tuple[int, int], fps: float, efficiency: float, latency_scale: float,
+                    probe: Profile) -> Profile:
+    """A variant's first guess with no inference: its reference model-only `fps` already scaled to this machine.
+    Latency percentiles keep the probe's spread (p95 / p50); end to end as for an estimate."""
+    ms = 1e3 / fps
+    spread = probe.model_ms_p95 / probe.model_ms_p50 if probe.model_ms_p50 > 0 else 1.0
+    return Profile(variant_name(info, size), model_checksum(info), round(fps, 2), round(ms, 3), round(ms * spread, 3),
+                   round(fps * efficiency, 2), round(ms * latency_scale, 3), round(ms * spread * latency_scale, 3),
+                   0, _now(), "scaled", probe.others_load)
+
+
+def choose_probe(variants: list[tuple[ModelInfo, tuple[int, int]]], ref: ReferenceSpeeds) -> tuple[ModelInfo, tuple[int, int]]:
+    """The variant to time when the others are scaled from it: the one of median reference speed, so the
+    ratio is taken where most candidates are (neither the tiniest model, whose time is mostly overhead, nor
+    the largest, which costs most to time)."""
+    ranked = sorted(variants, key=lambda v: ref.fps(variant_name(*v), model_checksum(v[0])) or 0.0)
+    return ranked[len(ranked) // 2]
 
 
 def estimate_model(info: ModelInfo, backend: str, streams: int, threads: int, efficiency: float,
@@ -288,13 +324,23 @@ def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads:
         with cache.lock():  # another run may be measuring this very machine: wait, then use its numbers
             cache.reload()
             missing = [(i, s, k) for i, s, k in rungs if not usable(cache.get(i, s, k))]
-            if quick and missing:
-                log.info(f"rtseg: first use here: estimating {len(missing)} model x size variant(s) from a few "
-                         "inferences each; runs refine them, `rtseg profile` measures them fully")
             efficiency, latency = cache.efficiency(), cache.latency_scale()
+            scale = _reference_scale([(i, s) for i, s, k in missing if k == 1], backend, streams, threads,
+                                     efficiency, latency, cache) if quick else {}
+            if quick and missing:
+                every = sum(k == 1 for _, _, k in missing)
+                how = (f"{len(scale) - 1} of them scaled from their reference speeds by timing one" if scale
+                       else "from a few inferences each")
+                derived = f" and {len(missing) - every} key-frame rung(s) from those" if len(missing) > every else ""
+                log.info(f"rtseg: first use here: estimating {every} model x size variant(s) ({how}){derived}; runs "
+                         "refine them, `rtseg profile` measures them fully")
+            flows: dict[tuple[int, int], float] = {}  # the flow's cost per size, timed once
             for info, size, k in missing:  # every-frame rungs first: a key-frame estimate starts from its model's
                 if quick and k > 1:
-                    p = keyframe_estimate(cache.get(info, size), k, size, rung_name(info, size, k))
+                    flow = flows.setdefault(tuple(size), flow_ms(size))
+                    p = keyframe_estimate(cache.get(info, size), k, size, rung_name(info, size, k), flow)
+                elif quick and rung_name(info, size) in scale:
+                    p = scale[rung_name(info, size)]
                 elif quick:
                     p = estimate_model(info, backend, streams, threads, efficiency, size, latency_scale=latency)
                 else:
@@ -306,6 +352,61 @@ def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads:
                 cache.put(p)
             force = False  # measured now: what the cache holds is what we want
     return {rung_name(i, s, k): cache.get(i, s, k) for i, s, k in rungs}
+
+
+def _reference_scale(variants: list[tuple[ModelInfo, tuple[int, int]]], backend: str, streams: int, threads: int,
+                     efficiency: float, latency: float, cache: "ProfileCache") -> dict[str, Profile]:
+    """First-use profiles for every variant the shipped reference speeds know, from one probe here (the probe's
+    own profile an `estimate`, the others `scaled`); {} where there is no reference, it knows fewer than two
+    of them, or another backend runs (the reference is ONNX Runtime's on the CPU)."""
+    ref = load_reference() if backend == "onnxruntime" else None
+    known = [v for v in variants if ref is not None and ref.fps(variant_name(*v), model_checksum(v[0]))]
+    if ref is None or len(known) < 2:
+        return {}
+    info, size = choose_probe(known, ref)
+    probe = estimate_model(info, backend, streams, threads, efficiency, size, latency_scale=latency)
+    ratio = probe.model_fps / ref.fps(variant_name(info, size), model_checksum(info))
+    scaled = {variant_name(i, s): scaled_estimate(i, s, ref.fps(variant_name(i, s), model_checksum(i)) * ratio,
+                                                  efficiency, latency, probe)
+              for i, s in known if (i, s) != (info, size)}
+    return {probe.model: probe, **scaled}
+
+
+def probe_variant(info: ModelInfo, size: tuple[int, int], backend: str, streams: int, threads: int) -> None:
+    """Replace a `scaled` guess of one variant by a few inferences of it here (and its key-frame rungs' guesses
+    by ones built on that): what the selector does to the model it chose before trusting it."""
+    cache = ProfileCache(machine_key(backend, streams, threads))
+    with cache.lock():
+        cache.reload()
+        p = estimate_model(info, backend, streams, threads, cache.efficiency(), size, latency_scale=cache.latency_scale())
+        cache.put(p)
+        for k in keyframe_drops(info):
+            rung = cache.get(info, size, k)
+            if rung is not None and rung.kind == "scaled":
+                cache.put(keyframe_estimate(p, k, size, rung_name(info, size, k)))
+
+
+def settle_key(target_fps: float, task: str, split: str, margin: float, max_latency: float | None,
+               keyframes: bool) -> str:
+    """What makes two selector runs "the same command" as far as the choice goes (the machine and layout are
+    the cache file's own key)."""
+    return f"{task} | {target_fps:g} FPS x {margin:g} | latency {max_latency or '-'} | {split} | kf {keyframes}"
+
+
+def remember_settled(backend: str, streams: int, threads: int, key: str, rung: str, frames: int, seconds: float,
+                     target_fps: float) -> None:
+    """Keep the rung a run with the selector ended on, with what it achieved there, for the next run of the
+    same command here (`select_for_rate` starts on it)."""
+    cache = ProfileCache(machine_key(backend, streams, threads))
+    with cache.lock():
+        cache.reload()
+        cache.settle(key, {"rung": rung, "fps": round(frames / seconds, 1) if seconds > 0 else None,
+                           "held": seconds > 0 and frames / seconds >= target_fps, "date": _now()})
+
+
+def last_settled(backend: str, streams: int, threads: int, key: str) -> dict | None:
+    """Where the last run of the same command here settled ({rung, fps, held, date}), or None."""
+    return ProfileCache(machine_key(backend, streams, threads)).settled.get(key)
 
 
 def learn_from_run(backend: str, streams: int, threads: int, observed: dict[str, tuple[float, float]],
