@@ -1,7 +1,7 @@
 """The `rtseg` command: run, eval, train, export, models, profile, bench, batch.
 
-Each command reads its arguments once, into a frozen request (`RunRequest`, `EvalRequest`, ...), and works
-from that; what the program says goes through `logging` (the "rtseg" logger, set up in `main`), while
+Each command reads its arguments once, into a frozen value (`RunSettings` from api/settings.py, `EvalRequest`,
+...), and works from that; what the program says goes through `logging` (the "rtseg" logger, set up in `main`), while
 results and reports are printed to stdout.
 """
 from __future__ import annotations
@@ -10,19 +10,17 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .core.constants import DEFAULT_H264_PRESET, H264_PRESETS
 from .core.errors import RtsegError
-from .core.redact import redact
 from .core.tasks import TASKS, normalize_task
 
 if TYPE_CHECKING:
-    from .api.session import ModelChoice
-    from .runtime.outputs import SinkRequest
+    from .api.settings import BackendChoice, RunSettings
     from .training.engine_export import EngineRequest
 
 log = logging.getLogger(__name__)
@@ -93,138 +91,50 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
-@dataclass(frozen=True)
-class BackendChoice:
-    """`--backend` with `auto` made concrete (once, here), and `--precision`, which only TensorRT takes."""
-
-    name: str
-    precision: str = "fp16"
-    why: str | None = None  # why `auto` chose it: said once the model has loaded
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> BackendChoice:
-        from .backends.choice import resolve_backend
-
-        name, why = resolve_backend(args.backend)
-        return cls(name, args.precision, why)
-
-    def options(self) -> dict:
-        """The backend's own options, passed on to `load_slot`."""
-        return {"precision": self.precision} if self.name == "tensorrt" else {}
-
-
 # -- rtseg run ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunRequest:
-    """Everything `rtseg run` was asked to do, read from the command line in one place."""
+def backend_choice(args: argparse.Namespace) -> "BackendChoice":
+    """`--backend` (auto made concrete, once) and `--precision`."""
+    from .api.settings import BackendChoice
 
-    source: str | None
-    camera: int | None
-    backend: BackendChoice
-    choice: "ModelChoice"                   # the model, or the rate the selector chooses (and keeps) one for
-    sinks: "SinkRequest"
-    target_fps: float | None = None         # reported against at the end in any case
-    streams: int | None = None
-    threads: int | None = None
-    realtime: bool = False
-    frames: int | None = None
-    loop: int = 1
-    queue_size: int = 2
-    stats: str | None = None
-    quiet: bool = False
-    reconnect: int | None = 5               # live sources: attempts in a row before giving up (None: forever)
+    return BackendChoice.resolve(args.backend, args.precision)
 
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> RunRequest:
-        from .api.segmenter import temporal_settings
-        from .api.session import ModelChoice
-        from .runtime.http_access import ServeAccess
-        from .runtime.outputs import SinkRequest
 
-        backend = BackendChoice.from_args(args)
-        # --target-fps with --model: run that model and report against the rate; without: select for it
-        choice = ModelChoice(args.model, backend.name, tuple(backend.options().items()),
-                             None if args.model else args.target_fps, args.task, args.margin, args.max_latency,
-                             not args.no_adapt, args.input_size, args.alpha, args.score_threshold, args.legend,
-                             args.rank_by, temporal_settings(args.keyframe, args.smooth, args.flow))
-        sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
-                            codec=args.codec, h264_preset=args.h264_preset, serve=args.serve,
-                            serve_access=ServeAccess(args.serve_token, tuple(args.serve_allow_host)),
-                            overwrite=args.overwrite)
-        return cls(args.source, args.camera, backend, choice, sinks, args.target_fps, args.streams, args.threads,
-                   args.realtime, args.frames, args.loop, args.queue_size, args.stats, args.quiet, args.reconnect)
+def run_settings(args: argparse.Namespace) -> "RunSettings":
+    """`rtseg run`'s arguments as the one settings value the runs work from (api/settings.py)."""
+    from .api.segmenter import temporal_settings
+    from .api.session import ModelChoice
+    from .api.settings import RunSettings
+    from .runtime.http_access import ServeAccess
+    from .runtime.outputs import SinkRequest
+
+    backend = backend_choice(args)
+    # --target-fps with --model: run that model and report against the rate; without: select for it
+    choice = ModelChoice(args.model, backend.name, tuple(backend.options().items()),
+                         None if args.model else args.target_fps, args.task, args.margin, args.max_latency,
+                         not args.no_adapt, args.input_size, args.alpha, args.score_threshold, args.legend,
+                         args.rank_by, temporal_settings(args.keyframe, args.smooth, args.flow))
+    sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
+                        codec=args.codec, h264_preset=args.h264_preset, serve=args.serve,
+                        serve_access=ServeAccess(args.serve_token, tuple(args.serve_allow_host)),
+                        overwrite=args.overwrite)
+    return RunSettings(args.source, args.camera, backend, choice, sinks, args.target_fps, args.streams, args.threads,
+                       args.realtime, args.frames, args.loop, args.queue_size, args.stats, args.quiet, args.reconnect)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`rtseg run`: segment a source through the pipeline, live; the exit status says how it stopped."""
-    from .api.session import open_session
-    from .runtime.outputs import build_sinks
-    from .runtime.sources import open_input
+    from .runtime.source_list import is_source_list
 
     # several sources (or --output-dir): one pipeline each, one model shared (api/multi.py)
     sources, args.source = args.source, (args.source[0] if len(args.source) == 1 else None)
-    request = RunRequest.from_args(args)
-    from .runtime.source_list import is_source_list
-
+    settings = run_settings(args)
     if len(sources) > 1 or args.output_dir is not None or any(map(is_source_list, sources)):
         from .api.multi import run_many
 
-        return run_many(request, sources, args.output_dir)
-    if request.sinks.json_lines is True:
-        raise RtsegError("--json without FILE writes <label>.jsonl into --output-dir DIR: give --json FILE, or "
-                         "--output-dir")
-    if request.stats:
-        from .runtime.sinks import require_writable
+        return run_many(settings, sources, args.output_dir)
+    from .api.run import run_one
 
-        require_writable(Path(request.stats), "--stats")
-        # planned, checked and locked with the other outputs (runtime/output_plan.py)
-        request = replace(request, sinks=replace(request.sinks, stats=request.stats))
-    source = open_input(request.source, request.camera, request.loop, request.frames, request.realtime,
-                        request.reconnect)
-    backend = request.backend
-    session = open_session(source, request.choice, lambda info, stop: build_sinks(request.sinks, source, info, stop),
-                           request.streams, request.threads, request.queue_size, progress=not request.quiet)
-    pipeline, slot, streams, threads = session.pipeline, session.pipeline.slot, session.streams, session.threads
-    if not pipeline.sinks:
-        log.info("rtseg: nothing to show or save (no window, --output, --save-masks or --json): measuring throughput only")
-    kind = "live" if source.live else f"{source.frame_count or '?'} frames"
-    if backend.why:
-        log.info(f"rtseg: backend auto: {backend.why}")
-    log.info(f"rtseg: {slot.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}, {streams} stream(s) x "
-             f"{threads} thread(s)) on {source.name} ({kind})")
-    stats = session.run()  # every model it loaded is closed as it ends, not at exit
-    log.info(stats.summary())
-    if pipeline.frames_i420:  # the faster path (runtime/yuv.py): said, so a slower run can be told apart
-        log.info("rtseg: frames kept in YUV 4:2:0 from decoding to encoding (PyAV)")
-    from .runtime.outputs import describe_outputs
-
-    for line in describe_outputs(pipeline.sinks):
-        log.info(f"wrote {line}")
-    if request.target_fps:
-        verdict = "met" if stats.fps >= request.target_fps else "NOT met"
-        log.info(f"target {request.target_fps:g} FPS {verdict} ({stats.fps:.1f} FPS)")
-    if stats.skipped_inputs:
-        log.info(f"unreadable inputs skipped: {', '.join(stats.skipped_inputs[:5])}"
-                 + (" ..." if len(stats.skipped_inputs) > 5 else ""))
-    if request.stats:
-        d = stats.to_dict() | {"model": slot.name, "backend": slot.backend.name, "input_size": [slot.pre.height, slot.pre.width],
-                               "source": redact(source.name), "streams": streams, "threads": threads,
-                               "target_fps": request.target_fps, "selector_start": session.rung,
-                               "selector_why": session.why}
-        from .runtime.output_plan import write_atomically
-
-        write_atomically(Path(request.stats), json.dumps(d, indent=2) + "\n", "--stats")
-    if stats.source_lost:
-        log.warning(f"rtseg: live source lost: {redact(source.name)} did not come back after {stats.gaps[-1]['attempts']} "
-                    f"reconnect attempt(s); {len(stats.gaps) - 1} earlier outage(s) recovered")
-    if stats.nothing_decoded:
-        log.error(f"rtseg: error: no frame of {redact(source.name)} could be decoded"
-                  + (f" ({len(stats.skipped_inputs)} unreadable inputs)" if stats.skipped_inputs else ""))
-    if stats.ended_early:
-        log.warning(f"rtseg: input ended early: {stats.frames_in} of the {stats.expected_frames} frames it announced "
-                    "could be decoded (a truncated or damaged file); every decoded frame was processed")
-    # like a shell: 128 + signal number when Ctrl-C (130) or SIGTERM (143) stopped the run
-    return 128 + pipeline.stop_signal if pipeline.stop_signal else stats.exit_code
+    return run_one(settings)
 
 
 # -- rtseg batch -------------------------------------------------------------------------------------
@@ -242,7 +152,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .runtime.group import GroupSettings
     from .runtime.http_access import ServeAccess
 
-    backend = BackendChoice.from_args(args)
+    backend = backend_choice(args)
     settings = GroupSettings(model=args.model, backend=backend.name, backend_options=tuple(backend.options().items()),
                              target_fps=args.target_fps, adapt=not args.no_adapt, task=args.task, rank_by=args.rank_by,
                              input_size=args.input_size, alpha=args.alpha, legend=args.legend,
@@ -268,7 +178,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from .selection.profiling import ensure_profiles, machine_key
 
     streams, threads = inference_layout(args.streams, args.threads, live=args.live)
-    backend = BackendChoice.from_args(args)
+    backend = backend_choice(args)
     if backend.why:
         print(f"backend auto: {backend.why}")
     infos = requested_models(args.models)
@@ -293,7 +203,7 @@ class EvalRequest:
 
     model: str | None
     data: str
-    backend: BackendChoice
+    backend: "BackendChoice"
     split: str = "val"
     task: str | None = None
     threads: int | None = None
@@ -308,7 +218,7 @@ class EvalRequest:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EvalRequest:
-        return cls(args.model, args.data, BackendChoice.from_args(args), args.split, args.task, args.threads,
+        return cls(args.model, args.data, backend_choice(args), args.split, args.task, args.threads,
                    args.input_size, args.json, args.update_manifest, args.quiet, args.stress, args.class_map,
                    args.keyframe, args.smooth)
 

@@ -24,7 +24,7 @@ from ..runtime.source_list import NamedSource, expand_sources
 from ..selection.group_adaptive import choose_for_group
 
 if TYPE_CHECKING:
-    from ..cli import RunRequest
+    from .settings import RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ __all__ = ["run_many", "source_labels", "settings_from"]
 
 
 # -- refusals, before any work -----------------------------------------------------------------------
-def refuse_one_source_options(request: "RunRequest", sources: list[NamedSource], output_dir: str | None) -> None:
+def refuse_one_source_options(request: "RunSettings", sources: list[NamedSource], output_dir: str | None) -> None:
     """Options that name one output are refused with several sources (and with --output-dir, which names
     every output itself)."""
     if not sources:
@@ -79,7 +79,7 @@ def refuse_inputs_in(folder: Path, lanes: list[Lane]) -> None:
                              "the outputs a folder of their own")
 
 
-def settings_from(request: "RunRequest") -> GroupSettings:
+def settings_from(request: "RunSettings") -> GroupSettings:
     """The group's settings from what `rtseg run` was asked."""
     c, b = request.choice, request.backend
     if c.selects and not c.temporal.keyframes.every_frame:
@@ -134,7 +134,7 @@ def describe_lane(lane: Lane, target_fps: float | None = None) -> str:
             f"{s.seconds:.1f} s" + (f" ({', '.join(flags)})" if flags else ""))
 
 
-def report(request: "RunRequest", group: SourceGroup, seconds: float, model: str) -> None:
+def report(request: "RunSettings", group: SourceGroup, seconds: float, model: str) -> None:
     """The per-source summary and outputs, one combined line, and --stats."""
     from ..runtime.outputs import describe_outputs
 
@@ -170,7 +170,7 @@ def report(request: "RunRequest", group: SourceGroup, seconds: float, model: str
         write_atomically(Path(request.stats), json.dumps(doc, indent=2) + "\n", "--stats")
 
 
-def run_many(request: "RunRequest", sources: list[str], output_dir: str | None) -> int:
+def run_many(request: "RunSettings", sources: list[str], output_dir: str | None) -> int:
     """`rtseg run SRC1 SRC2 ... --output-dir DIR [--serve PORT]`: every source through its own pipeline, one
     model shared (named, or chosen so that every source holds --target-fps).
 

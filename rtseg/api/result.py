@@ -16,11 +16,18 @@ from ..runtime.sources import as_bgr
 class Result:
     """One frame's segmentation (and boxes, for box models), in frame pixels.
 
-    >>> res = seg(frame)                                   # doctest: +SKIP
-    >>> road = res.mask == res.classes.index("Road")       # boolean (H, W) array, no Python loop
-    >>> res.class_share["Road"]                            # share of the frame's pixels
-    0.41
-    >>> res.boxes, res.scores, res.box_classes[res.class_ids[0]]   # (N, 4) x1 y1 x2 y2, (N,), a name
+    >>> import numpy as np, rtseg
+    >>> with rtseg.Segmenter(backend="onnxruntime") as seg:       # the default model
+    ...     res = seg(np.full((240, 320, 3), 90, np.uint8))       # a BGR frame
+    >>> res.mask.shape, res.mask.dtype                            # class ids at frame size
+    ((240, 320), dtype('uint8'))
+    >>> road = res.mask == res.classes.index("Road")              # boolean (H, W) array, no Python loop
+    >>> 0.0 <= res.class_share.get("Road", 0.0) <= 1.0            # share of the frame's pixels
+    True
+    >>> res.boxes.shape, res.scores.shape     # (N, 4) x1 y1 x2 y2 and (N,): none from a segmentation model
+    ((0, 4), (0,))
+
+    A box model's `res.box_classes[res.class_ids[i]]` names box i.
     """
 
     mask: np.ndarray | None              # (H, W) uint8 class ids at frame size; None for a box-only model

@@ -54,11 +54,15 @@ def _source(source, frames: int | None, loop: int, realtime: bool) -> Source:
 class Segmenter:
     """A loaded model that segments one BGR frame per call, synchronously, in the calling thread.
 
-    >>> import rtseg, cv2                                          # doctest: +SKIP
-    >>> with rtseg.Segmenter("mnv2-050-lraspp-os32-240x320") as seg:
-    ...     res = seg(cv2.imread("street.jpg"))
-    ...     cv2.imwrite("overlay.jpg", res.overlay(legend=True))
-    ...     print(res.model, res.ms, max(res.class_share, key=res.class_share.get))
+    >>> import numpy as np, rtseg
+    >>> frame = np.zeros((480, 640, 3), np.uint8)                  # a BGR frame: cv2.imread("street.jpg")
+    >>> with rtseg.Segmenter(backend="onnxruntime") as seg:        # the default model
+    ...     res = seg(frame)
+    ...     overlay = res.overlay(legend=True)                     # cv2.imwrite("overlay.jpg", overlay)
+    >>> overlay.shape
+    (480, 640, 3)
+    >>> sorted(res.ms)                                             # milliseconds per step
+    ['infer', 'postprocess', 'preprocess']
 
     `model`: a shipped or imported model's name, a path to an .onnx file, or None for the default.
     `target_fps`: with no model, the most accurate shipped model that holds this rate here (profiled once per
@@ -237,12 +241,17 @@ def stream(source, model: str | Path | None = None, *, target_fps: float | None 
            rank_by: str = "auto", keyframe: int | str = 1, smooth: bool = False) -> ResultStream:
     """Every frame of `source` through rtseg's threaded pipeline, as an iterator of `Result`s, in order.
 
-    >>> import rtseg                                               # doctest: +SKIP
-    >>> with rtseg.stream("video.mp4", target_fps=30, output="overlay.mp4") as results:
+    >>> import numpy as np, rtseg
+    >>> frames = (np.full((240, 320, 3), i, np.uint8) for i in range(0, 100, 10))  # or "video.mp4", 0, a URL
+    >>> with rtseg.stream(frames, backend="onnxruntime") as results:
+    ...     indices = [res.index for res in results]
+    >>> indices, results.stats.frames_out
+    ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 10)
+
+    >>> with rtseg.stream("video.mp4", target_fps=30, output="overlay.mp4") as results:  # doctest: +SKIP
     ...     for res in results:
     ...         if res.class_share.get("Pedestrian", 0) > 0.01:
     ...             print(res.index, "pedestrians")
-    >>> results.stats.fps
 
     `source`: a video file, an image, a folder or glob of images, a stream URL (rtsp://, http://...), a
     camera index (int), or an iterable of BGR arrays. Files give every frame in order; live sources

@@ -1,0 +1,23 @@
+"""The examples in docstrings run: every module of rtseg with a `>>>` example is doctested, so an example a user
+copies from `help(rtseg.Segmenter)` cannot drift from what the code does."""
+import doctest
+import importlib
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "rtseg"
+MODULES = sorted(".".join(("rtseg",) + p.relative_to(PACKAGE).with_suffix("").parts)
+                 for p in PACKAGE.rglob("*.py") if ">>>" in p.read_text())
+
+
+def test_the_public_api_has_examples():
+    # the API's entry points and the run settings carry examples (they are what users read first)
+    assert {"rtseg.api.segmenter", "rtseg.api.result", "rtseg.api.settings", "rtseg.api.run"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed (run: python -m pytest --doctest-modules {name.replace('.', '/')}.py)"
