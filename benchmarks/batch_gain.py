@@ -63,7 +63,7 @@ def concurrent_rate(backend, x: np.ndarray, callers: int, seconds: float) -> flo
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="mnv2-100-lraspp-os32-288x384-voc,mnv2-050-lraspp-os32-240x320-voc-kd")
+    p.add_argument("--models", default="mnv2-100-dlv3p-os16-288x384-voc-int8,mnv2-050-lraspp-os32-240x320-voc-kd")
     p.add_argument("--batches", default="1,2,4,8")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seconds", type=float, default=1.5)

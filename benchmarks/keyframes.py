@@ -40,7 +40,7 @@ from rtseg.temporal import KeyFrames, TemporalSettings  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MODELS = ("mnv2-100-dlv3p-os16-360x480-voc", "mnv2-100-dlv3p-os16-288x384-voc-int8",
-          "mnv2-100-lraspp-os32-288x384-voc", "mnv2-050-lraspp-os32-240x320-voc-kd")
+          "mnv2-050-dlv3p-os16-240x320-voc", "mnv2-050-lraspp-os32-240x320-voc-kd")
 VARIANTS = [("ultrafast", "key"), ("fast", "key"), ("medium", "key"), ("ultrafast", "previous"),
             ("fast", "previous"), ("medium", "previous")]
 

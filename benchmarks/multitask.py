@@ -1,7 +1,7 @@
 """Issue-3 comparison: one multi-task model (class map + boxes, one backbone) vs the two single-task models.
 
-    python benchmarks/multitask.py --multi mnv2-050-lraspp+centernet-os32-240x320 \
-        --seg mnv2-050-lraspp-os32-240x320 --det mnv2-050-centernet-os16-240x320
+    python benchmarks/multitask.py --multi mnv2-050-lraspp+centernet-os32-240x320-voc \
+        --seg mnv2-050-lraspp-os32-240x320-voc-kd --det mnv2-050-centernet-os16-240x320-voc
 
 Accuracy: the manifest's val mIoU / mAP, each measured by `rtseg eval` on the shipped file. Speed, in one
 run on this machine: model-only FPS (ONNX Runtime, batch 1, medians) of the multi-task model, of each

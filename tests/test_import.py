@@ -120,5 +120,5 @@ def test_imported_model_is_found_by_name_listed_and_runs(tmp_path, clip):
     assert res.returncode == 0, res.stderr
     lines = frame_lines(tmp_path / "f.jsonl")
     assert len(lines) == 40 and set(lines[0]["class_share"]) == {"floor", "wall", "person"}
-    clash = run_cli("import", src, "--labels", tmp_path / "labels.txt", "--name", "mnv2-050-lraspp-os32-240x320", env=env)
+    clash = run_cli("import", src, "--labels", tmp_path / "labels.txt", "--name", "mnv2-050-lraspp-os32-240x320-voc-kd", env=env)
     assert clash.returncode == 1 and "a shipped model has that name" in clash.stderr and "Traceback" not in clash.stderr

@@ -32,6 +32,8 @@ def test_wheel_ships_the_onnx_models_and_the_schema(wheel):
     assert "rtseg/engines/speeds.json" in names  # the selector's first use scales these by one probe
     assert {f"rtseg/engines/{m['file']}" for m in manifest["models"]} <= names
     assert not any(n.endswith(".pt") for n in names)  # training weights stay in the repository
+    # the shipped zoo is the held-out Pareto front and the box models: a download people accept (28 MB today)
+    assert wheel.stat().st_size < 40e6, f"the wheel is {wheel.stat().st_size / 1e6:.1f} MB"
 
 
 def _tiny_camvid(root: Path) -> Path:

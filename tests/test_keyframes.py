@@ -258,7 +258,7 @@ def test_groups_of_sources_and_box_models_get_no_key_frame_rungs(monkeypatch, ti
     monkeypatch.setattr(pick, "build_candidates", lambda *a: list(cands))
     assert pick.select_for_rate(60, "seg", "onnxruntime", 1, 1).choice.name == "b/kf3"
     assert pick.select_for_rate(60, "seg", "onnxruntime", 1, 1, keyframes=False).choice.name == "a"
-    r = run_cli("eval", "--model", "mnv2-050-centernet-os16-240x320", "--data", tmp_path, "--keyframe", "2")
+    r = run_cli("eval", "--model", "mnv2-050-centernet-os16-240x320-voc", "--data", tmp_path, "--keyframe", "2")
     assert r.returncode == 1 and "box-only" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 

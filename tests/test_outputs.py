@@ -200,7 +200,7 @@ def test_legend_changes_the_overlay_corner_only(tiny_model, tmp_path):
 
 
 def test_models_name_prints_ids_names_and_colours():
-    res = run_cli("models", "mnv2-050-lraspp-os32-240x320")
+    res = run_cli("models", "mnv2-050-lraspp-os32-240x320-voc-kd")
     assert res.returncode == 0, res.stderr
     assert "  3  Road" in res.stdout and "#" in res.stdout
     bad = run_cli("models", "no-such-model")

@@ -414,10 +414,10 @@ def test_symmetric_qdq_rules(tmp_path):
     assert "uint8" in problems(zp_type=2)
     assert "non-zero zero point" in problems(zero_point=3)
     assert "bias quantized" in problems(quantized_bias=True) and "int32" in problems(quantized_bias=True)
-    fp32 = onnx.load(str(ENGINES / "mnv2-050-lraspp-os32-240x320.onnx"))
+    fp32 = onnx.load(str(ENGINES / "mnv2-050-lraspp-os32-240x320-voc-kd.onnx"))
     assert "not an explicitly quantized" in " ".join(check_symmetric_qdq(fp32))
     # today's shipped INT8 files (ONNX Runtime's default QDQ: uint8 activations, int32 biases) are refused
-    shipped = " | ".join(check_symmetric_qdq(onnx.load(str(ENGINES / "mnv2-050-lraspp-os32-240x320-int8.onnx"))))
+    shipped = " | ".join(check_symmetric_qdq(onnx.load(str(ENGINES / "mnv2-100-dlv3p-os16-288x384-voc-int8.onnx"))))
     assert "uint8" in shipped and "bias quantized" in shipped
 
 
@@ -447,7 +447,7 @@ def test_a_cpu_int8_file_runs_on_tensorrt_as_its_fp32_base(standin, tmp_path):
     from the FP32 model it was quantized from instead of refusing the file."""
     from rtseg.backends.tensorrt import engine_source
 
-    info = resolve_model("mnv2-050-lraspp-os32-240x320-int8")
+    info = resolve_model("mnv2-100-dlv3p-os16-288x384-voc-int8")
     assert info.entry.get("qdq", "cpu") == "cpu"  # files from before the layouts were named are CPU ones
     src = engine_source(info, "fp16")
     assert src.model_name == info.entry["base_model"] and src.precision == "fp16"
@@ -458,10 +458,10 @@ def test_a_cpu_int8_file_runs_on_tensorrt_as_its_fp32_base(standin, tmp_path):
 def test_int8_of_an_fp32_model_is_its_int8_sibling_and_says_what_to_do_without_one(standin, tiny_model, tmp_path):
     from rtseg.backends.tensorrt import TensorRTBackend
 
-    info = resolve_model("mnv2-050-lraspp-os32-240x320")
+    info = resolve_model("mnv2-100-dlv3p-os16-288x384-voc")
     with pytest.raises(RtsegError) as e:  # the shipped sibling is found, and refused until it is symmetric
         TensorRTBackend(info.path, precision="int8", cache_dir=tmp_path, info=info)
-    assert "mnv2-050-lraspp-os32-240x320-int8" in str(e.value) and "uint8" in str(e.value)
+    assert "mnv2-100-dlv3p-os16-288x384-voc-int8" in str(e.value) and "uint8" in str(e.value)
     with pytest.raises(RtsegError, match=r"no INT8 model of tiny.*--precision int8"):
         TensorRTBackend(tiny_model, precision="int8", cache_dir=tmp_path, info=tiny_info(tiny_model))
     assert not standin.stats.builds
@@ -471,9 +471,9 @@ def test_exported_engine_is_the_one_a_run_finds(standin, tmp_path):
     from rtseg.backends.tensorrt import TensorRTBackend
     from rtseg.training.engine_export import EngineRequest, export_engine
 
-    result = export_engine(EngineRequest("mnv2-050-lraspp-os32-240x320", "fp32", cache_dir=str(tmp_path)))
-    assert result["profile"] == "192x256-360x480" and Path(result["engine"]).exists()
-    info = resolve_model("mnv2-050-lraspp-os32-240x320")
+    result = export_engine(EngineRequest("mnv2-050-lraspp-os32-240x320-voc-kd", "fp32", cache_dir=str(tmp_path)))
+    assert result["profile"] == "192x256-240x320" and Path(result["engine"]).exists()  # its own size and 192x256
+    info = resolve_model("mnv2-050-lraspp-os32-240x320-voc-kd")
     TensorRTBackend(info.path, precision="fp32", cache_dir=tmp_path, info=info).close()
     assert len(standin.stats.builds) == 1
 
@@ -481,12 +481,12 @@ def test_exported_engine_is_the_one_a_run_finds(standin, tmp_path):
 def test_profile_covers_every_size_the_selector_uses_and_input_size(standin, tmp_path):
     from rtseg.backends.tensorrt import TensorRTBackend, default_profile
 
-    info = resolve_model("mnv2-050-lraspp-os32-360x480")  # measured at 480x640, 288x384 and 240x320 too
-    assert default_profile(info) == ShapeProfile((240, 320), (360, 480), (480, 640))
-    assert default_profile(info, (200, 300)) == ShapeProfile((200, 300), (200, 300), (480, 640))
-    backend = TensorRTBackend(info.path, precision="fp32", cache_dir=tmp_path, info=info, input_size=(288, 384))
-    assert backend.profile.opt == (288, 384) and backend.static_size() is None
-    for size in ((240, 320), (480, 640)):  # one engine, one context, two sizes
+    info = resolve_model("mnv2-050-lraspp-os32-240x320-voc-kd")  # measured at 192x256 too
+    assert default_profile(info) == ShapeProfile((192, 256), (240, 320), (240, 320))
+    assert default_profile(info, (160, 200)) == ShapeProfile((160, 200), (160, 200), (240, 320))
+    backend = TensorRTBackend(info.path, precision="fp32", cache_dir=tmp_path, info=info, input_size=(224, 288))
+    assert backend.profile.opt == (224, 288) and backend.static_size() is None
+    for size in ((192, 256), (240, 320)):  # one engine, one context, two sizes
         assert backend.infer(np.zeros((1, 3, *size), np.float32))["mask"].shape == (1, *size)
     with pytest.raises(RtsegError, match="outside the engine's shape profile"):
         backend.infer(np.zeros((1, 3, 720, 960), np.float32))
@@ -815,7 +815,7 @@ def test_fp16_conversion_keeps_io_types_and_agrees_with_fp32_on_a_shipped_model(
 
     from rtseg.backends.fp16_onnx import fp16_onnx_bytes
 
-    path = ENGINES / "mnv2-050-lraspp-os32-240x320-voc.onnx"
+    path = ENGINES / "mnv2-050-lraspp-os32-240x320-voc-kd.onnx"
     fp16 = fp16_onnx_bytes(path)
     proto = onnx.load_from_string(fp16)
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
@@ -861,11 +861,11 @@ def test_dynamic_engine_in_several_threads_at_two_sizes_matches_onnxruntime(tmp_
     from rtseg.backends.onnxruntime import OnnxRuntimeBackend
     from rtseg.backends.tensorrt import TensorRTBackend
 
-    info = resolve_model("mnv2-050-lraspp-os32-240x320")
+    info = resolve_model("mnv2-050-lraspp-os32-240x320-voc-kd")
     backend = TensorRTBackend(info.path, precision="fp32", cache_dir=tmp_path, info=info)
     ref = OnnxRuntimeBackend(info.path)
     rng = np.random.default_rng(1)
-    inputs = [rng.standard_normal((1, 3, *size)).astype(np.float32) for size in ((240, 320), (360, 480)) * 2]
+    inputs = [rng.standard_normal((1, 3, *size)).astype(np.float32) for size in ((192, 256), (240, 320)) * 2]
     expected = [ref.infer(x)["mask"] for x in inputs]
     agreement, errors = [[] for _ in inputs], []
 
@@ -889,7 +889,7 @@ def test_dynamic_engine_in_several_threads_at_two_sizes_matches_onnxruntime(tmp_
 def test_gpu_backends_run_a_cpu_int8_model_as_its_base(standin, tmp_path):
     from rtseg.backends import load_backend
 
-    info = resolve_model("mnv2-050-lraspp-os32-240x320-int8")
+    info = resolve_model("mnv2-100-dlv3p-os16-288x384-voc-int8")
     backend = load_backend("tensorrt", info, fallback=False, cache_dir=tmp_path, precision="fp16")
     assert backend.name == "tensorrt-fp16" and not standin.stats.builds[-1]["qdq"]  # the FP32 base, not the Q/DQ file
     backend.close()

@@ -1,4 +1,4 @@
-"""FP16 where TensorRT runs it, on a real exported tiny model: the shipped mnv2-035 LR-ASPP checkpoint (trained
+"""FP16 where TensorRT runs it, on a real exported tiny model: the mnv2-035 LR-ASPP checkpoint in tests/data (trained
 weights, so its activations and class maps mean something) exported at 96x128 by `export_checkpoint` and
 quantized in the TensorRT Q/DQ layout by `quantize_int8`. Without a GPU: the graphs given to TensorRT (the
 FP16 conversion; the INT8 Q/DQ file with its unquantized layers in FP16) feed Resize and ArgMax float16, keep
@@ -19,7 +19,7 @@ import onnx  # noqa: E402
 from rtseg.core.modelinfo import resolve_model  # noqa: E402
 from rtseg.runtime.preprocess import Preprocessor  # noqa: E402
 
-ENGINES = Path(__file__).resolve().parents[1] / "engines"
+DATA = Path(__file__).resolve().parent / "data"  # a small trained checkpoint, kept for tests (it no longer ships)
 SIZE = (96, 128)
 
 
@@ -45,7 +45,7 @@ def tiny(tmp_path_factory) -> dict:
     from rtseg.training.quantize import quantize_int8
 
     folder = tmp_path_factory.mktemp("tiny-trained")
-    checkpoint = torch.load(ENGINES / "mnv2-035-lraspp-os32-240x320.pt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(DATA / "mnv2-035-lraspp-os32-240x320.pt", map_location="cpu", weights_only=False)
     checkpoint["spec"]["input_size"] = list(SIZE)
     torch.save(checkpoint, folder / "ck.pt")
     export_checkpoint(ExportRequest(folder / "ck.pt", folder, name="tiny", manifest_path=folder / "manifest.json"))

@@ -18,7 +18,7 @@ scales become float16, so every DequantizeLinear hands FP16 to the layers after 
 runs in FP16. QuantizeLinear/DequantizeLinear take float16 scales from ONNX opset 19 on (TensorRT 10.0's
 parser reads opsets up to 20, and FP16 scales), so such a graph is converted to opset 19 first.
 
-Measured on engines/mnv2-050-lraspp-os32-240x320-voc.onnx with ONNX Runtime on the CPU, random normal
+Measured on mnv2-050-lraspp-os32-240x320-voc (since retired from the wheel) with ONNX Runtime on the CPU, random normal
 inputs: 99.97% of mask pixels equal to the FP32 model's at 240x320, 99.99% at 360x480, the same with Resize
 in FP16 as in FP32.
 """

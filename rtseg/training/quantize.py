@@ -33,7 +33,7 @@ from ..runtime.preprocess import Preprocessor
 # int8 weights (U8S8), int32 biases: ONNX Runtime fuses these into its integer kernels, and the ReLU6
 # clips vanish into the activation ranges. "tensorrt": symmetric int8 activations and weights (zero points
 # 0) and float biases, the only explicit quantization TensorRT accepts; on the CPU it ran 2.9x slower than
-# "cpu" here (mnv2-100-lraspp-os32-288x384-voc: 17.8 against 51.3 FPS, ONNX Runtime 1.32, 2 threads), so it
+# "cpu" here (mnv2-100-lraspp-os32-288x384-voc, since retired: 17.8 against 51.3 FPS, ONNX Runtime 1.32, 2 threads), so it
 # is made for TensorRT engines only.
 QDQ_LAYOUTS = {
     "cpu": dict(activation_type="QUInt8", extra_options={}),
