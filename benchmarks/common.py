@@ -32,9 +32,12 @@ def environment() -> dict:
     return env
 
 
+VERSIONED = ("python", "onnxruntime", "opencv", "numpy", "torch")
+
+
 def header_markdown(env: dict) -> str:
     return "\n".join([f"- command: `{env['command']}`", f"- date: {env['date']}", f"- machine: {env['machine']}",
-                      "- versions: " + ", ".join(f"{k} {env[k]}" for k in ("python", "onnxruntime", "opencv", "numpy", "torch") if k in env)])
+                      "- versions: " + ", ".join(f"{k} {env[k]}" for k in VERSIONED if k in env)])
 
 
 def cpu_ms(fn, items: list) -> float:

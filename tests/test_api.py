@@ -291,7 +291,6 @@ def test_show_without_a_display_says_how_to_save_instead(seg, monkeypatch):
 
 
 def test_json_lines_say_which_source_and_frame_size(tiny_model, tmp_path):
-    import json
 
     from helpers import run_cli
 

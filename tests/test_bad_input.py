@@ -1,5 +1,4 @@
 """Every bad input: one line naming the problem, non-zero exit, no traceback."""
-import json
 import os
 
 import pytest

@@ -20,4 +20,5 @@ def test_the_public_api_has_examples():
 def test_docstring_examples_run(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
-    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed (run: python -m pytest --doctest-modules {name.replace('.', '/')}.py)"
+    rerun = f"python -m pytest --doctest-modules {name.replace('.', '/')}.py"
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed (run: {rerun})"

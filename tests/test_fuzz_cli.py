@@ -54,7 +54,8 @@ def places(tmp_path_factory):
     return {"tmp": str(tmp), "clip": str(write_clip(tmp / "clip.avi", 6))}
 
 
-@settings(max_examples=int(os.environ.get("RTSEG_FUZZ_EXAMPLES", "120")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("RTSEG_FUZZ_EXAMPLES", "120")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv())
 def test_no_argument_vector_prints_a_traceback(places, args):
     args = [a.format(**places) for a in args]

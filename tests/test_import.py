@@ -103,7 +103,6 @@ def test_deeplab_tflite_imports_and_agrees_with_litert_on_real_frames(tmp_path):
 
 
 def test_imported_model_is_found_by_name_listed_and_runs(tmp_path, clip):
-    import json
     import os
 
     from helpers import run_cli

@@ -1,5 +1,4 @@
 """Behaviour users rely on: every file frame comes out, in order; live sources stay fresh."""
-import json
 import platform
 import threading
 import time

@@ -1,6 +1,5 @@
 """Frames kept in YUV 4:2:0 (runtime/yuv.py): chosen only when every sink takes them and the file allows it,
 every frame still comes out in order with its own result, and the pixels agree with the BGR path's."""
-import json
 
 import cv2
 import numpy as np

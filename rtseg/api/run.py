@@ -103,6 +103,7 @@ def write_stats(settings: RunSettings, session: Session, stats: RunStats) -> Non
     """`--stats FILE`: the run's numbers and what ran them, written whole or not at all."""
     from ..runtime.output_plan import write_atomically
 
+    assert settings.stats is not None, "write_stats is called for runs with --stats"
     slot = session.pipeline.slot
     doc = stats.to_dict() | {"model": slot.name, "backend": slot.backend.name, "input_size": [slot.pre.height, slot.pre.width],
                              "source": redact(session.source.name), "streams": session.streams,

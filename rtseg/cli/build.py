@@ -147,7 +147,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                           naive=naive, eval_images=request.eval_images, progress=not request.quiet,
                           keyframes=request.keyframes)
     out = request.out
-    write_results(rows, env, out, recorded_command("rtseg bench"))
+    write_results(rows, env, out, recorded_command("rtseg bench") or "rtseg bench")
     print((out / "bench.md").read_text())
     print(f"wrote {out}/bench.md, bench.csv, bench.json" + (", bench.png" if (out / "bench.png").exists() else ""))
     return 0

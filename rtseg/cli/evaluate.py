@@ -15,6 +15,7 @@ from .run import backend_choice
 
 if TYPE_CHECKING:
     from ..api.settings import BackendChoice
+    from ..temporal import KeyFrames
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class EvalRequest:
     quiet: bool = False
     stress: bool = False              # photometrically stressed copies of the split
     class_map: str | None = None      # model classes -> dataset classes (a shipped name or a JSON file)
-    keyframe: object = None           # KeyFrames: run the split as a sequence with key frames (or None)
+    keyframe: KeyFrames | None = None  # run the split as a sequence with key frames
     smooth: bool = False
 
     @classmethod
@@ -66,7 +67,7 @@ class EvalRequest:
                 + (f" --keyframe {self.keyframe.interval}" if self.keyframe is not None and not self.keyframe.every_frame else "")
                 + (" --smooth" if self.smooth else "")
                 + (f" --class-map {self.class_map}" if self.class_map else "")
-                + (f" --input-size {self.input_size[0]}x{self.input_size[1]}" if "@" in key else ""))
+                + (f" --input-size {self.input_size[0]}x{self.input_size[1]}" if "@" in key and self.input_size else ""))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -140,7 +141,7 @@ def record_eval(request: EvalRequest, info, report: dict) -> None:
     from ..core.modelinfo import metrics_key
 
     manifest = Manifest.load()
-    if manifest.entry(request.model) is None:
+    if request.model is None or manifest.entry(request.model) is None:
         raise RtsegError(f"--update-manifest needs a model name from {manifest.path}, got {request.model!r}")
     keep = ("miou", "pixel_accuracy", "per_class_iou", "detection", "images", "input_size", "backend", "machine",
             "date", "split_note", "warning", "class_map", "keyframe", "smooth", "flow", "every_frame_miou", "drop",

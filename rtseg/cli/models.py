@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..core.errors import RtsegError
 from ..core.tasks import normalize_task
@@ -67,8 +66,8 @@ def cmd_models(args: argparse.Namespace) -> int:
           "  classes; trained")
     # one accuracy column, its meaning said by the group: a held-out drive, or CamVid val (optimistic); the
     # held-out models first, most accurate first, so the older val figures never read as the better models
-    held = sorted((m for m in cards if m.heldout_miou is not None), key=lambda m: -m.heldout_miou)
-    groups = [(f"held out: mIoU on drive {held[0].heldout_split.split(':', 1)[1]}, which no frame of theirs trained on"
+    held = sorted((m for m in cards if m.heldout_miou is not None), key=lambda m: -(m.heldout_miou or 0.0))
+    groups = [(f"held out: mIoU on drive {str(held[0].heldout_split).split(':', 1)[1]}, which no frame of theirs trained on"
                if held else "", held),
               ("selected on CamVid val: mIoU on drive 0016E5, optimistic (neighbouring frames of that drive trained them)",
                [m for m in cards if m.heldout_miou is None and m.val_miou is not None]),

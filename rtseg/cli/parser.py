@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from .. import __version__
 from ..core.constants import DEFAULT_H264_PRESET, H264_PRESETS
@@ -34,7 +34,8 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
                    help="auto (default): TensorRT on an NVIDIA GPU when installed, else ONNX Runtime CUDA, else the CPU; "
                         "null: no inference at all (a fixed class map), to measure the pipeline alone")
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp16",
-                   help="TensorRT engine precision (default fp16; int8 builds from the model's TensorRT INT8 sibling: rtseg export --model NAME --precision int8 --qdq tensorrt)")
+                   help="TensorRT engine precision (default fp16; int8 builds from the model's TensorRT INT8 sibling: "
+                        "rtseg export --model NAME --precision int8 --qdq tensorrt)")
 
 
 class _Parser(argparse.ArgumentParser):

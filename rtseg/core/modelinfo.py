@@ -155,10 +155,10 @@ def keyframe_drops(info: ModelInfo, split: str = "val") -> dict[int, float]:
 
 def measured_sizes(info: ModelInfo, split: str = "val") -> list[tuple[int, int]]:
     """Input sizes at which the manifest holds a measured accuracy for this model (its own size first)."""
-    sizes = []
+    sizes: list[tuple[int, int]] = []
     for key in info.entry.get("metrics", {}):
         if key == f"camvid_{split}":
-            sizes.insert(0, tuple(info.input_size))
+            sizes.insert(0, (int(info.input_size[0]), int(info.input_size[1])))
         elif key.startswith(f"camvid_{split}@"):
             h, w = key.split("@")[1].split("x")
             sizes.append((int(h), int(w)))

@@ -93,7 +93,8 @@ def load_tflite_backbone(model: torch.nn.Module, spec: ModelSpec, pretrained: st
     slim = read_slim_tflite(path)
     expected = {"imagenet-tflite": "imagenet", "voc-tflite": "deeplab"}[kind]
     if slim.kind != expected:
-        raise RtsegError(f"--pretrained {pretrained}: the file is a{'n ImageNet classifier' if slim.kind == 'imagenet' else ' DeepLab model'}; "
+        what = "an ImageNet classifier" if slim.kind == "imagenet" else "a DeepLab model"
+        raise RtsegError(f"--pretrained {pretrained}: the file is {what}; "
                          f"use {'imagenet' if slim.kind == 'imagenet' else 'voc'}-tflite:{path}")
     if slim.width != spec.width:
         raise RtsegError(f"--pretrained {pretrained}: a width-{slim.width:g} MobileNetV2, the model is width {spec.width:g}")

@@ -144,7 +144,7 @@ class Run:
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
-    teacher: Teacher | None = None
+    teacher: Ensemble | None = None  # one teacher or several (--distill given more than once)
     epoch: int = 0      # the next epoch to run
     step: int = 0
     best: float = -1.0
