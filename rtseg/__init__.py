@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 _API = {
     "Segmenter": ("rtseg.api.segmenter", "Segmenter"),
     "stream": ("rtseg.api.segmenter", "stream"),
-    "stream_many": ("rtseg.api.many", "stream_many"),
+    "stream_many": ("rtseg.api.stream_many", "stream_many"),
     "Result": ("rtseg.api.result", "Result"),
     "ResultStream": ("rtseg.api.streaming", "ResultStream"),
     "list_models": ("rtseg.api.catalog", "list_models"),

@@ -347,7 +347,7 @@ def test_a_group_of_sources_switches_together_when_the_slowest_misses_the_target
         return fast
 
     def around(first):
-        return ModelSlot.around(first.info, first.backend, first.input_size)
+        return ModelSlot.for_backend(first.info, first.backend, first.input_size)
 
     ladder = [Candidate("fast", 0.5, 500.0, 5.0), Candidate("slow", 0.7, 50.0, 20.0)]
     cfg = ControllerConfig(window_s=0.3, down_after_s=0.3, min_dwell_s=0.3, up_after_s=60)

@@ -15,7 +15,7 @@ from helpers import NUM_CLASSES, class_frame, wait_for
 from rtseg.core.errors import RtsegError
 from rtseg.runtime.http_view import BOUNDARY
 from rtseg.runtime.http_access import parse_address
-from rtseg.runtime.serve import LiveView
+from rtseg.runtime.live_view import LiveView
 from rtseg.runtime.sources import ArraySource
 
 from test_pipeline import make_slot
@@ -162,7 +162,7 @@ def test_a_viewer_of_a_paused_source_gets_its_last_picture_at_once():
     """A camera that sent one frame and then nothing: the viewer who comes later still sees that frame."""
     from types import SimpleNamespace
 
-    from rtseg.runtime.serve import LiveFeed
+    from rtseg.runtime.live_view import LiveFeed
 
     feed = LiveFeed(max_fps=30)
     try:

@@ -15,7 +15,7 @@ import pytest
 from helpers import MjpegServer, default_sigint
 
 from rtseg.cli import main
-from rtseg.fleet.live import deal
+from rtseg.fleet.serve import deal
 from rtseg.runtime.source_list import NamedSource
 
 

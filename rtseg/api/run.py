@@ -3,7 +3,7 @@
 Opens the source and the outputs, loads the model (or lets the selector choose it), runs, says what happened
 and returns the exit status (README, "Exit codes"): 0 the input ended as announced; 1 an error; 3 a file
 ended before the frames its header announced; 4 a live source lost; 128 + the signal when Ctrl-C (130) or
-SIGTERM (143) stopped it. Several sources go through api/multi.py instead.
+SIGTERM (143) stopped it. Several sources go through api/run_many.py instead.
 """
 from __future__ import annotations
 

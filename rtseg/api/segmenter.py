@@ -181,7 +181,7 @@ class Segmenter:
         c = replace(self._choice, temporal=temporal_settings(keyframe, smooth))
         src = _source(source, frames, loop, realtime)
         try:
-            slot = ModelSlot.around(self.slot.info, self.slot.backend, self.slot.input_size, c.alpha, c.score_threshold,
+            slot = ModelSlot.for_backend(self.slot.info, self.slot.backend, self.slot.input_size, c.alpha, c.score_threshold,
                                     legend=c.legend)
             sinks = SinkRequest(output, save_masks, json, show=False, quiet=True)
             session = open_session(src, c, lambda info, stop: build_sinks(sinks, src, info, stop), slot=slot)

@@ -1,7 +1,7 @@
 """The settings of one run, declared once: what `rtseg run` (one source or many) was asked to do.
 
 The CLI reads its arguments into a `RunSettings` (cli/run.py, `run_settings`); the one-source run (api/run.py) and
-the many-source run (api/multi.py) work from it, so a setting travels in one frozen value instead of being
+the many-source run (api/run_many.py) work from it, so a setting travels in one frozen value instead of being
 copied between the layers. Its parts are the other layers' own settings types: `ModelChoice` (which model,
 or the rate the selector keeps), `SinkRequest` (what is written and shown) and `BackendChoice` below.
 """

@@ -52,11 +52,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     """`rtseg run`: segment a source through the pipeline, live; the exit status says how it stopped."""
     from ..runtime.source_list import is_source_list
 
-    # several sources (or --output-dir): one pipeline each, one model shared (api/multi.py)
+    # several sources (or --output-dir): one pipeline each, one model shared (api/run_many.py)
     sources, args.source = args.source, (args.source[0] if len(args.source) == 1 else None)
     settings = run_settings(args)
     if len(sources) > 1 or args.output_dir is not None or any(map(is_source_list, sources)):
-        from ..api.multi import run_many
+        from ..api.run_many import run_many
 
         return run_many(settings, sources, args.output_dir)
     from ..api.run import run_one
@@ -74,8 +74,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """`rtseg serve --streams FILE`: many live cameras, one server, on Ray workers (rtseg/fleet/live.py)."""
-    from ..fleet.live import ServeRequest, serve_command
+    """`rtseg serve --streams FILE`: many live cameras, one server, on Ray workers (rtseg/fleet/serve.py)."""
+    from ..fleet.serve import ServeRequest, serve_command
     from ..runtime.group import GroupSettings
     from ..runtime.http_access import ServeAccess
 

@@ -1,13 +1,13 @@
 """Many sources through one loaded model, each in a pipeline and a thread of its own.
 
-The model is loaded once; each source gets a slot of its own around that one backend (`ModelSlot.around`),
+The model is loaded once; each source gets a slot of its own around that one backend (`ModelSlot.for_backend`),
 because a slot's preprocessor holds the buffers frames are resized into and its pool bounds the frames in
 flight: shared, one source's frames could be written over by another's, and a stalled source could hold the
 pool the others need. ONNX Runtime sessions are thread-safe, so every pipeline's inference calls the same
 session concurrently.
 
-A source that stalls, reconnects or dies holds back no other. `rtseg run SRC1 SRC2 ...` (api/multi.py) and
-each camera actor of `rtseg serve --streams` (fleet/live.py) run their sources through a `SourceGroup`:
+A source that stalls, reconnects or dies holds back no other. `rtseg run SRC1 SRC2 ...` (api/run_many.py) and
+each camera actor of `rtseg serve --streams` (fleet/serve.py) run their sources through a `SourceGroup`:
 
     group = SourceGroup(settings, [NamedSource("rtsp://a"), NamedSource("rtsp://b")], live_view=True)
     group.load(choose)     # the model; with settings.target_fps and no model, the one `choose` picks
@@ -33,7 +33,7 @@ from ..core.modelinfo import ModelInfo, resolve_model
 from ..temporal import Temporal, TemporalSettings
 from .outputs import SinkRequest, build_sinks
 from .pipeline import Pipeline
-from .serve import LiveFeed
+from .live_view import LiveFeed
 from .slot import ModelSlot, load_slot
 from .source_list import NamedSource
 from .sources import CAMERA_URI, STREAM_SCHEMES, Source, open_input, unique_labels
@@ -245,7 +245,7 @@ class SourceGroup:
     def slot_around(self, first: ModelSlot) -> ModelSlot:
         """Another source's slot around a loaded model: its own buffers and pool, the same backend."""
         s = self.settings
-        return ModelSlot.around(first.info, first.backend, first.input_size, s.alpha, s.score_threshold, self._pool(),
+        return ModelSlot.for_backend(first.info, first.backend, first.input_size, s.alpha, s.score_threshold, self._pool(),
                                 s.legend)
 
     def _wire(self, lane: Lane) -> None:

@@ -13,7 +13,7 @@ Many sources (`rtseg run SRC1 SRC2 --serve 8080`, `rtseg serve --streams FILE`):
     /stats.json   {"sources": {label: that source's numbers}, and the totals: fps, frames in/out, dropped}
 
 The server only asks a hub for feeds and numbers, so the same pages serve feeds in this process
-(`FeedHub`) and feeds in Ray actors on other machines (`fleet.live.RayHub`).
+(`FeedHub`) and feeds in Ray actors on other machines (`fleet.serve.RayHub`).
 
 Every request passes the door first (`http_access.Gate`: the Host header, then the token when one is asked
 for). The pages (`http_pages`) put every value from outside in as text, never as HTML.

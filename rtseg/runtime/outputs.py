@@ -271,7 +271,7 @@ def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
                             lambda p: JsonLinesSink(p, info.classes, info.det_classes, redact(source.name),
                                                     info.palette_rgb)))
     if request.serve:
-        from .serve import LiveView
+        from .live_view import LiveView
 
         view = LiveView(request.serve, access=request.serve_access)
         log.info(f"rtseg: live view on {view.url} (MJPEG at {view.url}stream.mjpg, numbers at {view.url}stats.json)")

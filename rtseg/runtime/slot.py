@@ -111,7 +111,7 @@ class ModelSlot:
         self.backend.close()
 
     @classmethod
-    def around(cls, info: ModelInfo, backend: Backend, input_size: tuple[int, int] | None = None, alpha: float = 0.5,
+    def for_backend(cls, info: ModelInfo, backend: Backend, input_size: tuple[int, int] | None = None, alpha: float = 0.5,
                score_threshold: float = 0.3, pool_size: int = 8, legend: bool = False) -> "ModelSlot":
         """A slot for a backend that is already loaded (a TensorRT engine of one profile, a model in training)."""
         # a backend that offers host buffers (TensorRT's page-locked memory) gets its inputs written straight there
@@ -142,4 +142,4 @@ def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None
         shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
         raise RtsegError(f"model {info.name} is not a segmentation or box model: its outputs ({shapes}) hold no "
                          "class map (N, C, H, W) or 'mask' (N, H, W), and no boxes")
-    return ModelSlot.around(info, loaded, size, alpha, score_threshold, pool_size, legend)
+    return ModelSlot.for_backend(info, loaded, size, alpha, score_threshold, pool_size, legend)

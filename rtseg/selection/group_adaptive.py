@@ -1,10 +1,10 @@
 """The selector's controller for many sources sharing one model: every source held at the target together.
 
-`SourceGroup` runs one model for all its sources (api/multi.py, fleet/live.py). With `--target-fps F` the
+`SourceGroup` runs one model for all its sources (api/run_many.py, fleet/serve.py). With `--target-fps F` the
 controller watches the slowest source (its output FPS for files, its pipeline's capacity for live sources,
 whose output rate the camera caps) and moves the whole group along the Pareto front: the next model is
 loaded once, in a background thread while the current one keeps running, and every source then gets a slot
-of its own around it (`ModelSlot.around`, as at start); loaded models are kept, so switching back costs
+of its own around it (`ModelSlot.for_backend`, as at start); loaded models are kept, so switching back costs
 nothing. The controller's hysteresis, dwell and back-off are the one-source selector's (`Controller`).
 
 `choose_for_group` is the group's model choice, handed to `SourceGroup.load`: the runtime runs models, this

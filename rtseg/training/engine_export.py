@@ -90,7 +90,7 @@ def _val_miou(info: ModelInfo, backend, data: str) -> float:
     from ..evaluation.evaluate import evaluate
     from ..runtime.slot import ModelSlot
 
-    slot = ModelSlot.around(info, backend, backend.profile.opt)
+    slot = ModelSlot.for_backend(info, backend, backend.profile.opt)
     try:
         return evaluate(slot, data, "val", progress=False)["miou"]
     finally:

@@ -74,7 +74,7 @@ def validate(model: torch.nn.Module, spec: ModelSpec, samples: list[tuple[np.nda
     info = ModelInfo(name=spec.name, path=Path(spec.name), task=spec.task, input_size=spec.input_size,
                      classes=CLASSES[: spec.num_classes], mean=spec.mean, std=spec.std,
                      det_classes=DET_CLASSES[: spec.num_det_classes] if spec.has_det else ())
-    slot = ModelSlot.around(info, TorchBackend.from_module(model, spec.task, autocast=amp_dtype), pool_size=1)
+    slot = ModelSlot.for_backend(info, TorchBackend.from_module(model, spec.task, autocast=amp_dtype), pool_size=1)
     r = measure(slot, samples)
     # plain floats: best.pt must load with torch.load(weights_only=True) when it starts another run
     metrics = {"miou": float(r["miou"]), "pixel_acc": float(r["pixel_accuracy"])} if "miou" in r else {}
