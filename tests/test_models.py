@@ -249,3 +249,19 @@ def test_shipped_manifest_matches_its_files():
         # measured on the split that selected it: CamVid val, or the drive held out of its training
         split = m.get("training", {}).get("val_split", "val")
         assert f"camvid_{split}" in m["metrics"], f"{m['name']} has no accuracy measured on {split}"
+
+
+def test_rtseg_train_offers_every_registered_head_and_encoder():
+    # the parser stays free of PyTorch (the runtime install has none), so its choices are written out: this
+    # keeps them equal to what the models' registries can build
+    import argparse
+
+    from rtseg.models import NETWORKS
+    from rtseg.models.segmentation import SEG_HEADS
+    from rtseg.training.train_args import add_train_args
+
+    p = argparse.ArgumentParser()
+    add_train_args(p)
+    choices = {a.dest: set(a.choices or ()) for a in p._actions}
+    assert choices["head"] == set(SEG_HEADS) | {"aspplite"}  # aspplite: the EdgeTPU network's own head
+    assert choices["encoder"] == set(NETWORKS)

@@ -38,7 +38,8 @@ class ModelSpec:
     @property
     def name(self) -> str:
         h, w = self.input_size
-        heads = {"seg": _HEAD_SHORT[self.head], "det": "centernet", "segdet": _HEAD_SHORT[self.head] + "+centernet"}[self.task]
+        short = _HEAD_SHORT.get(self.head, self.head)  # a newly registered head is named by its own name
+        heads = {"seg": short, "det": "centernet", "segdet": short + "+centernet"}[self.task]
         family = "edgetpu" if self.encoder == "edgetpu" else "mnv2"
         return f"{family}-{round(self.width * 100):03d}-{heads}-os{self.output_stride}-{h}x{w}"
 
@@ -71,14 +72,16 @@ class ModelSpec:
         return cls(**d)
 
 
-def build_model(spec: ModelSpec, pretrained: str | None = None) -> nn.Module:
-    if spec.encoder == "edgetpu":
-        if spec.task != "seg" or spec.head != "aspplite":
-            raise ValueError("the edgetpu encoder builds DeepLab's ASPP-lite segmentation model only "
-                             "(task seg, head aspplite)")
-        from .edgetpu import EdgeTPUDeepLabNet
+def _edgetpu(spec: ModelSpec, pretrained: str | None) -> nn.Module:
+    if spec.task != "seg" or spec.head != "aspplite":
+        raise ValueError("the edgetpu encoder builds DeepLab's ASPP-lite segmentation model only "
+                         "(task seg, head aspplite)")
+    from .edgetpu import EdgeTPUDeepLabNet
 
-        return EdgeTPUDeepLabNet(spec.num_classes, spec.width, spec.output_stride)
+    return EdgeTPUDeepLabNet(spec.num_classes, spec.width, spec.output_stride)
+
+
+def _by_task(spec: ModelSpec, pretrained: str | None) -> nn.Module:
     if spec.task == "seg":
         return SegmentationNet(spec.num_classes, spec.width, spec.head, spec.output_stride, pretrained=pretrained,
                                layout=spec.encoder)
@@ -89,6 +92,24 @@ def build_model(spec: ModelSpec, pretrained: str | None = None) -> nn.Module:
         return SegDetNet(spec.num_classes, spec.num_det_classes, spec.width, spec.head, spec.output_stride, pretrained,
                          layout=spec.encoder)
     raise ValueError(f"unknown task {spec.task!r} (one of {', '.join(TASKS)})")
+
+
+# encoder -> how its networks are built: MobileNetV2 layouts (encoder.LAYOUTS) take any task and registered head
+# (segmentation.SEG_HEADS); a network that is whole in itself (DeepLab MobileNet-EdgeTPU) builds itself. A new
+# encoder is one module and one line here.
+NETWORKS = {"tv": _by_task, "slim": _by_task, "edgetpu": _edgetpu}
+
+
+def build_model(spec: ModelSpec, pretrained: str | None = None) -> nn.Module:
+    """The network `spec` describes, untrained (or with torchvision's ImageNet weights: `pretrained="imagenet"`).
+
+    >>> spec = ModelSpec(width=0.35, head="lraspp", output_stride=32, input_size=(64, 96))
+    >>> type(build_model(spec)).__name__, spec.name
+    ('SegmentationNet', 'mnv2-035-lraspp-os32-64x96')
+    """
+    if spec.encoder not in NETWORKS:
+        raise ValueError(f"unknown encoder {spec.encoder!r} (one of {', '.join(NETWORKS)})")
+    return NETWORKS[spec.encoder](spec, pretrained)
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -34,6 +34,21 @@ def _dilate(blocks: nn.Sequential, dilation: int, first: int = 2) -> None:
                 m.padding = (rate, rate)
 
 
+def _torchvision(width: float, weights) -> nn.Module:
+    return torchvision.models.mobilenet_v2(weights=weights, width_mult=width)
+
+
+def _slim(width: float, weights) -> nn.Module:
+    from .tflite_mnv2 import slim_mobilenet_v2
+
+    return slim_mobilenet_v2(width)
+
+
+# encoder layout (`ModelSpec.encoder`) -> the MobileNetV2 network it is cut from: torchvision's, or TF-Slim's
+# (whose pretrained TFLite weights load exactly); a whole other network (edgetpu) is in models/__init__.py
+LAYOUTS = {"tv": _torchvision, "slim": _slim}
+
+
 class MobileNetV2Encoder(nn.Module):
     """torchvision's MobileNetV2 features split at strides 4, 8, 16 and 16/32.
 
@@ -49,15 +64,9 @@ class MobileNetV2Encoder(nn.Module):
             if width != 1.0 or layout != "tv":
                 raise ValueError("torchvision's ImageNet weights exist only for width 1.0, torchvision layout")
             weights = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V2
-        if layout == "slim":
-            from .tflite_mnv2 import slim_mobilenet_v2
-
-            net = slim_mobilenet_v2(width)
-        elif layout == "tv":
-            net = torchvision.models.mobilenet_v2(weights=weights, width_mult=width)
-        else:
-            raise ValueError(f"unknown encoder layout {layout!r} (tv or slim)")
-        f = net.features
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown encoder layout {layout!r} (one of {', '.join(LAYOUTS)})")
+        f = LAYOUTS[layout](width, weights).features
         self.stage4 = f[:_STRIDE4_END]
         self.stage8 = f[_STRIDE4_END:_STRIDE8_END]
         self.stage16 = f[_STRIDE8_END:_STRIDE16_END]

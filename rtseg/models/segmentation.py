@@ -6,7 +6,7 @@ by bilinear interpolation (no transpose convolutions, so no checkerboard artifac
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +16,18 @@ from .blocks import cbr, separable
 from .encoder import MobileNetV2Encoder
 
 Head = Literal["lraspp", "deeplabv3plus"]
+# head name -> factory(encoder channels by stride, classes, output stride, skip stride): a new head is a class
+# and one `register_head` line, nothing elsewhere (`ModelSpec.head` takes any registered name)
+SEG_HEADS: dict[str, Callable[[dict[int, int], int, int, int], nn.Module]] = {}
+
+
+def register_head(name: str):
+    """Make a segmentation head buildable by name (`rtseg train --head NAME`)."""
+    def add(factory):
+        SEG_HEADS[name] = factory
+        return factory
+    return add
+
 
 class LRASPPHead(nn.Module):
     """Lite R-ASPP (MobileNetV3 paper): a 1x1 branch gated by global context, plus a stride-8 skip."""
@@ -32,6 +44,11 @@ class LRASPPHead(nn.Module):
         x = self.cbr(high) * self.gate(high)
         x = F.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=False)
         return self.low_classifier(low) + self.high_classifier(x)
+
+
+@register_head("lraspp")
+def _lraspp(ch: dict[int, int], num_classes: int, output_stride: int, skip_stride: int) -> nn.Module:
+    return LRASPPHead(ch[32], ch[8], num_classes)
 
 
 class ASPPLite(nn.Module):
@@ -70,6 +87,12 @@ class DeepLabV3PlusHead(nn.Module):
         return self.classifier(x)
 
 
+@register_head("deeplabv3plus")
+def _deeplabv3plus(ch: dict[int, int], num_classes: int, output_stride: int, skip_stride: int) -> nn.Module:
+    rates = (6, 12, 18) if output_stride == 16 else (3, 6, 9)  # the same field of view at either stride
+    return DeepLabV3PlusHead(ch[32], ch[skip_stride], num_classes, skip_stride, rates=rates)
+
+
 class SegmentationNet(nn.Module):
     """Encoder + head; returns logits at the input resolution."""
 
@@ -79,13 +102,9 @@ class SegmentationNet(nn.Module):
         self.encoder = MobileNetV2Encoder(width, output_stride, pretrained, layout)
         ch = self.encoder.channels
         self.high_stride = 32
-        if head == "lraspp":
-            self.head: nn.Module = LRASPPHead(ch[32], ch[8], num_classes)
-        elif head == "deeplabv3plus":
-            rates = (6, 12, 18) if output_stride == 16 else (3, 6, 9)
-            self.head = DeepLabV3PlusHead(ch[32], ch[skip_stride], num_classes, skip_stride, rates=rates)
-        else:
-            raise ValueError(f"unknown head {head!r}")
+        if head not in SEG_HEADS:
+            raise ValueError(f"unknown head {head!r} (one of {', '.join(SEG_HEADS)})")
+        self.head: nn.Module = SEG_HEADS[head](ch, num_classes, output_stride, skip_stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.encoder(x), self.high_stride)
