@@ -205,10 +205,10 @@ def complete_lines(path: Path) -> list[str]:
 # RTSEG_TEST_INFER_DELAY_S makes every inference take that much longer (a slow model on a slow machine, as
 # SlowBackend does in process: a run that is certainly still going, or frames certainly in flight), and
 # RTSEG_TEST_SAY=1 prints "rtseg-test: inferred" after each inference and "rtseg-test: stopping" when a
-# pipeline is told to stop (a signal's handler acted): events a test can wait for.
+# run is told to stop (RunControl.stop: a signal's handler acted): events a test can wait for.
 INSTRUMENTED_RTSEG = """
 import os, sys, time
-from rtseg.runtime import pipeline, slot
+from rtseg.runtime import run_control, slot
 delay = float(os.environ.get("RTSEG_TEST_INFER_DELAY_S") or 0)
 say = os.environ.get("RTSEG_TEST_SAY") == "1"
 infer = slot.ModelSlot.infer
@@ -221,12 +221,12 @@ def slow_infer(self, x):
             print("rtseg-test: inferred", file=sys.stderr, flush=True)
 if delay or say:
     slot.ModelSlot.infer = slow_infer
-stop = pipeline.Pipeline.stop
+stop = run_control.RunControl.stop
 def said_stop(self):
     stop(self)
     print("rtseg-test: stopping", file=sys.stderr, flush=True)
 if say:
-    pipeline.Pipeline.stop = said_stop
+    run_control.RunControl.stop = said_stop
 from rtseg.cli import main
 sys.exit(main(sys.argv[1:]))
 """

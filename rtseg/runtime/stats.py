@@ -79,6 +79,27 @@ class RunStats:
     temporal: dict | None = None                     # key frames and smoothing, when on (rtseg/temporal)
     t_start: float | None = field(default=None, init=False, repr=False)  # perf_counter() as the first read began
 
+    def counts(self, dropped: int, temporal=None) -> dict:
+        """Frames so far, while running: read, written, dropped (live), the recent p95 latency, and with key
+        frames how many the model ran on and the interval now."""
+        recent = list(self.recent_latency_ms)
+        counts = {"frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": dropped,
+                  "latency_ms_p95": round(percentiles(recent)["p95"], 2) if recent else None}
+        if temporal is not None:
+            counts |= {"frames_inferred": self.frames_inferred, "keyframe": str(temporal.keyframes.interval)}
+        return counts
+
+    def finish(self, source, temporal, dropped: int, interrupted: bool) -> None:
+        """What the run's end adds: frames a live source dropped, whether a stop cut the input short, what the
+        source announced, skipped and lost, the key frames' summary."""
+        self.dropped = dropped
+        self.interrupted = interrupted
+        self.expected_frames = None if source.live else source.frame_count
+        self.skipped_inputs = list(source.skipped)
+        self.temporal = temporal.summary() if temporal is not None else None
+        self.gaps = list(getattr(source, "gaps", []))  # a live source's outages, when it reports them
+        self.source_lost = bool(getattr(source, "lost", False))
+
     def record(self, rec: FrameRecord, t_done: float, live: bool) -> None:
         """Account one frame that every sink has taken, finished at perf_counter() time `t_done`."""
         self.frames_out += 1
