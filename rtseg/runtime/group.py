@@ -120,6 +120,59 @@ class Lane:
         """This source's exit status, by the rules of a one-source `rtseg run`."""
         return 1 if self.error is not None or self.stats is None else self.stats.exit_code
 
+    def open(self, s: "GroupSettings", tolerant: bool) -> bool:
+        """Open the source; a tolerant group keeps a live source that cannot open now as `error`, to retry."""
+        try:
+            self.source = open_input(self.uri, None, s.loop, s.frames, s.realtime, s.reconnect)
+            self.error = None
+            return True
+        except RtsegError as e:
+            if not (tolerant and is_live_uri(self.uri)):
+                raise RtsegError(str(e) if redact(self.uri) in str(e) else f"source {redact(self.uri)}: {e}") from e
+            self.error = e  # shown as this source's state until it opens
+            return False
+
+    def wire(self, slot: ModelSlot, info: ModelInfo, s: "GroupSettings", folder: Path | None, streams: int) -> None:
+        """The lane's pipeline: `slot` (its own, around the group's backend), its own sinks (<label>.mp4 and
+        .jsonl in `folder`, its live view) and its own key-frame state (its frames are its own sequence)."""
+        sinks = []
+        if folder is not None:
+            request = SinkRequest(output=str(folder / f"{self.label}.mp4"),
+                                  json_lines=str(folder / f"{self.label}.jsonl") if s.json_lines else None,
+                                  show=False, quiet=s.quiet, codec=s.codec, h264_preset=s.h264_preset)
+            sinks = build_sinks(request, self.source, info, lambda: None)  # no window: nothing asks to stop
+        if self.feed is not None:
+            sinks.append(self.feed)
+        temporal = Temporal(s.temporal) if s.temporal.active else None
+        self.pipeline = Pipeline(self.source, slot, sinks, queue_size=s.queue_size, streams=streams, temporal=temporal)
+        if self.feed is not None:
+            self.feed.meta["state"] = "running"
+
+    def start(self) -> None:
+        """The lane's pipeline in a thread of its own; its failure is kept with it, the others go on."""
+        def run() -> None:
+            try:
+                self.stats = self.pipeline.run(handle_signals=False)
+            except BaseException as e:
+                self.error = e
+            if self.feed is not None:
+                self.feed.meta.update(state=self.state, error=str(self.error) if self.error else None)
+
+        self.thread = threading.Thread(target=run, name=f"source-{self.label}", daemon=True)
+        self.thread.start()
+
+    def close_unrun(self) -> None:
+        """What a lane that never ran still holds: its source, the sinks of a pipeline wired but not started,
+        its live view."""
+        if self.pipeline is None and self.source is not None:
+            self.source.close()
+        elif self.pipeline is not None and self.thread is None:
+            for sink in self.pipeline.sinks:
+                sink.close()
+            self.source.close()
+        if self.feed is not None:
+            self.feed.close()
+
 
 # -- labels ------------------------------------------------------------------------------------------
 def _sanitize(text: str) -> str:
@@ -182,31 +235,19 @@ class SourceGroup:
         self.streams = self.threads = 1
         self.why: str | None = None
         self.runner = None                  # the group's selector, when it keeps target_fps held (GroupAdaptiveRunner)
-        self._stopping = threading.Event()
+        self.stopping = threading.Event()
         # wiring and starting a lane, against stopping and closing: the reopener wires lanes while others run
-        self._lock = threading.Lock()
+        self.wiring = threading.Lock()
         self._reopener: threading.Thread | None = None
         self.lanes = [Lane(label, s.uri, feed=LiveFeed(max_fps=view_fps, meta={"source": redact(s.uri)})
                            if live_view else None)
                       for s, label in zip(sources, source_labels(sources))]
         try:
             for lane in self.lanes:
-                self._open(lane)
+                lane.open(settings, tolerant)
         except BaseException:
             self.close()
             raise
-
-    def _open(self, lane: Lane) -> bool:
-        s = self.settings
-        try:
-            lane.source = open_input(lane.uri, None, s.loop, s.frames, s.realtime, s.reconnect)
-            lane.error = None
-            return True
-        except RtsegError as e:
-            if not (self.tolerant and is_live_uri(lane.uri)):
-                raise RtsegError(str(e) if redact(lane.uri) in str(e) else f"source {redact(lane.uri)}: {e}") from e
-            lane.error = e  # shown as this source's state until it opens
-            return False
 
     # -- the model -------------------------------------------------------------------------------------
     def load(self, choose: GroupChooser | None = None) -> ModelSlot:
@@ -229,7 +270,7 @@ class SourceGroup:
             self.runner = choice.runner(self.slot)
         for lane in self.lanes:
             if lane.source is not None:
-                self._wire(lane)
+                self.wire(lane)
         return self.slot
 
     def _pool(self) -> int:
@@ -248,82 +289,29 @@ class SourceGroup:
         return ModelSlot.for_backend(first.info, first.backend, first.input_size, s.alpha, s.score_threshold, self._pool(),
                                 s.legend)
 
-    def _wire(self, lane: Lane) -> None:
-        """A pipeline for the lane: its own slot around the one backend, its own sinks."""
-        s = self.settings
-        if self.runner is not None:  # the current model, which may not be the first any more
-            first = self.runner.current
-            slot = self.runner.slot_for(lane.label)
+    def wire(self, lane: Lane) -> None:
+        """A pipeline for the lane: its own slot around the current model (which may not be the first any more)."""
+        if self.runner is not None:
+            first, slot = self.runner.current, self.runner.slot_for(lane.label)
         else:
             first = self.slot
             uses = any(x.pipeline is not None and x.pipeline.slot is first for x in self.lanes)
             slot = self.slot_around(first) if uses else first
-        sinks = []
-        if self.folder is not None:
-            request = SinkRequest(output=str(self.folder / f"{lane.label}.mp4"),
-                                  json_lines=str(self.folder / f"{lane.label}.jsonl") if s.json_lines else None,
-                                  show=False, quiet=s.quiet, codec=s.codec, h264_preset=s.h264_preset)
-            sinks = build_sinks(request, lane.source, first.info, lambda: None)  # no window: nothing asks to stop
-        if lane.feed is not None:
-            sinks.append(lane.feed)
-        # each source keeps its own key-frame state: its frames are its own sequence
-        temporal = Temporal(s.temporal) if s.temporal.active else None
-        lane.pipeline = Pipeline(lane.source, slot, sinks, queue_size=s.queue_size, streams=self.streams,
-                                 temporal=temporal)
+        lane.wire(slot, first.info, self.settings, self.folder, self.streams)
         if self.runner is not None:
             self.runner.attach(lane.label, lane.pipeline)
-        if lane.feed is not None:
-            lane.feed.meta["state"] = "running"
 
     # -- running ---------------------------------------------------------------------------------------
     def start(self) -> None:
         """A thread per open source; a tolerant group also starts trying the others again."""
         for lane in self.lanes:
             if lane.pipeline is not None:
-                self._start(lane)
+                lane.start()
             elif lane.feed is not None:
                 lane.feed.meta.update(state="connecting", error=str(lane.error))
         if any(lane.source is None for lane in self.lanes):
-            self._reopener = threading.Thread(target=self._reopen_loop, name="group-reopen", daemon=True)
+            self._reopener = threading.Thread(target=reopen_lanes, args=(self,), name="group-reopen", daemon=True)
             self._reopener.start()
-
-    def _start(self, lane: Lane) -> None:
-        def run() -> None:
-            try:
-                lane.stats = lane.pipeline.run(handle_signals=False)
-            except BaseException as e:  # this source's failure is reported with it; the others go on
-                lane.error = e
-            if lane.feed is not None:
-                lane.feed.meta.update(state=lane.state, error=str(lane.error) if lane.error else None)
-
-        lane.thread = threading.Thread(target=run, name=f"source-{lane.label}", daemon=True)
-        lane.thread.start()
-
-    def _reopen_loop(self) -> None:
-        while not self._stopping.wait(REOPEN_S):
-            waiting = [lane for lane in self.lanes if lane.source is None]
-            if not waiting:
-                return
-            for lane in waiting:
-                if self._stopping.is_set():
-                    return
-                try:
-                    opened = self._open(lane)  # may take seconds (a stream's connect timeout): not under the lock
-                    with self._lock:
-                        if opened and self._stopping.is_set():  # stopped meanwhile: this one never starts
-                            lane.source.close()
-                            return
-                        if opened:
-                            self._wire(lane)
-                            self._start(lane)
-                except Exception as e:  # one source's surprise must not end the retries of the others
-                    log.debug(f"rtseg: source {lane.label}: reopening failed ({e})")
-                    lane.error = e
-                    continue
-                if opened:
-                    log.info(f"rtseg: source {lane.label} ({redact(lane.uri)}) opened")
-                elif lane.feed is not None:
-                    lane.feed.meta["error"] = redact(str(lane.error))
 
     def running(self) -> bool:
         return any(lane.thread is not None and lane.thread.is_alive() for lane in self.lanes) or (
@@ -338,8 +326,8 @@ class SourceGroup:
         self._halt(Pipeline.abort)
 
     def _halt(self, how) -> None:
-        with self._lock:  # no lane is wired meanwhile: one the reopener starts later sees _stopping first
-            self._stopping.set()
+        with self.wiring:  # no lane is wired meanwhile: one the reopener starts later sees `stopping` first
+            self.stopping.set()
             for lane in self.lanes:
                 if lane.pipeline is not None:
                     how(lane.pipeline)
@@ -369,7 +357,7 @@ class SourceGroup:
     def close(self) -> None:
         """Whatever is still open: sources that never ran, sinks of pipelines that never ran, the feeds, the
         model (once every pipeline is done with it)."""
-        self._stopping.set()
+        self.stopping.set()
         if self._reopener is not None:
             self._reopener.join(timeout=5)  # it wires no lane once stopping is set; an open under way ends by itself
         running = [lane.thread for lane in self.lanes if lane.thread is not None and lane.thread.is_alive()]
@@ -378,16 +366,38 @@ class SourceGroup:
             for t in running:
                 t.join(timeout=10)
         for lane in self.lanes:
-            if lane.pipeline is None and lane.source is not None:
-                lane.source.close()
-            elif lane.pipeline is not None and lane.thread is None:  # wired, never started: its sinks are open
-                for sink in lane.pipeline.sinks:
-                    sink.close()
-                lane.source.close()
-            if lane.feed is not None:
-                lane.feed.close()
+            lane.close_unrun()
         if self.runner is not None:  # every model it loaded, the first one included
             self.runner.close()
         elif self.slot is not None:
             self.slot.close()
         self.slot = None
+
+
+def reopen_lanes(group: "SourceGroup") -> None:
+    """A tolerant group's retries (its own thread): every REOPEN_S, each source that could not open is tried
+    again, and one that opens is wired and started like the others; a stop ends the retries."""
+    while not group.stopping.wait(REOPEN_S):
+        waiting = [lane for lane in group.lanes if lane.source is None]
+        if not waiting:
+            return
+        for lane in waiting:
+            if group.stopping.is_set():
+                return
+            try:
+                opened = lane.open(group.settings, group.tolerant)  # seconds, maybe (a connect timeout): not under the lock
+                with group.wiring:
+                    if opened and group.stopping.is_set():  # stopped meanwhile: this one never starts
+                        lane.source.close()
+                        return
+                    if opened:
+                        group.wire(lane)
+                        lane.start()
+            except Exception as e:  # one source's surprise must not end the retries of the others
+                log.debug(f"rtseg: source {lane.label}: reopening failed ({e})")
+                lane.error = e
+                continue
+            if opened:
+                log.info(f"rtseg: source {lane.label} ({redact(lane.uri)}) opened")
+            elif lane.feed is not None:
+                lane.feed.meta["error"] = redact(str(lane.error))
