@@ -491,6 +491,53 @@ def _call_all(calls) -> None:
         raise first
 
 
+def open_engine(backend: "TensorRTBackend", model_path, precision: str, profile: ShapeProfile | None, cache_dir,
+                info: ModelInfo | None, input_size: tuple[int, int] | None) -> None:
+    """`backend`'s engine: what to build it from (engine_source), for which shapes, from the cache or built now
+    (saying so: it takes minutes), deserialized, with its input and output tensors read off it."""
+    trt, cudart = import_tensorrt()
+    backend.trt, backend.cuda = trt, _Cuda(cudart)
+    device = backend.cuda.device()
+    if info is None:  # called with a bare path: read the file's metadata once, here
+        from ..core.modelinfo import resolve_model
+
+        info = resolve_model(str(model_path))
+    source = engine_source(info, precision)
+    if source.static_size:
+        if profile is not None and not profile.min == profile.max == source.static_size:
+            raise RtsegError(f"model {info.name} only accepts {source.static_size[0]}x{source.static_size[1]} "
+                             f"inputs, not the shape profile {profile.label()}")
+        profile = ShapeProfile.fixed(source.static_size)
+    backend.profile = profile or default_profile(info, input_size)
+    backend.precision = source.precision
+    backend.cache = EngineCache(cache_dir)
+    backend.key, backend.model_name = engine_key(trt, source, device, backend.profile), info.name
+    backend.runtime = trt.Runtime(trt_logger(trt))  # the process's one logger, which outlives every engine
+    loaded = {}
+
+    def deserializes(data: bytes) -> bool:
+        loaded["engine"] = backend.runtime.deserialize_cuda_engine(data)
+        return loaded["engine"] is not None
+
+    def build() -> bytes:
+        # a warning, so that even --quiet says why the start takes minutes
+        log.warning(f"rtseg: building a TensorRT {source.precision} engine for {info.name} "
+                    f"({backend.profile.label()}); "
+                    "this takes a minute or two, once per GPU and TensorRT version")
+        return build_engine(trt, source, backend.key, backend.cache)
+
+    data, built = backend.cache.get_or_build(backend.key, info.name, build, deserializes, {"model": info.name})
+    if built and not deserializes(data):
+        raise RtsegError(f"TensorRT built an engine for {info.name} but cannot load it")
+    engine = backend.engine = loaded["engine"]
+    backend.engine_bytes = len(data)
+    backend.input_name = source.input_name
+    backend.output_names = [n for n in (engine.get_tensor_name(i) for i in range(engine.num_io_tensors))
+                            if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    backend.input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(backend.input_name)))
+    backend.name = f"tensorrt-{backend.precision}"
+
+
 class TensorRTBackend:
     """A TensorRT engine of one model (built on first use, then from the cache), callable from many threads.
 
@@ -510,7 +557,7 @@ class TensorRTBackend:
         self._host_buffers: list[np.ndarray] = []
         self.engine = None
         try:
-            self._open(model_path, precision, profile, cache_dir, info, input_size)
+            open_engine(self, model_path, precision, profile, cache_dir, info, input_size)
             # one inference now, so that a context, buffer or kernel that fails does so while the caller can
             # still fall back to the CPU (this thread's lane is made here; other threads make theirs)
             self.infer(np.zeros((1, 3, *self.profile.opt), self.input_dtype))
@@ -520,48 +567,6 @@ class TensorRTBackend:
                 raise
             # an API this TensorRT lacks (AttributeError), a driver error surfacing as RuntimeError, ...
             raise RtsegError(f"TensorRT could not load the model ({_first_line(e)})") from e
-
-    def _open(self, model_path, precision, profile, cache_dir, info, input_size) -> None:
-        trt, cudart = import_tensorrt()
-        self.trt, self.cuda = trt, _Cuda(cudart)
-        device = self.cuda.device()
-        if info is None:  # called with a bare path: read the file's metadata once, here
-            from ..core.modelinfo import resolve_model
-
-            info = resolve_model(str(model_path))
-        source = engine_source(info, precision)
-        if source.static_size:
-            if profile is not None and not profile.min == profile.max == source.static_size:
-                raise RtsegError(f"model {info.name} only accepts {source.static_size[0]}x{source.static_size[1]} "
-                                 f"inputs, not the shape profile {profile.label()}")
-            profile = ShapeProfile.fixed(source.static_size)
-        self.profile = profile or default_profile(info, input_size)
-        self.precision = source.precision
-        self.cache = EngineCache(cache_dir)
-        self.key, self.model_name = engine_key(trt, source, device, self.profile), info.name
-        self.runtime = trt.Runtime(trt_logger(trt))  # the process's one logger, which outlives every engine
-        loaded = {}
-
-        def deserializes(data: bytes) -> bool:
-            loaded["engine"] = self.runtime.deserialize_cuda_engine(data)
-            return loaded["engine"] is not None
-
-        def build() -> bytes:
-            # a warning, so that even --quiet says why the start takes minutes
-            log.warning(f"rtseg: building a TensorRT {source.precision} engine for {info.name} "
-                        f"({self.profile.label()}); "
-                        "this takes a minute or two, once per GPU and TensorRT version")
-            return build_engine(trt, source, self.key, self.cache)
-
-        data, built = self.cache.get_or_build(self.key, info.name, build, deserializes, {"model": info.name})
-        if built and not deserializes(data):
-            raise RtsegError(f"TensorRT built an engine for {info.name} but cannot load it")
-        self.engine, self.engine_bytes = loaded["engine"], len(data)
-        self.input_name = source.input_name
-        self.output_names = [n for n in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors))
-                             if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        self.input_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self.input_name)))
-        self.name = f"tensorrt-{self.precision}"
 
     @property
     def engine_path(self) -> Path:
