@@ -22,3 +22,18 @@ def test_docstring_examples_run(name):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     rerun = f"python -m pytest --doctest-modules {name.replace('.', '/')}.py"
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed (run: {rerun})"
+
+
+def test_the_public_api_says_its_arguments_results_and_shows_an_example():
+    import inspect
+
+    import rtseg
+
+    documented = {rtseg.Segmenter: ("Args:", ">>>"), rtseg.Segmenter.__call__: ("Args:", "Returns:", ">>>"),
+                  rtseg.Segmenter.stream: ("Args:", "Returns:"), rtseg.stream: ("Args:", "Returns:", ">>>"),
+                  rtseg.stream_many: ("Args:", "Returns:", ">>>"), rtseg.list_models: ("Returns:", ">>>"),
+                  rtseg.Result: (">>>",), rtseg.Result.overlay: ("Args:", "Returns:"),
+                  rtseg.Result.save: ("Args:", "Returns:", ">>>")}
+    missing = [f"{getattr(obj, '__qualname__', obj)}: {part}" for obj, parts in documented.items()
+               for part in parts if part not in (inspect.getdoc(obj) or "")]
+    assert not missing, missing

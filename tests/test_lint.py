@@ -25,3 +25,16 @@ def test_mypy_finds_nothing_in_the_checked_packages():
     res = tool("mypy", "--cache-dir", str(ROOT / ".mypy_cache"))  # files and settings from mypy.ini
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
     assert "Success" in res.stdout
+
+
+def test_no_class_outgrows_a_reading():
+    # a class a newcomer reads in one sitting: past this, a job of its own is hiding in it (the pipeline's
+    # capture, delivery and run control, a group's lanes, an engine's loading were such jobs)
+    import ast
+
+    limit, big = 160, []
+    for path in sorted((ROOT / "rtseg").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > limit:
+                big.append(f"{path.relative_to(ROOT)}:{node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not big, f"classes over {limit} lines: {', '.join(big)}"

@@ -73,9 +73,16 @@ class Result:
                 for b, s, c in zip(self.boxes, self.scores, self.class_ids)]
 
     def overlay(self, frame: np.ndarray | None = None, alpha: float | None = None, legend: bool | None = None) -> np.ndarray:
-        """The frame (or `frame`) with the class colours blended in and the boxes drawn, as a BGR array.
-        `alpha` and `legend` default to the model's settings (`Segmenter(alpha=..., legend=...)`); results from
-        `stream` return the overlay the pipeline drew (do not draw on it in place: copy it first)."""
+        """The frame with the class colours blended in and the boxes drawn.
+
+        Args:
+            frame: another BGR frame to draw on (default: the one this result describes).
+            alpha, legend: default to the model's settings (`Segmenter(alpha=..., legend=...)`).
+
+        Returns:
+            A BGR uint8 array of the frame's size. Results from `stream` return the overlay the pipeline drew
+            (do not draw on it in place: copy it first).
+        """
         if frame is None and alpha is None and legend is None and self._drawn is not None:
             return self._drawn  # the pipeline's own drawing, with the run's settings
         image = self.frame if frame is None else as_bgr(frame)
@@ -88,11 +95,23 @@ class Result:
         return post.overlay(image, self.mask, self.detections)
 
     def save(self, path: str | Path, what: str = "overlay") -> Path:
-        """Write the overlay (`what="overlay"`, any image format OpenCV writes) or the class-id map as a
-        single-channel PNG (`what="mask"`, CamVid's label format) to `path`, whole or not at all; the image it
-        describes is never overwritten. Returns the path.
+        """Write the overlay or the class-id map to `path`, whole or not at all; the image this result
+        describes is never overwritten.
 
-        >>> res.save("overlay.jpg"); res.save("mask.png", what="mask")   # doctest: +SKIP
+        Args:
+            path: where; its suffix picks the format (any OpenCV writes; a mask needs .png).
+            what: "overlay" or "mask" (a single-channel PNG of class ids, CamVid's label format).
+
+        Returns:
+            The path written.
+
+        Example:
+            >>> import numpy as np, rtseg, tempfile, pathlib
+            >>> with rtseg.Segmenter(backend="onnxruntime") as seg:
+            ...     res = seg(np.zeros((120, 160, 3), np.uint8))
+            >>> folder = pathlib.Path(tempfile.mkdtemp())
+            >>> res.save(folder / "mask.png", what="mask").name, res.save(folder / "overlay.jpg").exists()
+            ('mask.png', True)
         """
         import cv2
 

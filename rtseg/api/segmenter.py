@@ -64,9 +64,20 @@ class Segmenter:
     >>> sorted(res.ms)                                             # milliseconds per step
     ['infer', 'postprocess', 'preprocess']
 
-    `model`: a shipped or imported model's name, a path to an .onnx file, or None for the default.
-    `target_fps`: with no model, the most accurate shipped model that holds this rate here (profiled once per
-    machine, then cached). `backend`: auto (TensorRT > ONNX Runtime CUDA > CPU), onnxruntime, tensorrt, torch.
+    Args:
+        model: a shipped or imported model's name, a path to an .onnx file, or None for the default.
+        backend: auto (TensorRT > ONNX Runtime CUDA > CPU), onnxruntime, tensorrt or torch.
+        target_fps: with no model, the most accurate shipped model that holds this rate here (profiled once per
+            machine, then cached); giving both a model and a rate is an error.
+        task: seg, det or segdet, what the chosen model must do (with `target_fps`).
+        input_size: (height, width) to run the model at, if not its own.
+        threads: inference threads (default: every core).
+        alpha: the overlay's opacity; score_threshold: boxes under it are not drawn; legend: draw the class legend.
+        precision: TensorRT's engine precision (fp16, fp32, int8).
+        rank_by: which accuracy the selector ranks by (auto: the held-out drive where models have it).
+
+    Raises:
+        RtsegError: an unknown model, a model with a rate, a file that is not a model (one line, no traceback).
     """
 
     def __init__(self, model: str | Path | None = None, *, backend: str = "auto", target_fps: float | None = None,
@@ -120,17 +131,30 @@ class Segmenter:
     def __call__(self, source, *, stream: bool = False, **stream_options):
         """Segment whatever makes frames, as peers' `model(source)` does.
 
-        - one frame (a BGR uint8 array as OpenCV reads it) or one image file: its `Result`;
-        - a list of frames or image paths: a list of `Result`s, in order;
-        - a video, folder, glob, URL or camera index: every frame through the threaded pipeline, as a list
-          (files) or, with `stream=True`, as a generator (`ResultStream`) that holds one frame at a time; a
-          camera or URL never ends, so it needs `stream=True`.
-        `stream=True` on a frame or list gives the same results one at a time. `stream_options` go to
-        `stream()` (frames, loop, realtime, output, save_masks, json, keyframe, smooth).
+        Args:
+            source: one frame (a BGR uint8 array as OpenCV reads it) or image file; a list of frames or image
+                paths; or a video, folder, glob, URL or camera index, which goes through the threaded pipeline.
+            stream: give results one at a time (a generator; a `ResultStream` for a video or camera) instead of
+                all at once. A camera or URL never ends, so it needs `stream=True`.
+            **stream_options: for a video, folder, glob, URL or camera: `stream()`'s frames, loop, realtime,
+                output, save_masks, json, keyframe, smooth.
 
-        >>> results = seg(["a.png", "b.png"])                          # doctest: +SKIP
-        >>> for res in seg("drive.mp4", stream=True, keyframe=2):     # doctest: +SKIP
-        ...     res.save(f"out/{res.index:05d}.png")
+        Returns:
+            A `Result` for one frame or image; a list of `Result`s, in order, for a list or a file source;
+            with `stream=True`, an iterator of them.
+
+        Raises:
+            RtsegError: an unreadable image, options given for a frame or list, a live source without `stream=True`.
+
+        Example:
+            >>> import numpy as np, rtseg
+            >>> frames = [np.zeros((120, 160, 3), np.uint8), np.full((120, 160, 3), 200, np.uint8)]
+            >>> with rtseg.Segmenter(backend="onnxruntime") as seg:
+            ...     results = seg(frames)
+            >>> [r.mask.shape for r in results]
+            [(120, 160), (120, 160)]
+            >>> for res in seg("drive.mp4", stream=True, keyframe=2):     # doctest: +SKIP
+            ...     res.save(f"out/{res.index:05d}.png")
         """
         single = isinstance(source, np.ndarray) or (isinstance(source, (str, Path)) and is_image_file(source))
         if (single or isinstance(source, (list, tuple))) and stream_options:
@@ -175,9 +199,15 @@ class Segmenter:
     def stream(self, source, *, frames: int | None = None, loop: int = 1, realtime: bool = False,
                output: str | None = None, save_masks: str | None = None, json: str | None = None,
                keyframe: int | str = 1, smooth: bool = False) -> ResultStream:
-        """This model over a whole source through the threaded pipeline (see `rtseg.stream`, also for `keyframe`
-        and `smooth`). The stream has its own buffers around the same loaded model, so calling the segmenter
-        meanwhile is safe."""
+        """This model over a whole source through the threaded pipeline. The stream has its own buffers around
+        the same loaded model, so calling the segmenter meanwhile is safe.
+
+        Args:
+            source, frames, loop, realtime, output, save_masks, json, keyframe, smooth: as for `rtseg.stream`.
+
+        Returns:
+            A `ResultStream`: iterate it for `Result`s in order; `with` closes it for certain.
+        """
         c = replace(self._choice, temporal=temporal_settings(keyframe, smooth))
         src = _source(source, frames, loop, realtime)
         try:
@@ -253,16 +283,27 @@ def stream(source, model: str | Path | None = None, *, target_fps: float | None 
     ...         if res.class_share.get("Pedestrian", 0) > 0.01:
     ...             print(res.index, "pedestrians")
 
-    `source`: a video file, an image, a folder or glob of images, a stream URL (rtsp://, http://...), a
-    camera index (int), or an iterable of BGR arrays. Files give every frame in order; live sources
-    (cameras, streams, `realtime=True`) keep only the newest frame when processing falls behind.
-    `model` or `target_fps` as for `Segmenter` (with `target_fps`, the selector also switches models while
-    running to hold the rate; `adapt=False` chooses once). `output`, `save_masks`, `json`: the same files
-    `rtseg run` writes. Leave the loop early and the pipeline stops; `with` closes it for certain.
+    Args:
+        source: a video file, an image, a folder or glob of images, a stream URL (rtsp://, http://...), a
+            camera index (int), or an iterable of BGR arrays. Files give every frame in order; live sources
+            (cameras, streams, `realtime=True`) keep only the newest frame when processing falls behind.
+        model, target_fps, backend, task, input_size, alpha, score_threshold, legend, threads, precision,
+            rank_by: as for `Segmenter`; with `target_fps` the selector also switches models while running to
+            hold the rate (`adapt=False`: it chooses once).
+        frames: stop after this many frames; loop: play a file this many times; realtime: pace a file like a camera.
+        output, save_masks, json: the files `rtseg run --output/--save-masks/--json` writes.
+        streams: inference streams (default: rtseg's choice for the source).
+        keyframe: run the model on every Nth frame and carry its result to the frames between by optical flow
+            ("auto": a new key frame when the motion says so; `res.inferred` tells them apart). A key frame is
+            forced at a scene cut either way.
+        smooth: steady the masks from frame to frame.
 
-    `keyframe=N` runs the model on every Nth frame and carries its result to the frames between by optical
-    flow (`"auto"`: a new key frame when the motion says so); `res.inferred` tells them apart. `smooth=True`
-    steadies the masks from frame to frame. A key frame is forced at a scene cut either way.
+    Returns:
+        A `ResultStream` of `Result`s in order; its `stats` (a `RunStats`) once it ends. Leave the loop early
+        and the pipeline stops; `with` closes it for certain.
+
+    Raises:
+        RtsegError: an unreadable source, an unknown model, a model together with a rate.
 
     >>> with rtseg.stream("drive.mp4", keyframe=3, smooth=True) as results:   # doctest: +SKIP
     ...     inferred = sum(res.inferred for res in results)

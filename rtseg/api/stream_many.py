@@ -102,11 +102,23 @@ def stream_many(sources: list[str | Path] | str | Path, model: str | Path | None
                 rank_by: str = "auto", buffer: int | None = None) -> ManyResultStream:
     """Several sources through one model, as an iterator of (label, Result); see the module docstring.
 
-    `sources`: paths, URLs or camera:// URIs, or a source list (.txt / .toml, as `rtseg run cams.txt` reads
-    them), whose labels name the results. `model` or `target_fps` as for `rtseg.stream` (with `target_fps`:
-    held on every source at once). `threads`: inference threads per source (default: the cores shared out).
-    `reconnect`: a live source's reopen attempts in a row (None: forever). `buffer`: results waiting for the
-    consumer (default: one per source).
+    Args:
+        sources: paths, URLs or camera:// URIs, or a source list (.txt / .toml, as `rtseg run cams.txt` reads
+            them), whose labels name the results.
+        model, target_fps: as for `rtseg.stream`; with `target_fps` the rate is held on every source at once.
+        threads: inference threads per source (default: the cores shared out).
+        reconnect: a live source's reopen attempts in a row (None: forever).
+        buffer: results waiting for the consumer (default: one per source).
+        backend, task, input_size, frames, loop, realtime, alpha, score_threshold, legend, adapt, precision,
+            rank_by: as for `rtseg.stream`.
+
+    Returns:
+        A `ManyResultStream` of (label, `Result`) as they come (each source's in order); `stats` per label.
+
+    Example:
+        >>> with rtseg.stream_many(["cam1.mp4", "cam2.mp4"], target_fps=15) as results:  # doctest: +SKIP
+        ...     for label, res in results:
+        ...         print(label, res.index, res.class_share.get("Car", 0))
     """
     if isinstance(sources, (str, Path)):
         sources = [sources]
