@@ -234,6 +234,87 @@ def build_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
     return sinks
 
 
+@dataclass(frozen=True)
+class SinkContext:
+    """What opening a sink may need: the request, the source, the model, how to stop the run, and `staged`,
+    which opens a file output so that it replaces an existing file only when whole (output_plan.py)."""
+
+    request: SinkRequest
+    source: Source
+    info: ModelInfo
+    request_stop: Callable[[], None]
+    staged: Callable[[Path, Callable[[Path], Sink]], Sink]
+
+
+# sink name -> opener(context) -> the sink, or None when the request does not ask for it; opened in this order.
+# A new kind of output is a Sink class, a SinkRequest field and one `register_sink` function: nothing else.
+SINKS: dict[str, Callable[[SinkContext], Sink | None]] = {}
+
+
+def register_sink(name: str):
+    def add(opener: Callable[[SinkContext], Sink | None]):
+        SINKS[name] = opener
+        return opener
+    return add
+
+
+@register_sink("output")
+def _overlay_output(c: SinkContext) -> Sink | None:
+    if not c.request.output:
+        return None
+    out = Path(c.request.output)
+    if out.suffix.lower() in IMAGE_SUFFIXES:
+        single = c.source.frame_count == 1  # several overlays go to <stem>_<label>: never --output itself
+        return c.staged(out, lambda p: ImageSink(p, single=True)) if single else ImageSink(out, single=False)
+    size = c.source.frame_size or (c.info.input_size[1], c.info.input_size[0])
+    fps, codec, preset = c.source.fps or 30.0, c.request.codec, c.request.h264_preset
+    return c.staged(out, lambda p: open_video_sink(p, fps, size, codec, preset))
+
+
+@register_sink("save_masks")
+def _masks(c: SinkContext) -> Sink | None:
+    if not c.request.save_masks:
+        return None
+    masks = MaskSink(c.request.save_masks)
+    write_classes_json(masks.folder, c.info)
+    return masks
+
+
+@register_sink("show")
+def _window(c: SinkContext) -> Sink | None:
+    if not c.request.show:
+        return None
+    if not display_available():
+        if not c.request.quiet:
+            log.info("rtseg: no display found; running headless (--no-show)")
+        return None
+    try:
+        return WindowSink(f"rtseg - {c.info.name}", c.request_stop)
+    except Exception as e:  # OpenCV built without GUI support, display refused...
+        log.warning(f"rtseg: no window ({e.__class__.__name__}); running headless")
+        return None
+
+
+@register_sink("json_lines")
+def _json_lines(c: SinkContext) -> Sink | None:
+    if not c.request.json_lines:
+        return None
+    info = c.info
+    return c.staged(Path(c.request.json_lines),
+                    lambda p: JsonLinesSink(p, info.classes, info.det_classes, redact(c.source.name), info.palette_rgb))
+
+
+@register_sink("serve")
+def _live_view(c: SinkContext) -> Sink | None:
+    if not c.request.serve:
+        return None
+    from .live_view import LiveView
+
+    view = LiveView(c.request.serve, access=c.request.serve_access)
+    log.info(f"rtseg: live view on {view.url} (MJPEG at {view.url}stream.mjpg, numbers at {view.url}stats.json)")
+    return view
+
+
 def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_stop: Callable[[], None],
                 sinks: list[Sink], replaced: set[Path]) -> None:
     def staged(path: Path, open_sink: Callable[[Path], Sink]) -> Sink:
@@ -245,37 +326,11 @@ def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_s
             return open_sink(path)
         return CreatedOutput(open_sink(path), path)
 
-    if request.output:
-        out = Path(request.output)
-        if out.suffix.lower() in IMAGE_SUFFIXES:
-            single = source.frame_count == 1  # several overlays go to <stem>_<label>: never --output itself
-            sinks.append(staged(out, lambda p: ImageSink(p, single=True)) if single else ImageSink(out, single=False))
-        else:
-            size = source.frame_size or (info.input_size[1], info.input_size[0])
-            fps, codec, preset = source.fps or 30.0, request.codec, request.h264_preset
-            sinks.append(staged(out, lambda p: open_video_sink(p, fps, size, codec, preset)))
-    if request.save_masks:
-        masks = MaskSink(request.save_masks)
-        write_classes_json(masks.folder, info)
-        sinks.append(masks)
-    if request.show:
-        if display_available():
-            try:
-                sinks.append(WindowSink(f"rtseg - {info.name}", request_stop))
-            except Exception as e:  # OpenCV built without GUI support, display refused...
-                log.warning(f"rtseg: no window ({e.__class__.__name__}); running headless")
-        elif not request.quiet:
-            log.info("rtseg: no display found; running headless (--no-show)")
-    if request.json_lines:
-        sinks.append(staged(Path(request.json_lines),
-                            lambda p: JsonLinesSink(p, info.classes, info.det_classes, redact(source.name),
-                                                    info.palette_rgb)))
-    if request.serve:
-        from .live_view import LiveView
-
-        view = LiveView(request.serve, access=request.serve_access)
-        log.info(f"rtseg: live view on {view.url} (MJPEG at {view.url}stream.mjpg, numbers at {view.url}stats.json)")
-        sinks.append(view)
+    context = SinkContext(request, source, info, request_stop, staged)
+    for opener in SINKS.values():
+        sink = opener(context)
+        if sink is not None:
+            sinks.append(sink)  # at once: if a later one fails to open, build_sinks closes this one
 
 
 def describe_outputs(sinks: list[Sink]) -> list[str]:
