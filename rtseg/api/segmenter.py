@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..backends.choice import resolve_backend
-from ..core.constants import IMAGE_SUFFIXES
+from ..core.constants import DEFAULT_ALPHA, DEFAULT_SCORE_THRESHOLD, IMAGE_SUFFIXES
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo, resolve_model
 from ..runtime.outputs import SinkRequest, build_sinks
@@ -82,8 +82,8 @@ class Segmenter:
 
     def __init__(self, model: str | Path | None = None, *, backend: str = "auto", target_fps: float | None = None,
                  task: str = "seg", input_size: tuple[int, int] | None = None, threads: int | None = None,
-                 alpha: float = 0.5, score_threshold: float = 0.3, legend: bool = False, precision: str = "fp16",
-                 rank_by: str = "auto"):
+                 alpha: float = DEFAULT_ALPHA, score_threshold: float = DEFAULT_SCORE_THRESHOLD, legend: bool = False,
+                 precision: str = "fp16", rank_by: str = "auto"):
         _model_or_rate(model, target_fps)
         self.backend_name, options = _backend(backend, precision)
         self.threads = threads or os.cpu_count() or 1
@@ -266,7 +266,7 @@ def _model_or_rate(model, target_fps) -> None:
 def stream(source, model: str | Path | None = None, *, target_fps: float | None = None, backend: str = "auto",
            task: str = "seg", input_size: tuple[int, int] | None = None, frames: int | None = None, loop: int = 1,
            realtime: bool = False, output: str | None = None, save_masks: str | None = None, json: str | None = None,
-           alpha: float = 0.5, score_threshold: float = 0.3, legend: bool = False, adapt: bool = True,
+           alpha: float = DEFAULT_ALPHA, score_threshold: float = DEFAULT_SCORE_THRESHOLD, legend: bool = False, adapt: bool = True,
            streams: int | None = None, threads: int | None = None, precision: str = "fp16",
            rank_by: str = "auto", keyframe: int | str = 1, smooth: bool = False) -> ResultStream:
     """Every frame of `source` through rtseg's threaded pipeline, as an iterator of `Result`s, in order.

@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Callable
 
+from ..core.constants import DEFAULT_ALPHA, DEFAULT_SCORE_THRESHOLD
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo, resolve_model
 from ..temporal import KeyFrames, Temporal, TemporalSettings
@@ -34,8 +35,8 @@ class ModelChoice:
     max_latency: float | None = None
     adapt: bool = True
     input_size: tuple[int, int] | None = None
-    alpha: float = 0.5
-    score_threshold: float = 0.3
+    alpha: float = DEFAULT_ALPHA
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
     legend: bool = False                    # draw the class colour legend on the overlay
     rank_by: str = "auto"                   # the selector's accuracy: auto, heldout or val
     temporal: TemporalSettings = TemporalSettings()  # key frames with motion propagation, smoothing

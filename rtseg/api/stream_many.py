@@ -20,6 +20,7 @@ import queue
 import threading
 from pathlib import Path
 
+from ..core.constants import DEFAULT_ALPHA, DEFAULT_SCORE_THRESHOLD
 from ..backends.choice import resolve_backend
 from ..core.errors import RtsegError
 from ..runtime.channels import AbortAware
@@ -97,8 +98,8 @@ class ManyResultStream:
 def stream_many(sources: list[str | Path] | str | Path, model: str | Path | None = None, *,
                 target_fps: float | None = None, backend: str = "auto", task: str = "seg",
                 input_size: tuple[int, int] | None = None, frames: int | None = None, loop: int = 1,
-                realtime: bool = False, alpha: float = 0.5, score_threshold: float = 0.3, legend: bool = False,
-                adapt: bool = True, threads: int | None = None, reconnect: int | None = 5, precision: str = "fp16",
+                realtime: bool = False, alpha: float = DEFAULT_ALPHA, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+                legend: bool = False, adapt: bool = True, threads: int | None = None, reconnect: int | None = 5, precision: str = "fp16",
                 rank_by: str = "auto", buffer: int | None = None) -> ManyResultStream:
     """Several sources through one model, as an iterator of (label, Result); see the module docstring.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .. import __version__
-from ..core.constants import DEFAULT_H264_PRESET, H264_PRESETS
+from ..core.constants import DEFAULT_ALPHA, DEFAULT_H264_PRESET, DEFAULT_SCORE_THRESHOLD, H264_PRESETS
 from ..core.tasks import TASKS, normalize_task
 from .types import alpha, count, keyframe_interval, positive_float, reconnect_attempts, size_hw, split_name, whole_number
 from .build import BENCH_BACKENDS, cmd_bench, cmd_export, cmd_train
@@ -141,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(a proxy's, a DNS alias); other Host headers are refused against DNS rebinding "
                         "(repeatable; '*': any)")
     r.add_argument("--no-show", action="store_true", help="no window (automatic without a display)")
-    r.add_argument("--alpha", type=alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
-    r.add_argument("--score-threshold", type=alpha, default=0.3, help="boxes below this score are not shown (0..1)")
+    r.add_argument("--alpha", type=alpha, default=DEFAULT_ALPHA, help=f"overlay opacity, 0..1 (default {DEFAULT_ALPHA})")
+    r.add_argument("--score-threshold", type=alpha, default=DEFAULT_SCORE_THRESHOLD,
+                   help=f"boxes below this score are not shown, 0..1 (default {DEFAULT_SCORE_THRESHOLD})")
     r.add_argument("--legend", action="store_true", help="draw the class colour legend on the overlay")
     r.add_argument("--target-fps", type=positive_float,
                    help="without --model: run the most accurate model that holds this rate here, and keep it held "
@@ -331,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--rank-by", choices=["auto", "heldout", "val"], default="auto",
                     help="with --target-fps: the accuracy that ranks the models (as in rtseg run)")
     sv.add_argument("--input-size", type=size_hw, help="run the model at HxW instead of its native size")
-    sv.add_argument("--alpha", type=alpha, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
+    sv.add_argument("--alpha", type=alpha, default=DEFAULT_ALPHA, help=f"overlay opacity, 0..1 (default {DEFAULT_ALPHA})")
     sv.add_argument("--legend", action="store_true", help="draw the class colour legend on the overlay")
     sv.add_argument("--reconnect", type=reconnect_attempts, default=None, metavar="N|forever",
                     help="a camera that drops is reopened up to N times in a row, or forever (default: forever)")

@@ -30,3 +30,8 @@ H264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
 # encoder_cost_cpu.md); `rtseg run --codec h264 --backend null` 261 -> 383 FPS (pipeline_ab3_cpu.md). A
 # real-time pipeline on a few cores is short of CPU, not of disk; long recordings can ask for a slower preset.
 DEFAULT_H264_PRESET = "ultrafast"
+
+# How results are drawn, the one place their defaults are written: the overlay's opacity, the score under which a
+# box is not drawn (every API, CLI option and settings type takes these)
+DEFAULT_ALPHA = 0.5
+DEFAULT_SCORE_THRESHOLD = 0.3

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core.constants import DEFAULT_H264_PRESET
+from ..core.constants import DEFAULT_ALPHA, DEFAULT_H264_PRESET, DEFAULT_SCORE_THRESHOLD
 from ..core.errors import RtsegError
 from ..core.redact import redact
 from ..core.modelinfo import ModelInfo, resolve_model
@@ -58,8 +58,8 @@ class GroupSettings:
     max_latency: float | None = None
     rank_by: str = "auto"
     input_size: tuple[int, int] | None = None
-    alpha: float = 0.5
-    score_threshold: float = 0.3
+    alpha: float = DEFAULT_ALPHA
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
     legend: bool = False
     streams: int | None = None
     threads: int | None = None          # per source; default: the cores shared out between the sources

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..core.constants import DEFAULT_ALPHA, DEFAULT_SCORE_THRESHOLD
 from . import yuv
 from .legend import draw_legend
 
@@ -29,8 +30,8 @@ def class_map(outputs: dict[str, np.ndarray]) -> np.ndarray | None:
 
 
 class Postprocessor:
-    def __init__(self, palette_rgb: list[tuple[int, int, int]], class_names: tuple[str, ...], alpha: float = 0.5,
-                 det_classes: tuple[str, ...] = (), score_threshold: float = 0.3, legend: bool = False):
+    def __init__(self, palette_rgb: list[tuple[int, int, int]], class_names: tuple[str, ...], alpha: float = DEFAULT_ALPHA,
+                 det_classes: tuple[str, ...] = (), score_threshold: float = DEFAULT_SCORE_THRESHOLD, legend: bool = False):
         if not 0.0 <= alpha <= 1.0:
             raise ValueError("alpha must be between 0 and 1")
         self.alpha = alpha

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.constants import DEFAULT_ALPHA, DEFAULT_SCORE_THRESHOLD
 from ..backends import Backend, load_backend, model_for
 from ..backends.choice import resolve_backend
 from ..core.errors import RtsegError
@@ -111,8 +112,8 @@ class ModelSlot:
         self.backend.close()
 
     @classmethod
-    def for_backend(cls, info: ModelInfo, backend: Backend, input_size: tuple[int, int] | None = None, alpha: float = 0.5,
-               score_threshold: float = 0.3, pool_size: int = 8, legend: bool = False) -> "ModelSlot":
+    def for_backend(cls, info: ModelInfo, backend: Backend, input_size: tuple[int, int] | None = None, alpha: float = DEFAULT_ALPHA,
+               score_threshold: float = DEFAULT_SCORE_THRESHOLD, pool_size: int = 8, legend: bool = False) -> "ModelSlot":
         """A slot for a backend that is already loaded (a TensorRT engine of one profile, a model in training)."""
         # a backend that offers host buffers (TensorRT's page-locked memory) gets its inputs written straight there
         pre = Preprocessor(input_size or info.input_size, info.mean, info.std, pool_size=pool_size,
@@ -122,7 +123,7 @@ class ModelSlot:
 
 
 def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None = None,
-              input_size: tuple[int, int] | None = None, alpha: float = 0.5, score_threshold: float = 0.3,
+              input_size: tuple[int, int] | None = None, alpha: float = DEFAULT_ALPHA, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
               pool_size: int = 8, legend: bool = False, **backend_options) -> ModelSlot:
     info = model_for(resolve_backend(backend)[0], info, backend_options.get("precision"))  # what really runs
     size = input_size or info.input_size
