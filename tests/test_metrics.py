@@ -34,6 +34,22 @@ def test_shape_mismatch_is_an_error():
         ConfusionMatrix(2).update(np.zeros((2, 2)), np.zeros((2, 3)))
 
 
+def test_maps_of_another_shape_are_refused_even_with_as_many_pixels():
+    # a 2x3 label map against a 3x2 prediction pairs unrelated pixels; the counts agree, so nothing but the
+    # shape check can tell (2x2 against 2x3 would fail anyway, on the pixel count)
+    with pytest.raises(ValueError):
+        ConfusionMatrix(2).update(np.zeros((2, 3), int), np.zeros((3, 2), int))
+
+
+def test_a_prediction_outside_the_scored_classes_counts_nowhere():
+    cm = ConfusionMatrix(3)
+    # id 3 is past the last scored class (void, as in the ground truth): that pixel is left out, not booked as
+    # a miss of class 1 against some other class
+    cm.update(np.array([0, 1, 1]), np.array([0, 1, 3]))
+    assert cm.mat.sum() == 2
+    assert cm.iou()[:2] == pytest.approx([1.0, 1.0]) and cm.pixel_accuracy() == 1.0
+
+
 def test_a_class_predicted_but_absent_from_the_ground_truth_counts_as_zero():
     """A hallucinated class is a class with IoU 0, not one left out: 0.5 and 0 average to 0.25."""
     cm = ConfusionMatrix(2)
