@@ -46,7 +46,8 @@ setup(
                 "ray>=2.59", "onnxconverter-common>=1.15", "pytest-timeout>=2.1", "mkdocs>=1.6", "mkdocs-material>=9",
                 "supervision>=0.20",  # the interop test: rtseg results as supervision Detections
                 "import-linter>=2.10",  # the layers contract (.importlinter; tests/test_layers.py); 2.10: acyclic_siblings
-                "ruff>=0.6", "mypy>=1.10"],  # tests/test_lint.py (ruff.toml, mypy.ini)
+                "ruff>=0.6", "mypy>=1.10",  # tests/test_lint.py (ruff.toml, mypy.ini)
+                "pytest-xdist>=3.5"],  # the README's test command runs on two workers
     },
     entry_points={"console_scripts": ["rtseg=rtseg._entry:main"]},
 )

@@ -1,7 +1,13 @@
+import os
 import sys
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # the README's test command runs two workers (pytest -n 2): PyTorch's own thread pool in each, on every core,
+    # would oversubscribe them (a training test ran 8x slower so); ONNX Runtime sizes its pools itself
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers import nearest_centre_onnx, write_clip  # noqa: E402
