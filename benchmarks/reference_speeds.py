@@ -21,10 +21,10 @@ from common import environment  # noqa: E402
 from rtseg.core.modelinfo import measured_sizes, variant_name  # noqa: E402
 from rtseg.core.paths import ENGINES_DIR  # noqa: E402
 from rtseg.runtime.pipeline import inference_layout  # noqa: E402
-from rtseg.selection.pick import shipped_models  # noqa: E402
+from rtseg.selection.start import shipped_models  # noqa: E402
 from rtseg.selection.profiling import ProfileCache, ensure_profiles, machine_key, model_checksum  # noqa: E402
 from rtseg.selection.reference import REFERENCE_FILE, ReferenceSpeeds  # noqa: E402
-from rtseg.selection.selector import HELD_OUT_SPLIT  # noqa: E402
+from rtseg.selection.ladder import HELD_OUT_SPLIT  # noqa: E402
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, header_markdown  # noqa: E402
 
 from rtseg.core.modelinfo import measured_sizes, variant_name  # noqa: E402
-from rtseg.selection.pick import models_for_task  # noqa: E402
-from rtseg.selection.selector import accuracy_of  # noqa: E402
+from rtseg.selection.start import models_for_task  # noqa: E402
+from rtseg.selection.ladder import accuracy_of  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # a target counts as reachable in a condition when some model alone beats it by this much: within a few

@@ -29,9 +29,9 @@ from selector_bench import share_at_target  # noqa: E402
 
 from rtseg.core.manifest import Manifest  # noqa: E402
 from rtseg.runtime.pipeline import inference_layout  # noqa: E402
-from rtseg.selection.pick import models_for_task  # noqa: E402
+from rtseg.selection.start import models_for_task  # noqa: E402
 from rtseg.selection.profiling import ensure_profiles  # noqa: E402
-from rtseg.selection.selector import build_candidates, choose, pareto_front  # noqa: E402
+from rtseg.selection.ladder import build_candidates, choose, pareto_front  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MARGIN = 1.1

@@ -230,7 +230,7 @@ def test_a_live_selector_reads_capacity_from_the_frames_that_ran_the_model():
     from types import SimpleNamespace
 
     from rtseg.selection.adaptive import AdaptiveRunner
-    from rtseg.selection.selector import Candidate, Controller
+    from rtseg.selection.ladder import Candidate, Controller
 
     slot = SimpleNamespace(name="a")
     ladder = [Candidate("a/kf3", 0.5, 300.0, 5.0), Candidate("a", 0.6, 100.0, 10.0)]
@@ -248,8 +248,8 @@ def test_a_live_selector_reads_capacity_from_the_frames_that_ran_the_model():
 
 
 def test_groups_of_sources_and_box_models_get_no_key_frame_rungs(monkeypatch, tiny_model, tmp_path):
-    from rtseg.selection import pick
-    from rtseg.selection.selector import Candidate
+    from rtseg.selection import start as pick
+    from rtseg.selection.ladder import Candidate
 
     cands = [Candidate("a", 0.40, 100.0, 10.0), Candidate("b", 0.48, 40.0, 20.0), Candidate("b/kf3", 0.47, 110.0, 9.0,
                                                                                            keyframe=3)]

@@ -10,7 +10,7 @@ from test_pipeline import Collect, FileLikeSource, make_slot
 
 from rtseg.selection.adaptive import AdaptiveRunner
 from rtseg.runtime.pipeline import Pipeline
-from rtseg.selection.selector import Candidate, Controller, ControllerConfig, choose, pareto_front
+from rtseg.selection.ladder import Candidate, Controller, ControllerConfig, choose, pareto_front
 
 FAST, MID, SLOW = Candidate("fast", 0.50, 100.0, 20.0), Candidate("mid", 0.60, 50.0, 40.0), Candidate("slow", 0.70, 25.0, 80.0)
 DOMINATED = Candidate("dominated", 0.55, 40.0, 50.0)  # slower and less accurate than mid
@@ -274,7 +274,7 @@ def test_a_run_teaches_the_profile_its_real_speed(zoo_cache):
 
 def test_ranking_takes_the_held_out_drive_when_the_zoo_has_it():
     from rtseg.core.modelinfo import ModelInfo
-    from rtseg.selection.selector import HELD_OUT_SPLIT, accuracy_of, ranking_split
+    from rtseg.selection.ladder import HELD_OUT_SPLIT, accuracy_of, ranking_split
 
     def model(name, **metrics):
         return ModelInfo(name=name, path=None, input_size=(64, 96), entry={"metrics": metrics})
@@ -296,7 +296,7 @@ def test_ranking_takes_the_held_out_drive_when_the_zoo_has_it():
 
 def test_several_sources_budget_the_cores_between_them(monkeypatch):
     """--target-fps 15 on four sources: each source must hold 15 with the others beside it."""
-    from rtseg.selection import pick
+    from rtseg.selection import start as pick
 
     assert pick.source_share(2, 1, 1, cores=2) == 1.0   # their threads fit: each keeps its profiled speed
     assert pick.source_share(4, 1, 1, cores=2) == 0.5   # twice the threads the cores hold: half each
@@ -385,7 +385,7 @@ def test_profiles_cached_by_an_older_runtime_are_not_used(monkeypatch, tmp_path)
 # -- key-frame rungs: (model, size, key interval) ------------------------------------------------------
 def held_out_model(name, miou, drops=None):
     from rtseg.core.modelinfo import ModelInfo
-    from rtseg.selection.selector import HELD_OUT_SPLIT
+    from rtseg.selection.ladder import HELD_OUT_SPLIT
 
     metrics = {f"camvid_{HELD_OUT_SPLIT}": {"miou": miou}}
     metrics.update({f"camvid_val+keyframe{k}": {"miou": 0.8, "drop": d} for k, d in (drops or {}).items()})
@@ -399,7 +399,7 @@ def profile(name, fps):
 
 
 def test_key_frame_rungs_are_candidates_with_the_accuracy_their_interval_lost():
-    from rtseg.selection.selector import HELD_OUT_SPLIT, build_candidates
+    from rtseg.selection.ladder import HELD_OUT_SPLIT, build_candidates
 
     big = held_out_model("big", 0.48, {2: 0.58, 3: 1.34})
     small = held_out_model("small", 0.42)

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from rtseg.selection import pick, profiling
+from rtseg.selection import start as pick, profiling
 from rtseg.selection.reference import REFERENCE_FILE, ReferenceSpeeds, load_reference
-from rtseg.selection.selector import Candidate
+from rtseg.selection.ladder import Candidate
 
 torch = pytest.importorskip("torch")
 

@@ -90,7 +90,7 @@ class Segmenter:
         size = tuple(input_size) if input_size else None
         self.why: str | None = None
         if model is None and target_fps is not None:
-            from ..selection.pick import select_for_rate
+            from ..selection.start import select_for_rate
 
             sel = select_for_rate(target_fps, task, self.backend_name, 1, self.threads, rank_by=rank_by)
             info, size, self.why = sel.choice.info, sel.choice.input_size, sel.why

@@ -132,7 +132,7 @@ def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[Mode
     if slot is not None:
         info = slot.info
     elif choice.selects:
-        from ..selection.pick import select_for_rate
+        from ..selection.start import select_for_rate
 
         sel = select_for_rate(choice.target_fps, choice.task, choice.backend, streams, threads, choice.margin,
                               choice.max_latency, choice.rank_by)
@@ -168,7 +168,7 @@ def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[Mode
                       rung=ladder[index].name if ladder else None, settle_key=key)
     if ladder and len(ladder) > 1 and choice.adapt:
         from ..selection.adaptive import AdaptiveRunner
-        from ..selection.selector import Controller
+        from ..selection.ladder import Controller
 
         session.runner = AdaptiveRunner(pipeline, Controller(ladder, index, choice.target_fps),
                                         lambda c: load(c.info, c.input_size), live=source.live, streams=streams)

@@ -123,7 +123,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     request = BenchRequest.from_args(args)
     if request.models == "quick":
-        from ..selection.pick import quick_bench_models
+        from ..selection.start import quick_bench_models
 
         infos = quick_bench_models()
     else:

@@ -17,7 +17,7 @@ def requested_models(models: str) -> list:
     """`--models all` (every shipped model) or NAME,NAME,..."""
     from ..core.modelinfo import resolve_model
 
-    from ..selection.pick import shipped_models
+    from ..selection.start import shipped_models
 
     return shipped_models() if models == "all" else [resolve_model(n) for n in models.split(",")]
 
@@ -146,9 +146,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def print_pareto(task: str, rank_by: str = "auto") -> int:
     """`rtseg models --pareto`: FPS against accuracy for `task` on this machine, the Pareto front marked."""
     from ..runtime.pipeline import inference_layout
-    from ..selection.pick import models_for_task
+    from ..selection.start import models_for_task
     from ..selection.profiling import ensure_profiles
-    from ..selection.selector import build_candidates, pareto_front
+    from ..selection.ladder import build_candidates, pareto_front
 
     streams, threads = inference_layout(None, None, live=False)
     infos, split = models_for_task(task, rank_by)

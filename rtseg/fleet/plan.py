@@ -177,7 +177,7 @@ def choose_model(request: BatchRequest, threads: int | None) -> WorkerSpec:
     from ..core.modelinfo import resolve_model
 
     if request.target_fps is not None and request.model is None:
-        from ..selection.pick import select_for_rate
+        from ..selection.start import select_for_rate
 
         sel = select_for_rate(request.target_fps, "seg", "onnxruntime", 1, threads or os.cpu_count() or 1)
         return WorkerSpec(sel.choice.info.name, sel.choice.name, sel.choice.input_size, threads)

@@ -12,7 +12,7 @@ from typing import Callable
 
 from ..runtime.frame import FrameRecord
 from ..runtime.pipeline import Pipeline
-from .selector import Candidate, Controller
+from .ladder import Candidate, Controller
 from ..runtime.slot import ModelSlot
 from ..runtime.stats import RateMeter
 

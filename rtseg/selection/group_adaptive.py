@@ -22,8 +22,8 @@ from ..runtime.group import GroupChoice
 from ..runtime.slot import ModelSlot
 from ..runtime.stats import RateMeter
 from .adaptive import load_kept, switch_event
-from .pick import select_for_rate
-from .selector import Candidate, Controller
+from .start import select_for_rate
+from .ladder import Candidate, Controller
 
 if TYPE_CHECKING:
     from ..runtime.group import SourceGroup

@@ -35,7 +35,7 @@ import numpy as np
 from ..core.machine import OthersLoad
 from ..core.paths import cache_dir
 from .reference import ReferenceSpeeds, load_reference
-from .selector import HELD_OUT_SPLIT
+from .ladder import HELD_OUT_SPLIT
 from ..core.modelinfo import ModelInfo, keyframe_drops, measured_sizes, rung_name, sha256, variant_name  # noqa: F401
 from ..runtime.sources import Captured
 from ..runtime.timing import percentiles, time_model

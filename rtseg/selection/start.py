@@ -14,7 +14,7 @@ from ..core.errors import RtsegError
 from ..core.manifest import Manifest
 from ..core.modelinfo import ModelInfo, resolve_model
 from .profiling import ensure_profiles, last_settled, probe_variant, settle_key
-from .selector import HELD_OUT_SPLIT, Candidate, build_candidates, choose, pareto_front, ranked_on, ranking_split
+from .ladder import HELD_OUT_SPLIT, Candidate, build_candidates, choose, pareto_front, ranked_on, ranking_split
 
 log = logging.getLogger(__name__)
 
