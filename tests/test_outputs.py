@@ -248,3 +248,26 @@ def test_overwrite_lets_each_mask_replace_its_own_image(tiny_model, tmp_path):
         mask = cv2.imread(str(tmp_path / f"{k}.png"), cv2.IMREAD_UNCHANGED)
         assert mask.ndim == 2 and (mask == k + 1).mean() > 0.9  # the class id, where the image was
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0.png", "1.png", "2.png", "classes.json"]
+
+
+@pytest.mark.parametrize("option", ["--output", "--json", "--save-masks", "--stats"])
+def test_an_empty_output_path_is_refused_not_ignored(option, tiny_model, clip):
+    # `--output "$OUT"` with OUT unset: the run must not go ahead writing nothing and exit 0
+    res = run_cli("run", clip, "--model", tiny_model, "--no-show", option, "")
+    assert res.returncode == 2 and "needs a path, got an empty one" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_an_output_that_cannot_open_closes_and_removes_those_opened_before_it(tiny_model, clip, tmp_path):
+    import socket
+
+    # the live view opens after the video and the JSON lines; its port is taken, so the run fails before any
+    # frame: the files opened first are closed and removed, not left empty
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", tmp_path / "out.mp4",
+                      "--json", tmp_path / "out.jsonl", "--serve", f"127.0.0.1:{port}")
+    assert res.returncode == 1 and "cannot listen there" in res.stderr and "Traceback" not in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -10,7 +10,7 @@ from typing import NoReturn
 from .. import __version__
 from ..core.constants import DEFAULT_ALPHA, DEFAULT_H264_PRESET, DEFAULT_SCORE_THRESHOLD, H264_PRESETS
 from ..core.tasks import TASKS, normalize_task
-from .types import alpha, count, keyframe_interval, positive_float, reconnect_attempts, size_hw, split_name, whole_number
+from .types import alpha, count, keyframe_interval, path_arg, positive_float, reconnect_attempts, size_hw, split_name, whole_number
 from .build import BENCH_BACKENDS, cmd_bench, cmd_export, cmd_train
 from .evaluate import cmd_eval
 from .models import cmd_import, cmd_models, cmd_profile
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames inferred in parallel (default: one per core up to 4 for files, 1 for live sources)")
     r.add_argument("--threads", type=count, default=None, help="inference threads per stream (default: cores / streams)")
     r.add_argument("--input-size", type=size_hw, help="run the model at HxW instead of its native size")
-    r.add_argument("--output", metavar="FILE", help="overlay video (.mp4/.avi/.mkv) or image (.png/.jpg)")
+    r.add_argument("--output", metavar="FILE", type=path_arg, help="overlay video (.mp4/.avi/.mkv) or image (.png/.jpg)")
     r.add_argument("--codec", choices=["auto", "h264", "mp4v"], default="auto",
                    help="video output: h264 (browser-playable, through PyAV), mp4v "
                         "(MPEG-4 Part 2, as OpenCV writes it; through PyAV when installed), or auto: h264 when PyAV is "
@@ -117,13 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="x264's speed/size trade for H.264 output: ultrafast takes the least CPU a frame (0.56x "
                         "superfast's, for 1.5x its bit rate); slower presets make smaller files for long "
                         f"recordings (default: {DEFAULT_H264_PRESET})")
-    r.add_argument("--save-masks", metavar="DIR", help="write one PNG class-id map per frame")
-    r.add_argument("--json", metavar="FILE", nargs="?", const=True,
+    r.add_argument("--save-masks", metavar="DIR", type=path_arg, help="write one PNG class-id map per frame")
+    r.add_argument("--json", metavar="FILE", nargs="?", const=True, type=path_arg,
                    help="write one JSON line per frame (with --output-dir: --json alone, to DIR/<label>.jsonl)")
-    r.add_argument("--output-dir", metavar="DIR",
+    r.add_argument("--output-dir", metavar="DIR", type=path_arg,
                    help="an existing folder, holding no input, for each source's outputs: <label>.mp4 (overlay) "
                         "and, with --json, <label>.jsonl (labels: file stems, cam<N>, host_port_path)")
-    r.add_argument("--stats", metavar="FILE", help="write the run summary as JSON")
+    r.add_argument("--stats", metavar="FILE", type=path_arg, help="write the run summary as JSON")
     r.add_argument("--overwrite", action="store_true",
                    help="let --output/--json replace an input file and masks replace their own images: written "
                         "aside, moved over the input only after the run read all of it (else kept as *.partial)")
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_backend_args(e)
     e.add_argument("--threads", type=count, default=None)
     e.add_argument("--input-size", type=size_hw, help="evaluate at HxW instead of the model's size")
-    e.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    e.add_argument("--json", metavar="FILE", type=path_arg, help="write the results as JSON")
     e.add_argument("--update-manifest", action="store_true", help="record the result in engines/manifest.json")
     e.add_argument("--stress", action="store_true",
                    help="measure on photometrically stressed copies of the split (brighter, darker, gamma 0.5 and "
@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Ray restarts a worker that died, with its cameras, up to N times (-1: forever)")
     sv.add_argument("--view-fps", type=positive_float, default=15.0, help="each camera's live view, at most this rate")
     sv.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds (default: at Ctrl-C)")
-    sv.add_argument("--stats", metavar="FILE", help="write every camera's last numbers as JSON when it stops")
+    sv.add_argument("--stats", metavar="FILE", type=path_arg, help="write every camera's last numbers as JSON when it stops")
     sv.add_argument("--quiet", action="store_true", help="only warnings and errors")
     sv.set_defaults(func=cmd_serve)
     return p

@@ -66,3 +66,9 @@ def size_hw(text: str) -> tuple[int, int]:
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
 
+
+def path_arg(text: str) -> str:
+    """An output path: an empty one (an unset shell variable, `--output "$OUT"`) would silently write nothing."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("needs a path, got an empty one")
+    return text
