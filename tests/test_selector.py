@@ -450,3 +450,22 @@ def test_switching_between_rungs_of_one_model_changes_the_interval_not_the_model
     assert pipeline.temporal.keyframes.interval == 4
     assert 0 < stats.frames_inferred < 300 - 150  # after the switch, about one frame in four ran the model
     assert set(runner.observed()) == {"tiny", "tiny/kf4"}
+
+
+def test_box_and_both_task_models_are_ranked_by_what_they_measured():
+    # --task det ranks by AP@0.5, --task segdet by the mean of mIoU and AP@0.5; a figure missing for one of
+    # them leaves that model out of the ranking rather than failing the choice
+    from rtseg.core.modelinfo import ModelInfo
+    from rtseg.selection.ladder import accuracy_of
+
+    def model(task, **metrics):
+        return ModelInfo(task, path=None, task=task, input_size=(64, 96), entry={"metrics": {"camvid_val": metrics}})
+
+    boxes = model("det", detection={"map50": 0.6})
+    both = model("segdet", miou=0.5, detection={"map50": 0.3})
+    seg = model("seg", miou=0.7)
+    assert accuracy_of(boxes, "det") == 0.6 and accuracy_of(boxes, "seg") is None
+    assert accuracy_of(both, "segdet") == pytest.approx(0.4)
+    assert accuracy_of(both, "det") == 0.3 and accuracy_of(both, "seg") == 0.5
+    assert accuracy_of(seg, "det") is None and accuracy_of(seg, "segdet") is None
+    assert accuracy_of(model("segdet", miou=0.5), "segdet") is None  # no AP measured: not ranked, no TypeError
