@@ -363,7 +363,9 @@ def test_a_group_of_sources_switches_together_when_the_slowest_misses_the_target
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        # no bound of its own: on a loaded machine (a niced mutation run beside a training job) 300 frames of a
+        # 20 ms model took longer than the 60 s once allowed here; pytest-timeout still stops a hang
+        t.join()
     assert loads == ["fast"]  # loaded once for both sources
     assert [(e["from"], e["to"], e["sources"]) for e in runner.switches] == [("slow", "fast", 2)]
     for s, sink in zip(stats, sinks):
