@@ -380,10 +380,10 @@ def probe_variant(info: ModelInfo, size: tuple[int, int], backend: str, streams:
         cache.reload()
         p = estimate_model(info, backend, streams, threads, cache.efficiency(), size, latency_scale=cache.latency_scale())
         cache.put(p)
-        for k in keyframe_drops(info):
-            rung = cache.get(info, size, k)
-            if rung is not None and rung.kind == "scaled":
-                cache.put(keyframe_estimate(p, k, size, rung_name(info, size, k)))
+        rungs = [k for k in keyframe_drops(info) if (r := cache.get(info, size, k)) is not None and r.kind == "scaled"]
+        flow = flow_ms(size) if rungs else 0.0  # the flow's cost at this size, timed once for every interval
+        for k in rungs:
+            cache.put(keyframe_estimate(p, k, size, rung_name(info, size, k), flow))
 
 
 def settle_key(target_fps: float, task: str, split: str, margin: float, max_latency: float | None,
