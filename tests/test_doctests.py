@@ -13,7 +13,7 @@ MODULES = sorted(".".join(("rtseg",) + p.relative_to(PACKAGE).with_suffix("").pa
 
 def test_the_public_api_has_examples():
     # the API's entry points and the run settings carry examples (they are what users read first)
-    assert {"rtseg.api.segmenter", "rtseg.api.result", "rtseg.api.settings", "rtseg.api.run"} <= set(MODULES)
+    assert {"rtseg.api.segmenter", "rtseg.api.result", "rtseg.runtime.settings", "rtseg.api.run"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -222,7 +222,8 @@ def test_a_camera_down_at_start_joins_when_it_comes_up(tiny_model, monkeypatch):
     import socket
 
     from rtseg.runtime import group as group_module
-    from rtseg.runtime.group import GroupSettings, SourceGroup
+    from rtseg.runtime.group import SourceGroup
+    from rtseg.runtime.settings import ModelChoice, RunSettings
     from rtseg.runtime.source_list import NamedSource
 
     monkeypatch.setattr(group_module, "REOPEN_S", 0.2)
@@ -231,7 +232,7 @@ def test_a_camera_down_at_start_joins_when_it_comes_up(tiny_model, monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     late = MjpegServer(port=port)
-    settings = GroupSettings(model=str(tiny_model), reconnect=None)
+    settings = RunSettings(choice=ModelChoice(str(tiny_model)), reconnect=None)
     group = SourceGroup(settings, [NamedSource(up.url, "up"), NamedSource(late.url, "late")], live_view=True, tolerant=True)
     try:
         group.load()
@@ -273,7 +274,8 @@ def test_stopping_while_a_camera_is_still_down_ends_its_retries(tiny_model, monk
     import socket
 
     from rtseg.runtime import group as group_module
-    from rtseg.runtime.group import GroupSettings, SourceGroup
+    from rtseg.runtime.group import SourceGroup
+    from rtseg.runtime.settings import ModelChoice, RunSettings
     from rtseg.runtime.source_list import NamedSource
 
     monkeypatch.setattr(group_module, "REOPEN_S", 0.1)
@@ -282,7 +284,7 @@ def test_stopping_while_a_camera_is_still_down_ends_its_retries(tiny_model, monk
         port = s.getsockname()[1]
     down = CameraDown(port).start()  # answers every attempt "503": each retry is seen
     try:
-        group = SourceGroup(GroupSettings(model=str(tiny_model)), [NamedSource(f"http://127.0.0.1:{port}/cam.mjpg", "down")],
+        group = SourceGroup(RunSettings(choice=ModelChoice(str(tiny_model))), [NamedSource(f"http://127.0.0.1:{port}/cam.mjpg", "down")],
                             live_view=True, tolerant=True)
         group.load()
         group.start()

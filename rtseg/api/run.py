@@ -16,7 +16,7 @@ from ..core.errors import RtsegError
 from ..core.redact import redact
 from ..runtime.stats import RunStats
 from .session import Session
-from .settings import RunSettings
+from ..runtime.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +25,11 @@ def run_one(settings: RunSettings) -> int:
     """Run `settings.source` (or its camera) to the end and return the exit status.
 
     Example:
-        >>> from rtseg.api.settings import BackendChoice
-        >>> from rtseg.api.session import ModelChoice
         >>> from rtseg.runtime.outputs import SinkRequest
-        >>> settings = RunSettings("examples/camvid_0016E5.mp4", None, BackendChoice("onnxruntime"),
-        ...                        ModelChoice(), SinkRequest(output="overlay.mp4", show=False))
+        >>> settings = RunSettings("examples/camvid_0016E5.mp4", sinks=SinkRequest(output="overlay.mp4", show=False))
         >>> run_one(settings)  # doctest: +SKIP
         0
     """
-    from ..runtime.outputs import build_sinks
     from ..runtime.sources import open_input
     from .session import open_session
 
@@ -48,8 +44,7 @@ def run_one(settings: RunSettings) -> int:
         settings = replace(settings, sinks=replace(settings.sinks, stats=settings.stats))
     source = open_input(settings.source, settings.camera, settings.loop, settings.frames, settings.realtime,
                         settings.reconnect)
-    session = open_session(source, settings.choice, lambda info, stop: build_sinks(settings.sinks, source, info, stop),
-                           settings.streams, settings.threads, settings.queue_size, progress=not settings.quiet)
+    session = open_session(source, settings, progress=not settings.quiet)
     say_start(settings, session)
     stats = session.run()  # every model it loaded is closed as it ends, not at exit
     say_end(settings, session, stats)

@@ -14,25 +14,23 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from ..core.errors import RtsegError
 from ..runtime.channels import POLL_S
 from ..core.redact import redact
-from ..runtime.group import GroupSettings, Lane, SourceGroup, source_labels
+from ..runtime.group import Lane, SourceGroup, source_labels
 from ..runtime.source_list import NamedSource, expand_sources
+from ..runtime.settings import RunSettings
 from ..selection.group_adaptive import choose_for_group
-
-if TYPE_CHECKING:
-    from .settings import RunSettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run_many", "source_labels", "settings_from"]
+__all__ = ["run_many", "source_labels"]
 
 
 # -- refusals, before any work -----------------------------------------------------------------------
-def refuse_one_source_options(request: "RunSettings", sources: list[NamedSource], output_dir: str | None) -> None:
+def refuse_one_source_options(request: RunSettings, sources: list[NamedSource], output_dir: str | None) -> None:
     """Options that name one output are refused with several sources (and with --output-dir, which names
     every output itself)."""
     if not sources:
@@ -40,6 +38,9 @@ def refuse_one_source_options(request: "RunSettings", sources: list[NamedSource]
     many = len(sources) > 1
     where = "with several sources" if many else "with --output-dir"
     sinks = request.sinks
+    if request.choice.selects and not request.choice.temporal.keyframes.every_frame:
+        raise RtsegError("--keyframe with --target-fps: the selector chooses the model for every frame of each "
+                         "source; give --model to fix the model and the interval")
     if output_dir is None and not sinks.serve:
         raise RtsegError("several sources need --output-dir DIR (each source's overlay, and with --json its JSON "
                          "lines, is written there as <label>.mp4 / <label>.jsonl), or --serve PORT to watch them all")
@@ -77,22 +78,6 @@ def refuse_inputs_in(folder: Path, lanes: list[Lane]) -> None:
         if inside is not None:
             raise RtsegError(f"--output-dir {folder} holds input {Path(inside).name} (source {lane.uri}): give "
                              "the outputs a folder of their own")
-
-
-def settings_from(request: "RunSettings") -> GroupSettings:
-    """The group's settings from what `rtseg run` was asked."""
-    c, b = request.choice, request.backend
-    if c.selects and not c.temporal.keyframes.every_frame:
-        raise RtsegError("--keyframe with --target-fps: the selector chooses the model for every frame of each "
-                         "source; give --model to fix the model and the interval")
-    return GroupSettings(model=c.model, backend=b.name, backend_options=tuple(b.options().items()),
-                         target_fps=c.target_fps, adapt=c.adapt, task=c.task, margin=c.margin, max_latency=c.max_latency,
-                         rank_by=c.rank_by, input_size=c.input_size, alpha=c.alpha, score_threshold=c.score_threshold,
-                         legend=c.legend, streams=request.streams, threads=request.threads,
-                         queue_size=request.queue_size, loop=request.loop, frames=request.frames,
-                         realtime=request.realtime, reconnect=request.reconnect,
-                         json_lines=bool(request.sinks.json_lines), codec=request.sinks.codec,
-                         h264_preset=request.sinks.h264_preset, quiet=request.quiet, temporal=c.temporal)
 
 
 # -- running, with the signals -----------------------------------------------------------------------
@@ -134,7 +119,7 @@ def describe_lane(lane: Lane, target_fps: float | None = None) -> str:
             f"{s.seconds:.1f} s" + (f" ({', '.join(flags)})" if flags else ""))
 
 
-def report(request: "RunSettings", group: SourceGroup, seconds: float, model: str) -> None:
+def report(request: RunSettings, group: SourceGroup, seconds: float, model: str) -> None:
     """The per-source summary and outputs, one combined line, and --stats."""
     from ..runtime.outputs import describe_outputs
 
@@ -170,7 +155,7 @@ def report(request: "RunSettings", group: SourceGroup, seconds: float, model: st
         write_atomically(Path(request.stats), json.dumps(doc, indent=2) + "\n", "--stats")
 
 
-def run_many(request: "RunSettings", sources: list[str], output_dir: str | None) -> int:
+def run_many(request: RunSettings, sources: list[str], output_dir: str | None) -> int:
     """`rtseg run SRC1 SRC2 ... --output-dir DIR [--serve PORT]`: every source through its own pipeline, one
     model shared (named, or chosen so that every source holds --target-fps).
 
@@ -185,7 +170,7 @@ def run_many(request: "RunSettings", sources: list[str], output_dir: str | None)
 
         require_writable(Path(request.stats), "--stats")
     serve = request.sinks.serve
-    group = SourceGroup(settings_from(request), named, folder, live_view=bool(serve))
+    group = SourceGroup(request, named, folder, live_view=bool(serve))
     server = None
     try:
         if folder is not None:

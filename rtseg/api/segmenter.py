@@ -20,22 +20,21 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from ..backends.choice import resolve_backend
 from ..core.constants import DEFAULT_ALPHA, DEFAULT_SCORE_THRESHOLD, IMAGE_SUFFIXES
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo, resolve_model
-from ..runtime.outputs import SinkRequest, build_sinks
+from ..runtime.outputs import SinkRequest
+from ..runtime.settings import BackendChoice, ModelChoice, RunSettings
 from ..runtime.slot import ModelSlot, load_slot
 from ..runtime.sources import ArraySource, LimitedSource, Source, as_bgr, open_input
 from ..temporal import KeyFrames, TemporalSettings
 from .result import Result
-from .session import ModelChoice, open_session
+from .session import open_session
 from .streaming import ResultStream
 
 
-def _backend(backend: str, precision: str) -> tuple[str, tuple]:
-    name, _ = resolve_backend(backend)
-    return name, (("precision", precision),) if name == "tensorrt" else ()
+def _size(input_size: tuple[int, int] | None) -> tuple[int, int] | None:
+    return (int(input_size[0]), int(input_size[1])) if input_size else None
 
 
 def _source(source, frames: int | None, loop: int, realtime: bool) -> Source:
@@ -85,21 +84,24 @@ class Segmenter:
                  alpha: float = DEFAULT_ALPHA, score_threshold: float = DEFAULT_SCORE_THRESHOLD, legend: bool = False,
                  precision: str = "fp16", rank_by: str = "auto"):
         _model_or_rate(model, target_fps)
-        self.backend_name, options = _backend(backend, precision)
+        choice = ModelChoice(None if model is None else str(model), target_fps, task, input_size=_size(input_size),
+                             alpha=alpha, score_threshold=score_threshold, legend=legend, rank_by=rank_by)
+        self._backend = BackendChoice.resolve(backend, precision)
+        self.backend_name = self._backend.name
         self.threads = threads or os.cpu_count() or 1
-        size = tuple(input_size) if input_size else None
+        size = choice.input_size
         self.why: str | None = None
-        if model is None and target_fps is not None:
+        if choice.selects:
             from ..selection.start import select_for_rate
 
             sel = select_for_rate(target_fps, task, self.backend_name, 1, self.threads, rank_by=rank_by)
             info, size, self.why = sel.choice.info, sel.choice.input_size, sel.why
         else:
-            info = resolve_model(None if model is None else str(model))
+            info = resolve_model(choice.model)
         self.slot: ModelSlot = load_slot(info, self.backend_name, threads=self.threads, input_size=size, alpha=alpha,
-                                         score_threshold=score_threshold, legend=legend, **dict(options))
-        self._choice = ModelChoice(info.name, self.backend_name, options, task=task, input_size=size, alpha=alpha,
-                                   score_threshold=score_threshold, legend=legend)
+                                         score_threshold=score_threshold, legend=legend, **self._backend.options())
+        # what a stream of this segmenter runs: the loaded model, named
+        self._choice = replace(choice, model=info.name, target_fps=None, input_size=size)
         self._index = 0
         self._streams: weakref.WeakSet[ResultStream] = weakref.WeakSet()  # running streams: closed first
 
@@ -209,12 +211,14 @@ class Segmenter:
             A `ResultStream`: iterate it for `Result`s in order; `with` closes it for certain.
         """
         c = replace(self._choice, temporal=temporal_settings(keyframe, smooth))
+        settings = RunSettings(backend=self._backend, choice=c, sinks=SinkRequest(output, save_masks, json, show=False,
+                                                                               quiet=True), frames=frames, loop=loop,
+                               realtime=realtime, quiet=True)
         src = _source(source, frames, loop, realtime)
         try:
             slot = ModelSlot.for_backend(self.slot.info, self.slot.backend, self.slot.input_size, c.alpha, c.score_threshold,
                                     legend=c.legend)
-            sinks = SinkRequest(output, save_masks, json, show=False, quiet=True)
-            session = open_session(src, c, lambda info, stop: build_sinks(sinks, src, info, stop), slot=slot)
+            session = open_session(src, settings, slot=slot)
         except BaseException:
             src.close()
             raise
@@ -309,15 +313,15 @@ def stream(source, model: str | Path | None = None, *, target_fps: float | None 
     ...     inferred = sum(res.inferred for res in results)
     """
     _model_or_rate(model, target_fps)
-    name, options = _backend(backend, precision)
-    src = _source(source, frames, loop, realtime)
-    choice = ModelChoice(None if model is None else str(model), name, options, target_fps if model is None else None,
-                         task, input_size=tuple(input_size) if input_size else None, alpha=alpha,
-                         score_threshold=score_threshold, legend=legend, adapt=adapt, rank_by=rank_by,
+    choice = ModelChoice(None if model is None else str(model), target_fps, task, input_size=_size(input_size),
+                         alpha=alpha, score_threshold=score_threshold, legend=legend, adapt=adapt, rank_by=rank_by,
                          temporal=temporal_settings(keyframe, smooth))
-    sinks = SinkRequest(output, save_masks, json, show=False, quiet=True)
+    settings = RunSettings(backend=BackendChoice.resolve(backend, precision), choice=choice,
+                           sinks=SinkRequest(output, save_masks, json, show=False, quiet=True), target_fps=target_fps,
+                           streams=streams, threads=threads, realtime=realtime, frames=frames, loop=loop, quiet=True)
+    src = _source(source, frames, loop, realtime)
     try:
-        session = open_session(src, choice, lambda info, stop: build_sinks(sinks, src, info, stop), streams, threads)
+        session = open_session(src, settings)
     except BaseException:
         src.close()
         raise

@@ -7,43 +7,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Callable
 
-from ..core.constants import DEFAULT_ALPHA, DEFAULT_SCORE_THRESHOLD
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo, resolve_model
-from ..temporal import KeyFrames, Temporal, TemporalSettings
+from ..temporal import KeyFrames, Temporal
+from ..runtime.outputs import build_sinks
 from ..runtime.pipeline import Pipeline, inference_layout
-from ..runtime.sinks import Sink
+from ..runtime.settings import RunSettings
 from ..runtime.slot import ModelSlot, load_slot
 from ..runtime.sources import Source
 from ..runtime.stats import RunStats
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """Which model runs and how: a name or path, or a target rate the selector chooses (and keeps) for."""
-
-    model: str | None = None
-    backend: str = "onnxruntime"            # concrete: `auto` is resolved by the caller, once
-    backend_options: tuple = ()             # (key, value) pairs for the backend (TensorRT's precision)
-    target_fps: float | None = None         # with no model: choose for this rate
-    task: str = "seg"
-    margin: float = 1.1
-    max_latency: float | None = None
-    adapt: bool = True
-    input_size: tuple[int, int] | None = None
-    alpha: float = DEFAULT_ALPHA
-    score_threshold: float = DEFAULT_SCORE_THRESHOLD
-    legend: bool = False                    # draw the class colour legend on the overlay
-    rank_by: str = "auto"                   # the selector's accuracy: auto, heldout or val
-    temporal: TemporalSettings = TemporalSettings()  # key frames with motion propagation, smoothing
-
-    @property
-    def selects(self) -> bool:
-        return self.target_fps is not None and self.model is None
 
 
 @dataclass
@@ -113,18 +88,18 @@ class Session:
                 s.close()
 
 
-def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[ModelInfo, Callable[[], None]], list[Sink]],
-                 streams: int | None = None, threads: int | None = None, queue_size: int = 2,
-                 progress: bool = False, slot: ModelSlot | None = None) -> Session:
-    """Load the model the choice names (or select one for its rate), open the sinks and wire the pipeline.
+def open_session(source: Source, settings: RunSettings, progress: bool = False,
+                 slot: ModelSlot | None = None) -> Session:
+    """Load the model the settings name (or select one for their rate), open their sinks and wire the pipeline.
 
-    `make_sinks(info, request_stop)` opens the sinks once the model is known (a window's `q` calls
-    `request_stop`). With `slot`, that already-loaded model runs and stays open after the run.
+    The sinks open once the model is known (a window's `q` stops the run). With `slot`, that already-loaded
+    model runs and stays open after the run (its backend, threads and overlay options are the slot's own).
     """
+    choice, backend, queue_size = settings.choice, settings.backend, settings.queue_size
     if choice.selects and not choice.temporal.keyframes.every_frame:
         raise RtsegError("--keyframe with --target-fps: the selector chooses the key-frame interval itself (its "
                          "rungs /kfN); give --model to fix the model and the interval")
-    streams, threads = inference_layout(streams, threads, source.live)
+    streams, threads = inference_layout(settings.streams, settings.threads, source.live)
     if slot is not None:
         streams = 1  # a loaded slot already has its threads: one stream uses them all
     ladder = index = why = key = None
@@ -134,7 +109,7 @@ def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[Mode
     elif choice.selects:
         from ..selection.start import select_for_rate
 
-        sel = select_for_rate(choice.target_fps, choice.task, choice.backend, streams, threads, choice.margin,
+        sel = select_for_rate(choice.target_fps, choice.task, backend.name, streams, threads, choice.margin,
                               choice.max_latency, choice.rank_by)
         info, size, ladder, index, why, key = (sel.choice.info, sel.choice.input_size, sel.ladder, sel.index, sel.why,
                                                sel.settle_key)
@@ -143,27 +118,26 @@ def open_session(source: Source, choice: ModelChoice, make_sinks: Callable[[Mode
         info = resolve_model(choice.model)
 
     def load(i: ModelInfo, input_size: tuple[int, int] | None) -> ModelSlot:
-        return load_slot(i, choice.backend, threads=threads, input_size=input_size, alpha=choice.alpha,
+        return load_slot(i, backend.name, threads=threads, input_size=input_size, alpha=choice.alpha,
                          score_threshold=choice.score_threshold, legend=choice.legend, pool_size=queue_size + streams + 2,
-                         **dict(choice.backend_options))
+                         **backend.options())
 
     current = slot or load(info, size)
     pipeline: Pipeline | None = None
     try:
-        sinks = make_sinks(info, lambda: pipeline and pipeline.stop())
+        sinks = build_sinks(settings.sinks, source, info, lambda: pipeline and pipeline.stop())
     except BaseException:
         if slot is None:
             current.close()
         raise
     start_keyframe = ladder[index].keyframe if ladder else 1
     if ladder and any(c.keyframe > 1 for c in ladder):  # the selector's rungs carry a key-frame interval
-        settings = replace(choice.temporal, keyframes=KeyFrames(start_keyframe))
-        temporal = Temporal(settings)
+        temporal = Temporal(replace(choice.temporal, keyframes=KeyFrames(start_keyframe)))
     else:
         temporal = Temporal(choice.temporal) if choice.temporal.active else None
     pipeline = Pipeline(source, current, sinks, queue_size=queue_size, streams=streams, progress=progress,
                         temporal=temporal)
-    session = Session(source, pipeline, streams, threads, why, owns_slot=slot is None, backend=choice.backend,
+    session = Session(source, pipeline, streams, threads, why, owns_slot=slot is None, backend=backend.name,
                       candidates={c.name: (c.info, c.input_size, c.keyframe) for c in ladder} if ladder else None,
                       rung=ladder[index].name if ladder else None, settle_key=key)
     if ladder and len(ladder) > 1 and choice.adapt:

@@ -21,10 +21,10 @@ import threading
 from pathlib import Path
 
 from ..core.constants import DEFAULT_ALPHA, DEFAULT_SCORE_THRESHOLD
-from ..backends.choice import resolve_backend
 from ..core.errors import RtsegError
 from ..runtime.channels import AbortAware
-from ..runtime.group import GroupSettings, SourceGroup
+from ..runtime.group import SourceGroup
+from ..runtime.settings import BackendChoice, ModelChoice, RunSettings
 from ..runtime.source_list import NamedSource, expand_sources
 from ..runtime.stats import RunStats
 from ..selection.group_adaptive import choose_for_group
@@ -126,13 +126,11 @@ def stream_many(sources: list[str | Path] | str | Path, model: str | Path | None
     named: list[NamedSource] = expand_sources([str(s) for s in sources])
     if not named:
         raise RtsegError("stream_many needs at least one source")
-    name, _ = resolve_backend(backend)
-    settings = GroupSettings(model=None if model is None else str(model), backend=name,
-                             backend_options=(("precision", precision),) if name == "tensorrt" else (),
-                             target_fps=target_fps if model is None else None, adapt=adapt, task=task,
-                             rank_by=rank_by, input_size=tuple(input_size) if input_size else None, alpha=alpha,
-                             score_threshold=score_threshold, legend=legend, threads=threads, loop=loop,
-                             frames=frames, realtime=realtime, reconnect=reconnect, quiet=True)
+    choice = ModelChoice(None if model is None else str(model), target_fps if model is None else None, task,
+                         adapt=adapt, input_size=tuple(input_size) if input_size else None, alpha=alpha,
+                         score_threshold=score_threshold, legend=legend, rank_by=rank_by)
+    settings = RunSettings(backend=BackendChoice.resolve(backend, precision), choice=choice, target_fps=target_fps,
+                           threads=threads, realtime=realtime, frames=frames, loop=loop, quiet=True, reconnect=reconnect)
     group = SourceGroup(settings, named)
     try:
         group.load(choose_for_group)

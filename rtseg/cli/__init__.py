@@ -1,6 +1,6 @@
 """The `rtseg` command: run, eval, train, export, import, models, profile, bench, batch, serve.
 
-Each command reads its arguments once, into a frozen value (`RunSettings` from api/settings.py, `EvalRequest`,
+Each command reads its arguments once, into a frozen value (`RunSettings` from runtime/settings.py, `EvalRequest`,
 ...), and works from that; what the program says goes through `logging` (the "rtseg" logger, set up in
 `main`), while results and reports are printed to stdout. The parser is cli/parser.py; each command's handler
 sits with its kind of work: cli/run.py, cli/evaluate.py, cli/models.py, cli/build.py.

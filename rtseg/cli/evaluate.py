@@ -14,7 +14,7 @@ from ..core.errors import RtsegError
 from .run import backend_choice
 
 if TYPE_CHECKING:
-    from ..api.settings import BackendChoice
+    from ..runtime.settings import BackendChoice
     from ..temporal import KeyFrames
 
 log = logging.getLogger(__name__)

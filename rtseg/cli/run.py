@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 
 if TYPE_CHECKING:
-    from ..api.settings import BackendChoice, RunSettings
+    from ..runtime.settings import BackendChoice, ModelChoice, RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -21,25 +21,31 @@ log = logging.getLogger(__name__)
 # -- rtseg run ---------------------------------------------------------------------------------------
 def backend_choice(args: argparse.Namespace) -> "BackendChoice":
     """`--backend` (auto made concrete, once) and `--precision`."""
-    from ..api.settings import BackendChoice
+    from ..runtime.settings import BackendChoice
 
     return BackendChoice.resolve(args.backend, args.precision)
 
 
+def model_choice(args: argparse.Namespace, **run_only) -> "ModelChoice":
+    """The model options `rtseg run` and `rtseg serve` share (`run_only`: the ones only `run` has)."""
+    from ..runtime.settings import ModelChoice
+
+    # --target-fps with --model: run that model and report against the rate; without: select for it
+    return ModelChoice(args.model, None if args.model else args.target_fps, args.task, adapt=not args.no_adapt,
+                       input_size=args.input_size, alpha=args.alpha, legend=args.legend, rank_by=args.rank_by,
+                       **run_only)
+
+
 def run_settings(args: argparse.Namespace) -> "RunSettings":
-    """`rtseg run`'s arguments as the one settings value the runs work from (api/settings.py)."""
+    """`rtseg run`'s arguments as the one settings value the runs work from (runtime/settings.py)."""
     from ..api.segmenter import temporal_settings
-    from ..api.session import ModelChoice
-    from ..api.settings import RunSettings
     from ..runtime.http_access import ServeAccess
     from ..runtime.outputs import SinkRequest
+    from ..runtime.settings import RunSettings
 
     backend = backend_choice(args)
-    # --target-fps with --model: run that model and report against the rate; without: select for it
-    choice = ModelChoice(args.model, backend.name, tuple(backend.options().items()),
-                         None if args.model else args.target_fps, args.task, args.margin, args.max_latency,
-                         not args.no_adapt, args.input_size, args.alpha, args.score_threshold, args.legend,
-                         args.rank_by, temporal_settings(args.keyframe, args.smooth, args.flow))
+    choice = model_choice(args, margin=args.margin, max_latency=args.max_latency, score_threshold=args.score_threshold,
+                          temporal=temporal_settings(args.keyframe, args.smooth, args.flow))
     sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
                         codec=args.codec, h264_preset=args.h264_preset, serve=args.serve,
                         serve_access=ServeAccess(args.serve_token, tuple(args.serve_allow_host)),
@@ -76,14 +82,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """`rtseg serve --streams FILE`: many live cameras, one server, on Ray workers (rtseg/fleet/serve.py)."""
     from ..fleet.serve import ServeRequest, serve_command
-    from ..runtime.group import GroupSettings
     from ..runtime.http_access import ServeAccess
+    from ..runtime.outputs import SinkRequest
+    from ..runtime.settings import RunSettings
 
     backend = backend_choice(args)
-    settings = GroupSettings(model=args.model, backend=backend.name, backend_options=tuple(backend.options().items()),
-                             target_fps=args.target_fps, adapt=not args.no_adapt, task=args.task, rank_by=args.rank_by,
-                             input_size=args.input_size, alpha=args.alpha, legend=args.legend,
-                             reconnect=args.reconnect, quiet=args.quiet)
+    settings = RunSettings(backend=backend, choice=model_choice(args), sinks=SinkRequest(show=False, quiet=args.quiet),
+                           target_fps=args.target_fps, reconnect=args.reconnect, quiet=args.quiet)
     return serve_command(ServeRequest(args.streams, settings, args.listen, args.ray_address, args.no_ray, args.workers,
                                       args.cpus_per_worker, args.max_restarts, args.duration, args.view_fps,
                                       backend.why, args.stats,

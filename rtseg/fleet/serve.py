@@ -30,10 +30,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..core.errors import RtsegError
-from ..runtime.group import GroupSettings, SourceGroup, source_labels
+from ..runtime.group import SourceGroup, source_labels
 from ..core.redact import redact
 from ..runtime.http_access import ServeAccess
 from ..runtime.http_view import FeedHub, LiveServer, combine
+from ..runtime.settings import RunSettings
 from ..runtime.source_list import NamedSource, read_source_list
 from ..selection.group_adaptive import choose_for_group
 
@@ -50,7 +51,7 @@ class ServeRequest:
     """Everything `rtseg serve` was asked to do."""
 
     streams: str                        # the source list (.txt or .toml)
-    settings: GroupSettings             # the model (or the rate to choose one for) and each source's wrapping
+    settings: RunSettings               # the model (or the rate to choose one for) and each source's wrapping
     listen: str = "127.0.0.1:8080"
     ray_address: str | None = None
     no_ray: bool = False
@@ -68,7 +69,7 @@ class ServeRequest:
 class CameraGroup:
     """The body of a camera actor: its cameras through one model, and their live views for the server."""
 
-    def __init__(self, settings: GroupSettings, sources: list[NamedSource], view_fps: float = 15.0):
+    def __init__(self, settings: RunSettings, sources: list[NamedSource], view_fps: float = 15.0):
         self.group = SourceGroup(settings, sources, live_view=True, tolerant=True, view_fps=view_fps)
         try:
             self.group.load(choose_for_group)

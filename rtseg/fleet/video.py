@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .. import __version__
-from ..api.session import ModelChoice, open_session
+from ..api.session import open_session
 from ..api.streaming import ResultStream
 from ..core.errors import RtsegError
-from ..runtime.outputs import SinkRequest, build_sinks
+from ..runtime.outputs import SinkRequest
+from ..runtime.settings import ModelChoice, RunSettings
 from ..runtime.slot import ModelSlot
 from ..runtime.sources import open_input
 from ..runtime.stats import RunStats
@@ -110,8 +111,7 @@ def _results(job: VideoJob, slot: ModelSlot, staging: Staging) -> Iterator[Resul
             source = open_input(job.input)
             try:
                 # the choice only names the model: with a held slot, nothing is loaded or selected
-                session = open_session(source, ModelChoice(slot.info.name),
-                                       lambda info, stop: build_sinks(sinks, source, info, stop), slot=slot)
+                session = open_session(source, RunSettings(choice=ModelChoice(slot.info.name), sinks=sinks), slot=slot)
             except BaseException:
                 source.close()  # the session never took it over
                 raise

@@ -10,7 +10,7 @@ A source that stalls, reconnects or dies holds back no other. `rtseg run SRC1 SR
 each camera actor of `rtseg serve --streams` (fleet/serve.py) run their sources through a `SourceGroup`:
 
     group = SourceGroup(settings, [NamedSource("rtsp://a"), NamedSource("rtsp://b")], live_view=True)
-    group.load(choose)     # the model; with settings.target_fps and no model, the one `choose` picks
+    group.load(choose)     # the model; with settings.choice.target_fps and no model, the one `choose` picks
     group.start()          # a thread per source
     ...                    # group.feeds(): each source's live view; group.stop() ends them all
     group.wait(); group.close()
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core.constants import DEFAULT_ALPHA, DEFAULT_H264_PRESET, DEFAULT_SCORE_THRESHOLD
 from ..core.errors import RtsegError
 from ..core.redact import redact
 from ..core.modelinfo import ModelInfo, resolve_model
-from ..temporal import Temporal, TemporalSettings
+from ..temporal import Temporal
 from .outputs import SinkRequest, build_sinks
 from .pipeline import Pipeline
+from .settings import RunSettings
 from .live_view import LiveFeed
 from .slot import ModelSlot, load_slot
 from .source_list import NamedSource
@@ -42,38 +42,6 @@ from .stats import RunStats
 log = logging.getLogger(__name__)
 
 REOPEN_S = 5.0  # a live source that could not open at start is tried again this often (tolerant groups)
-
-
-@dataclass(frozen=True)
-class GroupSettings:
-    """How a group runs its sources: the model (or the rate to choose one for) and each source's wrapping."""
-
-    model: str | None = None
-    backend: str = "onnxruntime"
-    backend_options: tuple = ()
-    target_fps: float | None = None     # with no model: the most accurate one that holds this on every source
-    adapt: bool = True                  # with target_fps: keep it held, switching every source together
-    task: str = "seg"
-    margin: float = 1.1
-    max_latency: float | None = None
-    rank_by: str = "auto"
-    input_size: tuple[int, int] | None = None
-    alpha: float = DEFAULT_ALPHA
-    score_threshold: float = DEFAULT_SCORE_THRESHOLD
-    legend: bool = False
-    streams: int | None = None
-    threads: int | None = None          # per source; default: the cores shared out between the sources
-    cores: int | None = None            # the cores the group may use (a Ray actor's CPUs); None: all here
-    queue_size: int = 2
-    loop: int = 1
-    frames: int | None = None
-    realtime: bool = False
-    reconnect: int | None = 5
-    json_lines: bool = False            # with a folder: DIR/<label>.jsonl beside DIR/<label>.mp4
-    codec: str | None = None
-    h264_preset: str = DEFAULT_H264_PRESET
-    quiet: bool = False
-    temporal: TemporalSettings = TemporalSettings()  # --keyframe N and --smooth, for each source on its own
 
 
 @dataclass(frozen=True)
@@ -120,7 +88,7 @@ class Lane:
         """This source's exit status, by the rules of a one-source `rtseg run`."""
         return 1 if self.error is not None or self.stats is None else self.stats.exit_code
 
-    def open(self, s: "GroupSettings", tolerant: bool) -> bool:
+    def open(self, s: RunSettings, tolerant: bool) -> bool:
         """Open the source; a tolerant group keeps a live source that cannot open now as `error`, to retry."""
         try:
             self.source = open_input(self.uri, None, s.loop, s.frames, s.realtime, s.reconnect)
@@ -132,18 +100,18 @@ class Lane:
             self.error = e  # shown as this source's state until it opens
             return False
 
-    def wire(self, slot: ModelSlot, info: ModelInfo, s: "GroupSettings", folder: Path | None, streams: int) -> None:
+    def wire(self, slot: ModelSlot, info: ModelInfo, s: RunSettings, folder: Path | None, streams: int) -> None:
         """The lane's pipeline: `slot` (its own, around the group's backend), its own sinks (<label>.mp4 and
         .jsonl in `folder`, its live view) and its own key-frame state (its frames are its own sequence)."""
         sinks = []
         if folder is not None:
             request = SinkRequest(output=str(folder / f"{self.label}.mp4"),
-                                  json_lines=str(folder / f"{self.label}.jsonl") if s.json_lines else None,
-                                  show=False, quiet=s.quiet, codec=s.codec, h264_preset=s.h264_preset)
+                                  json_lines=str(folder / f"{self.label}.jsonl") if s.sinks.json_lines else None,
+                                  show=False, quiet=s.quiet, codec=s.sinks.codec, h264_preset=s.sinks.h264_preset)
             sinks = build_sinks(request, self.source, info, lambda: None)  # no window: nothing asks to stop
         if self.feed is not None:
             sinks.append(self.feed)
-        temporal = Temporal(s.temporal) if s.temporal.active else None
+        temporal = Temporal(s.choice.temporal) if s.choice.temporal.active else None
         self.pipeline = Pipeline(self.source, slot, sinks, queue_size=s.queue_size, streams=streams, temporal=temporal)
         if self.feed is not None:
             self.feed.meta["state"] = "running"
@@ -228,7 +196,7 @@ class SourceGroup:
     cameras down); without it every source must open, and one that cannot is refused by name.
     """
 
-    def __init__(self, settings: GroupSettings, sources: list[NamedSource], folder: Path | None = None,
+    def __init__(self, settings: RunSettings, sources: list[NamedSource], folder: Path | None = None,
                  live_view: bool = False, tolerant: bool = False, view_fps: float = 15.0):
         self.settings, self.folder, self.tolerant = settings, folder, tolerant
         self.slot: ModelSlot | None = None
@@ -257,14 +225,14 @@ class SourceGroup:
         # inference in parallel across sources already: one stream each, the cores shared out between them
         self.streams = s.streams or 1
         self.threads = s.threads or max(1, (s.cores or os.cpu_count() or 1) // (n * self.streams))
-        size, choice = s.input_size, None
-        if s.model is None and s.target_fps:
+        size, choice = s.choice.input_size, None
+        if s.choice.selects:
             if choose is None:
                 raise RtsegError("a group with target_fps and no model needs a chooser (selection.group_adaptive)")
             choice = choose(self)
             info, size, self.why = choice.info, choice.input_size, choice.why
         else:
-            info = resolve_model(s.model)
+            info = resolve_model(s.choice.model)
         self.slot = self.load_model(info, size)
         if choice is not None and choice.runner is not None:
             self.runner = choice.runner(self.slot)
@@ -278,16 +246,16 @@ class SourceGroup:
 
     def load_model(self, info, size: tuple[int, int] | None) -> ModelSlot:
         """A model's first slot (its backend loaded), as every source of the group runs it."""
-        s = self.settings
-        return load_slot(info, s.backend, threads=self.threads, input_size=size, alpha=s.alpha,
-                         score_threshold=s.score_threshold, legend=s.legend, pool_size=self._pool(),
-                         **dict(s.backend_options))
+        s, c = self.settings, self.settings.choice
+        return load_slot(info, s.backend.name, threads=self.threads, input_size=size, alpha=c.alpha,
+                         score_threshold=c.score_threshold, legend=c.legend, pool_size=self._pool(),
+                         **s.backend.options())
 
     def slot_around(self, first: ModelSlot) -> ModelSlot:
         """Another source's slot around a loaded model: its own buffers and pool, the same backend."""
-        s = self.settings
-        return ModelSlot.for_backend(first.info, first.backend, first.input_size, s.alpha, s.score_threshold, self._pool(),
-                                s.legend)
+        c = self.settings.choice
+        return ModelSlot.for_backend(first.info, first.backend, first.input_size, c.alpha, c.score_threshold, self._pool(),
+                                     c.legend)
 
     def wire(self, lane: Lane) -> None:
         """A pipeline for the lane: its own slot around the current model (which may not be the first any more)."""

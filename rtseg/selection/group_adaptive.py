@@ -35,9 +35,11 @@ def choose_for_group(group: SourceGroup) -> GroupChoice:
     """`SourceGroup.load`'s chooser: the most accurate model that holds the group's target_fps on every one of
     its sources (their streams and threads, the cores shared out), and with `adapt`, the runner that keeps that
     rate held by moving the whole group along the ladder."""
-    s = group.settings
-    sel = select_for_rate(s.target_fps, s.task, s.backend, group.streams, group.threads, s.margin, s.max_latency,
-                          s.rank_by, sources=len(group.lanes), cores=s.cores, keyframes=False)
+    s = group.settings.choice
+    assert s.target_fps is not None, "SourceGroup.load asks a chooser only for a rate"
+    sel = select_for_rate(s.target_fps, s.task, group.settings.backend.name, group.streams, group.threads, s.margin,
+                          s.max_latency, s.rank_by, sources=len(group.lanes), cores=group.settings.cores,
+                          keyframes=False)
     if not (s.adapt and len(sel.ladder) > 1):
         return GroupChoice(sel.choice.info, sel.choice.input_size, sel.why)
 
