@@ -1,5 +1,6 @@
 """The Python API as users call it: `Segmenter(frame) -> Result`, `stream(source)`, `models()`."""
 import gc
+import re
 import threading
 import tracemalloc
 
@@ -99,6 +100,21 @@ def test_stream_errors_reach_the_caller(tiny_model, tmp_path):
         rtseg.stream(tmp_path / "missing.mp4", model=tiny_model)
     with pytest.raises(RtsegError, match="unknown model"):
         rtseg.stream([class_frame(0)], model="no-such-model")
+
+
+@pytest.mark.parametrize("options, says", [({"loop": 0}, "loop must be 1 or more"),
+                                            ({"threads": 0}, "threads must be 1 or more"),
+                                            ({"alpha": 1.5}, "opacity, from 0 to 1"),
+                                            ({"task": "depth"}, "unknown task 'depth'"),
+                                            ({"precision": "int4"}, "precision 'int4'"),
+                                            ({"input_size": (0, 320)}, "(height, width)")])
+def test_bad_settings_are_one_clear_error_before_any_work(tiny_model, clip, options, says):
+    # the settings (runtime/settings.py) check themselves, whichever front builds them: the API as the CLI
+    frames = (np.zeros((64, 64, 3), np.uint8) for _ in range(3))
+    with pytest.raises(RtsegError, match=re.escape(says)):
+        rtseg.stream(frames, str(tiny_model), backend="onnxruntime", **options)
+    with pytest.raises(RtsegError, match=re.escape(says)):
+        rtseg.stream_many([str(clip)], str(tiny_model), backend="onnxruntime", **options)
 
 
 def within(seconds: float, fn):

@@ -1,5 +1,5 @@
 """The code is checked by tools, not by reading: ruff (pyflakes' and pycodestyle's errors: unused or undefined
-names, shadowed imports; ruff.toml) over everything, and mypy over the packages mypy.ini lists. A name that is
+names, shadowed imports; ruff.toml) over everything, and mypy over all of rtseg (mypy.ini). A name that is
 never defined (a type hint to a class that was renamed) or a None that reaches a str is a test failure."""
 import subprocess
 import sys
@@ -20,7 +20,7 @@ def test_ruff_finds_nothing():
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
 
 
-def test_mypy_finds_nothing_in_the_checked_packages():
+def test_mypy_finds_nothing_in_rtseg():
     pytest.importorskip("mypy", reason="mypy is in the dev extra: pip install -e '.[dev]'")
     res = tool("mypy", "--cache-dir", str(ROOT / ".mypy_cache"))  # files and settings from mypy.ini
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]

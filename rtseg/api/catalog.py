@@ -80,8 +80,8 @@ def list_models() -> list[ModelCard]:
     names = set()
     cards = []
     for manifest, imported in ((shipped, False), (user, True)):
-        for e in manifest.models:
-            if e["name"] not in names:  # a shipped name wins, as in resolve_model
-                names.add(e["name"])
-                cards.append(ModelCard.from_entry(e, e["name"] == shipped.default, imported))
+        for entry in manifest.models:
+            if entry["name"] not in names:  # a shipped name wins, as in resolve_model
+                names.add(entry["name"])
+                cards.append(ModelCard.from_entry(entry, entry["name"] == shipped.default, imported))
     return cards

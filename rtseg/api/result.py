@@ -50,7 +50,7 @@ class Result:
 
     @classmethod
     def of(cls, slot, mask: np.ndarray | None, shares: np.ndarray | None, detections: list[Detection],
-           ms: dict[str, float], frame: np.ndarray, index: int = 0, time: float | None = None, file: str | None = None,
+           ms: dict[str, float], frame: np.ndarray | None, index: int = 0, time: float | None = None, file: str | None = None,
            model: str | None = None, drawn: np.ndarray | None = None, inferred: bool = True) -> "Result":
         """A result from what a model slot produced for `frame` (boxes become arrays)."""
         if detections:
@@ -69,7 +69,7 @@ class Result:
 
     @property
     def detections(self) -> list[Detection]:
-        return [Detection(tuple(float(v) for v in b), float(s), int(c))
+        return [Detection((float(b[0]), float(b[1]), float(b[2]), float(b[3])), float(s), int(c))
                 for b, s, c in zip(self.boxes, self.scores, self.class_ids)]
 
     def overlay(self, frame: np.ndarray | None = None, alpha: float | None = None, legend: bool | None = None) -> np.ndarray:
@@ -113,50 +113,11 @@ class Result:
             >>> res.save(folder / "mask.png", what="mask").name, res.save(folder / "overlay.jpg").exists()
             ('mask.png', True)
         """
-        import cv2
-
-        from ..runtime.atomic_write import write_file_atomically
-        from ..runtime.output_plan import same_file
-
-        path = Path(path)
-        if what not in ("overlay", "mask"):
-            raise RtsegError(f"what= must be 'overlay' or 'mask', not {what!r}")
-        if what == "mask" and (self.mask is None or path.suffix.lower() != ".png"):
-            raise RtsegError("a mask is saved as .png (class ids need a lossless format)" if self.mask is not None
-                             else "this model gives no class map: save the overlay")
-        if self.file is not None and same_file(path, Path(self.file)):
-            raise RtsegError(f"{path} is the image this result describes: save it elsewhere")
-        image = self.overlay() if what == "overlay" else self.mask
-        try:
-            ok, data = cv2.imencode(path.suffix or ".png", image)
-        except cv2.error:
-            ok = False
-        if not ok:
-            raise RtsegError(f"cannot encode an image as {path.suffix or 'nothing'}: give .png, .jpg, .bmp or .webp")
-        write_file_atomically(path, data.tobytes(), "the result")
-        return path
+        return save_result(self, Path(path), what)
 
     def show(self, title: str = "rtseg") -> None:
         """The overlay in a notebook (inline) or a window (any key closes it); one line of error without a display."""
-        try:
-            from IPython import get_ipython
-
-            if get_ipython() is not None and getattr(get_ipython(), "kernel", None) is not None:
-                from IPython.display import display
-
-                display(self)
-                return
-        except ImportError:
-            pass
-        from ..runtime.sinks import display_available
-
-        if not display_available():
-            raise RtsegError("no display to show a window on: res.save('overlay.png') writes it instead")
-        import cv2
-
-        cv2.imshow(title, self.overlay())
-        cv2.waitKey(0)
-        cv2.destroyWindow(title)
+        show_result(self, title)
 
     def _repr_png_(self) -> bytes | None:
         """Jupyter shows a result as its overlay."""
@@ -175,19 +136,73 @@ class Result:
 
     def to_supervision(self):
         """A `supervision.Detections`: the boxes (box models), or one region per class present (segmentation)."""
-        try:
-            import supervision as sv
-        except ImportError as e:
-            raise RtsegError("to_supervision() needs supervision: pip install supervision") from e
-        names = self.box_classes
-        if len(self.boxes):
-            return sv.Detections(xyxy=self.boxes.astype(np.float32), confidence=self.scores.astype(np.float32),
-                                 class_id=self.class_ids.astype(int),
-                                 data={"class_name": np.array([names[c] if c < len(names) else str(c) for c in self.class_ids])})
-        if self.mask is None:
-            return sv.Detections.empty()
-        present = [k for k in np.unique(self.mask) if k < len(self.classes)]
-        masks = np.stack([self.mask == k for k in present]) if present else np.zeros((0, *self.mask.shape), bool)
-        return sv.Detections(xyxy=sv.mask_to_xyxy(masks).astype(np.float32), mask=masks,
-                             class_id=np.array(present, int),
-                             data={"class_name": np.array([self.classes[k] for k in present])})
+        return as_supervision(self)
+
+
+# -- what a Result does beyond holding its arrays: kept out of the class, which a reader takes in at once ----
+def save_result(res: Result, path: Path, what: str) -> Path:
+    """`Result.save`: the overlay or the class-id map to `path`, atomically, never over the image it describes."""
+    import cv2
+
+    from ..runtime.atomic_write import write_file_atomically
+    from ..runtime.output_plan import same_file
+
+    if what not in ("overlay", "mask"):
+        raise RtsegError(f"what= must be 'overlay' or 'mask', not {what!r}")
+    if what == "mask" and (res.mask is None or path.suffix.lower() != ".png"):
+        raise RtsegError("a mask is saved as .png (class ids need a lossless format)" if res.mask is not None
+                         else "this model gives no class map: save the overlay")
+    if res.file is not None and same_file(path, Path(res.file)):
+        raise RtsegError(f"{path} is the image this result describes: save it elsewhere")
+    image = res.overlay() if what == "overlay" or res.mask is None else res.mask  # a mask was checked above
+    try:
+        ok, data = cv2.imencode(path.suffix or ".png", image)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise RtsegError(f"cannot encode an image as {path.suffix or 'nothing'}: give .png, .jpg, .bmp or .webp")
+    write_file_atomically(path, data.tobytes(), "the result")
+    return path
+
+
+def show_result(res: Result, title: str) -> None:
+    """`Result.show`: inline in a notebook, else a window."""
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is not None and getattr(get_ipython(), "kernel", None) is not None:
+            from IPython.display import display
+
+            display(res)
+            return
+    except ImportError:
+        pass
+    from ..runtime.sinks import display_available
+
+    if not display_available():
+        raise RtsegError("no display to show a window on: res.save('overlay.png') writes it instead")
+    import cv2
+
+    cv2.imshow(title, res.overlay())
+    cv2.waitKey(0)
+    cv2.destroyWindow(title)
+
+
+def as_supervision(res: Result):
+    """`Result.to_supervision`: the boxes, or one region per class present."""
+    try:
+        import supervision as sv
+    except ImportError as e:
+        raise RtsegError("to_supervision() needs supervision: pip install supervision") from e
+    names = res.box_classes
+    if len(res.boxes):
+        return sv.Detections(xyxy=res.boxes.astype(np.float32), confidence=res.scores.astype(np.float32),
+                             class_id=res.class_ids.astype(int),
+                             data={"class_name": np.array([names[c] if c < len(names) else str(c) for c in res.class_ids])})
+    if res.mask is None:
+        return sv.Detections.empty()
+    present = [k for k in np.unique(res.mask) if k < len(res.classes)]
+    masks = np.stack([res.mask == k for k in present]) if present else np.zeros((0, *res.mask.shape), bool)
+    return sv.Detections(xyxy=sv.mask_to_xyxy(masks).astype(np.float32), mask=masks,
+                         class_id=np.array(present, int),
+                         data={"class_name": np.array([res.classes[k] for k in present])})

@@ -74,7 +74,8 @@ def refuse_inputs_in(folder: Path, lanes: list[Lane]) -> None:
     """An output folder holding an input could have it overwritten by another source's <label>.mp4, and a
     later run over the folder would take this run's outputs for inputs."""
     for lane in lanes:
-        inside = next((f for f in lane.source.files if Path(f).resolve().parent == folder), None)
+        files = lane.source.files if lane.source is not None else []
+        inside = next((f for f in files if Path(f).resolve().parent == folder), None)
         if inside is not None:
             raise RtsegError(f"--output-dir {folder} holds input {Path(inside).name} (source {lane.uri}): give "
                              "the outputs a folder of their own")
@@ -108,9 +109,9 @@ def run_with_signals(group: SourceGroup) -> int | None:
 def describe_lane(lane: Lane, target_fps: float | None = None) -> str:
     """One summary line for a source."""
     head = f"{lane.label} ({redact(lane.uri)}): "
-    if lane.error is not None:
-        return head + f"error: {lane.error}"
     s = lane.stats
+    if lane.error is not None or s is None:  # no error and no numbers: a source that never opened
+        return head + f"error: {lane.error}"
     flags = [w for w, on in (("source LOST", s.source_lost), ("ended early", s.ended_early),
                               ("interrupted", s.interrupted)) if on]
     if target_fps:
@@ -124,30 +125,32 @@ def report(request: RunSettings, group: SourceGroup, seconds: float, model: str)
     from ..runtime.outputs import describe_outputs
 
     lanes = group.lanes
-    done = [lane for lane in lanes if lane.stats is not None]
+    done = [lane.stats for lane in lanes if lane.stats is not None]
     for lane in lanes:
+        s = lane.stats
         if lane.error is not None:
             log.error(f"rtseg: error: source {lane.label}: {lane.error}")
-        elif lane.stats.source_lost:
+        elif s is not None and s.source_lost:
             log.warning(f"rtseg: live source lost: {redact(lane.uri)} did not come back")
-        elif lane.stats.ended_early:
-            log.warning(f"rtseg: input ended early: {redact(lane.uri)} gave {lane.stats.frames_in} of the "
-                        f"{lane.stats.expected_frames} frames it announced")
+        elif s is not None and s.ended_early:
+            log.warning(f"rtseg: input ended early: {redact(lane.uri)} gave {s.frames_in} of the "
+                        f"{s.expected_frames} frames it announced")
     for lane in lanes:
         log.info(describe_lane(lane, request.target_fps))
         for line in describe_outputs([s for s in lane.pipeline.sinks if s is not lane.feed] if lane.pipeline else []):
             log.info(f"  wrote {line}")
-    frames_in, frames_out = sum(x.stats.frames_in for x in done), sum(x.stats.frames_out for x in done)
-    dropped = sum(x.stats.dropped for x in done)
+    frames_in, frames_out = sum(x.frames_in for x in done), sum(x.frames_out for x in done)
+    dropped = sum(x.dropped for x in done)
     log.info(f"all {len(lanes)} sources: frames in {frames_in}, out {frames_out}, dropped {dropped}; "
              f"{frames_out / seconds if seconds > 0 else 0.0:.1f} FPS combined over {seconds:.1f} s")
-    for e in group.runner.switches if group.runner else []:
+    switches: list[dict] = group.runner.switches if group.runner else []
+    for e in switches:
         log.info(f"  switch at {e['t']:.1f}s: {e['from']} -> {e['to']} (slowest source {e['rate']:.1f} FPS, "
                  f"target {e['target']:g})")
     if request.stats:
         doc = {"model": model, "seconds": round(seconds, 3), "frames_in": frames_in, "frames_out": frames_out,
                "dropped": dropped, "target_fps": request.target_fps,
-               "switches": group.runner.switches if group.runner else [],
+               "switches": switches,
                "sources": {x.label: {"source": redact(x.uri), "exit_code": x.code(), "error": redact(str(x.error)) if x.error else None}
                            | (x.stats.to_dict() if x.stats else {}) for x in lanes}}
         from ..runtime.output_plan import write_atomically
@@ -199,8 +202,10 @@ def run_many(request: RunSettings, sources: list[str], output_dir: str | None) -
         log.info(f"rtseg: live view of every source on {server.url} (each at {server.url}<label>/, numbers at "
                  f"{server.url}stats.json)")
     for lane in group.lanes:
-        kind = "live" if lane.source.live else f"{lane.source.frame_count or '?'} frames"
-        log.info(f"  {lane.label}: {redact(lane.source.name)} ({kind})")
+        src = lane.source
+        assert src is not None, "a group that is not tolerant has opened every source"
+        kind = "live" if src.live else f"{src.frame_count or '?'} frames"
+        log.info(f"  {lane.label}: {redact(src.name)} ({kind})")
     t0 = time.perf_counter()
     try:
         signum = run_with_signals(group)

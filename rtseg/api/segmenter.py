@@ -29,12 +29,32 @@ from ..runtime.slot import ModelSlot, load_slot
 from ..runtime.sources import ArraySource, LimitedSource, Source, as_bgr, open_input
 from ..temporal import KeyFrames, TemporalSettings
 from .result import Result
-from .session import open_session
+from .session import candidate_info, open_session
 from .streaming import ResultStream
 
 
 def _size(input_size: tuple[int, int] | None) -> tuple[int, int] | None:
     return (int(input_size[0]), int(input_size[1])) if input_size else None
+
+
+def _model_for(choice: ModelChoice, backend: str, threads: int) -> tuple[ModelInfo, tuple[int, int] | None, str | None]:
+    """The model a segmenter loads, its input size and, when the selector chose it, why."""
+    if choice.target_fps is not None and choice.selects:
+        from ..selection.start import select_for_rate
+
+        sel = select_for_rate(choice.target_fps, choice.task, backend, 1, threads, rank_by=choice.rank_by)
+        return candidate_info(sel.choice), sel.choice.input_size, sel.why
+    return resolve_model(choice.model), choice.input_size, None
+
+
+def _read_frame(frame: np.ndarray | str | Path) -> tuple[np.ndarray, str | None]:
+    """A BGR frame and the image file it came from, if any."""
+    if isinstance(frame, (str, Path)):
+        image = cv2.imread(str(frame), cv2.IMREAD_COLOR)
+        if image is None:
+            raise RtsegError(f"cannot read image {frame}")
+        return image, str(frame)
+    return as_bgr(frame), None
 
 
 def _source(source, frames: int | None, loop: int, realtime: bool) -> Source:
@@ -89,15 +109,7 @@ class Segmenter:
         self._backend = BackendChoice.resolve(backend, precision)
         self.backend_name = self._backend.name
         self.threads = threads or os.cpu_count() or 1
-        size = choice.input_size
-        self.why: str | None = None
-        if choice.selects:
-            from ..selection.start import select_for_rate
-
-            sel = select_for_rate(target_fps, task, self.backend_name, 1, self.threads, rank_by=rank_by)
-            info, size, self.why = sel.choice.info, sel.choice.input_size, sel.why
-        else:
-            info = resolve_model(choice.model)
+        info, size, self.why = _model_for(choice, self.backend_name, self.threads)
         self.slot: ModelSlot = load_slot(info, self.backend_name, threads=self.threads, input_size=size, alpha=alpha,
                                          score_threshold=score_threshold, legend=legend, **self._backend.options())
         # what a stream of this segmenter runs: the loaded model, named
@@ -166,8 +178,8 @@ class Segmenter:
             result = self._one(source)
             return iter([result]) if stream else result
         if isinstance(source, (list, tuple)):
-            results = (self._one(item) for item in source)
-            return results if stream else list(results)
+            each = (self._one(item) for item in source)
+            return each if stream else list(each)
         results = self.stream(source, **stream_options)
         if stream:
             return results
@@ -179,13 +191,7 @@ class Segmenter:
 
     def _one(self, frame: np.ndarray | str | Path) -> Result:
         """One frame or image file, synchronously in the calling thread."""
-        if isinstance(frame, (str, Path)):
-            image = cv2.imread(str(frame), cv2.IMREAD_COLOR)
-            if image is None:
-                raise RtsegError(f"cannot read image {frame}")
-            file = str(frame)
-        else:
-            image, file = as_bgr(frame), None
+        image, file = _read_frame(frame)
         slot = self.slot
         t0 = time.perf_counter()
         x = slot.preprocess(image)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from ..core.errors import RtsegError
 from ..core.modelinfo import ModelInfo, resolve_model
@@ -18,7 +19,19 @@ from ..runtime.slot import ModelSlot, load_slot
 from ..runtime.sources import Source
 from ..runtime.stats import RunStats
 
+if TYPE_CHECKING:
+    from ..selection.adaptive import AdaptiveRunner
+    from ..selection.ladder import Candidate
+    from ..selection.start import Selection
+
 log = logging.getLogger(__name__)
+
+
+def candidate_info(candidate: Candidate) -> ModelInfo:
+    """The model of a rung the selector offers (its rungs are built from models; only tests make bare ones)."""
+    if candidate.info is None:
+        raise RtsegError(f"the selector's rung {candidate.name} names no model")
+    return candidate.info
 
 
 @dataclass
@@ -30,7 +43,7 @@ class Session:
     streams: int
     threads: int
     why: str | None = None                  # the selector's reason for its first model
-    runner: object | None = None            # the AdaptiveRunner, when the selector keeps the rate
+    runner: AdaptiveRunner | None = None    # when the selector keeps the rate
     owns_slot: bool = True                  # False: the slot belongs to a Segmenter that outlives the run
     candidates: dict | None = None          # the selector's variants {name: (info, size)}: what a run can teach
     backend: str = "onnxruntime"
@@ -71,8 +84,9 @@ class Session:
             return
         from ..selection.profiling import learn_from_run
 
-        observed = (self.runner.observed() if self.runner is not None
-                    else {self.rung or self.pipeline.slot.name: (stats.frames_out, stats.seconds)})
+        observed: dict[str, tuple[float, float]] = (
+            self.runner.observed() if self.runner is not None
+            else {self.rung or self.pipeline.slot.name: (stats.frames_out, stats.seconds)})
         try:
             learned = learn_from_run(self.backend, self.streams, self.threads, observed, self.candidates)
         except OSError as e:  # a read-only cache: the run itself succeeded, only the lesson is lost
@@ -102,18 +116,19 @@ def open_session(source: Source, settings: RunSettings, progress: bool = False,
     streams, threads = inference_layout(settings.streams, settings.threads, source.live)
     if slot is not None:
         streams = 1  # a loaded slot already has its threads: one stream uses them all
-    ladder = index = why = key = None
+    sel: Selection | None = None
     size = choice.input_size
     if slot is not None:
         info = slot.info
     elif choice.selects:
         from ..selection.start import select_for_rate
 
-        sel = select_for_rate(choice.target_fps, choice.task, backend.name, streams, threads, choice.margin,
+        target = choice.target_fps
+        assert target is not None  # what `selects` means: a rate and no model
+        sel = select_for_rate(target, choice.task, backend.name, streams, threads, choice.margin,
                               choice.max_latency, choice.rank_by)
-        info, size, ladder, index, why, key = (sel.choice.info, sel.choice.input_size, sel.ladder, sel.index, sel.why,
-                                               sel.settle_key)
-        log.info(f"rtseg: selector: {why}")
+        info, size = candidate_info(sel.choice), sel.choice.input_size
+        log.info(f"rtseg: selector: {sel.why}")
     else:
         info = resolve_model(choice.model)
 
@@ -124,27 +139,35 @@ def open_session(source: Source, settings: RunSettings, progress: bool = False,
 
     current = slot or load(info, size)
     pipeline: Pipeline | None = None
+
+    def stop() -> None:  # a window's `q`
+        if pipeline is not None:
+            pipeline.stop()
+
     try:
-        sinks = build_sinks(settings.sinks, source, info, lambda: pipeline and pipeline.stop())
+        sinks = build_sinks(settings.sinks, source, info, stop)
     except BaseException:
         if slot is None:
             current.close()
         raise
-    start_keyframe = ladder[index].keyframe if ladder else 1
-    if ladder and any(c.keyframe > 1 for c in ladder):  # the selector's rungs carry a key-frame interval
-        temporal = Temporal(replace(choice.temporal, keyframes=KeyFrames(start_keyframe)))
-    else:
-        temporal = Temporal(choice.temporal) if choice.temporal.active else None
+    ladder = sel.ladder if sel is not None else []
+    temporal: Temporal | None = None
+    if sel is not None and any(c.keyframe > 1 for c in ladder):  # the selector's rungs carry a key-frame interval
+        temporal = Temporal(replace(choice.temporal, keyframes=KeyFrames(sel.choice.keyframe)))
+    elif choice.temporal.active:
+        temporal = Temporal(choice.temporal)
     pipeline = Pipeline(source, current, sinks, queue_size=queue_size, streams=streams, progress=progress,
                         temporal=temporal)
-    session = Session(source, pipeline, streams, threads, why, owns_slot=slot is None, backend=backend.name,
+    session = Session(source, pipeline, streams, threads, sel.why if sel else None, owns_slot=slot is None,
+                      backend=backend.name,
                       candidates={c.name: (c.info, c.input_size, c.keyframe) for c in ladder} if ladder else None,
-                      rung=ladder[index].name if ladder else None, settle_key=key)
-    if ladder and len(ladder) > 1 and choice.adapt:
+                      rung=sel.choice.name if sel else None, settle_key=sel.settle_key if sel else None)
+    if sel is not None and len(ladder) > 1 and choice.adapt and choice.target_fps is not None:
         from ..selection.adaptive import AdaptiveRunner
         from ..selection.ladder import Controller
 
-        session.runner = AdaptiveRunner(pipeline, Controller(ladder, index, choice.target_fps),
-                                        lambda c: load(c.info, c.input_size), live=source.live, streams=streams)
+        session.runner = AdaptiveRunner(pipeline, Controller(ladder, sel.index, choice.target_fps),
+                                        lambda c: load(candidate_info(c), c.input_size), live=source.live,
+                                        streams=streams)
         pipeline.on_frame = session.runner.on_frame
     return session

@@ -45,6 +45,7 @@ class ManyResultStream:
         self._closed = threading.Event()
         self._done = False
         for lane in group.lanes:
+            assert lane.pipeline is not None, "a group that is not tolerant opens and wires every source in load()"
             lane.pipeline.sinks.append(_Handoff(self._queue, self._closed, lane.label))
         group.start()
         self._watcher = threading.Thread(target=self._watch, name="rtseg-stream-many", daemon=True)
@@ -127,7 +128,7 @@ def stream_many(sources: list[str | Path] | str | Path, model: str | Path | None
     if not named:
         raise RtsegError("stream_many needs at least one source")
     choice = ModelChoice(None if model is None else str(model), target_fps if model is None else None, task,
-                         adapt=adapt, input_size=tuple(input_size) if input_size else None, alpha=alpha,
+                         adapt=adapt, input_size=(int(input_size[0]), int(input_size[1])) if input_size else None, alpha=alpha,
                          score_threshold=score_threshold, legend=legend, rank_by=rank_by)
     settings = RunSettings(backend=BackendChoice.resolve(backend, precision), choice=choice, target_fps=target_fps,
                            threads=threads, realtime=realtime, frames=frames, loop=loop, quiet=True, reconnect=reconnect)

@@ -31,19 +31,24 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator, cast
 
 from ..core.errors import RtsegError
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; one process at a time is then the user's business
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # mypy types the name as the module, which Windows lacks
 
 Shape = tuple[int, int]  # (H, W); batch is 1 and channels 3 in every profile
 MAGIC = b"RTSEG-ENGINE/1\n"
 STALE_TMP_S = 3600  # a temporary file this old was left by a writer that died (a write takes seconds)
 log = logging.getLogger(__name__)
+
+
+def as_shape(size: Iterable[int]) -> Shape:
+    """`size` as the tuple a profile holds (sizes also come as lists, from JSON and the command line)."""
+    return cast(Shape, tuple(size))
 
 
 @dataclass(frozen=True)
@@ -54,14 +59,14 @@ class ShapeProfile:
 
     @classmethod
     def fixed(cls, size: Shape) -> "ShapeProfile":
-        return cls(tuple(size), tuple(size), tuple(size))
+        return cls(as_shape(size), as_shape(size), as_shape(size))
 
     @classmethod
     def parse(cls, min_shape: Shape | None, opt_shape: Shape | None, max_shape: Shape | None,
               default: Shape) -> "ShapeProfile":
         """--min/--opt/--max-shape; missing ones collapse onto the given ones or the model's own size."""
-        opt = tuple(opt_shape or min_shape or max_shape or default)
-        profile = cls(tuple(min_shape or opt), opt, tuple(max_shape or opt))
+        opt = as_shape(opt_shape or min_shape or max_shape or default)
+        profile = cls(as_shape(min_shape or opt), opt, as_shape(max_shape or opt))
         if not all(lo <= mid <= hi for lo, mid, hi in zip(profile.min, profile.opt, profile.max)):
             raise RtsegError(f"shape profile must satisfy min <= opt <= max in height and width, got "
                              f"min {profile.min}, opt {profile.opt}, max {profile.max}")
@@ -70,8 +75,8 @@ class ShapeProfile:
     @classmethod
     def covering(cls, sizes: list[Shape], opt: Shape) -> "ShapeProfile":
         """The smallest profile holding every size (per dimension), tuned for `opt`."""
-        sizes = [tuple(s) for s in [*sizes, opt]]
-        return cls(tuple(map(min, zip(*sizes))), tuple(opt), tuple(map(max, zip(*sizes))))
+        sizes = [as_shape(s) for s in [*sizes, opt]]
+        return cls(as_shape(map(min, zip(*sizes))), as_shape(opt), as_shape(map(max, zip(*sizes))))
 
     def contains(self, size: Shape) -> bool:
         return all(lo <= s <= hi for lo, s, hi in zip(self.min, size, self.max))

@@ -74,8 +74,8 @@ def check_symmetric_qdq(model) -> list[str]:
     def values(name):
         return numpy_helper.to_array(constants[name]) if name in constants else None
 
-    found = Counter()
-    first = {}
+    found: Counter[str] = Counter()
+    first: dict[str, str] = {}  # problem -> the first node showing it
 
     def problem(text: str, node) -> None:
         found[text] += 1

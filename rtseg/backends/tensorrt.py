@@ -32,13 +32,13 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..core.errors import RtsegError
 from ..core.modelinfo import cpu_int8_base
-from .engine_cache import BuildSettings, EngineCache, EngineKey, ShapeProfile
+from .engine_cache import BuildSettings, EngineCache, EngineKey, ShapeProfile, as_shape
 
 if TYPE_CHECKING:
     from ..core.modelinfo import ModelInfo
@@ -268,7 +268,7 @@ def engine_source(info: ModelInfo, precision: str) -> EngineSource:
     data = model.SerializeToString()
     graph_input = model.graph.input[0]
     dims = [d.dim_value if d.HasField("dim_value") else None for d in graph_input.type.tensor_type.shape.dim]
-    static = tuple(dims[2:4]) if len(dims) == 4 and all(dims[2:4]) else None
+    static = (dims[2], dims[3]) if len(dims) == 4 and dims[2] and dims[3] else None
     return EngineSource(info.name, precision, data, hashlib.sha256(data).hexdigest(), graph_input.name, static)
 
 
@@ -319,8 +319,8 @@ def selector_sizes(info: ModelInfo) -> list[tuple[int, int]]:
 def default_profile(info: ModelInfo, input_size: tuple[int, int] | None = None) -> ShapeProfile:
     """One profile for every size this model may meet: its own, each size the selector has a measurement at,
     and `--input-size`; tuned for the size it will run at (`input_size`, else its own)."""
-    own = tuple(info.input_size)
-    opt = tuple(input_size) if input_size else own
+    own = as_shape(info.input_size)
+    opt = as_shape(input_size) if input_size else own
     return ShapeProfile.covering([own, *selector_sizes(info)], opt)
 
 
@@ -406,7 +406,11 @@ class _Lane:
 
     def __init__(self, engine, cuda: _Cuda, input_name: str, outputs: list[str], profile: ShapeProfile, trt):
         self.cuda, self.input_name, self.outputs = cuda, input_name, outputs
-        self.device, self.pinned, self.views, self.shape, self.stream = {}, {}, {}, None, None
+        self.device: dict[str, int] = {}            # device pointers, by tensor name
+        self.pinned: dict[str, np.ndarray] = {}     # page-locked host buffers (uint8), by tensor name
+        self.views: dict[str, np.ndarray] = {}      # the pinned buffers at the bound shape
+        self.shape: tuple[int, ...] | None = None   # the bound input shape
+        self.stream: Any = None                     # a cuda-python cudaStream_t
         self.owner = threading.current_thread()  # the thread using it; another takes it over once it has ended
         try:
             self.context = engine.create_execution_context()
@@ -471,7 +475,7 @@ class _Lane:
         The stream is synchronized first: a frame that failed half-way may still have copies queued on it."""
         device, pinned, stream = self.device, self.pinned, self.stream
         self.device, self.pinned, self.views, self.stream = {}, {}, {}, None
-        calls = [lambda: self.cuda.synchronize(stream)] if stream is not None else []
+        calls: list[Callable[..., object]] = [lambda: self.cuda.synchronize(stream)] if stream is not None else []
         calls += [lambda: setattr(self, "context", None)]  # destroyed once nothing of it is queued any more
         calls += [lambda p=p: self.cuda.free(p) for p in device.values()]
         calls += [lambda a=a: self.cuda.free_pinned(a) for a in pinned.values()]
@@ -513,7 +517,7 @@ def open_engine(backend: "TensorRTBackend", model_path, precision: str, profile:
     backend.cache = EngineCache(cache_dir)
     backend.key, backend.model_name = engine_key(trt, source, device, backend.profile), info.name
     backend.runtime = trt.Runtime(trt_logger(trt))  # the process's one logger, which outlives every engine
-    loaded = {}
+    loaded: dict[str, Any] = {}
 
     def deserializes(data: bytes) -> bool:
         loaded["engine"] = backend.runtime.deserialize_cuda_engine(data)
@@ -545,6 +549,21 @@ class TensorRTBackend:
     (default: every size the selector may use, plus `input_size`, tuned for `input_size` or the model's own).
     """
 
+    # set by `open_engine` (tensorrt and cuda-python are untyped: their objects are Any)
+    trt: Any                    # the tensorrt module
+    cuda: _Cuda
+    profile: ShapeProfile
+    precision: str
+    cache: EngineCache
+    key: EngineKey
+    model_name: str
+    runtime: Any
+    engine_bytes: int
+    input_name: str
+    output_names: list[str]
+    input_dtype: np.dtype
+    name: str
+
     def __init__(self, model_path: str | Path, precision: str = "fp16", profile: ShapeProfile | None = None,
                  cache_dir: str | Path | None = None, info: ModelInfo | None = None,
                  input_size: tuple[int, int] | None = None, **_):
@@ -555,7 +574,7 @@ class TensorRTBackend:
         self._closed = False
         self._local = threading.local()
         self._host_buffers: list[np.ndarray] = []
-        self.engine = None
+        self.engine: Any = None
         try:
             open_engine(self, model_path, precision, profile, cache_dir, info, input_size)
             # one inference now, so that a context, buffer or kernel that fails does so while the caller can
@@ -574,7 +593,7 @@ class TensorRTBackend:
 
     def static_size(self) -> tuple[int, int] | None:
         p = self.profile
-        return tuple(p.opt) if p.min == p.opt == p.max else None
+        return as_shape(p.opt) if p.min == p.opt == p.max else None
 
     def host_buffer(self, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
         """A page-locked array for model inputs: `infer` uploads straight from it, skipping the copy into its own

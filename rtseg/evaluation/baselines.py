@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from rtseg.core.errors import RtsegError
 from rtseg.data.camvid import PALETTE_RGB
 from rtseg.models import ModelSpec, build_model
 
@@ -48,9 +49,11 @@ def naive_loop(weights: str, video: str, output: str, max_frames: int | None = N
         mask = cv2.resize(mask, (frame.shape[1], frame.shape[0]), interpolation=cv2.INTER_NEAREST)
         overlay = cv2.addWeighted(frame, 0.5, palette_bgr[mask], 0.5, 0)
         if writer is None:
-            writer = cv2.VideoWriter(output, cv2.VideoWriter_fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
+            writer = cv2.VideoWriter(output, cv2.VideoWriter.fourcc(*"mp4v"), fps, (frame.shape[1], frame.shape[0]))
         writer.write(overlay)
         frames += 1
+    if writer is None:  # made at the first frame
+        raise RtsegError(f"no frame could be read from {video}")
     writer.release()
     seconds = time.perf_counter() - t0
     return {"frames": frames, "seconds": seconds, "fps": frames / seconds, "torch_threads": torch.get_num_threads()}

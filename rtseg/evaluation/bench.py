@@ -16,6 +16,7 @@ import platform
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from tqdm import tqdm
@@ -48,6 +49,18 @@ class BenchRow:
     note: str = ""
 
 
+class Scored(NamedTuple):
+    """One of our rows with both figures measured: a point of the FPS-vs-mIoU plot and its Pareto front."""
+
+    row: BenchRow
+    fps: float   # end-to-end
+    miou: float
+
+
+def scored_rows(rows: list[BenchRow]) -> list[Scored]:
+    return [Scored(r, r.e2e_fps, r.miou) for r in rows if r.kind == "ours" and r.miou is not None and r.e2e_fps]
+
+
 def measure_model_only(backend, x: np.ndarray, iters: int, reps: int, warmup: int = 10) -> dict:
     """Batch-1 throughput on one thread of calls (median over repetitions) and latency percentiles."""
     t = time_model(backend, x, iters, reps, streams=1, warmup=warmup)
@@ -61,13 +74,14 @@ def measure_end_to_end(slot, video: str, frames: int, streams: int, temporal=Non
     from ..temporal import Temporal
     from ..runtime.pipeline import Pipeline
     from ..runtime.sinks import open_video_sink
-    from ..runtime.sources import LimitedSource, open_source
+    from ..runtime.sources import LimitedSource, Source, open_source
 
     source = LimitedSource(open_source(video), frames)
     with tempfile.TemporaryDirectory() as d:
         sink = open_video_sink(Path(d) / "bench.mp4", source.fps or 30.0, source.frame_size, codec="mp4v")
         state = Temporal(temporal) if temporal is not None and temporal.active else None
-        stats = Pipeline(source, slot, [sink], streams=streams, temporal=state).run(handle_signals=False)
+        # a Source: its `skipped` is a read-only view of the inner source's, which the protocol types as an attribute
+        stats = Pipeline(cast(Source, source), slot, [sink], streams=streams, temporal=state).run(handle_signals=False)
     return {"fps": stats.fps, "stage_ms": {s: round(percentiles(v)["mean"], 3) for s, v in stats.stage_ms.items()},
             "inferred": stats.frames_inferred, "frames": stats.frames_out}
 
@@ -198,8 +212,8 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
         streams, threads = inference_layout(None, None, live=False) if backend_kind == "onnxruntime" else (1, cores)
         if backend_kind == "onnxruntime":
             slot = load_slot(info, backend_kind, threads, pool_size=streams + 4)
-        e = measure_end_to_end(slot, video, frames, streams)
-        row.e2e_fps, row.stage_ms = e["fps"], e["stage_ms"]
+        e2e = measure_end_to_end(slot, video, frames, streams)
+        row.e2e_fps, row.stage_ms = e2e["fps"], e2e["stage_ms"]
         rows.append(row)
         if keyframes and has_seg_task(info):
             rows += keyframe_rows(info, row, slot, video, frames, streams, keyframes, data, split, eval_images)
@@ -218,10 +232,11 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
                     x = slot.pre(np.zeros((*ref_info.input_size, 3), np.uint8))
                     m = measure_model_only(backend, x, iters, reps)
                     streams, threads = inference_layout(None, None, live=False)
-                    e = measure_end_to_end(load_slot(peer_info, "onnxruntime", threads, pool_size=streams + 4), video, frames, streams)
+                    e2e = measure_end_to_end(load_slot(peer_info, "onnxruntime", threads, pool_size=streams + 4),
+                                             video, frames, streams)
                     rows.append(BenchRow(name, "peer", "onnxruntime", ref.input_size, round(params_m, 3), round(gflops, 3),
                                          None, None, m["fps"],
-                                         m["ms_p50"], m["ms_p95"], e["fps"], e["stage_ms"],
+                                         m["ms_p50"], m["ms_p95"], e2e["fps"], e2e["stage_ms"],
                                          note="architecture only: no weights can be downloaded here, so no mIoU"))
                     bar.update(1)
         except ImportError:
@@ -239,11 +254,11 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
                              note="OpenCV read, PyTorch eager, argmax, overlay, write"))
         bar.update(1)
     bar.close()
-    for r in rows:
-        r.vs_ours = round(r.e2e_fps / ref.e2e_fps, 3) if r.e2e_fps and ref.e2e_fps else None
-    scored = [r for r in rows if r.kind == "ours" and r.miou is not None and r.e2e_fps]
-    for r, flag in zip(scored, pareto_flags([(r.e2e_fps, r.miou) for r in scored])):
-        r.pareto = flag
+    for row in rows:
+        row.vs_ours = round(row.e2e_fps / ref.e2e_fps, 3) if row.e2e_fps and ref.e2e_fps else None
+    scored = scored_rows(rows)
+    for s, flag in zip(scored, pareto_flags([(s.fps, s.miou) for s in scored])):
+        s.row.pareto = flag
     env = bench_environment(ref.model, video, frames, iters, reps, data, split, eval_images)
     return rows, env
 
@@ -254,6 +269,7 @@ def bench_environment(reference: str, video: str, frames: int, iters: int, reps:
 
     from ..runtime.sinks import pyav_available
 
+    env: dict[str, Any]  # for JSON: strings, numbers and the dict of versions
     env = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
            "machine": machine_description(),
            "versions": {"python": platform.python_version(), "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
@@ -321,21 +337,21 @@ def plot(rows: list[BenchRow], env: dict, path: Path) -> bool:
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(8, 5))
-    ours = [r for r in rows if r.kind == "ours" and r.miou is not None and r.e2e_fps]
+    ours = scored_rows(rows)
     for backend, marker in (("onnxruntime", "o"), ("torch", "s")):
-        pts = [r for r in ours if r.backend.startswith(backend)]
+        pts = [p for p in ours if p.row.backend.startswith(backend)]
         if pts:
-            ax.scatter([r.e2e_fps for r in pts], [100 * r.miou for r in pts], marker=marker, s=50, label=f"rtseg ({backend})")
-            for r in pts:
-                ax.annotate(r.model.replace("mnv2-", ""), (r.e2e_fps, 100 * r.miou), fontsize=7, xytext=(4, 4),
+            ax.scatter([p.fps for p in pts], [100 * p.miou for p in pts], marker=marker, s=50, label=f"rtseg ({backend})")
+            for p in pts:
+                ax.annotate(p.row.model.replace("mnv2-", ""), (p.fps, 100 * p.miou), fontsize=7, xytext=(4, 4),
                             textcoords="offset points")
-    front = sorted((r for r in ours if r.pareto), key=lambda r: r.e2e_fps)
+    front = sorted((p for p in ours if p.row.pareto), key=lambda p: p.fps)
     if len(front) > 1:
-        ax.plot([r.e2e_fps for r in front], [100 * r.miou for r in front], "k--", lw=1, label="Pareto front")
-    others = [r for r in rows if r.kind != "ours" and r.e2e_fps]
-    for r in others:  # no mIoU for these: a labelled vertical line at their FPS
-        ax.axvline(r.e2e_fps, color="grey", lw=0.8, ls=":")
-        ax.annotate(r.model, xy=(r.e2e_fps, 0.03), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
+        ax.plot([p.fps for p in front], [100 * p.miou for p in front], "k--", lw=1, label="Pareto front")
+    others = [(r.model, r.e2e_fps) for r in rows if r.kind != "ours" and r.e2e_fps]
+    for model, fps in others:  # no mIoU for these: a labelled vertical line at their FPS
+        ax.axvline(fps, color="grey", lw=0.8, ls=":")
+        ax.annotate(model, xy=(fps, 0.03), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
                     va="bottom", ha="right", color="grey")
     ax.set_xscale("log")
     ax.set_xlabel("end-to-end FPS (log scale)")

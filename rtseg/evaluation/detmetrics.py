@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,9 @@ def coco_map(ground_truth: list[tuple[np.ndarray, np.ndarray]],
     def xywh(b: np.ndarray) -> list[float]:
         return [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]
 
-    images, annotations, detections = [], [], []
+    images: list[dict[str, int]] = []
+    annotations: list[dict[str, Any]] = []  # COCO's records of the ground truth and of the predictions
+    detections: list[dict[str, Any]] = []
     for i, (boxes, classes) in enumerate(ground_truth):
         images.append({"id": i})
         for b, c in zip(boxes, classes):
@@ -40,8 +43,8 @@ def coco_map(ground_truth: list[tuple[np.ndarray, np.ndarray]],
         for b, s, c in zip(boxes, scores, classes):
             detections.append({"image_id": i, "category_id": int(c), "bbox": xywh(b), "score": float(s)})
     categories = [{"id": k, "name": n} for k, n in enumerate(class_names)]
-    result = {"map50": 0.0, "map": 0.0, "per_class_ap50": {n: None for n in class_names},
-              "gt_boxes": len(annotations), "detections": len(detections)}
+    result: dict[str, Any] = {"map50": 0.0, "map": 0.0, "per_class_ap50": {n: None for n in class_names},
+                              "gt_boxes": len(annotations), "detections": len(detections)}
     if not annotations:
         raise RtsegError("no ground-truth boxes in this split: nothing to measure")
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress

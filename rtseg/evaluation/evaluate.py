@@ -6,7 +6,7 @@ the label's resolution (nearest resize), in one confusion matrix over the split,
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable
+from typing import Iterable, cast
 
 import cv2
 import numpy as np
@@ -52,7 +52,8 @@ def evaluate(slot: ModelSlot, data: str, split: str = "val", task: str | None = 
                 raise RtsegError(f"{e}: labels must be one class id per pixel (CamVid's *annot/ layout)") from e
             yield img, label
 
-    frames, kinds = samples(), ()
+    frames = samples()
+    kinds: tuple[str, ...] = ()
     if stress:
         kinds = tuple(STRESSES)
         frames = stressed_copies(frames, kinds)
@@ -95,7 +96,8 @@ def measure(slot: ModelSlot, samples: Iterable[tuple[np.ndarray, np.ndarray]], t
     for img, label in samples:
         p = slot.process(img)
         if want_seg:
-            pred = p.mask if lut is None else lut[p.mask]
+            mask = cast(np.ndarray, p.mask)  # None only from a box-only model, refused above
+            pred = mask if lut is None else lut[mask]
             if pred.shape != label.shape:
                 pred = cv2.resize(pred, (label.shape[1], label.shape[0]), interpolation=cv2.INTER_NEAREST)
             cm.update(label, pred)

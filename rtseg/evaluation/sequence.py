@@ -129,11 +129,11 @@ def temporal_inconsistency(frames: list[np.ndarray], masks: list[np.ndarray], sc
     for frame, mask in zip(frames, masks):
         gray = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), size[::-1], interpolation=cv2.INTER_AREA)
         small = cv2.resize(mask, size[::-1], interpolation=cv2.INTER_NEAREST)
-        if prev_gray is not None:
+        if prev_gray is not None and prev_mask is not None:  # set together, from the second frame on
             maps = motion.maps(gray, prev_gray)
             explained = motion.residual(gray, prev_gray, maps) <= RESIDUAL_LEVEL
             moved = Motion.warp(prev_mask, maps, nearest=True)
-            shares.append(float(np.count_nonzero((moved != small) & explained)) / max(1, np.count_nonzero(explained)))
+            shares.append(float(np.count_nonzero((moved != small) & explained)) / max(1, int(np.count_nonzero(explained))))
         prev_gray, prev_mask = gray, small
     return float(np.mean(shares)) if shares else 0.0
 
@@ -167,6 +167,8 @@ def evaluate_sequence(slot: ModelSlot, data: str, split: str, settings: Temporal
     every = frame_confusions(plain.masks, labels, classes)
     score = score_sequence(slot, frames, labels, settings, every)
     setting_run = score.from_start  # phase 0 ran every frame of the sequence: no second run for the inconsistency
+    if setting_run is None:  # score_sequence always sets it
+        raise RtsegError("no run of the setting from the first frame")
     per_class = dict(zip(slot.info.classes, score.confusion.iou().tolist()))
     return {
         "model": slot.name, "split": split, "split_note": split_description(split), "images": len(frames),

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Generator
 
 from ..core.errors import RtsegError
 from .commit import clear_staging, remove_empty_staging
@@ -93,7 +93,7 @@ def use_ray(request: BatchRequest) -> bool:
 
 
 def _events(jobs: list[VideoJob], spec: WorkerSpec, request: BatchRequest, on_ray: bool,
-            layout: Layout) -> Iterator[Event]:
+            layout: Layout) -> Generator[Event, None, None]:
     """Every job's events from wherever they run; `layout` learns how many workers ran them, and where."""
     if not jobs:  # nothing to do: no model loaded, no cluster started
         return
@@ -110,6 +110,7 @@ def _events(jobs: list[VideoJob], spec: WorkerSpec, request: BatchRequest, on_ra
     with RayFleet(spec, workers, request.ray_address, request.retries) as fleet:
         layout.startup_s = time.perf_counter() - t0
         layout.where = f"on Ray at {request.ray_address}" if request.ray_address else "on a local Ray cluster"
+        assert fleet.workers is not None  # entering the fleet sets it
         layout.workers = min(fleet.workers, len(jobs))
         log.info(f"rtseg: batch: {layout.workers} worker(s) {layout.where}, one CPU and one inference thread each")
         yield from fleet.run(jobs)
@@ -150,8 +151,8 @@ def run_batch(request: BatchRequest, on_event: Callable[[Event], None] | None = 
             if job.key not in outcomes:  # stopped mid-video: its worker is gone, and so are its staged files
                 clear_staging(job.outputs)
         remove_empty_staging(out_dir)
-    videos = [outcomes.get(j.key) or Outcome(j.key, "failed", note="no result came back") for j in plan.jobs]
-    return BatchReport(videos, out_dir, layout, time.perf_counter() - t0)
+    ordered = [outcomes.get(j.key) or Outcome(j.key, "failed", note="no result came back") for j in plan.jobs]
+    return BatchReport(ordered, out_dir, layout, time.perf_counter() - t0)
 
 
 class Terminated(KeyboardInterrupt):

@@ -14,6 +14,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 from ..core.errors import RtsegError
 
@@ -142,7 +143,7 @@ def read_record(outputs: VideoOutputs) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def record_matches(record: dict | None, outputs: VideoOutputs, identity: dict) -> bool:
+def record_matches(record: dict | None, outputs: VideoOutputs, identity: dict) -> TypeGuard[dict]:
     """Whether a done-record vouches for this video as the batch asks for it now: the same input (path, size,
     modification time), the same options, and every output it lists still there."""
     if not record or record.get("record") != RECORD_VERSION:

@@ -180,7 +180,9 @@ def choose_model(request: BatchRequest, threads: int | None) -> WorkerSpec:
         from ..selection.start import select_for_rate
 
         sel = select_for_rate(request.target_fps, "seg", "onnxruntime", 1, threads or os.cpu_count() or 1)
-        return WorkerSpec(sel.choice.info.name, sel.choice.name, sel.choice.input_size, threads)
+        info = sel.choice.info
+        assert info is not None  # the selector's candidates are built from models
+        return WorkerSpec(info.name, sel.choice.name, sel.choice.input_size, threads)
     info = resolve_model(request.model)
     ref = request.model or info.name
     if Path(ref).exists() and Path(ref).resolve() == info.path.resolve():

@@ -19,7 +19,7 @@ import socket
 import threading
 from collections import deque
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..core.errors import RtsegError
 from .ray_leftovers import end_leftovers, forget_cluster, note_cluster
@@ -106,7 +106,7 @@ def connect_ray(address: str | None, local_cpus: int | None) -> bool:
 
     if ray.is_initialized():
         return False
-    quiet = dict(log_to_driver=False, logging_level=logging.ERROR)  # the terminal is the command's own
+    quiet: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR)  # the terminal is the command's own
     try:
         with _keeping_sigterm_handler():
             if address:
@@ -183,10 +183,12 @@ class RayFleet:
         import ray
         from ray.exceptions import RayActorError, RayError, RayTaskError
 
+        assert self.workers is not None, "RayFleet.run inside `with RayFleet(...)`"  # __enter__ sets it
         pending = deque((job, 1) for job in jobs)
         idle = [self._start_worker() for _ in range(min(self.workers, len(jobs)))]
         running: dict = {}      # generator -> (actor, job, attempt)
         where: dict = {}        # key -> "pid N on HOST", from the video's last progress event
+        ready: list[Any]        # the videos' ObjectRefGenerators (Ray types them ObjectRef | ObjectRefGenerator)
         while pending or running:
             while pending and idle:
                 job, attempt = pending.popleft()

@@ -82,6 +82,7 @@ class CameraGroup:
 
     def describe(self) -> dict:
         slot = self.group.slot
+        assert slot is not None, "the constructor loaded the model"
         return {"model": slot.name, "size": list(slot.input_size), "backend": slot.backend.name, "why": self.group.why,
                 "threads": self.group.threads, "labels": [lane.label for lane in self.group.lanes], **self.worker}
 
@@ -160,7 +161,7 @@ class RayHub:
         self.actors, self.labels, self.order, self.restartable = actors, labels, order, restartable
         self.restarts = [0] * len(actors)
         # who each actor was when it said so last: a restart before the first question still counts
-        self._who = [_identity(d) for d in described] if described else [None] * len(actors)
+        self._who: list[tuple | None] = [_identity(d) for d in described] if described else [None] * len(actors)
         self._last: dict[str, dict] = {}
         self._carried: dict[str, dict] = {}  # counts of a camera's earlier workers: a restart starts from 0
         self._lock = threading.Lock()
@@ -227,6 +228,15 @@ def deal(sources: list[NamedSource], workers: int) -> list[list[NamedSource]]:
     """Sources dealt out round-robin to `workers` groups (none left empty)."""
     groups = [sources[i::workers] for i in range(min(workers, len(sources)))]
     return [g for g in groups if g]
+
+
+def labels_of(sources: list[NamedSource]) -> list[str]:
+    """The labels of sources `labelled` named (it names every one)."""
+    labels = []
+    for s in sources:
+        assert s.label is not None, "labelled() gives every source its label"
+        labels.append(s.label)
+    return labels
 
 
 def labelled(path: str) -> list[NamedSource]:
@@ -330,7 +340,8 @@ def serve_on_ray(request: ServeRequest, sources: list[NamedSource]) -> int:
                             f"{per} each: {workers} worker(s)")
             groups = deal(sources, workers)
             # SPREAD: the workers over as many nodes as have room, so a lost node takes the fewest cameras with it
-            actor_class = ray.remote(num_cpus=per, max_restarts=request.max_restarts, max_task_retries=0,
+            # max_concurrency makes a threaded actor (Ray's docs: actors/async_api); Ray's overloads of `remote` omit it
+            actor_class = ray.remote(num_cpus=per, max_restarts=request.max_restarts, max_task_retries=0,  # type: ignore[call-overload]
                                      max_concurrency=CONCURRENCY, scheduling_strategy="SPREAD")(CameraGroup)
             for group in groups:
                 # the actor's cores are its CPUs, not its node's: threads and the selector's budget follow them
@@ -347,7 +358,7 @@ def serve_on_ray(request: ServeRequest, sources: list[NamedSource]) -> int:
                 log.info(f"rtseg: worker {d['pid']} on {d['host']}: {', '.join(d['labels'])} with {d['model']} "
                          f"({d['backend']}, {d['threads']} thread(s) each)"
                          + (f"; selector: {d['why']}" if d['why'] else ""))
-            hub = server.hub = RayHub(actors, [[s.label for s in g] for g in groups], [s.label for s in sources],
+            hub = server.hub = RayHub(actors, [labels_of(g) for g in groups], labels_of(sources),
                                       described, restartable=request.max_restarts != 0)
             where = f"Ray at {request.ray_address}" if request.ray_address else "a local Ray cluster"
             log.info(f"rtseg: serving {len(sources)} stream(s) on {len(actors)} worker(s) on {where}, on {server.url}")

@@ -156,6 +156,7 @@ def process_video(job: VideoJob, slot: ModelSlot, attempt: int = 1) -> Iterator[
                     yield Progress(job.key, frames, host, pid)
                     last = time.monotonic()
         stats = results.stats
+        assert stats is not None  # the stream ended without an error: its run returned them
         problem = _incomplete(stats)
         if problem:
             raise RtsegError(problem)
@@ -165,8 +166,8 @@ def process_video(job: VideoJob, slot: ModelSlot, attempt: int = 1) -> Iterator[
             staging.discard()
         if not isinstance(e, RtsegError):  # a bug, not the video: keep its traceback (debug level)
             log.debug(f"rtseg: batch: {job.input}", exc_info=True)
-        note = str(e) if isinstance(e, RtsegError) else f"{type(e).__name__}: {e}"
-        yield Outcome(job.key, "failed", note=" ".join(note.split()), attempt=attempt)  # one line: a table row
+        reason = str(e) if isinstance(e, RtsegError) else f"{type(e).__name__}: {e}"
+        yield Outcome(job.key, "failed", note=" ".join(reason.split()), attempt=attempt)  # one line: a table row
         return
     except BaseException:  # Ctrl-C in this process, or the generator closed: nothing of the attempt is kept
         if staging is not None:

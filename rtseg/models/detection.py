@@ -8,6 +8,7 @@ the pipeline only thresholds scores and rescales: no Python NMS per frame.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
@@ -32,7 +33,7 @@ class CenterNetHead(nn.Module):
         self.size = nn.Sequential(separable(inter, inter), nn.Conv2d(inter, 2, 1))
         self.offset = nn.Sequential(separable(inter, inter), nn.Conv2d(inter, 2, 1))
         # start with a background prior of ~0.1 so the focal loss is not swamped at the first steps
-        nn.init.constant_(self.heatmap[-1].bias, -math.log((1 - 0.1) / 0.1))
+        nn.init.constant_(cast(torch.Tensor, self.heatmap[-1].bias), -math.log((1 - 0.1) / 0.1))
 
     def forward(self, feats: dict[int, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = self.lateral["32"](feats[32])
@@ -100,6 +101,7 @@ def encode_targets(boxes: np.ndarray, classes: np.ndarray, image_hw: tuple[int, 
     offset = np.zeros((MAX_OBJECTS, 2), np.float32)
     index = np.zeros((MAX_OBJECTS,), np.int64)
     mask = np.zeros((MAX_OBJECTS,), np.float32)
+    order: np.ndarray | list[int]  # the largest boxes first
     order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[:MAX_OBJECTS] if len(boxes) else []
     for j, i in enumerate(order):
         x1, y1, x2, y2 = boxes[i] / STRIDE

@@ -17,14 +17,17 @@ do: the file's folded weights load as identity batch norms (exact in eval mode) 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import RtsegError
-from .tflite_mnv2 import TFSamePad, set_identity_batchnorm
+from .tflite_mnv2 import TFSamePad, conv_bias, set_identity_batchnorm
+
+if TYPE_CHECKING:
+    from .tflite_edgetpu import EdgeTPUDeepLab
 
 
 class Block(NamedTuple):
@@ -65,11 +68,12 @@ class ConvBNAct(nn.Sequential):
                  act: bool = True):
         conv = nn.Conv2d(cin, cout, k, stride=stride, dilation=dilation, groups=groups, bias=False)
         span = (k - 1) * dilation
+        padded: nn.Conv2d | TFSamePad = conv
         if stride > 1:  # TF puts the odd pixel of padding after; symmetric padding cannot
-            conv = TFSamePad(conv)
+            padded = TFSamePad(conv)
         else:
             conv.padding = (span // 2, span // 2)
-        super().__init__(OrderedDict(conv=conv, bn=nn.BatchNorm2d(cout), act=nn.ReLU() if act else nn.Identity()))
+        super().__init__(OrderedDict(conv=padded, bn=nn.BatchNorm2d(cout), act=nn.ReLU() if act else nn.Identity()))
 
 
 class InvertedResidual(nn.Module):
@@ -119,7 +123,8 @@ class EdgeTPUDeepLabNet(nn.Module):
             raise ValueError(f"output_stride must be 16 or 32, got {output_stride}")
         cin = make_divisible(STEM * width)
         self.stem = ConvBNAct(3, cin, 3, stride=2)
-        blocks, current, rate = OrderedDict(), 2, 1
+        blocks: OrderedDict[str, nn.Module] = OrderedDict()
+        current, rate = 2, 1
         for i, b in enumerate(BLOCKS):
             stride = b.stride
             if current == output_stride and stride > 1:  # DeepLab: keep the resolution, dilate what follows
@@ -142,7 +147,7 @@ class EdgeTPUDeepLabNet(nn.Module):
         return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=True)
 
 
-def load_port(net: EdgeTPUDeepLabNet, port: nn.Module) -> int:
+def load_port(net: EdgeTPUDeepLabNet, port: EdgeTPUDeepLab) -> int:
     """Copy the port's (tflite_edgetpu.EdgeTPUDeepLab, `clip=False`) weights into `net`: each folded
     convolution as conv + identity batch norm, the logits as they are. Returns the convolutions placed; a
     port of another shape (another width, another head) is one RtsegError, never half-loaded."""
@@ -156,7 +161,7 @@ def load_port(net: EdgeTPUDeepLabNet, port: nn.Module) -> int:
         src = m.conv.conv if isinstance(m.conv, TFSamePad) else m.conv
         dst = ours.get(name)
         conv = None if dst is None else dst.conv.conv if isinstance(dst.conv, TFSamePad) else dst.conv
-        if conv is None or conv.weight.shape != src.weight.shape or conv.stride != src.stride \
+        if dst is None or conv is None or conv.weight.shape != src.weight.shape or conv.stride != src.stride \
                 or conv.dilation != src.dilation:
             got = "nothing" if conv is None else f"{tuple(conv.weight.shape)}"
             raise RtsegError(f"{m.scope}: the file has {tuple(src.weight.shape)} (stride {src.stride[0]}, dilation "
@@ -171,6 +176,6 @@ def load_port(net: EdgeTPUDeepLabNet, port: nn.Module) -> int:
     with torch.no_grad():
         for src, conv, bn in pairs:
             conv.weight.copy_(src.weight)
-            set_identity_batchnorm(bn, src.bias)
+            set_identity_batchnorm(bn, conv_bias(src))
         net.logits.load_state_dict(port.logits.state_dict())
     return len(pairs)

@@ -1,6 +1,8 @@
 """The MobileNetV2 encoder every rtseg model shares: torchvision's network cut at strides 4, 8, 16 and 32."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torchvision
 from torch import nn
@@ -14,7 +16,7 @@ _LAST = 18          # features[:18] -> stride 32 (320 channels); the 1280-channe
 
 
 def _out_channels(blocks: nn.Sequential) -> int:
-    last = blocks[-1]
+    last: Any = blocks[-1]  # a torchvision block (untyped): InvertedResidual, or conv-BN-ReLU6 as a Sequential
     return last.out_channels if hasattr(last, "out_channels") else last[0].out_channels
 
 
@@ -34,11 +36,11 @@ def _dilate(blocks: nn.Sequential, dilation: int, first: int = 2) -> None:
                 m.padding = (rate, rate)
 
 
-def _torchvision(width: float, weights) -> nn.Module:
+def _torchvision(width: float, weights) -> torchvision.models.MobileNetV2:
     return torchvision.models.mobilenet_v2(weights=weights, width_mult=width)
 
 
-def _slim(width: float, weights) -> nn.Module:
+def _slim(width: float, weights) -> torchvision.models.MobileNetV2:
     from .tflite_mnv2 import slim_mobilenet_v2
 
     return slim_mobilenet_v2(width)
@@ -66,7 +68,7 @@ class MobileNetV2Encoder(nn.Module):
             weights = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V2
         if layout not in LAYOUTS:
             raise ValueError(f"unknown encoder layout {layout!r} (one of {', '.join(LAYOUTS)})")
-        f = LAYOUTS[layout](width, weights).features
+        f: nn.Sequential = LAYOUTS[layout](width, weights).features
         self.stage4 = f[:_STRIDE4_END]
         self.stage8 = f[_STRIDE4_END:_STRIDE8_END]
         self.stage16 = f[_STRIDE8_END:_STRIDE16_END]

@@ -17,7 +17,8 @@ class SegDetNet(SegmentationNet):
         super().__init__(num_classes, width, head, output_stride, pretrained=pretrained, layout=layout)
         self.det_head = CenterNetHead(self.encoder.channels, num_det_classes)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    # a dict where SegmentationNet gives a tensor: callers tell the two apart by the model's task
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # type: ignore[override]
         feats = self.encoder(x)
         logits = F.interpolate(self.head(feats, self.high_stride), size=x.shape[-2:], mode="bilinear", align_corners=False)
         return {"logits": logits, **self.det_head(feats)}

@@ -6,7 +6,7 @@ by bilinear interpolation (no transpose convolutions, so no checkerboard artifac
 """
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,7 @@ from torch import nn
 from .blocks import cbr, separable
 from .encoder import MobileNetV2Encoder
 
-Head = Literal["lraspp", "deeplabv3plus"]
+Head = str  # a name in SEG_HEADS: "lraspp", "deeplabv3plus", or one added by `register_head`
 # head name -> factory(encoder channels by stride, classes, output stride, skip stride): a new head is a class
 # and one `register_head` line, nothing elsewhere (`ModelSpec.head` takes any registered name)
 SEG_HEADS: dict[str, Callable[[dict[int, int], int, int, int], nn.Module]] = {}

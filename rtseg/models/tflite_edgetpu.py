@@ -29,7 +29,7 @@ from torch import nn
 
 from ..core.errors import RtsegError
 from ..data.cityscapes import CLASSES as CITYSCAPES_CLASSES
-from .tflite_mnv2 import SLIM_MEAN, SLIM_STD, TFSamePad
+from .tflite_mnv2 import SLIM_MEAN, SLIM_STD, TFSamePad, conv_bias
 from .tflite_reader import ConvLayer, TFLiteFile, TFLiteOp, read_tflite
 
 __all__ = ["EdgeTPUDeepLab", "is_edgetpu_deeplab", "merged_head", "CITYSCAPES_TO_CAMVID_PREFER", "SLIM_MEAN", "SLIM_STD"]
@@ -59,15 +59,16 @@ class ConvAct(nn.Module):
         conv = nn.Conv2d(in_ch * groups, out_ch, k, stride=c.stride, dilation=c.dilation, groups=groups, bias=True)
         with torch.no_grad():
             conv.weight.copy_(torch.from_numpy(c.weight))
-            conv.bias.copy_(torch.from_numpy(c.bias))
+            conv_bias(conv).copy_(torch.from_numpy(c.bias))
         span = (k - 1) * c.dilation  # 'SAME' pads this much in total at stride 1
+        padded: nn.Conv2d | TFSamePad = conv
         if c.padding == "VALID":
             conv.padding = (0, 0)
         elif c.stride > 1 or span % 2:  # TF puts the odd pixel after: torch's symmetric padding cannot
-            conv = TFSamePad(conv)
+            padded = TFSamePad(conv)
         else:
             conv.padding = (span // 2, span // 2)
-        self.conv = conv
+        self.conv = padded
         if c.activation not in _ACTIVATIONS:
             raise RtsegError(f"{c.scope}: fused activation {c.activation} is not supported")
         self.act = _ACTIVATIONS[c.activation]()
@@ -84,7 +85,7 @@ class InvertedResidual(nn.Module):
     """expand (1x1, or a full kxk in fused blocks) -> depthwise kxk (unfused blocks) -> project 1x1 (linear),
     plus the block's input where the file adds it."""
 
-    def __init__(self, layers: OrderedDict[str, ConvAct], residual: bool, clip: tuple[float, float] | None = None):
+    def __init__(self, layers: OrderedDict[str, nn.Module], residual: bool, clip: tuple[float, float] | None = None):
         super().__init__()
         self.layers = nn.Sequential(layers)
         self.residual = residual
@@ -155,7 +156,7 @@ class EdgeTPUDeepLab(nn.Module):
         self.logits = nn.Conv2d(c.weight.shape[1], c.weight.shape[0], 1)
         with torch.no_grad():
             self.logits.weight.copy_(torch.from_numpy(c.weight))
-            self.logits.bias.copy_(torch.from_numpy(c.bias))
+            conv_bias(self.logits).copy_(torch.from_numpy(c.bias))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's output (1280 channels at stride 16)."""
@@ -204,10 +205,10 @@ def merged_head(logits: nn.Conv2d, model_classes: Sequence[str], mapping: Mappin
                 members = [list(model_classes).index(prefer[name])]
             if not members:
                 nn.init.normal_(head.weight[k], std=1e-3)
-                head.bias[k] = logits.bias.min() - 1
+                conv_bias(head)[k] = conv_bias(logits).min() - 1
                 continue
             head.weight[k] = logits.weight[members[0]]
-            head.bias[k] = logits.bias[members[0]]
+            conv_bias(head)[k] = conv_bias(logits)[members[0]]
     return head
 
 
@@ -219,7 +220,7 @@ CITYSCAPES_TO_CAMVID_PREFER = {"SignSymbol": "traffic sign"}
 class _Layout:
     """What `_read_layout` found in the file: convolutions by scope, block order, residuals, head wiring."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.convs: dict[str, ConvLayer] = {}
         self.blocks: list[str] = []
         self.residual: dict[str, tuple[float, float] | None] = {}  # block -> its sum's range

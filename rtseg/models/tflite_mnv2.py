@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,9 @@ from torch import nn
 
 from ..core.errors import RtsegError
 from .tflite_reader import ConvLayer, TFLiteFile, read_tflite
+
+if TYPE_CHECKING:
+    from torchvision.models import MobileNetV2
 
 # TF-Slim scopes of the convolutions we know how to place, in file order.
 _SCOPE = re.compile(r"(MobilenetV2/(?:Conv_1|Conv|expanded_conv(?:_\d+)?/(?:expand|depthwise|project)|Logits/Conv2d_1c_1x1)"
@@ -85,14 +89,14 @@ def read_slim_tflite(path: str | Path | TFLiteFile) -> SlimFile:
     return SlimFile(path, kind, width, (int(shape[1]), int(shape[2])), classes, convs, align)
 
 
-def slim_mobilenet_v2(width: float) -> nn.Module:
+def slim_mobilenet_v2(width: float) -> MobileNetV2:
     """torchvision's MobileNetV2 with TF-Slim's channel counts (DeepLab rounds narrow nets to 1, not 8)."""
     import torchvision
 
     return torchvision.models.mobilenet_v2(width_mult=width, round_nearest=8 if width == 1.0 else 1)
 
 
-def torchvision_name(scope: str) -> tuple[str, str | None]:
+def torchvision_name(scope: str) -> tuple[str, str]:
     """TF-Slim scope -> (conv module, batch-norm module) under torchvision's MobileNetV2 `features`."""
     if scope == "MobilenetV2/Conv":
         return "0.0", "0.1"
@@ -124,7 +128,7 @@ def load_backbone(features: nn.Module, slim: SlimFile) -> int:
             continue  # head convolutions: not part of the backbone
         if conv_name not in modules:
             continue  # Conv_1 when `features` stops before it
-        conv, bn = modules[conv_name], modules[bn_name]
+        conv, bn = cast(nn.Conv2d, modules[conv_name]), cast(nn.BatchNorm2d, modules[bn_name])
         if tuple(conv.weight.shape) != c.weight.shape:
             raise RtsegError(f"{slim.path.name}: {scope} has shape {c.weight.shape}, the model expects "
                              f"{tuple(conv.weight.shape)} (another width?)")
@@ -148,13 +152,25 @@ def _features_modules(features: nn.Module) -> dict[str, nn.Module]:
     return out
 
 
+def conv_bias(conv: nn.Conv2d) -> torch.Tensor:
+    """The bias of a convolution made with one (torch types it Optional: None only for `bias=False`)."""
+    return cast(torch.Tensor, conv.bias)
+
+
+def _running_stats(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Running mean and variance (torch types them Optional: None only for `track_running_stats=False`,
+    which no batch norm here is made with)."""
+    return cast(torch.Tensor, bn.running_mean), cast(torch.Tensor, bn.running_var)
+
+
 def set_identity_batchnorm(bn: nn.BatchNorm2d, bias: torch.Tensor) -> None:
     """BN that adds `bias` and nothing else in eval mode: the folded convolution's output, exactly."""
+    running_mean, running_var = _running_stats(bn)
     with torch.no_grad():
         bn.weight.fill_(1.0)
         bn.bias.copy_(bias)
-        bn.running_mean.zero_()
-        bn.running_var.fill_(1.0 - bn.eps)
+        running_mean.zero_()
+        running_var.fill_(1.0 - bn.eps)
 
 
 @torch.no_grad()
@@ -212,8 +228,9 @@ def _conv_bn_pairs(model: nn.Module):
 
 
 def _is_identity(bn: nn.BatchNorm2d) -> bool:
-    return bool(torch.all(bn.weight == 1) and torch.all(bn.running_mean == 0)
-                and torch.allclose(bn.running_var, torch.full_like(bn.running_var, 1 - bn.eps)))
+    running_mean, running_var = _running_stats(bn)
+    return bool(torch.all(bn.weight == 1) and torch.all(running_mean == 0)
+                and torch.allclose(running_var, torch.full_like(running_var, 1 - bn.eps)))
 
 
 class TFSamePad(nn.Module):
@@ -251,7 +268,7 @@ def set_dilations(features: nn.Module, slim: SlimFile) -> None:
             conv_name, _ = torchvision_name(scope)
         except KeyError:
             continue
-        conv = modules.get(conv_name)
+        conv = cast("nn.Conv2d | None", modules.get(conv_name))
         if conv is None or conv.kernel_size == (1, 1):
             continue
         conv.stride = (c.stride, c.stride)
@@ -282,7 +299,7 @@ class SlimImageNetClassifier(nn.Module):
         self.logits = nn.Conv2d(c.weight.shape[1], c.weight.shape[0], 1)
         with torch.no_grad():
             self.logits.weight.copy_(torch.from_numpy(c.weight))
-            self.logits.bias.copy_(torch.from_numpy(c.bias))
+            conv_bias(self.logits).copy_(torch.from_numpy(c.bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(F.adaptive_avg_pool2d(self.features(x), 1)).flatten(1)
@@ -309,7 +326,7 @@ class SlimDeepLabV3(nn.Module):
         self.logits = nn.Conv2d(c.weight.shape[1], c.weight.shape[0], 1)
         with torch.no_grad():
             self.logits.weight.copy_(torch.from_numpy(c.weight))
-            self.logits.bias.copy_(torch.from_numpy(c.bias))
+            conv_bias(self.logits).copy_(torch.from_numpy(c.bias))
         self.align_corners = slim.align_corners
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

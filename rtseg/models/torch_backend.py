@@ -29,7 +29,7 @@ class TorchBackend:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if threads and self.device.type == "cpu":
             torch.set_num_threads(threads)
-        self.model = ExportWrapper(model, spec.task).eval().to(self.device)
+        self.model: ExportWrapper | None = ExportWrapper(model, spec.task).eval().to(self.device)  # None once closed
         self.output_names = output_names(spec.task)
         self.input_name = "image"
         self.name = f"torch-{self.device.type}"
@@ -65,6 +65,8 @@ class TorchBackend:
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
         torch = self._torch
+        if self.model is None:
+            raise RtsegError("the torch backend is closed")
         with torch.inference_mode():
             outs = self.model(torch.from_numpy(image).to(self.device))
         return {n: o.cpu().numpy() for n, o in zip(self.output_names, outs)}

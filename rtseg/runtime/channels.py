@@ -72,7 +72,8 @@ class ReorderBuffer:
 
     def put(self, seq: int, item, timeout: float | None = None) -> None:
         with self._cv:
-            if self.window is not None and not self._cv.wait_for(lambda: seq < self._next + self.window, timeout):
+            window = self.window  # read once: the wait's test below then knows it is not None
+            if window is not None and not self._cv.wait_for(lambda: seq < self._next + window, timeout):
                 raise queue.Full
             self._items[seq] = item
             self._cv.notify_all()

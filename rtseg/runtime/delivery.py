@@ -4,7 +4,7 @@ end, one failing sink keeping no other (the mp4) unfinished."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, cast
 
 from tqdm import tqdm
 
@@ -22,7 +22,8 @@ def deliver(done, sinks: list[Sink], stats: RunStats, control: RunControl, live:
     bar = tqdm(total=frame_count, unit="frame", dynamic_ncols=True, disable=not progress, desc="rtseg", leave=False)
     last_model = None
     try:
-        while (rec := control.io.get(done)) is not END:
+        while (item := control.io.get(done)) is not END:
+            rec = cast(FrameRecord, item)  # the channels carry frame records, then END
             if rec.model != last_model and last_model is not None:
                 rec.event = {**(rec.event or {}), "switch": {"from": last_model, "to": rec.model}}
             last_model = rec.model

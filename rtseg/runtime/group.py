@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, cast
 
 from ..core.errors import RtsegError
 from ..core.redact import redact
@@ -103,6 +103,7 @@ class Lane:
     def wire(self, slot: ModelSlot, info: ModelInfo, s: RunSettings, folder: Path | None, streams: int) -> None:
         """The lane's pipeline: `slot` (its own, around the group's backend), its own sinks (<label>.mp4 and
         .jsonl in `folder`, its live view) and its own key-frame state (its frames are its own sequence)."""
+        assert self.source is not None, "only a lane whose source opened is wired"
         sinks = []
         if folder is not None:
             request = SinkRequest(output=str(folder / f"{self.label}.mp4"),
@@ -120,7 +121,7 @@ class Lane:
         """The lane's pipeline in a thread of its own; its failure is kept with it, the others go on."""
         def run() -> None:
             try:
-                self.stats = self.pipeline.run(handle_signals=False)
+                self.stats = cast(Pipeline, self.pipeline).run(handle_signals=False)  # started once wired
             except BaseException as e:
                 self.error = e
             if self.feed is not None:
@@ -137,7 +138,7 @@ class Lane:
         elif self.pipeline is not None and self.thread is None:
             for sink in self.pipeline.sinks:
                 sink.close()
-            self.source.close()
+            cast(Source, self.source).close()  # a wired lane has its source
         if self.feed is not None:
             self.feed.close()
 
@@ -147,7 +148,7 @@ def _sanitize(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "source"
 
 
-def source_labels(sources: list[str | NamedSource]) -> list[str]:
+def source_labels(sources: Sequence[str | NamedSource]) -> list[str]:
     """A name per source for its output files and its page, unique in the run: the label a source list gave,
     else files by `unique_labels` (the stem, widened where stems repeat), cameras as cam<N>, URLs as
     host_port_path (`127.0.0.1_8080_cam`)."""
@@ -171,7 +172,8 @@ def source_labels(sources: list[str | NamedSource]) -> list[str]:
     for i, label in zip(files, unique_labels([Path(named[i].uri) for i in files])):
         labels[i] = _sanitize(label)  # a glob's stem ('*') is no file name
     out, taken = [], {s.label for s in named if s.label}
-    for s, label in zip(named, labels):  # the same camera or URL twice, or a file named like a camera's label
+    # every label is set by now; the same camera or URL twice, or a file named like a camera's label, is numbered
+    for s, label in zip(named, cast(list[str], labels)):
         if s.label is not None:
             out.append(label)
             continue
@@ -262,7 +264,7 @@ class SourceGroup:
         if self.runner is not None:
             first, slot = self.runner.current, self.runner.slot_for(lane.label)
         else:
-            first = self.slot
+            first = cast(ModelSlot, self.slot)  # lanes are wired once `load` has loaded it
             uses = any(x.pipeline is not None and x.pipeline.slot is first for x in self.lanes)
             slot = self.slot_around(first) if uses else first
         lane.wire(slot, first.info, self.settings, self.folder, self.streams)
@@ -356,7 +358,7 @@ def reopen_lanes(group: "SourceGroup") -> None:
                 opened = lane.open(group.settings, group.tolerant)  # seconds, maybe (a connect timeout): not under the lock
                 with group.wiring:
                     if opened and group.stopping.is_set():  # stopped meanwhile: this one never starts
-                        lane.source.close()
+                        cast(Source, lane.source).close()  # `open` said it opened
                         return
                     if opened:
                         group.wire(lane)

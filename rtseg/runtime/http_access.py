@@ -134,7 +134,7 @@ class Gate:
         names = {bind_host.lower(), socket.gethostname().lower()}
         if self.loopback or self.wildcard:  # a wildcard bind is reached through loopback too
             names |= LOOPBACK_NAMES
-        names |= {host_name(n) for n in allow_hosts} - {None}
+        names |= {h for h in map(host_name, allow_hosts) if h is not None}
         self.hosts = frozenset(names)
 
     def host_allowed(self, header: str | None) -> bool:
@@ -169,6 +169,7 @@ class Gate:
 
     def _same(self, given: str) -> bool:
         # in constant time: how long a wrong guess takes says nothing of how much of it was right
+        assert self.token is not None, "compared only by a server with a token"  # `check` returned before, else
         return hmac.compare_digest(given.encode(), self.token.encode())
 
 

@@ -115,7 +115,9 @@ def _policy(page: str) -> str:
     """A page's Content-Security-Policy: its own script and style (by hash), pictures and numbers from this
     server, nothing else."""
     def digest(tag: str) -> str:
-        text = re.search(f"<{tag}>(.*?)</{tag}>", page, re.S).group(1)
+        found = re.search(f"<{tag}>(.*?)</{tag}>", page, re.S)
+        assert found is not None, f"the page has no <{tag}>"  # the pages are the constants above: each has both
+        text = found.group(1)
         return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
     return (f"default-src 'none'; script-src {digest('script')}; style-src {digest('style')}; img-src 'self'; "
             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")

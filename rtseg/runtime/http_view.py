@@ -27,7 +27,7 @@ import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
+from typing import Mapping, Protocol
 from urllib.parse import quote, unquote
 
 from ..core.errors import RtsegError
@@ -66,7 +66,7 @@ def combine(per_source: dict[str, dict]) -> dict:
 class FeedHub:
     """Feeds in this process: {"": feed} for one source at the root, else {label: feed}."""
 
-    def __init__(self, feeds: dict[str, Feed]):
+    def __init__(self, feeds: Mapping[str, Feed]):  # only read, so a dict[str, LiveFeed] is one too
         self.feeds = feeds
         self.single = list(feeds) == [""]
 

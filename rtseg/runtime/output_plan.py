@@ -16,12 +16,14 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from ..core.errors import RtsegError
 from ..core.paths import cache_dir
 from .atomic_write import write_file_atomically
 from .sinks import Sink
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # Windows: no flock; outputs are checked but not locked there

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable
+from typing import Callable, cast
+
+import numpy as np
 
 from ..core.machine import usable_cpus
 from ..temporal import Temporal
@@ -101,7 +103,8 @@ class Pipeline:
         self._i420_wanted = i420
         self.frames_i420 = False  # what this run does
         # capture -> preprocess: a newest-frame mailbox (live), a bounded queue (files), or nothing (inline)
-        self._captured = NewestSlot(carry_event) if self.live else None if self.preprocess_in_capture else queue.Queue(size)
+        self._captured: NewestSlot | queue.Queue | None = \
+            NewestSlot(carry_event) if self.live else None if self.preprocess_in_capture else queue.Queue(size)
         self._preprocessed: queue.Queue = queue.Queue(size)
         # `streams` inference threads share the backend (ONNX Runtime sessions are thread-safe): on few
         # cores, frames in parallel on one thread each beat one frame on all threads (no straggler waits).
@@ -121,7 +124,11 @@ class Pipeline:
 
     def counts(self) -> dict:
         """Frames so far, while running: read, written, dropped (live) and the recent p95 latency."""
-        return self.stats.counts(self._captured.dropped if self.live else 0, self.temporal)
+        return self.stats.counts(self._dropped, self.temporal)
+
+    @property
+    def _dropped(self) -> int:  # stale frames a live source's mailbox replaced; a file's frames are never dropped
+        return cast(NewestSlot, self._captured).dropped if self.live else 0
 
     # -- control -----------------------------------------------------------------------------------
     def switch_to(self, slot: ModelSlot, keyframes=None) -> None:
@@ -144,7 +151,7 @@ class Pipeline:
         if interrupt:
             interrupt()
         if self.live:  # what is in flight finishes; a read still blocked on the camera is not waited for
-            self._captured.close()
+            cast(NewestSlot, self._captured).close()
 
     @property
     def stop_signal(self) -> int | None:
@@ -163,14 +170,16 @@ class Pipeline:
         rec.seq, self._seq = self._seq, self._seq + 1
         if self.temporal is not None and not self.temporal.plan(rec):
             return  # a propagated frame: no model input, its outputs come from motion in postprocess
-        rec.input = rec.slot.preprocess(rec.image) if rec.i420 is None else rec.slot.preprocess_i420(rec.i420)
+        rec.input = (rec.slot.preprocess(cast(np.ndarray, rec.image)) if rec.i420 is None  # not in I420: in BGR
+                     else rec.slot.preprocess_i420(rec.i420))
         self._unreleased[rec.seq] = rec
 
     def _postprocess(self, rec: FrameRecord) -> None:
         if self.temporal is not None:
             self.temporal.carry(rec)
+        assert rec.slot is not None and rec.outputs is not None, "set by preprocess, and by inference or temporal"
         if rec.i420 is None:
-            p = rec.slot.postprocess(rec.image, rec.outputs, draw=True)
+            p = rec.slot.postprocess(cast(np.ndarray, rec.image), rec.outputs, draw=True)
         else:
             p = rec.slot.postprocess_i420(rec.i420, rec.outputs, full_mask=False)  # rec.mask: made if a sink asks
         rec.mask, rec.shares, rec.detections, rec.outputs, rec.overlay = p.mask, p.shares, p.detections, p.outputs, p.overlay
@@ -211,10 +220,10 @@ class Pipeline:
             self.capture.close_source(capture)
             for rec in list(self._unreleased.values()):  # dropped by an abort before inference
                 if rec.input is not None:
-                    rec.slot.pre.pool.release(rec.input)
+                    cast(ModelSlot, rec.slot).pre.pool.release(rec.input)  # preprocess set both
                     rec.input = None
             self._unreleased.clear()
-        self.stats.finish(self.source, self.temporal, dropped=self._captured.dropped if self.live else 0,
+        self.stats.finish(self.source, self.temporal, dropped=self._dropped,
                           interrupted=self.control.stopping.is_set() and not self.capture.ended)
         if self.control.error is not None:
             raise self.control.error

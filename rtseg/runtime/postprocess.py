@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence, cast
 
 import cv2
 import numpy as np
@@ -66,7 +67,8 @@ class Postprocessor:
         (fw, fh), (ih, iw) = frame_size, input_hw
         boxes = outputs["boxes"][0][keep] * np.array([fw / iw, fh / ih, fw / iw, fh / ih], np.float32)
         np.clip(boxes, 0, [fw, fh, fw, fh], out=boxes)
-        return [Detection(tuple(float(v) for v in b), float(s), int(c))
+        # each b is a row of the (N, 4) boxes: four floats
+        return [Detection(cast(tuple[float, float, float, float], tuple(float(v) for v in b)), float(s), int(c))
                 for b, s, c in zip(boxes, scores[keep], outputs["labels"][0][keep])]
 
     def class_shares(self, mask: np.ndarray) -> np.ndarray:
@@ -79,7 +81,7 @@ class Postprocessor:
             return mask
         return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
 
-    def overlay(self, frame: np.ndarray, mask: np.ndarray | None, detections: list[Detection] = (),
+    def overlay(self, frame: np.ndarray, mask: np.ndarray | None, detections: Sequence[Detection] = (),
                 small: np.ndarray | None = None) -> np.ndarray:
         """Blend the palette-coloured mask (frame size) over the frame; draw boxes on top. `small`, the same
         class map at model size, if given, is coloured there and the colours resized (nearest): the same

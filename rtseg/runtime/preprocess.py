@@ -33,10 +33,10 @@ class Preprocessor:
     def __init__(self, input_size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...], pool_size: int = 8,
                  allocate: Callable | None = None):
         self.height, self.width = input_size
-        mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        mean32, std32 = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         # x = (p/255 - mean)/std = p * scale - offset, per RGB channel
-        self.scale = 1.0 / (255.0 * std)
-        self.offset = mean / std
+        self.scale = 1.0 / (255.0 * std32)
+        self.offset = mean32 / std32
         self._resized = np.empty((self.height, self.width, 3), np.uint8)
         self._plane = np.empty((self.height, self.width), np.uint8)
         self._yuv_scratch: np.ndarray | None = None  # Y, U, V at model size (from_i420)

@@ -38,7 +38,7 @@ def frame_record(index: int, source_time: float | None, model: str, ms: dict[str
                  wall_time: float | None = None, inferred: bool = True, source: str | None = None,
                  size: tuple[int, int] | None = None) -> dict:
     """One frame's results as plain JSON values (see the module docstring for units)."""
-    line = {
+    line: dict[str, object] = {
         "frame": index,
         # stream time for files, capture wall clock for live sources, null for still images (they have none)
         "time": None if source_time is None or not math.isfinite(source_time) else round(source_time, 4),

@@ -11,7 +11,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 import cv2
 import numpy as np
@@ -51,6 +51,12 @@ class Sink:
         return None
 
 
+def _bgr_overlay(rec: FrameRecord) -> np.ndarray:
+    """The frame's overlay in BGR, for a sink that reads it: a run keeps frames in I420 only when every sink
+    takes them (`takes_i420`), and even then a frame whose `overlay_i420` is None has its overlay in BGR."""
+    return cast(np.ndarray, rec.overlay)
+
+
 def require_writable(path: Path, what: str) -> None:
     """The folder `path` goes in exists and can be written, or a one-line error now, before any work."""
     path = Path(path)
@@ -74,12 +80,12 @@ class VideoSink(Sink):
             raise RtsegError(f"cannot write video {self.path}: it is a folder")
         self.size = frame_size
         self.fourcc, self.frames = fourcc, 0
-        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), fps, frame_size)
+        self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*fourcc), fps, frame_size)
         if not self.writer.isOpened():
             raise RtsegError(f"cannot write video {self.path} (OpenCV could not open a {fourcc} writer there)")
 
     def write(self, rec: FrameRecord) -> None:
-        img = rec.overlay
+        img = _bgr_overlay(rec)
         if (img.shape[1], img.shape[0]) != self.size:
             img = cv2.resize(img, self.size, interpolation=cv2.INTER_LINEAR)
         self.writer.write(img)
@@ -181,7 +187,7 @@ class PyAVVideoSink(Sink):
     def write(self, rec: FrameRecord) -> None:
         i420 = getattr(rec, "overlay_i420", None)
         if i420 is None or yuv.frame_size(i420) != self.size:
-            img = rec.overlay if i420 is None else yuv.to_bgr(i420)  # a frame of another size: the BGR way
+            img = _bgr_overlay(rec) if i420 is None else yuv.to_bgr(i420)  # a frame of another size: the BGR way
             if (img.shape[1], img.shape[0]) != self.size:
                 img = cv2.resize(img, self.size, interpolation=cv2.INTER_LINEAR)
             i420 = to_i420(img)
@@ -276,7 +282,7 @@ class ImageSink(Sink):
 
     def write(self, rec: FrameRecord) -> None:
         target = self.path if self.single else self.path.with_name(f"{self.path.stem}_{rec.label}{self.path.suffix}")
-        ok, encoded = cv2.imencode(target.suffix, rec.overlay)
+        ok, encoded = cv2.imencode(target.suffix, _bgr_overlay(rec))
         if not ok:
             raise RtsegError(f"cannot encode image {target}")
         # through a temporary name: a failed write (a full disk) leaves the file that was there before
@@ -344,7 +350,8 @@ class JsonLinesSink(Sink):
 
     def frame_done(self, rec: FrameRecord) -> None:
         # not in write(): only now does rec.ms hold the time of every sink, this one's place aside
-        size = (rec.image.shape[1], rec.image.shape[0]) if rec.image is not None else yuv.frame_size(rec.i420)
+        size = ((rec.image.shape[1], rec.image.shape[0]) if rec.image is not None
+                else yuv.frame_size(cast(np.ndarray, rec.i420)))  # a frame not in BGR is in I420
         if self.lines == 0:  # with the first frame: a run that wrote no frame leaves no file at all
             self._write(header_record(rec.model, self.class_names, self.palette_rgb, self.det_classes, self.source))
         line = frame_record(rec.index, rec.source_time, rec.model, rec.ms, self.class_names, rec.shares,
@@ -415,6 +422,7 @@ class WindowSink(Sink):
             gap = rec.event["reconnect"]
             self._note = (f"source back after {gap['seconds']:.1f} s ({gap['attempts']} attempt(s))", now + self.NOTE_S)
         ms = {s: rec.ms.get(s, 0.0) for s in ("capture", "preprocess", "infer", "postprocess")}
+        assert rec.slot is not None, "every frame shown was preprocessed by a slot"
         lines = [f"{self.meter.fps:5.1f} FPS  {rec.model}  [{rec.slot.backend.name}]"
                  + ("" if rec.temporal is None else "  key" if rec.inferred else "  propagated"),
                  "cap {capture:.1f}  pre {preprocess:.1f}  inf {infer:.1f}  post {postprocess:.1f}  out {sink:.1f} ms"
@@ -424,10 +432,11 @@ class WindowSink(Sink):
         return lines
 
     def write(self, rec: FrameRecord) -> None:
+        overlay = _bgr_overlay(rec)
         if not self._sized:
-            cv2.resizeWindow(self.title, rec.overlay.shape[1], rec.overlay.shape[0])
+            cv2.resizeWindow(self.title, overlay.shape[1], overlay.shape[0])
             self._sized = True
-        img = rec.overlay.copy()  # the overlay is shared with the other sinks: the HUD is for the window only
+        img = overlay.copy()  # the overlay is shared with the other sinks: the HUD is for the window only
         draw_hud(img, self.hud_lines(rec))
         cv2.imshow(self.title, img)
         key = cv2.waitKey(1) & 0xFF

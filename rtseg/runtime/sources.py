@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 import cv2
 import numpy as np
@@ -43,13 +43,21 @@ class Captured(NamedTuple):
 
 
 class Source(Protocol):
-    name: str
-    live: bool                      # True: frames arrive in real time and stale ones may be dropped
-    fps: float | None               # nominal rate, when the container or device reports one
-    frame_count: int | None         # number of frames, when known (files)
-    frame_size: tuple[int, int] | None  # (width, height) of the first frame, when one was decoded: sizes a video output
-    skipped: list[str]              # inputs that could not be decoded and were passed over (grows while reading)
-    files: list[Path]               # the input files it reads (none for live sources): outputs may not replace them
+    # read-only to its users (so properties here): a source may hold a narrower type, or pass its inner one's on
+    @property
+    def name(self) -> str: ...
+    @property
+    def live(self) -> bool: ...                 # True: frames arrive in real time and stale ones may be dropped
+    @property
+    def fps(self) -> float | None: ...          # nominal rate, when the container or device reports one
+    @property
+    def frame_count(self) -> int | None: ...    # number of frames, when known (files)
+    @property
+    def frame_size(self) -> tuple[int, int] | None: ...  # (w, h) of the first frame decoded: it sizes a video output
+    @property
+    def skipped(self) -> list[str]: ...         # inputs not decoded and passed over (grows while reading)
+    @property
+    def files(self) -> list[Path]: ...          # the input files it reads (none if live): no output may replace one
 
     def read(self) -> Captured | None:
         """The next frame (a `Captured`, or a plain (frame, time, label) tuple); None at the end of the input."""
@@ -121,7 +129,7 @@ class VideoSource:
             t = time.time()
         elif self.fps:
             t = (self._index - 1) / self.fps
-        elif i420 is not None:  # a file without a rate: its frames' own times, as OpenCV's position gives them
+        elif self._i420 is not None:  # a file without a rate: its frames' own times, as OpenCV's position gives them
             t = self._i420.time if self._i420.time is not None else 0.0
         else:
             t = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
@@ -305,7 +313,7 @@ class PacedSource:
 
     live = True
 
-    def __init__(self, inner: VideoSource | ImageSource):
+    def __init__(self, inner: Source):
         self.inner = inner
         self.name = f"{inner.name} (real time)"
         self.fps = inner.fps or 30.0
@@ -490,7 +498,9 @@ class ReconnectingSource:
         self.reopen, self.attempts, self.backoff = reopen, attempts, backoff
         self.inner: Source | None = first
         self.name, self.fps, self.frame_size = first.name, first.fps, first.frame_size
-        self.frame_count, self.skipped, self.files = None, [], []
+        self.frame_count: int | None = None
+        self.skipped: list[str] = []
+        self.files: list[Path] = []
         self.state = "running"
         self.gaps: list[dict] = []   # {"at": Unix time it went down, "seconds": down for, "attempts": tries}
         self.lost = False
@@ -555,16 +565,19 @@ def open_input(uri: str | None = None, camera: int | str | None = None, loop: in
     """A SOURCE string or a camera index, wrapped for --loop, --frames, --realtime and (live) --reconnect."""
     if (uri is None) == (camera is None):
         raise RtsegError("give either a SOURCE or --camera N")
-    source = open_camera(camera) if camera is not None else open_source(uri)
+
+    def open_again() -> VideoSource | ImageSource:  # the check above: without a camera, `uri` is given
+        return open_camera(camera) if camera is not None else open_source(cast(str, uri))
+
+    source: Source = open_again()
     # a URL that announces its length serves a file: it ends when it ends (reopening would replay it)
     if source.live and reconnect != 0 and getattr(source, "announced", None) is None:
-        source = ReconnectingSource(source, lambda: open_camera(camera) if camera is not None else open_source(uri),
-                                    reconnect)
+        source = ReconnectingSource(source, open_again, reconnect)
     if loop > 1:
-        if source.live:
+        if source.live:  # a camera always is: what loops is a `uri`
             raise RtsegError("--loop applies to files and images, not to live sources")
         source.close()
-        source = LoopedSource(lambda: open_source(uri), loop)
+        source = LoopedSource(open_again, loop)
     if frames:
         source = LimitedSource(source, frames)
     if realtime and not source.live:
@@ -607,16 +620,16 @@ class ArraySource:
         # the first frame now: it sizes a video output before the run starts
         first = next(self._frames, None)
         self._pending = None if first is None else as_bgr(first)
-        self.frame_size = None if first is None else (self._pending.shape[1], self._pending.shape[0])
+        self.frame_size = None if self._pending is None else (self._pending.shape[1], self._pending.shape[0])
 
     def read(self) -> Captured | None:
         if self._pending is not None:
             frame, self._pending = self._pending, None
         else:
-            frame = next(self._frames, None)
-            if frame is None:
+            item = next(self._frames, None)
+            if item is None:
                 return None
-            frame = as_bgr(frame)
+            frame = as_bgr(item)
         self._i += 1
         t = time.time() if self.live else ((self._i - 1) / self.fps if self.fps else None)
         return Captured(frame, t, f"{self._i - 1:06d}")

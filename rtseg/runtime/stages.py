@@ -4,7 +4,7 @@ Each ends by passing the end on, and a failure stops the whole run (`RunControl.
 from __future__ import annotations
 
 import queue
-from typing import Callable
+from typing import Callable, cast
 
 from .channels import END, ReorderBuffer
 from .frame import FrameRecord
@@ -21,9 +21,10 @@ def relay(name: str, work: Callable[[FrameRecord], None], inq, outq: queue.Queue
         while True:
             if wait_for_room:
                 io.wait_for_room(outq)
-            rec = io.get(inq)
-            if rec is END:
+            item = io.get(inq)
+            if item is END:
                 break
+            rec = cast(FrameRecord, item)  # the channels carry frame records, then END
             with stage(rec, name):
                 work(rec)
             io.put(outq, rec)
@@ -40,14 +41,16 @@ def infer_stream(preprocessed: queue.Queue, inferred: ReorderBuffer, control: Ru
     io = control.io
     try:
         while True:
-            rec = io.get(preprocessed)
-            if rec is END:
+            item = io.get(preprocessed)
+            if item is END:
                 io.put(preprocessed, END)  # let the other streams see the end too
                 break
+            rec = cast(FrameRecord, item)  # the channels carry frame records, then END
             if rec.inferred:
                 with stage(rec, "infer"):
                     x, rec.input = rec.input, None
                     unreleased.pop(rec.seq, None)
+                    assert x is not None and rec.slot is not None, "preprocess gives a frame to infer both"
                     rec.outputs = rec.slot.infer(x)  # gives the buffer back to the pool, whatever happens
             io.put(inferred, rec, rec.seq)
     except BaseException as e:

@@ -19,6 +19,8 @@ class Reservoir(list):
     of them all (Vitter's algorithm R), so percentiles stay representative and a week-long run holds what an
     hour holds. `count` is every value seen."""
 
+    count: int  # type: ignore[assignment]  # every value seen, as documented: it shadows list.count() on purpose
+
     def __init__(self, cap: int = 20_000, seed: int = 0):
         super().__init__()
         self.cap, self.count = cap, 0
@@ -83,8 +85,8 @@ class RunStats:
         """Frames so far, while running: read, written, dropped (live), the recent p95 latency, and with key
         frames how many the model ran on and the interval now."""
         recent = list(self.recent_latency_ms)
-        counts = {"frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": dropped,
-                  "latency_ms_p95": round(percentiles(recent)["p95"], 2) if recent else None}
+        counts: dict[str, object] = {"frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": dropped,
+                                     "latency_ms_p95": round(percentiles(recent)["p95"], 2) if recent else None}
         if temporal is not None:
             counts |= {"frames_inferred": self.frames_inferred, "keyframe": str(temporal.keyframes.interval)}
         return counts

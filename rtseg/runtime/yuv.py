@@ -51,7 +51,7 @@ def palette_yuv(lut_bgr: np.ndarray) -> np.ndarray:
 class I420Reader:
     """A video file's frames as I420 arrays, decoded by PyAV (FFmpeg, like OpenCV's reader), in file order."""
 
-    def __init__(self, av, container, frames, first):
+    def __init__(self, av, container, frames, first) -> None:
         self._av, self.container, self._frames, self._first = av, container, frames, first
         self.time: float | None = None  # the last frame's time in the stream (s), when the file says it
 

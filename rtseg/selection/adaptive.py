@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from typing import Callable
+from typing import Callable, cast
 
 from ..runtime.frame import FrameRecord
 from ..runtime.pipeline import Pipeline
@@ -89,7 +89,7 @@ class AdaptiveRunner:
             return self.meter.fps
         if not self.infer_ms:
             return None
-        share = max(sum(self.inferred) / len(self.inferred), 1.0 / self.inferred.maxlen)
+        share = max(sum(self.inferred) / len(self.inferred), 1.0 / cast(int, self.inferred.maxlen))  # 30, set above
         return self.streams * 1000.0 / (sum(self.infer_ms) / len(self.infer_ms)) / share
 
     def on_frame(self, rec: FrameRecord) -> None:

@@ -27,6 +27,7 @@ from .ladder import Candidate, Controller
 
 if TYPE_CHECKING:
     from ..runtime.group import SourceGroup
+    from ..runtime.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +38,20 @@ def choose_for_group(group: SourceGroup) -> GroupChoice:
     rate held by moving the whole group along the ladder."""
     s = group.settings.choice
     assert s.target_fps is not None, "SourceGroup.load asks a chooser only for a rate"
+    target_fps = s.target_fps  # as narrowed here, for the runner below
     sel = select_for_rate(s.target_fps, s.task, group.settings.backend.name, group.streams, group.threads, s.margin,
                           s.max_latency, s.rank_by, sources=len(group.lanes), cores=group.settings.cores,
                           keyframes=False)
+    info = sel.choice.info
+    assert info is not None  # select_for_rate's candidates are built from models
     if not (s.adapt and len(sel.ladder) > 1):
-        return GroupChoice(sel.choice.info, sel.choice.input_size, sel.why)
+        return GroupChoice(info, sel.choice.input_size, sel.why)
 
     def runner(first: ModelSlot) -> GroupAdaptiveRunner:
-        return GroupAdaptiveRunner(Controller(sel.ladder, sel.index, s.target_fps), first,
+        return GroupAdaptiveRunner(Controller(sel.ladder, sel.index, target_fps), first,
                                    lambda c: group.load_model(c.info, c.input_size), group.slot_around, group.streams)
 
-    return GroupChoice(sel.choice.info, sel.choice.input_size, sel.why, runner)
+    return GroupChoice(info, sel.choice.input_size, sel.why, runner)
 
 
 class GroupAdaptiveRunner:
@@ -66,7 +70,7 @@ class GroupAdaptiveRunner:
         self.switches: list[dict] = []
         self.t0 = self.clock()
         self._lock = threading.RLock()  # sources join (slot_for, attach) from other threads while a switch runs
-        self._pipelines: dict[str, object] = {}
+        self._pipelines: dict[str, Pipeline] = {}
         self._slots: dict[tuple[str, str], ModelSlot] = {}   # (model, source) -> that source's slot
         self._meters: dict[str, RateMeter] = {}
         self._infer_ms: dict[str, deque] = {}

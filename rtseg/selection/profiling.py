@@ -28,7 +28,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, cast
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from ..core.paths import cache_dir
 from .reference import ReferenceSpeeds, load_reference
 from .ladder import HELD_OUT_SPLIT
 from ..core.modelinfo import ModelInfo, keyframe_drops, measured_sizes, rung_name, sha256, variant_name  # noqa: F401
-from ..runtime.sources import Captured
+from ..runtime.sources import Captured, Source
 from ..runtime.timing import percentiles, time_model
 
 FRAME_SIZE = (640, 480)  # (width, height) of the synthetic end-to-end clip
@@ -225,7 +225,9 @@ def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, fra
         x = slot.preprocess(SyntheticSource(1).frame)
         m = time_model(slot.backend, x, frames, reps=1, streams=streams, warmup=3)
         slot.pre.pool.release(x)
-        stats = Pipeline(SyntheticSource(frames), slot, [], streams=streams, temporal=temporal).run(handle_signals=False)
+        # a Source as the pipeline reads it (the Protocol's fps and frame_count may be None, these never are)
+        source = cast(Source, SyntheticSource(frames))
+        stats = Pipeline(source, slot, [], streams=streams, temporal=temporal).run(handle_signals=False)
         slot.close()
     e = percentiles(stats.latency_ms)
     return Profile(rung_name(info, size, keyframe), model_checksum(info), round(m.fps, 2), round(m.ms_p50, 3), round(m.ms_p95, 3),
@@ -238,8 +240,9 @@ def flow_ms(size: tuple[int, int], preset: str = "ultrafast", reps: int = 3) -> 
     from ..temporal.motion import Motion, small_gray
 
     frame = SyntheticSource(1).frame
-    motion = Motion(tuple(size), preset)
-    a = small_gray(frame, None, tuple(size))
+    hw = cast("tuple[int, int]", tuple(size))  # (H, W), also when it came as a list
+    motion = Motion(hw, preset)
+    a = small_gray(frame, None, hw)
     b = np.roll(a, 2, axis=1)
     motion.residual(a, b, motion.maps(a, b))  # first call allocates
     t0 = time.perf_counter()
@@ -310,11 +313,13 @@ def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads:
     instead, and takes estimates and busy measurements as they are; otherwise (`rtseg profile`) anything not
     clean is measured again."""
     cache = ProfileCache(machine_key(backend, streams, threads))
-    wanted = [(info, size) for info in infos for size in measured_sizes(info, split) or [tuple(info.input_size)]]
+    wanted = [(info, size) for info in infos
+              for size in measured_sizes(info, split) or [cast("tuple[int, int]", tuple(info.input_size))]]
     if split == "val" and not quick:  # `rtseg profile`: the sizes any split measured, so no variant stays a guess
         wanted += [(i, s) for i in infos for s in measured_sizes(i, HELD_OUT_SPLIT) if (i, s) not in wanted]
     # key-frame rungs: at the model's own size, for each interval whose accuracy was measured on a sequence
-    rungs = [(i, s, 1) for i, s in wanted] + [(i, tuple(i.input_size), k) for i in infos for k in keyframe_drops(i)
+    rungs = [(i, s, 1) for i, s in wanted] + [(i, cast("tuple[int, int]", tuple(i.input_size)), k)
+                                              for i in infos for k in keyframe_drops(i)
                                               if any(w == (i, tuple(i.input_size)) for w in wanted)]
 
     def usable(p: Profile | None) -> bool:
@@ -334,11 +339,13 @@ def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads:
                 derived = f" and {len(missing) - every} key-frame rung(s) from those" if len(missing) > every else ""
                 log.info(f"rtseg: first use here: estimating {every} model x size variant(s) ({how}){derived}; runs "
                          "refine them, `rtseg profile` measures them fully")
-            flows: dict[tuple[int, int], float] = {}  # the flow's cost per size, timed once
+            flows: dict[tuple[int, ...], float] = {}  # the flow's cost per size, timed once
             for info, size, k in missing:  # every-frame rungs first: a key-frame estimate starts from its model's
                 if quick and k > 1:
                     flow = flows.setdefault(tuple(size), flow_ms(size))
-                    p = keyframe_estimate(cache.get(info, size), k, size, rung_name(info, size, k), flow)
+                    base = cache.get(info, size)
+                    assert base is not None  # its every-frame rung was cached already, or came first in `missing`
+                    p = keyframe_estimate(base, k, size, rung_name(info, size, k), flow)
                 elif quick and rung_name(info, size) in scale:
                     p = scale[rung_name(info, size)]
                 elif quick:
@@ -346,12 +353,13 @@ def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads:
                 else:
                     log.info(f"rtseg: profiling {rung_name(info, size, k)} on this machine ({frames} frames; cached afterwards)")
                     p = profile_model(info, backend, streams, threads, frames, size, k)
-                    if p.busy:
+                    if p.busy and p.others_load is not None:  # (busy: a load was measured)
                         log.warning(f"rtseg: {p.model}: other programs used {100 * p.others_load:.0f}% of the machine "
                                     "while it was measured; kept, marked busy, measured again next time")
                 cache.put(p)
             force = False  # measured now: what the cache holds is what we want
-    return {rung_name(i, s, k): cache.get(i, s, k) for i, s, k in rungs}
+    # every rung is cached by now: usable already, or just put
+    return {rung_name(i, s, k): cast(Profile, cache.get(i, s, k)) for i, s, k in rungs}
 
 
 def _reference_scale(variants: list[tuple[ModelInfo, tuple[int, int]]], backend: str, streams: int, threads: int,
@@ -365,9 +373,10 @@ def _reference_scale(variants: list[tuple[ModelInfo, tuple[int, int]]], backend:
         return {}
     info, size = choose_probe(known, ref)
     probe = estimate_model(info, backend, streams, threads, efficiency, size, latency_scale=latency)
-    ratio = probe.model_fps / ref.fps(variant_name(info, size), model_checksum(info))
-    scaled = {variant_name(i, s): scaled_estimate(i, s, ref.fps(variant_name(i, s), model_checksum(i)) * ratio,
-                                                  efficiency, latency, probe)
+    # every known variant has its reference speed (not None)
+    ratio = probe.model_fps / cast(float, ref.fps(variant_name(info, size), model_checksum(info)))
+    scaled = {variant_name(i, s): scaled_estimate(i, s, cast(float, ref.fps(variant_name(i, s), model_checksum(i)))
+                                                  * ratio, efficiency, latency, probe)
               for i, s in known if (i, s) != (info, size)}
     return {probe.model: probe, **scaled}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, replace
+from typing import cast
 
 from ..core.errors import RtsegError
 from ..core.manifest import Manifest
@@ -86,7 +87,7 @@ def select_for_rate(target_fps: float, task: str, backend: str, streams: int, th
     last = last_settled(backend, streams, threads, key) if sources == 1 else None
     ladder = pareto_front(candidates)
     resumed = next((c for c in ladder if last and c.name == last.get("rung")), None)
-    if resumed is not None:
+    if resumed is not None and last is not None:  # (a rung is resumed only from a `last`)
         choice = resumed
         why = (f"{choice.name}: where the last run of this command here settled ({last.get('fps')} FPS on it, "
                f"{str(last.get('date', ''))[:16].replace('T', ' ')}); it moves from there as the rate asks")
@@ -96,7 +97,9 @@ def select_for_rate(target_fps: float, task: str, backend: str, streams: int, th
             guess = profiles.get(choice.name)
             if guess is None or guess.kind != "scaled":
                 break
-            probe_variant(choice.info, tuple(choice.input_size), backend, streams, threads)
+            info, size = choice.info, choice.input_size
+            assert info is not None and size is not None  # build_candidates gives every candidate both
+            probe_variant(info, cast("tuple[int, int]", tuple(size)), backend, streams, threads)
             candidates, profiles = candidates_here()
             choice, why = choose(candidates, target_fps, margin, max_latency)
         ladder = pareto_front(candidates)
@@ -120,7 +123,8 @@ def quick_bench_models(backend: str = "onnxruntime") -> list[ModelInfo]:
     streams, threads = inference_layout(None, None, live=False)
     every_frame = [c for c in build_candidates(infos, ensure_profiles(infos, backend, streams, threads, quick=True,
                                                                       split=split), "seg", split)
-                   if c.keyframe == 1 and tuple(c.input_size) == tuple(c.info.input_size)]
+                   if c.keyframe == 1 and c.info is not None and c.input_size is not None  # (always: built from models)
+                   and tuple(c.input_size) == tuple(c.info.input_size)]
     fastest = max(pareto_front(every_frame), key=lambda c: c.fps).info if every_frame else None
     chosen: list[ModelInfo] = []
     for info in (default, fastest):

@@ -14,7 +14,7 @@ latest every `auto_max` frames.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -42,10 +42,10 @@ AUTO_MAX = 8          # --keyframe auto: at most this many frames from one key f
 class KeyFrames:
     """How often the model runs: every `interval`-th frame, or "auto" (when the warp says so)."""
 
-    interval: int | str = 1
+    interval: int | Literal["auto"] = 1
 
     @classmethod
-    def parse(cls, text: str | int | None) -> "KeyFrames":
+    def parse(cls, text: str | int | float | None) -> "KeyFrames":
         """`--keyframe N` (N >= 1) or `--keyframe auto`."""
         if text is None:
             return cls(1)
@@ -177,18 +177,22 @@ class Temporal:
         due = interval != "auto" and self._since_key >= interval
         if due and not s.smooth:
             return FramePlan(True, motion, reason="interval")  # no flow needed at all
+        # plan() made the motion before asking, and a key frame's luma is the previous frame's or older
+        assert motion is not None and self._prev_gray is not None
         prev_maps = prev_residual = None
         if s.smooth or s.anchor == "previous":
             prev_maps = motion.maps(gray, self._prev_gray)
             prev_residual = motion.residual(gray, self._prev_gray, prev_maps)
         if due:  # inferred anyway; a cut still resets the smoothing's history
+            assert prev_residual is not None  # due without smoothing returned above
             cut = unexplained_share(prev_residual) > s.cut_share
             return FramePlan(True, motion, prev_maps=prev_maps, prev_residual=prev_residual,
                              reason="cut" if cut else "interval")
         if s.anchor == "key":
             maps = motion.maps(gray, self._key_gray)
             residual = motion.residual(gray, self._key_gray, maps)
-        else:
+        else:  # "previous": measured above
+            assert prev_maps is not None and prev_residual is not None
             maps, residual = prev_maps, prev_residual
         unexplained = unexplained_share(residual)
         plan = FramePlan(False, motion, maps, prev_maps, prev_residual, unexplained)
@@ -212,9 +216,12 @@ class Temporal:
             self._key_outputs = outputs
         else:
             anchor = self._key_outputs if self.settings.anchor == "key" else self._prev_outputs
+            # the first frame is a key frame, and plan() measured the motion of every frame it propagates to
+            assert anchor is not None and plan.motion is not None and plan.maps is not None
             outputs = propagate(anchor, plan.motion, plan.maps)
         self._prev_outputs = outputs
         if self._smoother is not None:
+            assert outputs is not None  # an inferred frame has its outputs
             outputs = self._smoother(outputs, plan.prev_maps, plan.prev_residual, len(rec.slot.info.classes),
                                      reset=plan.reason in ("first", "model", "cut"))
         rec.outputs = outputs

@@ -6,6 +6,8 @@ where things are now, with no holes (backward warping never leaves a pixel unset
 """
 from __future__ import annotations
 
+from typing import cast
+
 import cv2
 import numpy as np
 
@@ -22,7 +24,7 @@ def small_gray(frame_bgr: np.ndarray | None, i420: np.ndarray | None, size: tupl
     if i420 is not None:
         luma = i420[: i420.shape[0] * 2 // 3]  # the Y plane: the first two thirds of an (H * 3/2, W) I420 array
     else:
-        luma = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+        luma = cv2.cvtColor(cast(np.ndarray, frame_bgr), cv2.COLOR_BGR2GRAY)  # no I420 frame: callers give the BGR one
     if luma.shape == (h, w):
         return np.ascontiguousarray(luma)
     return cv2.resize(luma, (w, h), interpolation=cv2.INTER_AREA)
@@ -35,7 +37,7 @@ class Motion:
         if preset not in PRESETS:
             raise ValueError(f"flow preset must be one of {', '.join(PRESETS)}, not {preset!r}")
         self.size, self.preset = size, preset
-        self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])
+        self._dis = cv2.DISOpticalFlow_create(PRESETS[preset])  # type: ignore[attr-defined]  # not in OpenCV's stubs
         h, w = size
         self._gx, self._gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
 

@@ -37,8 +37,9 @@ class Smoother:
             return outputs  # a box-only model: nothing to smooth
         planes, shape = self._planes, evidence.shape
         history = not (reset or planes is None or prev_maps is None or planes.shape != shape)
-        untrusted = None
+        untrusted: np.ndarray | None = None
         if history:
+            assert prev_residual is not None  # it comes with prev_maps (Temporal's plan measures both)
             untrusted = (prev_residual > self.residual_level).astype(np.uint8)
             if untrusted.shape != shape[1:]:
                 untrusted = cv2.resize(untrusted, shape[:0:-1], interpolation=cv2.INTER_NEAREST)
@@ -47,6 +48,7 @@ class Smoother:
         for c in range(shape[0]):
             plane = evidence[c]
             if history:
+                assert planes is not None and untrusted is not None  # both are there whenever `history` is
                 warped = Motion.warp(planes[c], prev_maps, nearest=False)
                 blended = cv2.addWeighted(plane, self.weight, warped, 1.0 - self.weight, 0.0)
                 cv2.copyTo(plane, untrusted, blended)  # unexplained pixels: the current frame alone
@@ -72,6 +74,6 @@ def class_evidence(outputs: dict[str, np.ndarray], classes: int) -> np.ndarray |
     ids = outputs["mask"][0]
     planes = np.empty((classes + 1, *ids.shape), np.uint8)
     for c in range(classes):
-        cv2.compare(ids, c, cv2.CMP_EQ, dst=planes[c])
-    cv2.compare(ids, classes, cv2.CMP_GE, dst=planes[classes])
+        cv2.compare(ids, c, cv2.CMP_EQ, dst=planes[c])  # type: ignore[call-overload]  # a scalar src2: not in the stubs
+    cv2.compare(ids, classes, cv2.CMP_GE, dst=planes[classes])  # type: ignore[call-overload]  # (as above)
     return planes

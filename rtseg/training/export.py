@@ -81,6 +81,8 @@ def export_onnx(model: nn.Module, spec: ModelSpec, output: Path, opset: int = OP
 
 def _number(text: str | None) -> float:
     """A log cell as a number; an empty or damaged cell (a run killed mid-write) counts as 0."""
+    if text is None:  # no such cell: a log without that column, or a row cut short
+        return 0.0
     try:
         return float(text)
     except (TypeError, ValueError):

@@ -93,7 +93,8 @@ def read_palette(path: Path, n: int) -> list[tuple[int, int, int]]:
         parts = re.split(r"[\s,]+", line.strip())
         if len(parts) != 3 or not all(p.isdigit() and int(p) < 256 for p in parts):
             raise RtsegError(f"palette file {path}, line {k}: expected 'R G B' with values 0-255, got {line.strip()!r}")
-        colours.append(tuple(int(p) for p in parts))
+        r, g, b = (int(p) for p in parts)
+        colours.append((r, g, b))
     if len(colours) < n:
         raise RtsegError(f"palette file {path} has {len(colours)} colours for {n} classes")
     return colours[:n]

@@ -118,6 +118,8 @@ def _record(request: Int8Request, info, name: str, output: Path, split: str, gat
     """The INT8 file's manifest entry: its base's record, how it was quantized, and both measured figures."""
     from ..core.manifest import Manifest
 
+    if request.manifest_path is None:  # the caller records only where a manifest was named
+        raise ValueError("no manifest to record the INT8 model in")
     manifest = Manifest.load(request.manifest_path)
     base = manifest.entry(info.name) or info.entry
     # how the FP32 model was trained still holds (its selection split keeps eval's warnings right); its

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -45,6 +46,11 @@ def head_for(args: argparse.Namespace, encoder: str) -> str:
     return args.head or "deeplabv3plus"
 
 
+def _encoder(model: torch.nn.Module) -> torch.nn.Module:
+    """The MobileNetV2 encoder of a model built on one (every architecture but edgetpu)."""
+    return cast(torch.nn.Module, model.encoder)
+
+
 def load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | None,
                      calibration: list[np.ndarray] | None = None) -> torch.nn.Module:
     if pretrained is None:
@@ -55,7 +61,7 @@ def load_pretrained(model: torch.nn.Module, spec: ModelSpec, pretrained: str | N
         except Exception as e:  # no internet, hub down, proxy...
             raise RtsegError(f"could not download torchvision's ImageNet MobileNetV2 weights ({e.__class__.__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''}); pass --pretrained PATH to a local file") from e
-        model.encoder.load_state_dict(imagenet.encoder.state_dict())
+        _encoder(model).load_state_dict(_encoder(imagenet).state_dict())
         return model
     if pretrained.startswith(CITYSCAPES_PREFIX):
         return load_cityscapes_tflite(model, spec, pretrained, calibration or [])
@@ -98,7 +104,7 @@ def load_tflite_backbone(model: torch.nn.Module, spec: ModelSpec, pretrained: st
                          f"use {'imagenet' if slim.kind == 'imagenet' else 'voc'}-tflite:{path}")
     if slim.width != spec.width:
         raise RtsegError(f"--pretrained {pretrained}: a width-{slim.width:g} MobileNetV2, the model is width {spec.width:g}")
-    placed = load_backbone(model.encoder, slim)
+    placed = load_backbone(_encoder(model), slim)
     unfolded = unfold_on(model, spec, calibration)
     print(f"loaded {pretrained}: {placed} convolutions of the {slim.kind} backbone (width {slim.width:g}); "
           f"{unfolded} batch norms unfolded on {len(calibration)} training images")
@@ -114,7 +120,7 @@ def load_cityscapes_tflite(model: torch.nn.Module, spec: ModelSpec, pretrained: 
     `calibration` images as for the VOC start."""
     from ..data.camvid import CLASSES
     from ..data.classmap import load_class_map
-    from ..models.edgetpu import load_port
+    from ..models.edgetpu import EdgeTPUDeepLabNet, load_port
     from ..models.tflite_edgetpu import CITYSCAPES_TO_CAMVID_PREFER, EdgeTPUDeepLab, merged_head
 
     path = pretrained.split(":", 1)[1]
@@ -127,7 +133,7 @@ def load_cityscapes_tflite(model: torch.nn.Module, spec: ModelSpec, pretrained: 
         port.replace_head(merged_head(port.logits, port.classes, mapping, classes, CITYSCAPES_TO_CAMVID_PREFER),
                           classes)
     try:
-        placed = load_port(model, port)
+        placed = load_port(cast(EdgeTPUDeepLabNet, model), port)  # the file fits --encoder edgetpu only
     except RtsegError as e:
         raise RtsegError(f"--pretrained {pretrained}: {e} (the Cityscapes file is width 0.75)") from e
     unfolded = unfold_on(model, spec, calibration)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Any, TypedDict
 
 import cv2
 import numpy as np
@@ -29,13 +30,19 @@ from ..core.errors import RtsegError
 from ..core.modelinfo import META_KEY, ModelInfo
 from ..runtime.preprocess import Preprocessor
 
+
+class QDQLayout(TypedDict):
+    activation_type: str           # a name in onnxruntime.quantization.QuantType
+    extra_options: dict[str, Any]  # quantize_static's extra_options
+
+
 # Two Q/DQ layouts, because no one file is right for both. "cpu": uint8 activations with zero points,
 # int8 weights (U8S8), int32 biases: ONNX Runtime fuses these into its integer kernels, and the ReLU6
 # clips vanish into the activation ranges. "tensorrt": symmetric int8 activations and weights (zero points
 # 0) and float biases, the only explicit quantization TensorRT accepts; on the CPU it ran 2.9x slower than
 # "cpu" here (mnv2-100-lraspp-os32-288x384-voc, since retired: 17.8 against 51.3 FPS, ONNX Runtime 1.32, 2 threads), so it
 # is made for TensorRT engines only.
-QDQ_LAYOUTS = {
+QDQ_LAYOUTS: dict[str, QDQLayout] = {
     "cpu": dict(activation_type="QUInt8", extra_options={}),
     "tensorrt": dict(activation_type="QInt8",
                      extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}),

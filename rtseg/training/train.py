@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sized, cast
 
 import cv2
 import numpy as np
@@ -89,7 +89,8 @@ def selection_score(metrics: dict) -> float:
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on BN and biases
@@ -315,7 +316,7 @@ def train(args: argparse.Namespace) -> Path:
     run = prepare(args)
     log = EpochLog(run.run_dir / "log.csv", run.epoch)
     print(f"training {run.spec.name} ({run.spec.encoder} encoder) on {run.device} (amp={run.amp_dtype}), "
-          f"{len(run.loader.dataset)} train images, selecting on {run.val_desc}, {args.epochs} epochs x "
+          f"{len(cast(Sized, run.loader.dataset))} train images, selecting on {run.val_desc}, {args.epochs} epochs x "
           f"{len(run.loader)} steps, logging to {log.path}")
     while run.epoch < args.epochs:
         t0, c0 = time.time(), time.process_time()
