@@ -10,6 +10,7 @@ runs every configuration once, so a slower minute of the machine hits them all a
    every core (frames of `cores` sources, or 2x that, per call).
 Figures: frames per second (median over repeats, and the range); inference only, on random input.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,13 +79,24 @@ def main() -> None:
         h, w = info.input_size
         frames = {b: rng.standard_normal((b, 3, h, w), dtype=np.float32) for b in batches + [2 * cores]}
         sessions = {t: load_backend("onnxruntime", info, threads=t) for t in sorted({1, cores})}
-        configs = [(f"batch {b}, {t} thread(s)", lambda b=b, t=t: rate_of(lambda: sessions[t].infer(frames[b]), b,
-                                                                         args.seconds)) for t in sessions for b in batches]
-        configs.append((f"{cores} sources today: {cores} callers x batch 1, 1 thread each",
-                        lambda: concurrent_rate(sessions[1], frames[1], cores, args.seconds)))
+        configs = [
+            (f"batch {b}, {t} thread(s)", lambda b=b, t=t: rate_of(lambda: sessions[t].infer(frames[b]), b, args.seconds))
+            for t in sessions
+            for b in batches
+        ]
+        configs.append(
+            (
+                f"{cores} sources today: {cores} callers x batch 1, 1 thread each",
+                lambda: concurrent_rate(sessions[1], frames[1], cores, args.seconds),
+            )
+        )
         for b in (cores, 2 * cores):
-            configs.append((f"batched: one call of batch {b}, {cores} thread(s)",
-                            lambda b=b: rate_of(lambda: sessions[cores].infer(frames[b]), b, args.seconds)))
+            configs.append(
+                (
+                    f"batched: one call of batch {b}, {cores} thread(s)",
+                    lambda b=b: rate_of(lambda: sessions[cores].infer(frames[b]), b, args.seconds),
+                )
+            )
         got: dict[str, list[float]] = {c: [] for c, _ in configs}
         for r in range(args.repeats):
             for label, run in configs:
@@ -92,14 +104,28 @@ def main() -> None:
             print(f"{name}: repeat {r + 1}/{args.repeats} done", flush=True)
         for label, _ in configs:
             xs = got[label]
-            rows.append({"model": name, "config": label, "fps_median": round(statistics.median(xs), 1),
-                         "fps_min": round(min(xs), 1), "fps_max": round(max(xs), 1), "fps": [round(x, 2) for x in xs]})
+            rows.append(
+                {
+                    "model": name,
+                    "config": label,
+                    "fps_median": round(statistics.median(xs), 1),
+                    "fps_min": round(min(xs), 1),
+                    "fps_max": round(max(xs), 1),
+                    "fps": [round(x, 2) for x in xs],
+                }
+            )
         for s in sessions.values():
             s.close()
-    lines = ["# Batching frames of several sources in one ONNX Runtime call, on this CPU", "", header_markdown(env),
-             f"- inference only (random input at each model's size), {args.repeats} interleaved repeats of "
-             f"{args.seconds:g} s per configuration; frames per second, median (min-max)", "",
-             "| model | configuration | frames/s | range |", "|---|---|---:|---:|"]
+    lines = [
+        "# Batching frames of several sources in one ONNX Runtime call, on this CPU",
+        "",
+        header_markdown(env),
+        f"- inference only (random input at each model's size), {args.repeats} interleaved repeats of "
+        f"{args.seconds:g} s per configuration; frames per second, median (min-max)",
+        "",
+        "| model | configuration | frames/s | range |",
+        "|---|---|---:|---:|",
+    ]
     lines += [f"| {r['model']} | {r['config']} | {r['fps_median']} | {r['fps_min']}-{r['fps_max']} |" for r in rows]
     write_report(args.out, lines, {**env, "rows": rows})
 

@@ -8,6 +8,7 @@ time includes Ray's start-up and every worker's model load, which is what a batc
 links where the file system allows (rtseg sees distinct files), so N copies cost no disk. `--frames F` cuts the
 clip to its first F frames first (re-encoded as MJPG), for a quick run. Writes DIR/batch_speed.md and .json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,11 +79,18 @@ def time_batch(inputs: Path, out: Path, model: str | None, workers: int | None) 
     summary = res.stdout.strip().splitlines()[-1]  # the command's own footer: it times Ray's start-up apart
     startup = re.search(r"([\d.]+) s of it starting Ray", summary)
     startup_s = float(startup.group(1)) if startup else 0.0
-    return {"workers": workers, "videos": len(records), "frames": frames, "wall_s": round(wall, 3),
-            "fps": round(frames / wall, 2), "ray_startup_s": startup_s,
-            "fps_after_startup": round(frames / max(wall - startup_s, 1e-9), 2),
-            "per_video_fps_median": round(statistics.median(r["fps"] for r in records), 2),
-            "models": sorted({r["model"] for r in records}), "summary": summary}
+    return {
+        "workers": workers,
+        "videos": len(records),
+        "frames": frames,
+        "wall_s": round(wall, 3),
+        "fps": round(frames / wall, 2),
+        "ray_startup_s": startup_s,
+        "fps_after_startup": round(frames / max(wall - startup_s, 1e-9), 2),
+        "per_video_fps_median": round(statistics.median(r["fps"] for r in records), 2),
+        "models": sorted({r["model"] for r in records}),
+        "summary": summary,
+    }
 
 
 def main() -> None:
@@ -115,26 +123,37 @@ def main() -> None:
             best["wall_s_runs"] = [r["wall_s"] for r in runs]
             results.append(best)
             label = "one process (--no-ray)" if workers is None else f"{workers} Ray worker(s)"
-            print(f"{label}: {best['frames']} frames in {best['wall_s']:.1f} s = {best['fps']:.1f} FPS "
-                  f"(per video {best['per_video_fps_median']:.1f} FPS)", flush=True)
+            print(
+                f"{label}: {best['frames']} frames in {best['wall_s']:.1f} s = {best['fps']:.1f} FPS "
+                f"(per video {best['per_video_fps_median']:.1f} FPS)",
+                flush=True,
+            )
     ray_runs = {r["workers"]: r for r in results if r["workers"] is not None}
     base = ray_runs.get(1)
-    md = [f"# rtseg batch throughput: {args.copies} copies of {video.name}"
-          + (f" cut to {args.frames} frames" if args.frames else ""), "", header_markdown(env),
-          f"- model: {', '.join(results[0]['models'])}; {args.repeats} run(s) per configuration (median by wall time)",
-          "- wall time of the whole command: Ray start-up, model loads, decode, inference, overlay, H.264/MPEG-4 "
-          "encode, commit", "",
-          "| configuration | videos | frames | wall s | FPS (frames / wall) | Ray start-up s | FPS after start-up "
-          "| per-video FPS (median) | FPS vs Ray 1 worker |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    md = [
+        f"# rtseg batch throughput: {args.copies} copies of {video.name}" + (f" cut to {args.frames} frames" if args.frames else ""),
+        "",
+        header_markdown(env),
+        f"- model: {', '.join(results[0]['models'])}; {args.repeats} run(s) per configuration (median by wall time)",
+        "- wall time of the whole command: Ray start-up, model loads, decode, inference, overlay, H.264/MPEG-4 encode, commit",
+        "",
+        "| configuration | videos | frames | wall s | FPS (frames / wall) | Ray start-up s | FPS after start-up "
+        "| per-video FPS (median) | FPS vs Ray 1 worker |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         label = "one process (`--no-ray`, every core)" if r["workers"] is None else f"Ray, `--workers {r['workers']}`"
         speedup = f"{r['fps'] / base['fps']:.2f}x" if base else "-"
-        md.append(f"| {label} | {r['videos']} | {r['frames']} | {r['wall_s']:.1f} | {r['fps']:.1f} | "
-                  f"{r['ray_startup_s']:.1f} | {r['fps_after_startup']:.1f} | {r['per_video_fps_median']:.1f} | {speedup} |")
+        md.append(
+            f"| {label} | {r['videos']} | {r['frames']} | {r['wall_s']:.1f} | {r['fps']:.1f} | "
+            f"{r['ray_startup_s']:.1f} | {r['fps_after_startup']:.1f} | {r['per_video_fps_median']:.1f} | {speedup} |"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "batch_speed.json").write_text(json.dumps({"environment": env, "video": str(video), "copies": args.copies,
-                                                      "frames": args.frames, "results": results}, indent=2) + "\n")
+    (out / "batch_speed.json").write_text(
+        json.dumps({"environment": env, "video": str(video), "copies": args.copies, "frames": args.frames, "results": results}, indent=2)
+        + "\n"
+    )
     (out / "batch_speed.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     print(f"wrote {out / 'batch_speed.md'} and {out / 'batch_speed.json'}")

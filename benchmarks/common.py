@@ -1,4 +1,5 @@
 """What every benchmark prints beside its figures: the command, the machine, the versions, the date."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,8 +37,14 @@ VERSIONED = ("python", "onnxruntime", "opencv", "numpy", "torch")
 
 
 def header_markdown(env: dict) -> str:
-    return "\n".join([f"- command: `{env['command']}`", f"- date: {env['date']}", f"- machine: {env['machine']}",
-                      "- versions: " + ", ".join(f"{k} {env[k]}" for k in VERSIONED if k in env)])
+    return "\n".join(
+        [
+            f"- command: `{env['command']}`",
+            f"- date: {env['date']}",
+            f"- machine: {env['machine']}",
+            "- versions: " + ", ".join(f"{k} {env[k]}" for k in VERSIONED if k in env),
+        ]
+    )
 
 
 def cpu_ms(fn, items: list) -> float:

@@ -8,6 +8,7 @@ FFmpeg reader (threads=1, as rtseg opens files up to 1280x720), JPEG with cv2.im
 camera costs). Figures: ms per frame, median over --repeats (and the range); cores needed per 15 FPS
 camera = ms x 15 / 1000.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,8 +84,7 @@ def main() -> None:
         for name, size in SIZES.items():
             clips[name] = Path(d) / f"{name}.mp4"
             write_h264(clips[name], frames, size)
-            jpegs[name] = [cv2.imencode(".jpg", cv2.resize(f, size), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-                           for f in frames]
+            jpegs[name] = [cv2.imencode(".jpg", cv2.resize(f, size), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes() for f in frames]
         got = {(n, c): [] for n in SIZES for c in ("H.264", "MJPEG")}
         for _ in range(args.repeats):  # interleaved: every size and codec once per repeat
             for name in SIZES:
@@ -92,16 +92,33 @@ def main() -> None:
                 got[(name, "MJPEG")].append(jpeg_ms(jpegs[name]))
     for (name, codec), xs in got.items():
         med = statistics.median(xs)
-        rows.append({"resolution": name, "size": SIZES[name], "codec": codec, "ms_median": round(med, 2),
-                     "ms_min": round(min(xs), 2), "ms_max": round(max(xs), 2),
-                     "cores_per_15fps_camera": round(med * 15 / 1000, 3)})
-    lines = ["# Decoding one camera frame on this CPU, one thread", "", header_markdown(env),
-             f"- {len(frames)} frames of `{args.video}` upscaled to each size; H.264 by libx264 veryfast, GOP 30, "
-             f"decoded by OpenCV's FFmpeg reader on 1 thread; MJPEG = JPEG q90 by cv2.imdecode; {args.repeats} "
-             "interleaved repeats, median (min-max)", "",
-             "| resolution | codec | ms / frame | range | cores per 15 FPS camera |", "|---|---|---:|---:|---:|"]
-    lines += [f"| {r['resolution']} {r['size'][0]}x{r['size'][1]} | {r['codec']} | {r['ms_median']} | "
-              f"{r['ms_min']}-{r['ms_max']} | {r['cores_per_15fps_camera']} |" for r in rows]
+        rows.append(
+            {
+                "resolution": name,
+                "size": SIZES[name],
+                "codec": codec,
+                "ms_median": round(med, 2),
+                "ms_min": round(min(xs), 2),
+                "ms_max": round(max(xs), 2),
+                "cores_per_15fps_camera": round(med * 15 / 1000, 3),
+            }
+        )
+    lines = [
+        "# Decoding one camera frame on this CPU, one thread",
+        "",
+        header_markdown(env),
+        f"- {len(frames)} frames of `{args.video}` upscaled to each size; H.264 by libx264 veryfast, GOP 30, "
+        f"decoded by OpenCV's FFmpeg reader on 1 thread; MJPEG = JPEG q90 by cv2.imdecode; {args.repeats} "
+        "interleaved repeats, median (min-max)",
+        "",
+        "| resolution | codec | ms / frame | range | cores per 15 FPS camera |",
+        "|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['resolution']} {r['size'][0]}x{r['size'][1]} | {r['codec']} | {r['ms_median']} | "
+        f"{r['ms_min']}-{r['ms_max']} | {r['cores_per_15fps_camera']} |"
+        for r in rows
+    ]
     write_report(args.out, lines, {**env, "rows": rows})
 
 

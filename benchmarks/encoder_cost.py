@@ -9,6 +9,7 @@ writers so machine noise hits all alike. Figures: CPU ms a frame (process time o
 threads; median over repeats and the range), the file's bit rate at the video's frame rate, and PSNR of the
 decoded file against the overlays it was given (all frames, BGR).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,7 @@ def psnr(path: Path, reference: list[np.ndarray]) -> float:
         img = img[: ref.shape[0], : ref.shape[1]]  # H.264 trims odd sizes to even
         errors.append(float(np.mean((img.astype(np.float32) - ref[: img.shape[0], : img.shape[1]]) ** 2)))
     cap.release()
-    return 10 * np.log10(255.0 ** 2 / max(statistics.mean(errors), 1e-9))
+    return 10 * np.log10(255.0**2 / max(statistics.mean(errors), 1e-9))
 
 
 def write(make_sink, frames: list[np.ndarray]) -> float:
@@ -89,20 +90,31 @@ def main() -> None:
         rows = []
         for name in writers:
             mbit = files[name].stat().st_size * 8 / (len(frames) / fps) / 1e6
-            rows.append({"writer": name, "cpu_ms_per_frame": statistics.median(ms[name]),
-                         "cpu_ms_range": [min(ms[name]), max(ms[name])], "mbit_per_s": mbit,
-                         "psnr_db": psnr(files[name], frames)})
+            rows.append(
+                {
+                    "writer": name,
+                    "cpu_ms_per_frame": statistics.median(ms[name]),
+                    "cpu_ms_range": [min(ms[name]), max(ms[name])],
+                    "mbit_per_s": mbit,
+                    "psnr_db": psnr(files[name], frames),
+                }
+            )
 
     env = environment()
-    lines = ["# Writing the overlay video: CPU a frame, bit rate, quality", "", header_markdown(env),
-             f"- video: `{args.video}`, the first {len(frames)} frames ({size[0]}x{size[1]}, {fps:g} FPS), overlays of "
-             f"the {'default' if not args.model else args.model} model made before timing; {args.repeats} "
-             "interleaved repeats", "",
-             "| writer | CPU ms a frame (median) | range | Mbit/s | PSNR dB |", "|---|---:|---|---:|---:|"]
+    lines = [
+        "# Writing the overlay video: CPU a frame, bit rate, quality",
+        "",
+        header_markdown(env),
+        f"- video: `{args.video}`, the first {len(frames)} frames ({size[0]}x{size[1]}, {fps:g} FPS), overlays of "
+        f"the {'default' if not args.model else args.model} model made before timing; {args.repeats} "
+        "interleaved repeats",
+        "",
+        "| writer | CPU ms a frame (median) | range | Mbit/s | PSNR dB |",
+        "|---|---:|---|---:|---:|",
+    ]
     for r in rows:
         lo, hi = r["cpu_ms_range"]
-        lines.append(f"| {r['writer']} | {r['cpu_ms_per_frame']:.2f} | {lo:.2f}-{hi:.2f} | {r['mbit_per_s']:.2f} | "
-                     f"{r['psnr_db']:.2f} |")
+        lines.append(f"| {r['writer']} | {r['cpu_ms_per_frame']:.2f} | {lo:.2f}-{hi:.2f} | {r['mbit_per_s']:.2f} | {r['psnr_db']:.2f} |")
     write_report(args.out, lines, {"environment": env, "video": args.video, "frames": len(frames), "rows": rows})
 
 

@@ -10,6 +10,7 @@ Class maps are scored at the label's resolution (logits resized bilinearly befor
 teachers' distributions are averaged in training; figures can differ from `rtseg eval` on the exported
 file by a few tenths (that resizes the class map instead).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,9 @@ def load(path: str) -> tuple[torch.nn.Module, ModelSpec]:
     return model.eval(), spec
 
 
-def probabilities(model: torch.nn.Module, spec: ModelSpec, rgb: np.ndarray, size: tuple[int, int],
-                  label_shape: tuple[int, int]) -> torch.Tensor:
+def probabilities(
+    model: torch.nn.Module, spec: ModelSpec, rgb: np.ndarray, size: tuple[int, int], label_shape: tuple[int, int]
+) -> torch.Tensor:
     x = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
     x = (x - np.array(spec.mean, np.float32)) / np.array(spec.std, np.float32)
     out = model(torch.from_numpy(x.transpose(2, 0, 1)).unsqueeze(0))
@@ -68,14 +70,20 @@ def main() -> None:
                 cm.update(label, p.argmax(0).numpy())
             matrices[-1].update(label, (sum(probs) / len(probs)).argmax(0).numpy())
     env = environment()
-    rows = [{"model": n, "miou": round(cm.miou() * 100, 2),
-             "per_class_iou": {c: round(float(v) * 100, 1) for c, v in zip(CLASSES, cm.iou())}}
-            for n, cm in zip(names + ["ensemble (mean of distributions)"], matrices)]
-    lines = ["# Teachers alone and as an ensemble", "", header_markdown(env),
-             f"- split: {split_description(args.split)} ({len(pairs)} frames), input {args.input_size}", "",
-             "| model | mIoU | " + " | ".join(CLASSES) + " |", "|---|---:|" + "---:|" * len(CLASSES)]
-    lines += [f"| {r['model']} | {r['miou']:.2f} | " + " | ".join(f"{r['per_class_iou'][c]:.1f}" for c in CLASSES) + " |"
-              for r in rows]
+    rows = [
+        {"model": n, "miou": round(cm.miou() * 100, 2), "per_class_iou": {c: round(float(v) * 100, 1) for c, v in zip(CLASSES, cm.iou())}}
+        for n, cm in zip(names + ["ensemble (mean of distributions)"], matrices)
+    ]
+    lines = [
+        "# Teachers alone and as an ensemble",
+        "",
+        header_markdown(env),
+        f"- split: {split_description(args.split)} ({len(pairs)} frames), input {args.input_size}",
+        "",
+        "| model | mIoU | " + " | ".join(CLASSES) + " |",
+        "|---|---:|" + "---:|" * len(CLASSES),
+    ]
+    lines += [f"| {r['model']} | {r['miou']:.2f} | " + " | ".join(f"{r['per_class_iou'][c]:.1f}" for c in CLASSES) + " |" for r in rows]
     write_report(args.out, lines, {"environment": env, "split": args.split, "input_size": args.input_size, "rows": rows})
 
 

@@ -8,6 +8,7 @@ a second. Each case must either process every frame it reads (JSON lines = frame
 frames; exit 0, or 3 when the file ends before its announced length) or be refused in one `rtseg: error:`
 line with exit 1: never a traceback, never a hang (60 s). Writes NAME.md and NAME.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,23 +49,45 @@ def main() -> None:
                 (tmp / "failed").mkdir(exist_ok=True)
                 damaged.rename(tmp / "failed" / f"case{case}{src.suffix}")
             print(f"{case + 1:4d}/{args.cases} {src.name:9} {outcome:12} {problem}", flush=True)
-    table = ["| seed | " + " | ".join(o for o in ("processed", "ended-early", "refused", "traceback", "hang")) + " |",
-             "|---|" + "---:|" * 5]
+    table = [
+        "| seed | " + " | ".join(o for o in ("processed", "ended-early", "refused", "traceback", "hang")) + " |",
+        "|---|" + "---:|" * 5,
+    ]
     for suffix in sorted({s for s, _ in outcomes}):
-        table.append(f"| seed{suffix} | " + " | ".join(str(outcomes[(suffix, o)]) for o in
-                                                     ("processed", "ended-early", "refused", "traceback", "hang")) + " |")
-    lines = [f"# Fuzz run over damaged input files: {args.cases} cases, {len(failures)} broke the contract", "",
-             header_markdown(env), "", *table, "",
-             "Contract: a run processes every frame it reads (JSON lines = frames in = frames out = frames in the "
-             "output video) and exits 0, or 3 when the file ends before its announced length; or it refuses in one "
-             "`rtseg: error:` line with exit 1. Never a traceback, never a hang (60 s).", ""]
+        table.append(
+            f"| seed{suffix} | "
+            + " | ".join(str(outcomes[(suffix, o)]) for o in ("processed", "ended-early", "refused", "traceback", "hang"))
+            + " |"
+        )
+    lines = [
+        f"# Fuzz run over damaged input files: {args.cases} cases, {len(failures)} broke the contract",
+        "",
+        header_markdown(env),
+        "",
+        *table,
+        "",
+        "Contract: a run processes every frame it reads (JSON lines = frames in = frames out = frames in the "
+        "output video) and exits 0, or 3 when the file ends before its announced length; or it refuses in one "
+        "`rtseg: error:` line with exit 1. Never a traceback, never a hang (60 s).",
+        "",
+    ]
     lines += [f"- case {f['case']} ({f['seed']}, {f['ops']}): {f['outcome']}: {f['problem']}" for f in failures]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({**env, "cases": args.cases, "seed": args.seed,
-                                                    "outcomes": {f"{s} {o}": n for (s, o), n in outcomes.items()},
-                                                    "failures": failures}, indent=1) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                **env,
+                "cases": args.cases,
+                "seed": args.seed,
+                "outcomes": {f"{s} {o}": n for (s, o), n in outcomes.items()},
+                "failures": failures,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print("\n".join(lines))
     sys.exit(1 if failures else 0)
 

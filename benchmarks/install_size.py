@@ -7,6 +7,7 @@ index as configured on this machine), then the size of the whole virtualenv (eve
 counts them, MiB) and the five largest installed distributions. Python's own venv skeleton is included:
 it is what a user's disk holds after the command.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,12 @@ def measure(extra: str) -> dict:
         subprocess.run(pip + [f"{REPO}{'[' + extra + ']' if extra else ''}"], check=True)
         seconds = time.time() - t0
         site = next((venv / "lib").glob("python*/site-packages"))
-        return {"extra": extra or "(runtime)", "mib": round(tree_mib(venv), 1), "install_s": round(seconds, 1),
-                "largest": [(name, round(mib, 1)) for name, mib in largest(site)]}
+        return {
+            "extra": extra or "(runtime)",
+            "mib": round(tree_mib(venv), 1),
+            "install_s": round(seconds, 1),
+            "largest": [(name, round(mib, 1)) for name, mib in largest(site)],
+        }
 
 
 def main() -> None:
@@ -54,13 +59,17 @@ def main() -> None:
     args = ap.parse_args()
     env = environment()
     rows = [measure(e) for e in args.extras.split(",")]
-    lines = ["# Install sizes", "", header_markdown(env), "",
-             "| install | size (MiB, whole venv) | install time (s, pip cache warm) | largest packages (MiB) |",
-             "|---|---:|---:|---|"]
+    lines = [
+        "# Install sizes",
+        "",
+        header_markdown(env),
+        "",
+        "| install | size (MiB, whole venv) | install time (s, pip cache warm) | largest packages (MiB) |",
+        "|---|---:|---:|---|",
+    ]
     for r in rows:
         what = "pip install ." if r["extra"] == "(runtime)" else f'pip install ".[{r["extra"]}]"'
-        lines.append(f"| `{what}` | {r['mib']:.0f} | {r['install_s']:.0f} | "
-                     + ", ".join(f"{n} {m:.0f}" for n, m in r["largest"]) + " |")
+        lines.append(f"| `{what}` | {r['mib']:.0f} | {r['install_s']:.0f} | " + ", ".join(f"{n} {m:.0f}" for n, m in r["largest"]) + " |")
     write_report(args.out, lines, {"environment": env, "rows": rows})
 
 

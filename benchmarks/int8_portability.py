@@ -11,6 +11,7 @@ against native ones, and each against the FP32 model's (native; FP32 does not de
 
 Needs `qemu-x86_64` (Debian: apt-get install qemu-user).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,7 +71,7 @@ def main() -> None:
     if not shutil.which("qemu-x86_64"):
         sys.exit("needs qemu-x86_64 (apt-get install qemu-user)")
     env = environment()
-    pairs = eval_pairs(args.data, args.split)[::args.step]
+    pairs = eval_pairs(args.data, args.split)[:: args.step]
     frames = [(str(img), kind) for img, _ in pairs for kind in ("plain", *STRESSES)]
     rows, doc = [], {"environment": env, "split": args.split, "frames": len(frames), "models": {}}
     with tempfile.TemporaryDirectory() as d:
@@ -85,27 +86,40 @@ def main() -> None:
             def agree(a, b):
                 return float(np.mean([np.mean(x == y) for x, y in zip(a, b)]))
 
-            r = {"file": str(info.path), "native_vs_haswell": agree(native, emulated),
-                 "worst_frame_native_vs_haswell": float(min(np.mean(x == y) for x, y in zip(native, emulated))),
-                 "fp32_vs_native": agree(fp32, native) if fp32 else None,
-                 "fp32_vs_haswell": agree(fp32, emulated) if fp32 else None,
-                 "native_ms_per_frame": {"median": float(np.median(ms)), "p10": float(np.percentile(ms, 10)),
-                                         "p90": float(np.percentile(ms, 90))}}
+            r = {
+                "file": str(info.path),
+                "native_vs_haswell": agree(native, emulated),
+                "worst_frame_native_vs_haswell": float(min(np.mean(x == y) for x, y in zip(native, emulated))),
+                "fp32_vs_native": agree(fp32, native) if fp32 else None,
+                "fp32_vs_haswell": agree(fp32, emulated) if fp32 else None,
+                "native_ms_per_frame": {
+                    "median": float(np.median(ms)),
+                    "p10": float(np.percentile(ms, 10)),
+                    "p90": float(np.percentile(ms, 90)),
+                },
+            }
             doc["models"][model] = r
             t = r["native_ms_per_frame"]
-            rows.append(f"| {model} | {100 * r['native_vs_haswell']:.2f} | {100 * r['worst_frame_native_vs_haswell']:.2f} | "
-                        + (f"{100 * r['fp32_vs_native']:.2f} | {100 * r['fp32_vs_haswell']:.2f} |" if fp32 else "- | - |")
-                        + f" {t['median']:.1f} ({t['p10']:.1f}-{t['p90']:.1f}) |")
+            rows.append(
+                f"| {model} | {100 * r['native_vs_haswell']:.2f} | {100 * r['worst_frame_native_vs_haswell']:.2f} | "
+                + (f"{100 * r['fp32_vs_native']:.2f} | {100 * r['fp32_vs_haswell']:.2f} |" if fp32 else "- | - |")
+                + f" {t['median']:.1f} ({t['p10']:.1f}-{t['p90']:.1f}) |"
+            )
             print(rows[-1], flush=True)
-    lines = ["# INT8 class maps on a CPU without VNNI (QEMU `-cpu Haswell`) against this VNNI CPU", "",
-             header_markdown(env),
-             f"- frames: every {args.step}th frame of {args.split}, plain and under {len(STRESSES)} photometric "
-             f"stresses ({', '.join(STRESSES)}): {len(frames)} in all; pixels of equal class, mean over frames", "",
-             "- last column: `slot.process` per frame natively, one inference thread, median (10th-90th percentile); "
-             "files run one after another, so only a rough comparison (other work shared the 2 cores)", "",
-             "| model file | native = Haswell (%) | worst frame (%) | FP32 = INT8 native (%) | FP32 = INT8 Haswell (%) "
-             "| native ms/frame |",
-             "|---|---:|---:|---:|---:|---:|", *rows]
+    lines = [
+        "# INT8 class maps on a CPU without VNNI (QEMU `-cpu Haswell`) against this VNNI CPU",
+        "",
+        header_markdown(env),
+        f"- frames: every {args.step}th frame of {args.split}, plain and under {len(STRESSES)} photometric "
+        f"stresses ({', '.join(STRESSES)}): {len(frames)} in all; pixels of equal class, mean over frames",
+        "",
+        "- last column: `slot.process` per frame natively, one inference thread, median (10th-90th percentile); "
+        "files run one after another, so only a rough comparison (other work shared the 2 cores)",
+        "",
+        "| model file | native = Haswell (%) | worst frame (%) | FP32 = INT8 native (%) | FP32 = INT8 Haswell (%) | native ms/frame |",
+        "|---|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
     write_report(Path(args.out), lines, doc)
 
 

@@ -16,6 +16,7 @@
    its 101 frames written three times over to an MJPG file: two cuts where it starts over).
 Writes benchmarks/results/keyframes_cpu.{md,json} and keyframes_cpu.png (mIoU against FPS, per model).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,20 @@ from rtseg.runtime.slot import load_slot  # noqa: E402
 from rtseg.temporal import KeyFrames, TemporalSettings  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-MODELS = ("mnv2-100-dlv3p-os16-360x480-voc", "mnv2-100-dlv3p-os16-288x384-voc-int8",
-          "mnv2-050-dlv3p-os16-240x320-voc", "mnv2-050-lraspp-os32-240x320-voc-kd")
-VARIANTS = [("ultrafast", "key"), ("fast", "key"), ("medium", "key"), ("ultrafast", "previous"),
-            ("fast", "previous"), ("medium", "previous")]
+MODELS = (
+    "mnv2-100-dlv3p-os16-360x480-voc",
+    "mnv2-100-dlv3p-os16-288x384-voc-int8",
+    "mnv2-050-dlv3p-os16-240x320-voc",
+    "mnv2-050-lraspp-os32-240x320-voc-kd",
+)
+VARIANTS = [
+    ("ultrafast", "key"),
+    ("fast", "key"),
+    ("medium", "key"),
+    ("ultrafast", "previous"),
+    ("fast", "previous"),
+    ("medium", "previous"),
+]
 
 
 def pooled(confusions):
@@ -92,10 +103,16 @@ def main() -> None:
     clip = video_frames(args.video, args.consistency_frames)
     default = TemporalSettings()
     intervals = [KeyFrames.parse(k) for k in args.intervals.split(",")]
-    doc = {"environment": env, "split": "CamVid val, drive 0016E5 (101 frames, 15 Hz); optimistic in absolute terms",
-           "defaults": {"preset": "ultrafast with key frames, medium for --smooth alone", "anchor": default.anchor,
-                        "smooth_weight": default.smooth_weight},
-           "models": {}}
+    doc = {
+        "environment": env,
+        "split": "CamVid val, drive 0016E5 (101 frames, 15 Hz); optimistic in absolute terms",
+        "defaults": {
+            "preset": "ultrafast with key frames, medium for --smooth alone",
+            "anchor": default.anchor,
+            "smooth_weight": default.smooth_weight,
+        },
+        "models": {},
+    }
     streams, threads = inference_layout(None, None, live=False)
     tmp = tempfile.TemporaryDirectory()
     drive = drive_clip(frames, Path(tmp.name) / "drive.avi")
@@ -103,16 +120,19 @@ def main() -> None:
         info = resolve_model(name)
         slot = load_slot(info, "onnxruntime", threads, pool_size=streams + 4)
         every = frame_confusions(run_sequence(slot, frames, TemporalSettings(), streams).masks, labels, len(info.classes))
-        m = doc["models"][name] = {"every_frame_miou": pooled(every).miou() * 100, "intervals": {}, "variants": {},
-                                   "smooth": {}, "fps": {}}
+        m = doc["models"][name] = {"every_frame_miou": pooled(every).miou() * 100, "intervals": {}, "variants": {}, "smooth": {}, "fps": {}}
         print(f"{name}: every frame {m['every_frame_miou']:.2f}", flush=True)
         for kf in intervals[1:] if intervals[0].every_frame else intervals:
             s = score_sequence(slot, frames, labels, replace(default, keyframes=kf), every, streams)
-            m["intervals"][str(kf.interval)] = {"miou": s.miou * 100, "baseline": s.baseline.miou() * 100,
-                                                "drop": s.drop, "inferred_share": s.inferred / s.frames,
-                                                "forced": s.forced, "pixel_acc_by_distance": s.per_distance}
-            print(f"  keyframe {kf.interval}: {s.miou * 100:.2f} (drop {s.drop:.2f}, inferred {s.inferred}/{s.frames})",
-                  flush=True)
+            m["intervals"][str(kf.interval)] = {
+                "miou": s.miou * 100,
+                "baseline": s.baseline.miou() * 100,
+                "drop": s.drop,
+                "inferred_share": s.inferred / s.frames,
+                "forced": s.forced,
+                "pixel_acc_by_distance": s.per_distance,
+            }
+            print(f"  keyframe {kf.interval}: {s.miou * 100:.2f} (drop {s.drop:.2f}, inferred {s.inferred}/{s.frames})", flush=True)
         if name == args.models.split(",")[0]:
             for preset, anchor in VARIANTS:
                 for k in args.variant_intervals.split(","):
@@ -125,13 +145,22 @@ def main() -> None:
         smooth = replace(default, smooth=True)
         s = score_sequence(slot, frames, labels, smooth, every, streams)
         m["smooth"] = {
-            "miou": s.miou * 100, "drop": s.drop,
-            "val_inconsistency": [temporal_inconsistency(frames, plain_val) * 100,
-                                  temporal_inconsistency(frames, run_sequence(slot, frames, smooth, streams).masks) * 100],
-            "video_inconsistency": [temporal_inconsistency(clip, plain_clip) * 100,
-                                    temporal_inconsistency(clip, run_sequence(slot, clip, smooth, streams).masks) * 100]}
-        print(f"  smooth: drop {s.drop:.2f}, inconsistency val {m['smooth']['val_inconsistency']}, "
-              f"video {m['smooth']['video_inconsistency']}", flush=True)
+            "miou": s.miou * 100,
+            "drop": s.drop,
+            "val_inconsistency": [
+                temporal_inconsistency(frames, plain_val) * 100,
+                temporal_inconsistency(frames, run_sequence(slot, frames, smooth, streams).masks) * 100,
+            ],
+            "video_inconsistency": [
+                temporal_inconsistency(clip, plain_clip) * 100,
+                temporal_inconsistency(clip, run_sequence(slot, clip, smooth, streams).masks) * 100,
+            ],
+        }
+        print(
+            f"  smooth: drop {s.drop:.2f}, inconsistency val {m['smooth']['val_inconsistency']}, "
+            f"video {m['smooth']['video_inconsistency']}",
+            flush=True,
+        )
         settings = {str(kf.interval): replace(default, keyframes=kf) for kf in intervals}
         settings["1+smooth"] = smooth
         runs: dict[str, list[float]] = {k: [] for k in settings}
@@ -140,61 +169,100 @@ def main() -> None:
             for k, st in settings.items():
                 runs[k].append(measure_end_to_end(slot, args.video, args.fps_frames, streams, st)["fps"])
             for k in on_drive:
-                on_drive[k].append(measure_end_to_end(slot, drive, 10 ** 6, streams, settings[k])["fps"])
+                on_drive[k].append(measure_end_to_end(slot, drive, 10**6, streams, settings[k])["fps"])
         for k, v in runs.items():
             m["fps"][k] = {"median": statistics.median(v), "min": min(v), "max": max(v)}
         m["drive_fps"] = {k: {"median": statistics.median(v), "min": min(v), "max": max(v)} for k, v in on_drive.items()}
-        print("  e2e FPS: " + ", ".join(f"{k} {v['median']:.1f}" for k, v in m["fps"].items())
-              + "; on the drive: " + ", ".join(f"{k} {v['median']:.1f}" for k, v in m["drive_fps"].items()), flush=True)
+        print(
+            "  e2e FPS: "
+            + ", ".join(f"{k} {v['median']:.1f}" for k, v in m["fps"].items())
+            + "; on the drive: "
+            + ", ".join(f"{k} {v['median']:.1f}" for k, v in m["drive_fps"].items()),
+            flush=True,
+        )
         slot.close()
     report(doc, args, streams, threads)
 
 
 def report(doc: dict, args, streams: int, threads: int) -> None:
     env = doc["environment"]
-    lines = ["# Key frames with motion propagation, and --smooth (CPU)", "", header_markdown(env),
-             f"- layout: {streams} stream(s) x {threads} thread(s), ONNX Runtime CPU; flow: OpenCV DIS "
-             f"'{doc['defaults']['preset']}' at model resolution, warped from the {doc['defaults']['anchor']} frame",
-             f"- accuracy: {doc['split']}; every phase of an interval pooled, the every-frame figure on the same frames",
-             f"- FPS: end to end on {Path(args.video).name} ({args.fps_frames} frames, overlay to an MPEG-4 file), "
-             f"median of {args.reps} interleaved runs (min-max)", ""]
-    lines += ["## mIoU (val sequence) and end-to-end FPS by key-frame interval", "",
-              "| model | setting | mIoU | drop vs every frame | model runs on | FPS | FPS x |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Key frames with motion propagation, and --smooth (CPU)",
+        "",
+        header_markdown(env),
+        f"- layout: {streams} stream(s) x {threads} thread(s), ONNX Runtime CPU; flow: OpenCV DIS "
+        f"'{doc['defaults']['preset']}' at model resolution, warped from the {doc['defaults']['anchor']} frame",
+        f"- accuracy: {doc['split']}; every phase of an interval pooled, the every-frame figure on the same frames",
+        f"- FPS: end to end on {Path(args.video).name} ({args.fps_frames} frames, overlay to an MPEG-4 file), "
+        f"median of {args.reps} interleaved runs (min-max)",
+        "",
+    ]
+    lines += [
+        "## mIoU (val sequence) and end-to-end FPS by key-frame interval",
+        "",
+        "| model | setting | mIoU | drop vs every frame | model runs on | FPS | FPS x |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for name, m in doc["models"].items():
         base_fps = m["fps"]["1"]["median"]
-        lines.append(f"| {name} | every frame | {m['every_frame_miou']:.2f} | - | 100 % | "
-                     f"{base_fps:.1f} ({m['fps']['1']['min']:.1f}-{m['fps']['1']['max']:.1f}) | 1.00 |")
+        lines.append(
+            f"| {name} | every frame | {m['every_frame_miou']:.2f} | - | 100 % | "
+            f"{base_fps:.1f} ({m['fps']['1']['min']:.1f}-{m['fps']['1']['max']:.1f}) | 1.00 |"
+        )
         for k, r in m["intervals"].items():
             f = m["fps"][k]
-            lines.append(f"| {name} | keyframe {k} | {r['miou']:.2f} | {r['drop']:.2f} | {r['inferred_share'] * 100:.0f} % | "
-                         f"{f['median']:.1f} ({f['min']:.1f}-{f['max']:.1f}) | {f['median'] / base_fps:.2f} |")
+            lines.append(
+                f"| {name} | keyframe {k} | {r['miou']:.2f} | {r['drop']:.2f} | {r['inferred_share'] * 100:.0f} % | "
+                f"{f['median']:.1f} ({f['min']:.1f}-{f['max']:.1f}) | {f['median'] / base_fps:.2f} |"
+            )
         sm, f = m["smooth"], m["fps"]["1+smooth"]
-        lines.append(f"| {name} | --smooth | {sm['miou']:.2f} | {sm['drop']:.2f} | 100 % | "
-                     f"{f['median']:.1f} ({f['min']:.1f}-{f['max']:.1f}) | {f['median'] / base_fps:.2f} |")
+        lines.append(
+            f"| {name} | --smooth | {sm['miou']:.2f} | {sm['drop']:.2f} | 100 % | "
+            f"{f['median']:.1f} ({f['min']:.1f}-{f['max']:.1f}) | {f['median'] / base_fps:.2f} |"
+        )
     first = next(iter(doc["models"].values()))
     if first["variants"]:
-        lines += ["", f"## Flow variants ({next(iter(doc['models']))}): mIoU drop vs every frame", "",
-                  "| DIS preset | warped from | " + " | ".join(f"keyframe {k}" for k in args.variant_intervals.split(",")) + " |",
-                  "|---|---|" + "---:|" * len(args.variant_intervals.split(","))]
+        lines += [
+            "",
+            f"## Flow variants ({next(iter(doc['models']))}): mIoU drop vs every frame",
+            "",
+            "| DIS preset | warped from | " + " | ".join(f"keyframe {k}" for k in args.variant_intervals.split(",")) + " |",
+            "|---|---|" + "---:|" * len(args.variant_intervals.split(",")),
+        ]
         for preset, anchor in VARIANTS:
-            lines.append(f"| {preset} | {anchor} frame | " + " | ".join(
-                f"{first['variants'][f'{preset}/{anchor}/{k}']['drop']:.2f}" for k in args.variant_intervals.split(",")) + " |")
-    lines += ["", "## `--keyframe auto` on a moving camera (the val drive as a clip, three times over)", "",
-              "| model | every frame FPS | auto FPS | FPS x | auto: model runs on (val) | auto mIoU drop |",
-              "|---|---:|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {preset} | {anchor} frame | "
+                + " | ".join(f"{first['variants'][f'{preset}/{anchor}/{k}']['drop']:.2f}" for k in args.variant_intervals.split(","))
+                + " |"
+            )
+    lines += [
+        "",
+        "## `--keyframe auto` on a moving camera (the val drive as a clip, three times over)",
+        "",
+        "| model | every frame FPS | auto FPS | FPS x | auto: model runs on (val) | auto mIoU drop |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, m in doc["models"].items():
         d, a = m["drive_fps"], m["intervals"].get("auto")
         if a:
-            lines.append(f"| {name} | {d['1']['median']:.1f} ({d['1']['min']:.1f}-{d['1']['max']:.1f}) | "
-                         f"{d['auto']['median']:.1f} ({d['auto']['min']:.1f}-{d['auto']['max']:.1f}) | "
-                         f"{d['auto']['median'] / d['1']['median']:.2f} | {a['inferred_share'] * 100:.0f} % | {a['drop']:.2f} |")
-    lines += ["", "## Temporal inconsistency (% of flow-explained pixels whose class flips), with and without --smooth", "",
-              "| model | val clip | val --smooth | change | vtest.avi | vtest --smooth | change | mIoU cost |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {name} | {d['1']['median']:.1f} ({d['1']['min']:.1f}-{d['1']['max']:.1f}) | "
+                f"{d['auto']['median']:.1f} ({d['auto']['min']:.1f}-{d['auto']['max']:.1f}) | "
+                f"{d['auto']['median'] / d['1']['median']:.2f} | {a['inferred_share'] * 100:.0f} % | {a['drop']:.2f} |"
+            )
+    lines += [
+        "",
+        "## Temporal inconsistency (% of flow-explained pixels whose class flips), with and without --smooth",
+        "",
+        "| model | val clip | val --smooth | change | vtest.avi | vtest --smooth | change | mIoU cost |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, m in doc["models"].items():
         v, c = m["smooth"]["val_inconsistency"], m["smooth"]["video_inconsistency"]
-        lines.append(f"| {name} | {v[0]:.2f} | {v[1]:.2f} | {(v[1] / v[0] - 1) * 100:+.0f} % | {c[0]:.2f} | {c[1]:.2f} | "
-                     f"{(c[1] / c[0] - 1) * 100:+.0f} % | {m['smooth']['drop']:.2f} |")
+        lines.append(
+            f"| {name} | {v[0]:.2f} | {v[1]:.2f} | {(v[1] / v[0] - 1) * 100:+.0f} % | {c[0]:.2f} | {c[1]:.2f} | "
+            f"{(c[1] / c[0] - 1) * 100:+.0f} % | {m['smooth']['drop']:.2f} |"
+        )
     write_report(args.out, lines, doc)
     plot(doc, Path(args.out).with_suffix(".png"))
 
@@ -210,7 +278,7 @@ def plot(doc: dict, path: Path) -> None:
         pts = [(m["fps"]["1"]["median"], m["every_frame_miou"], "1")]
         pts += [(m["fps"][k]["median"], r["miou"], k) for k, r in m["intervals"].items() if k != "auto"]
         fixed = sorted(pts, key=lambda p: p[0])
-        line, = ax.plot([p[0] for p in fixed], [p[1] for p in fixed], "o-", label=name)
+        (line,) = ax.plot([p[0] for p in fixed], [p[1] for p in fixed], "o-", label=name)
         ax.plot([pts[0][0]], [pts[0][1]], "s", color=line.get_color(), markersize=9)  # every frame
         for x, y, k in pts:
             ax.annotate(k, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)

@@ -8,6 +8,7 @@ run on this machine: model-only FPS (ONNX Runtime, batch 1, medians) of the mult
 single-task model, and of the pair run one after the other on every frame (what a user needing both
 would do without the multi-task model). Writes benchmarks/results/multitask_cpu.{md,json}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,30 +61,51 @@ def main() -> None:
     x = np.random.default_rng(0).standard_normal((1, 3, *sizes.pop())).astype(np.float32)
     # no spinning: two spinning sessions in one process would steal each other's cores in the pair
     backends = {k: load_backend("onnxruntime", str(i.path), spin=False) for k, i in infos.items()}
-    runs = {"multi": backends["multi"], "seg": backends["seg"], "det": backends["det"],
-            "seg + det": Pair(backends["seg"], backends["det"])}
-    names = {"multi": infos["multi"].name, "seg": infos["seg"].name, "det": infos["det"].name,
-             "seg + det": f"{infos['seg'].name} then {infos['det'].name}"}
+    runs = {"multi": backends["multi"], "seg": backends["seg"], "det": backends["det"], "seg + det": Pair(backends["seg"], backends["det"])}
+    names = {
+        "multi": infos["multi"].name,
+        "seg": infos["seg"].name,
+        "det": infos["det"].name,
+        "seg + det": f"{infos['seg'].name} then {infos['det'].name}",
+    }
     acc = {k: accuracy(i) for k, i in infos.items()}
     acc["seg + det"] = (acc["seg"][0], *acc["det"][1:])
     rows = []
     for label, b in runs.items():
         m = measure_model_only(b, x, args.iters, args.reps)
         miou, map50, map_ = acc[label]
-        rows.append({"what": label, "models": names[label], "fps": m["fps"], "ms_p50": m["ms_p50"], "ms_p95": m["ms_p95"],
-                     "miou": miou, "map50": map50, "map": map_})
+        rows.append(
+            {
+                "what": label,
+                "models": names[label],
+                "fps": m["fps"],
+                "ms_p50": m["ms_p50"],
+                "ms_p95": m["ms_p95"],
+                "miou": miou,
+                "map50": map50,
+                "map": map_,
+            }
+        )
         print(f"{label}: {m['fps']:.1f} FPS", flush=True)
 
     def pct(v: float | None) -> str:
         return fmt(v, scale=100)
 
-    md = ["# One multi-task model vs two single-task models (2-core CPU, ONNX Runtime)", "", header_markdown(env),
-          f"- model-only, batch 1, {args.reps} x {args.iters} inferences, median; accuracy: the manifest's "
-          "`rtseg eval` numbers on CamVid val (boxes derived from the label maps)", "",
-          "| what | models | model FPS | p50 ms | p95 ms | val mIoU | val AP@0.5 | val AP@[.5:.95] |",
-          "|---|---|---:|---:|---:|---:|---:|---:|"]
-    md += [f"| {r['what']} | {r['models']} | {r['fps']:.1f} | {r['ms_p50']:.2f} | {r['ms_p95']:.2f} | {pct(r['miou'])} "
-           f"| {pct(r['map50'])} | {pct(r['map'])} |" for r in rows]
+    md = [
+        "# One multi-task model vs two single-task models (2-core CPU, ONNX Runtime)",
+        "",
+        header_markdown(env),
+        f"- model-only, batch 1, {args.reps} x {args.iters} inferences, median; accuracy: the manifest's "
+        "`rtseg eval` numbers on CamVid val (boxes derived from the label maps)",
+        "",
+        "| what | models | model FPS | p50 ms | p95 ms | val mIoU | val AP@0.5 | val AP@[.5:.95] |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    md += [
+        f"| {r['what']} | {r['models']} | {r['fps']:.1f} | {r['ms_p50']:.2f} | {r['ms_p95']:.2f} | {pct(r['miou'])} "
+        f"| {pct(r['map50'])} | {pct(r['map'])} |"
+        for r in rows
+    ]
     fps = {r["what"]: r["fps"] for r in rows}
     md += ["", f"- multi-task / (seg then det): {fps['multi'] / fps['seg + det']:.2f}x the frame rate"]
     out = Path(args.out)

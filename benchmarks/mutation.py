@@ -44,6 +44,7 @@ After editing `VERDICTS`, `--report` writes the .md again from the .json without
 `VERDICTS` holds the reviewed survivors (equivalent, or a real gap, with why), `FIXED` the survivors of an
 earlier run that tests added since then kill; both are printed beside the mutants in the report.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,8 +105,11 @@ TARGETS: dict[str, dict] = {
     "stats": {
         "files": ["rtseg/runtime/stats.py"],
         "fast": ["tests/test_stats.py", "tests/test_faults.py", "tests/test_pipeline.py"],
-        "slow": ["tests/test_shutdown.py", "tests/test_reconnect.py::test_a_stream_that_dies_and_comes_back_is_reconnected",
-                 "tests/test_reconnect.py::test_reconnect_zero_ends_with_the_stream"],
+        "slow": [
+            "tests/test_shutdown.py",
+            "tests/test_reconnect.py::test_a_stream_that_dies_and_comes_back_is_reconnected",
+            "tests/test_reconnect.py::test_reconnect_zero_ends_with_the_stream",
+        ],
     },
     "selector": {
         "files": ["rtseg/selection/ladder.py"],
@@ -114,14 +118,16 @@ TARGETS: dict[str, dict] = {
         "slow": SELECTOR_SLOW + ["tests/test_keyframes.py"],
     },
     "core": {
-        "files": sorted(str(p.relative_to(ROOT)) for p in (ROOT / "rtseg" / "core").glob("*.py")
-                        if p.name != "__init__.py"),
-        "fast": ["tests/test_security.py", "tests/test_selector.py",
-                 "tests/test_models.py::test_shipped_manifest_matches_its_files",
-                 "tests/test_models.py::test_parent_record_chains_ancestors_and_checks_the_file",
-                 "tests/test_cli.py::test_an_unknown_model_name_suggests_the_nearest_in_one_short_line",
-                 "tests/test_cli.py::test_models_lists_the_manifest",
-                 "tests/test_cli.py::test_models_puts_held_out_figures_first_and_says_which_split_and_speed"],
+        "files": sorted(str(p.relative_to(ROOT)) for p in (ROOT / "rtseg" / "core").glob("*.py") if p.name != "__init__.py"),
+        "fast": [
+            "tests/test_security.py",
+            "tests/test_selector.py",
+            "tests/test_models.py::test_shipped_manifest_matches_its_files",
+            "tests/test_models.py::test_parent_record_chains_ancestors_and_checks_the_file",
+            "tests/test_cli.py::test_an_unknown_model_name_suggests_the_nearest_in_one_short_line",
+            "tests/test_cli.py::test_models_lists_the_manifest",
+            "tests/test_cli.py::test_models_puts_held_out_figures_first_and_says_which_split_and_speed",
+        ],
         "deselect": SELECTOR_SLOW + FLAKY,
         "slow": ["tests/test_import.py", *SELECTOR_SLOW],
     },
@@ -130,127 +136,203 @@ TARGETS: dict[str, dict] = {
 # reviewed survivors, by mutant id: ("equivalent" | "gap" | "caught elsewhere", one line why)
 VERDICTS: dict[str, tuple[str, str]] = {
     "rtseg/evaluation/metrics.py:28:28:Gt->GtE": (
-        "equivalent", "where the union is 0, tp is 0 too: 0/0 gives NaN either way (the warning is silenced)"),
+        "equivalent",
+        "where the union is 0, tp is 0 too: 0/0 gives NaN either way (the warning is silenced)",
+    ),
     "rtseg/runtime/output_plan.py:137:83:and->or": (
-        "gap", "`--output ''` would be planned as '.' and refused as a folder instead of meaning no output; no test "
-               "passes an empty path"),
+        "gap",
+        "`--output ''` would be planned as '.' and refused as a folder instead of meaning no output; no test passes an empty path",
+    ),
     "rtseg/runtime/output_plan.py:119:20:delete call": (
-        "equivalent", "the handle whose flock failed holds no lock and is dropped as the error propagates (CPython "
-                      "closes it; a ResourceWarning at most)"),
+        "equivalent",
+        "the handle whose flock failed holds no lock and is dropped as the error propagates (CPython closes it; a ResourceWarning at most)",
+    ),
     "rtseg/runtime/output_plan.py:114:106:32->33": (
-        "equivalent", "lock files named by 33 instead of 32 hex digits of the path's sha256: still one name per output"),
+        "equivalent",
+        "lock files named by 33 instead of 32 hex digits of the path's sha256: still one name per output",
+    ),
     "rtseg/runtime/outputs.py:111:8:delete call": (
-        "equivalent", "no sink that OutputFile wraps overrides Sink.attach (a no-op); only the live view does, and it "
-                      "is not a file output"),
+        "equivalent",
+        "no sink that OutputFile wraps overrides Sink.attach (a no-op); only the live view does, and it is not a file output",
+    ),
     "rtseg/runtime/outputs.py:188:8:return None": (
-        "gap", "message only: the warning would say 'None:' instead of why the input was kept; tests check the "
-               "files, not the warning's words"),
+        "gap",
+        "message only: the warning would say 'None:' instead of why the input was kept; tests check the files, not the warning's words",
+    ),
     "rtseg/runtime/outputs.py:45:12:delete raise": (
-        "caught elsewhere", "tests/test_serve_security.py::test_the_command_line_passes_the_token_on checks this "
-                            "refusal; it is not in this target's selection"),
+        "caught elsewhere",
+        "tests/test_serve_security.py::test_the_command_line_passes_the_token_on checks this refusal; it is not in this target's selection",
+    ),
     "rtseg/runtime/outputs.py:89:12:delete raise": (
-        "gap", "no test makes an image's mask name meet another input under --overwrite (unique_labels makes it "
-               "hard to reach)"),
+        "gap",
+        "no test makes an image's mask name meet another input under --overwrite (unique_labels makes it hard to reach)",
+    ),
     "rtseg/runtime/outputs.py:232:12:delete call": (
-        "gap", "when a later output cannot open, those opened before are not closed: a new video file left behind "
-               "empty, its lock held; no test has a second output fail to open"),
+        "gap",
+        "when a later output cannot open, those opened before are not closed: a new video file left behind "
+        "empty, its lock held; no test has a second output fail to open",
+    ),
     "rtseg/runtime/outputs.py:128:26:True->False": (
-        "gap", "an output whose close fails (disk full at the trailer) would still be renamed over the old file; "
-               "the tests fill the disk while writing, not at close"),
+        "gap",
+        "an output whose close fails (disk full at the trailer) would still be renamed over the old file; "
+        "the tests fill the disk while writing, not at close",
+    ),
     "rtseg/runtime/outputs.py:202:40:True->False": (
-        "equivalent", "every file sink creates its file when it opens, so a run without frames always finds it to "
-                      "remove"),
+        "equivalent",
+        "every file sink creates its file when it opens, so a run without frames always finds it to remove",
+    ),
     # stats.py as of the rerun (3dbc7b8 + others' uncommitted edits: counts() and finish() moved in, lines shifted)
     "rtseg/runtime/stats.py:116:8:delete call": (
-        "gap", "the recent latency behind the live readings' p95 would stay empty; no selected test reads it"),
+        "gap",
+        "the recent latency behind the live readings' p95 would stay empty; no selected test reads it",
+    ),
     "rtseg/runtime/stats.py:40:41:1.0->2.0": (
-        "gap", "minor: RateMeter's default window (live FPS) 2 s instead of 1; every test passes its own window"),
-    "rtseg/runtime/stats.py:80:53:False->True": (
-        "equivalent", "t_start becomes a constructor argument nobody passes: same behaviour"),
-    "rtseg/runtime/stats.py:154:71:0.0->1.0": (
-        "gap", "minor: a run with no elapsed time would report 1.0 FPS instead of 0"),
-    "rtseg/runtime/stats.py:191:39:1->0": (
-        "gap", "cosmetic: the summary would print a 'models:' line for a single-model run"),
+        "gap",
+        "minor: RateMeter's default window (live FPS) 2 s instead of 1; every test passes its own window",
+    ),
+    "rtseg/runtime/stats.py:80:53:False->True": ("equivalent", "t_start becomes a constructor argument nobody passes: same behaviour"),
+    "rtseg/runtime/stats.py:154:71:0.0->1.0": ("gap", "minor: a run with no elapsed time would report 1.0 FPS instead of 0"),
+    "rtseg/runtime/stats.py:191:39:1->0": ("gap", "cosmetic: the summary would print a 'models:' line for a single-model run"),
     "rtseg/runtime/stats.py:190:63:Lt->LtE": (
-        "gap", "cosmetic: with key frames on, the summary would say 'infer times are key frames'' when every "
-               "frame was inferred"),
+        "gap",
+        "cosmetic: with key frames on, the summary would say 'infer times are key frames'' when every frame was inferred",
+    ),
     # (selection/selector.py was renamed selection/ladder.py after this run: the ids are the run's)
     "rtseg/selection/selector.py:52:8:return None": (
-        "gap", "box models would have no accuracy for --task det, so no candidate: the selector tests rank "
-               "segmentation only"),
+        "gap",
+        "box models would have no accuracy for --task det, so no candidate: the selector tests rank segmentation only",
+    ),
     "rtseg/selection/selector.py:53:33:and->or": (
-        "gap", "ranking for segdet with a figure missing would raise TypeError (None + float); no test ranks segdet"),
+        "gap",
+        "ranking for segdet with a figure missing would raise TypeError (None + float); no test ranks segdet",
+    ),
     "rtseg/selection/selector.py:185:36:1->0": (
-        "equivalent", "the current rung is tried first, but _rung_below runs only when rate < target, so it never "
-                      "holds target x down_margin"),
+        "equivalent",
+        "the current rung is tried first, but _rung_below runs only when rate < target, so it never holds target x down_margin",
+    ),
     "rtseg/core/hash_cache.py:44:55:True->False": (
-        "gap", "performance only: with the cache folder there, mkdir raises FileExistsError (an OSError, swallowed) "
-               "and the digest is never kept, so every start hashes the model again; no test checks the cache is reused"),
-    "rtseg/core/machine.py:21:4:return None": (
-        "gap", "cosmetic: reports would say 'machine: None'; no test reads machine_description"),
+        "gap",
+        "performance only: with the cache folder there, mkdir raises FileExistsError (an OSError, swallowed) "
+        "and the digest is never kept, so every start hashes the model again; no test checks the cache is reused",
+    ),
+    "rtseg/core/machine.py:21:4:return None": ("gap", "cosmetic: reports would say 'machine: None'; no test reads machine_description"),
     "rtseg/core/machine.py:70:17:Sub->Add": (
-        "gap", "OthersLoad would count our own CPU time as other programs': a quiet machine's profile marked busy; "
-               "the test only checks that a busy one is marked"),
+        "gap",
+        "OthersLoad would count our own CPU time as other programs': a quiet machine's profile marked busy; "
+        "the test only checks that a busy one is marked",
+    ),
     "rtseg/core/machine.py:68:16:Add->Sub": (
-        "gap", "minor: only child processes' CPU time changes sign; profiling runs in-process, so no test has children"),
+        "gap",
+        "minor: only child processes' CPU time changes sign; profiling runs in-process, so no test has children",
+    ),
 }
 
 # survivors of the first run (rtseg/ at FIXED_AT) that tests added since kill, by mutant id: (original, mutated,
 # the test that fails on it), each checked by applying the mutant to that commit's file
 FIXED_AT = "05361af"
 FIXED: dict[str, tuple[str, str, str]] = {
-    'rtseg/evaluation/metrics.py:16:12:delete raise': ('raise ValueError(f"target shape {target.shape} != prediction shape {pred.shape}")', 'pass',
-        'tests/test_metrics.py::test_maps_of_another_shape_are_refused_even_with_as_many_pixels'),
-    'rtseg/evaluation/metrics.py:19:41:Lt->LtE': ('p < self.num_classes', 'p <= self.num_classes',
-        'tests/test_metrics.py::test_a_prediction_outside_the_scored_classes_counts_nowhere'),
-    'rtseg/runtime/stats.py:54:8:return None': ('return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)', 'return None',
-        'tests/test_stats.py::test_the_frame_rate_is_read_over_the_last_window_only'),
-    'rtseg/runtime/stats.py:123:8:return None': ('return not self.interrupted and not self.source_lost and self.frames_in == 0', 'return None',
-        'tests/test_stats.py::test_a_run_that_decoded_no_frame_fails_unless_it_was_stopped'),
-    'rtseg/runtime/stats.py:163:8:delete call': ('lines.append(f"{\'end-to-end\':<12}{p[\'mean\']:>9.2f}{p[\'p50\']:>9.2f}{p[\'p95\']:>9.2f} (capture to sink)")', 'pass',
-        'tests/test_stats.py::test_a_files_latency_counts_its_decoding_and_a_live_frames_does_not'),
-    'rtseg/runtime/stats.py:47:14:and->or': ('self.times and t - self.times[0] > self.window_s', 'self.times or t - self.times[0] > self.window_s',
-        'tests/test_stats.py::test_the_frame_rate_is_read_over_the_last_window_only'),
-    'rtseg/runtime/stats.py:93:18:Add->Sub': ('(t_done - rec.t_captured) * 1e3 + (0.0 if live else rec.ms["capture"])', "(t_done - rec.t_captured) * 1000.0 - (0.0 if live else rec.ms['capture'])",
-        'tests/test_stats.py::test_a_files_latency_counts_its_decoding_and_a_live_frames_does_not'),
-    'rtseg/runtime/stats.py:88:15:NotIn->In': ('name not in self.stage_ms', 'name in self.stage_ms',
-        'tests/test_stats.py::test_every_frame_counts_in_the_stage_timings_the_frames_per_model_and_the_rate'),
-    'rtseg/runtime/stats.py:54:34:1->0': ('1', '0',
-        'tests/test_stats.py::test_the_frame_rate_is_read_over_the_last_window_only'),
-    'rtseg/runtime/stats.py:85:78:0->1': ('0', '1',
-        'tests/test_stats.py::test_every_frame_counts_in_the_stage_timings_the_frames_per_model_and_the_rate'),
-    'rtseg/runtime/stats.py:93:46:1000.0->1001.0': ('1e3', '1001.0',
-        'tests/test_stats.py::test_a_files_latency_counts_its_decoding_and_a_live_frames_does_not'),
-    'rtseg/runtime/stats.py:97:44:Div->Mult': ('rec.ms["capture"] / 1e3', "rec.ms['capture'] * 1000.0",
-        'tests/test_stats.py::test_every_frame_counts_in_the_stage_timings_the_frames_per_model_and_the_rate'),
-    'rtseg/runtime/stats.py:47:44:0->1': ('0', '1',
-        'tests/test_stats.py::test_the_frame_rate_is_read_over_the_last_window_only'),
-    'rtseg/runtime/stats.py:54:71:0->1': ('0', '1',
-        'tests/test_stats.py::test_the_frame_rate_is_read_over_the_last_window_only'),
+    'rtseg/evaluation/metrics.py:16:12:delete raise': (
+        'raise ValueError(f"target shape {target.shape} != prediction shape {pred.shape}")',
+        'pass',
+        'tests/test_metrics.py::test_maps_of_another_shape_are_refused_even_with_as_many_pixels',
+    ),
+    'rtseg/evaluation/metrics.py:19:41:Lt->LtE': (
+        'p < self.num_classes',
+        'p <= self.num_classes',
+        'tests/test_metrics.py::test_a_prediction_outside_the_scored_classes_counts_nowhere',
+    ),
+    'rtseg/runtime/stats.py:54:8:return None': (
+        'return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)',
+        'return None',
+        'tests/test_stats.py::test_the_frame_rate_is_read_over_the_last_window_only',
+    ),
+    'rtseg/runtime/stats.py:123:8:return None': (
+        'return not self.interrupted and not self.source_lost and self.frames_in == 0',
+        'return None',
+        'tests/test_stats.py::test_a_run_that_decoded_no_frame_fails_unless_it_was_stopped',
+    ),
+    'rtseg/runtime/stats.py:163:8:delete call': (
+        'lines.append(f"{\'end-to-end\':<12}{p[\'mean\']:>9.2f}{p[\'p50\']:>9.2f}{p[\'p95\']:>9.2f} (capture to sink)")',
+        'pass',
+        'tests/test_stats.py::test_a_files_latency_counts_its_decoding_and_a_live_frames_does_not',
+    ),
+    'rtseg/runtime/stats.py:47:14:and->or': (
+        'self.times and t - self.times[0] > self.window_s',
+        'self.times or t - self.times[0] > self.window_s',
+        'tests/test_stats.py::test_the_frame_rate_is_read_over_the_last_window_only',
+    ),
+    'rtseg/runtime/stats.py:93:18:Add->Sub': (
+        '(t_done - rec.t_captured) * 1e3 + (0.0 if live else rec.ms["capture"])',
+        "(t_done - rec.t_captured) * 1000.0 - (0.0 if live else rec.ms['capture'])",
+        'tests/test_stats.py::test_a_files_latency_counts_its_decoding_and_a_live_frames_does_not',
+    ),
+    'rtseg/runtime/stats.py:88:15:NotIn->In': (
+        'name not in self.stage_ms',
+        'name in self.stage_ms',
+        'tests/test_stats.py::test_every_frame_counts_in_the_stage_timings_the_frames_per_model_and_the_rate',
+    ),
+    'rtseg/runtime/stats.py:54:34:1->0': ('1', '0', 'tests/test_stats.py::test_the_frame_rate_is_read_over_the_last_window_only'),
+    'rtseg/runtime/stats.py:85:78:0->1': (
+        '0',
+        '1',
+        'tests/test_stats.py::test_every_frame_counts_in_the_stage_timings_the_frames_per_model_and_the_rate',
+    ),
+    'rtseg/runtime/stats.py:93:46:1000.0->1001.0': (
+        '1e3',
+        '1001.0',
+        'tests/test_stats.py::test_a_files_latency_counts_its_decoding_and_a_live_frames_does_not',
+    ),
+    'rtseg/runtime/stats.py:97:44:Div->Mult': (
+        'rec.ms["capture"] / 1e3',
+        "rec.ms['capture'] * 1000.0",
+        'tests/test_stats.py::test_every_frame_counts_in_the_stage_timings_the_frames_per_model_and_the_rate',
+    ),
+    'rtseg/runtime/stats.py:47:44:0->1': ('0', '1', 'tests/test_stats.py::test_the_frame_rate_is_read_over_the_last_window_only'),
+    'rtseg/runtime/stats.py:54:71:0->1': ('0', '1', 'tests/test_stats.py::test_the_frame_rate_is_read_over_the_last_window_only'),
 }
 
 
 # ---------------------------------------------------------------------------------------------- mutants
 
-CMP_FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
-            ast.NotEq: ast.Eq, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
-BIN_FLIP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Mult,
-            ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd,
-            ast.LShift: ast.RShift, ast.RShift: ast.LShift}
+CMP_FLIP = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
+BIN_FLIP = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Mult,
+    ast.Mod: ast.FloorDiv,
+    ast.Pow: ast.Mult,
+    ast.BitAnd: ast.BitOr,
+    ast.BitOr: ast.BitAnd,
+    ast.LShift: ast.RShift,
+    ast.RShift: ast.LShift,
+}
 
 
 @dataclass
 class Mutant:
-    file: str       # relative to the repository
+    file: str  # relative to the repository
     line: int
     col: int
-    op: str         # what was changed, e.g. "Lt->LtE", "delete call", "return None"
-    original: str   # the source text of the node, one line
-    mutated: str    # what replaces it
-    node: int       # index of the node in ast.walk order (how it is found again)
-    status: str = ""         # killed, survived, timeout, error
-    stage: str = ""          # fast or slow: the selection that decided it
-    killer: str = ""         # the first failing test
+    op: str  # what was changed, e.g. "Lt->LtE", "delete call", "return None"
+    original: str  # the source text of the node, one line
+    mutated: str  # what replaces it
+    node: int  # index of the node in ast.walk order (how it is found again)
+    status: str = ""  # killed, survived, timeout, error
+    stage: str = ""  # fast or slow: the selection that decided it
+    killer: str = ""  # the first failing test
     seconds: float = 0.0
 
     @property
@@ -260,7 +342,7 @@ class Mutant:
 
 def _one_line(text: str | None, limit: int = 140) -> str:
     text = " ".join((text or "").split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _skipped_nodes(tree: ast.AST) -> set[int]:
@@ -274,8 +356,7 @@ def _skipped_nodes(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                    and isinstance(body[0].value.value, str):
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
                 drop(body[0])
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             drop(node.returns)
@@ -291,8 +372,9 @@ def _skipped_nodes(tree: ast.AST) -> set[int]:
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "round":
             for a in node.args[1:]:
                 drop(a)  # the digits a figure is reported with
-        elif isinstance(node, (ast.Tuple, ast.List, ast.Set)) and len(node.elts) >= 3 \
-                and all(isinstance(e, ast.Constant) for e in node.elts):
+        elif (
+            isinstance(node, (ast.Tuple, ast.List, ast.Set)) and len(node.elts) >= 3 and all(isinstance(e, ast.Constant) for e in node.elts)
+        ):
             drop(node)
     return skip
 
@@ -305,7 +387,8 @@ def _is_text(node: ast.AST) -> bool:
     if isinstance(node, ast.IfExp):
         return _is_text(node.body) or _is_text(node.orelse)
     return isinstance(node, (ast.JoinedStr, ast.List, ast.ListComp)) or (
-        isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)))
+        isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes))
+    )
 
 
 def _changes(node: ast.AST) -> list[tuple[str, object]]:
@@ -314,30 +397,42 @@ def _changes(node: ast.AST) -> list[tuple[str, object]]:
     if isinstance(node, ast.Compare):
         for k, op in enumerate(node.ops):
             if type(op) in CMP_FLIP:
+
                 def flip(n, k=k):
                     n.ops[k] = CMP_FLIP[type(n.ops[k])]()
                     return n
+
                 tag = f"[{k}]" if len(node.ops) > 1 else ""
                 out.append((f"{type(op).__name__}->{CMP_FLIP[type(op)].__name__}{tag}", flip))
     elif isinstance(node, ast.BinOp) and type(node.op) in BIN_FLIP and not (_is_text(node.left) or _is_text(node.right)):
+
         def binop(n):
             n.op = BIN_FLIP[type(n.op)]()
             return n
+
         out.append((f"{type(node.op).__name__}->{BIN_FLIP[type(node.op)].__name__}", binop))
     elif isinstance(node, ast.AugAssign) and type(node.op) in BIN_FLIP and not _is_text(node.value):
+
         def aug(n):
             n.op = BIN_FLIP[type(n.op)]()
             return n
+
         out.append((f"{type(node.op).__name__}=->{BIN_FLIP[type(node.op)].__name__}=", aug))
     elif isinstance(node, ast.BoolOp):
+
         def boolop(n):
             n.op = ast.Or() if isinstance(n.op, ast.And) else ast.And()
             return n
+
         out.append(("and->or" if isinstance(node.op, ast.And) else "or->and", boolop))
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub, ast.Invert)):
         out.append((f"drop {type(node.op).__name__.lower()}", lambda n: n.operand))
-    elif isinstance(node, ast.Constant) and not isinstance(node.value, (str, bytes)) and node.value is not None \
-            and node.value is not Ellipsis:
+    elif (
+        isinstance(node, ast.Constant)
+        and not isinstance(node.value, (str, bytes))
+        and node.value is not None
+        and node.value is not Ellipsis
+    ):
         v = node.value
         if isinstance(v, bool):
             new = not v
@@ -349,15 +444,22 @@ def _changes(node: ast.AST) -> list[tuple[str, object]]:
             return out
         out.append((f"{v!r}->{new!r}", lambda n, new=new: ast.Constant(new)))
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("min", "max"):
+
         def minmax(n):
             n.func = ast.Name("max" if n.func.id == "min" else "min", ast.Load())
             return n
+
         out.append((f"{node.func.id}->{'max' if node.func.id == 'min' else 'min'}", minmax))
-    elif isinstance(node, ast.Return) and node.value is not None \
-            and not (isinstance(node.value, ast.Constant) and (node.value.value is None or isinstance(node.value.value, bool))):
+    elif (
+        isinstance(node, ast.Return)
+        and node.value is not None
+        and not (isinstance(node.value, ast.Constant) and (node.value.value is None or isinstance(node.value.value, bool)))
+    ):
+
         def ret(n):
             n.value = ast.Constant(None)
             return n
+
         out.append(("return None", ret))
     elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
         out.append(("delete call", "delete"))
@@ -414,6 +516,7 @@ def mutated_source(src: str, m: Mutant) -> str:
 
 # ---------------------------------------------------------------------------------------------- running
 
+
 class Workspace:
     """A snapshot of rtseg/ in a temporary folder that every Python process of a test run imports."""
 
@@ -427,9 +530,13 @@ class Workspace:
         self.originals = {}
         for d in ("cache", "home"):
             (folder / d).mkdir()
-        self.env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(folder)] + [p for p in os.environ.get(
-            "PYTHONPATH", "").split(os.pathsep) if p]), PYTHONDONTWRITEBYTECODE="1",
-            RTSEG_CACHE_DIR=str(folder / "cache"), RTSEG_HOME=str(folder / "home"))
+        self.env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join([str(folder)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]),
+            PYTHONDONTWRITEBYTECODE="1",
+            RTSEG_CACHE_DIR=str(folder / "cache"),
+            RTSEG_HOME=str(folder / "home"),
+        )
 
     def original(self, rel: str) -> str:
         if rel not in self.originals:
@@ -449,8 +556,13 @@ class Workspace:
         py_compile.compile(str(path), doraise=True)
 
     def imported_from(self, module: str) -> str:
-        res = subprocess.run([sys.executable, "-c", f"import {module}; print({module}.__file__)"], cwd=self.folder,
-                             env=self.env, capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, "-c", f"import {module}; print({module}.__file__)"],
+            cwd=self.folder,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
         return res.stdout.strip() or res.stderr.strip()[-300:]
 
     def pytest(self, stage: dict, timeout: float) -> tuple[str, int, str, float]:
@@ -459,11 +571,24 @@ class Workspace:
         for d in stage.get("deselect", []):
             args += ["--deselect", d]
         shutil.rmtree(self.folder / "pt", ignore_errors=True)
-        cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--timeout", "120", "-rf",
-               f"--basetemp={self.folder / 'pt'}", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-x",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--timeout",
+            "120",
+            "-rf",
+            f"--basetemp={self.folder / 'pt'}",
+            *args,
+        ]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=self.folder, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=self.folder, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -472,10 +597,17 @@ class Workspace:
             return "timeout", -9, "", time.perf_counter() - t0
         seconds = time.perf_counter() - t0
         # pytest's summary lines (FAILED tests/x.py::name - why), not a captured log's "ERROR    logger:..."
-        failed = next((line.split(" - ")[0].split(" ", 1)[1] for line in out.splitlines()
-                       if line.startswith(("FAILED ", "ERROR ")) and len(line.split()) > 1
-                       and ("::" in line.split()[1] or line.split()[1].endswith(".py"))), "")
-        failed = failed[failed.find("tests/"):] if "tests/" in failed else failed
+        failed = next(
+            (
+                line.split(" - ")[0].split(" ", 1)[1]
+                for line in out.splitlines()
+                if line.startswith(("FAILED ", "ERROR "))
+                and len(line.split()) > 1
+                and ("::" in line.split()[1] or line.split()[1].endswith(".py"))
+            ),
+            "",
+        )
+        failed = failed[failed.find("tests/") :] if "tests/" in failed else failed
         if proc.returncode == 0:
             return "survived", 0, "", seconds
         if proc.returncode in (1, 2, 3, 4):
@@ -538,74 +670,117 @@ def run_target(name: str, spec: dict, ws: Workspace, max_mutants: int, seed: int
                     break
         finally:
             ws.restore(m.file)
-        log(f"   [{k}/{len(chosen)}] {m.status:<8} {m.seconds:6.1f}s {m.id}  {m.original[:60]!r} -> {m.mutated[:60]!r}"
-            + (f"  ({m.stage}: {m.killer[:80]})" if m.status == "killed" else ""))
+        log(
+            f"   [{k}/{len(chosen)}] {m.status:<8} {m.seconds:6.1f}s {m.id}  {m.original[:60]!r} -> {m.mutated[:60]!r}"
+            + (f"  ({m.stage}: {m.killer[:80]})" if m.status == "killed" else "")
+        )
 
     counts = {s: sum(m.status == s for m in chosen) for s in ("killed", "survived", "timeout", "error")}
     run = len(chosen) - counts["error"]
     return {
-        "files": spec["files"], "tests": {s: sel for s, sel in stages(spec)},
-        "generated": len(mutants), "run": len(chosen), **counts,
+        "files": spec["files"],
+        "tests": {s: sel for s, sel in stages(spec)},
+        "generated": len(mutants),
+        "run": len(chosen),
+        **counts,
         "score": round((counts["killed"] + counts["timeout"]) / run, 3) if run else None,
-        "baseline_s": baseline, "timeout_s": limits, "seconds": round(time.perf_counter() - t_start, 1),
-        "max_mutants": max_mutants, "seed": seed,
-        "per_file": {rel: {"generated": sum(m.file == rel for m in mutants), "run": sum(m.file == rel for m in chosen),
-                           **{s: sum(m.file == rel and m.status == s for m in chosen) for s in counts}}
-                     for rel in spec["files"]},
+        "baseline_s": baseline,
+        "timeout_s": limits,
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "max_mutants": max_mutants,
+        "seed": seed,
+        "per_file": {
+            rel: {
+                "generated": sum(m.file == rel for m in mutants),
+                "run": sum(m.file == rel for m in chosen),
+                **{s: sum(m.file == rel and m.status == s for m in chosen) for s in counts},
+            }
+            for rel in spec["files"]
+        },
         "mutants": [asdict(m) | {"id": m.id} for m in chosen],
     }
 
 
 # ---------------------------------------------------------------------------------------------- report
 
+
 def report(doc: dict) -> list[str]:
-    lines = ["# Mutation testing: what the tests catch in metrics, outputs, stats, the selector and core", "",
-             header_markdown(doc["env"]), f"- snapshot: rtseg/ at {doc['env'].get('commit', '?')}", ""]
-    lines += ["One mutant is one small change to one file (a comparison, an operator, a constant, a deleted call or",
-              "raise, a return value replaced by None). Killed: a selected test failed; survived: the tests passed",
-              "on it. Score = (killed + timeout) / run. Targets run at other times say so in the last column.", "",
-              "| target | files | mutants | run | killed | timeout | survived | score | minutes | run on |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "# Mutation testing: what the tests catch in metrics, outputs, stats, the selector and core",
+        "",
+        header_markdown(doc["env"]),
+        f"- snapshot: rtseg/ at {doc['env'].get('commit', '?')}",
+        "",
+    ]
+    lines += [
+        "One mutant is one small change to one file (a comparison, an operator, a constant, a deleted call or",
+        "raise, a return value replaced by None). Killed: a selected test failed; survived: the tests passed",
+        "on it. Score = (killed + timeout) / run. Targets run at other times say so in the last column.",
+        "",
+        "| target | files | mutants | run | killed | timeout | survived | score | minutes | run on |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for name, t in doc["targets"].items():
         files = ", ".join(Path(f).name for f in t["files"]) if len(t["files"]) <= 2 else f"{len(t['files'])} files in rtseg/core"
         when = "this run" if t["env"]["date"] == doc["env"]["date"] else f"{t['env']['date'][:16]}: `{t['env']['command']}`"
-        lines.append(f"| {name} | {files} | {t['generated']} | {t['run']} | {t['killed']} | {t['timeout']} | "
-                     f"{t['survived']} | {t['score']:.2f} | {t['seconds'] / 60:.1f} | {when} |")
+        lines.append(
+            f"| {name} | {files} | {t['generated']} | {t['run']} | {t['killed']} | {t['timeout']} | "
+            f"{t['survived']} | {t['score']:.2f} | {t['seconds'] / 60:.1f} | {when} |"
+        )
     lines.append("")
     for name, t in doc["targets"].items():
         if len(t["files"]) > 2:
-            lines += [f"{name}, per file:", "", "| file | mutants | run | killed | timeout | survived |",
-                      "|---|---:|---:|---:|---:|---:|"]
-            lines += [f"| {Path(f).name} | {c['generated']} | {c['run']} | {c['killed']} | {c['timeout']} | {c['survived']} |"
-                      for f, c in t["per_file"].items()]
+            lines += [f"{name}, per file:", "", "| file | mutants | run | killed | timeout | survived |", "|---|---:|---:|---:|---:|---:|"]
+            lines += [
+                f"| {Path(f).name} | {c['generated']} | {c['run']} | {c['killed']} | {c['timeout']} | {c['survived']} |"
+                for f, c in t["per_file"].items()
+            ]
             lines.append("")
     lines += ["Tests run per target (fast on every mutant, with -x; slow only on what fast let through):", ""]
     for name, t in doc["targets"].items():
         sel = t["tests"]
-        lines.append(f"- {name}: fast {', '.join(sel['fast']['tests'])}"
-                     + (f" (less {len(sel['fast']['deselect'])} slow ones)" if sel['fast'].get('deselect') else "")
-                     + (f"; slow {', '.join(sel['slow']['tests'])}" if "slow" in sel else ""))
-    lines += ["", "## Surviving mutants", "",
-              "Verdict: *equivalent* (no behaviour a user or caller could notice changes), *gap* (a real bug no test",
-              "notices), *caught elsewhere* (a test outside this target's selection fails on it), or *not reviewed*.", "",
-              "| where | change | original | mutated | verdict |", "|---|---|---|---|---|"]
+        lines.append(
+            f"- {name}: fast {', '.join(sel['fast']['tests'])}"
+            + (f" (less {len(sel['fast']['deselect'])} slow ones)" if sel['fast'].get('deselect') else "")
+            + (f"; slow {', '.join(sel['slow']['tests'])}" if "slow" in sel else "")
+        )
+    lines += [
+        "",
+        "## Surviving mutants",
+        "",
+        "Verdict: *equivalent* (no behaviour a user or caller could notice changes), *gap* (a real bug no test",
+        "notices), *caught elsewhere* (a test outside this target's selection fails on it), or *not reviewed*.",
+        "",
+        "| where | change | original | mutated | verdict |",
+        "|---|---|---|---|---|",
+    ]
     for t in doc["targets"].values():
         for m in t["mutants"]:
             if m["status"] == "survived":
                 kind, why = VERDICTS.get(m["id"], ("not reviewed", ""))
-                lines.append(f"| {m['file']}:{m['line']} | {m['op']} | `{_md(m['original'])}` | `{_md(m['mutated'])}` | "
-                             f"**{kind}**{': ' + why if why else ''} |")
+                lines.append(
+                    f"| {m['file']}:{m['line']} | {m['op']} | `{_md(m['original'])}` | `{_md(m['mutated'])}` | "
+                    f"**{kind}**{': ' + why if why else ''} |"
+                )
     if FIXED:
-        lines += ["", "## Survivors of the first run that tests added since kill", "",
-                  "Each was applied again to the file the first run mutated (the commit in `FIXED_AT`); the test named",
-                  "fails on it and passes on the real file. (The target's row above is a later run on the code of",
-                  "its date: its sample of mutants differs where the file changed.)", "",
-                  "| mutant (file:line:col:change) | original -> mutated | killed by |", "|---|---|---|"]
+        lines += [
+            "",
+            "## Survivors of the first run that tests added since kill",
+            "",
+            "Each was applied again to the file the first run mutated (the commit in `FIXED_AT`); the test named",
+            "fails on it and passes on the real file. (The target's row above is a later run on the code of",
+            "its date: its sample of mutants differs where the file changed.)",
+            "",
+            "| mutant (file:line:col:change) | original -> mutated | killed by |",
+            "|---|---|---|",
+        ]
         lines += [f"| {k} | `{_md(orig)}` -> `{_md(mut)}` | {test} |" for k, (orig, mut, test) in FIXED.items()]
     timeouts = [m for t in doc["targets"].values() for m in t["mutants"] if m["status"] == "timeout"]
     if timeouts:
-        lines += ["", "Timeouts (counted as caught: the tests did not pass): "
-                  + ", ".join(f"{m['file']}:{m['line']} {m['op']}" for m in timeouts)]
+        lines += [
+            "",
+            "Timeouts (counted as caught: the tests did not pass): " + ", ".join(f"{m['file']}:{m['line']} {m['op']}" for m in timeouts),
+        ]
     return lines
 
 
@@ -615,13 +790,16 @@ def _md(text: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", action="append", choices=list(TARGETS), help="run these targets (repeat); the others "
-                    "are kept from the existing --out .json")
+    ap.add_argument(
+        "--only",
+        action="append",
+        choices=list(TARGETS),
+        help="run these targets (repeat); the others are kept from the existing --out .json",
+    )
     ap.add_argument("--max-mutants", type=int, default=20, help="at most this many mutants per target (seeded sample)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--list", action="store_true", help="only count the mutants per target and print them")
-    ap.add_argument("--report", action="store_true", help="only write the .md again from the --out .json (after "
-                    "editing VERDICTS or FIXED)")
+    ap.add_argument("--report", action="store_true", help="only write the .md again from the --out .json (after editing VERDICTS or FIXED)")
     ap.add_argument("--out", default="benchmarks/results/mutation_cpu")
     args = ap.parse_args()
 

@@ -9,6 +9,7 @@ so machine noise hits both alike; reports the median FPS of each, the ratio and 
 and the median CPU seconds (user + sys of the run, start-up included), which this VM's varying speed
 moves less than FPS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,9 +36,28 @@ def run_once(tree: Path, model: str, video: str, tmp: Path, extra: list[str]) ->
     """(FPS from --stats, CPU seconds of the whole run)."""
     stats = tmp / "stats.json"
     cpu0 = children_cpu()
-    res = subprocess.run([sys.executable, "-m", "rtseg", "run", video, "--model", model, "--no-show", "--output",
-                          str(tmp / "out.mp4"), "--stats", str(stats), "--quiet", "--overwrite", *extra], cwd=tree,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtseg",
+            "run",
+            video,
+            "--model",
+            model,
+            "--no-show",
+            "--output",
+            str(tmp / "out.mp4"),
+            "--stats",
+            str(stats),
+            "--quiet",
+            "--overwrite",
+            *extra,
+        ],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+    )
     if res.returncode != 0:
         raise SystemExit(f"{tree}: rtseg run failed: {res.stderr.strip().splitlines()[-1:]}")
     return json.loads(stats.read_text())["fps"], children_cpu() - cpu0
@@ -57,11 +77,16 @@ def main() -> None:
     trees = {"before": Path(args.before).resolve(), "after": HERE.parent}
     models = args.model or [json.loads((HERE.parent / "engines" / "manifest.json").read_text())["default"]]
     env = environment()
-    md = [f"# End-to-end speed before and after a change (rtseg run --no-show --output, backend {args.backend})", "",
-          header_markdown(env), f"- before: `{trees['before']}`; video `{args.video}`; {args.repeats} repeats, "
-          f"interleaved; backend {args.backend}, output {args.codec}", "",
-          "| model | before FPS (median, min-max) | after FPS (median, min-max) | after / before "
-          "| before CPU s | after CPU s |", "|---|---:|---:|---:|---:|---:|"]
+    md = [
+        f"# End-to-end speed before and after a change (rtseg run --no-show --output, backend {args.backend})",
+        "",
+        header_markdown(env),
+        f"- before: `{trees['before']}`; video `{args.video}`; {args.repeats} repeats, "
+        f"interleaved; backend {args.backend}, output {args.codec}",
+        "",
+        "| model | before FPS (median, min-max) | after FPS (median, min-max) | after / before | before CPU s | after CPU s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     with tempfile.TemporaryDirectory() as d:
         for model in models:
             fps, cpu = {"before": [], "after": []}, {"before": [], "after": []}
@@ -72,9 +97,11 @@ def main() -> None:
                     cpu[k].append(c)
                 print(f"{model} repeat {r + 1}: before {fps['before'][-1]:.1f}  after {fps['after'][-1]:.1f} FPS", flush=True)
             med = {k: statistics.median(v) for k, v in fps.items()}
-            md.append(f"| {model} | {med['before']:.1f} ({min(fps['before']):.1f}-{max(fps['before']):.1f}) | "
-                      f"{med['after']:.1f} ({min(fps['after']):.1f}-{max(fps['after']):.1f}) | {med['after'] / med['before']:.3f} "
-                      f"| {statistics.median(cpu['before']):.2f} | {statistics.median(cpu['after']):.2f} |")
+            md.append(
+                f"| {model} | {med['before']:.1f} ({min(fps['before']):.1f}-{max(fps['before']):.1f}) | "
+                f"{med['after']:.1f} ({min(fps['after']):.1f}-{max(fps['after']):.1f}) | {med['after'] / med['before']:.3f} "
+                f"| {statistics.median(cpu['before']):.2f} | {statistics.median(cpu['after']):.2f} |"
+            )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(md) + "\n")
     print("\n".join(md))

@@ -8,6 +8,7 @@ changes:
     python benchmarks/reference_speeds.py            # measure what is missing, write engines/speeds.json
     python benchmarks/reference_speeds.py --check    # list what would be measured, write nothing
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,11 @@ def main() -> None:
     streams, threads = inference_layout(None, None, live=False)  # what `rtseg run` on a file uses here
     infos = [i for i in shipped_models() if i.entry.get("qdq") != "tensorrt"]  # a TensorRT-layout file never runs on the CPU
     cache = ProfileCache(machine_key("onnxruntime", streams, threads))
-    variants = {(i.name, s): i for i in infos
-                for s in dict.fromkeys(measured_sizes(i, "val") + measured_sizes(i, HELD_OUT_SPLIT) + [tuple(i.input_size)])}
+    variants = {
+        (i.name, s): i
+        for i in infos
+        for s in dict.fromkeys(measured_sizes(i, "val") + measured_sizes(i, HELD_OUT_SPLIT) + [tuple(i.input_size)])
+    }
     missing = [variant_name(i, s) for (_, s), i in variants.items() if not (p := cache.get(i, s)) or not p.clean]
     print(f"{len(variants)} variants, {len(missing)} without a clean profile here: {', '.join(missing) or 'none'}")
     if args.check:
@@ -51,9 +55,13 @@ def main() -> None:
             dates.append(p.date)
     env = environment()
     ref = ReferenceSpeeds(env["machine"], f"{streams}x{threads}", env["date"], speeds)
-    doc = {"command": env["command"], **ref.to_dict(), "measured": f"{min(dates, default='')} .. {max(dates, default='')}",
-           "note": "model-only FPS (ONNX Runtime, CPU) from `rtseg profile` on the machine the models were built on; "
-                   "the selector's first use elsewhere scales them by one probe"}
+    doc = {
+        "command": env["command"],
+        **ref.to_dict(),
+        "measured": f"{min(dates, default='')} .. {max(dates, default='')}",
+        "note": "model-only FPS (ONNX Runtime, CPU) from `rtseg profile` on the machine the models were built on; "
+        "the selector's first use elsewhere scales them by one probe",
+    }
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}: {len(speeds)} of {len(variants)} variants")
 

@@ -10,6 +10,7 @@ Reports, per run: the share of 1-second windows at or above F (windows in the fi
 and of each load change left out), switches, and the frame-weighted mIoU (on the split the selector ranks by) of the models used against
 the oracle's. Writes benchmarks/results/selector_cpu.{md,json} and a plot of FPS and model over time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,8 +76,13 @@ def rtseg_run(args: list[str], tmp: Path, load: Load | None = None, load_after_f
     if load is not None and load.running:
         load_off = load.stop()
     lines = [d for d in map(json.loads, open(js)) if "header" not in d]  # the frames, the header line left out
-    return {"lines": lines, "stats": json.loads(st.read_text()), "load_on": load_on, "load_off": load_off,
-            "command": "rtseg run " + " ".join(args) + " --no-show"}
+    return {
+        "lines": lines,
+        "stats": json.loads(st.read_text()),
+        "load_on": load_on,
+        "load_off": load_off,
+        "command": "rtseg run " + " ".join(args) + " --no-show",
+    }
 
 
 def windows(lines: list[dict], t0: float) -> list[tuple[float, int]]:
@@ -135,8 +141,7 @@ def main() -> None:
         # 1. each model alone, quiet and loaded: what the oracle knows
         for name in miou:
             model, (h, w) = size_of[name]
-            base = [args.video, "--model", model, "--input-size", f"{h}x{w}", "--loop", str(args.loop),
-                    "--frames", str(args.calib_frames)]
+            base = [args.video, "--model", model, "--input-size", f"{h}x{w}", "--loop", str(args.loop), "--frames", str(args.calib_frames)]
             quiet = rtseg_run(base, tmp)["stats"]["fps"]
             loaded = rtseg_run(base, tmp, Load(args.load_procs))["stats"]["fps"]
             result["fixed"][name] = {"fps_quiet": quiet, "fps_loaded": loaded}
@@ -147,8 +152,12 @@ def main() -> None:
         cap.release()
         for f in targets:
             for loaded in (False, True):
-                run = rtseg_run([args.video, "--target-fps", f"{f:g}", "--rank-by", args.rank_by, "--loop", str(args.loop)], tmp,
-                                Load(args.load_procs) if loaded else None, total // 2 if loaded else None)
+                run = rtseg_run(
+                    [args.video, "--target-fps", f"{f:g}", "--rank-by", args.rank_by, "--loop", str(args.loop)],
+                    tmp,
+                    Load(args.load_procs) if loaded else None,
+                    total // 2 if loaded else None,
+                )
                 reach = {c: any(v[c] >= f * REACH_MARGIN for v in result["fixed"].values()) for c in ("fps_quiet", "fps_loaded")}
                 w = share_at_target(run, f, reach["fps_quiet"], reach["fps_loaded"])
                 frames = run["stats"]["frames_by_model"]
@@ -163,34 +172,61 @@ def main() -> None:
                     return miou[max(ok, key=miou.get)] if ok else miou[max(result["fixed"], key=lambda m: result["fixed"][m][cond])]
 
                 oracle = (n_quiet * best("fps_quiet") + n_loaded * best("fps_loaded")) / len(run["lines"])
-                r = {"target": f, "load": loaded, "command": run["command"], "fps": run["stats"]["fps"],
-                     "share_windows_at_target": w["share"], "windows": w["windows"],
-                     "share_feasible_windows_at_target": w["share_feasible"], "feasible_windows": w["windows_feasible"],
-                     "switches": run["stats"]["switches"],
-                     "frames_by_model": frames, "miou_used": used, "miou_oracle": oracle,
-                     "series": [(x["wall_time"] - run["lines"][0]["wall_time"], x["model"]) for x in run["lines"]],
-                     "load_on_s": None if t_on is None else t_on - run["lines"][0]["wall_time"]}
+                r = {
+                    "target": f,
+                    "load": loaded,
+                    "command": run["command"],
+                    "fps": run["stats"]["fps"],
+                    "share_windows_at_target": w["share"],
+                    "windows": w["windows"],
+                    "share_feasible_windows_at_target": w["share_feasible"],
+                    "feasible_windows": w["windows_feasible"],
+                    "switches": run["stats"]["switches"],
+                    "frames_by_model": frames,
+                    "miou_used": used,
+                    "miou_oracle": oracle,
+                    "series": [(x["wall_time"] - run["lines"][0]["wall_time"], x["model"]) for x in run["lines"]],
+                    "load_on_s": None if t_on is None else t_on - run["lines"][0]["wall_time"],
+                }
                 result["runs"].append(r)
-                print(f"target {f:g} {'with load' if loaded else 'quiet'}: {w['share']:.0%} of {w['windows']} windows >= target "
-                      f"({w['share_feasible']:.0%} of the {w['windows_feasible']} where some model can reach it), "
-                      f"{len(r['switches'])} switches, mIoU {100 * used:.1f} vs oracle {100 * oracle:.1f}", flush=True)
+                print(
+                    f"target {f:g} {'with load' if loaded else 'quiet'}: {w['share']:.0%} of {w['windows']} windows >= target "
+                    f"({w['share_feasible']:.0%} of the {w['windows_feasible']} where some model can reach it), "
+                    f"{len(r['switches'])} switches, mIoU {100 * used:.1f} vs oracle {100 * oracle:.1f}",
+                    flush=True,
+                )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "selector_cpu.json").write_text(json.dumps(result, indent=1) + "\n")
-    md = ["# Selector: holding a target FPS with the most accurate model (2-core CPU, ONNX Runtime)", "",
-          header_markdown(env), f"- video: `{args.video}` x {args.loop}; load: {args.load_procs} busy-loop process(es) "
-          "started halfway through the loaded runs", "",
-          f"| model | {split} mIoU | FPS alone | FPS under load |", "|---|---:|---:|---:|"]
+    md = [
+        "# Selector: holding a target FPS with the most accurate model (2-core CPU, ONNX Runtime)",
+        "",
+        header_markdown(env),
+        f"- video: `{args.video}` x {args.loop}; load: {args.load_procs} busy-loop process(es) started halfway through the loaded runs",
+        "",
+        f"| model | {split} mIoU | FPS alone | FPS under load |",
+        "|---|---:|---:|---:|",
+    ]
     md += [f"| {m} | {100 * miou[m]:.1f} | {v['fps_quiet']:.1f} | {v['fps_loaded']:.1f} |" for m, v in result["fixed"].items()]
-    md += ["", "| target FPS | load | run FPS | 1-s windows >= target | ... where reachable | switches "
-           "| mIoU used (frame-weighted) | oracle mIoU |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
-    md += [f"| {r['target']:g} | {'halfway' if r['load'] else 'none'} | {r['fps']:.1f} | {pct(r['share_windows_at_target'])} "
-           f"of {r['windows']} | {pct(r['share_feasible_windows_at_target'])} of {r['feasible_windows']} | {len(r['switches'])} "
-           f"| {100 * r['miou_used']:.1f} | {100 * r['miou_oracle']:.1f} |" for r in result["runs"]]
-    md += ["", "Windows in the first second of the run and of each load change are left out (goal: >= 95%). "
-           "'Where reachable': windows in a condition (quiet, loaded) where at least one model, run alone, "
-           f"measured >= {REACH_MARGIN:g} x target; elsewhere no choice can reach it, and the selector should run the fastest model.",
-           "![FPS and model over time](selector_cpu.png)"]
+    md += [
+        "",
+        "| target FPS | load | run FPS | 1-s windows >= target | ... where reachable | switches "
+        "| mIoU used (frame-weighted) | oracle mIoU |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    md += [
+        f"| {r['target']:g} | {'halfway' if r['load'] else 'none'} | {r['fps']:.1f} | {pct(r['share_windows_at_target'])} "
+        f"of {r['windows']} | {pct(r['share_feasible_windows_at_target'])} of {r['feasible_windows']} | {len(r['switches'])} "
+        f"| {100 * r['miou_used']:.1f} | {100 * r['miou_oracle']:.1f} |"
+        for r in result["runs"]
+    ]
+    md += [
+        "",
+        "Windows in the first second of the run and of each load change are left out (goal: >= 95%). "
+        "'Where reachable': windows in a condition (quiet, loaded) where at least one model, run alone, "
+        f"measured >= {REACH_MARGIN:g} x target; elsewhere no choice can reach it, and the selector should run the fastest model.",
+        "![FPS and model over time](selector_cpu.png)",
+    ]
     (out / "selector_cpu.md").write_text("\n".join(md) + "\n")
     plot(result, out / "selector_cpu.png")
     print("\n".join(md))

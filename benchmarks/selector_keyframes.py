@@ -14,6 +14,7 @@ better model on every Nth frame when that measured better, and does it hold the 
    below the fastest model's measured rate on this very video).
 Writes benchmarks/results/selector_keyframes_cpu.{md,json}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,13 @@ def rtseg_run(args: list[str], tmp: Path) -> dict:
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"rtseg run failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")
-    return {"lines": [d for d in map(json.loads, open(js)) if "header" not in d], "stats": json.loads(st.read_text()), "load_on": None,
-            "load_off": None, "command": "rtseg run " + " ".join(args) + " --no-show"}
+    return {
+        "lines": [d for d in map(json.loads, open(js)) if "header" not in d],
+        "stats": json.loads(st.read_text()),
+        "load_on": None,
+        "load_off": None,
+        "command": "rtseg run " + " ".join(args) + " --no-show",
+    }
 
 
 def main() -> None:
@@ -62,14 +68,20 @@ def main() -> None:
     every = [c for c in cands if c.keyframe == 1]
     default = next(c for c in every if c.name == Manifest.load().default)
     fastest = max(every, key=lambda c: c.fps)
-    doc = {"environment": env, "split": split, "candidates": [
-        {"name": c.name, "accuracy": c.accuracy, "fps_profiled": c.fps, "keyframe": c.keyframe} for c in cands],
-        "ladder": [c.name for c in pareto_front(cands)], "runs": []}
+    doc = {
+        "environment": env,
+        "split": split,
+        "candidates": [{"name": c.name, "accuracy": c.accuracy, "fps_profiled": c.fps, "keyframe": c.keyframe} for c in cands],
+        "ladder": [c.name for c in pareto_front(cands)],
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         base = [args.video, "--loop", str(args.loop)]
-        rate = {c.name: rtseg_run(base + ["--model", c.info.name, "--input-size", "{}x{}".format(*c.input_size)],
-                                  tmp)["stats"]["fps"] for c in (default, fastest)}
+        rate = {
+            c.name: rtseg_run(base + ["--model", c.info.name, "--input-size", "{}x{}".format(*c.input_size)], tmp)["stats"]["fps"]
+            for c in (default, fastest)
+        }
         doc["alone"] = rate
         lo, hi = rate[default.name], rate[fastest.name]
         targets = [round(lo + (hi - lo) * (i + 1) / (args.targets + 1)) for i in range(args.targets)]
@@ -79,30 +91,49 @@ def main() -> None:
             run = rtseg_run(base + ["--target-fps", str(f)], tmp)
             w = share_at_target(run, f)
             start = run["stats"]["selector_start"]
-            r = {"target": f, "started_on": start, "expected": expected.name, "expected_accuracy": expected.accuracy,
-                 "best_every_frame": best_every.name, "best_every_frame_accuracy": best_every.accuracy,
-                 "propagated_is_better": expected.keyframe > 1 and expected.accuracy > best_every.accuracy,
-                 "fps": run["stats"]["fps"], "share_windows_at_target": w["share"], "windows": w["windows"],
-                 "switches": [(s["from"], s["to"]) for s in run["stats"]["switches"]],
-                 "frames_inferred": run["stats"]["frames_inferred"], "frames": run["stats"]["frames_out"],
-                 "command": run["command"]}
+            r = {
+                "target": f,
+                "started_on": start,
+                "expected": expected.name,
+                "expected_accuracy": expected.accuracy,
+                "best_every_frame": best_every.name,
+                "best_every_frame_accuracy": best_every.accuracy,
+                "propagated_is_better": expected.keyframe > 1 and expected.accuracy > best_every.accuracy,
+                "fps": run["stats"]["fps"],
+                "share_windows_at_target": w["share"],
+                "windows": w["windows"],
+                "switches": [(s["from"], s["to"]) for s in run["stats"]["switches"]],
+                "frames_inferred": run["stats"]["frames_inferred"],
+                "frames": run["stats"]["frames_out"],
+                "command": run["command"],
+            }
             doc["runs"].append(r)
-            print(f"target {f}: started on {start} (expected {expected.name}; best every-frame {best_every.name}), "
-                  f"{w['share']:.0%} of {w['windows']} windows >= target, {r['fps']:.1f} FPS", flush=True)
-    lines = ["# The selector with key-frame rungs (CPU)", "", header_markdown(env),
-             f"- video: `{Path(args.video).name}` x {args.loop} (a moving camera); accuracy ranked on {split}, "
-             "a key-frame rung's less the drop its interval measured on the 15 Hz val sequence",
-             f"- alone, every frame, on this video: default {default.name} {rate[default.name]:.1f} FPS, fastest {fastest.name} "
-             f"{rate[fastest.name]:.1f} FPS; targets evenly between", "",
-             "| target FPS | started on | most accurate rung at >= 1.1 x target | best every-frame rung | a propagated rung better? "
-             "| run FPS | model ran on | 1-s windows >= target | switches |",
-             "|---:|---|---|---|---|---:|---:|---:|---|"]
+            print(
+                f"target {f}: started on {start} (expected {expected.name}; best every-frame {best_every.name}), "
+                f"{w['share']:.0%} of {w['windows']} windows >= target, {r['fps']:.1f} FPS",
+                flush=True,
+            )
+    lines = [
+        "# The selector with key-frame rungs (CPU)",
+        "",
+        header_markdown(env),
+        f"- video: `{Path(args.video).name}` x {args.loop} (a moving camera); accuracy ranked on {split}, "
+        "a key-frame rung's less the drop its interval measured on the 15 Hz val sequence",
+        f"- alone, every frame, on this video: default {default.name} {rate[default.name]:.1f} FPS, fastest {fastest.name} "
+        f"{rate[fastest.name]:.1f} FPS; targets evenly between",
+        "",
+        "| target FPS | started on | most accurate rung at >= 1.1 x target | best every-frame rung | a propagated rung better? "
+        "| run FPS | model ran on | 1-s windows >= target | switches |",
+        "|---:|---|---|---|---|---:|---:|---:|---|",
+    ]
     for r in doc["runs"]:
-        lines.append(f"| {r['target']} | {r['started_on']} | {r['expected']} ({100 * r['expected_accuracy']:.1f}) | "
-                     f"{r['best_every_frame']} ({100 * r['best_every_frame_accuracy']:.1f}) | "
-                     f"{'yes' if r['propagated_is_better'] else 'no'} | {r['fps']:.1f} | "
-                     f"{100 * r['frames_inferred'] / r['frames']:.0f} % | {100 * r['share_windows_at_target']:.0f} % of "
-                     f"{r['windows']} | {', '.join(f'{a} -> {b}' for a, b in r['switches']) or 'none'} |")
+        lines.append(
+            f"| {r['target']} | {r['started_on']} | {r['expected']} ({100 * r['expected_accuracy']:.1f}) | "
+            f"{r['best_every_frame']} ({100 * r['best_every_frame_accuracy']:.1f}) | "
+            f"{'yes' if r['propagated_is_better'] else 'no'} | {r['fps']:.1f} | "
+            f"{100 * r['frames_inferred'] / r['frames']:.0f} % | {100 * r['share_windows_at_target']:.0f} % of "
+            f"{r['windows']} | {', '.join(f'{a} -> {b}' for a, b in r['switches']) or 'none'} |"
+        )
     lines += ["", "Ladder (Pareto front, fastest first): " + ", ".join(f"`{n}`" for n in doc["ladder"])]
     write_report(args.out, lines, doc)
 

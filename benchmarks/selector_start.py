@@ -8,6 +8,7 @@ of the JSON output, medians and spread over the rounds.
 
     python benchmarks/selector_start.py --rounds 5 --out benchmarks/results/selector_start_cpu
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,13 @@ def first_frame(clip: str, target: float, cache: Path, work: Path, engines: Path
     out = Path(tempfile.mkdtemp(dir=work))
     lines = out / "frames.jsonl"
     t0 = time.perf_counter()
-    proc = subprocess.Popen(["rtseg", "run", clip, "--target-fps", str(target), "--no-show", "--json", str(lines),
-                             "--output", str(out / "out.mp4")], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["rtseg", "run", clip, "--target-fps", str(target), "--no-show", "--json", str(lines), "--output", str(out / "out.mp4")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seconds = float("nan")
     while proc.poll() is None:
         if lines.exists() and len(lines.read_text().splitlines()) >= 2:  # the header, then the first frame
@@ -78,21 +83,30 @@ def main() -> None:
         bare = engines_without_reference(work / "engines")
         for r in range(args.rounds):
             cache = work / f"cache-{r}"
-            for kind, engines, c in (("reference", None, cache), ("every variant timed", bare, work / f"bare-{r}"),
-                                     ("rerun", None, cache)):
+            for kind, engines, c in (("reference", None, cache), ("every variant timed", bare, work / f"bare-{r}"), ("rerun", None, cache)):
                 s, why = first_frame(args.clip, args.target_fps, c, work, engines)
                 results[kind].append(s)
                 choices[kind].append(why)
                 print(f"round {r + 1} {kind}: {s:.2f} s  {why}", flush=True)
     env = environment()
-    lines = [f"# First frame with --target-fps {args.target_fps:g}, first use and rerun", "", header_markdown(env),
-             f"- clip: {Path(args.clip).name}; {args.rounds} rounds, interleaved" + (f"; {args.note}" if args.note else ""), "",
-             "| start | first frame: median (min-max) | first round's choice |", "|---|---:|---|"]
+    lines = [
+        f"# First frame with --target-fps {args.target_fps:g}, first use and rerun",
+        "",
+        header_markdown(env),
+        f"- clip: {Path(args.clip).name}; {args.rounds} rounds, interleaved" + (f"; {args.note}" if args.note else ""),
+        "",
+        "| start | first frame: median (min-max) | first round's choice |",
+        "|---|---:|---|",
+    ]
     lines += [f"| {k} | {spread(v)} | {choices[k][0]} |" for k, v in results.items()]
-    lines += ["", "reference: fresh cache, shipped reference speeds (one probe scaled, the chosen model probed); every "
-              "variant timed: fresh cache, engines/ without speeds.json; rerun: the reference run's cache again."]
-    write_report(args.out, lines, {"environment": env, "note": args.note, "target_fps": args.target_fps, "seconds": results,
-                                   "choices": choices})
+    lines += [
+        "",
+        "reference: fresh cache, shipped reference speeds (one probe scaled, the chosen model probed); every "
+        "variant timed: fresh cache, engines/ without speeds.json; rerun: the reference run's cache again.",
+    ]
+    write_report(
+        args.out, lines, {"environment": env, "note": args.note, "target_fps": args.target_fps, "seconds": results, "choices": choices}
+    )
 
 
 if __name__ == "__main__":

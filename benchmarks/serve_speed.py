@@ -11,6 +11,7 @@ the numbers are read from /stats.json twice, --seconds apart: per-camera FPS is 
 the two readings over the time between them (steady state, start-up excluded); latency is each camera's
 p95 over its last frames at the second reading. A camera keeps up at >= 90% of --fps.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,7 @@ def measure(mode: str, urls: list[str], args, work: Path) -> dict:
         marker = "rtseg: serving "
     if mode == "rtseg run --serve":
         cmd.remove("--quiet")  # the address is on an info line
-    proc = subprocess.Popen([sys.executable, "-m", "rtseg", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "rtseg", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         url = served_url(proc, marker)
         time.sleep(args.warmup)
@@ -68,8 +68,15 @@ def measure(mode: str, urls: list[str], args, work: Path) -> dict:
     per = []
     for label, s in second["sources"].items():
         fps = ((s.get("frames_out") or 0) - (first["sources"][label].get("frames_out") or 0)) / (t2 - t1)
-        per.append({"label": label, "fps": round(fps, 2), "latency_p95_ms": s.get("latency_ms_p95"),
-                    "keeps_up": fps >= 0.9 * args.fps, "worker": (s.get("worker") or {}).get("pid")})
+        per.append(
+            {
+                "label": label,
+                "fps": round(fps, 2),
+                "latency_p95_ms": s.get("latency_ms_p95"),
+                "keeps_up": fps >= 0.9 * args.fps,
+                "worker": (s.get("worker") or {}).get("pid"),
+            }
+        )
     return summary(len(urls), mode, per) | {"workers": len({c["worker"] for c in per if c["worker"]}) or 1}
 
 
@@ -81,15 +88,22 @@ def main() -> None:
     env = environment()
     modes = ("rtseg run --serve", "rtseg serve --no-ray", f"rtseg serve, Ray, {args.workers} workers")
     rows = sweep(args, modes, lambda mode, urls, work: measure(mode, urls, args, work))
-    lines = [f"# N live cameras at {args.fps:g} FPS behind one server: one process, and Ray camera workers", "",
-             header_markdown(env),
-             f"- cameras: loopback MJPEG servers looping `{args.video}` at {args.fps:g} FPS; model `{args.model}`, "
-             f"ONNX Runtime, no files written; FPS = frames written between two /stats.json readings {args.seconds:g} s "
-             f"apart, after {args.warmup:g} s of warm-up; latency = each camera's p95 over its last frames", "",
-             "| cameras | mode | workers | total FPS | per-camera FPS (median) | worst latency p95 ms | keeping up (>= 90%) |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['cameras']} | {r['mode']} | {r['workers']} | {r['total_fps']} | {r['per_camera_fps_median']} | "
-              f"{r['latency_p95_ms_worst']} | {r['keep_up']}/{r['cameras']} |" for r in rows]
+    lines = [
+        f"# N live cameras at {args.fps:g} FPS behind one server: one process, and Ray camera workers",
+        "",
+        header_markdown(env),
+        f"- cameras: loopback MJPEG servers looping `{args.video}` at {args.fps:g} FPS; model `{args.model}`, "
+        f"ONNX Runtime, no files written; FPS = frames written between two /stats.json readings {args.seconds:g} s "
+        f"apart, after {args.warmup:g} s of warm-up; latency = each camera's p95 over its last frames",
+        "",
+        "| cameras | mode | workers | total FPS | per-camera FPS (median) | worst latency p95 ms | keeping up (>= 90%) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['cameras']} | {r['mode']} | {r['workers']} | {r['total_fps']} | {r['per_camera_fps_median']} | "
+        f"{r['latency_p95_ms_worst']} | {r['keep_up']}/{r['cameras']} |"
+        for r in rows
+    ]
     write_report(args.out, lines, {**env, "rows": rows})
 
 

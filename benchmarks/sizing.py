@@ -12,6 +12,7 @@ camera = fps x cores / FPS. 100 cameras on CPU nodes need cameras x that; on GPU
 needs cameras x the null figure (decode, resize, overlay stay on the CPU in rtseg today), and the GPU's
 inference rate is a figure this script cannot measure without one (issue 15). Writes NAME.md and NAME.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,24 @@ from decode_cost import SIZES, source_frames, write_h264  # noqa: E402
 
 def run_fps(clip: Path, model: str, backend: str, work: Path) -> float:
     stats = work / "s.json"
-    subprocess.run([sys.executable, "-m", "rtseg", "run", str(clip), "--model", model, "--backend", backend,
-                    "--no-show", "--quiet", "--stats", str(stats)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtseg",
+            "run",
+            str(clip),
+            "--model",
+            model,
+            "--backend",
+            backend,
+            "--no-show",
+            "--quiet",
+            "--stats",
+            str(stats),
+        ],
+        check=True,
+    )
     return json.loads(stats.read_text())["fps"]
 
 
@@ -70,27 +87,38 @@ def main() -> None:
             xs = got[(name, kind)]
             fps = statistics.median(xs)
             per_camera = args.fps * cores / fps
-            row[kind] = {"fps": round(fps, 1), "fps_range": [round(min(xs), 1), round(max(xs), 1)],
-                         "core_ms_per_frame": round(1000 * cores / fps, 2), "cores_per_camera": round(per_camera, 3),
-                         "cores_for_all": round(args.cameras * per_camera, 1),
-                         "nodes_for_all": math.ceil(args.cameras * per_camera / (args.node_cores * args.headroom))}
+            row[kind] = {
+                "fps": round(fps, 1),
+                "fps_range": [round(min(xs), 1), round(max(xs), 1)],
+                "core_ms_per_frame": round(1000 * cores / fps, 2),
+                "cores_per_camera": round(per_camera, 3),
+                "cores_for_all": round(args.cameras * per_camera, 1),
+                "nodes_for_all": math.ceil(args.cameras * per_camera / (args.node_cores * args.headroom)),
+            }
         rows.append(row)
     n, f = args.cameras, args.fps
-    lines = [f"# {n} cameras at {f:g} FPS: what they need, from figures measured here", "", header_markdown(env),
-             f"- model `{args.model}`; camera-like H.264 clips made from {len(frames)} frames of `{args.video}`; "
-             f"`rtseg run CLIP --no-show` on this machine's {cores} cores, {args.repeats} interleaved repeats, "
-             "median FPS (range); no output file written; core-ms per frame = cores x 1000 / FPS", "",
-             f"| camera | model on CPU: FPS here | core-ms / frame | cores per camera | cores for {n} | "
-             f"{args.node_cores}-core nodes at {args.headroom:.0%} | CPU side when a GPU infers (null backend): "
-             f"FPS here | core-ms / frame | cores for {n} |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# {n} cameras at {f:g} FPS: what they need, from figures measured here",
+        "",
+        header_markdown(env),
+        f"- model `{args.model}`; camera-like H.264 clips made from {len(frames)} frames of `{args.video}`; "
+        f"`rtseg run CLIP --no-show` on this machine's {cores} cores, {args.repeats} interleaved repeats, "
+        "median FPS (range); no output file written; core-ms per frame = cores x 1000 / FPS",
+        "",
+        f"| camera | model on CPU: FPS here | core-ms / frame | cores per camera | cores for {n} | "
+        f"{args.node_cores}-core nodes at {args.headroom:.0%} | CPU side when a GPU infers (null backend): "
+        f"FPS here | core-ms / frame | cores for {n} |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         c, z = r["cpu"], r["null"]
-        lines.append(f"| {r['resolution']} {r['size'][0]}x{r['size'][1]} H.264 | {c['fps']} ({c['fps_range'][0]}-"
-                     f"{c['fps_range'][1]}) | {c['core_ms_per_frame']} | {c['cores_per_camera']} | {c['cores_for_all']} | "
-                     f"{c['nodes_for_all']} | {z['fps']} ({z['fps_range'][0]}-{z['fps_range'][1]}) | "
-                     f"{z['core_ms_per_frame']} | {z['cores_for_all']} |")
-    write_report(args.out, lines, {**env, "cameras": n, "fps": f, "node_cores": args.node_cores,
-                                                    "headroom": args.headroom, "rows": rows})
+        lines.append(
+            f"| {r['resolution']} {r['size'][0]}x{r['size'][1]} H.264 | {c['fps']} ({c['fps_range'][0]}-"
+            f"{c['fps_range'][1]}) | {c['core_ms_per_frame']} | {c['cores_per_camera']} | {c['cores_for_all']} | "
+            f"{c['nodes_for_all']} | {z['fps']} ({z['fps_range'][0]}-{z['fps_range'][1]}) | "
+            f"{z['core_ms_per_frame']} | {z['cores_for_all']} |"
+        )
+    write_report(args.out, lines, {**env, "cameras": n, "fps": f, "node_cores": args.node_cores, "headroom": args.headroom, "rows": rows})
 
 
 if __name__ == "__main__":

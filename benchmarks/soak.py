@@ -11,6 +11,7 @@ from /proc. After --minutes the run gets SIGINT (Ctrl-C) and must end with exit 
 Pass/fail: RSS growth after the warm-up (the first 3 minutes) at most 50 MB, fds and threads back to their
 post-warm-up range, every outage reported as a gap. Writes NAME.md, NAME.json and NAME.png under --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "tests")]
 from common import environment, header_markdown  # noqa: E402
+
 SAMPLE_S = 10.0
 WARMUP_S = 180.0
 OUTAGE_S = 3.0
@@ -62,8 +64,7 @@ def sample(pid: int) -> dict | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-        return {"rss_mb": rss_kb / 1024, "fds": len(os.listdir(f"/proc/{pid}/fd")),
-                "threads": len(os.listdir(f"/proc/{pid}/task"))}
+        return {"rss_mb": rss_kb / 1024, "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": len(os.listdir(f"/proc/{pid}/task"))}
     except (FileNotFoundError, ProcessLookupError, StopIteration):
         return None
 
@@ -86,13 +87,22 @@ def verdict(samples: list[dict], gaps: int, outages: int, warmup_s: float = WARM
     growth = float(np.median(rss[-3:]) - np.median(rss[:3]))
     fds, threads = [s["fds"] for s in after], [s["threads"] for s in after]
     first_fds, first_threads = fds[:3], threads[:3]
-    result = {"rss_after_warmup_mb": round(float(np.median(rss[:3])), 1), "rss_end_mb": round(float(np.median(rss[-3:])), 1),
-              "rss_max_mb": round(float(rss.max()), 1), "rss_growth_mb": round(growth, 1),
-              "rss_slope_mb_per_hour": round(slope, 1), "fds_range": [min(fds), max(fds)],
-              "fds_end_vs_start": [fds[-1], max(first_fds)], "threads_range": [min(threads), max(threads)],
-              "threads_end_vs_start": [threads[-1], max(first_threads)], "gaps_reported": gaps, "outages": outages}
-    result["ok"] = bool(growth <= RSS_GROWTH_LIMIT_MB and fds[-1] <= max(first_fds) and threads[-1] <= max(first_threads)
-                        and gaps >= outages)
+    result = {
+        "rss_after_warmup_mb": round(float(np.median(rss[:3])), 1),
+        "rss_end_mb": round(float(np.median(rss[-3:])), 1),
+        "rss_max_mb": round(float(rss.max()), 1),
+        "rss_growth_mb": round(growth, 1),
+        "rss_slope_mb_per_hour": round(slope, 1),
+        "fds_range": [min(fds), max(fds)],
+        "fds_end_vs_start": [fds[-1], max(first_fds)],
+        "threads_range": [min(threads), max(threads)],
+        "threads_end_vs_start": [threads[-1], max(first_threads)],
+        "gaps_reported": gaps,
+        "outages": outages,
+    }
+    result["ok"] = bool(
+        growth <= RSS_GROWTH_LIMIT_MB and fds[-1] <= max(first_fds) and threads[-1] <= max(first_threads) and gaps >= outages
+    )
     return result
 
 
@@ -134,9 +144,25 @@ def main() -> None:
     cam, outages = looping_camera(Path(args.video), args.fps), []
     cam.start()
     serve_port = free_port()
-    cmd = [sys.executable, "-m", "rtseg", "run", cam.url, "--no-show", "--reconnect", "forever",
-           "--output", str(work / "soak.mp4"), "--json", str(work / "soak.jsonl"), "--stats", str(work / "stats.json"),
-           "--serve", f"127.0.0.1:{serve_port}", "--quiet"] + (["--model", args.model] if args.model else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "rtseg",
+        "run",
+        cam.url,
+        "--no-show",
+        "--reconnect",
+        "forever",
+        "--output",
+        str(work / "soak.mp4"),
+        "--json",
+        str(work / "soak.jsonl"),
+        "--stats",
+        str(work / "stats.json"),
+        "--serve",
+        f"127.0.0.1:{serve_port}",
+        "--quiet",
+    ] + (["--model", args.model] if args.model else [])
     print("+ " + " ".join(cmd), flush=True)
     t0 = time.time()
     proc = subprocess.Popen(cmd, stderr=open(work / "stderr.txt", "w"))
@@ -145,8 +171,7 @@ def main() -> None:
         time.sleep(SAMPLE_S - (time.time() - t0) % SAMPLE_S)
         if (s := sample(proc.pid)) is not None:
             samples.append({"t": round(time.time() - t0, 1), **s})
-            print(f"{samples[-1]['t']:7.0f}s  rss {s['rss_mb']:7.1f} MB  fds {s['fds']:3d}  threads {s['threads']:3d}",
-                  flush=True)
+            print(f"{samples[-1]['t']:7.0f}s  rss {s['rss_mb']:7.1f} MB  fds {s['fds']:3d}  threads {s['threads']:3d}", flush=True)
         if time.time() >= next_outage and time.time() < end - 60:
             threading.Thread(target=outage, args=(cam, outages, t0), daemon=True).start()
             next_outage += args.outage_every
@@ -160,26 +185,47 @@ def main() -> None:
     cam.stop()
     stats = json.loads((work / "stats.json").read_text()) if (work / "stats.json").exists() else {}
     gaps = len(stats.get("gaps", []))
-    result = {**env, "video": args.video, "camera_fps": args.fps, "minutes": args.minutes,
-              "frames_sent": cam.sent, "exit_code": rc, "ended_before_sigint": early is not None,
-              "summary": {k: stats.get(k) for k in ("frames_in", "frames_out", "dropped", "fps", "seconds")},
-              "gaps": stats.get("gaps", []), "camera_outages_s": outages,
-              "verdict": verdict(samples, gaps, len(outages), args.warmup), "samples": samples}
+    result = {
+        **env,
+        "video": args.video,
+        "camera_fps": args.fps,
+        "minutes": args.minutes,
+        "frames_sent": cam.sent,
+        "exit_code": rc,
+        "ended_before_sigint": early is not None,
+        "summary": {k: stats.get(k) for k in ("frames_in", "frames_out", "dropped", "fps", "seconds")},
+        "gaps": stats.get("gaps", []),
+        "camera_outages_s": outages,
+        "verdict": verdict(samples, gaps, len(outages), args.warmup),
+        "samples": samples,
+    }
     result["verdict"]["ok"] = bool(result["verdict"].get("ok") and rc == 130 and early is None)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     plot(samples, outages, out.with_suffix(".png"), args.warmup)
     v = result["verdict"]
-    lines = [f"# Soak: `rtseg run` on a looping loopback camera for {args.minutes:g} minutes", "", header_markdown(env),
-             f"- camera: {args.video} looped at {args.fps:g} FPS over loopback MJPEG, an outage of {OUTAGE_S:g} s "
-             f"every {args.outage_every:g} s", f"- run: `{' '.join(cmd[1:])}`", "",
-             f"**{'PASS' if v.get('ok') else 'FAIL'}** (RSS growth after the {args.warmup / 60:.3g}-minute warm-up "
-             f"≤ {RSS_GROWTH_LIMIT_MB:g} MB, fds and threads not above their post-warm-up level, every outage "
-             "reported, exit 130 on SIGINT)", "",
-             "| figure | value |", "|---|---|"]
+    lines = [
+        f"# Soak: `rtseg run` on a looping loopback camera for {args.minutes:g} minutes",
+        "",
+        header_markdown(env),
+        f"- camera: {args.video} looped at {args.fps:g} FPS over loopback MJPEG, an outage of {OUTAGE_S:g} s every {args.outage_every:g} s",
+        f"- run: `{' '.join(cmd[1:])}`",
+        "",
+        f"**{'PASS' if v.get('ok') else 'FAIL'}** (RSS growth after the {args.warmup / 60:.3g}-minute warm-up "
+        f"≤ {RSS_GROWTH_LIMIT_MB:g} MB, fds and threads not above their post-warm-up level, every outage "
+        "reported, exit 130 on SIGINT)",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
     lines += [f"| {k} | {val} |" for k, val in v.items() if k != "ok"]
-    lines += [f"| frames sent / read / written / dropped | {cam.sent} / {stats.get('frames_in')} / "
-              f"{stats.get('frames_out')} / {stats.get('dropped')} |", f"| exit code | {rc} |", "",
-              f"![RSS, fds and threads over time]({out.with_suffix('.png').name})", ""]
+    lines += [
+        f"| frames sent / read / written / dropped | {cam.sent} / {stats.get('frames_in')} / "
+        f"{stats.get('frames_out')} / {stats.get('dropped')} |",
+        f"| exit code | {rc} |",
+        "",
+        f"![RSS, fds and threads over time]({out.with_suffix('.png').name})",
+        "",
+    ]
     out.with_suffix(".md").write_text("\n".join(lines))
     print("\n".join(lines))
 

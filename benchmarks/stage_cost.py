@@ -9,6 +9,7 @@ OpenCV's mp4v writer on those overlays. Then the pieces without decoding and enc
 pipeline (the video's frames from memory, the null backend, a sink that keeps nothing): what that costs
 beyond the pieces' sum is the pipeline's own Python and thread hand-offs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,24 +90,43 @@ def main() -> None:
         after = resource.getrusage(resource.RUSAGE_SELF)
         return ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) / n * 1e3
 
-    serial = through_pipeline(1)   # OpenCV on each stage's own thread, as the pieces were timed
+    serial = through_pipeline(1)  # OpenCV on each stage's own thread, as the pieces were timed
     piped = through_pipeline(pool)  # as rtseg runs: OpenCV's own pool too
     inner = sum(v for k, v in rows.items() if not k.startswith(("decode", "OpenCV")))
 
     env = environment()
-    lines = [f"# The pipeline's pieces around the model, alone: CPU ms a frame ({info.name})", "", header_markdown(env),
-             f"- video: `{args.video}`, {len(frames)} frames at {size[0]}x{size[1]}; model input "
-             f"{info.input_size[0]}x{info.input_size[1]}; OpenCV on one thread; CPU time of the process", "",
-             "| piece | CPU ms a frame |", "|---|---:|"]
+    lines = [
+        f"# The pipeline's pieces around the model, alone: CPU ms a frame ({info.name})",
+        "",
+        header_markdown(env),
+        f"- video: `{args.video}`, {len(frames)} frames at {size[0]}x{size[1]}; model input "
+        f"{info.input_size[0]}x{info.input_size[1]}; OpenCV on one thread; CPU time of the process",
+        "",
+        "| piece | CPU ms a frame |",
+        "|---|---:|",
+    ]
     lines += [f"| {k} | {v:.3f} |" for k, v in rows.items()]
-    lines += [f"| **sum** | **{total:.3f}** |", "",
-              f"- the pieces between decoding and encoding ({inner:.3f} ms alone) through the real pipeline (frames from "
-              f"memory, null backend, a sink that keeps nothing, {n} frames): {serial:.3f} ms a frame with OpenCV on one "
-              f"thread, so {serial - inner:.3f} ms of Python, queues and thread hand-offs; {piped:.3f} ms with OpenCV's "
-              f"own thread pool as rtseg runs ({piped - serial:+.3f} ms for the pool)"]
-    write_report(args.out, lines, {"environment": env, "model": info.name, "rows_ms": rows, "sum_ms": total,
-                                   "pipeline_inner_ms": piped, "pipeline_inner_serial_opencv_ms": serial,
-                                   "inner_sum_ms": inner})
+    lines += [
+        f"| **sum** | **{total:.3f}** |",
+        "",
+        f"- the pieces between decoding and encoding ({inner:.3f} ms alone) through the real pipeline (frames from "
+        f"memory, null backend, a sink that keeps nothing, {n} frames): {serial:.3f} ms a frame with OpenCV on one "
+        f"thread, so {serial - inner:.3f} ms of Python, queues and thread hand-offs; {piped:.3f} ms with OpenCV's "
+        f"own thread pool as rtseg runs ({piped - serial:+.3f} ms for the pool)",
+    ]
+    write_report(
+        args.out,
+        lines,
+        {
+            "environment": env,
+            "model": info.name,
+            "rows_ms": rows,
+            "sum_ms": total,
+            "pipeline_inner_ms": piped,
+            "pipeline_inner_serial_opencv_ms": serial,
+            "inner_sum_ms": inner,
+        },
+    )
 
 
 if __name__ == "__main__":

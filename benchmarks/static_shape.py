@@ -12,6 +12,7 @@ frames per second on one thread (the layout rtseg's file pipeline uses per strea
 default threads, both sessions interleaved per repeat (each first in every other repeat); medians and
 ranges.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,14 +77,18 @@ def main() -> None:
         print(name, {k: round(row[k]["gain"], 3) for k in ("one_thread", "default_threads")}, row["identical"], flush=True)
 
     env = environment()
-    lines = ["# ONNX Runtime sessions with the input shape fixed (what rtseg's slots load) against free dimensions",
-             "", header_markdown(env),
-             f"- input: the first frame of `{args.video}` preprocessed at each model's size, batch 1; "
-             f"{args.repeats} interleaved repeats of about {args.seconds:g} s per session; FPS medians (min-max)", "",
-             "- same output: the class map (and box labels) equal; float outputs (box corners in pixels, scores): "
-             "largest difference", "",
-             "| model | size | same output | 1 thread: free | 1 thread: fixed | gain | default threads: free | fixed | gain |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# ONNX Runtime sessions with the input shape fixed (what rtseg's slots load) against free dimensions",
+        "",
+        header_markdown(env),
+        f"- input: the first frame of `{args.video}` preprocessed at each model's size, batch 1; "
+        f"{args.repeats} interleaved repeats of about {args.seconds:g} s per session; FPS medians (min-max)",
+        "",
+        "- same output: the class map (and box labels) equal; float outputs (box corners in pixels, scores): largest difference",
+        "",
+        "| model | size | same output | 1 thread: free | 1 thread: fixed | gain | default threads: free | fixed | gain |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
 
     def cell(r: dict) -> str:
         return f"{r['fps']:.1f} ({r['range'][0]:.1f}-{r['range'][1]:.1f})"
@@ -91,12 +96,17 @@ def main() -> None:
     for r in rows:
         one, many = r["one_thread"], r["default_threads"]
         same = ("yes" if r["identical"] else "NO") + (f", floats within {r['float_max_diff']:.1e}" if r["float_max_diff"] else "")
-        lines.append(f"| {r['model']} | {r['input_size'][0]}x{r['input_size'][1]} | {same} | "
-                     f"{cell(one['free'])} | {cell(one['fixed'])} | {one['gain']:.3f} | {cell(many['free'])} | "
-                     f"{cell(many['fixed'])} | {many['gain']:.3f} |")
+        lines.append(
+            f"| {r['model']} | {r['input_size'][0]}x{r['input_size'][1]} | {same} | "
+            f"{cell(one['free'])} | {cell(one['fixed'])} | {one['gain']:.3f} | {cell(many['free'])} | "
+            f"{cell(many['fixed'])} | {many['gain']:.3f} |"
+        )
     gains = [r["one_thread"]["gain"] for r in rows]
-    lines += ["", f"- one thread: gain median {statistics.median(gains):.3f} (min {min(gains):.3f}, max {max(gains):.3f}) "
-              f"over {len(rows)} models; every class map and label identical: {all(r['identical'] for r in rows)}"]
+    lines += [
+        "",
+        f"- one thread: gain median {statistics.median(gains):.3f} (min {min(gains):.3f}, max {max(gains):.3f}) "
+        f"over {len(rows)} models; every class map and label identical: {all(r['identical'] for r in rows)}",
+    ]
     write_report(args.out, lines, {"environment": env, "rows": rows})
 
 

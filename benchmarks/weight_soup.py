@@ -10,6 +10,7 @@ The two shipped DeepLabV3+ width-1.0 models qualify: both descend from the same 
 360x480 one refined from it), so their weights lie in one basin. Batch-norm statistics are averaged with the
 weights (no re-estimation). Class maps are scored at the label's resolution, as in ensemble_teacher.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ def soup(a: torch.nn.Module, b: torch.nn.Module, w: float, template: str) -> tor
     """w * a + (1 - w) * b, parameter by parameter (integer buffers, BN's batch counters, taken from b)."""
     model, _ = load(template)
     sa, sb = a.state_dict(), b.state_dict()
-    model.load_state_dict({k: (w * sa[k].float() + (1 - w) * sb[k].float()).to(sa[k].dtype)
-                           if sa[k].is_floating_point() else sb[k] for k in sa})
+    model.load_state_dict(
+        {k: (w * sa[k].float() + (1 - w) * sb[k].float()).to(sa[k].dtype) if sa[k].is_floating_point() else sb[k] for k in sa}
+    )
     return model.eval()
 
 
@@ -49,8 +51,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     (a, spec), (b, _) = load(args.checkpoints[0]), load(args.checkpoints[1])
     names = [Path(c).stem for c in args.checkpoints]
-    models = {names[0]: a, names[1]: b} | {f"soup {w:g} A + {1 - w:g} B": soup(a, b, w, args.checkpoints[1])
-                                           for w in args.weights}
+    models = {names[0]: a, names[1]: b} | {f"soup {w:g} A + {1 - w:g} B": soup(a, b, w, args.checkpoints[1]) for w in args.weights}
     pairs = eval_pairs(args.data, args.split)
     rows = []
     for size_text in args.sizes:
@@ -61,18 +62,31 @@ def main() -> None:
                 rgb, label = read_image_rgb(image_path), read_label(label_path)
                 for n, m in models.items():
                     matrices[n].update(label, probabilities(m, spec, rgb, size, label.shape).argmax(0).numpy())
-        rows += [{"model": n, "input_size": size_text, "miou": round(cm.miou() * 100, 2),
-                  "per_class_iou": {c: round(float(v) * 100, 1) for c, v in zip(CLASSES, cm.iou())}}
-                 for n, cm in matrices.items()]
+        rows += [
+            {
+                "model": n,
+                "input_size": size_text,
+                "miou": round(cm.miou() * 100, 2),
+                "per_class_iou": {c: round(float(v) * 100, 1) for c, v in zip(CLASSES, cm.iou())},
+            }
+            for n, cm in matrices.items()
+        ]
         print(size_text, {r["model"]: r["miou"] for r in rows if r["input_size"] == size_text}, flush=True)
     env = environment()
-    lines = ["# Weight soups of two fine-tunes", "", header_markdown(env),
-             f"- split: {split_description(args.split)} ({len(pairs)} frames); A = {names[0]}, B = {names[1]}", "",
-             "| model | input | mIoU | " + " | ".join(CLASSES) + " |", "|---|---|---:|" + "---:|" * len(CLASSES)]
-    lines += [f"| {r['model']} | {r['input_size']} | {r['miou']:.2f} | "
-              + " | ".join(f"{r['per_class_iou'][c]:.1f}" for c in CLASSES) + " |" for r in rows]
-    write_report(args.out, lines, {"environment": env, "split": args.split, "checkpoints": args.checkpoints,
-                                   "rows": rows})
+    lines = [
+        "# Weight soups of two fine-tunes",
+        "",
+        header_markdown(env),
+        f"- split: {split_description(args.split)} ({len(pairs)} frames); A = {names[0]}, B = {names[1]}",
+        "",
+        "| model | input | mIoU | " + " | ".join(CLASSES) + " |",
+        "|---|---|---:|" + "---:|" * len(CLASSES),
+    ]
+    lines += [
+        f"| {r['model']} | {r['input_size']} | {r['miou']:.2f} | " + " | ".join(f"{r['per_class_iou'][c]:.1f}" for c in CLASSES) + " |"
+        for r in rows
+    ]
+    write_report(args.out, lines, {"environment": env, "split": args.split, "checkpoints": args.checkpoints, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ Accuracy: mIoU on a labelled split (held-out drive by default) of each image (a)
 (BGR from PNG), (b) through 4:2:0 and back to BGR, what the BGR path sees of a video of these frames, and
 (c) through 4:2:0 on the I420 path.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,18 +88,22 @@ def speed(slot, video: str, n: int, repeats: int) -> dict:
     full = [post.resize_mask(m, size) for m in masks]
     overlays_bgr = [post.overlay(f, m) for f, m in zip(bgr, full)]
     overlays_i420 = [post.blend_i420(y, s) for y, s in zip(i420, masks)]
-    pieces = {"decode": (lambda: decode_ms(video, n, False), lambda: decode_ms(video, n, True)),
-              "preprocess": (lambda: cpu_ms(lambda f: slot.pre(f, out=buf), bgr),
-                             lambda: cpu_ms(lambda y: slot.pre.from_i420(y, out=buf), i420)),
-              "class map to frame size + overlay": (
-                  lambda: cpu_ms(lambda fm: post.overlay(fm[0], post.resize_mask(fm[1], size), small=fm[1]),
-                                 list(zip(bgr, masks))),
-                  lambda: cpu_ms(lambda ym: (post.resize_mask(ym[1], size), post.blend_i420(ym[0], ym[1])),
-                                 list(zip(i420, masks)))),
-              "H.264 sink (x264 ultrafast)": (lambda: encode_ms(overlays_bgr, fps, size, False, "h264"),
-                                              lambda: encode_ms(overlays_i420, fps, size, True, "h264")),
-              "mp4v sink (OpenCV's writer / PyAV's)": (lambda: encode_ms(overlays_bgr, fps, size, False, "mp4v"),
-                                                      lambda: encode_ms(overlays_i420, fps, size, True, "mp4v"))}
+    pieces = {
+        "decode": (lambda: decode_ms(video, n, False), lambda: decode_ms(video, n, True)),
+        "preprocess": (lambda: cpu_ms(lambda f: slot.pre(f, out=buf), bgr), lambda: cpu_ms(lambda y: slot.pre.from_i420(y, out=buf), i420)),
+        "class map to frame size + overlay": (
+            lambda: cpu_ms(lambda fm: post.overlay(fm[0], post.resize_mask(fm[1], size), small=fm[1]), list(zip(bgr, masks))),
+            lambda: cpu_ms(lambda ym: (post.resize_mask(ym[1], size), post.blend_i420(ym[0], ym[1])), list(zip(i420, masks))),
+        ),
+        "H.264 sink (x264 ultrafast)": (
+            lambda: encode_ms(overlays_bgr, fps, size, False, "h264"),
+            lambda: encode_ms(overlays_i420, fps, size, True, "h264"),
+        ),
+        "mp4v sink (OpenCV's writer / PyAV's)": (
+            lambda: encode_ms(overlays_bgr, fps, size, False, "mp4v"),
+            lambda: encode_ms(overlays_i420, fps, size, True, "mp4v"),
+        ),
+    }
     runs = {k: ([], []) for k in pieces}
     for _ in range(repeats):
         for k, (a, b) in pieces.items():
@@ -110,9 +115,13 @@ def speed(slot, video: str, n: int, repeats: int) -> dict:
         agree.append(float(np.mean(ref == slot.postprocess_i420(y, slot.infer(slot.pre.from_i420(y))).mask)))
         # the same decoded picture converted to BGR by OpenCV instead of FFmpeg: how much that alone moves
         convert_only.append(float(np.mean(ref == slot.process(yuv.to_bgr(y)).mask)))
-    return {"pieces": {k: {"bgr": v[0], "i420": v[1]} for k, v in runs.items()}, "frames": len(bgr),
-            "size": size, "class_map_agreement": {"mean": statistics.mean(agree), "min": min(agree)},
-            "class_map_agreement_conversion_only": {"mean": statistics.mean(convert_only), "min": min(convert_only)}}
+    return {
+        "pieces": {k: {"bgr": v[0], "i420": v[1]} for k, v in runs.items()},
+        "frames": len(bgr),
+        "size": size,
+        "class_map_agreement": {"mean": statistics.mean(agree), "min": min(agree)},
+        "class_map_agreement_conversion_only": {"mean": statistics.mean(convert_only), "min": min(convert_only)},
+    }
 
 
 def accuracy(slot, data: str, split: str) -> dict:
@@ -125,8 +134,11 @@ def accuracy(slot, data: str, split: str) -> dict:
     for img_path, lab_path in pairs:
         img, label = cv2.imread(str(img_path), cv2.IMREAD_COLOR), read_label(lab_path)
         i420 = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420)
-        preds = {"bgr": slot.process(img).mask, "bgr_via_420": slot.process(yuv.to_bgr(i420)).mask,
-                 "i420": slot.postprocess_i420(i420, slot.infer(slot.pre.from_i420(i420))).mask}
+        preds = {
+            "bgr": slot.process(img).mask,
+            "bgr_via_420": slot.process(yuv.to_bgr(i420)).mask,
+            "i420": slot.postprocess_i420(i420, slot.infer(slot.pre.from_i420(i420))).mask,
+        }
         for k, pred in preds.items():
             cms[k].update(label, pred)
     return {"split": split, "images": len(pairs), "miou": {k: cm.miou() for k, cm in cms.items()}}
@@ -152,36 +164,46 @@ def main() -> None:
     rows = []
     for name in args.models.split(","):
         slot = load_slot(resolve_model(name), "onnxruntime", threads=1)
-        rows.append({"model": slot.name, **speed(slot, args.video, args.frames, args.repeats),
-                     "accuracy": accuracy(slot, args.data, args.split)})
+        rows.append(
+            {"model": slot.name, **speed(slot, args.video, args.frames, args.repeats), "accuracy": accuracy(slot, args.data, args.split)}
+        )
         slot.close()
 
     env = environment()
-    lines = ["# Frames in YUV 4:2:0 against BGR: CPU a frame, class maps, accuracy", "", header_markdown(env),
-             f"- video: `{args.video}`, {rows[0]['frames']} frames at {rows[0]['size'][0]}x{rows[0]['size'][1]}; "
-             f"OpenCV on one thread; CPU time of the process; {args.repeats} interleaved repeats, median (min-max)",
-             f"- accuracy: `{args.data}` split `{args.split}` ({rows[0]['accuracy']['images']} images; a drive none of "
-             "the models trained on)", ""]
+    lines = [
+        "# Frames in YUV 4:2:0 against BGR: CPU a frame, class maps, accuracy",
+        "",
+        header_markdown(env),
+        f"- video: `{args.video}`, {rows[0]['frames']} frames at {rows[0]['size'][0]}x{rows[0]['size'][1]}; "
+        f"OpenCV on one thread; CPU time of the process; {args.repeats} interleaved repeats, median (min-max)",
+        f"- accuracy: `{args.data}` split `{args.split}` ({rows[0]['accuracy']['images']} images; a drive none of the models trained on)",
+        "",
+    ]
     for r in rows:
         lines += [f"## {r['model']}", "", "| piece | BGR path ms | I420 path ms | saved ms |", "|---|---:|---:|---:|"]
         med = {piece: (statistics.median(v["bgr"]), statistics.median(v["i420"])) for piece, v in r["pieces"].items()}
         for piece, v in r["pieces"].items():
             a, b = med[piece]
-            lines.append(f"| {piece} | {a:.3f} ({min(v['bgr']):.3f}-{max(v['bgr']):.3f}) | {b:.3f} "
-                         f"({min(v['i420']):.3f}-{max(v['i420']):.3f}) | {a - b:.3f} |")
+            lines.append(
+                f"| {piece} | {a:.3f} ({min(v['bgr']):.3f}-{max(v['bgr']):.3f}) | {b:.3f} "
+                f"({min(v['i420']):.3f}-{max(v['i420']):.3f}) | {a - b:.3f} |"
+            )
         for writer in ("H.264", "mp4v"):
-            total = [sum(m[i] for piece, m in med.items() if "sink" not in piece or piece.startswith(writer))
-                     for i in (0, 1)]
+            total = [sum(m[i] for piece, m in med.items() if "sink" not in piece or piece.startswith(writer)) for i in (0, 1)]
             lines.append(f"| **sum, {writer}** | **{total[0]:.3f}** | **{total[1]:.3f}** | **{total[0] - total[1]:.3f}** |")
         acc, agree = r["accuracy"]["miou"], r["class_map_agreement"]
         conv = r["class_map_agreement_conversion_only"]
-        lines += ["", f"- class maps of the two paths on the video: {100 * agree['mean']:.2f}% of pixels agree "
-                      f"(worst frame {100 * agree['min']:.2f}%); the BGR path on the same decoded frames converted "
-                      f"to BGR by OpenCV instead of FFmpeg, nothing else changed: {100 * conv['mean']:.2f}% "
-                      f"(worst {100 * conv['min']:.2f}%)",
-                  f"- mIoU on {r['accuracy']['split']}: {100 * acc['bgr']:.2f} as `rtseg eval` reads the images; "
-                  f"{100 * acc['bgr_via_420']:.2f} through 4:2:0 and the BGR path (a video of them today); "
-                  f"{100 * acc['i420']:.2f} through 4:2:0 and the I420 path", ""]
+        lines += [
+            "",
+            f"- class maps of the two paths on the video: {100 * agree['mean']:.2f}% of pixels agree "
+            f"(worst frame {100 * agree['min']:.2f}%); the BGR path on the same decoded frames converted "
+            f"to BGR by OpenCV instead of FFmpeg, nothing else changed: {100 * conv['mean']:.2f}% "
+            f"(worst {100 * conv['min']:.2f}%)",
+            f"- mIoU on {r['accuracy']['split']}: {100 * acc['bgr']:.2f} as `rtseg eval` reads the images; "
+            f"{100 * acc['bgr_via_420']:.2f} through 4:2:0 and the BGR path (a video of them today); "
+            f"{100 * acc['i420']:.2f} through 4:2:0 and the I420 path",
+            "",
+        ]
     write_report(args.out, lines, {"environment": env, "args": vars(args), "rows": rows})
 
 

@@ -1,7 +1,8 @@
 """Make the short demo clip shipped in examples/ from CamVid's val frames (one 15 Hz driving sequence).
 
-    python examples/make_clip.py ../shared/data/camvid examples/camvid_0016E5.mp4
+python examples/make_clip.py ../shared/data/camvid examples/camvid_0016E5.mp4
 """
+
 import sys
 from pathlib import Path
 

@@ -1,8 +1,9 @@
 """Segment a camera, a video, an image folder or a stream, live: rtseg's answer to jetson-inference's segnet.py.
 
-    python examples/segnet.py examples/camvid_0016E5.mp4 --output overlay.mp4
-    python examples/segnet.py 0 --target-fps 30          # camera 0, the most accurate model that holds 30 FPS
+python examples/segnet.py examples/camvid_0016E5.mp4 --output overlay.mp4
+python examples/segnet.py 0 --target-fps 30          # camera 0, the most accurate model that holds 30 FPS
 """
+
 import argparse
 
 import cv2

@@ -15,6 +15,7 @@ The Python API (loaded on first use, so `rtseg` on the command line starts fast)
 
     rtseg.list_models()                              # the models you can name, with their measured accuracy
 """
+
 import os
 
 # FFmpeg and OpenCV print decoder noise (e.g. for truncated files) to stderr; rtseg reports problems itself.

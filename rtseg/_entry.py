@@ -4,6 +4,7 @@ The console script imports this module first; it is kept free of imports so that
 comes while the heavier `rtseg.cli` (and what it imports) loads, is caught here rather than printed as a
 KeyboardInterrupt traceback.
 """
+
 import sys
 
 

@@ -1,4 +1,5 @@
 """Tiny models and synthetic clips for the tests: fast, deterministic, no ../shared needed."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +28,7 @@ def nearest_centre_onnx(path: Path, size: tuple[int, int] = (64, 80), dynamic: b
     centres = np.array([(grey_for_class(k) / 255.0 - MEAN_R) / STD_R for k in range(NUM_CLASSES)], np.float32)
     w = np.zeros((NUM_CLASSES, 3, 1, 1), np.float32)
     w[:, 0, 0, 0] = 2 * centres
-    b = -(centres ** 2)
+    b = -(centres**2)
     h, wd = ("height", "width") if dynamic else size
     graph = helper.make_graph(
         [
@@ -77,8 +78,7 @@ def run_cli(*args: str, timeout: float = 120, **kw):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "rtseg", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, **kw)
+    return subprocess.run([sys.executable, "-m", "rtseg", *map(str, args)], capture_output=True, text=True, timeout=timeout, **kw)
 
 
 def make_tiny_zoo(engines: Path) -> Path:
@@ -142,8 +142,7 @@ class MjpegServer:
                             next_t = time.perf_counter()
                             continue
                         jpg = cam.jpeg_for(cam.sent)
-                        self.wfile.write(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg)
-                                         + jpg + b"\r\n")
+                        self.wfile.write(b"--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpg) + jpg + b"\r\n")
                         cam.sent += 1
                         next_t += 1.0 / cam.fps  # a steady rate, whatever the write took
                         time.sleep(max(0.0, next_t - time.perf_counter()))
@@ -259,12 +258,15 @@ class CliRun:
             cmd = [sys.executable, "-c", INSTRUMENTED_RTSEG]
         else:
             cmd = [sys.executable, "-m", "rtseg"]
-        self.proc = subprocess.Popen([*cmd, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env, cwd=cwd, preexec_fn=default_sigint)
+        self.proc = subprocess.Popen(
+            [*cmd, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd, preexec_fn=default_sigint
+        )
         self.err_lines: list[tuple[float, str]] = []  # (time.monotonic() when it came, line without its newline)
         self.out_lines: list[tuple[float, str]] = []
-        self._readers = [threading.Thread(target=self._read, args=(stream, into), daemon=True)
-                         for stream, into in ((self.proc.stderr, self.err_lines), (self.proc.stdout, self.out_lines))]
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream, into), daemon=True)
+            for stream, into in ((self.proc.stderr, self.err_lines), (self.proc.stdout, self.out_lines))
+        ]
         for t in self._readers:
             t.start()
 
@@ -296,9 +298,11 @@ class CliRun:
 
     def wait_line(self, text: str, timeout: float = 60.0, count: int = 1) -> str:
         """The `count`-th stderr line holding `text`, once it has come."""
+
         def seen():
             lines = [line for _, line in list(self.err_lines) if text in line]
             return lines[count - 1] if len(lines) >= count else None
+
         return self.wait_for(seen, f"stderr line {count} with {text!r}", timeout)
 
     def line_time(self, text: str) -> float | None:

@@ -3,6 +3,7 @@ images), damaged the ways disks, networks and tools damage files, and the contra
 
 Used by tests/test_fuzz_files.py (a few cases per CI run) and benchmarks/fuzz_inputs.py (the long run).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,18 +43,18 @@ def mutate(data: bytes, ops: list[tuple[str, float, float]]) -> bytes:
         at = min(len(b) - 1, int(where * len(b)))
         n = max(1, int(amount * min(4096, len(b) - at)))
         if kind == "truncate":
-            del b[max(1, at):]
+            del b[max(1, at) :]
         elif kind == "flip":
             r = random.Random(int(where * 1e6))
             for _ in range(max(1, int(amount * 32))):
                 i = r.randrange(len(b))
                 b[i] ^= 1 << r.randrange(8)
         elif kind == "zero_chunk":
-            b[at:at + n] = bytes(len(b[at:at + n]))
+            b[at : at + n] = bytes(len(b[at : at + n]))
         elif kind == "duplicate_chunk":
-            b[at:at] = b[at:at + n]
+            b[at:at] = b[at : at + n]
         elif kind == "delete_chunk":
-            del b[at:at + n]
+            del b[at : at + n]
         elif kind == "header":
             r = random.Random(int(amount * 1e6))
             for i in range(min(64, len(b))):
@@ -73,8 +74,23 @@ def check_run(path: Path, model: Path, work: Path, timeout: float = 60) -> tuple
     for f in (out, js, stats):
         f.unlink(missing_ok=True)
     try:
-        res = run_cli("run", path, "--model", model, "--no-show", "--output", out, "--json", js, "--stats", stats,
-                      "--codec", "mp4v", "--quiet", timeout=timeout)
+        res = run_cli(
+            "run",
+            path,
+            "--model",
+            model,
+            "--no-show",
+            "--output",
+            out,
+            "--json",
+            js,
+            "--stats",
+            stats,
+            "--codec",
+            "mp4v",
+            "--quiet",
+            timeout=timeout,
+        )
     except Exception as e:  # subprocess.TimeoutExpired: a hang
         return "hang", f"{e.__class__.__name__}"
     if "Traceback" in res.stderr:

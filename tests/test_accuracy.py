@@ -6,6 +6,7 @@ figure its manifest records; the default model's class map of one fixed frame mu
 reference. A change to preprocessing constants, resizing, the class-map decoding or the quantizer that
 costs accuracy fails here, where a range check on the manifest would not.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,7 +55,8 @@ def test_each_shipped_model_scores_what_its_manifest_says(name, split, miou):
     finally:
         slot.close()
     assert abs(100 * measured - 100 * miou) <= TOLERANCE, (
-        f"{name} on {split}: {100 * measured:.2f} mIoU, its manifest says {100 * miou:.2f}")
+        f"{name} on {split}: {100 * measured:.2f} mIoU, its manifest says {100 * miou:.2f}"
+    )
 
 
 def test_every_shipped_segmentation_model_is_measured():
@@ -75,8 +77,10 @@ def default_class_map() -> tuple[str, np.ndarray]:
 def test_the_default_models_class_map_of_a_fixed_frame_matches_its_reference():
     name, mask = default_class_map()
     made_by = REFERENCE.with_suffix(".txt").read_text().strip()
-    assert made_by == name, (f"the reference was made by {made_by}, the default is {name}: if the default changed "
-                             "on purpose, run `python tests/test_accuracy.py --regenerate`")
+    assert made_by == name, (
+        f"the reference was made by {made_by}, the default is {name}: if the default changed "
+        "on purpose, run `python tests/test_accuracy.py --regenerate`"
+    )
     reference = cv2.imread(str(REFERENCE), cv2.IMREAD_UNCHANGED)
     assert mask.shape == reference.shape
     agree = float(np.mean(mask == reference))

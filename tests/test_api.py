@@ -1,4 +1,5 @@
 """The Python API as users call it: `Segmenter(frame) -> Result`, `stream(source)`, `models()`."""
+
 import gc
 import re
 import threading
@@ -102,12 +103,17 @@ def test_stream_errors_reach_the_caller(tiny_model, tmp_path):
         rtseg.stream([class_frame(0)], model="no-such-model")
 
 
-@pytest.mark.parametrize("options, says", [({"loop": 0}, "loop must be 1 or more"),
-                                            ({"threads": 0}, "threads must be 1 or more"),
-                                            ({"alpha": 1.5}, "opacity, from 0 to 1"),
-                                            ({"task": "depth"}, "unknown task 'depth'"),
-                                            ({"precision": "int4"}, "precision 'int4'"),
-                                            ({"input_size": (0, 320)}, "(height, width)")])
+@pytest.mark.parametrize(
+    "options, says",
+    [
+        ({"loop": 0}, "loop must be 1 or more"),
+        ({"threads": 0}, "threads must be 1 or more"),
+        ({"alpha": 1.5}, "opacity, from 0 to 1"),
+        ({"task": "depth"}, "unknown task 'depth'"),
+        ({"precision": "int4"}, "precision 'int4'"),
+        ({"input_size": (0, 320)}, "(height, width)"),
+    ],
+)
 def test_bad_settings_are_one_clear_error_before_any_work(tiny_model, clip, options, says):
     # the settings (runtime/settings.py) check themselves, whichever front builds them: the API as the CLI
     frames = (np.zeros((64, 64, 3), np.uint8) for _ in range(3))
@@ -129,7 +135,7 @@ def within(seconds: float, fn):
 
 def _heap_mib() -> float:
     gc.collect()
-    return tracemalloc.get_traced_memory()[0] / 2 ** 20
+    return tracemalloc.get_traced_memory()[0] / 2**20
 
 
 def test_ten_thousand_frames_flat_memory_no_hang(seg, tiny_model):
@@ -237,8 +243,19 @@ def test_the_segnet_example_runs(tmp_path):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    res = subprocess.run([sys.executable, str(root / "examples" / "segnet.py"), str(root / "examples" / "camvid_0016E5.mp4"),
-                          "--no-show", "--output", str(tmp_path / "o.mp4")], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(root / "examples" / "segnet.py"),
+            str(root / "examples" / "camvid_0016E5.mp4"),
+            "--no-show",
+            "--output",
+            str(tmp_path / "o.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "101 frames" in res.stdout and (tmp_path / "o.mp4").stat().st_size > 0
 

@@ -1,4 +1,5 @@
 """Every bad input: one line naming the problem, non-zero exit, no traceback."""
+
 import os
 
 import pytest
@@ -89,8 +90,7 @@ def test_missing_onnx(clip, tmp_path):
 
 
 def test_unknown_model_name(clip):
-    assert_one_line_error(run_cli("run", clip, "--model", "mnv2-does-not-exist", "--no-show"),
-                          "unknown model 'mnv2-does-not-exist'")
+    assert_one_line_error(run_cli("run", clip, "--model", "mnv2-does-not-exist", "--no-show"), "unknown model 'mnv2-does-not-exist'")
 
 
 def test_output_folder_missing(tiny_model, clip, tmp_path):
@@ -100,21 +100,18 @@ def test_output_folder_missing(tiny_model, clip, tmp_path):
 
 def test_output_is_a_folder(tiny_model, clip, tmp_path):
     (tmp_path / "x.mp4").mkdir()
-    assert_one_line_error(run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", tmp_path / "x.mp4"),
-                          "folder")
+    assert_one_line_error(run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", tmp_path / "x.mp4"), "folder")
 
 
 def test_output_unsupported_type(tiny_model, clip, tmp_path):
-    assert_one_line_error(run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", tmp_path / "o.xyz"),
-                          ".xyz")
+    assert_one_line_error(run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", tmp_path / "o.xyz"), ".xyz")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
 def test_output_not_writable(tiny_model, clip, tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir(mode=0o500)
-    assert_one_line_error(run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", ro / "o.mp4"),
-                          "not writable")
+    assert_one_line_error(run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", ro / "o.mp4"), "not writable")
 
 
 def test_masks_path_is_a_file(tiny_model, clip, tmp_path):
@@ -136,9 +133,12 @@ def test_model_that_is_not_an_image_model(clip, tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "vector.onnx"))

@@ -1,5 +1,6 @@
 """`rtseg batch`: every video once, complete, under a name of its own; resumable; a worker killed mid-video
 loses nothing. The one-process tests always run; the Ray tests need Ray (pip install 'rtseg[ray]')."""
+
 import contextlib
 import io
 import json
@@ -40,8 +41,11 @@ def long_clip(tmp_path_factory) -> Path:
 @pytest.fixture
 def videos(tmp_path):
     """Three clips, two of them named alike in different folders; keyed by the names their outputs get."""
-    return {"a__clip_avi": clip_at(tmp_path / "a" / "clip.avi", 12), "b__clip_avi": clip_at(tmp_path / "b" / "clip.avi", 9),
-            "other": clip_at(tmp_path / "a" / "other.avi", 7)}
+    return {
+        "a__clip_avi": clip_at(tmp_path / "a" / "clip.avi", 12),
+        "b__clip_avi": clip_at(tmp_path / "b" / "clip.avi", 9),
+        "other": clip_at(tmp_path / "a" / "other.avi", 7),
+    }
 
 
 @contextlib.contextmanager
@@ -80,10 +84,11 @@ def assert_complete(out: Path, key: str, video: Path, json_lines=False, masks=Fa
 # -- in one process (always) -------------------------------------------------------------------------
 def test_every_video_is_written_once_complete_under_a_name_of_its_own(videos, tiny_model, tmp_path):
     out = tmp_path / "out"
-    res = run_cli("batch", tmp_path / "a" / "*.avi", videos["b__clip_avi"], "--out", out, "--model", tiny_model,
-                  "--no-ray", "--json", "--save-masks")
+    res = run_cli(
+        "batch", tmp_path / "a" / "*.avi", videos["b__clip_avi"], "--out", out, "--model", tiny_model, "--no-ray", "--json", "--save-masks"
+    )
     assert res.returncode == 0, res.stderr
-    rows = {line.split()[0]: line.split()[3] for line in res.stdout.splitlines()[1:len(videos) + 1]}
+    rows = {line.split()[0]: line.split()[3] for line in res.stdout.splitlines()[1 : len(videos) + 1]}
     assert rows == {key: "done" for key in videos}  # the summary table: a row per video, and how it ended
     for key, video in videos.items():
         assert_complete(out, key, video, json_lines=True, masks=True)
@@ -98,8 +103,8 @@ def test_a_rerun_skips_what_is_done_and_redoes_what_is_missing_or_changed(videos
     assert [v.status for v in batch(videos.values(), tiny_model, out, json_lines=True).videos] == ["skipped"] * 3
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == made  # nothing rewritten
 
-    (out / "a__clip_avi.jsonl").unlink()                     # an output lost
-    write_clip(videos["other"], 5)                           # an input replaced
+    (out / "a__clip_avi.jsonl").unlink()  # an output lost
+    write_clip(videos["other"], 5)  # an input replaced
     report = batch(videos.values(), tiny_model, out, json_lines=True)
     assert {v.key: v.status for v in report.videos} == {"a__clip_avi": "done", "b__clip_avi": "skipped", "other": "done"}
     assert_complete(out, "a__clip_avi", videos["a__clip_avi"], json_lines=True)
@@ -143,11 +148,13 @@ def test_a_request_that_cannot_run_is_refused_in_one_line_and_leaves_no_folder(v
     a_file = tmp_path / "a_file"
     a_file.write_text("not a folder")
     video, out = str(videos["other"]), str(tmp_path / "out")
-    refused = {"no videos match": [str(tmp_path / "nowhere" / "*.avi"), "--out", out],
-               "is a file, not a folder": [video, "--out", str(a_file)],
-               "is not a video file": [os.devnull, "--out", out],               # a device: rtseg run reads those
-               "--workers 2 needs Ray": [video, "--out", out, "--no-ray", "--workers", "2"],
-               "no such model file": [video, "--out", out, "--model", str(tmp_path / "missing.onnx")]}
+    refused = {
+        "no videos match": [str(tmp_path / "nowhere" / "*.avi"), "--out", out],
+        "is a file, not a folder": [video, "--out", str(a_file)],
+        "is not a video file": [os.devnull, "--out", out],  # a device: rtseg run reads those
+        "--workers 2 needs Ray": [video, "--out", out, "--no-ray", "--workers", "2"],
+        "no such model file": [video, "--out", out, "--model", str(tmp_path / "missing.onnx")],
+    }
     for reason, args in refused.items():
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), logger_kept("rtseg"):
@@ -157,25 +164,28 @@ def test_a_request_that_cannot_run_is_refused_in_one_line_and_leaves_no_folder(v
         assert not Path(out).exists()
 
 
-@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "rtseg: interrupted"),
-                                                (signal.SIGTERM, 143, "rtseg: terminated")], ids=["ctrl-c", "sigterm"])
-def test_a_batch_stopped_mid_video_keeps_what_is_done_and_nothing_of_the_rest(long_clip, tiny_model, tmp_path,
-                                                                              signum, code, said):
+@pytest.mark.parametrize(
+    "signum, code, said",
+    [(signal.SIGINT, 130, "rtseg: interrupted"), (signal.SIGTERM, 143, "rtseg: terminated")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_a_batch_stopped_mid_video_keeps_what_is_done_and_nothing_of_the_rest(long_clip, tiny_model, tmp_path, signum, code, said):
     inputs = tmp_path / "in"
     clip_at(inputs / "first.avi", 5)
     os.link(long_clip, inputs / "long.avi")
     out = tmp_path / "out"
     # every inference 50 ms longer (a heavy model): the long video takes over a minute, so the signal certainly
     # comes while it is being done, however fast or busy the machine
-    with CliRun("batch", inputs, "--out", out, "--model", tiny_model, "--no-ray", "--quiet", infer_delay_s=0.05,
-                say=True) as run:
+    with CliRun("batch", inputs, "--out", out, "--model", tiny_model, "--no-ray", "--quiet", infer_delay_s=0.05, say=True) as run:
         # the overlay is written under a staging name (.long.rtseg-PID.mp4) until it closes: any name will do
-        wait_for(lambda: list((out / PARTIAL).glob("long/*/*long*.mp4")), "the long video's output opened", run=run,
-                 poll_s=0.01)
+        wait_for(lambda: list((out / PARTIAL).glob("long/*/*long*.mp4")), "the long video's output opened", run=run, poll_s=0.01)
         opened = time.monotonic()
         # the signal comes once the long video's frames are being inferred (mid-video, wiring done)
-        wait_for(lambda: sum(t > opened and "rtseg-test: inferred" in line for t, line in run.err_lines) >= 3,
-                 "the long video's first frames inferred", run=run)
+        wait_for(
+            lambda: sum(t > opened and "rtseg-test: inferred" in line for t, line in run.err_lines) >= 3,
+            "the long video's first frames inferred",
+            run=run,
+        )
         run.send(signum)
         returncode = run.finish(60)
     stderr = run.stderr
@@ -193,7 +203,7 @@ def test_a_broken_video_fails_alone_and_the_exit_status_says_so(videos, tiny_mod
     row = next(line for line in res.stdout.splitlines() if line.startswith("broken "))
     assert "failed" in row and "not a readable video" in row  # the reason, on its row
     assert not any(p.name.startswith("broken") for p in out.iterdir())  # nothing of it committed
-    assert_complete(out, "clip", videos["a__clip_avi"])      # the others are done all the same
+    assert_complete(out, "clip", videos["a__clip_avi"])  # the others are done all the same
     res = run_cli("batch", tmp_path / "a", "--out", out, "--model", tiny_model, "--no-ray")
     assert res.returncode == 1 and "0 done, 2 skipped, 1 failed" in res.stdout  # a re-run retries only the failure
 
@@ -204,8 +214,7 @@ def test_without_ray_the_batch_runs_in_one_process_unless_it_needs_ray(videos, t
     res = subprocess.run([sys.executable, "-c", hide, "batch", *args], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "Ray is not installed" in res.stderr and "in this process" in res.stdout
-    res = subprocess.run([sys.executable, "-c", hide, "batch", *args, "--workers", "2"], capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run([sys.executable, "-c", hide, "batch", *args, "--workers", "2"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "--workers 2 needs Ray: pip install 'rtseg[ray]'" in res.stderr
     assert "Traceback" not in res.stderr
 
@@ -258,9 +267,10 @@ def test_a_worker_killed_mid_video_loses_nothing(ray_cluster, long_clip, tiny_mo
             retried.append(event)
 
     out = tmp_path / "out"
-    report = run_batch(BatchRequest((str(tmp_path / "in"),), str(out), model=str(tiny_model), workers=2, quiet=True),
-                       on_event=kill_the_long_videos_worker)
-    assert 0 < killed["frames"] < LONG_FRAMES                       # it died mid-video...
+    report = run_batch(
+        BatchRequest((str(tmp_path / "in"),), str(out), model=str(tiny_model), workers=2, quiet=True), on_event=kill_the_long_videos_worker
+    )
+    assert 0 < killed["frames"] < LONG_FRAMES  # it died mid-video...
     assert [(r.key, r.attempt) for r in retried] == [("long", 2)]
     outcome = {v.key: v for v in report.videos}
     assert outcome["long"].status == "done" and outcome["long"].attempt == 2  # ...and the video was done again
@@ -292,9 +302,13 @@ def test_a_killed_driver_leaves_nothing_the_next_run_does_not_end(videos, tiny_m
     inputs = tmp_path / "in"
     inputs.mkdir()
     os.link(videos["other"], inputs / "x.avi")
-    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "batch", inputs, "--out", tmp_path / "out", "--model",
-                             tiny_model, "--workers", "1", "--quiet"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtseg", "batch", inputs, "--out", tmp_path / "out", "--model", tiny_model, "--workers", "1", "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list((tmp_path / "cache" / "ray-local").glob("*.json")) and proc.poll() is None:
@@ -306,10 +320,8 @@ def test_a_killed_driver_leaves_nothing_the_next_run_does_not_end(videos, tiny_m
     finally:
         if proc.poll() is None:
             proc.kill()
-    res = run_cli("batch", inputs, "--out", tmp_path / "out2", "--model", tiny_model, "--workers", "1", env=env,
-                  timeout=180)
+    res = run_cli("batch", inputs, "--out", tmp_path / "out2", "--model", tiny_model, "--workers", "1", env=env, timeout=180)
     assert res.returncode == 0, res.stderr
-    left = [p for p in noted if psutil.pid_exists(p["pid"])
-            and abs(psutil.Process(p["pid"]).create_time() - p["started"]) < 0.01]
+    left = [p for p in noted if psutil.pid_exists(p["pid"]) and abs(psutil.Process(p["pid"]).create_time() - p["started"]) < 0.01]
     assert not left, f"still running after the next run: {left}"
     assert not list((tmp_path / "cache" / "ray-local").glob("*.json"))  # the second run's note went with it

@@ -1,4 +1,5 @@
 """rtseg bench on tiny models and a short synthetic clip: rows, files, Pareto marking."""
+
 import json
 
 import pytest
@@ -25,8 +26,7 @@ def test_bench_writes_tables_and_plot(tiny_zoo, tmp_path):
     clip = write_clip(tmp_path / "clip.avi", 20, size=(96, 128))
     out = tmp_path / "out"
     env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(tiny_zoo)}
-    res = run_cli("bench", "--video", clip, "--iters", "5", "--reps", "1", "--frames", "20", "--out", out, "--quiet",
-                  env=env, timeout=600)
+    res = run_cli("bench", "--video", clip, "--iters", "5", "--reps", "1", "--frames", "20", "--out", out, "--quiet", env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     for f in ("bench.md", "bench.csv", "bench.json", "bench.png"):
         assert (out / f).stat().st_size > 0
@@ -51,11 +51,15 @@ def test_bench_without_pytorch_measures_onnx_runtime_and_says_what_it_skips(tiny
     import sys
 
     clip = write_clip(tmp_path / "clip.avi", 20, size=(96, 128))
-    hide = ("import sys; sys.modules['torch'] = sys.modules['torchvision'] = None; "
-            "from rtseg.cli import main; sys.exit(main(sys.argv[1:]))")
+    hide = "import sys; sys.modules['torch'] = sys.modules['torchvision'] = None; from rtseg.cli import main; sys.exit(main(sys.argv[1:]))"
     env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(tiny_zoo)}
-    res = subprocess.run([sys.executable, "-c", hide, "bench", "--video", str(clip), "--quick", "--frames", "20",
-                          "--out", str(tmp_path / "out"), "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-c", hide, "bench", "--video", str(clip), "--quick", "--frames", "20", "--out", str(tmp_path / "out"), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     first = res.stderr.splitlines()[0]
     assert "PyTorch is not installed" in first and "naive" in first
@@ -66,8 +70,7 @@ def test_bench_without_pytorch_measures_onnx_runtime_and_says_what_it_skips(tiny
 def test_quick_bench_is_the_default_the_fastest_model_and_the_naive_loop(tiny_zoo, tmp_path):
     clip = write_clip(tmp_path / "clip.avi", 20, size=(96, 128))
     env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(tiny_zoo), "RTSEG_CACHE_DIR": str(tmp_path / "cache")}
-    res = run_cli("bench", "--video", clip, "--quick", "--frames", "20", "--out", tmp_path / "out", "--quiet", env=env,
-                  timeout=600)
+    res = run_cli("bench", "--video", clip, "--quick", "--frames", "20", "--out", tmp_path / "out", "--quiet", env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     rows = json.loads((tmp_path / "out" / "bench.json").read_text())["rows"]
     kinds = [(r["kind"], r["backend"]) for r in rows]
@@ -79,8 +82,25 @@ def test_bench_measures_each_model_with_key_frames_too(tiny_zoo, tmp_path):
     clip = write_clip(tmp_path / "clip.avi", 20, size=(96, 128))
     out = tmp_path / "out"
     env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(tiny_zoo)}
-    res = run_cli("bench", "--video", clip, "--quick", "--frames", "20", "--out", out, "--quiet", "--backends",
-                  "onnxruntime", "--no-peers", "--no-naive", "--keyframes", "2,auto", env=env, timeout=600)
+    res = run_cli(
+        "bench",
+        "--video",
+        clip,
+        "--quick",
+        "--frames",
+        "20",
+        "--out",
+        out,
+        "--quiet",
+        "--backends",
+        "onnxruntime",
+        "--no-peers",
+        "--no-naive",
+        "--keyframes",
+        "2,auto",
+        env=env,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     rows = json.loads((out / "bench.json").read_text())["rows"]
     names = [r["model"] for r in rows]

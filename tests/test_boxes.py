@@ -25,13 +25,13 @@ def test_small_blobs_and_other_classes_are_ignored():
 
 def test_touching_instances_merge_and_void_separates_them():
     merged = label_with((8, (5, 5, 25, 20)), (8, (25, 5, 45, 20)))
-    assert len(boxes_from_label(merged)[0]) == 1                     # documented limit: one box
+    assert len(boxes_from_label(merged)[0]) == 1  # documented limit: one box
     separated = merged.copy()
-    separated[:, 25] = 11                                            # a void outline between the cars
+    separated[:, 25] = 11  # a void outline between the cars
     assert len(boxes_from_label(separated)[0]) == 2
 
 
 def test_occluder_splits_an_object():
-    lab = label_with((8, (5, 5, 45, 20)), (2, (24, 0, 26, 60)))      # a pole in front of a car
+    lab = label_with((8, (5, 5, 45, 20)), (2, (24, 0, 26, 60)))  # a pole in front of a car
     boxes, _ = boxes_from_label(lab)
     assert sorted(boxes[:, 0].tolist()) == [5, 26]

@@ -1,4 +1,5 @@
 """CLI paths beyond files: network streams, the model list, the target-FPS report."""
+
 import json
 import shutil
 import subprocess
@@ -13,8 +14,13 @@ from helpers import count_frames, frame_lines, run_cli, write_clip
 def http_clip(tmp_path):
     """A clip served over HTTP by a local server: a stream URL that FFmpeg really opens."""
     write_clip(tmp_path / "clip.avi", 30)
-    server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"], cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     line = server.stdout.readline()  # "Serving HTTP on 127.0.0.1 port NNNNN ..."
     port = int(line.split("port")[1].split()[0])
     yield f"http://127.0.0.1:{port}/clip.avi"
@@ -42,10 +48,23 @@ def test_models_lists_the_manifest(tiny_model, clip, tmp_path):
     from rtseg.core.modelinfo import sha256
 
     shutil.copy(tiny_model, tmp_path / "tiny.onnx")
-    Manifest(tmp_path / "manifest.json", default="tiny", models=[{
-        "name": "tiny", "file": "tiny.onnx", "task": "seg", "input_size": [64, 80], "params": 44, "gflops": 0.001,
-        "sha256": sha256(tmp_path / "tiny.onnx"), "metrics": {"camvid_val": {"miou": 0.5}},
-        "training": {"epochs": 1, "wall_hours": 0.1, "trained_on": "nowhere"}}]).save()
+    Manifest(
+        tmp_path / "manifest.json",
+        default="tiny",
+        models=[
+            {
+                "name": "tiny",
+                "file": "tiny.onnx",
+                "task": "seg",
+                "input_size": [64, 80],
+                "params": 44,
+                "gflops": 0.001,
+                "sha256": sha256(tmp_path / "tiny.onnx"),
+                "metrics": {"camvid_val": {"miou": 0.5}},
+                "training": {"epochs": 1, "wall_hours": 0.1, "trained_on": "nowhere"},
+            }
+        ],
+    ).save()
     long = "tiny-with-a-name-longer-than-the-name-column"
     manifest = Manifest.load(tmp_path / "manifest.json")
     manifest.models.append({**manifest.models[0], "name": long})
@@ -67,22 +86,24 @@ def test_loop_and_frames_limit(tiny_model, clip, tmp_path):
     assert res.returncode == 0, res.stderr
     lines = frame_lines(js)
     assert [d["frame"] for d in lines] == list(range(120))  # 40 frames, 3 times, one numbering
-    assert lines[45]["class_share"]["Tree"] == 1.0            # output 45 is the clip's frame 5 again: class 5
+    assert lines[45]["class_share"]["Tree"] == 1.0  # output 45 is the clip's frame 5 again: class 5
     res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--frames", "7", "--json", js)
     assert res.returncode == 0 and len(frame_lines(js)) == 7
 
 
 def test_runtime_needs_no_pytorch(tiny_model, clip, tmp_path):
     """The README's run command installs only the runtime: `rtseg run` must work without torch."""
-    hide = ("import sys; sys.modules['torch'] = sys.modules['torchvision'] = None; "
-            "from rtseg.cli import main; sys.exit(main(sys.argv[1:]))")
+    hide = "import sys; sys.modules['torch'] = sys.modules['torchvision'] = None; from rtseg.cli import main; sys.exit(main(sys.argv[1:]))"
     out = tmp_path / "o.mp4"
-    res = subprocess.run([sys.executable, "-c", hide, "run", str(clip), "--model", str(tiny_model), "--no-show",
-                          "--quiet", "--output", str(out)], capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", hide, "run", str(clip), "--model", str(tiny_model), "--no-show", "--quiet", "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert count_frames(out) == count_frames(clip)
-    res = subprocess.run([sys.executable, "-c", hide, "train", "--data", str(tmp_path)], capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run([sys.executable, "-c", hide, "train", "--data", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and res.stderr.strip() == "rtseg: error: train needs torch: pip install 'rtseg[train]'"
 
 
@@ -102,10 +123,15 @@ def test_counts_below_one_are_refused_at_once(clip, option):
     assert res.returncode == 2 and "must be at least 1" in res.stderr
 
 
-@pytest.mark.parametrize("args, said", [(["run", "x.mp4", "--target-fps", "0"], "--target-fps: must be positive"),
-                                        (["frob"], "invalid choice: 'frob'"),
-                                        (["eval", "--model", "m"], "--data"),
-                                        (["run", "x.mp4", "--input-size", "99992x99992"], "at most 4096")])
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["run", "x.mp4", "--target-fps", "0"], "--target-fps: must be positive"),
+        (["frob"], "invalid choice: 'frob'"),
+        (["eval", "--model", "m"], "--data"),
+        (["run", "x.mp4", "--input-size", "99992x99992"], "at most 4096"),
+    ],
+)
 def test_usage_mistakes_are_one_line_and_exit_2(args, said):
     res = run_cli(*args, timeout=30)
     lines = res.stderr.strip().splitlines()
@@ -131,12 +157,30 @@ def test_models_puts_held_out_figures_first_and_says_which_split_and_speed(tiny_
 
     shutil.copy(tiny_model, tmp_path / "tiny.onnx")
     base = {"file": "tiny.onnx", "task": "seg", "input_size": [64, 80], "sha256": sha256(tmp_path / "tiny.onnx")}
-    Manifest(tmp_path / "manifest.json", default="new", models=[
-        {**base, "name": "old", "metrics": {"camvid_val": {"miou": 0.6}},
-         "training": {"epochs": 9, "wall_hours": 0.1, "trained_on": "here"}},
-        {**base, "name": "new", "metrics": {"camvid_holdout:0006R0": {"miou": 0.4}},
-         "training": {"epochs": 10, "wall_hours": 0.5, "trained_on": "here", "val_split": "holdout:0006R0",
-                      "initialized_from": {"run": {"epochs": 30, "wall_hours": 0.25}}}}]).save()
+    Manifest(
+        tmp_path / "manifest.json",
+        default="new",
+        models=[
+            {
+                **base,
+                "name": "old",
+                "metrics": {"camvid_val": {"miou": 0.6}},
+                "training": {"epochs": 9, "wall_hours": 0.1, "trained_on": "here"},
+            },
+            {
+                **base,
+                "name": "new",
+                "metrics": {"camvid_holdout:0006R0": {"miou": 0.4}},
+                "training": {
+                    "epochs": 10,
+                    "wall_hours": 0.5,
+                    "trained_on": "here",
+                    "val_split": "holdout:0006R0",
+                    "initialized_from": {"run": {"epochs": 30, "wall_hours": 0.25}},
+                },
+            },
+        ],
+    ).save()
     env = {**os.environ, "RTSEG_ENGINES_DIR": str(tmp_path), "RTSEG_CACHE_DIR": str(tmp_path / "cache")}
     os.environ["RTSEG_CACHE_DIR"] = env["RTSEG_CACHE_DIR"]
     try:

@@ -1,4 +1,5 @@
 """Boxes: targets, learning, in-graph decoding, COCO AP on known cases, and the pipeline's box drawing."""
+
 import json
 
 import numpy as np
@@ -22,7 +23,7 @@ def test_targets_peak_at_box_centres():
     boxes = np.array([[8, 8, 24, 40], [40, 20, 60, 28]], np.float32)
     t = encode_targets(boxes, np.array([0, 2]), (64, 96))
     assert t["heatmap"].shape == (3, 16, 24)
-    assert t["heatmap"][0, 6, 4] == 1.0 and t["heatmap"][2, 6, 12] == 1.0   # centres (16, 24) and (50, 24) / 4
+    assert t["heatmap"][0, 6, 4] == 1.0 and t["heatmap"][2, 6, 12] == 1.0  # centres (16, 24) and (50, 24) / 4
     assert t["heatmap"][1].max() == 0
     assert t["mask"].sum() == 2
     np.testing.assert_allclose(np.exp(t["size"][t["mask"] > 0]), [[4, 8], [5, 2]], rtol=1e-5)  # sorted by area
@@ -74,8 +75,9 @@ def test_onnx_boxes_match_pytorch(task, tmp_path):
     # equal scores may come out in either order, and a tie at the cut-off may swap one detection for
     # another: every ONNX detection must be among PyTorch's (same class, same box), bar a couple at the edge
     ref_boxes, ref_labels = ref[-3].numpy()[0], ref[-1].numpy()[0]
-    matched = sum(np.abs(ref_boxes[ref_labels == c] - b).max(axis=1).min(initial=np.inf) < 1e-2
-                  for b, c in zip(got["boxes"][0], got["labels"][0]))
+    matched = sum(
+        np.abs(ref_boxes[ref_labels == c] - b).max(axis=1).min(initial=np.inf) < 1e-2 for b, c in zip(got["boxes"][0], got["labels"][0])
+    )
     assert matched >= 97
 
 
@@ -98,8 +100,11 @@ def test_coco_map_on_known_cases():
 
 def test_postprocess_scales_thresholds_and_clips_boxes():
     post = Postprocessor([(0, 0, 0)] * 11, tuple(f"c{i}" for i in range(11)), det_classes=DET_CLASSES, score_threshold=0.5)
-    outputs = {"boxes": np.array([[[10, 10, 20, 30], [90, 50, 110, 70], [0, 0, 5, 5]]], np.float32),
-               "scores": np.array([[0.9, 0.6, 0.2]], np.float32), "labels": np.array([[0, 2, 1]], np.int32)}
+    outputs = {
+        "boxes": np.array([[[10, 10, 20, 30], [90, 50, 110, 70], [0, 0, 5, 5]]], np.float32),
+        "scores": np.array([[0.9, 0.6, 0.2]], np.float32),
+        "labels": np.array([[0, 2, 1]], np.int32),
+    }
     dets = post.detections(outputs, input_hw=(64, 96), frame_size=(192, 128))  # frame twice the input
     assert [d.class_id for d in dets] == [0, 2]
     assert dets[0].box == (20, 20, 40, 60)
@@ -108,8 +113,24 @@ def test_postprocess_scales_thresholds_and_clips_boxes():
 
 def test_segdet_train_export_eval(tiny_camvid, tmp_path, clip):  # noqa: F811
     run = tmp_path / "run"
-    res = run_cli("train", "--data", tiny_camvid, "--task", "segdet", "--width", "0.35", "--input-size", "64x96",
-                  "--epochs", "1", "--batch-size", "2", "--out", run, timeout=300)
+    res = run_cli(
+        "train",
+        "--data",
+        tiny_camvid,
+        "--task",
+        "segdet",
+        "--width",
+        "0.35",
+        "--input-size",
+        "64x96",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--out",
+        run,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "map50" in (run / "log.csv").read_text()
     res = run_cli("export", "--checkpoint", run / "best.pt", "--out-dir", tmp_path, "--no-manifest", "--name", "sd")

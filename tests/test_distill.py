@@ -1,5 +1,6 @@
 """Distillation: the loss is zero when the student already matches the teacher, counts only labelled
 pixels, and a run learns from a teacher checkpoint (or refuses one of other classes in one line)."""
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -36,8 +37,25 @@ def test_void_pixels_do_not_count_and_sizes_may_differ():
 def test_a_run_learns_from_a_teacher_checkpoint(tiny_camvid, tmp_path):  # noqa: F811
     teacher = ModelSpec(width=0.5, head="lraspp", output_stride=32, input_size=(64, 96))
     torch.save({"model": build_model(teacher).state_dict(), "spec": teacher.to_dict()}, tmp_path / "teacher.pt")
-    common = ("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32",
-              "--input-size", "64x96", "--epochs", "1", "--batch-size", "2", "--warmup-epochs", "0.5")
+    common = (
+        "train",
+        "--data",
+        tiny_camvid,
+        "--width",
+        "0.35",
+        "--head",
+        "lraspp",
+        "--output-stride",
+        "32",
+        "--input-size",
+        "64x96",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--warmup-epochs",
+        "0.5",
+    )
     res = run_cli(*common, "--distill", tmp_path / "teacher.pt", "--out", tmp_path / "run", timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "run" / "best.pt").exists()
@@ -63,8 +81,7 @@ def test_an_ensemble_teaches_the_mean_of_its_teachers_distributions(tmp_path):
     with torch.no_grad():
         outs = [n(x) for n in nets]
         size = outs[0].shape[-2:]
-        expected = sum(torch.nn.functional.interpolate(o, size=size, mode="bilinear", align_corners=False).softmax(1)
-                       for o in outs) / 2
+        expected = sum(torch.nn.functional.interpolate(o, size=size, mode="bilinear", align_corners=False).softmax(1) for o in outs) / 2
     got = Ensemble(paths, student, torch.device("cpu")).logits(x)
     assert got.shape == outs[0].shape
     assert torch.allclose(got.exp(), expected, atol=1e-5)  # the mean of the two distributions, not of the logits
@@ -79,12 +96,43 @@ def test_a_run_names_each_teacher_of_an_ensemble(tiny_camvid, tmp_path):  # noqa
     teacher = ModelSpec(width=0.35, head="lraspp", output_stride=32, input_size=(64, 96))
     for name in ("a.pt", "b.pt"):
         torch.save({"model": build_model(teacher).state_dict(), "spec": teacher.to_dict()}, tmp_path / name)
-    res = run_cli("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32",
-                  "--input-size", "64x96", "--epochs", "1", "--batch-size", "2", "--threads", "1",
-                  "--distill", tmp_path / "a.pt", "--distill", tmp_path / "b.pt", "--out", tmp_path / "run", timeout=300)
+    res = run_cli(
+        "train",
+        "--data",
+        tiny_camvid,
+        "--width",
+        "0.35",
+        "--head",
+        "lraspp",
+        "--output-stride",
+        "32",
+        "--input-size",
+        "64x96",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+        "--distill",
+        tmp_path / "a.pt",
+        "--distill",
+        tmp_path / "b.pt",
+        "--out",
+        tmp_path / "run",
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
-    res = run_cli("export", "--checkpoint", tmp_path / "run" / "best.pt", "--out-dir", tmp_path / "engines",
-                  "--manifest", tmp_path / "engines" / "manifest.json", timeout=300)
+    res = run_cli(
+        "export",
+        "--checkpoint",
+        tmp_path / "run" / "best.pt",
+        "--out-dir",
+        tmp_path / "engines",
+        "--manifest",
+        tmp_path / "engines" / "manifest.json",
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     manifest = json.loads((tmp_path / "engines" / "manifest.json").read_text())
     command = manifest["models"][0]["training"]["command"]

@@ -6,6 +6,7 @@ figures in docs/); every link into docs/ lands on a page, and on a heading when 
 docs/: `mkdocs build --strict` passes, so no page is missing from the nav and no link or anchor between
 pages is broken (mkdocs.yml turns each of those into a warning, and --strict into a failure).
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,7 @@ def test_readme_keeps_the_commands_a_newcomer_copies(marker):
 
 @pytest.mark.parametrize("what", sorted(FORBIDDEN))
 def test_readme_has_no_issue_numbers_dates_or_times(what):
-    hits = [f"line {n}: {line.strip()}" for n, line in enumerate(readme().splitlines(), 1)
-            if FORBIDDEN[what].search(line)]
+    hits = [f"line {n}: {line.strip()}" for n, line in enumerate(readme().splitlines(), 1) if FORBIDDEN[what].search(line)]
     assert not hits, f"README.md holds {what} (it belongs in docs/, beside its figure):\n" + "\n".join(hits)
 
 
@@ -65,10 +65,14 @@ def test_readme_links_into_docs_resolve():
 def site(tmp_path_factory) -> Path:
     pytest.importorskip("mkdocs", reason="mkdocs is not installed (pip install -e '.[docs]'): the site is not built")
     out = tmp_path_factory.mktemp("site")
-    run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
-                          str(ROOT / "mkdocs.yml"), "--site-dir", str(out)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    run = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert run.returncode == 0, f"mkdocs build --strict failed:\n{run.stdout}\n{run.stderr}"
     return out
 

@@ -1,5 +1,6 @@
 """The examples in docstrings run: every module of rtseg with a `>>>` example is doctested, so an example a user
 copies from `help(rtseg.Segmenter)` cannot drift from what the code does."""
+
 import doctest
 import importlib
 from pathlib import Path
@@ -7,8 +8,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "rtseg"
-MODULES = sorted(".".join(("rtseg",) + p.relative_to(PACKAGE).with_suffix("").parts)
-                 for p in PACKAGE.rglob("*.py") if ">>>" in p.read_text())
+MODULES = sorted(
+    ".".join(("rtseg",) + p.relative_to(PACKAGE).with_suffix("").parts) for p in PACKAGE.rglob("*.py") if ">>>" in p.read_text()
+)
 
 
 def test_the_public_api_has_examples():
@@ -29,11 +31,21 @@ def test_the_public_api_says_its_arguments_results_and_shows_an_example():
 
     import rtseg
 
-    documented = {rtseg.Segmenter: ("Args:", ">>>"), rtseg.Segmenter.__call__: ("Args:", "Returns:", ">>>"),
-                  rtseg.Segmenter.stream: ("Args:", "Returns:"), rtseg.stream: ("Args:", "Returns:", ">>>"),
-                  rtseg.stream_many: ("Args:", "Returns:", ">>>"), rtseg.list_models: ("Returns:", ">>>"),
-                  rtseg.Result: (">>>",), rtseg.Result.overlay: ("Args:", "Returns:"),
-                  rtseg.Result.save: ("Args:", "Returns:", ">>>")}
-    missing = [f"{getattr(obj, '__qualname__', obj)}: {part}" for obj, parts in documented.items()
-               for part in parts if part not in (inspect.getdoc(obj) or "")]
+    documented = {
+        rtseg.Segmenter: ("Args:", ">>>"),
+        rtseg.Segmenter.__call__: ("Args:", "Returns:", ">>>"),
+        rtseg.Segmenter.stream: ("Args:", "Returns:"),
+        rtseg.stream: ("Args:", "Returns:", ">>>"),
+        rtseg.stream_many: ("Args:", "Returns:", ">>>"),
+        rtseg.list_models: ("Returns:", ">>>"),
+        rtseg.Result: (">>>",),
+        rtseg.Result.overlay: ("Args:", "Returns:"),
+        rtseg.Result.save: ("Args:", "Returns:", ">>>"),
+    }
+    missing = [
+        f"{getattr(obj, '__qualname__', obj)}: {part}"
+        for obj, parts in documented.items()
+        for part in parts
+        if part not in (inspect.getdoc(obj) or "")
+    ]
     assert not missing, missing

@@ -1,6 +1,7 @@
 """DeepLab MobileNet-EdgeTPU as an rtseg model: built from its table without Google's file, it trains in rtseg's
 loop, resumes, exports to an ONNX file that rtseg evaluates and runs (input (x - 128) / 128 recorded), and
 teaches a MobileNetV2 student; with ../shared, the cityscapes-tflite start is the zero-shot port itself."""
+
 import json
 import re
 from pathlib import Path
@@ -16,8 +17,7 @@ from test_models import tiny_camvid  # noqa: E402,F401  (fixture)
 from rtseg.models import ModelSpec, build_model  # noqa: E402
 from rtseg.models.deploy import ExportWrapper  # noqa: E402
 
-EDGETPU = Path(__file__).resolve().parents[2] / "shared" / "data" / "pretrained" / \
-    "deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite"
+EDGETPU = Path(__file__).resolve().parents[2] / "shared" / "data" / "pretrained" / "deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite"
 TINY = ("--encoder", "edgetpu", "--width", "0.5", "--input-size", "64x96", "--batch-size", "2", "--threads", "1")
 TF_INPUT = [128 / 255] * 3
 
@@ -58,8 +58,9 @@ def test_trains_resumes_exports_and_rtseg_runs_the_onnx(tiny_camvid, tmp_path): 
     assert res.returncode == 0 and "resumed" in res.stdout, res.stderr[-2000:]
 
     engines, manifest = tmp_path / "engines", tmp_path / "engines" / "manifest.json"
-    res = run_cli("export", "--checkpoint", run / "best.pt", "--out-dir", engines, "--manifest", manifest,
-                  "--name", "tiny-edgetpu", timeout=300)
+    res = run_cli(
+        "export", "--checkpoint", run / "best.pt", "--out-dir", engines, "--manifest", manifest, "--name", "tiny-edgetpu", timeout=300
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     entry = json.loads(manifest.read_text())["models"][0]
     assert entry["mean"] == entry["std"] == pytest.approx(TF_INPUT)
@@ -73,16 +74,14 @@ def test_trains_resumes_exports_and_rtseg_runs_the_onnx(tiny_camvid, tmp_path): 
     x = torch.randn(1, 3, 80, 112)  # another size than trained: the graph's height and width are free
     with torch.no_grad():
         ref = ExportWrapper(model)(x)[0].numpy()
-    got = ort.InferenceSession(str(engines / "tiny-edgetpu.onnx"), providers=["CPUExecutionProvider"]) \
-        .run(None, {"image": x.numpy()})[0]
+    got = ort.InferenceSession(str(engines / "tiny-edgetpu.onnx"), providers=["CPUExecutionProvider"]).run(None, {"image": x.numpy()})[0]
     assert got.shape == ref.shape == (1, 80, 112) and (got == ref).mean() > 0.99
 
     onnx_path = engines / "tiny-edgetpu.onnx"
     res = run_cli("eval", "--model", onnx_path, "--data", tiny_camvid, "--json", tmp_path / "r.json", "--quiet")
     assert res.returncode == 0, res.stderr[-2000:]
     assert 0.0 <= json.loads((tmp_path / "r.json").read_text())["miou"] <= 1.0
-    res = run_cli("run", tiny_camvid / "val", "--model", onnx_path, "--no-show", "--json", tmp_path / "frames.jsonl",
-                  timeout=300)
+    res = run_cli("run", tiny_camvid / "val", "--model", onnx_path, "--no-show", "--json", tmp_path / "frames.jsonl", timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert len(frame_lines(tmp_path / "frames.jsonl")) == 2
 
@@ -101,23 +100,48 @@ def test_teaches_a_mobilenetv2_student(tiny_camvid, tmp_path):  # noqa: F811
     as_student = (pixels - torch.tensor(student.mean).view(1, 3, 1, 1)) / torch.tensor(student.std).view(1, 3, 1, 1)
     with torch.no_grad():
         assert torch.allclose(teacher.logits(as_student), teacher_model((pixels - 128 / 255) / (128 / 255)), atol=1e-4)
-    res = run_cli("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32",
-                  "--input-size", "64x96", "--epochs", "1", "--batch-size", "2", "--threads", "1",
-                  "--distill", tmp_path / "teacher.pt", "--out", tmp_path / "student", timeout=300)
+    res = run_cli(
+        "train",
+        "--data",
+        tiny_camvid,
+        "--width",
+        "0.35",
+        "--head",
+        "lraspp",
+        "--output-stride",
+        "32",
+        "--input-size",
+        "64x96",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+        "--distill",
+        tmp_path / "teacher.pt",
+        "--out",
+        tmp_path / "student",
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "student" / "best.pt").exists()
 
 
-@pytest.mark.parametrize("extra, problem", [
-    (("--head", "lraspp"), "ASPP-lite segmentation model at output stride 16 only"),
-    (("--task", "det"), "ASPP-lite segmentation model at output stride 16 only"),
-    (("--pretrained", "cityscapes-tflite:/nonexistent.tflite"), "no such file"),
-])
+@pytest.mark.parametrize(
+    "extra, problem",
+    [
+        (("--head", "lraspp"), "ASPP-lite segmentation model at output stride 16 only"),
+        (("--task", "det"), "ASPP-lite segmentation model at output stride 16 only"),
+        (("--pretrained", "cityscapes-tflite:/nonexistent.tflite"), "no such file"),
+    ],
+)
 def test_what_the_architecture_cannot_do_is_one_line(tiny_camvid, tmp_path, extra, problem):  # noqa: F811
     res = run_cli("train", "--data", tiny_camvid, *TINY, "--epochs", "1", *extra, "--out", tmp_path / "run")
     assert res.returncode == 1 and problem in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
-    res = run_cli("train", "--data", tiny_camvid, "--encoder", "slim", "--pretrained", f"cityscapes-tflite:{EDGETPU}",
-                  "--out", tmp_path / "run")
+    res = run_cli(
+        "train", "--data", tiny_camvid, "--encoder", "slim", "--pretrained", f"cityscapes-tflite:{EDGETPU}", "--out", tmp_path / "run"
+    )
     assert res.returncode == 1 and "need --encoder edgetpu" in res.stderr
 
 
@@ -138,8 +162,10 @@ def test_the_cityscapes_start_is_the_zero_shot_port():
     model = load_pretrained(build_model(spec), spec, f"cityscapes-tflite:{EDGETPU}", calibration).eval()
     assert not torch.allclose(model.stem.bn.running_var, torch.ones(24) - model.stem.bn.eps)  # unfolded
     port = EdgeTPUDeepLab(EDGETPU, clip=False).eval()
-    port.replace_head(merged_head(port.logits, port.classes, load_class_map("cityscapes-to-camvid").mapping, CLASSES,
-                                  CITYSCAPES_TO_CAMVID_PREFER), CLASSES)
+    port.replace_head(
+        merged_head(port.logits, port.classes, load_class_map("cityscapes-to-camvid").mapping, CLASSES, CITYSCAPES_TO_CAMVID_PREFER),
+        CLASSES,
+    )
     x = torch.from_numpy((rng.integers(0, 256, (1, 3, 96, 128)).astype(np.float32) - 128) / 128)
     with torch.no_grad():
         ours, theirs = model(x), port.segment(x)

@@ -1,5 +1,6 @@
 """Faults users meet, each injected here: damaged and fake inputs, odd paths, wrong models, outputs that
 cannot be written. Every one ends in one line and an exit code that says what happened."""
+
 import json
 import os
 
@@ -77,10 +78,12 @@ def test_a_classifier_is_refused_at_load(tmp_path, clip):
     import onnx
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
-                               helper.make_node("Flatten", ["pooled"], ["scores"])], "classifier",
-                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
-                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])])
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["image"], ["pooled"]), helper.make_node("Flatten", ["pooled"], ["scores"])],
+        "classifier",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(tmp_path / "classifier.onnx"))
@@ -127,9 +130,13 @@ def test_an_output_that_fills_up_stops_the_run_in_one_line(tiny_model, tmp_path,
         writer.write(rng.integers(0, 256, (96, 128, 3), np.uint8))
     writer.release()
     target = tmp_path / ("f.jsonl" if option == "--json" else "masks")
-    res = subprocess.run([sys.executable, "-m", "rtseg", "run", str(clip), "--model", str(tiny_model), "--no-show",
-                          option, str(target)], capture_output=True, text=True, timeout=120,
-                         preexec_fn=_with_file_size_limit(1_500))
+    res = subprocess.run(
+        [sys.executable, "-m", "rtseg", "run", str(clip), "--model", str(tiny_model), "--no-show", option, str(target)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_with_file_size_limit(1_500),
+    )
     line = one_line_error(res)
     assert what in line
 
@@ -142,9 +149,13 @@ def test_pyav_output_that_fills_up_stays_playable_to_its_last_fragment(tiny_mode
     av = pytest.importorskip("av")
     clip = write_clip(tmp_path / "c.avi", 400, size=(240, 320))
     out = tmp_path / "o.mp4"
-    res = subprocess.run([sys.executable, "-m", "rtseg", "run", str(clip), "--model", str(tiny_model), "--no-show",
-                          "--output", str(out), "--codec", codec], capture_output=True, text=True, timeout=120,
-                         preexec_fn=_with_file_size_limit(20_000))
+    res = subprocess.run(
+        [sys.executable, "-m", "rtseg", "run", str(clip), "--model", str(tiny_model), "--no-show", "--output", str(out), "--codec", codec],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_with_file_size_limit(20_000),
+    )
     assert "cannot write video" in one_line_error(res)
     decoded = 0
     with av.open(str(out)) as c:  # fragmented MP4: what was written before the failure plays
@@ -162,8 +173,12 @@ def test_opencv_video_output_that_fills_up_is_an_error_not_a_success(tiny_model,
 
     clip = write_clip(tmp_path / "c.avi", 400, size=(240, 320))
     # AVI is always OpenCV's writer (MP4 is PyAV's whenever PyAV is installed)
-    res = subprocess.run([sys.executable, "-m", "rtseg", "run", str(clip), "--model", str(tiny_model), "--no-show",
-                          "--output", str(tmp_path / "o.avi")], capture_output=True, text=True,
-                         timeout=120, preexec_fn=_with_file_size_limit(20_000))
+    res = subprocess.run(
+        [sys.executable, "-m", "rtseg", "run", str(clip), "--model", str(tiny_model), "--no-show", "--output", str(tmp_path / "o.avi")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_with_file_size_limit(20_000),
+    )
     line = one_line_error(res)
     assert "cannot write video" in line and "of the 400 frames written" in line

@@ -1,5 +1,6 @@
 """No argument vector ends in a traceback: random `rtseg run / eval / models / import` command lines (hypothesis),
 each either working or refused in one line with a non-zero exit."""
+
 import contextlib
 import io
 import os
@@ -13,12 +14,59 @@ from helpers import write_clip  # noqa: E402
 
 from rtseg.cli import main  # noqa: E402
 
-VALUES = st.sampled_from(["0", "-5", "1", "3", "1e9", "99999999999", "nan", "abc", "", "240x320", "0x0", "1x99999",
-                          "forever", "0.5", "-1", "[x]", "*.png", "/", "/nonexistent/f", "{tmp}/o.mp4", "{tmp}/o.png",
-                          "{tmp}", "{clip}", "{tmp}/m", "{tmp}/s.json"])
-RUN_OPTIONS = ["--model", "--input-size", "--frames", "--loop", "--streams", "--threads", "--queue-size", "--alpha",
-               "--score-threshold", "--target-fps", "--max-latency", "--margin", "--reconnect", "--output", "--json",
-               "--save-masks", "--stats", "--codec", "--h264-preset", "--camera", "--task", "--serve"]
+VALUES = st.sampled_from(
+    [
+        "0",
+        "-5",
+        "1",
+        "3",
+        "1e9",
+        "99999999999",
+        "nan",
+        "abc",
+        "",
+        "240x320",
+        "0x0",
+        "1x99999",
+        "forever",
+        "0.5",
+        "-1",
+        "[x]",
+        "*.png",
+        "/",
+        "/nonexistent/f",
+        "{tmp}/o.mp4",
+        "{tmp}/o.png",
+        "{tmp}",
+        "{clip}",
+        "{tmp}/m",
+        "{tmp}/s.json",
+    ]
+)
+RUN_OPTIONS = [
+    "--model",
+    "--input-size",
+    "--frames",
+    "--loop",
+    "--streams",
+    "--threads",
+    "--queue-size",
+    "--alpha",
+    "--score-threshold",
+    "--target-fps",
+    "--max-latency",
+    "--margin",
+    "--reconnect",
+    "--output",
+    "--json",
+    "--save-masks",
+    "--stats",
+    "--codec",
+    "--h264-preset",
+    "--camera",
+    "--task",
+    "--serve",
+]
 FLAGS = ["--no-show", "--quiet", "--legend", "--realtime", "--no-adapt"]
 
 
@@ -31,8 +79,11 @@ def argv(draw):
     if command == "eval":
         args += ["--data", draw(VALUES)]
     for _ in range(draw(st.integers(0, 5))):
-        args.append(draw(st.sampled_from(RUN_OPTIONS if command == "run" else ["--model", "--split", "--input-size",
-                                                                               "--task", "--labels", "--name"])))
+        args.append(
+            draw(
+                st.sampled_from(RUN_OPTIONS if command == "run" else ["--model", "--split", "--input-size", "--task", "--labels", "--name"])
+            )
+        )
         args.append(draw(VALUES))
     args += draw(st.lists(st.sampled_from(FLAGS), max_size=2)) if command == "run" else []
     return args
@@ -54,8 +105,11 @@ def places(tmp_path_factory):
     return {"tmp": str(tmp), "clip": str(write_clip(tmp / "clip.avi", 6))}
 
 
-@settings(max_examples=int(os.environ.get("RTSEG_FUZZ_EXAMPLES", "120")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("RTSEG_FUZZ_EXAMPLES", "120")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(argv())
 def test_no_argument_vector_prints_a_traceback(places, args):
     args = [a.format(**places) for a in args]

@@ -1,6 +1,7 @@
 """The reader path on damaged files (hypothesis): truncated, bit-flipped, re-chunked and header-corrupted
 clips and images either run with every read frame accounted for, or are refused in one line; never a
 traceback, never a hang. benchmarks/fuzz_inputs.py runs many more cases."""
+
 import os
 
 import pytest
@@ -18,8 +19,9 @@ def seeds(tmp_path_factory):
     return make_seeds(tmp_path_factory.mktemp("seeds"))
 
 
-@settings(max_examples=int(os.environ.get("RTSEG_FUZZ_FILES", "8")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("RTSEG_FUZZ_FILES", "8")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 3), ops=OPS)
 def test_a_damaged_file_is_processed_or_refused_cleanly(seeds, tiny_model, tmp_path, seed, ops):
     src = seeds[seed]

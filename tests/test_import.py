@@ -1,5 +1,6 @@
 """`rtseg import`: a user's segmentation model becomes an rtseg model (argmax inside, classes and colours
 named), or is refused in one line with nothing left behind."""
+
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,12 @@ def logits_onnx(path: Path, classes: int = 4, size=(32, 40)) -> Path:
     rng = np.random.default_rng(0)
     w = rng.normal(size=(classes, 3, 1, 1)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["input", "W"], ["logits"])], "foreign",
+        [helper.make_node("Conv", ["input", "W"], ["logits"])],
+        "foreign",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, *size])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes, *size])],
-        [helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel())])
+        [helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.ravel())],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -49,10 +52,13 @@ def test_logits_model_gets_its_argmax_labels_and_colours(tmp_path):
     assert Manifest.load(manifest).entry("room")["file"] == "room.onnx"
 
 
-@pytest.mark.parametrize("make, labels, message", [
-    (lambda p: p.write_text("not onnx"), None, "not a readable ONNX file"),
-    (lambda p: logits_onnx(p, classes=4), "a\nb\n", "names 2 classes, the model predicts 4"),
-])
+@pytest.mark.parametrize(
+    "make, labels, message",
+    [
+        (lambda p: p.write_text("not onnx"), None, "not a readable ONNX file"),
+        (lambda p: logits_onnx(p, classes=4), "a\nb\n", "names 2 classes, the model predicts 4"),
+    ],
+)
 def test_wrong_files_are_refused_and_nothing_is_left(tmp_path, make, labels, message):
     src = tmp_path / "bad.onnx"
     make(src)
@@ -96,7 +102,7 @@ def test_deeplab_tflite_imports_and_agrees_with_litert_on_real_frames(tmp_path):
         it.set_tensor(it.get_input_details()[0]["index"], rgb[None])
         it.invoke()
         ref = it.get_tensor(it.get_output_details()[0]["index"])[0]
-        x = ((rgb.astype(np.float32) / 255 - np.array(entry["mean"], np.float32)) / np.array(entry["std"], np.float32))
+        x = (rgb.astype(np.float32) / 255 - np.array(entry["mean"], np.float32)) / np.array(entry["std"], np.float32)
         ours = session.run(["mask"], {"image": x.transpose(2, 0, 1)[None]})[0][0]
         agreement.append((ours == ref).mean())
     assert len(agreement) == 3 and min(agreement) >= 0.97, agreement

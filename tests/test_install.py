@@ -1,4 +1,5 @@
 """A plain install works: the wheel carries the models, and rtseg runs from any folder in a clean virtualenv."""
+
 import os
 import subprocess
 import sys
@@ -18,10 +19,17 @@ def wheel(tmp_path_factory) -> Path:
     import shutil
 
     src, out = tmp_path_factory.mktemp("src") / "rtseg", tmp_path_factory.mktemp("wheel")
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "build", "dist", "*.egg-info",
-                                                             "__pycache__", "*.pt", "bench-results"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(out)], check=True, timeout=300, capture_output=True)
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(".git", ".venv", "runs", "build", "dist", "*.egg-info", "__pycache__", "*.pt", "bench-results"),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     return next(out.glob("rtseg-*.whl"))
 
 
@@ -49,8 +57,7 @@ def _tiny_camvid(root: Path) -> Path:
 def test_clean_venv_runs_from_another_folder(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True,
-                         timeout=600)
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr[-2000:]
     work = tmp_path / "elsewhere"
     work.mkdir()
@@ -58,8 +65,7 @@ def test_clean_venv_runs_from_another_folder(wheel, tmp_path):
     env |= {"RTSEG_CACHE_DIR": str(tmp_path / "cache"), "RTSEG_HOME": str(tmp_path / "home")}
 
     def rtseg(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(venv / "bin" / "rtseg"), *args], cwd=work, env=env, capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run([str(venv / "bin" / "rtseg"), *args], cwd=work, env=env, capture_output=True, text=True, timeout=300)
 
     models = rtseg("models")
     assert models.returncode == 0 and "mnv2-050" in models.stdout, models.stderr
@@ -68,12 +74,16 @@ def test_clean_venv_runs_from_another_folder(wheel, tmp_path):
     assert "frames in 8, out 8" in run.stderr and (work / "o.mp4").stat().st_size > 0
     assert "H.264 via PyAV" in run.stderr  # the plain install writes what browsers and phones play
     # only the box model serves --task det: one short profile, then the run
-    fps = rtseg("run", str(ROOT / "examples" / "camvid_0016E5.mp4"), "--frames", "8", "--no-show", "--target-fps", "5",
-                "--task", "det")
+    fps = rtseg("run", str(ROOT / "examples" / "camvid_0016E5.mp4"), "--frames", "8", "--no-show", "--target-fps", "5", "--task", "det")
     assert fps.returncode == 0 and "selector:" in fps.stderr, fps.stderr
     ev = rtseg("eval", "--data", str(_tiny_camvid(tmp_path / "camvid")), "--split", "val")
     assert ev.returncode == 0 and "mIoU" in ev.stdout, ev.stderr
     # the package itself, not the checkout, is what ran
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import rtseg.core.paths as p; print(p.ENGINES_DIR)"],
-                           cwd=work, env=env, capture_output=True, text=True)
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import rtseg.core.paths as p; print(p.ENGINES_DIR)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert str(venv) in where.stdout

@@ -1,5 +1,6 @@
 """Key frames with motion propagation, and smoothing: propagated maps follow the motion, a cut forces a key
 frame, every frame still comes out in order, flicker is voted down."""
+
 import json
 
 import cv2
@@ -39,9 +40,12 @@ class CountingBackend:
 
 def slot_for(model) -> ModelSlot:
     backend = CountingBackend(load_backend("onnxruntime", str(model), threads=1))
-    return ModelSlot(ModelInfo(name="tiny", path=model, input_size=(64, 80)), backend,
-                     Preprocessor((64, 80), IMAGENET_MEAN, IMAGENET_STD, pool_size=6),
-                     Postprocessor(PALETTE_RGB.tolist(), CLASSES))
+    return ModelSlot(
+        ModelInfo(name="tiny", path=model, input_size=(64, 80)),
+        backend,
+        Preprocessor((64, 80), IMAGENET_MEAN, IMAGENET_STD, pool_size=6),
+        Postprocessor(PALETTE_RGB.tolist(), CLASSES),
+    )
 
 
 def block_world(seed: int, size=(160, 320), block: int = 16) -> np.ndarray:
@@ -56,7 +60,7 @@ def block_world(seed: int, size=(160, 320), block: int = 16) -> np.ndarray:
 def panning(world: np.ndarray, n: int, dx: int, dy: int = 0, y0: int = 20) -> list[np.ndarray]:
     """n frames of a camera panning over `world` by (dx, dy) pixels a frame."""
     h, w = FRAME
-    return [np.ascontiguousarray(world[y0 + i * dy: y0 + i * dy + h, i * dx: i * dx + w]) for i in range(n)]
+    return [np.ascontiguousarray(world[y0 + i * dy : y0 + i * dy + h, i * dx : i * dx + w]) for i in range(n)]
 
 
 def agreement(a: np.ndarray, b: np.ndarray, margin: int = 8) -> float:
@@ -98,15 +102,30 @@ def test_auto_key_frames_come_with_change_and_at_the_latest_every_auto_max(tiny_
 
 def test_every_frame_comes_out_in_order_with_key_frames_through_the_cli(tiny_model, clip, tmp_path):
     out, js = tmp_path / "o.avi", tmp_path / "o.jsonl"
-    r = run_cli("run", clip, "--model", tiny_model, "--keyframe", "3", "--no-show", "--output", out, "--json", js,
-                "--codec", "mp4v", "--streams", "2")
+    r = run_cli(
+        "run",
+        clip,
+        "--model",
+        tiny_model,
+        "--keyframe",
+        "3",
+        "--no-show",
+        "--output",
+        out,
+        "--json",
+        js,
+        "--codec",
+        "mp4v",
+        "--streams",
+        "2",
+    )
     assert r.returncode == 0, r.stderr
     lines = frame_lines(js)
     assert [d["frame"] for d in lines] == list(range(40))
     inferred = [d["inferred"] for d in lines]
     # the clip's frames change grey every frame: 20 levels from one to the next passes for noise (propagated),
     # two frames' change does not (a cut: inferred), so the schedule is no longer every third frame here
-    assert inferred[:2] == [True, False] and all(any(inferred[i:i + 3]) for i in range(38))
+    assert inferred[:2] == [True, False] and all(any(inferred[i : i + 3]) for i in range(38))
     assert all(("infer" in d["ms"]) == d["inferred"] for d in lines)
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 40
@@ -166,8 +185,8 @@ def test_eval_with_key_frames_scores_a_sequence_against_every_frame(tiny_model, 
         (tmp_path / split).mkdir()
     h, w = FRAME
     for i in range(12):
-        cv2.imwrite(str(tmp_path / "val" / f"seq_{i:03d}.png"), world[20 + i: 20 + i + h, 2 * i: 2 * i + w])
-        cv2.imwrite(str(tmp_path / "valannot" / f"seq_{i:03d}.png"), world_ids[20 + i: 20 + i + h, 2 * i: 2 * i + w])
+        cv2.imwrite(str(tmp_path / "val" / f"seq_{i:03d}.png"), world[20 + i : 20 + i + h, 2 * i : 2 * i + w])
+        cv2.imwrite(str(tmp_path / "valannot" / f"seq_{i:03d}.png"), world_ids[20 + i : 20 + i + h, 2 * i : 2 * i + w])
     out = tmp_path / "r.json"
     res = run_cli("eval", "--model", tiny_model, "--data", tmp_path, "--keyframe", "3", "--json", out, "--quiet")
     assert res.returncode == 0, res.stderr
@@ -183,8 +202,7 @@ def test_eval_with_key_frames_scores_a_sequence_against_every_frame(tiny_model, 
 def test_many_sources_each_keep_their_own_key_frames(tiny_model, clip, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    r = run_cli("run", clip, clip, "--model", tiny_model, "--keyframe", "4", "--output-dir", out, "--json",
-                "--no-show", "--codec", "mp4v")
+    r = run_cli("run", clip, clip, "--model", tiny_model, "--keyframe", "4", "--output-dir", out, "--json", "--no-show", "--codec", "mp4v")
     assert r.returncode == 0, r.stderr
     flags = {p.name: [d["inferred"] for d in frame_lines(p)] for p in out.glob("*.jsonl")}
     assert len(flags) == 2 and all(len(f) == 40 and f[0] and not all(f) for f in flags.values())
@@ -234,8 +252,7 @@ def test_a_live_selector_reads_capacity_from_the_frames_that_ran_the_model():
 
     slot = SimpleNamespace(name="a")
     ladder = [Candidate("a/kf3", 0.5, 300.0, 5.0), Candidate("a", 0.6, 100.0, 10.0)]
-    runner = AdaptiveRunner(SimpleNamespace(slot=slot), Controller(ladder, 1, target_fps=30), lambda c: slot,
-                            live=True, streams=1)
+    runner = AdaptiveRunner(SimpleNamespace(slot=slot), Controller(ladder, 1, target_fps=30), lambda c: slot, live=True, streams=1)
 
     def frame(i, inferred, ms=10.0):
         return SimpleNamespace(slot=slot, inferred=inferred, index=i, ms={"infer": ms} if inferred else {})
@@ -251,8 +268,7 @@ def test_groups_of_sources_and_box_models_get_no_key_frame_rungs(monkeypatch, ti
     from rtseg.selection import start as pick
     from rtseg.selection.ladder import Candidate
 
-    cands = [Candidate("a", 0.40, 100.0, 10.0), Candidate("b", 0.48, 40.0, 20.0), Candidate("b/kf3", 0.47, 110.0, 9.0,
-                                                                                           keyframe=3)]
+    cands = [Candidate("a", 0.40, 100.0, 10.0), Candidate("b", 0.48, 40.0, 20.0), Candidate("b/kf3", 0.47, 110.0, 9.0, keyframe=3)]
     monkeypatch.setattr(pick, "models_for_task", lambda task, rank_by: ([], "val"))
     monkeypatch.setattr(pick, "ensure_profiles", lambda *a, **k: {})
     monkeypatch.setattr(pick, "build_candidates", lambda *a: list(cands))

@@ -1,6 +1,7 @@
 """The code is checked by tools, not by reading: ruff (pyflakes' and pycodestyle's errors: unused or undefined
-names, shadowed imports; ruff.toml) over everything, and mypy over all of rtseg (mypy.ini). A name that is
+names, shadowed imports; and the formatter's layout; ruff.toml) over everything, and mypy over all of rtseg (mypy.ini). A name that is
 never defined (a type hint to a class that was renamed) or a None that reaches a str is a test failure."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,13 @@ def test_ruff_finds_nothing():
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
 
 
+def test_the_code_is_laid_out_as_ruff_format_lays_it_out():
+    # one layout, the tool's: a diff shows what changed, not how someone wraps lines (`ruff format .` fixes it)
+    pytest.importorskip("ruff", reason="ruff is in the dev extra: pip install -e '.[dev]'")
+    res = tool("ruff", "format", "--check", "--no-cache", ".")
+    assert res.returncode == 0, "run `ruff format .`: " + res.stdout[-4000:] + res.stderr[-2000:]
+
+
 def test_mypy_finds_nothing_in_rtseg():
     pytest.importorskip("mypy", reason="mypy is in the dev extra: pip install -e '.[dev]'")
     res = tool("mypy", "--cache-dir", str(ROOT / ".mypy_cache"))  # files and settings from mypy.ini
@@ -34,8 +42,11 @@ def test_no_class_outgrows_a_reading():
 
     def docstring_lines(node) -> int:  # a docstring with its examples is reading, not code: it does not count
         body = getattr(node, "body", [])
-        doc = body[0] if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-            and isinstance(body[0].value.value, str) else None
+        doc = (
+            body[0]
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)
+            else None
+        )
         own = doc.end_lineno - doc.lineno + 1 if doc else 0
         return own + sum(docstring_lines(n) for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
 

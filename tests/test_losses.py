@@ -1,4 +1,5 @@
 """Training losses: OHEM averages exactly the hard pixels (never void, never fewer than its minimum share)."""
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -62,8 +63,11 @@ def test_lovasz_on_hard_predictions_is_one_minus_the_mean_iou_of_the_present_cla
     pred = torch.where(torch.rand(2, 12, 12) < 0.3, torch.randint(0, 6, (2, 12, 12)), target.clamp(max=5))
     probs = F.one_hot(pred, 11).permute(0, 3, 1, 2).float()
     valid = target != VOID
-    ious = [((pred == c) & (target == c) & valid).sum() / (((pred == c) | (target == c)) & valid).sum()
-            for c in range(11) if ((target == c) & valid).any()]  # class 5 is predicted, never true: not counted
+    ious = [
+        ((pred == c) & (target == c) & valid).sum() / (((pred == c) | (target == c)) & valid).sum()
+        for c in range(11)
+        if ((target == c) & valid).any()
+    ]  # class 5 is predicted, never true: not counted
     assert float(lovasz_softmax(probs, target, VOID)) == pytest.approx(1 - float(torch.stack(ious).mean()), abs=1e-6)
     right = F.one_hot(target.clamp(max=10), 11).permute(0, 3, 1, 2).float()
     assert float(lovasz_softmax(right, target, VOID)) == pytest.approx(0.0, abs=1e-7)

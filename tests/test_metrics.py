@@ -17,8 +17,8 @@ def test_iou_and_miou_on_a_hand_computed_case():
 
 def test_one_matrix_over_the_split_not_a_mean_of_images():
     cm = ConfusionMatrix(2)
-    cm.update(np.zeros((1, 10), int), np.zeros((1, 10), int))          # image 1: class 0 perfect
-    cm.update(np.array([[0, 1]]), np.array([[1, 1]]))                   # image 2: one class-0 pixel wrong
+    cm.update(np.zeros((1, 10), int), np.zeros((1, 10), int))  # image 1: class 0 perfect
+    cm.update(np.array([[0, 1]]), np.array([[1, 1]]))  # image 2: one class-0 pixel wrong
     assert cm.iou() == pytest.approx([10 / 11, 1 / 2])
 
 

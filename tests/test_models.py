@@ -1,4 +1,5 @@
 """Every architecture builds, learns, exports to ONNX, and ONNX Runtime agrees with PyTorch."""
+
 import json
 
 import cv2
@@ -117,21 +118,58 @@ def tiny_camvid(tmp_path):
 
 def test_train_export_eval_round_trip(tiny_camvid, tmp_path):
     run = tmp_path / "run"
-    res = run_cli("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32",
-                  "--input-size", "64x96", "--epochs", "2", "--batch-size", "2", "--warmup-epochs", "0.5",
-                  "--out", run, timeout=300)
+    res = run_cli(
+        "train",
+        "--data",
+        tiny_camvid,
+        "--width",
+        "0.35",
+        "--head",
+        "lraspp",
+        "--output-stride",
+        "32",
+        "--input-size",
+        "64x96",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--warmup-epochs",
+        "0.5",
+        "--out",
+        run,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     rows = (run / "log.csv").read_text().splitlines()
     assert len(rows) == 3 and (run / "best.pt").exists()
     # resuming a finished run is a no-op that keeps the log
-    res = run_cli("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32",
-                  "--input-size", "64x96", "--epochs", "2", "--batch-size", "2", "--out", run, "--resume", timeout=300)
+    res = run_cli(
+        "train",
+        "--data",
+        tiny_camvid,
+        "--width",
+        "0.35",
+        "--head",
+        "lraspp",
+        "--output-stride",
+        "32",
+        "--input-size",
+        "64x96",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--out",
+        run,
+        "--resume",
+        timeout=300,
+    )
     assert res.returncode == 0 and "resumed" in res.stdout
     assert (run / "log.csv").read_text().splitlines() == rows
 
     manifest = tmp_path / "engines" / "manifest.json"
-    res = run_cli("export", "--checkpoint", run / "best.pt", "--out-dir", tmp_path / "engines", "--manifest", manifest,
-                  "--name", "tiny")
+    res = run_cli("export", "--checkpoint", run / "best.pt", "--out-dir", tmp_path / "engines", "--manifest", manifest, "--name", "tiny")
     assert res.returncode == 0, res.stderr[-2000:]
     entry = json.loads(manifest.read_text())["models"][0]
     onnx_path = tmp_path / "engines" / "tiny.onnx"
@@ -145,12 +183,32 @@ def test_train_export_eval_round_trip(tiny_camvid, tmp_path):
 
     # fine-tuning from the shipped weights at another size: the manifest names the parent and adds its time
     ft = tmp_path / "ft"
-    res = run_cli("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32",
-                  "--input-size", "96x128", "--epochs", "1", "--batch-size", "2", "--warmup-epochs", "0.5",
-                  "--pretrained", tmp_path / "engines" / "tiny.pt", "--out", ft, timeout=300)
+    res = run_cli(
+        "train",
+        "--data",
+        tiny_camvid,
+        "--width",
+        "0.35",
+        "--head",
+        "lraspp",
+        "--output-stride",
+        "32",
+        "--input-size",
+        "96x128",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--warmup-epochs",
+        "0.5",
+        "--pretrained",
+        tmp_path / "engines" / "tiny.pt",
+        "--out",
+        ft,
+        timeout=300,
+    )
     assert res.returncode == 0 and "(0 not in the file, 0 of another shape; 0 unused)" in res.stdout, res.stderr[-2000:]
-    res = run_cli("export", "--checkpoint", ft / "best.pt", "--out-dir", tmp_path / "engines", "--manifest", manifest,
-                  "--name", "tiny-ft")
+    res = run_cli("export", "--checkpoint", ft / "best.pt", "--out-dir", tmp_path / "engines", "--manifest", manifest, "--name", "tiny-ft")
     assert res.returncode == 0, res.stderr[-2000:]
     training = next(m for m in json.loads(manifest.read_text())["models"] if m["name"] == "tiny-ft")["training"]
     assert training["initialized_from"]["model"] == "tiny" and training["initialized_from"]["epochs"] == 2
@@ -159,16 +217,35 @@ def test_train_export_eval_round_trip(tiny_camvid, tmp_path):
 
 
 def test_a_run_starts_from_another_runs_best_and_the_chain_is_recorded(tiny_camvid, tmp_path):
-    common = ("--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--output-stride", "32", "--input-size",
-              "64x96", "--epochs", "1", "--batch-size", "2", "--warmup-epochs", "0.5", "--val-split", "val")
+    common = (
+        "--data",
+        tiny_camvid,
+        "--width",
+        "0.35",
+        "--head",
+        "lraspp",
+        "--output-stride",
+        "32",
+        "--input-size",
+        "64x96",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--warmup-epochs",
+        "0.5",
+        "--val-split",
+        "val",
+    )
     res = run_cli("train", *common, "--out", tmp_path / "a", timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     # best.pt holds plain values only, so it loads as weights (no pickled code) to start the next run
     res = run_cli("train", *common, "--pretrained", tmp_path / "a" / "best.pt", "--out", tmp_path / "b", timeout=300)
     assert res.returncode == 0 and "loaded" in res.stdout, res.stderr[-2000:]
     manifest = tmp_path / "engines" / "manifest.json"
-    res = run_cli("export", "--checkpoint", tmp_path / "b" / "best.pt", "--out-dir", tmp_path / "engines",
-                  "--manifest", manifest, "--name", "b")
+    res = run_cli(
+        "export", "--checkpoint", tmp_path / "b" / "best.pt", "--out-dir", tmp_path / "engines", "--manifest", manifest, "--name", "b"
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     training = json.loads(manifest.read_text())["models"][0]["training"]
     assert training["val_split"] == "val" and training["initialized_from"]["run"]["epochs"] == 1
@@ -179,11 +256,12 @@ def test_parent_record_chains_ancestors_and_checks_the_file(tmp_path):
     from rtseg.training.export import _record_parent
 
     (tmp_path / "b.pt").write_bytes(b"weights of b")
-    manifest = Manifest(tmp_path / "manifest.json", models=[{"name": "b", "weights": "b.pt", "training": {
-        "epochs": 40, "wall_hours": 0.5, "total_wall_hours": 1.5}}])
+    manifest = Manifest(
+        tmp_path / "manifest.json",
+        models=[{"name": "b", "weights": "b.pt", "training": {"epochs": 40, "wall_hours": 0.5, "total_wall_hours": 1.5}}],
+    )
     training = {"wall_hours": 0.25}
-    _record_parent(training, {"pretrained": "engines/b.pt", "pretrained_sha256": sha256(tmp_path / "b.pt")},
-                   manifest)
+    _record_parent(training, {"pretrained": "engines/b.pt", "pretrained_sha256": sha256(tmp_path / "b.pt")}, manifest)
     assert training["initialized_from"]["model"] == "b" and training["total_wall_hours"] == 1.75  # b's parent too
     (tmp_path / "b.pt").write_bytes(b"b re-shipped after the child trained")
     training = {"wall_hours": 0.25}
@@ -217,21 +295,63 @@ def test_pretrained_file_of_another_width_fails_clearly(tiny_camvid, tmp_path):
 
     other = tmp_path / "w10.pt"
     torch.save({"model": build_model(ModelSpec(width=1.0, head="deeplabv3plus")).state_dict()}, other)
-    res = run_cli("train", "--data", tiny_camvid, "--width", "0.35", "--head", "lraspp", "--input-size", "64x96",
-                  "--epochs", "1", "--pretrained", other, "--out", tmp_path / "r", timeout=300)
+    res = run_cli(
+        "train",
+        "--data",
+        tiny_camvid,
+        "--width",
+        "0.35",
+        "--head",
+        "lraspp",
+        "--input-size",
+        "64x96",
+        "--epochs",
+        "1",
+        "--pretrained",
+        other,
+        "--out",
+        tmp_path / "r",
+        timeout=300,
+    )
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1].startswith("rtseg: error: --pretrained")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    res = run_cli("train", "--data", tiny_camvid, "--input-size", "64x96", "--epochs", "1",
-                  "--pretrained", tmp_path / "junk.pt", "--out", tmp_path / "r2", timeout=300)
+    res = run_cli(
+        "train",
+        "--data",
+        tiny_camvid,
+        "--input-size",
+        "64x96",
+        "--epochs",
+        "1",
+        "--pretrained",
+        tmp_path / "junk.pt",
+        "--out",
+        tmp_path / "r2",
+        timeout=300,
+    )
     assert res.returncode == 1 and "not a readable PyTorch state dict" in res.stderr
 
 
 def test_pretrained_imagenet_fails_clearly_offline(tiny_camvid, tmp_path, monkeypatch):
     # no internet here: the download must fail with one clear line, not a traceback
-    res = run_cli("train", "--data", tiny_camvid, "--width", "1.0", "--pretrained", "imagenet", "--input-size", "64x96",
-                  "--epochs", "1", "--out", tmp_path / "r", timeout=300,
-                  env={**__import__("os").environ, "TORCH_HOME": str(tmp_path / "th"), "https_proxy": "http://127.0.0.1:9"})
+    res = run_cli(
+        "train",
+        "--data",
+        tiny_camvid,
+        "--width",
+        "1.0",
+        "--pretrained",
+        "imagenet",
+        "--input-size",
+        "64x96",
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "r",
+        timeout=300,
+        env={**__import__("os").environ, "TORCH_HOME": str(tmp_path / "th"), "https_proxy": "http://127.0.0.1:9"},
+    )
     assert res.returncode == 1
     assert res.stderr.strip().splitlines()[-1].startswith("rtseg: error: could not download")
 

@@ -1,4 +1,5 @@
 """`rtseg run SRC1 SRC2 ... --output-dir DIR`: one pipeline per source, one model, outputs kept apart."""
+
 import contextlib
 import io
 import json
@@ -8,7 +9,7 @@ import signal
 import cv2
 import numpy as np
 
-from helpers import (CameraDown, CliRun, MjpegServer, class_frame, complete_lines, count_frames, frame_lines, run_cli, wait_for)
+from helpers import CameraDown, CliRun, MjpegServer, class_frame, complete_lines, count_frames, frame_lines, run_cli, wait_for
 
 from rtseg.cli import main
 
@@ -33,7 +34,7 @@ def test_each_source_gets_exactly_its_own_frames(tiny_model, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     a = uniform_clip(tmp_path / "x" / "clip.avi", 2, 12)
-    b = uniform_clip(tmp_path / "y" / "clip.avi", 5, 9)   # same stem: labels widen to the folder
+    b = uniform_clip(tmp_path / "y" / "clip.avi", 5, 9)  # same stem: labels widen to the folder
     c = uniform_clip(tmp_path / "road.avi", 7, 15)
     res = run_cli("run", a, b, c, "--model", tiny_model, "--output-dir", out, "--json", "--no-show", timeout=60)
     assert res.returncode == 0, res.stderr
@@ -63,13 +64,26 @@ def test_a_camera_lost_mid_run_stalls_no_other_source(tiny_model, tmp_path):
     label = f"127.0.0.1_{cam.port}_cam"
     # every inference 10 ms longer: the file takes 6 s at least, and outlasts the camera (lost within a second
     # or two of its first frames) whatever the machine's load
-    with CliRun("run", cam.url, clip, "--model", tiny_model, "--output-dir", out, "--json", "--no-show",
-                "--reconnect", "1", "--serve", "127.0.0.1:0", infer_delay_s=0.01) as run:
+    with CliRun(
+        "run",
+        cam.url,
+        clip,
+        "--model",
+        tiny_model,
+        "--output-dir",
+        out,
+        "--json",
+        "--no-show",
+        "--reconnect",
+        "1",
+        "--serve",
+        "127.0.0.1:0",
+        infer_delay_s=0.01,
+    ) as run:
         url = served_at(run)
         run.wait_for(lambda: complete_lines(out / f"{label}.jsonl"), "the camera's first frames written")
         cam.stop()
-        sources = run.wait_for(lambda: sources_when(url, lambda s: s.get(label, {}).get("state") == "lost"),
-                               "the camera lost")
+        sources = run.wait_for(lambda: sources_when(url, lambda s: s.get(label, {}).get("state") == "lost"), "the camera lost")
         # the file was going on when the camera was lost ...
         assert sources["long"]["state"] == "running" and sources["long"]["frames_out"] < n, sources
         code = run.finish(60)
@@ -89,11 +103,11 @@ def test_one_ctrl_c_stops_every_source_and_finishes_every_output(tiny_model, tmp
     out = tmp_path / "out"
     out.mkdir()
     try:
-        with CliRun("run", *(c.url for c in cams), "--model", tiny_model, "--output-dir", out, "--json", "--no-show",
-                    "--reconnect", "forever") as run:
+        with CliRun(
+            "run", *(c.url for c in cams), "--model", tiny_model, "--output-dir", out, "--json", "--no-show", "--reconnect", "forever"
+        ) as run:
             for c in cams:  # each camera's frames are being written: the run is under way for both
-                run.wait_for(lambda c=c: complete_lines(out / f"127.0.0.1_{c.port}_cam.jsonl"),
-                             f"frames of {c.url} written")
+                run.wait_for(lambda c=c: complete_lines(out / f"127.0.0.1_{c.port}_cam.jsonl"), f"frames of {c.url} written")
             run.send(signal.SIGINT)
             code = run.finish(30)  # cameras that never end: only the Ctrl-C ends the run
     finally:
@@ -156,8 +170,9 @@ def test_one_server_shows_every_source_with_its_own_numbers_and_picture(tiny_mod
     cams = [MjpegServer().start(), MjpegServer(fps=10).start()]
     (tmp_path / "cams.txt").write_text(f"# two cameras\nfront = {cams[0].url}\n\nback = {cams[1].url}\n")
     try:
-        with CliRun("run", tmp_path / "cams.txt", "--model", tiny_model, "--serve", "127.0.0.1:0", "--no-show",
-                    "--reconnect", "forever") as run:
+        with CliRun(
+            "run", tmp_path / "cams.txt", "--model", tiny_model, "--serve", "127.0.0.1:0", "--no-show", "--reconnect", "forever"
+        ) as run:
             url = served_at(run)
             ten_each = lambda s: min((v.get("frames_out") or 0 for v in s.values()), default=0) >= 10  # noqa: E731
             run.wait_for(lambda: sources_when(url, ten_each), "10 frames out of each camera")
@@ -194,8 +209,9 @@ def test_a_source_list_names_the_outputs_and_reads_paths_beside_itself(tiny_mode
     (tmp_path / "cams.toml").write_text('[[source]]\nuri = "rec/a.avi"\nlabel = "gate"\n\n[[source]]\nuri = "rec/b.avi"\n')
     out = tmp_path / "out"
     out.mkdir()
-    res = run_cli("run", tmp_path / "cams.toml", "--model", tiny_model, "--output-dir", out, "--json", "--no-show",
-                  cwd=str(out))  # paths in the list are the list's, not the working folder's
+    res = run_cli(
+        "run", tmp_path / "cams.toml", "--model", tiny_model, "--output-dir", out, "--json", "--no-show", cwd=str(out)
+    )  # paths in the list are the list's, not the working folder's
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in out.iterdir()) == ["b.jsonl", "b.mp4", "gate.jsonl", "gate.mp4"]
     assert classes_seen(out / "gate.jsonl") == [4] * 6 and classes_seen(out / "b.jsonl") == [6] * 8
@@ -204,13 +220,28 @@ def test_a_source_list_names_the_outputs_and_reads_paths_beside_itself(tiny_mode
 def test_a_bad_source_list_is_one_line(tiny_model, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    cases = {"missing.txt": None, "empty.txt": "# nothing\n\n", "bad.toml": "[[source]\n", "nouri.toml": "[[source]]\nlabel = 'x'\n",
-             "twice.txt": "a = x.mp4\na = y.mp4\n", "label.toml": "[[source]]\nuri = 'x.mp4'\nlabel = 'a b'\n",
-             "key.toml": "[[source]]\nuri = 'x.mp4'\nfps = 3\n", "number.toml": "[[source]]\nuri = 'x.mp4'\nlabel = 3\n",
-             "reserved.txt": "stats.json = x.mp4\n"}
-    expect = {"missing.txt": "no such file", "empty.txt": "names no source", "bad.toml": "not valid TOML",
-              "nouri.toml": "no uri", "twice.txt": "label(s) a given to more than one", "label.toml": "must be text",
-              "key.toml": "unknown key(s) fps", "number.toml": "must be text", "reserved.txt": "and not"}
+    cases = {
+        "missing.txt": None,
+        "empty.txt": "# nothing\n\n",
+        "bad.toml": "[[source]\n",
+        "nouri.toml": "[[source]]\nlabel = 'x'\n",
+        "twice.txt": "a = x.mp4\na = y.mp4\n",
+        "label.toml": "[[source]]\nuri = 'x.mp4'\nlabel = 'a b'\n",
+        "key.toml": "[[source]]\nuri = 'x.mp4'\nfps = 3\n",
+        "number.toml": "[[source]]\nuri = 'x.mp4'\nlabel = 3\n",
+        "reserved.txt": "stats.json = x.mp4\n",
+    }
+    expect = {
+        "missing.txt": "no such file",
+        "empty.txt": "names no source",
+        "bad.toml": "not valid TOML",
+        "nouri.toml": "no uri",
+        "twice.txt": "label(s) a given to more than one",
+        "label.toml": "must be text",
+        "key.toml": "unknown key(s) fps",
+        "number.toml": "must be text",
+        "reserved.txt": "and not",
+    }
     for name, text in cases.items():
         if text is not None:
             (tmp_path / name).write_text(text)
@@ -257,8 +288,9 @@ def test_two_lists_cannot_give_one_label_twice(tiny_model, tmp_path):
     out.mkdir()
     for name in ("a.txt", "b.txt"):
         (tmp_path / name).write_text(f"front = {tmp_path / name}.mp4\n")
-    assert "label(s) front given to more than one source" in refused(tmp_path / "a.txt", tmp_path / "b.txt", "--model",
-                                                                      tiny_model, "--output-dir", out)
+    assert "label(s) front given to more than one source" in refused(
+        tmp_path / "a.txt", tmp_path / "b.txt", "--model", tiny_model, "--output-dir", out
+    )
 
 
 def test_a_password_in_a_camera_url_is_never_shown():
@@ -284,8 +316,12 @@ def test_stopping_while_a_camera_is_still_down_ends_its_retries(tiny_model, monk
         port = s.getsockname()[1]
     down = CameraDown(port).start()  # answers every attempt "503": each retry is seen
     try:
-        group = SourceGroup(RunSettings(choice=ModelChoice(str(tiny_model))), [NamedSource(f"http://127.0.0.1:{port}/cam.mjpg", "down")],
-                            live_view=True, tolerant=True)
+        group = SourceGroup(
+            RunSettings(choice=ModelChoice(str(tiny_model))),
+            [NamedSource(f"http://127.0.0.1:{port}/cam.mjpg", "down")],
+            live_view=True,
+            tolerant=True,
+        )
         group.load()
         group.start()
         wait_for(lambda: down.given_up >= 3, "the first attempt and two failed retries")

@@ -1,5 +1,6 @@
 """Every output is checked against every input and every other output by what the file system says they
 are (inode, resolved path), never by their spelling; outputs are locked for the run and written whole."""
+
 from __future__ import annotations
 
 import contextlib
@@ -85,8 +86,7 @@ def test_two_outputs_may_not_be_one_file(work, tiny_model, first, second, kind):
     target = work / "o.mp4"
     if kind in ("symlink", "hardlink"):
         target.write_bytes(b"")  # a link needs something to point at
-    line = refused("in.avi", "--model", tiny_model, "--no-show", first, "o.mp4", second, alias(kind, target, work),
-                   cwd=work)
+    line = refused("in.avi", "--model", tiny_model, "--no-show", first, "o.mp4", second, alias(kind, target, work), cwd=work)
     assert "same file" in line and first in line and second in line
 
 
@@ -118,8 +118,7 @@ def test_a_second_run_on_the_same_outputs_is_refused(work, tiny_model, tmp_path,
     try:
         assert held.handles, "the first lock was not taken"
         env = {**os.environ, "RTSEG_CACHE_DIR": str(tmp_path / "cache")}
-        res = run_cli("run", work / "in.avi", "--model", tiny_model, "--no-show", "--json", "./work/o.jsonl",
-                      env=env, cwd=tmp_path)
+        res = run_cli("run", work / "in.avi", "--model", tiny_model, "--no-show", "--json", "./work/o.jsonl", env=env, cwd=tmp_path)
         assert res.returncode == 1 and "another rtseg run" in res.stderr, res.stderr
         assert not (work / "o.jsonl").exists()
     finally:
@@ -143,8 +142,7 @@ def test_a_run_without_frames_leaves_no_file_and_the_old_one_untouched(work, tin
     for i in range(2):
         (bad / f"x{i}.png").write_bytes(b"not a png")
     (work / "old.mp4").write_bytes(b"previous")
-    res = run_cli("run", bad, "--model", tiny_model, "--no-show", "--output", work / "old.mp4",
-                  "--json", work / "new.jsonl")
+    res = run_cli("run", bad, "--model", tiny_model, "--no-show", "--output", work / "old.mp4", "--json", work / "new.jsonl")
     assert res.returncode == 1 and "no frame" in res.stderr and "Traceback" not in res.stderr
     assert (work / "old.mp4").read_bytes() == b"previous" and not (work / "new.jsonl").exists()
     assert not [p for p in work.iterdir() if ".rtseg-" in p.name]  # no staging file left behind
@@ -187,8 +185,10 @@ def test_a_pipe_with_no_writer_is_given_up_on(work, tiny_model, monkeypatch):
         pytest.skip("no named pipes on this system")
     os.mkfifo(work / "pipe")
     env = {**os.environ}
-    code = ("import rtseg.runtime.sources as s, sys; s.FIFO_WAIT_S = 0.5; from rtseg.cli import main; "
-            f"sys.exit(main(['run', {str(work / 'pipe')!r}, '--model', {str(tiny_model)!r}, '--no-show']))")
+    code = (
+        "import rtseg.runtime.sources as s, sys; s.FIFO_WAIT_S = 0.5; from rtseg.cli import main; "
+        f"sys.exit(main(['run', {str(work / 'pipe')!r}, '--model', {str(tiny_model)!r}, '--no-show']))"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert res.returncode == 1 and "no writer" in res.stderr and "Traceback" not in res.stderr
 
@@ -197,9 +197,24 @@ def test_a_pipe_is_read_once_to_its_end(work, tiny_model):
     if not hasattr(os, "mkfifo"):
         pytest.skip("no named pipes on this system")
     os.mkfifo(work / "pipe")
-    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "run", str(work / "pipe"), "--model", str(tiny_model),
-                             "--no-show", "--quiet", "--json", str(work / "p.jsonl")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rtseg",
+            "run",
+            str(work / "pipe"),
+            "--model",
+            str(tiny_model),
+            "--no-show",
+            "--quiet",
+            "--json",
+            str(work / "p.jsonl"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         with open(work / "pipe", "wb") as f:  # blocks until the run opens the pipe: the event we wait for
             f.write((work / "in.avi").read_bytes())
@@ -239,8 +254,24 @@ def test_hostile_output_paths_never_change_an_input(tmp_path, tiny_model):
     (work / "link.avi").symlink_to("in.avi")
     os.link(work / "in.avi", work / "hard.avi")
     protected = {work / "in.avi": digest(work / "in.avi")}
-    names = st.sampled_from(["in.avi", "./in.avi", "../work/in.avi", str(work / "in.avi"), "link.avi", "hard.avi",
-                             "mine.txt", "o.mp4", "./o.mp4", "o.json", "sub", ".", "..", "masks"])
+    names = st.sampled_from(
+        [
+            "in.avi",
+            "./in.avi",
+            "../work/in.avi",
+            str(work / "in.avi"),
+            "link.avi",
+            "hard.avi",
+            "mine.txt",
+            "o.mp4",
+            "./o.mp4",
+            "o.json",
+            "sub",
+            ".",
+            "..",
+            "masks",
+        ]
+    )
     flags = st.dictionaries(st.sampled_from(["--output", "--json", "--stats", "--save-masks"]), names, min_size=1)
 
     @settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))

@@ -1,5 +1,6 @@
 """The output contract: JSON lines that match their schema, masks whose ids are named, files that never
 overwrite each other or an input, browser-playable video, and a summary that says where everything went."""
+
 import hashlib
 import json
 from pathlib import Path
@@ -42,8 +43,16 @@ def test_json_lines_of_a_video_match_the_schema(tiny_model, clip, tmp_path):
 
 
 def test_box_records_match_the_schema():
-    line = frame_record(3, 0.5, "m", {"infer": 1.0}, ("Sky", "Car"), None, ("Car", "Pedestrian"),
-                        [Detection((1.0, 2.0, 30.5, 40.25), 0.9, 1), Detection((0, 0, 5, 5), 0.4, 7)])
+    line = frame_record(
+        3,
+        0.5,
+        "m",
+        {"infer": 1.0},
+        ("Sky", "Car"),
+        None,
+        ("Car", "Pedestrian"),
+        [Detection((1.0, 2.0, 30.5, 40.25), 0.9, 1), Detection((0, 0, 5, 5), 0.4, 7)],
+    )
     jsonschema.validate(line, SCHEMA)
     assert line["boxes"][0] == {"box": [1.0, 2.0, 30.5, 40.2], "score": 0.9, "class": "Pedestrian"}
     assert line["boxes"][1]["class"] == "7"  # an id the model does not name stays readable, as text
@@ -58,8 +67,7 @@ def test_image_runs_name_their_files_and_repeated_stems_stay_apart(tiny_model, t
     cv2.imwrite(str(tmp_path / "a" / "x.jpg"), class_frame(3))
     js, masks, out = tmp_path / "f.jsonl", tmp_path / "masks", tmp_path / "out" / "o.png"
     out.parent.mkdir()
-    res = run_cli("run", f"{tmp_path}/*/x.*", "--model", tiny_model, "--no-show", "--json", js,
-                  "--save-masks", masks, "--output", out)
+    res = run_cli("run", f"{tmp_path}/*/x.*", "--model", tiny_model, "--no-show", "--json", js, "--save-masks", masks, "--output", out)
     assert res.returncode == 0, res.stderr
     lines = validate_lines(js)
     assert sorted(Path(d["source_file"]).relative_to(tmp_path).as_posix() for d in lines) == ["a/x.jpg", "a/x.png", "b/x.png"]
@@ -177,7 +185,7 @@ def test_pyav_frames_keep_their_colours(tmp_path, codec, fps):
     # MPEG-4 does not take as it is
     frame = np.zeros((121, 161, 3), np.uint8)
     for i, rgb in enumerate(PALETTE_RGB):
-        frame[(i // 4) * 40:(i // 4) * 40 + 40, (i % 4) * 40:(i % 4) * 40 + 40] = rgb[::-1]
+        frame[(i // 4) * 40 : (i // 4) * 40 + 40, (i % 4) * 40 : (i % 4) * 40 + 40] = rgb[::-1]
     sink = (H264VideoSink if codec == "h264" else Mpeg4VideoSink)(tmp_path / "c.mp4", fps, (161, 121))
     for _ in range(5):
         sink.write(SimpleNamespace(overlay=frame))
@@ -187,7 +195,7 @@ def test_pyav_frames_keep_their_colours(tmp_path, codec, fps):
     assert len(decoded) == 5 and decoded[-1].shape == (120, 160, 3)
     for i, rgb in enumerate(PALETTE_RGB):  # the middle of each block, away from chroma edges
         y, x = (i // 4) * 40 + 20, (i % 4) * 40 + 20
-        assert np.abs(decoded[-1][y - 5:y + 5, x - 5:x + 5].astype(int) - rgb[::-1]).max() <= 6, i
+        assert np.abs(decoded[-1][y - 5 : y + 5, x - 5 : x + 5].astype(int) - rgb[::-1]).max() <= 6, i
 
 
 def test_legend_changes_the_overlay_corner_only(tiny_model, tmp_path):
@@ -267,7 +275,18 @@ def test_an_output_that_cannot_open_closes_and_removes_those_opened_before_it(ti
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--output", tmp_path / "out.mp4",
-                      "--json", tmp_path / "out.jsonl", "--serve", f"127.0.0.1:{port}")
+        res = run_cli(
+            "run",
+            clip,
+            "--model",
+            tiny_model,
+            "--no-show",
+            "--output",
+            tmp_path / "out.mp4",
+            "--json",
+            tmp_path / "out.jsonl",
+            "--serve",
+            f"127.0.0.1:{port}",
+        )
     assert res.returncode == 1 and "cannot listen there" in res.stderr and "Traceback" not in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -1,4 +1,5 @@
 """Behaviour users rely on: every file frame comes out, in order; live sources stay fresh."""
+
 import platform
 import threading
 import time
@@ -25,8 +26,9 @@ def make_slot(model, delay_s=0.0, fail_at=None, name="tiny"):
     if delay_s or fail_at is not None:
         backend = SlowBackend(backend, delay_s, fail_at)
     info = ModelInfo(name=name, path=model, input_size=(64, 80))
-    return ModelSlot(info, backend, Preprocessor((64, 80), IMAGENET_MEAN, IMAGENET_STD, pool_size=5),
-                     Postprocessor(PALETTE_RGB.tolist(), CLASSES))
+    return ModelSlot(
+        info, backend, Preprocessor((64, 80), IMAGENET_MEAN, IMAGENET_STD, pool_size=5), Postprocessor(PALETTE_RGB.tolist(), CLASSES)
+    )
 
 
 def make_pipeline(source, model, sinks=(), delay_s=0.0, fail_at=None, inline=None):
@@ -237,8 +239,7 @@ def test_image_folder_yields_one_output_per_image(tiny_model, tmp_path):
         cv2.imwrite(str(src / f"img{k}.jpg"), class_frame(k, (40 + k * 8, 50)))  # sizes differ
     (src / "broken.png").write_bytes(b"not an image")
     js, masks = tmp_path / "f.jsonl", tmp_path / "m"
-    res = run_cli("run", src, "--model", tiny_model, "--no-show", "--json", js, "--save-masks", masks,
-                  "--output", tmp_path / "o.mp4")
+    res = run_cli("run", src, "--model", tiny_model, "--no-show", "--json", js, "--save-masks", masks, "--output", tmp_path / "o.mp4")
     assert res.returncode == 0, res.stderr
     assert len(frame_lines(js)) == 5
     assert sorted(p.name for p in masks.glob("*.png")) == [f"img{k}.png" for k in range(5)]
@@ -249,8 +250,7 @@ def test_image_folder_yields_one_output_per_image(tiny_model, tmp_path):
 
 def test_single_image_to_image(tiny_model, tmp_path):
     cv2.imwrite(str(tmp_path / "in.png"), class_frame(8))
-    res = run_cli("run", tmp_path / "in.png", "--model", tiny_model, "--no-show", "--output", tmp_path / "out.png",
-                  "--alpha", "1")
+    res = run_cli("run", tmp_path / "in.png", "--model", tiny_model, "--no-show", "--output", tmp_path / "out.png", "--alpha", "1")
     assert res.returncode == 0, res.stderr
     out = cv2.imread(str(tmp_path / "out.png"))
     assert tuple(out[10, 10]) == tuple(int(c) for c in PALETTE_RGB[8][::-1])  # Car colour, BGR
@@ -259,8 +259,7 @@ def test_single_image_to_image(tiny_model, tmp_path):
 def test_null_backend_runs_the_pipeline_without_a_model(tiny_model, clip, tmp_path):
     """`--backend null`: every stage but inference, for the pipeline's own ceiling (a fixed striped class map)."""
     js = tmp_path / "f.jsonl"
-    res = run_cli("run", clip, "--model", tiny_model, "--backend", "null", "--no-show", "--json", js,
-                  "--output", tmp_path / "o.avi")
+    res = run_cli("run", clip, "--model", tiny_model, "--backend", "null", "--no-show", "--json", js, "--output", tmp_path / "o.avi")
     assert res.returncode == 0, res.stderr
     lines = frame_lines(js)
     assert len(lines) == 40 == count_frames(tmp_path / "o.avi")
@@ -306,8 +305,22 @@ def test_frame_sized_buffers_are_reused_not_faulted_in_afresh(tiny_model, tmp_pa
 
     def page_faults(keep: str) -> int:
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
-        res = run_cli("run", clip, "--loop", 8, "--backend", "null", "--model", tiny_model, "--no-show",
-                      "--output", tmp_path / "o.mp4", "--codec", "mp4v", env={**os.environ, "RTSEG_KEEP_BUFFERS": keep})
+        res = run_cli(
+            "run",
+            clip,
+            "--loop",
+            8,
+            "--backend",
+            "null",
+            "--model",
+            tiny_model,
+            "--no-show",
+            "--output",
+            tmp_path / "o.mp4",
+            "--codec",
+            "mp4v",
+            env={**os.environ, "RTSEG_KEEP_BUFFERS": keep},
+        )
         assert res.returncode == 0, res.stderr
         return resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt - before
 

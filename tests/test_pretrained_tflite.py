@@ -1,5 +1,6 @@
 """Google's TF-Slim MobileNetV2 files become rtseg encoders: the arithmetic that makes that exact, and
 (with ../shared) agreement with the LiteRT interpreter on real frames."""
+
 import copy
 from pathlib import Path
 
@@ -11,8 +12,13 @@ torch = pytest.importorskip("torch")
 from rtseg.data.camvid import eval_pairs, selection_pairs  # noqa: E402
 from rtseg.core.errors import RtsegError  # noqa: E402
 from rtseg.models import ModelSpec, build_model  # noqa: E402
-from rtseg.models.tflite_mnv2 import (TFSamePad, _conv_bn_pairs, read_slim_tflite, set_identity_batchnorm,  # noqa: E402
-                                      unfold_batchnorm)
+from rtseg.models.tflite_mnv2 import (
+    TFSamePad,
+    _conv_bn_pairs,
+    read_slim_tflite,
+    set_identity_batchnorm,  # noqa: E402
+    unfold_batchnorm,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PRETRAINED = SHARED / "pretrained"

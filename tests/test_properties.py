@@ -1,4 +1,5 @@
 """Property-based checks (hypothesis) of the per-frame arithmetic: any frame shape and value, any box output."""
+
 import numpy as np
 import pytest
 
@@ -16,8 +17,10 @@ sizes = st.tuples(st.integers(1, 70), st.integers(1, 70))
 
 
 @settings(max_examples=60, deadline=None)
-@given(frame=st.builds(lambda hw, seed: np.random.default_rng(seed).integers(0, 256, (*hw, 3), np.uint8), sizes,
-                       st.integers(0, 2 ** 31)), model=st.tuples(st.integers(1, 40), st.integers(1, 40)))
+@given(
+    frame=st.builds(lambda hw, seed: np.random.default_rng(seed).integers(0, 256, (*hw, 3), np.uint8), sizes, st.integers(0, 2**31)),
+    model=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+)
 def test_preprocess_matches_the_formula_for_any_frame_and_size(frame, model):
     import cv2
 
@@ -30,8 +33,7 @@ def test_preprocess_matches_the_formula_for_any_frame_and_size(frame, model):
 
 
 @settings(max_examples=60, deadline=None)
-@given(mask=arrays(np.uint8, st.tuples(st.integers(1, 30), st.integers(1, 30)), elements=st.integers(0, 255)),
-       frame_hw=sizes)
+@given(mask=arrays(np.uint8, st.tuples(st.integers(1, 30), st.integers(1, 30)), elements=st.integers(0, 255)), frame_hw=sizes)
 def test_masks_shares_and_overlays_for_any_class_map(mask, frame_hw):
     post = Postprocessor(PALETTE_RGB.tolist(), CLASSES, 0.5)
     shares = post.class_shares(mask)
@@ -47,7 +49,7 @@ def test_masks_shares_and_overlays_for_any_class_map(mask, frame_hw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(hw=sizes, seed=st.integers(0, 2 ** 31), alpha=st.sampled_from([0.5, 0.0, 0.3, 1.0]))
+@given(hw=sizes, seed=st.integers(0, 2**31), alpha=st.sampled_from([0.5, 0.0, 0.3, 1.0]))
 def test_overlay_blends_as_the_formula_says_for_any_frame(hw, seed, alpha):
     import cv2
 
@@ -66,8 +68,7 @@ def test_overlay_blends_as_the_formula_says_for_any_frame(hw, seed, alpha):
     assert (post.overlay(planar, mask, [box]) == post.overlay(frame, mask, [box])).all()
 
 
-boxes = arrays(np.float32, st.tuples(st.just(1), st.integers(0, 8), st.just(4)),
-               elements=st.floats(-1e4, 1e4, width=32))
+boxes = arrays(np.float32, st.tuples(st.just(1), st.integers(0, 8), st.just(4)), elements=st.floats(-1e4, 1e4, width=32))
 
 
 @settings(max_examples=60, deadline=None)
@@ -89,8 +90,7 @@ def test_boxes_land_inside_the_frame_with_their_scores(b, data, frame_hw, input_
 
 
 @settings(max_examples=80, deadline=None)
-@given(shape=st.lists(st.integers(0, 6), min_size=0, max_size=4),
-       dtype=st.sampled_from([np.uint8, np.float32, np.int16, bool]))
+@given(shape=st.lists(st.integers(0, 6), min_size=0, max_size=4), dtype=st.sampled_from([np.uint8, np.float32, np.int16, bool]))
 def test_any_array_is_a_frame_or_a_one_line_error(shape, dtype):
     from rtseg.core.errors import RtsegError
 

@@ -1,4 +1,5 @@
 """INT8 export: calibration, metadata kept, and the accuracy gate's decision."""
+
 import json
 
 import pytest
@@ -14,10 +15,10 @@ from rtseg.training.quantize import gate  # noqa: E402
 
 
 def test_gate_decides_on_the_drop():
-    assert gate(0.60, 0.595, 1.0)[0]             # 0.5 points lost: accepted
-    ok, msg = gate(0.60, 0.585, 1.0)             # 1.5 points lost: refused, and the numbers are said
+    assert gate(0.60, 0.595, 1.0)[0]  # 0.5 points lost: accepted
+    ok, msg = gate(0.60, 0.585, 1.0)  # 1.5 points lost: refused, and the numbers are said
     assert not ok and "60.00" in msg and "58.50" in msg and "1.50" in msg
-    assert gate(0.60, 0.62, 0.0)[0]              # a gain always passes
+    assert gate(0.60, 0.62, 0.0)[0]  # a gain always passes
 
 
 @pytest.fixture
@@ -87,8 +88,21 @@ def test_the_two_qdq_layouts(shipped_tiny, tiny_camvid, tmp_path):  # noqa: F811
 def test_a_refused_int8_file_never_replaces_the_shipped_one(shipped_tiny, tiny_camvid):  # noqa: F811
     env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(shipped_tiny)}
     (shipped_tiny / "tiny-int8.onnx").write_bytes(b"the shipped INT8 file")
-    res = run_cli("export", "--model", "tiny", "--precision", "int8", "--calib-data", tiny_camvid, "--calib-images", "4",
-                  "--max-drop", "-1", env=env, timeout=300)
+    res = run_cli(
+        "export",
+        "--model",
+        "tiny",
+        "--precision",
+        "int8",
+        "--calib-data",
+        tiny_camvid,
+        "--calib-images",
+        "4",
+        "--max-drop",
+        "-1",
+        env=env,
+        timeout=300,
+    )
     assert res.returncode == 1 and "INT8 refused" in res.stderr
     assert (shipped_tiny / "tiny-int8.onnx").read_bytes() == b"the shipped INT8 file"
 

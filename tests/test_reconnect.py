@@ -1,5 +1,6 @@
 """Live streams that die, stall and come back (a loopback MJPEG camera): the run reconnects, reports every
 gap, keeps one output, and ends truthfully when the camera is gone for good."""
+
 import json
 import re
 import signal
@@ -20,8 +21,23 @@ def saved(masks) -> int:
 def test_a_stream_that_dies_and_comes_back_is_reconnected(tiny_model, tmp_path):
     cam = MjpegServer().start()
     js, stats, masks = tmp_path / "f.jsonl", tmp_path / "s.json", tmp_path / "masks"
-    with CliRun("run", cam.url, "--model", tiny_model, "--no-show", "--json", js, "--stats", stats,
-                "--output", tmp_path / "o.avi", "--save-masks", masks, "--reconnect", "3") as run:
+    with CliRun(
+        "run",
+        cam.url,
+        "--model",
+        tiny_model,
+        "--no-show",
+        "--json",
+        js,
+        "--stats",
+        stats,
+        "--output",
+        tmp_path / "o.avi",
+        "--save-masks",
+        masks,
+        "--reconnect",
+        "3",
+    ) as run:
         run.wait_for(lambda: saved(masks) >= 10, "10 frames processed before the outage")
         port = cam.port
         cam.stop()  # reconnect attempts come 0.5, 1.5 and 3.5 s into an outage
@@ -53,8 +69,7 @@ def test_a_stream_that_dies_and_comes_back_is_reconnected(tiny_model, tmp_path):
 def test_reconnect_zero_ends_with_the_stream(tiny_model, tmp_path):
     cam = MjpegServer().start()
     stats, masks = tmp_path / "s.json", tmp_path / "masks"
-    with CliRun("run", cam.url, "--model", tiny_model, "--no-show", "--reconnect", "0", "--stats", stats,
-                "--save-masks", masks) as run:
+    with CliRun("run", cam.url, "--model", tiny_model, "--no-show", "--reconnect", "0", "--stats", stats, "--save-masks", masks) as run:
         run.wait_for(lambda: saved(masks) >= 1, "a frame processed")  # the stream is open and read
         cam.stop()
         code = run.finish(60)
@@ -78,13 +93,23 @@ def test_ctrl_c_acts_at_once_on_a_stalled_stream(tiny_model, tmp_path):
 
     cam = MjpegServer(jpeg_for=jpeg_for).start()
     try:
-        with CliRun("run", cam.url, "--model", tiny_model, "--no-show", "--reconnect", "forever",
-                    "--output", tmp_path / "o.avi", "--serve", "127.0.0.1:0") as run:
+        with CliRun(
+            "run",
+            cam.url,
+            "--model",
+            tiny_model,
+            "--no-show",
+            "--reconnect",
+            "forever",
+            "--output",
+            tmp_path / "o.avi",
+            "--serve",
+            "127.0.0.1:0",
+        ) as run:
             url = run.wait_line("live view on ").split(" on ", 1)[1].split()[0]
             # every frame the camera sent has been read: the run now waits on a stream that sends nothing (its
             # stall watchdog would reconnect only after 5 s)
-            run.wait_for(lambda: get_json(url + "stats.json").get("frames_in", 0) >= sent,
-                         f"the {sent} frames sent read by the run")
+            run.wait_for(lambda: get_json(url + "stats.json").get("frames_in", 0) >= sent, f"the {sent} frames sent read by the run")
             code, took = ctrl_c(run)
     finally:
         hold.set()
@@ -104,8 +129,7 @@ def ctrl_c(run) -> tuple[int, float]:
 def test_ctrl_c_during_the_back_off_acts_at_once(tiny_model, tmp_path):
     cam = MjpegServer().start()
     masks = tmp_path / "masks"
-    with CliRun("run", cam.url, "--model", tiny_model, "--no-show", "--reconnect", "forever",
-                "--save-masks", masks) as run:
+    with CliRun("run", cam.url, "--model", tiny_model, "--no-show", "--reconnect", "forever", "--save-masks", masks) as run:
         run.wait_for(lambda: saved(masks) >= 1, "a frame processed")
         port = cam.port
         cam.stop()  # gone: the run waits 0.5, 1 and 2 s before its attempts, then 4 s
@@ -117,5 +141,4 @@ def test_ctrl_c_during_the_back_off_acts_at_once(tiny_model, tmp_path):
             down.stop()
     assert code == 130 and took < 3.0, f"exit {code} after {took:.1f} s:\n{run.stderr}"
     # the outage in progress is in the summary, cut short by the Ctrl-C after its three attempts
-    assert re.search(r"source gap: down [\d.]+ s from [\d:]+, 3 reconnect attempt\(s\); interrupted", run.stderr), \
-        run.stderr
+    assert re.search(r"source gap: down [\d.]+ s from [\d:]+, 3 reconnect attempt\(s\); interrupted", run.stderr), run.stderr

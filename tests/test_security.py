@@ -1,5 +1,6 @@
 """Names are not paths, manifests are checked before they are trusted, model files are the ones their
 manifest describes, and no camera password leaves the process in any text."""
+
 from __future__ import annotations
 
 import json
@@ -31,16 +32,31 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 # -- names -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["../evil", "../../x", "/abs/evil", "a/b", "..", ".hidden", "a..b",
-                                  "<img src=x onerror=alert(1)>", "", " ", "x" * 200, "na\x00me", "café"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../evil",
+        "../../x",
+        "/abs/evil",
+        "a/b",
+        "..",
+        ".hidden",
+        "a..b",
+        "<img src=x onerror=alert(1)>",
+        "",
+        " ",
+        "x" * 200,
+        "na\x00me",
+        "café",
+    ],
+)
 def test_a_name_that_could_act_as_a_path_or_markup_is_refused(name):
     assert bad_name_reason(name) is not None
     with pytest.raises(RtsegError, match="not a model name"):
         check_model_name(name)
 
 
-@pytest.mark.parametrize("name", ["mnv2-050-lraspp-os32-240x320", "mnv2-050-lraspp+centernet-os32-240x320",
-                                  "room_v2.1", "A"])
+@pytest.mark.parametrize("name", ["mnv2-050-lraspp-os32-240x320", "mnv2-050-lraspp+centernet-os32-240x320", "room_v2.1", "A"])
 def test_ordinary_names_pass(name):
     assert check_model_name(name) == name
 
@@ -83,8 +99,11 @@ def test_a_labels_file_that_is_not_utf8_is_one_line(tmp_path):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.lists(st.sampled_from(list("./\\~:$<>\"'`&|;* \tab0-_+%") + ["..", "/..", "\x00", "precious"]),
-                     min_size=1, max_size=8).map("".join))
+@given(
+    name=st.lists(st.sampled_from(list("./\\~:$<>\"'`&|;* \tab0-_+%") + ["..", "/..", "\x00", "precious"]), min_size=1, max_size=8).map(
+        "".join
+    )
+)
 def test_hostile_import_names_change_nothing_outside_the_models_folder(tmp_path, name):
     src = tmp_path / "src" / "room.onnx"
     if not src.exists():
@@ -102,10 +121,18 @@ def test_hostile_import_names_change_nothing_outside_the_models_folder(tmp_path,
 
 
 # -- manifests ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("content", [b"[1, 2, 3]", b'{"models": {"a": 1}}', b'{"models": [1]}',
-                                     b'{"models": [{"name": "../x", "file": "x.onnx"}]}',
-                                     b'{"models": [{"name": "x", "file": "../../etc/passwd"}]}',
-                                     b"\xff\xfe random bytes", b'{"models": [{"name": "x"'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[1, 2, 3]",
+        b'{"models": {"a": 1}}',
+        b'{"models": [1]}',
+        b'{"models": [{"name": "../x", "file": "x.onnx"}]}',
+        b'{"models": [{"name": "x", "file": "../../etc/passwd"}]}',
+        b"\xff\xfe random bytes",
+        b'{"models": [{"name": "x"',
+    ],
+)
 def test_a_damaged_manifest_is_one_line_naming_the_file(tmp_path, content):
     path = tmp_path / "manifest.json"
     path.write_bytes(content)
@@ -146,9 +173,16 @@ def test_a_model_file_that_no_longer_matches_its_manifest_is_refused(tmp_path, c
 SECRET = "S3cretPW"
 
 
-@pytest.mark.parametrize("text", [f"rtsp://admin:{SECRET}@10.0.0.7:554/live", f"x http://u:{SECRET}@h/a y",
-                                  f"http://cam/snap?user=a&password={SECRET}", f"https://h/p?token={SECRET}&x=1",
-                                  f"rtsp://admin:{SECRET}@h/a and rtsp://b:{SECRET}@h2/"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"rtsp://admin:{SECRET}@10.0.0.7:554/live",
+        f"x http://u:{SECRET}@h/a y",
+        f"http://cam/snap?user=a&password={SECRET}",
+        f"https://h/p?token={SECRET}&x=1",
+        f"rtsp://admin:{SECRET}@h/a and rtsp://b:{SECRET}@h2/",
+    ],
+)
 def test_redaction_removes_every_credential(text):
     assert SECRET not in redact(text)
     assert SECRET not in str(RtsegError(f"cannot open {text}"))
@@ -175,14 +209,28 @@ def refusing_camera():
 def test_no_password_reaches_stdout_stderr_or_any_file(tiny_model, clip, tmp_path, refusing_camera):
     out = tmp_path / "out"
     out.mkdir()
-    one = run_cli("run", refusing_camera, "--model", tiny_model, "--no-show", "--stats", tmp_path / "s.json",
-                  timeout=180)
-    many = run_cli("run", clip, refusing_camera, "--model", tiny_model, "--no-show", "--output-dir", out, "--json",
-                   "--stats", tmp_path / "many.json", timeout=180)
+    one = run_cli("run", refusing_camera, "--model", tiny_model, "--no-show", "--stats", tmp_path / "s.json", timeout=180)
+    many = run_cli(
+        "run",
+        clip,
+        refusing_camera,
+        "--model",
+        tiny_model,
+        "--no-show",
+        "--output-dir",
+        out,
+        "--json",
+        "--stats",
+        tmp_path / "many.json",
+        timeout=180,
+    )
     assert one.returncode != 0 and many.returncode != 0
     texts = [one.stdout, one.stderr, many.stdout, many.stderr]
-    texts += [p.read_text(errors="replace") for p in [*out.rglob("*"), *tmp_path.glob("*.json")] if p.is_file()
-              and p.suffix in (".json", ".jsonl", ".txt")]
+    texts += [
+        p.read_text(errors="replace")
+        for p in [*out.rglob("*"), *tmp_path.glob("*.json")]
+        if p.is_file() and p.suffix in (".json", ".jsonl", ".txt")
+    ]
     assert all(SECRET not in t for t in texts), [t for t in texts if SECRET in t][0][:500]
     assert "admin:" not in "".join(texts)
     if (tmp_path / "many.json").exists():

@@ -94,7 +94,7 @@ def test_far_below_target_it_skips_rungs_that_would_fail_too():
     clock = FakeClock()
     c = Controller(LADDER, 2, target_fps=40, clock=clock)  # slow at 25: mid (50) holds 40, fast too
     events = simulate(c, clock, machine(), 10)
-    assert events[0][1:] == ("slow", "mid")                # the most accurate that holds it, in one move
+    assert events[0][1:] == ("slow", "mid")  # the most accurate that holds it, in one move
     clock2 = FakeClock()
     c2 = Controller(LADDER, 2, target_fps=60, clock=clock2)  # only fast (100) holds 60: straight there
     assert simulate(c2, clock2, machine(), 10)[0][1:] == ("slow", "fast")
@@ -124,14 +124,13 @@ def test_switching_inside_a_running_pipeline(tmp_path):
     """A file run where the start model is too slow: the runner loads the fast one aside and switches;
     every frame still comes out once, in order, and the switch is in the stats and on the frame."""
     model = nearest_centre_onnx(tmp_path / "m.onnx")
-    slow_slot = make_slot(model, delay_s=0.02, name="slow")   # ~50 FPS at most
+    slow_slot = make_slot(model, delay_s=0.02, name="slow")  # ~50 FPS at most
     fast_slot = make_slot(model, name="fast")
     ladder = [Candidate("fast", 0.5, 500.0, 5.0), Candidate("slow", 0.7, 50.0, 20.0)]
     sink = Collect()
     pipeline = Pipeline(FileLikeSource(400), slow_slot, [sink])
     cfg = ControllerConfig(window_s=0.3, down_after_s=0.3, min_dwell_s=0.3, up_after_s=60)
-    runner = AdaptiveRunner(pipeline, Controller(ladder, 1, target_fps=150, config=cfg),
-                            lambda c: fast_slot, live=False, streams=1)
+    runner = AdaptiveRunner(pipeline, Controller(ladder, 1, target_fps=150, config=cfg), lambda c: fast_slot, live=False, streams=1)
     pipeline.on_frame = runner.on_frame
     stats = pipeline.run(handle_signals=False)
     assert stats.frames_in == stats.frames_out == 400
@@ -151,8 +150,7 @@ def test_target_fps_selects_profiles_once_and_reports(tmp_path):
     m = Manifest.load(engines / "manifest.json")
     m.models[1]["metrics"]["camvid_val@48x64"] = {"miou": 0.42}  # the bigger model, run smaller
     # a box-only model is not a segmentation candidate, so it is never profiled for --task seg
-    m.models.append({**m.models[0], "name": "boxes-only", "task": "det",
-                        "metrics": {"camvid_val": {"detection": {"map50": 0.5}}}})
+    m.models.append({**m.models[0], "name": "boxes-only", "task": "det", "metrics": {"camvid_val": {"detection": {"map50": 0.5}}}})
     m.save()
     env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(engines), "RTSEG_CACHE_DIR": str(tmp_path / "cache")}
     clip = write_clip(tmp_path / "c.avi", 30, size=(96, 128))
@@ -205,8 +203,9 @@ def test_two_runs_profiling_at_once_measure_each_model_once(zoo_cache, monkeypat
             other_run_arrived.wait(30)
         else:
             other_run_arrived.set()
-        return profiling.Profile(profiling.variant_name(info, size), profiling.model_checksum(info), 100, 10, 10, 80,
-                                 12, 12, frames, "now", "measured", 0.0)
+        return profiling.Profile(
+            profiling.variant_name(info, size), profiling.model_checksum(info), 100, 10, 10, 80, 12, 12, frames, "now", "measured", 0.0
+        )
 
     monkeypatch.setattr(profiling, "profile_model", fake_profile)
     handler, level = Arrivals(), profiling.log.level
@@ -214,8 +213,9 @@ def test_two_runs_profiling_at_once_measure_each_model_once(zoo_cache, monkeypat
     profiling.log.setLevel(logging.INFO)  # the "waiting" line is an info line
     results = []
     try:
-        runs = [threading.Thread(target=lambda: results.append(profiling.ensure_profiles(zoo_cache, "onnxruntime", 1, 1)))
-                for _ in range(2)]
+        runs = [
+            threading.Thread(target=lambda: results.append(profiling.ensure_profiles(zoo_cache, "onnxruntime", 1, 1))) for _ in range(2)
+        ]
         for t in runs:
             t.start()
         for t in runs:
@@ -283,9 +283,9 @@ def test_ranking_takes_the_held_out_drive_when_the_zoo_has_it():
     trained_on_it = {f"camvid_{HELD_OUT_SPLIT}": {"miou": 0.67, "warning": "drive 0006R0 was in its training data"}}
     old = model("old", camvid_val={"miou": 0.66}, **trained_on_it)
     a, b = model("a", **held), model("b", **held)
-    assert ranking_split([old, a], "seg") == "val"             # one held-out model cannot be ranked alone
+    assert ranking_split([old, a], "seg") == "val"  # one held-out model cannot be ranked alone
     a_int8 = ModelInfo(name="a-int8", path=None, input_size=(64, 96), entry={"metrics": held, "base_model": "a"})
-    assert ranking_split([old, a, a_int8], "seg") == "val"     # nor with its own INT8 sibling
+    assert ranking_split([old, a, a_int8], "seg") == "val"  # nor with its own INT8 sibling
     with pytest.raises(Exception, match="rank_by must be one of"):
         ranking_split([a, b], "seg", prefer="held-out")
     assert ranking_split([old, a, b], "seg") == HELD_OUT_SPLIT
@@ -298,8 +298,8 @@ def test_several_sources_budget_the_cores_between_them(monkeypatch):
     """--target-fps 15 on four sources: each source must hold 15 with the others beside it."""
     from rtseg.selection import start as pick
 
-    assert pick.source_share(2, 1, 1, cores=2) == 1.0   # their threads fit: each keeps its profiled speed
-    assert pick.source_share(4, 1, 1, cores=2) == 0.5   # twice the threads the cores hold: half each
+    assert pick.source_share(2, 1, 1, cores=2) == 1.0  # their threads fit: each keeps its profiled speed
+    assert pick.source_share(4, 1, 1, cores=2) == 0.5  # twice the threads the cores hold: half each
     assert pick.source_share(8, 2, 1, cores=4) == 0.25
 
     monkeypatch.setattr(pick, "models_for_task", lambda task, rank_by: ([], "val"))
@@ -322,8 +322,7 @@ def test_target_fps_over_several_sources_picks_one_model_for_all(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     stats = tmp_path / "s.json"
-    res = run_cli("run", *clips, "--target-fps", "1", "--output-dir", out, "--no-show", "--stats", stats, env=env,
-                  timeout=300)
+    res = run_cli("run", *clips, "--target-fps", "1", "--output-dir", out, "--no-show", "--stats", stats, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "for each of 3 sources" in res.stderr and "target 1 met" in res.stderr
     doc = json.loads(stats.read_text())
@@ -358,8 +357,7 @@ def test_a_group_of_sources_switches_together_when_the_slowest_misses_the_target
         runner.attach(f"s{k}", pipelines[-1])
     assert pipelines[0].slot is slow and pipelines[1].slot is not slow and pipelines[1].slot.backend is slow.backend
     stats = [None, None]
-    threads = [threading.Thread(target=lambda k=k: stats.__setitem__(k, pipelines[k].run(handle_signals=False)))
-               for k in range(2)]
+    threads = [threading.Thread(target=lambda k=k: stats.__setitem__(k, pipelines[k].run(handle_signals=False))) for k in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -405,8 +403,12 @@ def test_key_frame_rungs_are_candidates_with_the_accuracy_their_interval_lost():
 
     big = held_out_model("big", 0.48, {2: 0.58, 3: 1.34})
     small = held_out_model("small", 0.42)
-    profiles = {"big": profile("big", 35), "big/kf2": profile("big/kf2", 60), "big/kf3": profile("big/kf3", 75),
-                "small": profile("small", 90)}
+    profiles = {
+        "big": profile("big", 35),
+        "big/kf2": profile("big/kf2", 60),
+        "big/kf3": profile("big/kf3", 75),
+        "small": profile("small", 90),
+    }
     cands = {c.name: c for c in build_candidates([big, small], profiles, "seg", HELD_OUT_SPLIT)}
     assert set(cands) == {"big", "big/kf2", "big/kf3", "small"}
     assert cands["big/kf3"].accuracy == pytest.approx(0.48 - 0.0134) and cands["big/kf3"].keyframe == 3
@@ -437,14 +439,16 @@ def test_switching_between_rungs_of_one_model_changes_the_interval_not_the_model
 
     model = nearest_centre_onnx(tmp_path / "m.onnx")
     slot = make_slot(model, delay_s=0.02, name="tiny")
-    every, fourth = (Candidate("tiny" + s, a, f, 5.0, slot.info, (64, 80), k)
-                     for s, a, f, k in (("", 0.6, 50.0, 1), ("/kf4", 0.59, 180.0, 4)))
+    every, fourth = (
+        Candidate("tiny" + s, a, f, 5.0, slot.info, (64, 80), k) for s, a, f, k in (("", 0.6, 50.0, 1), ("/kf4", 0.59, 180.0, 4))
+    )
     sink = Collect()
     pipeline = Pipeline(FileLikeSource(300), slot, [sink], temporal=Temporal(TemporalSettings(KeyFrames(1))))
     cfg = ControllerConfig(window_s=0.3, down_after_s=0.3, min_dwell_s=0.3, up_after_s=60)
     loads = []
-    runner = AdaptiveRunner(pipeline, Controller([fourth, every], 1, target_fps=100, config=cfg),
-                            lambda c: loads.append(c) or slot, live=False, streams=1)
+    runner = AdaptiveRunner(
+        pipeline, Controller([fourth, every], 1, target_fps=100, config=cfg), lambda c: loads.append(c) or slot, live=False, streams=1
+    )
     pipeline.on_frame = runner.on_frame
     stats = pipeline.run(handle_signals=False)
     assert stats.frames_out == 300 and [r[0] for r in sink.records] == list(range(300))

@@ -1,5 +1,6 @@
 """The selector's start: one probe scaled by the shipped reference speeds on first use, the chosen model
 probed before it is trusted, and a rerun of the same command starting where the last run settled."""
+
 import json
 
 import pytest
@@ -26,8 +27,11 @@ def zoo(tmp_path, monkeypatch):
     monkeypatch.setenv("RTSEG_CACHE_DIR", str(tmp_path / "cache"))
     infos = [resolve_model(e["name"], engines / "manifest.json") for e in m.models]
     small, big = sorted(infos, key=lambda i: i.entry["metrics"]["camvid_val"]["miou"])
-    speeds = {small.name: (small.entry["sha256"], 400.0), big.name: (big.entry["sha256"], 100.0),
-              f"{big.name}@48x64": (big.entry["sha256"], 200.0)}
+    speeds = {
+        small.name: (small.entry["sha256"], 400.0),
+        big.name: (big.entry["sha256"], 100.0),
+        f"{big.name}@48x64": (big.entry["sha256"], 200.0),
+    }
     ref = ReferenceSpeeds("reference machine", "1x1", "2026-12-07", speeds)
     (engines / REFERENCE_FILE).write_text(json.dumps(ref.to_dict()))
     monkeypatch.setattr(profiling, "load_reference", lambda: load_reference(engines))
@@ -42,8 +46,20 @@ def fake_estimates(monkeypatch, fps_of):
         name = profiling.variant_name(info, size)
         calls.append(name)
         fps = fps_of(name)
-        return profiling.Profile(name, profiling.model_checksum(info), fps, 1e3 / fps, 1.5e3 / fps, fps * efficiency,
-                                 4e3 / fps, 6e3 / fps, 3, "now", "estimate", 0.0)
+        return profiling.Profile(
+            name,
+            profiling.model_checksum(info),
+            fps,
+            1e3 / fps,
+            1.5e3 / fps,
+            fps * efficiency,
+            4e3 / fps,
+            6e3 / fps,
+            3,
+            "now",
+            "estimate",
+            0.0,
+        )
 
     monkeypatch.setattr(profiling, "estimate_model", estimate)
     return calls

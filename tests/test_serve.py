@@ -1,5 +1,6 @@
 """`--serve`: the live view over HTTP. The page, the MJPEG stream and the numbers update while the run goes
 on, and a viewer that stops reading never slows the pipeline."""
+
 import json
 import shutil
 import socket
@@ -64,8 +65,8 @@ def read_mjpeg_frames(url: str, n: int) -> list[np.ndarray]:
             buf += r.read1(65536)
             start, end = buf.find(b"\xff\xd8"), buf.find(b"\xff\xd9")
             if start >= 0 and end > start:
-                frames.append(cv2.imdecode(np.frombuffer(buf[start:end + 2], np.uint8), cv2.IMREAD_COLOR))
-                buf = buf[end + 2:]
+                frames.append(cv2.imdecode(np.frombuffer(buf[start : end + 2], np.uint8), cv2.IMREAD_COLOR))
+                buf = buf[end + 2 :]
     return frames
 
 
@@ -97,8 +98,11 @@ def test_stream_stats_and_page_update_while_running(tiny_model):
         assert len({f.tobytes() for f in frames}) > 1  # the picture changes
         first = get_json(view.url + "stats.json")
         assert first["frames_out"] > 0
-        second = wait_for(lambda: (lambda s: s if s["frames_out"] > first["frames_out"] else None)(
-            get_json(view.url + "stats.json")), "a frame count in stats.json that grows", timeout=30)
+        second = wait_for(
+            lambda: (lambda s: s if s["frames_out"] > first["frames_out"] else None)(get_json(view.url + "stats.json")),
+            "a frame count in stats.json that grows",
+            timeout=30,
+        )
         assert t.is_alive() and second["fps"] > 0
         assert second["model"] == "tiny" and set(second["stage_ms"]) >= {"infer", "preprocess"}
         assert urllib.request.urlopen(view.url + "frame.jpg", timeout=5).headers["Content-Type"] == "image/jpeg"
@@ -141,8 +145,9 @@ def test_a_real_browser_sees_the_picture_and_the_numbers_change(tiny_model, tmp_
     pipe, t = run_with_view(tiny_model, PacedFrames(400, 0.02), view)
     try:
         with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium"),
-                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = pw.chromium.launch(
+                executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            )
             page = browser.new_page(viewport={"width": 1000, "height": 520})
             page.goto(view.url)
             page.wait_for_function("document.getElementById('fps').textContent !== '-'", timeout=10000)

@@ -1,5 +1,6 @@
 """`rtseg serve --streams FILE`: many live cameras behind one server, in this process or over Ray camera
 workers; a worker killed mid-run comes back with its cameras. The Ray tests need Ray (pip install 'rtseg[ray]')."""
+
 import contextlib
 import io
 import json
@@ -29,9 +30,13 @@ def serving(tiny_model, tmp_path, cams, *args):
     """`rtseg serve` over the cameras, in a subprocess; yields (process, base URL) once it serves."""
     streams = tmp_path / "cams.txt"
     streams.write_text("".join(f"c{i} = {c.url}\n" for i, c in enumerate(cams)))
-    proc = subprocess.Popen([sys.executable, "-m", "rtseg", "serve", "--streams", str(streams), "--model",
-                             str(tiny_model), "--listen", "127.0.0.1:0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtseg", "serve", "--streams", str(streams), "--model", str(tiny_model), "--listen", "127.0.0.1:0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
     try:
         line = first_line(proc, "rtseg: serving ", 120)
         yield proc, line.strip().rsplit(" on ", 1)[1]
@@ -92,9 +97,11 @@ def test_cameras_are_dealt_out_round_robin():
 def test_serve_in_one_process_shows_every_camera_and_stops_after_its_duration(tiny_model, tmp_path):
     cams = [MjpegServer().start(), MjpegServer().start()]
     with serving(tiny_model, tmp_path, cams, "--no-ray", "--duration", "15", "--stats", tmp_path / "s.json") as (proc, url):
-        stats = until(lambda: (s := get_json(url + "stats.json")) and min(v.get("frames_out") or 0 for v in
-                                                                           s["sources"].values()) >= 10 and s, 20,
-                      "both cameras running")
+        stats = until(
+            lambda: (s := get_json(url + "stats.json")) and min(v.get("frames_out") or 0 for v in s["sources"].values()) >= 10 and s,
+            20,
+            "both cameras running",
+        )
         assert list(stats["sources"]) == ["c0", "c1"] and stats["sources"]["c1"]["source"] == cams[1].url
         assert urllib.request.urlopen(url + "c1/frame.jpg", timeout=10).headers["Content-Type"] == "image/jpeg"
         proc.wait(60)
@@ -122,8 +129,9 @@ def test_what_cannot_work_is_refused_in_one_line(tiny_model, tmp_path):
         from importlib.util import find_spec
 
         for where in ("--no-ray",) + (("--workers=1",) if find_spec("ray") else ()):  # on Ray: before any worker
-            assert "--listen 127.0.0.1:" in refused("--streams", tmp_path / "one.txt", "--model", tiny_model, where,
-                                                    "--backend", "onnxruntime", "--listen", f"127.0.0.1:{port}")
+            assert "--listen 127.0.0.1:" in refused(
+                "--streams", tmp_path / "one.txt", "--model", tiny_model, where, "--backend", "onnxruntime", "--listen", f"127.0.0.1:{port}"
+            )
 
 
 @contextlib.contextmanager
@@ -140,6 +148,7 @@ def test_a_killed_camera_worker_comes_back_with_its_cameras(tiny_model, tmp_path
     pytest.importorskip("ray")
     cams = [MjpegServer().start(), MjpegServer().start()]
     with serving(tiny_model, tmp_path, cams, "--workers", "2") as (proc, url):
+
         def running(s):
             return all(v.get("state") == "running" and (v.get("frames_out") or 0) >= 10 for v in s["sources"].values())
 
@@ -147,9 +156,17 @@ def test_a_killed_camera_worker_comes_back_with_its_cameras(tiny_model, tmp_path
         pids = {label: v["worker"]["pid"] for label, v in before["sources"].items()}
         assert len(set(pids.values())) == 2  # one worker each
         os.kill(pids["c0"], signal.SIGKILL)
-        after = until(lambda: (s := get_json(url + "stats.json")) and s["sources"]["c0"]["restarts"] == 1
-                      and running(s) and s["sources"]["c0"]["frames_out"] > before["sources"]["c0"]["frames_out"] + 10
-                      and s, 90, "c0 back on a new worker")
+        after = until(
+            lambda: (
+                (s := get_json(url + "stats.json"))
+                and s["sources"]["c0"]["restarts"] == 1
+                and running(s)
+                and s["sources"]["c0"]["frames_out"] > before["sources"]["c0"]["frames_out"] + 10
+                and s
+            ),
+            90,
+            "c0 back on a new worker",
+        )
         c0, c1 = after["sources"]["c0"], after["sources"]["c1"]
         assert c0["worker"]["pid"] != pids["c0"] and c1["worker"]["pid"] == pids["c1"] and c1["restarts"] == 0
         assert c1["frames_out"] > before["sources"]["c1"]["frames_out"]  # the other camera went on meanwhile

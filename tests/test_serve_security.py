@@ -1,6 +1,7 @@
 """The live view's door: a server open beyond loopback asks for a token, a page of another site cannot read a
 loopback server through DNS rebinding, the server names no Python version, IPv6 addresses bind, and values
 from outside (model names, labels, the switch log, error text) reach the pages as text, never as HTML."""
+
 import http.client
 import logging
 import re
@@ -32,9 +33,18 @@ class HostileFeed:
         self.error = error
 
     def stats(self) -> dict:
-        return {"fps": 12.5, "frames_in": 40, "frames_out": 40, "dropped": 0, "model": HOSTILE, "backend": HOSTILE,
-                "stage_ms": {"infer": 3.0}, "state": "failed" if self.error else "running", "error": self.error,
-                "switches": [{"t": 1.5, "frame": 9, "from": HOSTILE, "to": "<b>bold</b>"}]}
+        return {
+            "fps": 12.5,
+            "frames_in": 40,
+            "frames_out": 40,
+            "dropped": 0,
+            "model": HOSTILE,
+            "backend": HOSTILE,
+            "stage_ms": {"infer": 3.0},
+            "state": "failed" if self.error else "running",
+            "error": self.error,
+            "switches": [{"t": 1.5, "frame": 9, "from": HOSTILE, "to": "<b>bold</b>"}],
+        }
 
     def single_jpeg(self) -> bytes:
         return JPEG
@@ -67,8 +77,9 @@ def serve():
         server.close()
 
 
-def get(server: LiveServer, path: str = "/stats.json", host: str | None = "default",
-        **headers: str) -> tuple[int, http.client.HTTPMessage, bytes]:
+def get(
+    server: LiveServer, path: str = "/stats.json", host: str | None = "default", **headers: str
+) -> tuple[int, http.client.HTTPMessage, bytes]:
     """One GET to the server on loopback; Host is 127.0.0.1:PORT unless given (None: the header left out)."""
     conn = http.client.HTTPConnection("::1" if ":" in server.host else "127.0.0.1", server.port, timeout=10)
     try:
@@ -169,8 +180,9 @@ def test_the_command_line_passes_the_token_on(tiny_model, clip, tmp_path):
     assert res.returncode == 0, res.stderr
     assert len(re.findall(r"http://\S+:\d+/\?token=[A-Za-z0-9_-]{20,}", res.stderr)) == 1, res.stderr
     (tmp_path / "cams.txt").write_text(f"{clip}\n")
-    res = run_cli("serve", "--streams", tmp_path / "cams.txt", "--no-ray", "--listen", "127.0.0.1:0",
-                  "--serve-token", "two words", "--duration", "1")
+    res = run_cli(
+        "serve", "--streams", tmp_path / "cams.txt", "--no-ray", "--listen", "127.0.0.1:0", "--serve-token", "two words", "--duration", "1"
+    )
     assert res.returncode == 1 and "--serve-token must be letters" in res.stderr
     res = run_cli("run", clip, "--model", tiny_model, "--no-show", "--serve-token", "abc")
     assert res.returncode == 1 and "go with --serve" in res.stderr
@@ -194,8 +206,7 @@ def test_a_rebinding_host_is_refused_on_loopback(serve):
 def test_an_open_server_answers_to_its_names_and_addresses_and_the_ones_given(serve):
     server = serve("0.0.0.0:0", token="tok", allow_hosts=("cams.example.org:443",))
     port, auth = server.port, {"Authorization": "Bearer tok"}
-    for own in (f"192.168.7.9:{port}", f"{socket.gethostname()}:{port}", f"Cams.Example.org:{port}",
-                f"[fe80::1]:{port}"):
+    for own in (f"192.168.7.9:{port}", f"{socket.gethostname()}:{port}", f"Cams.Example.org:{port}", f"[fe80::1]:{port}"):
         assert get(server, "/stats.json", host=own, **auth)[0] == 200, own
     assert get(server, "/stats.json", host=f"evil.example:{port}", **auth)[0] == 403
     assert b" 403 " in raw_get(port, b"GET /stats.json HTTP/1.0\r\nAuthorization: Bearer tok\r\n\r\n").split(b"\r\n")[0]
@@ -261,8 +272,21 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 def browser_dom(url: str) -> str:
     """The page's DOM after its script ran a while, as headless Chromium builds it (--dump-dom)."""
-    res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          "--virtual-time-budget=3000", "--dump-dom", url], capture_output=True, text=True, timeout=90)
+    res = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout
 

@@ -5,8 +5,9 @@ from rtseg.runtime.stats import EXIT_NOTHING_DECODED, RateMeter, RunStats
 
 
 def frame_read_at(t_captured: float, capture_ms: float) -> FrameRecord:
-    return FrameRecord(index=0, image=None, source_time=None, label="0", t_captured=t_captured,
-                       ms={"capture": capture_ms, "infer": 1.0}, model="m")
+    return FrameRecord(
+        index=0, image=None, source_time=None, label="0", t_captured=t_captured, ms={"capture": capture_ms, "infer": 1.0}, model="m"
+    )
 
 
 def test_a_files_latency_counts_its_decoding_and_a_live_frames_does_not():

@@ -1,4 +1,5 @@
 """`rtseg.stream_many`: several sources through one model from Python, as (label, Result) pairs."""
+
 import threading
 
 import numpy as np

@@ -3,6 +3,7 @@ the install's TensorRT / cuda-bindings pairing, and, on a strict stand-in for Te
 cuda-python (tests/trt_standin), the backend end to end: strongly typed builds from FP32 / FP16 / Q/DQ ONNX
 that keep TensorRT's type rules, one logger, one context per thread, one build across processes, every failure
 one line. On a GPU (marked `gpu`): a real engine agrees with ONNX Runtime (INT8: tests/test_tensorrt_precision.py)."""
+
 import dataclasses
 import hashlib
 import json
@@ -36,24 +37,44 @@ ENGINES = TESTS.parent / "engines"
 
 
 def key(**changes) -> EngineKey:
-    base = EngineKey("ab" * 32, "NVIDIA H100 80GB HBM3", "9.0", "10.13.0", "fp16", ShapeProfile.fixed((360, 480)),
-                     BuildSettings(strongly_typed=True, optimization_level=3, workspace_bytes=4 << 30))
+    base = EngineKey(
+        "ab" * 32,
+        "NVIDIA H100 80GB HBM3",
+        "9.0",
+        "10.13.0",
+        "fp16",
+        ShapeProfile.fixed((360, 480)),
+        BuildSettings(strongly_typed=True, optimization_level=3, workspace_bytes=4 << 30),
+    )
     return dataclasses.replace(base, **changes)
 
 
 # -- the cache -----------------------------------------------------------------------------------------
 def test_every_key_field_changes_the_engine_file():
-    variants = [key(), key(onnx_sha256="cd" * 32), key(gpu="NVIDIA H200"), key(compute_capability="8.9"),
-                key(tensorrt="10.14.1"), key(precision="int8"), key(profile=ShapeProfile((240, 320), (360, 480), (480, 640))),
-                key(settings=BuildSettings(optimization_level=5)), key(settings=BuildSettings(workspace_bytes=1 << 30)),
-                key(settings=BuildSettings(strongly_typed=False))]
+    variants = [
+        key(),
+        key(onnx_sha256="cd" * 32),
+        key(gpu="NVIDIA H200"),
+        key(compute_capability="8.9"),
+        key(tensorrt="10.14.1"),
+        key(precision="int8"),
+        key(profile=ShapeProfile((240, 320), (360, 480), (480, 640))),
+        key(settings=BuildSettings(optimization_level=5)),
+        key(settings=BuildSettings(workspace_bytes=1 << 30)),
+        key(settings=BuildSettings(strongly_typed=False)),
+    ]
     names = {k.filename("m") for k in variants}
     assert len(names) == len(variants)
     # stable across processes (no hash salt): the same key's name worked out in processes with other hash seeds
     here = key().filename("m")
     for seed in ("1", "2"):
-        made = subprocess.run([sys.executable, "-c", ELSEWHERE], input=pickle.dumps(key()), capture_output=True,
-                              timeout=120, env={**os.environ, "PYTHONHASHSEED": seed})
+        made = subprocess.run(
+            [sys.executable, "-c", ELSEWHERE],
+            input=pickle.dumps(key()),
+            capture_output=True,
+            timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
         assert made.returncode == 0, made.stderr.decode()
         assert made.stdout.decode().strip() == here, (seed, made.stdout, here)
     assert re.fullmatch(r"m-fp16-360x480-[0-9a-f]{16}\.engine", here)
@@ -154,14 +175,17 @@ def test_a_cache_folder_without_locks_still_works_with_a_warning(tmp_path, monke
 
 
 # -- choosing a backend --------------------------------------------------------------------------------
-@pytest.mark.parametrize("platform, expected", [
-    (Platform("NVIDIA H100", "10.13.0", ["CUDAExecutionProvider", "CPUExecutionProvider"]), "tensorrt"),
-    (Platform("NVIDIA H100", None, ["CUDAExecutionProvider", "CPUExecutionProvider"]), "onnxruntime-cuda"),
-    (Platform("NVIDIA H100", None, ["CPUExecutionProvider"]), "onnxruntime"),
-    (Platform(None, "10.13.0", ["CUDAExecutionProvider", "CPUExecutionProvider"]), "onnxruntime"),  # no GPU
-    (Platform(None, None, ["CPUExecutionProvider"]), "onnxruntime"),
-    (Platform("NVIDIA H100", None, ["CUDAExecutionProvider"], "TensorRT 8.6.1 is not supported"), "onnxruntime-cuda"),
-])
+@pytest.mark.parametrize(
+    "platform, expected",
+    [
+        (Platform("NVIDIA H100", "10.13.0", ["CUDAExecutionProvider", "CPUExecutionProvider"]), "tensorrt"),
+        (Platform("NVIDIA H100", None, ["CUDAExecutionProvider", "CPUExecutionProvider"]), "onnxruntime-cuda"),
+        (Platform("NVIDIA H100", None, ["CPUExecutionProvider"]), "onnxruntime"),
+        (Platform(None, "10.13.0", ["CUDAExecutionProvider", "CPUExecutionProvider"]), "onnxruntime"),  # no GPU
+        (Platform(None, None, ["CPUExecutionProvider"]), "onnxruntime"),
+        (Platform("NVIDIA H100", None, ["CUDAExecutionProvider"], "TensorRT 8.6.1 is not supported"), "onnxruntime-cuda"),
+    ],
+)
 def test_auto_backend_choice(platform, expected):
     kind, why = choose_backend(platform)
     assert kind == expected and why
@@ -195,8 +219,7 @@ def test_auto_passes_over_tensorrt_without_what_building_needs(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxconverter_common", None)  # an FP16 engine could not be made
     platform = probe_platform()
     assert platform.tensorrt is None and "onnxconverter_common" in platform.tensorrt_problem
-    assert choose_backend(Platform(platform.gpu, None, ["CUDAExecutionProvider"],
-                                   platform.tensorrt_problem))[0] == "onnxruntime-cuda"
+    assert choose_backend(Platform(platform.gpu, None, ["CUDAExecutionProvider"], platform.tensorrt_problem))[0] == "onnxruntime-cuda"
 
 
 def test_failing_gpu_backend_falls_back_to_cpu_with_a_warning(tiny_model, monkeypatch):
@@ -250,9 +273,15 @@ def test_int8_gate_decision():
 # -- the stand-in itself -------------------------------------------------------------------------------
 def test_standin_refuses_what_tensorrt_11_removed(monkeypatch):
     trt = install(monkeypatch).tensorrt
-    removed = [lambda: trt.BuilderFlag.FP16, lambda: trt.BuilderFlag.INT8, lambda: trt.IInt8EntropyCalibrator2,
-               lambda: trt.IBuilderConfig().int8_calibrator, lambda: trt.IBuilderConfig().set_calibration_profile,
-               lambda: trt.Builder(None).platform_has_fast_fp16, lambda: trt.ICudaEngine.device_memory_size]
+    removed = [
+        lambda: trt.BuilderFlag.FP16,
+        lambda: trt.BuilderFlag.INT8,
+        lambda: trt.IInt8EntropyCalibrator2,
+        lambda: trt.IBuilderConfig().int8_calibrator,
+        lambda: trt.IBuilderConfig().set_calibration_profile,
+        lambda: trt.Builder(None).platform_has_fast_fp16,
+        lambda: trt.ICudaEngine.device_memory_size,
+    ]
     for access in removed:
         with pytest.raises(AttributeError):
             access()
@@ -267,10 +296,17 @@ def argmax_to_uint8(via: int | None):
     from onnx import TensorProto, helper
 
     casts = [helper.make_node("Cast", ["idx"], ["mid"], to=via)] if via is not None else []
-    nodes = [helper.make_node("ArgMax", ["logits"], ["idx"], axis=1, keepdims=0), *casts,
-             helper.make_node("Cast", ["mid" if casts else "idx"], ["mask"], to=TensorProto.UINT8)]
-    graph = helper.make_graph(nodes, "end", [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, 2, 2])],
-                              [helper.make_tensor_value_info("mask", TensorProto.UINT8, [1, 2, 2])])
+    nodes = [
+        helper.make_node("ArgMax", ["logits"], ["idx"], axis=1, keepdims=0),
+        *casts,
+        helper.make_node("Cast", ["mid" if casts else "idx"], ["mask"], to=TensorProto.UINT8),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "end",
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, 2, 2])],
+        [helper.make_tensor_value_info("mask", TensorProto.UINT8, [1, 2, 2])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -376,25 +412,34 @@ def qdq_model(path: Path, zero_point: int | None = 0, zp_type: int = 3, quantize
     w_scale = np.maximum(np.abs(w).reshape(len(w), -1).max(1), 1e-6) / 127
     w_q = np.round(w / w_scale[:, None, None, None]).astype(np.int8)
     zp_np = {3: np.int8, 2: np.uint8}[zp_type]
-    inits = [numpy_helper.from_array(w_q, "Wq"), numpy_helper.from_array(w_scale.astype(np.float32), "Ws"),
-             numpy_helper.from_array(np.zeros(len(w), np.int8), "Wz"),
-             numpy_helper.from_array(np.array(4.0 / 127, np.float32), "Xs")]
+    inits = [
+        numpy_helper.from_array(w_q, "Wq"),
+        numpy_helper.from_array(w_scale.astype(np.float32), "Ws"),
+        numpy_helper.from_array(np.zeros(len(w), np.int8), "Wz"),
+        numpy_helper.from_array(np.array(4.0 / 127, np.float32), "Xs"),
+    ]
     x_zero = [] if zero_point is None else ["Xz"]
     if zero_point is not None:
         inits.append(numpy_helper.from_array(np.array(zero_point, zp_np), "Xz"))
-    nodes = [helper.make_node("DequantizeLinear", ["Wq", "Ws", "Wz"], ["W"], axis=0),
-             helper.make_node("QuantizeLinear", ["image", "Xs", *x_zero], ["xq"], name="image_Q"),
-             helper.make_node("DequantizeLinear", ["xq", "Xs", *x_zero], ["x"], name="image_DQ")]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["Wq", "Ws", "Wz"], ["W"], axis=0),
+        helper.make_node("QuantizeLinear", ["image", "Xs", *x_zero], ["xq"], name="image_Q"),
+        helper.make_node("DequantizeLinear", ["xq", "Xs", *x_zero], ["x"], name="image_DQ"),
+    ]
     if quantized_bias:
         bias_scale = (4.0 / 127) * w_scale
-        inits += [numpy_helper.from_array(np.round(b / bias_scale).astype(np.int32), "Bq"),
-                  numpy_helper.from_array(bias_scale.astype(np.float32), "Bs")]
+        inits += [
+            numpy_helper.from_array(np.round(b / bias_scale).astype(np.int32), "Bq"),
+            numpy_helper.from_array(bias_scale.astype(np.float32), "Bs"),
+        ]
         nodes.append(helper.make_node("DequantizeLinear", ["Bq", "Bs"], ["B"], axis=0, name="bias_DQ"))
     else:
         inits.append(numpy_helper.from_array(b, "B"))
-    nodes += [helper.make_node("Conv", ["x", "W", "B"], ["logits"]),
-              helper.make_node("ArgMax", ["logits"], ["idx"], axis=1, keepdims=0),
-              helper.make_node("Cast", ["idx"], ["mask"], to=TensorProto.UINT8)]
+    nodes += [
+        helper.make_node("Conv", ["x", "W", "B"], ["logits"]),
+        helper.make_node("ArgMax", ["logits"], ["idx"], axis=1, keepdims=0),
+        helper.make_node("Cast", ["idx"], ["mask"], to=TensorProto.UINT8),
+    ]
     graph = helper.make_graph(nodes, "nearest_centre_qdq", list(fp32.graph.input), list(fp32.graph.output), inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -582,8 +627,7 @@ def test_close_waits_for_inference_still_running_in_another_thread(tiny_model, t
         backend.infer(model_input(3))
 
 
-def test_pipeline_with_several_inference_threads_keeps_every_frame_its_own_mask(tiny_model, clip, tmp_path,
-                                                                               monkeypatch):
+def test_pipeline_with_several_inference_threads_keeps_every_frame_its_own_mask(tiny_model, clip, tmp_path, monkeypatch):
     from rtseg.runtime.pipeline import Pipeline
     from rtseg.runtime.sinks import Sink
     from rtseg.runtime.slot import load_slot
@@ -631,6 +675,7 @@ def _fails(attribute, value):
 def _raise(error):
     def raising(*_, **__):
         raise error
+
     return raising
 
 
@@ -640,10 +685,14 @@ FAILURES = {
     "no GPU": lambda s, mp: s.machine.devices.clear(),
     "no driver": lambda s, mp: setattr(s.machine, "driver_ok", False),
     "driver too old": lambda s, mp: setattr(s.machine, "driver_version", 12040),
-    "parse error": _fails((tensorrt_sim.OnnxParser, "parse"), lambda self, model, path=None: bool(
-        self._errors.append(tensorrt_sim.ParserError("Unsupported ONNX operator")))),
-    "API mismatch": _fails((tensorrt_sim.IBuilderConfig, "set_memory_pool_limit"),
-                           _raise(AttributeError("'tensorrt.IBuilderConfig' object has no attribute 'x'\nmore"))),
+    "parse error": _fails(
+        (tensorrt_sim.OnnxParser, "parse"),
+        lambda self, model, path=None: bool(self._errors.append(tensorrt_sim.ParserError("Unsupported ONNX operator"))),
+    ),
+    "API mismatch": _fails(
+        (tensorrt_sim.IBuilderConfig, "set_memory_pool_limit"),
+        _raise(AttributeError("'tensorrt.IBuilderConfig' object has no attribute 'x'\nmore")),
+    ),
     "build fails": _fails((tensorrt_sim.Builder, "build_serialized_network"), lambda *_: None),
     "deserialize fails": _fails((tensorrt_sim.Runtime, "deserialize_cuda_engine"), lambda *_: None),
     "no context": _fails((tensorrt_sim.ICudaEngine, "create_execution_context"), _raise(RuntimeError("out of memory"))),
@@ -656,8 +705,7 @@ def test_every_tensorrt_failure_is_one_line_and_falls_back_to_the_cpu(failure, t
     standin = install(monkeypatch)
     FAILURES[failure](standin, monkeypatch)
     warnings = []
-    backend = backends.load_backend("tensorrt", str(tiny_model), warn=warnings.append, cache_dir=tmp_path,
-                                    precision="fp32")
+    backend = backends.load_backend("tensorrt", str(tiny_model), warn=warnings.append, cache_dir=tmp_path, precision="fp32")
     assert backend.name == "onnxruntime-cpu"
     assert len(warnings) == 1 and "\n" not in warnings[0] and "falling back to ONNX Runtime" in warnings[0]
     with pytest.raises(RtsegError) as e:
@@ -707,18 +755,18 @@ def test_the_engine_key_holds_the_build_settings_and_the_build_uses_them(standin
     assert backend.key.gpu == "NVIDIA Stand-In GPU" and backend.key.compute_capability == "8.9"
     backend.close()
     source, device = engine_source(tiny_info(tiny_model), "fp32"), Device("NVIDIA Stand-In GPU", "8.9")
-    keys = [engine_key(standin.tensorrt, source, device, backend.profile, **change)
-            for change in ({}, {"optimization_level": 5}, {"workspace_gib": 1.0})]
+    keys = [
+        engine_key(standin.tensorrt, source, device, backend.profile, **change)
+        for change in ({}, {"optimization_level": 5}, {"workspace_gib": 1.0})
+    ]
     assert len({k.filename("tiny") for k in keys}) == 3  # another optimization level or workspace: another engine
     for k in keys[1:]:  # and the build is set up from the key, not from defaults of its own
         build_engine(standin.tensorrt, source, k, EngineCache(tmp_path))
         built = standin.stats.builds[-1]
-        assert (built["optimization_level"], built["workspace"]) == (k.settings.optimization_level,
-                                                                     k.settings.workspace_bytes)
+        assert (built["optimization_level"], built["workspace"]) == (k.settings.optimization_level, k.settings.workspace_bytes)
 
 
-def test_tensorrt_has_one_logger_and_its_build_warnings_reach_rtsegs_log(tiny_model, tmp_path, monkeypatch,
-                                                                         caplog):
+def test_tensorrt_has_one_logger_and_its_build_warnings_reach_rtsegs_log(tiny_model, tmp_path, monkeypatch, caplog):
     """TensorRT keeps the first logger a builder or runtime is made with; `auto` probes (a runtime) before
     anything is built, so a probe with a logger of its own would take every later build warning with it."""
     import logging
@@ -759,8 +807,11 @@ def test_each_tensorrt_extra_pins_cuda_bindings_to_the_cuda_of_its_tensorrt_whee
     setup = ast.parse((TESTS.parent / "setup.py").read_text())
     call = next(n for n in ast.walk(setup) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setup")
     extras = ast.literal_eval(next(k.value for k in call.keywords if k.arg == "extras_require"))
-    paired = {name: {Requirement(r).name: Requirement(r) for r in reqs} for name, reqs in extras.items()
-              if any(Requirement(r).name.startswith("tensorrt") for r in reqs)}
+    paired = {
+        name: {Requirement(r).name: Requirement(r) for r in reqs}
+        for name, reqs in extras.items()
+        if any(Requirement(r).name.startswith("tensorrt") for r in reqs)
+    }
     assert {"tensorrt", "tensorrt-cu12", "tensorrt-cu13"} <= set(paired)
     for name, reqs in paired.items():
         wheel = next(r for r in reqs if r.startswith("tensorrt"))
@@ -775,8 +826,10 @@ def test_each_tensorrt_extra_pins_cuda_bindings_to_the_cuda_of_its_tensorrt_whee
 
 def test_timing_cache_names_tell_gpus_of_one_architecture_apart(tmp_path):
     cache = EngineCache(tmp_path)
-    names = {cache.timing_path("10.13.0", gpu, "8.9").name for gpu in
-             ("NVIDIA L4", "NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 4090 ", "NVIDIA GeForce RTX 4090/")}
+    names = {
+        cache.timing_path("10.13.0", gpu, "8.9").name
+        for gpu in ("NVIDIA L4", "NVIDIA GeForce RTX 4090", "NVIDIA GeForce RTX 4090 ", "NVIDIA GeForce RTX 4090/")
+    }
     assert len(names) == 4  # names that make the same readable part are still kept apart
     assert cache.timing_path("10.13.0", "NVIDIA L4", "8.9") == cache.timing_path("10.13.0", "NVIDIA L4", "8.9")
 
@@ -796,8 +849,9 @@ def test_two_processes_wanting_one_engine_build_it_once(tiny_model, tmp_path):
     cache, log = tmp_path / "engines", tmp_path / "builds.log"
     env = {**os.environ, "RTSEG_STANDIN_BUILD_SECONDS": "1.5", "RTSEG_STANDIN_BUILD_LOG": str(log)}
     code = CHILD.format(tests=str(TESTS), model=str(tiny_model), cache=str(cache))
-    children = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True) for _ in range(2)]
+    children = [
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outputs = [child.communicate(timeout=120) for child in children]
     assert [c.returncode for c in children] == [0, 0], [err for _, err in outputs]
     assert len(log.read_text().splitlines()) == 1  # one built; the other waited on the lock and loaded it
@@ -822,8 +876,7 @@ def test_fp16_conversion_keeps_io_types_and_agrees_with_fp32_on_a_shipped_model(
     assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
     x = np.random.default_rng(0).standard_normal((1, 3, 240, 320)).astype(np.float32)
-    masks = [ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
-             for m in (str(path), fp16)]
+    masks = [ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"image": x})[0] for m in (str(path), fp16)]
     assert (masks[0] == masks[1]).mean() > 0.999
 
 

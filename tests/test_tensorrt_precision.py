@@ -4,6 +4,7 @@ quantized in the TensorRT Q/DQ layout by `quantize_int8`. Without a GPU: the gra
 FP16 conversion; the INT8 Q/DQ file with its unquantized layers in FP16) feed Resize and ArgMax float16, keep
 the graph's input and output types, and ONNX Runtime still gives the FP32 class map of a synthetic street frame.
 On a GPU (marked `gpu`): TensorRT builds an INT8 engine of the Q/DQ file and agrees with ONNX Runtime."""
+
 import sys
 from pathlib import Path
 
@@ -29,11 +30,11 @@ def street(seed: int, size=SIZE, noise: int = 8) -> np.ndarray:
     h, w = size
     frame = np.zeros((h, w, 3), np.uint8)
     frame[: h // 3] = (235, 200, 150)
-    frame[h // 3: 2 * h // 3] = (90, 100, 120)
-    frame[2 * h // 3:] = (110, 110, 110)
+    frame[h // 3 : 2 * h // 3] = (90, 100, 120)
+    frame[2 * h // 3 :] = (110, 110, 110)
     x = int(rng.integers(10, w - 20))
-    frame[h // 4:, x:x + max(4, w // 32)] = (40, 40, 40)
-    frame[h // 2: 2 * h // 3, w // 2: w // 2 + w // 4] = (30, 120, 40)
+    frame[h // 4 :, x : x + max(4, w // 32)] = (40, 40, 40)
+    frame[h // 2 : 2 * h // 3, w // 2 : w // 2 + w // 4] = (30, 120, 40)
     return np.clip(frame.astype(int) + rng.integers(-noise, noise + 1, frame.shape), 0, 255).astype(np.uint8)
 
 

@@ -1,6 +1,7 @@
 """Google's DeepLab MobileNet-EdgeTPU (Cityscapes) TFLite file as a PyTorch network: the port's arithmetic
 (TF padding, heads for other classes) on its own, and (with ../shared) layer by layer and end to end against
 the LiteRT interpreter, and through `rtseg import` to `rtseg run`."""
+
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +30,16 @@ def _layer(k=3, stride=1, dilation=1, padding="SAME", depthwise=False, channels=
 
 
 @pytest.mark.parametrize("size", [32, 33, 45, 46])
-@pytest.mark.parametrize("k, stride, dilation, depthwise", [(3, 2, 1, False), (5, 1, 2, True), (3, 2, 1, True),
-                                                           (5, 1, 1, True)])
+@pytest.mark.parametrize("k, stride, dilation, depthwise", [(3, 2, 1, False), (5, 1, 2, True), (3, 2, 1, True), (5, 1, 1, True)])
 def test_convolutions_pad_as_tensorflow_same_does(size, k, stride, dilation, depthwise):
     c = _layer(k, stride, dilation, depthwise=depthwise)
     x = torch.randn(1, 2, size, size)
     span = (k - 1) * dilation
     total = max((-(-size // stride) - 1) * stride + span + 1 - size, 0)  # TF: the odd pixel goes after
     pad = [total // 2, total - total // 2] * 2
-    ref = torch.nn.functional.conv2d(torch.nn.functional.pad(x, pad), torch.from_numpy(c.weight), stride=stride,
-                                     dilation=dilation, groups=2 if depthwise else 1)
+    ref = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(x, pad), torch.from_numpy(c.weight), stride=stride, dilation=dilation, groups=2 if depthwise else 1
+    )
     got = ConvAct(c)(x)
     assert got.shape == ref.shape == (1, 2, -(-size // stride), -(-size // stride))
     assert torch.allclose(got, ref, atol=1e-5)
@@ -165,8 +166,11 @@ def test_logits_and_class_maps_agree_with_litert(port):
             logits = net(_port_input(rgb))
             ours = net.segment(_port_input(rgb)).argmax(1)[0].numpy()
             # LiteRT's own logits, resized as the port resizes: the class map is bilinear with align_corners
-            theirs = torch.nn.functional.interpolate(_nchw(ref), size=(513, 513), mode="bilinear",
-                                                     align_corners=net.align_corners).argmax(1)[0].numpy()
+            theirs = (
+                torch.nn.functional.interpolate(_nchw(ref), size=(513, 513), mode="bilinear", align_corners=net.align_corners)
+                .argmax(1)[0]
+                .numpy()
+            )
         assert logits.shape == (1, 19, 33, 33)
         error.append(float(np.abs(logits.numpy().transpose(0, 2, 3, 1) - ref).mean()))
         agreement.append(float((ours == ref_map).mean()))
@@ -214,7 +218,7 @@ def test_import_gives_a_cityscapes_street_model_that_runs_at_once(tmp_path, port
     # the exported file computes the port's class map (ONNX Runtime and PyTorch, both float)
     rgb = _frames()[0]
     session = ort.InferenceSession(str(tmp_path / "home" / "models" / "street.onnx"), providers=["CPUExecutionProvider"])
-    x = ((rgb.astype(np.float32) / 255 - np.array(entry["mean"], np.float32)) / np.array(entry["std"], np.float32))
+    x = (rgb.astype(np.float32) / 255 - np.array(entry["mean"], np.float32)) / np.array(entry["std"], np.float32)
     onnx_map = session.run(["mask"], {"image": x.transpose(2, 0, 1)[None]})[0][0]
     with torch.no_grad():
         torch_map = port[1].segment(_port_input(rgb)).argmax(1)[0].numpy()
@@ -223,8 +227,9 @@ def test_import_gives_a_cityscapes_street_model_that_runs_at_once(tmp_path, port
     frames.mkdir()
     for p in sorted((SHARED / "camvid" / "val").glob("*.png"))[:2]:
         cv2.imwrite(str(frames / p.name), cv2.imread(str(p)))
-    res = run_cli("run", frames, "--model", "street", "--input-size", "360x480", "--no-show",
-                  "--json", tmp_path / "f.jsonl", "--quiet", env=env)
+    res = run_cli(
+        "run", frames, "--model", "street", "--input-size", "360x480", "--no-show", "--json", tmp_path / "f.jsonl", "--quiet", env=env
+    )
     assert res.returncode == 0, res.stderr
     lines = frame_lines(tmp_path / "f.jsonl")
     assert len(lines) == 2 and {"road", "building", "car"} <= set(lines[0]["class_share"])

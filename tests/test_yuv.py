@@ -42,8 +42,9 @@ def frame_pairs(n=4, size=(96, 128), seed=0):
     not (saturated edges), the BGR path clips before blending and the I420 path after, a few levels apart."""
     rng = np.random.default_rng(seed)
     for _ in range(n):
-        colour = cv2.resize(rng.integers(40, 216, (size[0] // 16, size[1] // 16, 3), dtype=np.uint8), size[::-1],
-                            interpolation=cv2.INTER_LINEAR)
+        colour = cv2.resize(
+            rng.integers(40, 216, (size[0] // 16, size[1] // 16, 3), dtype=np.uint8), size[::-1], interpolation=cv2.INTER_LINEAR
+        )
         luma = rng.integers(-12, 13, (*size, 1))
         frame = np.clip(colour.astype(int) + luma, 0, 255).astype(np.uint8)
         small = rng.integers(0, NUM_CLASSES + 1, (size[0] // 2, size[1] // 2), dtype=np.uint8)  # 11: void
@@ -69,9 +70,12 @@ def test_a_model_switch_mid_run_keeps_every_frame_right(tiny_model, yuv_clip, tm
 
     other = nearest_centre_onnx(tmp_path / "any_size.onnx", dynamic=True)  # another input size, odd on purpose
     info = ModelInfo(name="other", path=other, input_size=(33, 47))
-    second = ModelSlot(info, load_backend("onnxruntime", str(other), threads=1),
-                       Preprocessor((33, 47), IMAGENET_MEAN, IMAGENET_STD, pool_size=5),
-                       Postprocessor(PALETTE_RGB.tolist(), CLASSES))
+    second = ModelSlot(
+        info,
+        load_backend("onnxruntime", str(other), threads=1),
+        Preprocessor((33, 47), IMAGENET_MEAN, IMAGENET_STD, pool_size=5),
+        Postprocessor(PALETTE_RGB.tolist(), CLASSES),
+    )
 
     class SwitchAt10(CollectI420):
         def write(self, rec):
@@ -153,8 +157,9 @@ def test_a_truncated_yuv_file_ends_cleanly_with_what_it_holds(tiny_model, tmp_pa
 
 def test_cli_writes_h264_and_masks_from_i420_frame_for_frame(tiny_model, yuv_clip, tmp_path):
     out, js, masks = tmp_path / "out.mp4", tmp_path / "f.jsonl", tmp_path / "masks"
-    res = run_cli("run", yuv_clip, "--model", tiny_model, "--no-show", "--output", out, "--codec", "h264",
-                  "--json", js, "--save-masks", masks)
+    res = run_cli(
+        "run", yuv_clip, "--model", tiny_model, "--no-show", "--output", out, "--codec", "h264", "--json", js, "--save-masks", masks
+    )
     assert res.returncode == 0, res.stderr
     assert "frames kept in YUV 4:2:0" in res.stderr
     m = cv2.imread(str(sorted(masks.glob("*.png"))[13]), cv2.IMREAD_UNCHANGED)  # made from the model's map on demand
@@ -207,6 +212,8 @@ def test_odd_model_sizes_are_fine_and_boxes_take_the_bgr_way(tiny_model):
     outputs = slot.infer(slot.preprocess_i420(i420))
     plain = slot.postprocess_i420(i420, dict(outputs))
     assert plain.overlay is None and plain.overlay_i420.shape == i420.shape and (plain.mask == 3).all()
-    boxed = slot.postprocess_i420(i420, {**outputs, "boxes": np.array([[[4, 4, 40, 30]]], np.float32),
-                                         "scores": np.array([[0.9]], np.float32), "labels": np.array([[0]])})
+    boxed = slot.postprocess_i420(
+        i420,
+        {**outputs, "boxes": np.array([[[4, 4, 40, 30]]], np.float32), "scores": np.array([[0.9]], np.float32), "labels": np.array([[0]])},
+    )
     assert boxed.overlay_i420 is None and boxed.overlay.shape == frame.shape and len(boxed.detections) == 1

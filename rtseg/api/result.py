@@ -1,4 +1,5 @@
 """`Result`: what rtseg says about one frame, as arrays a user can compute with directly."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,28 +31,40 @@ class Result:
     A box model's `res.box_classes[res.class_ids[i]]` names box i.
     """
 
-    mask: np.ndarray | None              # (H, W) uint8 class ids at frame size; None for a box-only model
-    classes: tuple[str, ...]             # class id -> name (ids not listed, e.g. void, are unlabelled)
+    mask: np.ndarray | None  # (H, W) uint8 class ids at frame size; None for a box-only model
+    classes: tuple[str, ...]  # class id -> name (ids not listed, e.g. void, are unlabelled)
     palette_rgb: list[tuple[int, int, int]]  # class id -> RGB colour of the overlay and legend
-    shares: np.ndarray | None            # (num classes,) share of the frame's pixels per class
-    boxes: np.ndarray                    # (N, 4) float32 x1, y1, x2, y2 in frame pixels (origin top-left)
-    scores: np.ndarray                   # (N,) float32 in 0..1
-    class_ids: np.ndarray                # (N,) int indices into `box_classes`
-    box_classes: tuple[str, ...]         # box class id -> name (empty for segmentation-only models)
-    ms: dict[str, float]                 # milliseconds per step: preprocess, infer, postprocess (and capture, sink)
-    model: str                           # the model that produced it (with @HxW at another input size)
+    shares: np.ndarray | None  # (num classes,) share of the frame's pixels per class
+    boxes: np.ndarray  # (N, 4) float32 x1, y1, x2, y2 in frame pixels (origin top-left)
+    scores: np.ndarray  # (N,) float32 in 0..1
+    class_ids: np.ndarray  # (N,) int indices into `box_classes`
+    box_classes: tuple[str, ...]  # box class id -> name (empty for segmentation-only models)
+    ms: dict[str, float]  # milliseconds per step: preprocess, infer, postprocess (and capture, sink)
+    model: str  # the model that produced it (with @HxW at another input size)
     frame: np.ndarray | None = field(default=None, repr=False)  # the BGR frame it describes
-    index: int = 0                       # position in the stream (0 for single frames)
-    time: float | None = None            # stream time (files), wall clock (live), None for single images
-    file: str | None = None              # the image file it came from (image sources)
-    inferred: bool = True                # False: carried from the last key frame by motion (keyframe=N)
+    index: int = 0  # position in the stream (0 for single frames)
+    time: float | None = None  # stream time (files), wall clock (live), None for single images
+    file: str | None = None  # the image file it came from (image sources)
+    inferred: bool = True  # False: carried from the last key frame by motion (keyframe=N)
     _post: Postprocessor | None = field(default=None, repr=False)  # draws the overlay in the model's colours
-    _drawn: np.ndarray | None = field(default=None, repr=False)    # the overlay the pipeline already drew
+    _drawn: np.ndarray | None = field(default=None, repr=False)  # the overlay the pipeline already drew
 
     @classmethod
-    def of(cls, slot, mask: np.ndarray | None, shares: np.ndarray | None, detections: list[Detection],
-           ms: dict[str, float], frame: np.ndarray | None, index: int = 0, time: float | None = None, file: str | None = None,
-           model: str | None = None, drawn: np.ndarray | None = None, inferred: bool = True) -> "Result":
+    def of(
+        cls,
+        slot,
+        mask: np.ndarray | None,
+        shares: np.ndarray | None,
+        detections: list[Detection],
+        ms: dict[str, float],
+        frame: np.ndarray | None,
+        index: int = 0,
+        time: float | None = None,
+        file: str | None = None,
+        model: str | None = None,
+        drawn: np.ndarray | None = None,
+        inferred: bool = True,
+    ) -> "Result":
         """A result from what a model slot produced for `frame` (boxes become arrays)."""
         if detections:
             boxes = np.array([d.box for d in detections], np.float32)
@@ -59,8 +72,25 @@ class Result:
             ids = np.array([d.class_id for d in detections], int)
         else:
             boxes, scores, ids = np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0,), int)
-        return cls(mask, slot.info.classes, slot.info.palette_rgb, shares, boxes, scores, ids, slot.post.det_classes,
-                   ms, model or slot.name, frame, index, time, file, inferred, slot.post, drawn)
+        return cls(
+            mask,
+            slot.info.classes,
+            slot.info.palette_rgb,
+            shares,
+            boxes,
+            scores,
+            ids,
+            slot.post.det_classes,
+            ms,
+            model or slot.name,
+            frame,
+            index,
+            time,
+            file,
+            inferred,
+            slot.post,
+            drawn,
+        )
 
     @property
     def class_share(self) -> dict[str, float]:
@@ -69,8 +99,10 @@ class Result:
 
     @property
     def detections(self) -> list[Detection]:
-        return [Detection((float(b[0]), float(b[1]), float(b[2]), float(b[3])), float(s), int(c))
-                for b, s, c in zip(self.boxes, self.scores, self.class_ids)]
+        return [
+            Detection((float(b[0]), float(b[1]), float(b[2]), float(b[3])), float(s), int(c))
+            for b, s, c in zip(self.boxes, self.scores, self.class_ids)
+        ]
 
     def overlay(self, frame: np.ndarray | None = None, alpha: float | None = None, legend: bool | None = None) -> np.ndarray:
         """The frame with the class colours blended in and the boxes drawn.
@@ -90,8 +122,14 @@ class Result:
             raise RtsegError("this result holds no frame to draw on: pass overlay(frame)")
         post = self._post  # the model's own drawer; a new one only for other settings (it builds a colour table)
         if (alpha is not None and alpha != post.alpha) or (legend is not None and legend != post.legend):
-            post = Postprocessor(self.palette_rgb, self.classes, post.alpha if alpha is None else alpha,
-                                 self.box_classes, post.score_threshold, post.legend if legend is None else legend)
+            post = Postprocessor(
+                self.palette_rgb,
+                self.classes,
+                post.alpha if alpha is None else alpha,
+                self.box_classes,
+                post.score_threshold,
+                post.legend if legend is None else legend,
+            )
         return post.overlay(image, self.mask, self.detections)
 
     def save(self, path: str | Path, what: str = "overlay") -> Path:
@@ -131,8 +169,18 @@ class Result:
 
     def to_dict(self) -> dict:
         """The frame as plain JSON values: the same record `rtseg run --json` writes (rtseg/schemas/frame.schema.json)."""
-        return frame_record(self.index, self.time, self.model, self.ms, self.classes, self.shares, self.box_classes,
-                            self.detections, self.file, inferred=self.inferred)
+        return frame_record(
+            self.index,
+            self.time,
+            self.model,
+            self.ms,
+            self.classes,
+            self.shares,
+            self.box_classes,
+            self.detections,
+            self.file,
+            inferred=self.inferred,
+        )
 
     def to_supervision(self):
         """A `supervision.Detections`: the boxes (box models), or one region per class present (segmentation)."""
@@ -150,8 +198,11 @@ def save_result(res: Result, path: Path, what: str) -> Path:
     if what not in ("overlay", "mask"):
         raise RtsegError(f"what= must be 'overlay' or 'mask', not {what!r}")
     if what == "mask" and (res.mask is None or path.suffix.lower() != ".png"):
-        raise RtsegError("a mask is saved as .png (class ids need a lossless format)" if res.mask is not None
-                         else "this model gives no class map: save the overlay")
+        raise RtsegError(
+            "a mask is saved as .png (class ids need a lossless format)"
+            if res.mask is not None
+            else "this model gives no class map: save the overlay"
+        )
     if res.file is not None and same_file(path, Path(res.file)):
         raise RtsegError(f"{path} is the image this result describes: save it elsewhere")
     image = res.overlay() if what == "overlay" or res.mask is None else res.mask  # a mask was checked above
@@ -196,13 +247,19 @@ def as_supervision(res: Result):
         raise RtsegError("to_supervision() needs supervision: pip install supervision") from e
     names = res.box_classes
     if len(res.boxes):
-        return sv.Detections(xyxy=res.boxes.astype(np.float32), confidence=res.scores.astype(np.float32),
-                             class_id=res.class_ids.astype(int),
-                             data={"class_name": np.array([names[c] if c < len(names) else str(c) for c in res.class_ids])})
+        return sv.Detections(
+            xyxy=res.boxes.astype(np.float32),
+            confidence=res.scores.astype(np.float32),
+            class_id=res.class_ids.astype(int),
+            data={"class_name": np.array([names[c] if c < len(names) else str(c) for c in res.class_ids])},
+        )
     if res.mask is None:
         return sv.Detections.empty()
     present = [k for k in np.unique(res.mask) if k < len(res.classes)]
     masks = np.stack([res.mask == k for k in present]) if present else np.zeros((0, *res.mask.shape), bool)
-    return sv.Detections(xyxy=sv.mask_to_xyxy(masks).astype(np.float32), mask=masks,
-                         class_id=np.array(present, int),
-                         data={"class_name": np.array([res.classes[k] for k in present])})
+    return sv.Detections(
+        xyxy=sv.mask_to_xyxy(masks).astype(np.float32),
+        mask=masks,
+        class_id=np.array(present, int),
+        data={"class_name": np.array([res.classes[k] for k in present])},
+    )

@@ -5,6 +5,7 @@ and returns the exit status (README, "Exit codes"): 0 the input ended as announc
 ended before the frames its header announced; 4 a live source lost; 128 + the signal when Ctrl-C (130) or
 SIGTERM (143) stopped it. Several sources go through api/run_many.py instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,16 +35,14 @@ def run_one(settings: RunSettings) -> int:
     from .session import open_session
 
     if settings.sinks.json_lines is True:
-        raise RtsegError("--json without FILE writes <label>.jsonl into --output-dir DIR: give --json FILE, or "
-                         "--output-dir")
+        raise RtsegError("--json without FILE writes <label>.jsonl into --output-dir DIR: give --json FILE, or --output-dir")
     if settings.stats:
         from ..runtime.sinks import require_writable
 
         require_writable(Path(settings.stats), "--stats")
         # planned, checked and locked with the other outputs (runtime/output_plan.py)
         settings = replace(settings, sinks=replace(settings.sinks, stats=settings.stats))
-    source = open_input(settings.source, settings.camera, settings.loop, settings.frames, settings.realtime,
-                        settings.reconnect)
+    source = open_input(settings.source, settings.camera, settings.loop, settings.frames, settings.realtime, settings.reconnect)
     session = open_session(source, settings, progress=not settings.quiet)
     say_start(settings, session)
     stats = session.run()  # every model it loaded is closed as it ends, not at exit
@@ -63,8 +62,10 @@ def say_start(settings: RunSettings, session: Session) -> None:
     kind = "live" if source.live else f"{source.frame_count or '?'} frames"
     if settings.backend.why:
         log.info(f"rtseg: backend auto: {settings.backend.why}")
-    log.info(f"rtseg: {slot.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}, {session.streams} stream(s) x "
-             f"{session.threads} thread(s)) on {source.name} ({kind})")
+    log.info(
+        f"rtseg: {slot.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}, {session.streams} stream(s) x "
+        f"{session.threads} thread(s)) on {source.name} ({kind})"
+    )
 
 
 def say_end(settings: RunSettings, session: Session, stats: RunStats) -> None:
@@ -81,17 +82,22 @@ def say_end(settings: RunSettings, session: Session, stats: RunStats) -> None:
         verdict = "met" if stats.fps >= settings.target_fps else "NOT met"
         log.info(f"target {settings.target_fps:g} FPS {verdict} ({stats.fps:.1f} FPS)")
     if stats.skipped_inputs:
-        log.info(f"unreadable inputs skipped: {', '.join(stats.skipped_inputs[:5])}"
-                 + (" ..." if len(stats.skipped_inputs) > 5 else ""))
+        log.info(f"unreadable inputs skipped: {', '.join(stats.skipped_inputs[:5])}" + (" ..." if len(stats.skipped_inputs) > 5 else ""))
     if stats.source_lost:
-        log.warning(f"rtseg: live source lost: {redact(source.name)} did not come back after {stats.gaps[-1]['attempts']} "
-                    f"reconnect attempt(s); {len(stats.gaps) - 1} earlier outage(s) recovered")
+        log.warning(
+            f"rtseg: live source lost: {redact(source.name)} did not come back after {stats.gaps[-1]['attempts']} "
+            f"reconnect attempt(s); {len(stats.gaps) - 1} earlier outage(s) recovered"
+        )
     if stats.nothing_decoded:
-        log.error(f"rtseg: error: no frame of {redact(source.name)} could be decoded"
-                  + (f" ({len(stats.skipped_inputs)} unreadable inputs)" if stats.skipped_inputs else ""))
+        log.error(
+            f"rtseg: error: no frame of {redact(source.name)} could be decoded"
+            + (f" ({len(stats.skipped_inputs)} unreadable inputs)" if stats.skipped_inputs else "")
+        )
     if stats.ended_early:
-        log.warning(f"rtseg: input ended early: {stats.frames_in} of the {stats.expected_frames} frames it announced "
-                    "could be decoded (a truncated or damaged file); every decoded frame was processed")
+        log.warning(
+            f"rtseg: input ended early: {stats.frames_in} of the {stats.expected_frames} frames it announced "
+            "could be decoded (a truncated or damaged file); every decoded frame was processed"
+        )
 
 
 def write_stats(settings: RunSettings, session: Session, stats: RunStats) -> None:
@@ -100,8 +106,15 @@ def write_stats(settings: RunSettings, session: Session, stats: RunStats) -> Non
 
     assert settings.stats is not None, "write_stats is called for runs with --stats"
     slot = session.pipeline.slot
-    doc = stats.to_dict() | {"model": slot.name, "backend": slot.backend.name, "input_size": [slot.pre.height, slot.pre.width],
-                             "source": redact(session.source.name), "streams": session.streams,
-                             "threads": session.threads, "target_fps": settings.target_fps,
-                             "selector_start": session.rung, "selector_why": session.why}
+    doc = stats.to_dict() | {
+        "model": slot.name,
+        "backend": slot.backend.name,
+        "input_size": [slot.pre.height, slot.pre.width],
+        "source": redact(session.source.name),
+        "streams": session.streams,
+        "threads": session.threads,
+        "target_fps": settings.target_fps,
+        "selector_start": session.rung,
+        "selector_why": session.why,
+    }
     write_atomically(Path(settings.stats), json.dumps(doc, indent=2) + "\n", "--stats")

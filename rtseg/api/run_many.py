@@ -5,6 +5,7 @@ module is the command's side of it: what is refused before any work, one live vi
 source (`--serve`), the signals (the first Ctrl-C / SIGTERM stops every source, each drains and closes its
 outputs; a second aborts), and the summary per source.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,20 +40,25 @@ def refuse_one_source_options(request: RunSettings, sources: list[NamedSource], 
     where = "with several sources" if many else "with --output-dir"
     sinks = request.sinks
     if request.choice.selects and not request.choice.temporal.keyframes.every_frame:
-        raise RtsegError("--keyframe with --target-fps: the selector chooses the model for every frame of each "
-                         "source; give --model to fix the model and the interval")
+        raise RtsegError(
+            "--keyframe with --target-fps: the selector chooses the model for every frame of each "
+            "source; give --model to fix the model and the interval"
+        )
     if output_dir is None and not sinks.serve:
-        raise RtsegError("several sources need --output-dir DIR (each source's overlay, and with --json its JSON "
-                         "lines, is written there as <label>.mp4 / <label>.jsonl), or --serve PORT to watch them all")
+        raise RtsegError(
+            "several sources need --output-dir DIR (each source's overlay, and with --json its JSON "
+            "lines, is written there as <label>.mp4 / <label>.jsonl), or --serve PORT to watch them all"
+        )
     if request.camera is not None:
         raise RtsegError(f"--camera {where}: give the camera as a SOURCE instead (camera://N or /dev/videoN)")
     for flag, value in (("--output", sinks.output), ("--save-masks", sinks.save_masks)):
         if value:
-            raise RtsegError(f"{flag} works with one source and no --output-dir ({where}, each source's overlay "
-                             "goes to DIR/<label>.mp4)")
+            raise RtsegError(f"{flag} works with one source and no --output-dir ({where}, each source's overlay goes to DIR/<label>.mp4)")
     if isinstance(sinks.json_lines, str):
-        raise RtsegError(f"--json FILE (here {sinks.json_lines}) works with one source and no --output-dir ({where}, "
-                         "give --json alone, after the sources: each source's lines go to DIR/<label>.jsonl)")
+        raise RtsegError(
+            f"--json FILE (here {sinks.json_lines}) works with one source and no --output-dir ({where}, "
+            "give --json alone, after the sources: each source's lines go to DIR/<label>.jsonl)"
+        )
     if sinks.json_lines and output_dir is None:
         raise RtsegError("--json with several sources writes DIR/<label>.jsonl: give --output-dir DIR")
 
@@ -77,8 +83,9 @@ def refuse_inputs_in(folder: Path, lanes: list[Lane]) -> None:
         files = lane.source.files if lane.source is not None else []
         inside = next((f for f in files if Path(f).resolve().parent == folder), None)
         if inside is not None:
-            raise RtsegError(f"--output-dir {folder} holds input {Path(inside).name} (source {lane.uri}): give "
-                             "the outputs a folder of their own")
+            raise RtsegError(
+                f"--output-dir {folder} holds input {Path(inside).name} (source {lane.uri}): give the outputs a folder of their own"
+            )
 
 
 # -- running, with the signals -----------------------------------------------------------------------
@@ -112,12 +119,13 @@ def describe_lane(lane: Lane, target_fps: float | None = None) -> str:
     s = lane.stats
     if lane.error is not None or s is None:  # no error and no numbers: a source that never opened
         return head + f"error: {lane.error}"
-    flags = [w for w, on in (("source LOST", s.source_lost), ("ended early", s.ended_early),
-                              ("interrupted", s.interrupted)) if on]
+    flags = [w for w, on in (("source LOST", s.source_lost), ("ended early", s.ended_early), ("interrupted", s.interrupted)) if on]
     if target_fps:
         flags.append(f"target {target_fps:g} {'met' if s.fps >= target_fps else 'NOT met'}")
-    return (head + f"frames in {s.frames_in}, out {s.frames_out}, dropped {s.dropped}; {s.fps:.1f} FPS over "
-            f"{s.seconds:.1f} s" + (f" ({', '.join(flags)})" if flags else ""))
+    return (
+        head + f"frames in {s.frames_in}, out {s.frames_out}, dropped {s.dropped}; {s.fps:.1f} FPS over "
+        f"{s.seconds:.1f} s" + (f" ({', '.join(flags)})" if flags else "")
+    )
 
 
 def report(request: RunSettings, group: SourceGroup, seconds: float, model: str) -> None:
@@ -133,26 +141,35 @@ def report(request: RunSettings, group: SourceGroup, seconds: float, model: str)
         elif s is not None and s.source_lost:
             log.warning(f"rtseg: live source lost: {redact(lane.uri)} did not come back")
         elif s is not None and s.ended_early:
-            log.warning(f"rtseg: input ended early: {redact(lane.uri)} gave {s.frames_in} of the "
-                        f"{s.expected_frames} frames it announced")
+            log.warning(f"rtseg: input ended early: {redact(lane.uri)} gave {s.frames_in} of the {s.expected_frames} frames it announced")
     for lane in lanes:
         log.info(describe_lane(lane, request.target_fps))
         for line in describe_outputs([s for s in lane.pipeline.sinks if s is not lane.feed] if lane.pipeline else []):
             log.info(f"  wrote {line}")
     frames_in, frames_out = sum(x.frames_in for x in done), sum(x.frames_out for x in done)
     dropped = sum(x.dropped for x in done)
-    log.info(f"all {len(lanes)} sources: frames in {frames_in}, out {frames_out}, dropped {dropped}; "
-             f"{frames_out / seconds if seconds > 0 else 0.0:.1f} FPS combined over {seconds:.1f} s")
+    log.info(
+        f"all {len(lanes)} sources: frames in {frames_in}, out {frames_out}, dropped {dropped}; "
+        f"{frames_out / seconds if seconds > 0 else 0.0:.1f} FPS combined over {seconds:.1f} s"
+    )
     switches: list[dict] = group.runner.switches if group.runner else []
     for e in switches:
-        log.info(f"  switch at {e['t']:.1f}s: {e['from']} -> {e['to']} (slowest source {e['rate']:.1f} FPS, "
-                 f"target {e['target']:g})")
+        log.info(f"  switch at {e['t']:.1f}s: {e['from']} -> {e['to']} (slowest source {e['rate']:.1f} FPS, target {e['target']:g})")
     if request.stats:
-        doc = {"model": model, "seconds": round(seconds, 3), "frames_in": frames_in, "frames_out": frames_out,
-               "dropped": dropped, "target_fps": request.target_fps,
-               "switches": switches,
-               "sources": {x.label: {"source": redact(x.uri), "exit_code": x.code(), "error": redact(str(x.error)) if x.error else None}
-                           | (x.stats.to_dict() if x.stats else {}) for x in lanes}}
+        doc = {
+            "model": model,
+            "seconds": round(seconds, 3),
+            "frames_in": frames_in,
+            "frames_out": frames_out,
+            "dropped": dropped,
+            "target_fps": request.target_fps,
+            "switches": switches,
+            "sources": {
+                x.label: {"source": redact(x.uri), "exit_code": x.code(), "error": redact(str(x.error)) if x.error else None}
+                | (x.stats.to_dict() if x.stats else {})
+                for x in lanes
+            },
+        }
         from ..runtime.output_plan import write_atomically
 
         write_atomically(Path(request.stats), json.dumps(doc, indent=2) + "\n", "--stats")
@@ -189,18 +206,24 @@ def run_many(request: RunSettings, sources: list[str], output_dir: str | None) -
     if request.backend.why:
         log.info(f"rtseg: backend auto: {request.backend.why}")
     if group.why:
-        keep = ("kept held while running: every source moves to another model together" if group.runner else
-                "chosen once (--no-adapt, or no other model to move to)")
+        keep = (
+            "kept held while running: every source moves to another model together"
+            if group.runner
+            else "chosen once (--no-adapt, or no other model to move to)"
+        )
         log.info(f"rtseg: selector: {group.why}; one model for all the sources, {keep}")
     if request.sinks.show:
-        log.info("rtseg: no window with several sources (a window wants the main thread, which waits for all "
-                 "sources): watch them with --serve PORT")
+        log.info(
+            "rtseg: no window with several sources (a window wants the main thread, which waits for all "
+            "sources): watch them with --serve PORT"
+        )
     where = f"outputs in {folder}" if folder else "no files written"
-    log.info(f"rtseg: {slot.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}) shared by "
-             f"{len(group.lanes)} sources, {group.streams} stream(s) x {group.threads} thread(s) each, {where}")
+    log.info(
+        f"rtseg: {slot.name} ({slot.pre.height}x{slot.pre.width}, {slot.backend.name}) shared by "
+        f"{len(group.lanes)} sources, {group.streams} stream(s) x {group.threads} thread(s) each, {where}"
+    )
     if server is not None:
-        log.info(f"rtseg: live view of every source on {server.url} (each at {server.url}<label>/, numbers at "
-                 f"{server.url}stats.json)")
+        log.info(f"rtseg: live view of every source on {server.url} (each at {server.url}<label>/, numbers at {server.url}stats.json)")
     for lane in group.lanes:
         src = lane.source
         assert src is not None, "a group that is not tolerant has opened every source"

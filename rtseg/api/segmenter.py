@@ -1,13 +1,14 @@
 """`Segmenter` and `stream`: rtseg from Python, one frame at a time or the whole threaded pipeline.
 
-    import rtseg
+import rtseg
 
-    seg = rtseg.Segmenter()                        # the default model, best backend here
-    res = seg(frame_bgr)                           # a Result: .mask, .class_share, .boxes, .overlay()
+seg = rtseg.Segmenter()                        # the default model, best backend here
+res = seg(frame_bgr)                           # a Result: .mask, .class_share, .boxes, .overlay()
 
-    for res in rtseg.stream("video.mp4", target_fps=30):   # threaded, in order; the selector holds 30 FPS
-        ...
+for res in rtseg.stream("video.mp4", target_fps=30):   # threaded, in order; the selector holds 30 FPS
+    ...
 """
+
 from __future__ import annotations
 
 import os
@@ -99,19 +100,46 @@ class Segmenter:
         RtsegError: an unknown model, a model with a rate, a file that is not a model (one line, no traceback).
     """
 
-    def __init__(self, model: str | Path | None = None, *, backend: str = "auto", target_fps: float | None = None,
-                 task: str = "seg", input_size: tuple[int, int] | None = None, threads: int | None = None,
-                 alpha: float = DEFAULT_ALPHA, score_threshold: float = DEFAULT_SCORE_THRESHOLD, legend: bool = False,
-                 precision: str = "fp16", rank_by: str = "auto"):
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        backend: str = "auto",
+        target_fps: float | None = None,
+        task: str = "seg",
+        input_size: tuple[int, int] | None = None,
+        threads: int | None = None,
+        alpha: float = DEFAULT_ALPHA,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        legend: bool = False,
+        precision: str = "fp16",
+        rank_by: str = "auto",
+    ):
         _model_or_rate(model, target_fps)
-        choice = ModelChoice(None if model is None else str(model), target_fps, task, input_size=_size(input_size),
-                             alpha=alpha, score_threshold=score_threshold, legend=legend, rank_by=rank_by)
+        choice = ModelChoice(
+            None if model is None else str(model),
+            target_fps,
+            task,
+            input_size=_size(input_size),
+            alpha=alpha,
+            score_threshold=score_threshold,
+            legend=legend,
+            rank_by=rank_by,
+        )
         self._backend = BackendChoice.resolve(backend, precision)
         self.backend_name = self._backend.name
         self.threads = threads or os.cpu_count() or 1
         info, size, self.why = _model_for(choice, self.backend_name, self.threads)
-        self.slot: ModelSlot = load_slot(info, self.backend_name, threads=self.threads, input_size=size, alpha=alpha,
-                                         score_threshold=score_threshold, legend=legend, **self._backend.options())
+        self.slot: ModelSlot = load_slot(
+            info,
+            self.backend_name,
+            threads=self.threads,
+            input_size=size,
+            alpha=alpha,
+            score_threshold=score_threshold,
+            legend=legend,
+            **self._backend.options(),
+        )
         # what a stream of this segmenter runs: the loaded model, named
         self._choice = replace(choice, model=info.name, target_fps=None, input_size=size)
         self._index = 0
@@ -172,8 +200,10 @@ class Segmenter:
         """
         single = isinstance(source, np.ndarray) or (isinstance(source, (str, Path)) and is_image_file(source))
         if (single or isinstance(source, (list, tuple))) and stream_options:
-            raise RtsegError(f"{', '.join(sorted(stream_options))}: for a video, folder, glob, URL or camera; a frame, "
-                             "an image or a list is segmented frame by frame")
+            raise RtsegError(
+                f"{', '.join(sorted(stream_options))}: for a video, folder, glob, URL or camera; a frame, "
+                "an image or a list is segmented frame by frame"
+            )
         if single:
             result = self._one(source)
             return iter([result]) if stream else result
@@ -204,9 +234,19 @@ class Segmenter:
         index, self._index = self._index, self._index + 1
         return Result.of(slot, pred.mask, pred.shares, pred.detections, ms, image, index, file=file)
 
-    def stream(self, source, *, frames: int | None = None, loop: int = 1, realtime: bool = False,
-               output: str | None = None, save_masks: str | None = None, json: str | None = None,
-               keyframe: int | str = 1, smooth: bool = False) -> ResultStream:
+    def stream(
+        self,
+        source,
+        *,
+        frames: int | None = None,
+        loop: int = 1,
+        realtime: bool = False,
+        output: str | None = None,
+        save_masks: str | None = None,
+        json: str | None = None,
+        keyframe: int | str = 1,
+        smooth: bool = False,
+    ) -> ResultStream:
         """This model over a whole source through the threaded pipeline. The stream has its own buffers around
         the same loaded model, so calling the segmenter meanwhile is safe.
 
@@ -217,13 +257,20 @@ class Segmenter:
             A `ResultStream`: iterate it for `Result`s in order; `with` closes it for certain.
         """
         c = replace(self._choice, temporal=temporal_settings(keyframe, smooth))
-        settings = RunSettings(backend=self._backend, choice=c, sinks=SinkRequest(output, save_masks, json, show=False,
-                                                                               quiet=True), frames=frames, loop=loop,
-                               realtime=realtime, quiet=True)
+        settings = RunSettings(
+            backend=self._backend,
+            choice=c,
+            sinks=SinkRequest(output, save_masks, json, show=False, quiet=True),
+            frames=frames,
+            loop=loop,
+            realtime=realtime,
+            quiet=True,
+        )
         src = _source(source, frames, loop, realtime)
         try:
-            slot = ModelSlot.for_backend(self.slot.info, self.slot.backend, self.slot.input_size, c.alpha, c.score_threshold,
-                                    legend=c.legend)
+            slot = ModelSlot.for_backend(
+                self.slot.info, self.slot.backend, self.slot.input_size, c.alpha, c.score_threshold, legend=c.legend
+            )
             session = open_session(src, settings, slot=slot)
         except BaseException:
             src.close()
@@ -269,16 +316,37 @@ def _model_or_rate(model, target_fps) -> None:
     """`model` names the model, `target_fps` asks the selector to choose one: both at once would leave one
     of them ignored, so it is refused rather than guessed."""
     if model is not None and target_fps is not None:
-        raise RtsegError(f"give model= or target_fps=, not both: model={str(model)!r} would be run whatever "
-                         f"the rate (target_fps={target_fps:g} picks the most accurate model that holds it)")
+        raise RtsegError(
+            f"give model= or target_fps=, not both: model={str(model)!r} would be run whatever "
+            f"the rate (target_fps={target_fps:g} picks the most accurate model that holds it)"
+        )
 
 
-def stream(source, model: str | Path | None = None, *, target_fps: float | None = None, backend: str = "auto",
-           task: str = "seg", input_size: tuple[int, int] | None = None, frames: int | None = None, loop: int = 1,
-           realtime: bool = False, output: str | None = None, save_masks: str | None = None, json: str | None = None,
-           alpha: float = DEFAULT_ALPHA, score_threshold: float = DEFAULT_SCORE_THRESHOLD, legend: bool = False, adapt: bool = True,
-           streams: int | None = None, threads: int | None = None, precision: str = "fp16",
-           rank_by: str = "auto", keyframe: int | str = 1, smooth: bool = False) -> ResultStream:
+def stream(
+    source,
+    model: str | Path | None = None,
+    *,
+    target_fps: float | None = None,
+    backend: str = "auto",
+    task: str = "seg",
+    input_size: tuple[int, int] | None = None,
+    frames: int | None = None,
+    loop: int = 1,
+    realtime: bool = False,
+    output: str | None = None,
+    save_masks: str | None = None,
+    json: str | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    legend: bool = False,
+    adapt: bool = True,
+    streams: int | None = None,
+    threads: int | None = None,
+    precision: str = "fp16",
+    rank_by: str = "auto",
+    keyframe: int | str = 1,
+    smooth: bool = False,
+) -> ResultStream:
     """Every frame of `source` through rtseg's threaded pipeline, as an iterator of `Result`s, in order.
 
     >>> import numpy as np, rtseg
@@ -319,12 +387,30 @@ def stream(source, model: str | Path | None = None, *, target_fps: float | None 
     ...     inferred = sum(res.inferred for res in results)
     """
     _model_or_rate(model, target_fps)
-    choice = ModelChoice(None if model is None else str(model), target_fps, task, input_size=_size(input_size),
-                         alpha=alpha, score_threshold=score_threshold, legend=legend, adapt=adapt, rank_by=rank_by,
-                         temporal=temporal_settings(keyframe, smooth))
-    settings = RunSettings(backend=BackendChoice.resolve(backend, precision), choice=choice,
-                           sinks=SinkRequest(output, save_masks, json, show=False, quiet=True), target_fps=target_fps,
-                           streams=streams, threads=threads, realtime=realtime, frames=frames, loop=loop, quiet=True)
+    choice = ModelChoice(
+        None if model is None else str(model),
+        target_fps,
+        task,
+        input_size=_size(input_size),
+        alpha=alpha,
+        score_threshold=score_threshold,
+        legend=legend,
+        adapt=adapt,
+        rank_by=rank_by,
+        temporal=temporal_settings(keyframe, smooth),
+    )
+    settings = RunSettings(
+        backend=BackendChoice.resolve(backend, precision),
+        choice=choice,
+        sinks=SinkRequest(output, save_masks, json, show=False, quiet=True),
+        target_fps=target_fps,
+        streams=streams,
+        threads=threads,
+        realtime=realtime,
+        frames=frames,
+        loop=loop,
+        quiet=True,
+    )
     src = _source(source, frames, loop, realtime)
     try:
         session = open_session(src, settings)
@@ -332,5 +418,3 @@ def stream(source, model: str | Path | None = None, *, target_fps: float | None 
         src.close()
         raise
     return ResultStream(session)
-
-

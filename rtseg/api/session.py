@@ -3,6 +3,7 @@
 `rtseg run` and the Python API's `stream` both build their runs here, so a frame takes the same path
 whichever way it is asked for.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,13 +43,13 @@ class Session:
     pipeline: Pipeline
     streams: int
     threads: int
-    why: str | None = None                  # the selector's reason for its first model
-    runner: AdaptiveRunner | None = None    # when the selector keeps the rate
-    owns_slot: bool = True                  # False: the slot belongs to a Segmenter that outlives the run
-    candidates: dict | None = None          # the selector's variants {name: (info, size)}: what a run can teach
+    why: str | None = None  # the selector's reason for its first model
+    runner: AdaptiveRunner | None = None  # when the selector keeps the rate
+    owns_slot: bool = True  # False: the slot belongs to a Segmenter that outlives the run
+    candidates: dict | None = None  # the selector's variants {name: (info, size)}: what a run can teach
     backend: str = "onnxruntime"
-    rung: str | None = None                 # the selector's first rung (model, size and key-frame interval)
-    settle_key: str | None = None           # the selector's command key: where this run settles is kept under it
+    rung: str | None = None  # the selector's first rung (model, size and key-frame interval)
+    settle_key: str | None = None  # the selector's command key: where this run settles is kept under it
 
     def run(self, handle_signals: bool = True) -> RunStats:
         """Run to the end of the source (or a stop); every model the run loaded is closed afterwards."""
@@ -73,8 +74,7 @@ class Session:
         from ..selection.profiling import remember_settled
 
         try:
-            remember_settled(self.backend, self.streams, self.threads, self.settle_key, *last,
-                             self.runner.controller.target)
+            remember_settled(self.backend, self.streams, self.threads, self.settle_key, *last, self.runner.controller.target)
         except OSError as e:  # a read-only cache: the next run chooses afresh
             log.debug(f"rtseg: selector: could not keep where this run settled ({e})")
 
@@ -85,8 +85,8 @@ class Session:
         from ..selection.profiling import learn_from_run
 
         observed: dict[str, tuple[float, float]] = (
-            self.runner.observed() if self.runner is not None
-            else {self.rung or self.pipeline.slot.name: (stats.frames_out, stats.seconds)})
+            self.runner.observed() if self.runner is not None else {self.rung or self.pipeline.slot.name: (stats.frames_out, stats.seconds)}
+        )
         try:
             learned = learn_from_run(self.backend, self.streams, self.threads, observed, self.candidates)
         except OSError as e:  # a read-only cache: the run itself succeeded, only the lesson is lost
@@ -102,8 +102,7 @@ class Session:
                 s.close()
 
 
-def open_session(source: Source, settings: RunSettings, progress: bool = False,
-                 slot: ModelSlot | None = None) -> Session:
+def open_session(source: Source, settings: RunSettings, progress: bool = False, slot: ModelSlot | None = None) -> Session:
     """Load the model the settings name (or select one for their rate), open their sinks and wire the pipeline.
 
     The sinks open once the model is known (a window's `q` stops the run). With `slot`, that already-loaded
@@ -111,8 +110,10 @@ def open_session(source: Source, settings: RunSettings, progress: bool = False,
     """
     choice, backend, queue_size = settings.choice, settings.backend, settings.queue_size
     if choice.selects and not choice.temporal.keyframes.every_frame:
-        raise RtsegError("--keyframe with --target-fps: the selector chooses the key-frame interval itself (its "
-                         "rungs /kfN); give --model to fix the model and the interval")
+        raise RtsegError(
+            "--keyframe with --target-fps: the selector chooses the key-frame interval itself (its "
+            "rungs /kfN); give --model to fix the model and the interval"
+        )
     streams, threads = inference_layout(settings.streams, settings.threads, source.live)
     if slot is not None:
         streams = 1  # a loaded slot already has its threads: one stream uses them all
@@ -125,17 +126,24 @@ def open_session(source: Source, settings: RunSettings, progress: bool = False,
 
         target = choice.target_fps
         assert target is not None  # what `selects` means: a rate and no model
-        sel = select_for_rate(target, choice.task, backend.name, streams, threads, choice.margin,
-                              choice.max_latency, choice.rank_by)
+        sel = select_for_rate(target, choice.task, backend.name, streams, threads, choice.margin, choice.max_latency, choice.rank_by)
         info, size = candidate_info(sel.choice), sel.choice.input_size
         log.info(f"rtseg: selector: {sel.why}")
     else:
         info = resolve_model(choice.model)
 
     def load(i: ModelInfo, input_size: tuple[int, int] | None) -> ModelSlot:
-        return load_slot(i, backend.name, threads=threads, input_size=input_size, alpha=choice.alpha,
-                         score_threshold=choice.score_threshold, legend=choice.legend, pool_size=queue_size + streams + 2,
-                         **backend.options())
+        return load_slot(
+            i,
+            backend.name,
+            threads=threads,
+            input_size=input_size,
+            alpha=choice.alpha,
+            score_threshold=choice.score_threshold,
+            legend=choice.legend,
+            pool_size=queue_size + streams + 2,
+            **backend.options(),
+        )
 
     current = slot or load(info, size)
     pipeline: Pipeline | None = None
@@ -156,18 +164,29 @@ def open_session(source: Source, settings: RunSettings, progress: bool = False,
         temporal = Temporal(replace(choice.temporal, keyframes=KeyFrames(sel.choice.keyframe)))
     elif choice.temporal.active:
         temporal = Temporal(choice.temporal)
-    pipeline = Pipeline(source, current, sinks, queue_size=queue_size, streams=streams, progress=progress,
-                        temporal=temporal)
-    session = Session(source, pipeline, streams, threads, sel.why if sel else None, owns_slot=slot is None,
-                      backend=backend.name,
-                      candidates={c.name: (c.info, c.input_size, c.keyframe) for c in ladder} if ladder else None,
-                      rung=sel.choice.name if sel else None, settle_key=sel.settle_key if sel else None)
+    pipeline = Pipeline(source, current, sinks, queue_size=queue_size, streams=streams, progress=progress, temporal=temporal)
+    session = Session(
+        source,
+        pipeline,
+        streams,
+        threads,
+        sel.why if sel else None,
+        owns_slot=slot is None,
+        backend=backend.name,
+        candidates={c.name: (c.info, c.input_size, c.keyframe) for c in ladder} if ladder else None,
+        rung=sel.choice.name if sel else None,
+        settle_key=sel.settle_key if sel else None,
+    )
     if sel is not None and len(ladder) > 1 and choice.adapt and choice.target_fps is not None:
         from ..selection.adaptive import AdaptiveRunner
         from ..selection.ladder import Controller
 
-        session.runner = AdaptiveRunner(pipeline, Controller(ladder, sel.index, choice.target_fps),
-                                        lambda c: load(candidate_info(c), c.input_size), live=source.live,
-                                        streams=streams)
+        session.runner = AdaptiveRunner(
+            pipeline,
+            Controller(ladder, sel.index, choice.target_fps),
+            lambda c: load(candidate_info(c), c.input_size),
+            live=source.live,
+            streams=streams,
+        )
         pipeline.on_frame = session.runner.on_frame
     return session

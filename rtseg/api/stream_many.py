@@ -14,6 +14,7 @@ Files give every frame, in order within each source (a slow consumer slows them,
 live sources keep only their newest frame when the consumer falls behind. Leaving the loop early stops
 every source and closes what was opened.
 """
+
 from __future__ import annotations
 
 import queue
@@ -96,12 +97,27 @@ class ManyResultStream:
             self.close()
 
 
-def stream_many(sources: list[str | Path] | str | Path, model: str | Path | None = None, *,
-                target_fps: float | None = None, backend: str = "auto", task: str = "seg",
-                input_size: tuple[int, int] | None = None, frames: int | None = None, loop: int = 1,
-                realtime: bool = False, alpha: float = DEFAULT_ALPHA, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-                legend: bool = False, adapt: bool = True, threads: int | None = None, reconnect: int | None = 5, precision: str = "fp16",
-                rank_by: str = "auto", buffer: int | None = None) -> ManyResultStream:
+def stream_many(
+    sources: list[str | Path] | str | Path,
+    model: str | Path | None = None,
+    *,
+    target_fps: float | None = None,
+    backend: str = "auto",
+    task: str = "seg",
+    input_size: tuple[int, int] | None = None,
+    frames: int | None = None,
+    loop: int = 1,
+    realtime: bool = False,
+    alpha: float = DEFAULT_ALPHA,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    legend: bool = False,
+    adapt: bool = True,
+    threads: int | None = None,
+    reconnect: int | None = 5,
+    precision: str = "fp16",
+    rank_by: str = "auto",
+    buffer: int | None = None,
+) -> ManyResultStream:
     """Several sources through one model, as an iterator of (label, Result); see the module docstring.
 
     Args:
@@ -127,11 +143,28 @@ def stream_many(sources: list[str | Path] | str | Path, model: str | Path | None
     named: list[NamedSource] = expand_sources([str(s) for s in sources])
     if not named:
         raise RtsegError("stream_many needs at least one source")
-    choice = ModelChoice(None if model is None else str(model), target_fps if model is None else None, task,
-                         adapt=adapt, input_size=(int(input_size[0]), int(input_size[1])) if input_size else None, alpha=alpha,
-                         score_threshold=score_threshold, legend=legend, rank_by=rank_by)
-    settings = RunSettings(backend=BackendChoice.resolve(backend, precision), choice=choice, target_fps=target_fps,
-                           threads=threads, realtime=realtime, frames=frames, loop=loop, quiet=True, reconnect=reconnect)
+    choice = ModelChoice(
+        None if model is None else str(model),
+        target_fps if model is None else None,
+        task,
+        adapt=adapt,
+        input_size=(int(input_size[0]), int(input_size[1])) if input_size else None,
+        alpha=alpha,
+        score_threshold=score_threshold,
+        legend=legend,
+        rank_by=rank_by,
+    )
+    settings = RunSettings(
+        backend=BackendChoice.resolve(backend, precision),
+        choice=choice,
+        target_fps=target_fps,
+        threads=threads,
+        realtime=realtime,
+        frames=frames,
+        loop=loop,
+        quiet=True,
+        reconnect=reconnect,
+    )
     group = SourceGroup(settings, named)
     try:
         group.load(choose_for_group)

@@ -6,6 +6,7 @@ dropped). Live sources: the pipeline keeps only the newest frame, so a slow cons
 never older ones. Leaving the loop early (break, an exception, `close()`) stops the pipeline and
 closes what it opened.
 """
+
 from __future__ import annotations
 
 import queue
@@ -22,8 +23,20 @@ _END = object()
 
 def result_of(rec: FrameRecord) -> Result:
     """A pipeline record as the API's `Result` (the frame kept, for `overlay()`)."""
-    return Result.of(rec.slot, rec.mask, rec.shares, rec.detections, dict(rec.ms), rec.image, rec.index,
-                     rec.source_time, rec.file, rec.model, rec.overlay, rec.inferred)
+    return Result.of(
+        rec.slot,
+        rec.mask,
+        rec.shares,
+        rec.detections,
+        dict(rec.ms),
+        rec.image,
+        rec.index,
+        rec.source_time,
+        rec.file,
+        rec.model,
+        rec.overlay,
+        rec.inferred,
+    )
 
 
 class _Handoff(Sink):

@@ -1,4 +1,5 @@
 """Inference backends behind one small protocol; a new backend is one module plus a registry line."""
+
 from __future__ import annotations
 
 import logging
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
-    name: str            # e.g. "onnxruntime-cpu"
+    name: str  # e.g. "onnxruntime-cpu"
     input_name: str
 
     def infer(self, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -80,8 +81,7 @@ def _factory(kind: str) -> Callable[..., Backend]:
         raise RtsegError(f"the {kind} backend needs {what}: pip install 'rtseg[{extra}]'") from e
 
 
-def load_backend(kind: str, model, fallback: bool = True, warn: Callable[[str], None] | None = None,
-                 **options) -> Backend:
+def load_backend(kind: str, model, fallback: bool = True, warn: Callable[[str], None] | None = None, **options) -> Backend:
     """Load `kind` ("auto" decides here) for `model`, a resolved ModelInfo or a path to an .onnx file; a GPU
     backend that cannot load falls back to the CPU, with a warning. Backends that need the model's metadata
     (TensorRT: input size, name) get the ModelInfo as `info` instead of resolving the file again."""
@@ -108,7 +108,8 @@ def load_backend(kind: str, model, fallback: bool = True, warn: Callable[[str], 
         if not fallback:
             raise error from e
         (warn or (lambda m: print(m, file=sys.stderr)))(
-            f"rtseg: warning: {kind} could not load the model ({error}); falling back to ONNX Runtime on the CPU")
+            f"rtseg: warning: {kind} could not load the model ({error}); falling back to ONNX Runtime on the CPU"
+        )
         from .onnxruntime import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend(model_path, threads=options.get("threads"), fixed_size=options.get("fixed_size"))

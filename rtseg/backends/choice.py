@@ -6,6 +6,7 @@ really works here (`probe_tensorrt`: a supported version with the calls rtseg ma
 cuda-python, a TensorRT runtime created on it): "it imports" is not enough, a TensorRT 8, an 11 missing a
 call or a driver too old for the CUDA bindings would otherwise be chosen and fail at the first frame.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -15,10 +16,10 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Platform:
-    gpu: str | None = None                    # first CUDA device's name, None when there is none
-    tensorrt: str | None = None               # TensorRT version, when the probe found it usable
+    gpu: str | None = None  # first CUDA device's name, None when there is none
+    tensorrt: str | None = None  # TensorRT version, when the probe found it usable
     ort_providers: list[str] = field(default_factory=list)
-    tensorrt_problem: str | None = None       # why an installed TensorRT cannot be used here
+    tensorrt_problem: str | None = None  # why an installed TensorRT cannot be used here
 
 
 def cuda_device_name() -> str | None:
@@ -58,13 +59,17 @@ def choose_backend(platform: Platform) -> tuple[str, str]:
     """(backend kind, one line saying why) for `--backend auto`."""
     if platform.gpu and platform.tensorrt:
         return "tensorrt", f"TensorRT {platform.tensorrt} on {platform.gpu}"
-    missing = (f"TensorRT unusable: {platform.tensorrt_problem}" if platform.tensorrt_problem else
-               "TensorRT not installed: pip install 'rtseg[tensorrt]' for the fastest path")
+    missing = (
+        f"TensorRT unusable: {platform.tensorrt_problem}"
+        if platform.tensorrt_problem
+        else "TensorRT not installed: pip install 'rtseg[tensorrt]' for the fastest path"
+    )
     if platform.gpu and "CUDAExecutionProvider" in platform.ort_providers:
         return "onnxruntime-cuda", f"ONNX Runtime CUDA on {platform.gpu} ({missing})"
     if platform.gpu:
-        return "onnxruntime", (f"ONNX Runtime on the CPU: {platform.gpu} found, but neither TensorRT nor "
-                               f"onnxruntime-gpu is usable ({missing})")
+        return "onnxruntime", (
+            f"ONNX Runtime on the CPU: {platform.gpu} found, but neither TensorRT nor onnxruntime-gpu is usable ({missing})"
+        )
     return "onnxruntime", "ONNX Runtime on the CPU (no NVIDIA GPU found)"
 
 

@@ -17,6 +17,7 @@ deletes an engine another process has just stored. TensorRT's timing cache (kern
 rebuilds fast) is one file per TensorRT version and GPU (its name and compute capability), merged and replaced
 the same way.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -62,14 +63,15 @@ class ShapeProfile:
         return cls(as_shape(size), as_shape(size), as_shape(size))
 
     @classmethod
-    def parse(cls, min_shape: Shape | None, opt_shape: Shape | None, max_shape: Shape | None,
-              default: Shape) -> "ShapeProfile":
+    def parse(cls, min_shape: Shape | None, opt_shape: Shape | None, max_shape: Shape | None, default: Shape) -> "ShapeProfile":
         """--min/--opt/--max-shape; missing ones collapse onto the given ones or the model's own size."""
         opt = as_shape(opt_shape or min_shape or max_shape or default)
         profile = cls(as_shape(min_shape or opt), opt, as_shape(max_shape or opt))
         if not all(lo <= mid <= hi for lo, mid, hi in zip(profile.min, profile.opt, profile.max)):
-            raise RtsegError(f"shape profile must satisfy min <= opt <= max in height and width, got "
-                             f"min {profile.min}, opt {profile.opt}, max {profile.max}")
+            raise RtsegError(
+                f"shape profile must satisfy min <= opt <= max in height and width, got "
+                f"min {profile.min}, opt {profile.opt}, max {profile.max}"
+            )
         return profile
 
     @classmethod
@@ -90,18 +92,18 @@ class ShapeProfile:
 class BuildSettings:
     """How the builder is set up besides precision and shapes: each of these changes the engine it makes."""
 
-    strongly_typed: bool = True       # each layer in the type the ONNX file gives it (TensorRT 11 knows no other way)
-    optimization_level: int = 3       # IBuilderConfig.builder_optimization_level, 0-5 (3 is TensorRT's default)
-    workspace_bytes: int = 4 << 30    # the WORKSPACE memory pool: larger lets the builder pick hungrier tactics
+    strongly_typed: bool = True  # each layer in the type the ONNX file gives it (TensorRT 11 knows no other way)
+    optimization_level: int = 3  # IBuilderConfig.builder_optimization_level, 0-5 (3 is TensorRT's default)
+    workspace_bytes: int = 4 << 30  # the WORKSPACE memory pool: larger lets the builder pick hungrier tactics
 
 
 @dataclass(frozen=True)
 class EngineKey:
-    onnx_sha256: str          # of the ONNX bytes TensorRT parses (the FP32 model, its FP16 conversion, the Q/DQ file)
-    gpu: str                  # e.g. "NVIDIA H100 80GB HBM3"
-    compute_capability: str   # e.g. "9.0"
-    tensorrt: str             # TensorRT version
-    precision: str            # fp32 | fp16 | int8
+    onnx_sha256: str  # of the ONNX bytes TensorRT parses (the FP32 model, its FP16 conversion, the Q/DQ file)
+    gpu: str  # e.g. "NVIDIA H100 80GB HBM3"
+    compute_capability: str  # e.g. "9.0"
+    tensorrt: str  # TensorRT version
+    precision: str  # fp32 | fp16 | int8
     profile: ShapeProfile
     settings: BuildSettings = BuildSettings()
 
@@ -164,9 +166,14 @@ class EngineCache:
         with _file_lock(self._lock_path(self.path(key, model_name))):
             yield
 
-    def get_or_build(self, key: EngineKey, model_name: str, build: Callable[[], bytes],
-                     accept: Callable[[bytes], bool] = lambda data: True,
-                     extra: dict | None = None) -> tuple[bytes, bool]:
+    def get_or_build(
+        self,
+        key: EngineKey,
+        model_name: str,
+        build: Callable[[], bytes],
+        accept: Callable[[bytes], bool] = lambda data: True,
+        extra: dict | None = None,
+    ) -> tuple[bytes, bool]:
         """(engine bytes, whether this call built them): the cached engine if there is one that `accept`s,
         else `build()` stored under the key, built once however many threads and processes ask together.
 
@@ -205,8 +212,7 @@ class EngineCache:
         except OSError:
             return b""
 
-    def update_timing(self, tensorrt_version: str, gpu: str, compute_capability: str,
-                      merge: Callable[[bytes], bytes]) -> None:
+    def update_timing(self, tensorrt_version: str, gpu: str, compute_capability: str, merge: Callable[[bytes], bytes]) -> None:
         """Replace the timing cache with `merge(what is on disk now)`, under its lock, atomically: timings
         another process added since we read the file are merged in, not overwritten."""
         path = self.timing_path(tensorrt_version, gpu, compute_capability)
@@ -230,7 +236,7 @@ def _split(blob: bytes) -> tuple[dict | None, bytes]:
     """(header, engine bytes) of a cache file; (None, b"") when it is not one."""
     if not blob.startswith(MAGIC):
         return None, b""
-    line, newline, data = blob[len(MAGIC):].partition(b"\n")
+    line, newline, data = blob[len(MAGIC) :].partition(b"\n")
     try:
         header = json.loads(line) if newline else None
     except ValueError:
@@ -255,8 +261,10 @@ def _file_lock(lock_path: Path) -> Iterator[None]:
             except OSError as e:  # a filesystem without locks (NFS mounted `nolock`, some FUSE): go on unlocked
                 if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
                     raise RtsegError(f"cannot lock the engine cache {lock_path.parent}: {e.strerror or e}") from e
-                log.warning(f"rtseg: the engine cache {lock_path.parent} cannot be locked ({e.strerror}); "
-                            "processes starting together may build the same engine twice")
+                log.warning(
+                    f"rtseg: the engine cache {lock_path.parent} cannot be locked ({e.strerror}); "
+                    "processes starting together may build the same engine twice"
+                )
                 locked = False
         try:
             yield

@@ -22,6 +22,7 @@ Measured on mnv2-050-lraspp-os32-240x320-voc (since retired from the wheel) with
 inputs: 99.97% of mask pixels equal to the FP32 model's at 240x320, 99.99% at 360x480, the same with Resize
 in FP16 as in FP32.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -39,8 +40,7 @@ def convert_to_fp16(model):
         import onnx
         from onnxconverter_common.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
     except ImportError as e:
-        raise RtsegError("an FP16 TensorRT engine needs onnxconverter-common to convert the model: "
-                         "pip install 'rtseg[tensorrt]'") from e
+        raise RtsegError("an FP16 TensorRT engine needs onnxconverter-common to convert the model: pip install 'rtseg[tensorrt]'") from e
     model = onnx.ModelProto.FromString(model.SerializeToString())  # the caller's model stays as it was
     if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node):
         model = _at_least_opset(model, QDQ_FP16_OPSET)
@@ -54,8 +54,7 @@ def convert_to_fp16(model):
     try:
         with warnings.catch_warnings():  # one warning per tiny weight it rounds to float16's smallest normal
             warnings.simplefilter("ignore", UserWarning)
-            converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=block,
-                                                 node_block_list=keep_fp32)
+            converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=block, node_block_list=keep_fp32)
     except ValueError as e:  # e.g. "already converted to float16"
         raise RtsegError(f"cannot convert the model to FP16: {str(e).splitlines()[0]}") from e
     return _outputs_as_they_were(_casts_to_float16(converted), output_types)
@@ -80,8 +79,7 @@ def _outputs_as_they_were(model, types: dict[str, int]):
             for i, name in enumerate(node.input):
                 if name == output.name:
                     node.input[i] = converted
-        graph.node.insert(index + 1, helper.make_node("Cast", [converted], [output.name], to=was,
-                                                      name=f"{output.name}_cast_back"))
+        graph.node.insert(index + 1, helper.make_node("Cast", [converted], [output.name], to=was, name=f"{output.name}_cast_back"))
         graph.value_info.append(helper.make_tensor_value_info(converted, now, None))
         output.type.tensor_type.elem_type = was
     return model
@@ -117,8 +115,10 @@ def _at_least_opset(model, opset: int):
     try:
         return version_converter.convert_version(model, opset)
     except Exception as e:  # an op the converter cannot adapt
-        raise RtsegError(f"cannot convert the Q/DQ model from opset {current} to {opset} for FP16 scales: "
-                         f"{str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__}") from e
+        raise RtsegError(
+            f"cannot convert the Q/DQ model from opset {current} to {opset} for FP16 scales: "
+            f"{str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__}"
+        ) from e
 
 
 def fp16_onnx_bytes(onnx_path: str | Path) -> bytes:

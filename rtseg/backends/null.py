@@ -4,6 +4,7 @@ With it, `rtseg run` and the benchmarks time decoding, preprocessing, postproces
 outputs with no inference at all: the ceiling the pipeline puts on any model (issue 14). It never runs a
 model file, but takes the model's metadata (input size, classes), so every other stage works as usual.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,11 @@ class NullBackend:
         task = info.task if info is not None else "seg"
         self.seg, self.det = task in ("seg", "segdet"), task in ("det", "segdet")
         self._masks: dict[tuple[int, int], np.ndarray] = {}  # one answer per input size, made once
-        self._no_boxes = {"boxes": np.zeros((1, 0, 4), np.float32), "scores": np.zeros((1, 0), np.float32),
-                          "labels": np.zeros((1, 0), np.int64)}
+        self._no_boxes = {
+            "boxes": np.zeros((1, 0, 4), np.float32),
+            "scores": np.zeros((1, 0), np.float32),
+            "labels": np.zeros((1, 0), np.int64),
+        }
 
     def static_size(self) -> tuple[int, int] | None:
         return None

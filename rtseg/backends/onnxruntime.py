@@ -1,4 +1,5 @@
 """ONNX Runtime backend (CPU by default; the CUDA provider when asked and available)."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -49,8 +50,15 @@ class OnnxRuntimeBackend:
     thread here, median 1.10, over two runs (benchmarks/results/static_shape_cpu.md and its history). Calls
     of another shape are refused."""
 
-    def __init__(self, model_path: str | Path, threads: int | None = None, providers: list[str] | None = None,
-                 spin: bool = False, fixed_size: tuple[int, int] | None = None, **_):
+    def __init__(
+        self,
+        model_path: str | Path,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        spin: bool = False,
+        fixed_size: tuple[int, int] | None = None,
+        **_,
+    ):
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:

@@ -4,6 +4,7 @@ TensorRT's explicit quantization can take it.
 Graph checks, not training: the TensorRT backend runs them before it builds an INT8 engine
 (`tensorrt.engine_source`), `rtseg export --format engine` (training/engine_export.py) through the backend.
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -30,15 +31,21 @@ def int8_model(info: ModelInfo) -> ModelInfo:
 
     if info.entry.get("precision") == "int8":
         return info
-    siblings = [entry for path in (MANIFEST, user_manifest()) for entry in Manifest.load(path).models
-                if entry.get("base_model") == info.name and entry.get("precision") == "int8"]
+    siblings = [
+        entry
+        for path in (MANIFEST, user_manifest())
+        for entry in Manifest.load(path).models
+        if entry.get("base_model") == info.name and entry.get("precision") == "int8"
+    ]
     for entry in siblings:  # the TensorRT layout first: the CPU one is refused by the Q/DQ check
         if entry.get("qdq") == "tensorrt":
             return resolve_model(entry["name"])
     make = f"`rtseg export --model {info.name} --precision int8 --qdq tensorrt --calib-data DIR`"
     if siblings:
-        raise RtsegError(f"{siblings[0]['name']} is quantized for the CPU (uint8 activations), which TensorRT "
-                         f"cannot take: make a TensorRT INT8 model with {make}")
+        raise RtsegError(
+            f"{siblings[0]['name']} is quantized for the CPU (uint8 activations), which TensorRT "
+            f"cannot take: make a TensorRT INT8 model with {make}"
+        )
     raise RtsegError(f"no INT8 model of {info.name} to build an INT8 engine from: make one with {make}")
 
 
@@ -97,8 +104,11 @@ def check_symmetric_qdq(model) -> list[str]:
                 problem("QuantizeLinear not followed only by DequantizeLinear (TensorRT needs Q/DQ pairs)", n)
         else:
             source = n.input[0]
-            qtype = constants[zp].data_type if zp in constants else (
-                constants[source].data_type if source in constants else quantized_type.get(source))
+            qtype = (
+                constants[zp].data_type
+                if zp in constants
+                else (constants[source].data_type if source in constants else quantized_type.get(source))
+            )
             if source not in constants and source not in quantized_type:
                 problem("DequantizeLinear reading neither a QuantizeLinear nor int8 weights", n)
             if any(c.op_type in WEIGHTED and i == 2 for c, i in consumers[n.output[0]]):
@@ -128,5 +138,7 @@ def refuse_unless_trt_ready(model, name: str) -> None:
     problems = check_symmetric_qdq(model)
     if problems:
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise RtsegError(f"INT8 model {name} is not quantized the way TensorRT needs: {problems[0]}{more}; "
-                         "re-export it symmetric: int8 activations and weights, zero points 0, float biases")
+        raise RtsegError(
+            f"INT8 model {name} is not quantized the way TensorRT needs: {problems[0]}{more}; "
+            "re-export it symmetric: int8 activations and weights, zero points 0, float biases"
+        )

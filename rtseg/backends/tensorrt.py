@@ -23,6 +23,7 @@ only tensors copied back are the uint8 class map (and boxes).
 Every failure, from a missing package to a TensorRT call this version does not have, is an RtsegError of
 one line, so `load_backend` can fall back to the CPU with a warning.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -45,10 +46,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SUPPORTED_MAJOR = (10, 11)  # the `tensorrt` extra's bounds: >=10.0.1,<12
-CLOSE_WAIT_S = 10.0         # how long `close` waits for inferences still running in other threads
+CLOSE_WAIT_S = 10.0  # how long `close` waits for inferences still running in other threads
 # what this module calls at module level; a TensorRT without one of them cannot run rtseg's engines
-REQUIRED = ("Logger", "Builder", "Runtime", "OnnxParser", "NetworkDefinitionCreationFlag", "MemoryPoolType",
-            "TensorIOMode", "BuilderFlag", "nptype")
+REQUIRED = (
+    "Logger",
+    "Builder",
+    "Runtime",
+    "OnnxParser",
+    "NetworkDefinitionCreationFlag",
+    "MemoryPoolType",
+    "TensorIOMode",
+    "BuilderFlag",
+    "nptype",
+)
 
 
 def _first_line(e: BaseException) -> str:
@@ -74,8 +84,12 @@ def trt_logger(trt):
     global _logger
     with _logger_lock:
         if _logger is None or _logger[0] is not trt:
-            levels = {trt.ILogger.INTERNAL_ERROR: logging.ERROR, trt.ILogger.ERROR: logging.ERROR,
-                      trt.ILogger.WARNING: logging.WARNING, trt.ILogger.INFO: logging.DEBUG}
+            levels = {
+                trt.ILogger.INTERNAL_ERROR: logging.ERROR,
+                trt.ILogger.ERROR: logging.ERROR,
+                trt.ILogger.WARNING: logging.WARNING,
+                trt.ILogger.INFO: logging.DEBUG,
+            }
 
             class RtsegLogger(trt.ILogger):
                 def __init__(self):
@@ -100,16 +114,14 @@ def import_tensorrt():
         import tensorrt as trt
         from cuda.bindings import runtime as cudart
     except Exception as e:  # ImportError, or a broken install missing its libraries
-        raise RtsegError(f"the tensorrt backend needs TensorRT and cuda-python: pip install 'rtseg[tensorrt]' "
-                         f"({_first_line(e)})") from e
+        raise RtsegError(f"the tensorrt backend needs TensorRT and cuda-python: pip install 'rtseg[tensorrt]' ({_first_line(e)})") from e
     version = str(getattr(trt, "__version__", "unknown"))
     try:
         major = int(version.split(".")[0])
     except ValueError:
         major = None
     if major not in SUPPORTED_MAJOR:
-        raise RtsegError(f"TensorRT {version} is not supported (rtseg runs TensorRT 10.x and 11.x): "
-                         "pip install 'rtseg[tensorrt]'")
+        raise RtsegError(f"TensorRT {version} is not supported (rtseg runs TensorRT 10.x and 11.x): pip install 'rtseg[tensorrt]'")
     missing = [name for name in REQUIRED if not hasattr(trt, name)]
     if missing:
         raise RtsegError(f"TensorRT {version} lacks {', '.join(missing)}; reinstall it: pip install 'rtseg[tensorrt]'")
@@ -140,8 +152,8 @@ def probe_tensorrt() -> tuple[str | None, str]:
 
 @dataclass(frozen=True)
 class Device:
-    name: str                  # e.g. "NVIDIA H100 80GB HBM3"
-    compute_capability: str    # e.g. "9.0"
+    name: str  # e.g. "NVIDIA H100 80GB HBM3"
+    compute_capability: str  # e.g. "9.0"
 
 
 class _Cuda:
@@ -155,8 +167,7 @@ class _Cuda:
         if err != self.rt.cudaError_t.cudaSuccess:
             named = self.rt.cudaGetErrorName(err)
             name = named[1].decode(errors="replace") if named[0] == self.rt.cudaError_t.cudaSuccess else str(err)
-            hint = " (no NVIDIA GPU, or its driver is older than this cuda-bindings needs)" if "Device" in name \
-                or "Driver" in name else ""
+            hint = " (no NVIDIA GPU, or its driver is older than this cuda-bindings needs)" if "Device" in name or "Driver" in name else ""
             raise RtsegError(f"CUDA {what} failed: {name}{hint}")
         return values[0] if len(values) == 1 else None
 
@@ -182,10 +193,15 @@ class _Cuda:
         if runtime_err != ok or driver // 1000 >= runtime // 1000:
             return f"cudaErrorInsufficientDriver (the driver supports CUDA {driver // 1000}.{driver % 1000 // 10})"
         cuda = driver // 1000
-        fix = f", or install the CUDA {cuda} build: pip install 'rtseg[tensorrt-cu{cuda}]'" if cuda in (12, 13) \
+        fix = (
+            f", or install the CUDA {cuda} build: pip install 'rtseg[tensorrt-cu{cuda}]'"
+            if cuda in (12, 13)
             else " (TensorRT 10 and later need CUDA 12 or later)"
-        return (f"the NVIDIA driver supports CUDA {cuda}.{driver % 1000 // 10}, older than the CUDA {runtime // 1000} "
-                f"these cuda-bindings need: update the driver{fix}")
+        )
+        return (
+            f"the NVIDIA driver supports CUDA {cuda}.{driver % 1000 // 10}, older than the CUDA {runtime // 1000} "
+            f"these cuda-bindings need: update the driver{fix}"
+        )
 
     def stream(self):
         return self._ok(self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking), "stream creation")
@@ -225,11 +241,11 @@ class EngineSource:
     """The ONNX model TensorRT parses for an engine, as bytes, and what the engine is called and keyed by."""
 
     model_name: str
-    precision: str                         # what the file's types make of the engine: fp32 | fp16 | int8
-    onnx: bytes                            # what the parser reads (an FP16 conversion for fp16)
-    sha256: str                            # of those bytes: an engine is valid for exactly what was parsed
+    precision: str  # what the file's types make of the engine: fp32 | fp16 | int8
+    onnx: bytes  # what the parser reads (an FP16 conversion for fp16)
+    sha256: str  # of those bytes: an engine is valid for exactly what was parsed
     input_name: str
-    static_size: tuple[int, int] | None    # (H, W) when the graph fixes them, else None
+    static_size: tuple[int, int] | None  # (H, W) when the graph fixes them, else None
 
 
 def engine_source(info: ModelInfo, precision: str) -> EngineSource:
@@ -245,8 +261,9 @@ def engine_source(info: ModelInfo, precision: str) -> EngineSource:
         raise RtsegError(f"unknown TensorRT precision {precision!r} (fp32, fp16 or int8)")
     base = cpu_int8_base(info) if precision != "int8" else None
     if base is not None:  # laid out for the CPU, refused by TensorRT: its engine comes from the FP32 model
-        log.info(f"rtseg: {info.name} is INT8 laid out for ONNX Runtime on the CPU; TensorRT builds its "
-                 f"{precision} engine from {base.name}")
+        log.info(
+            f"rtseg: {info.name} is INT8 laid out for ONNX Runtime on the CPU; TensorRT builds its {precision} engine from {base.name}"
+        )
         info = base
     model = onnx.load(str(info.path))
     if precision == "int8" and not is_quantized(model):
@@ -299,8 +316,10 @@ def uint8_outputs_from_float(model):
             continue
         as_float = f"{cast.input[0]}_as_float"
         index = list(graph.node).index(cast)
-        graph.node.insert(index, helper.make_node("Cast", [cast.input[0]], [as_float], to=TensorProto.FLOAT,
-                                                  name=f"{cast.name or cast.output[0]}_via_float"))
+        graph.node.insert(
+            index,
+            helper.make_node("Cast", [cast.input[0]], [as_float], to=TensorProto.FLOAT, name=f"{cast.name or cast.output[0]}_via_float"),
+        )
         cast.input[0] = as_float
     return model
 
@@ -324,15 +343,16 @@ def default_profile(info: ModelInfo, input_size: tuple[int, int] | None = None) 
     return ShapeProfile.covering([own, *selector_sizes(info)], opt)
 
 
-def engine_key(trt, source: EngineSource, device: Device, profile: ShapeProfile,
-               workspace_gib: float = 4.0, optimization_level: int = 3) -> EngineKey:
+def engine_key(
+    trt, source: EngineSource, device: Device, profile: ShapeProfile, workspace_gib: float = 4.0, optimization_level: int = 3
+) -> EngineKey:
     """Everything an engine is valid for, the one place it is computed: what was parsed, at which precision,
     on which GPU (name and compute capability) and TensorRT, for which shapes, and how the builder was set
     up. `build_engine` takes its settings from the key, so an engine can only be found under what made it."""
-    settings = BuildSettings(strongly_typed=strongly_typed(trt), optimization_level=optimization_level,
-                             workspace_bytes=int(workspace_gib * (1 << 30)))
-    return EngineKey(source.sha256, device.name, device.compute_capability, str(trt.__version__), source.precision,
-                     profile, settings)
+    settings = BuildSettings(
+        strongly_typed=strongly_typed(trt), optimization_level=optimization_level, workspace_bytes=int(workspace_gib * (1 << 30))
+    )
+    return EngineKey(source.sha256, device.name, device.compute_capability, str(trt.__version__), source.precision, profile, settings)
 
 
 def strongly_typed(trt) -> bool:
@@ -380,8 +400,7 @@ def build_engine(trt, source: EngineSource, key: EngineKey, cache: EngineCache) 
         config.set_timing_cache(timing, False)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise RtsegError(f"TensorRT could not build an engine for {source.model_name} "
-                         f"({source.precision}, {profile.label()})")
+        raise RtsegError(f"TensorRT could not build an engine for {source.model_name} ({source.precision}, {profile.label()})")
 
     def merged(now_on_disk: bytes) -> bytes:
         ours = config.get_timing_cache()
@@ -406,11 +425,11 @@ class _Lane:
 
     def __init__(self, engine, cuda: _Cuda, input_name: str, outputs: list[str], profile: ShapeProfile, trt):
         self.cuda, self.input_name, self.outputs = cuda, input_name, outputs
-        self.device: dict[str, int] = {}            # device pointers, by tensor name
-        self.pinned: dict[str, np.ndarray] = {}     # page-locked host buffers (uint8), by tensor name
-        self.views: dict[str, np.ndarray] = {}      # the pinned buffers at the bound shape
-        self.shape: tuple[int, ...] | None = None   # the bound input shape
-        self.stream: Any = None                     # a cuda-python cudaStream_t
+        self.device: dict[str, int] = {}  # device pointers, by tensor name
+        self.pinned: dict[str, np.ndarray] = {}  # page-locked host buffers (uint8), by tensor name
+        self.views: dict[str, np.ndarray] = {}  # the pinned buffers at the bound shape
+        self.shape: tuple[int, ...] | None = None  # the bound input shape
+        self.stream: Any = None  # a cuda-python cudaStream_t
         self.owner = threading.current_thread()  # the thread using it; another takes it over once it has ended
         try:
             self.context = engine.create_execution_context()
@@ -495,8 +514,15 @@ def _call_all(calls) -> None:
         raise first
 
 
-def open_engine(backend: "TensorRTBackend", model_path, precision: str, profile: ShapeProfile | None, cache_dir,
-                info: ModelInfo | None, input_size: tuple[int, int] | None) -> None:
+def open_engine(
+    backend: "TensorRTBackend",
+    model_path,
+    precision: str,
+    profile: ShapeProfile | None,
+    cache_dir,
+    info: ModelInfo | None,
+    input_size: tuple[int, int] | None,
+) -> None:
     """`backend`'s engine: what to build it from (engine_source), for which shapes, from the cache or built now
     (saying so: it takes minutes), deserialized, with its input and output tensors read off it."""
     trt, cudart = import_tensorrt()
@@ -509,8 +535,10 @@ def open_engine(backend: "TensorRTBackend", model_path, precision: str, profile:
     source = engine_source(info, precision)
     if source.static_size:
         if profile is not None and not profile.min == profile.max == source.static_size:
-            raise RtsegError(f"model {info.name} only accepts {source.static_size[0]}x{source.static_size[1]} "
-                             f"inputs, not the shape profile {profile.label()}")
+            raise RtsegError(
+                f"model {info.name} only accepts {source.static_size[0]}x{source.static_size[1]} "
+                f"inputs, not the shape profile {profile.label()}"
+            )
         profile = ShapeProfile.fixed(source.static_size)
     backend.profile = profile or default_profile(info, input_size)
     backend.precision = source.precision
@@ -525,9 +553,11 @@ def open_engine(backend: "TensorRTBackend", model_path, precision: str, profile:
 
     def build() -> bytes:
         # a warning, so that even --quiet says why the start takes minutes
-        log.warning(f"rtseg: building a TensorRT {source.precision} engine for {info.name} "
-                    f"({backend.profile.label()}); "
-                    "this takes a minute or two, once per GPU and TensorRT version")
+        log.warning(
+            f"rtseg: building a TensorRT {source.precision} engine for {info.name} "
+            f"({backend.profile.label()}); "
+            "this takes a minute or two, once per GPU and TensorRT version"
+        )
         return build_engine(trt, source, backend.key, backend.cache)
 
     data, built = backend.cache.get_or_build(backend.key, info.name, build, deserializes, {"model": info.name})
@@ -536,8 +566,9 @@ def open_engine(backend: "TensorRTBackend", model_path, precision: str, profile:
     engine = backend.engine = loaded["engine"]
     backend.engine_bytes = len(data)
     backend.input_name = source.input_name
-    backend.output_names = [n for n in (engine.get_tensor_name(i) for i in range(engine.num_io_tensors))
-                            if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    backend.output_names = [
+        n for n in (engine.get_tensor_name(i) for i in range(engine.num_io_tensors)) if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT
+    ]
     backend.input_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(backend.input_name)))
     backend.name = f"tensorrt-{backend.precision}"
 
@@ -550,7 +581,7 @@ class TensorRTBackend:
     """
 
     # set by `open_engine` (tensorrt and cuda-python are untyped: their objects are Any)
-    trt: Any                    # the tensorrt module
+    trt: Any  # the tensorrt module
     cuda: _Cuda
     profile: ShapeProfile
     precision: str
@@ -564,13 +595,20 @@ class TensorRTBackend:
     input_dtype: np.dtype
     name: str
 
-    def __init__(self, model_path: str | Path, precision: str = "fp16", profile: ShapeProfile | None = None,
-                 cache_dir: str | Path | None = None, info: ModelInfo | None = None,
-                 input_size: tuple[int, int] | None = None, **_):
+    def __init__(
+        self,
+        model_path: str | Path,
+        precision: str = "fp16",
+        profile: ShapeProfile | None = None,
+        cache_dir: str | Path | None = None,
+        info: ModelInfo | None = None,
+        input_size: tuple[int, int] | None = None,
+        **_,
+    ):
         self._lanes: list[_Lane] = []
         self._lanes_lock = threading.Lock()
         self._idle = threading.Condition(self._lanes_lock)  # notified when no `infer` is running any more
-        self._busy = 0                                      # `infer` calls running now
+        self._busy = 0  # `infer` calls running now
         self._closed = False
         self._local = threading.local()
         self._host_buffers: list[np.ndarray] = []
@@ -608,8 +646,7 @@ class TensorRTBackend:
         if image.dtype != self.input_dtype or not image.flags.c_contiguous:
             return False
         start = image.ctypes.data
-        return any(b.ctypes.data <= start and start + image.nbytes <= b.ctypes.data + b.nbytes
-                   for b in self._host_buffers)
+        return any(b.ctypes.data <= start and start + image.nbytes <= b.ctypes.data + b.nbytes for b in self._host_buffers)
 
     def _lane(self) -> _Lane:
         """This thread's lane: its own, else one whose thread has ended (a pipeline run's inference threads
@@ -635,8 +672,7 @@ class TensorRTBackend:
         if image.ndim != 4 or image.shape[0] != 1 or image.shape[1] != 3:
             raise RtsegError(f"the TensorRT backend takes one (1, 3, H, W) image, not {image.shape}")
         if not self.profile.contains(image.shape[2:]):
-            raise RtsegError(f"input {image.shape[2]}x{image.shape[3]} is outside the engine's shape profile "
-                             f"{self.profile.label()}")
+            raise RtsegError(f"input {image.shape[2]}x{image.shape[3]} is outside the engine's shape profile {self.profile.label()}")
         with self._idle:  # `close` waits for the calls counted here before it frees their buffers
             if self._closed or self.engine is None:
                 raise RtsegError("the TensorRT backend is closed")
@@ -674,8 +710,7 @@ class TensorRTBackend:
         with self._idle:
             self._closed = True
             if not self._idle.wait_for(lambda: self._busy == 0, timeout):
-                log.warning(f"rtseg: TensorRT inference still running after {timeout:g} s; its GPU memory is "
-                            "left allocated")
+                log.warning(f"rtseg: TensorRT inference still running after {timeout:g} s; its GPU memory is left allocated")
                 return
             lanes, self._lanes = self._lanes, []
             buffers, self._host_buffers = self._host_buffers, []

@@ -5,6 +5,7 @@ Each command reads its arguments once, into a frozen value (`RunSettings` from r
 `main`), while results and reports are printed to stdout. The parser is cli/parser.py; each command's handler
 sits with its kind of work: cli/run.py, cli/evaluate.py, cli/models.py, cli/build.py.
 """
+
 from __future__ import annotations
 
 import logging

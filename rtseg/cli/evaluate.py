@@ -1,5 +1,6 @@
 """`rtseg eval`: a model on a labelled split (or as a sequence with key frames), the report, and the manifest
 entry it may update."""
+
 from __future__ import annotations
 
 import argparse
@@ -35,16 +36,29 @@ class EvalRequest:
     json_path: str | None = None
     update_manifest: bool = False
     quiet: bool = False
-    stress: bool = False              # photometrically stressed copies of the split
-    class_map: str | None = None      # model classes -> dataset classes (a shipped name or a JSON file)
+    stress: bool = False  # photometrically stressed copies of the split
+    class_map: str | None = None  # model classes -> dataset classes (a shipped name or a JSON file)
     keyframe: KeyFrames | None = None  # run the split as a sequence with key frames
     smooth: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> EvalRequest:
-        return cls(args.model, args.data, backend_choice(args), args.split, args.task, args.threads,
-                   args.input_size, args.json, args.update_manifest, args.quiet, args.stress, args.class_map,
-                   args.keyframe, args.smooth)
+        return cls(
+            args.model,
+            args.data,
+            backend_choice(args),
+            args.split,
+            args.task,
+            args.threads,
+            args.input_size,
+            args.json,
+            args.update_manifest,
+            args.quiet,
+            args.stress,
+            args.class_map,
+            args.keyframe,
+            args.smooth,
+        )
 
     @property
     def temporal(self) -> bool:
@@ -57,17 +71,21 @@ class EvalRequest:
             return "+stress"
         if not self.temporal:
             return ""
-        return ("" if self.keyframe is None or self.keyframe.every_frame else f"+keyframe{self.keyframe.interval}") \
-            + ("+smooth" if self.smooth else "")
+        return ("" if self.keyframe is None or self.keyframe.every_frame else f"+keyframe{self.keyframe.interval}") + (
+            "+smooth" if self.smooth else ""
+        )
 
     def command(self, key: str) -> str:
         """The `rtseg eval` line that measures this again, as recorded beside the numbers."""
-        return (f"rtseg eval --model {self.model} --data {self.data} --split {self.split}"
-                + (" --stress" if self.stress else "") + (f" --task {self.task}" if self.task else "")
-                + (f" --keyframe {self.keyframe.interval}" if self.keyframe is not None and not self.keyframe.every_frame else "")
-                + (" --smooth" if self.smooth else "")
-                + (f" --class-map {self.class_map}" if self.class_map else "")
-                + (f" --input-size {self.input_size[0]}x{self.input_size[1]}" if "@" in key and self.input_size else ""))
+        return (
+            f"rtseg eval --model {self.model} --data {self.data} --split {self.split}"
+            + (" --stress" if self.stress else "")
+            + (f" --task {self.task}" if self.task else "")
+            + (f" --keyframe {self.keyframe.interval}" if self.keyframe is not None and not self.keyframe.every_frame else "")
+            + (" --smooth" if self.smooth else "")
+            + (f" --class-map {self.class_map}" if self.class_map else "")
+            + (f" --input-size {self.input_size[0]}x{self.input_size[1]}" if "@" in key and self.input_size else "")
+        )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -85,17 +103,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         class_map = load_class_map(request.class_map)
     info = resolve_model(request.model)
-    if request.temporal and (request.stress or class_map is not None or (request.task or info.task) not in ("seg", "segdet")
-                             or (request.task or "seg") != "seg"):
-        raise RtsegError("--keyframe and --smooth measure segmentation on a sequence: not with --stress, --class-map, "
-                         f"--task det or a box-only model ({info.name} is {info.task})")
+    if request.temporal and (
+        request.stress or class_map is not None or (request.task or info.task) not in ("seg", "segdet") or (request.task or "seg") != "seg"
+    ):
+        raise RtsegError(
+            "--keyframe and --smooth measure segmentation on a sequence: not with --stress, --class-map, "
+            f"--task det or a box-only model ({info.name} is {info.task})"
+        )
     slot = load_slot(info, request.backend.name, request.threads, request.input_size, **request.backend.options())
     if request.backend.why:
         log.info(f"rtseg: backend auto: {request.backend.why}")
     if request.temporal:
         return eval_sequence(request, info, slot)
-    report = evaluate(slot, request.data, request.split, request.task, progress=not request.quiet,
-                      stress=request.stress, class_map=class_map)
+    report = evaluate(
+        slot, request.data, request.split, request.task, progress=not request.quiet, stress=request.stress, class_map=class_map
+    )
     slot.close()
     # what selected the model's epoch, when its record says (a bare .onnx file carries no training record)
     trained_with = info.entry.get("training", {}).get("val_split", "val" if info.entry.get("training") else None)
@@ -103,8 +125,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         pass
     elif request.split.startswith("holdout:") and trained_with != request.split:
         # this drive was in the model's training data: the number is not a held-out measurement
-        report["warning"] = (f"{info.name} was trained with --val-split {trained_with}: drive "
-                             f"{request.split.split(':', 1)[1]} was in its training data")
+        report["warning"] = (
+            f"{info.name} was trained with --val-split {trained_with}: drive {request.split.split(':', 1)[1]} was in its training data"
+        )
     elif request.split == "val" and trained_with.startswith("holdout:"):
         # a held-out run trains on every other frame, val's included
         report["warning"] = f"{info.name} was trained with --val-split {trained_with}: val's frames were in its training data"
@@ -128,8 +151,9 @@ def eval_sequence(request: EvalRequest, info, slot) -> int:
     from ..evaluation.sequence import evaluate_sequence, format_sequence_report
 
     try:
-        report = evaluate_sequence(slot, request.data, request.split, temporal_settings(request.keyframe, request.smooth),
-                                   progress=not request.quiet)
+        report = evaluate_sequence(
+            slot, request.data, request.split, temporal_settings(request.keyframe, request.smooth), progress=not request.quiet
+        )
     finally:
         slot.close()
     return keep_report(request, info, report, format_sequence_report(report))
@@ -143,9 +167,28 @@ def record_eval(request: EvalRequest, info, report: dict) -> None:
     manifest = Manifest.load()
     if request.model is None or manifest.entry(request.model) is None:
         raise RtsegError(f"--update-manifest needs a model name from {manifest.path}, got {request.model!r}")
-    keep = ("miou", "pixel_accuracy", "per_class_iou", "detection", "images", "input_size", "backend", "machine",
-            "date", "split_note", "warning", "class_map", "keyframe", "smooth", "flow", "every_frame_miou", "drop",
-            "inferred_share", "inconsistency", "every_frame_inconsistency")
+    keep = (
+        "miou",
+        "pixel_accuracy",
+        "per_class_iou",
+        "detection",
+        "images",
+        "input_size",
+        "backend",
+        "machine",
+        "date",
+        "split_note",
+        "warning",
+        "class_map",
+        "keyframe",
+        "smooth",
+        "flow",
+        "every_frame_miou",
+        "drop",
+        "inferred_share",
+        "inconsistency",
+        "every_frame_inconsistency",
+    )
     key = metrics_key(request.split + request.metrics_suffix(), request.input_size, info)
     manifest.record_metrics(request.model, key, {k: report[k] for k in keep if k in report} | {"command": request.command(key)})
     manifest.save()

@@ -4,6 +4,7 @@ How `rtseg run` ended, for scripts (README, "Exit codes"): 0 the input ended as 
 input, model or output; the message says which); 2 bad arguments; 3 a file ended before the frames its
 header announced and 4 a live source lost (`RunStats.exit_code`); 130 / 143 Ctrl-C / SIGTERM.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
     from ..runtime.settings import BackendChoice, ModelChoice, RunSettings
 
 log = logging.getLogger(__name__)
-
 
 
 # -- rtseg run ---------------------------------------------------------------------------------------
@@ -31,9 +31,17 @@ def model_choice(args: argparse.Namespace, **run_only) -> "ModelChoice":
     from ..runtime.settings import ModelChoice
 
     # --target-fps with --model: run that model and report against the rate; without: select for it
-    return ModelChoice(args.model, None if args.model else args.target_fps, args.task, adapt=not args.no_adapt,
-                       input_size=args.input_size, alpha=args.alpha, legend=args.legend, rank_by=args.rank_by,
-                       **run_only)
+    return ModelChoice(
+        args.model,
+        None if args.model else args.target_fps,
+        args.task,
+        adapt=not args.no_adapt,
+        input_size=args.input_size,
+        alpha=args.alpha,
+        legend=args.legend,
+        rank_by=args.rank_by,
+        **run_only,
+    )
 
 
 def run_settings(args: argparse.Namespace) -> "RunSettings":
@@ -44,14 +52,42 @@ def run_settings(args: argparse.Namespace) -> "RunSettings":
     from ..runtime.settings import RunSettings
 
     backend = backend_choice(args)
-    choice = model_choice(args, margin=args.margin, max_latency=args.max_latency, score_threshold=args.score_threshold,
-                          temporal=temporal_settings(args.keyframe, args.smooth, args.flow))
-    sinks = SinkRequest(args.output, args.save_masks, args.json, show=not args.no_show, quiet=args.quiet,
-                        codec=args.codec, h264_preset=args.h264_preset, serve=args.serve,
-                        serve_access=ServeAccess(args.serve_token, tuple(args.serve_allow_host)),
-                        overwrite=args.overwrite)
-    return RunSettings(args.source, args.camera, backend, choice, sinks, args.target_fps, args.streams, args.threads,
-                       args.realtime, args.frames, args.loop, args.queue_size, args.stats, args.quiet, args.reconnect)
+    choice = model_choice(
+        args,
+        margin=args.margin,
+        max_latency=args.max_latency,
+        score_threshold=args.score_threshold,
+        temporal=temporal_settings(args.keyframe, args.smooth, args.flow),
+    )
+    sinks = SinkRequest(
+        args.output,
+        args.save_masks,
+        args.json,
+        show=not args.no_show,
+        quiet=args.quiet,
+        codec=args.codec,
+        h264_preset=args.h264_preset,
+        serve=args.serve,
+        serve_access=ServeAccess(args.serve_token, tuple(args.serve_allow_host)),
+        overwrite=args.overwrite,
+    )
+    return RunSettings(
+        args.source,
+        args.camera,
+        backend,
+        choice,
+        sinks,
+        args.target_fps,
+        args.streams,
+        args.threads,
+        args.realtime,
+        args.frames,
+        args.loop,
+        args.queue_size,
+        args.stats,
+        args.quiet,
+        args.reconnect,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -87,9 +123,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..runtime.settings import RunSettings
 
     backend = backend_choice(args)
-    settings = RunSettings(backend=backend, choice=model_choice(args), sinks=SinkRequest(show=False, quiet=args.quiet),
-                           target_fps=args.target_fps, reconnect=args.reconnect, quiet=args.quiet)
-    return serve_command(ServeRequest(args.streams, settings, args.listen, args.ray_address, args.no_ray, args.workers,
-                                      args.cpus_per_worker, args.max_restarts, args.duration, args.view_fps,
-                                      backend.why, args.stats,
-                                      ServeAccess(args.serve_token, tuple(args.serve_allow_host))))
+    settings = RunSettings(
+        backend=backend,
+        choice=model_choice(args),
+        sinks=SinkRequest(show=False, quiet=args.quiet),
+        target_fps=args.target_fps,
+        reconnect=args.reconnect,
+        quiet=args.quiet,
+    )
+    return serve_command(
+        ServeRequest(
+            args.streams,
+            settings,
+            args.listen,
+            args.ray_address,
+            args.no_ray,
+            args.workers,
+            args.cpus_per_worker,
+            args.max_restarts,
+            args.duration,
+            args.view_fps,
+            backend.why,
+            args.stats,
+            ServeAccess(args.serve_token, tuple(args.serve_allow_host)),
+        )
+    )

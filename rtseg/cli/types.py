@@ -1,5 +1,6 @@
 """Argument types of `rtseg`'s options: each checks its value and says what is wrong in the words the parser
 prints (`rtseg: error: argument --x: ...`, exit 2)."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 """Constants more than one floor needs: input normalisation, CamVid's labels and the file kinds rtseg reads and
 writes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,12 +12,23 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 # CamVid's 11 classes and their colours (the SegNet tutorial's RGB table): the label set rtseg's models are
 # trained on, and the one a model that names no classes of its own is read with (`ModelInfo`'s default);
 # data/camvid.py gives them to the dataset as CLASSES and PALETTE_RGB
-CAMVID_CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree",
-                  "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist")
-CAMVID_PALETTE_RGB = np.array([
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
-], dtype=np.uint8)
+CAMVID_CLASSES = ("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist")
+CAMVID_PALETTE_RGB = np.array(
+    [
+        (128, 128, 128),
+        (128, 0, 0),
+        (192, 192, 128),
+        (128, 64, 128),
+        (60, 40, 222),
+        (128, 128, 0),
+        (192, 128, 128),
+        (64, 64, 128),
+        (64, 0, 128),
+        (64, 64, 0),
+        (0, 128, 192),
+    ],
+    dtype=np.uint8,
+)
 
 # what OpenCV reads as a still image (sources, calibration folders, CamVid) and can write (sinks)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})

@@ -1,4 +1,5 @@
 """User-facing errors: the CLI prints these as one line and exits non-zero, never with a traceback."""
+
 from __future__ import annotations
 
 from .redact import redact

@@ -4,6 +4,7 @@ The cache is a small JSON file in rtseg's cache folder, written atomically; a mi
 only means hashing again. A file whose size or modification time changed is always hashed again, so an
 edited model cannot hide behind an old digest.
 """
+
 from __future__ import annotations
 
 import hashlib

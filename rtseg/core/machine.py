@@ -1,4 +1,5 @@
 """One description of the machine a number was measured on, for every report rtseg writes."""
+
 from __future__ import annotations
 
 import os
@@ -65,7 +66,15 @@ class OthersLoad:
         wall = own.elapsed - self._t
         if wall <= 0.05:
             return
-        mine = (own.user + own.system + own.children_user + own.children_system
-                - self._own.user - self._own.system - self._own.children_user - self._own.children_system)
+        mine = (
+            own.user
+            + own.system
+            + own.children_user
+            + own.children_system
+            - self._own.user
+            - self._own.system
+            - self._own.children_user
+            - self._own.children_system
+        )
         others = (ticks - self._ticks) / hz - mine
         self.share = max(0.0, min(1.0, others / (wall * len(self._cpus))))

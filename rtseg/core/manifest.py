@@ -4,6 +4,7 @@ Three commands change it (`rtseg export` for FP32 and INT8 models, `rtseg eval -
 everything that resolves a model name reads it; going through one type keeps its shape in one place and
 every write atomic (a temporary file, then a rename), so an interrupted command never leaves half a file.
 """
+
 from __future__ import annotations
 
 import json

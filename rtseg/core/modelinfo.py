@@ -3,6 +3,7 @@
 Shipped models are listed in `engines/manifest.json`. A bare ONNX file also works: rtseg's exporter
 embeds the same metadata in the file, and for foreign ONNX files the input size is read from the graph.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -16,6 +17,7 @@ from .constants import IMAGENET_MEAN, IMAGENET_STD
 from .errors import RtsegError
 from .manifest import Manifest
 from .paths import ENGINES_DIR, MANIFEST, user_manifest  # noqa: F401  (re-exported: callers name the manifest through here)
+
 META_KEY = "rtseg"  # ONNX metadata_props key holding the JSON metadata
 
 
@@ -49,18 +51,25 @@ def verify_sha256(path: Path, expected: str) -> None:
 
     actual = cached_sha256(path)
     if actual != expected:
-        raise RtsegError(f"model file {path} does not match its manifest (sha256 {actual[:12]}... is not "
-                         f"{str(expected)[:12]}...): it changed after it was shipped or imported; re-import or "
-                         "re-export it")
+        raise RtsegError(
+            f"model file {path} does not match its manifest (sha256 {actual[:12]}... is not "
+            f"{str(expected)[:12]}...): it changed after it was shipped or imported; re-import or "
+            "re-export it"
+        )
 
 
 def _from_entry(entry: dict, base: Path) -> ModelInfo:
     return ModelInfo(
-        name=entry["name"], path=base / entry["file"], task=entry.get("task", "seg"),
-        input_size=tuple(entry["input_size"]), classes=tuple(entry.get("classes", CLASSES)),
+        name=entry["name"],
+        path=base / entry["file"],
+        task=entry.get("task", "seg"),
+        input_size=tuple(entry["input_size"]),
+        classes=tuple(entry.get("classes", CLASSES)),
         palette_rgb=[tuple(c) for c in entry.get("palette_rgb", PALETTE_RGB.tolist())],
-        mean=tuple(entry.get("mean", IMAGENET_MEAN.tolist())), std=tuple(entry.get("std", IMAGENET_STD.tolist())),
-        det_classes=tuple(entry.get("det_classes", ())), entry=entry,
+        mean=tuple(entry.get("mean", IMAGENET_MEAN.tolist())),
+        std=tuple(entry.get("std", IMAGENET_STD.tolist())),
+        det_classes=tuple(entry.get("det_classes", ())),
+        entry=entry,
     )
 
 
@@ -119,8 +128,9 @@ def resolve_model(name_or_path: str | None, manifest_path: Path = MANIFEST) -> M
     names = manifest.names() + (user.names() if user is not None else [])
     close = difflib.get_close_matches(name_or_path, names, n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(close)}? " if close else ""
-    raise RtsegError(f"unknown model '{name_or_path}': {hint}`rtseg models` lists the {len(names)} you can name, "
-                     "or pass a path to an .onnx file")
+    raise RtsegError(
+        f"unknown model '{name_or_path}': {hint}`rtseg models` lists the {len(names)} you can name, or pass a path to an .onnx file"
+    )
 
 
 def metrics_key(split: str, size: tuple[int, int] | None, info: ModelInfo) -> str:
@@ -148,8 +158,8 @@ def keyframe_drops(info: ModelInfo, split: str = "val") -> dict[int, float]:
     out = {}
     for key, m in info.entry.get("metrics", {}).items():
         head = f"camvid_{split}+keyframe"
-        if key.startswith(head) and key[len(head):].isdigit() and m.get("drop") is not None:
-            out[int(key[len(head):])] = float(m["drop"])
+        if key.startswith(head) and key[len(head) :].isdigit() and m.get("drop") is not None:
+            out[int(key[len(head) :])] = float(m["drop"])
     return dict(sorted(out.items()))
 
 

@@ -6,6 +6,7 @@ page and a word in a terminal. So it is a short run of `[A-Za-z0-9._-]` that sta
 every manifest entry read from disk. A manifest's `file` is held to the same rule, so an entry cannot point
 outside its own folder.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,7 @@ def bad_name_reason(name: object) -> str | None:
         "'../evil' is not a model name: use letters, digits, '.', '_', '+' and '-' (no '/', no '..')"
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-        return (f"{name!r} is not a model name: use letters, digits, '.', '_', '+' and '-' "
-                "(no '/', no '..')")
+        return f"{name!r} is not a model name: use letters, digits, '.', '_', '+' and '-' (no '/', no '..')"
     return None
 
 

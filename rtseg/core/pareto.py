@@ -1,4 +1,5 @@
 """The speed/accuracy Pareto front, one definition for the selector, `rtseg bench` and `rtseg models`."""
+
 from __future__ import annotations
 
 

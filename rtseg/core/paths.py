@@ -1,9 +1,9 @@
 """Where rtseg finds its models and keeps its caches: the only place these folders are decided."""
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
 
 
 def _shipped_engines() -> Path:

@@ -5,6 +5,7 @@ Camera URLs carry passwords (`rtsp://admin:S3cret@10.0.0.7/stream`, `http://cam/
 into text (logs, `/stats.json`, JSON lines, the live pages) call `redact` too, so no credential reaches
 stdout, stderr, a file or a browser, whichever of them shows it.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,8 @@ import re
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 # ?password=...&token=... : query parameters that commonly carry a secret (cameras, signed URLs)
 _SECRET_PARAM = re.compile(
-    r"(?P<key>[?&;](?:pass(?:word|wd)?|pwd|token|access_token|api_?key|key|secret|auth|sig|signature)=)[^&;#\s]*",
-    re.IGNORECASE)
+    r"(?P<key>[?&;](?:pass(?:word|wd)?|pwd|token|access_token|api_?key|key|secret|auth|sig|signature)=)[^&;#\s]*", re.IGNORECASE
+)
 MASK = "***"
 
 

@@ -1,8 +1,9 @@
 """The one vocabulary of what a model does and what a run or an evaluation asks of it."""
+
 from __future__ import annotations
 
 SEG, DET, SEGDET = "seg", "det", "segdet"
-TASKS = (SEG, DET, SEGDET)   # a class map, boxes, or both from one forward pass
+TASKS = (SEG, DET, SEGDET)  # a class map, boxes, or both from one forward pass
 _ALIASES = {"both": SEGDET}  # the command line's older word for segdet
 
 

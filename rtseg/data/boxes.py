@@ -9,6 +9,7 @@ One box per connected component (8-connectivity) of each countable class, compon
 - boxes are at label resolution (360x480 here), so objects under ~7x7 pixels are not counted.
 These boxes measure localization consistently across our models; they are not COCO-style instances.
 """
+
 from __future__ import annotations
 
 import cv2

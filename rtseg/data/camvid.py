@@ -1,4 +1,5 @@
 """CamVid (SegNet 360x480 layout): class names, colours and split loading."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -116,8 +117,7 @@ def split_description(split: str) -> str:
     """What a split is, said beside every number measured on it (README and `rtseg eval`)."""
     if split.startswith("holdout:"):
         drive = split.split(":", 1)[1]
-        return (f"drive {drive}, held out: drive-disjoint from training for models selected with "
-                f"--val-split {split}")
+        return f"drive {drive}, held out: drive-disjoint from training for models selected with --val-split {split}"
     if split == "val":
         return "CamVid val, drive 0016E5: optimistic, neighbouring frames of the same drive are in train"
     return f"CamVid {split}"

@@ -10,6 +10,7 @@ name must exist on its side; anything else is one RtsegError before a single fra
 Shipped mappings are files in rtseg/data/classmaps/, named on the command line without `.json` and with
 `-` for `_` (`cityscapes-to-camvid`).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,8 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "classmaps"
 class ClassMap:
     """A mapping as given (a shipped name or a file), before it meets a model and a dataset."""
 
-    source: str                  # what --class-map said
-    mapping: dict[str, str]      # model class name -> dataset class name
+    source: str  # what --class-map said
+    mapping: dict[str, str]  # model class name -> dataset class name
 
 
 def shipped_class_maps() -> list[str]:
@@ -62,16 +63,16 @@ def class_map_lut(cmap: ClassMap, model_classes: Sequence[str], dataset_classes:
     """
     unknown = [k for k in cmap.mapping if k not in model_classes]
     if unknown:
-        raise RtsegError(f"--class-map {cmap.source}: {_quoted(unknown)} not among the model's classes "
-                         f"({', '.join(model_classes)})")
+        raise RtsegError(f"--class-map {cmap.source}: {_quoted(unknown)} not among the model's classes ({', '.join(model_classes)})")
     unknown = sorted({v for v in cmap.mapping.values() if v not in dataset_classes})
     if unknown:
-        raise RtsegError(f"--class-map {cmap.source}: {_quoted(unknown)} not among the dataset's classes "
-                         f"({', '.join(dataset_classes)})")
+        raise RtsegError(f"--class-map {cmap.source}: {_quoted(unknown)} not among the dataset's classes ({', '.join(dataset_classes)})")
     unmapped = [c for c in model_classes if c not in cmap.mapping]
     if unmapped:
-        raise RtsegError(f"--class-map {cmap.source}: the model's {_quoted(unmapped)} left unmapped "
-                         f"(map every class; its pixels would otherwise count as void)")
+        raise RtsegError(
+            f"--class-map {cmap.source}: the model's {_quoted(unmapped)} left unmapped "
+            f"(map every class; its pixels would otherwise count as void)"
+        )
     if len(dataset_classes) > 255:
         raise RtsegError(f"--class-map {cmap.source}: more than 255 dataset classes")
     return np.array([list(dataset_classes).index(cmap.mapping[c]) for c in model_classes], np.uint8)

@@ -7,6 +7,7 @@ copies as well as on the plain frames, and calibration sees them too (`training/
 
 Each stress is a 256-entry lookup table (`cv2.LUT`), so it is exact, cheap and the same everywhere.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Iterator
@@ -22,10 +23,10 @@ def _table(fn) -> np.ndarray:
 
 # name -> lookup table on 0..255; one row per kind of light the issue names
 STRESSES: dict[str, np.ndarray] = {
-    "bright": _table(lambda x: x * 1.6),                 # overexposed: everything above 160 clips to white
-    "dark": _table(lambda x: x * 0.45),                  # underexposed: dusk, a tunnel's mouth
-    "gamma-0.5": _table(lambda x: x ** 0.5),             # lifted shadows, washed-out midtones
-    "gamma-2.0": _table(lambda x: x ** 2.0),             # crushed shadows, deep contrast
+    "bright": _table(lambda x: x * 1.6),  # overexposed: everything above 160 clips to white
+    "dark": _table(lambda x: x * 0.45),  # underexposed: dusk, a tunnel's mouth
+    "gamma-0.5": _table(lambda x: x**0.5),  # lifted shadows, washed-out midtones
+    "gamma-2.0": _table(lambda x: x**2.0),  # crushed shadows, deep contrast
     "highlights": _table(lambda x: np.where(x > 0.55, 1.0, x)),  # blown highlights: sky and glare saturate
 }
 
@@ -41,8 +42,9 @@ def stress(image: np.ndarray, kind: str) -> np.ndarray:
     return cv2.LUT(image, STRESSES[kind])
 
 
-def stressed_copies(samples: Iterable[tuple[np.ndarray, np.ndarray]],
-                    kinds: Iterable[str] = tuple(STRESSES)) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def stressed_copies(
+    samples: Iterable[tuple[np.ndarray, np.ndarray]], kinds: Iterable[str] = tuple(STRESSES)
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Every (image, label) pair once under each stress in `kinds`: labels are unchanged (light does not
     move a class boundary)."""
     kinds = tuple(kinds)

@@ -3,6 +3,7 @@
 Image and label go through the same geometry; the label is resized with nearest neighbour and padded
 with the void id so padding never counts in the loss.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -15,9 +16,14 @@ from .camvid import VOID
 class TrainTransform:
     """Random scale, random crop (padded), horizontal flip and colour jitter."""
 
-    def __init__(self, crop: tuple[int, int], scale: tuple[float, float] = (0.5, 2.0),
-                 base_size: tuple[int, int] | None = None, jitter: float = 0.3,
-                 rng: np.random.Generator | None = None):
+    def __init__(
+        self,
+        crop: tuple[int, int],
+        scale: tuple[float, float] = (0.5, 2.0),
+        base_size: tuple[int, int] | None = None,
+        jitter: float = 0.3,
+        rng: np.random.Generator | None = None,
+    ):
         self.crop_h, self.crop_w = crop
         self.scale = scale
         self.base_size = base_size  # (h, w) the scale range is relative to; None = the image's own size
@@ -37,8 +43,8 @@ class TrainTransform:
             label = cv2.copyMakeBorder(label, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=VOID)
         y = r.integers(0, img.shape[0] - self.crop_h + 1)
         x = r.integers(0, img.shape[1] - self.crop_w + 1)
-        img = img[y:y + self.crop_h, x:x + self.crop_w]
-        label = label[y:y + self.crop_h, x:x + self.crop_w]
+        img = img[y : y + self.crop_h, x : x + self.crop_w]
+        label = label[y : y + self.crop_h, x : x + self.crop_w]
         if r.random() < 0.5:
             img, label = img[:, ::-1], label[:, ::-1]
         if self.jitter:
@@ -49,7 +55,7 @@ class TrainTransform:
 def colour_jitter(img: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Brightness, contrast and saturation jitter, as torchvision's ColorJitter does, in float32."""
     x = img.astype(np.float32)
-    x *= rng.uniform(1 - strength, 1 + strength)                    # brightness
+    x *= rng.uniform(1 - strength, 1 + strength)  # brightness
     mean = x.mean()
     x = (x - mean) * rng.uniform(1 - strength, 1 + strength) + mean  # contrast
     grey = x @ np.array([0.299, 0.587, 0.114], np.float32)

@@ -5,6 +5,7 @@ model weights, same input size, same overlay; one frame at a time, nothing overl
 
     python -m rtseg.evaluation.baselines --weights engines/NAME.pt --video VIDEO --output out.mp4 [--frames N]
 """
+
 from __future__ import annotations
 
 import argparse

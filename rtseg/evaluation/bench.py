@@ -6,6 +6,7 @@ them, in the same run and on the same input size and runtime: torchvision's LR-A
 MobileNetV3-Large architectures (FPS only: no weights can be downloaded here) and the naive tutorial
 loop. Writes CSV, JSON, a Markdown table and an FPS-vs-mIoU plot with the Pareto front.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,7 +33,7 @@ from ..runtime.timing import percentiles, time_model
 @dataclass
 class BenchRow:
     model: str
-    kind: str                      # ours | peer | naive
+    kind: str  # ours | peer | naive
     backend: str
     input_size: str
     params_m: float | None = None
@@ -44,7 +45,7 @@ class BenchRow:
     model_ms_p95: float | None = None
     e2e_fps: float | None = None
     stage_ms: dict = field(default_factory=dict)
-    vs_ours: float | None = None   # e2e FPS / the reference model's e2e FPS (ONNX Runtime), same run
+    vs_ours: float | None = None  # e2e FPS / the reference model's e2e FPS (ONNX Runtime), same run
     pareto: bool = False
     note: str = ""
 
@@ -53,7 +54,7 @@ class Scored(NamedTuple):
     """One of our rows with both figures measured: a point of the FPS-vs-mIoU plot and its Pareto front."""
 
     row: BenchRow
-    fps: float   # end-to-end
+    fps: float  # end-to-end
     miou: float
 
 
@@ -82,8 +83,12 @@ def measure_end_to_end(slot, video: str, frames: int, streams: int, temporal=Non
         state = Temporal(temporal) if temporal is not None and temporal.active else None
         # a Source: its `skipped` is a read-only view of the inner source's, which the protocol types as an attribute
         stats = Pipeline(cast(Source, source), slot, [sink], streams=streams, temporal=state).run(handle_signals=False)
-    return {"fps": stats.fps, "stage_ms": {s: round(percentiles(v)["mean"], 3) for s, v in stats.stage_ms.items()},
-            "inferred": stats.frames_inferred, "frames": stats.frames_out}
+    return {
+        "fps": stats.fps,
+        "stage_ms": {s: round(percentiles(v)["mean"], 3) for s, v in stats.stage_ms.items()},
+        "inferred": stats.frames_inferred,
+        "frames": stats.frames_out,
+    }
 
 
 def pareto_flags(points: list[tuple[float, float]]) -> list[bool]:
@@ -114,16 +119,33 @@ def export_peers(input_size: tuple[int, int], folder: Path) -> list[tuple[str, P
         path = folder / f"{name}.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(ArgmaxOut(model).eval(), (torch.zeros(1, 3, *input_size),), str(path), opset_version=17,
-                              dynamo=False, input_names=["image"], output_names=["mask"])
+            torch.onnx.export(
+                ArgmaxOut(model).eval(),
+                (torch.zeros(1, 3, *input_size),),
+                str(path),
+                opset_version=17,
+                dynamo=False,
+                input_names=["image"],
+                output_names=["mask"],
+            )
         from ..models.deploy import count_gflops, count_params
 
         peers.append((f"torchvision {name}", path, count_params(model) / 1e6, count_gflops(model, input_size)))
     return peers
 
 
-def keyframe_rows(info: ModelInfo, row: BenchRow, slot, video: str, frames: int, streams: int, keyframes,
-                  data: str | None, split: str, eval_images: int | None) -> list[BenchRow]:
+def keyframe_rows(
+    info: ModelInfo,
+    row: BenchRow,
+    slot,
+    video: str,
+    frames: int,
+    streams: int,
+    keyframes,
+    data: str | None,
+    split: str,
+    eval_images: int | None,
+) -> list[BenchRow]:
     """The model with key frames (`--keyframes 2,3,auto`): end-to-end FPS on the same video, and the mIoU of
     the split run as a sequence (evaluation/sequence.py) when data is given in full (not with --quick)."""
     from ..temporal import TemporalSettings
@@ -136,10 +158,24 @@ def keyframe_rows(info: ModelInfo, row: BenchRow, slot, video: str, frames: int,
         miou = None
         if data and eval_images is None and has_seg_task(info):
             miou = evaluate_sequence(slot, data, split, settings, progress=False)["miou"]
-        rows.append(BenchRow(f"{info.name} keyframe {kf.interval}", "ours", row.backend, row.input_size, row.params_m,
-                             row.gflops, miou, None, row.model_fps, row.model_ms_p50, row.model_ms_p95, e["fps"],
-                             e["stage_ms"], note=f"model on {e['inferred']} of {e['frames']} frames, optical flow between; "
-                                                 f"mIoU of {split} run as a sequence"))
+        rows.append(
+            BenchRow(
+                f"{info.name} keyframe {kf.interval}",
+                "ours",
+                row.backend,
+                row.input_size,
+                row.params_m,
+                row.gflops,
+                miou,
+                None,
+                row.model_fps,
+                row.model_ms_p50,
+                row.model_ms_p95,
+                e["fps"],
+                e["stage_ms"],
+                note=f"model on {e['inferred']} of {e['frames']} frames, optical flow between; mIoU of {split} run as a sequence",
+            )
+        )
     return rows
 
 
@@ -171,9 +207,21 @@ def has_seg_task(info: ModelInfo) -> bool:
     return info.task in ("seg", "segdet")
 
 
-def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, split: str, video: str, frames: int,
-              iters: int, reps: int, peers: bool, naive: bool, eval_images: int | None = None,
-              progress: bool = True, keyframes: tuple = ()) -> tuple[list[BenchRow], dict]:
+def run_bench(
+    infos: list[ModelInfo],
+    backends: list[str],
+    data: str | None,
+    split: str,
+    video: str,
+    frames: int,
+    iters: int,
+    reps: int,
+    peers: bool,
+    naive: bool,
+    eval_images: int | None = None,
+    progress: bool = True,
+    keyframes: tuple = (),
+) -> tuple[list[BenchRow], dict]:
     from ..backends import load_backend
     from ..runtime.pipeline import inference_layout
     from ..runtime.slot import load_slot
@@ -186,13 +234,13 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
     bar = tqdm(total=len(jobs) + (2 if peers else 0) + (1 if naive else 0), desc="bench", disable=not progress)
     for info, backend_kind in jobs:
         h, w = info.input_size
-        row = BenchRow(info.name, "ours", backend_kind, f"{h}x{w}", round(info.entry.get("params", 0) / 1e6, 3) or None,
-                       info.entry.get("gflops"))
+        row = BenchRow(
+            info.name, "ours", backend_kind, f"{h}x{w}", round(info.entry.get("params", 0) / 1e6, 3) or None, info.entry.get("gflops")
+        )
         try:
             # the model alone, loaded as the pipeline's slot loads it (one shape, batch 1), with ONNX
             # Runtime's spinning thread pool on every core: what a loop of its own gets
-            model_backend = load_backend(backend_kind, str(info.path), spin=backend_kind == "onnxruntime",
-                                         fixed_size=(h, w))
+            model_backend = load_backend(backend_kind, str(info.path), spin=backend_kind == "onnxruntime", fixed_size=(h, w))
         except RtsegError as e:
             bar.write(f"skip {info.name} on {backend_kind}: {e}")
             bar.update(1)
@@ -205,7 +253,7 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
             split_key, m = manifest_metrics(info)
             row.miou, row.map50 = m.get("miou"), (m.get("detection") or {}).get("map50")
             if split_key:
-                row.note = f"accuracy: the manifest's {split_key[len('camvid_'):]}"
+                row.note = f"accuracy: the manifest's {split_key[len('camvid_') :]}"
         x = slot.pre(np.zeros((h, w, 3), np.uint8))
         m = measure_model_only(model_backend, x, iters, reps)
         row.model_fps, row.model_ms_p50, row.model_ms_p95 = m["fps"], m["ms_p50"], m["ms_p95"]
@@ -232,12 +280,25 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
                     x = slot.pre(np.zeros((*ref_info.input_size, 3), np.uint8))
                     m = measure_model_only(backend, x, iters, reps)
                     streams, threads = inference_layout(None, None, live=False)
-                    e2e = measure_end_to_end(load_slot(peer_info, "onnxruntime", threads, pool_size=streams + 4),
-                                             video, frames, streams)
-                    rows.append(BenchRow(name, "peer", "onnxruntime", ref.input_size, round(params_m, 3), round(gflops, 3),
-                                         None, None, m["fps"],
-                                         m["ms_p50"], m["ms_p95"], e2e["fps"], e2e["stage_ms"],
-                                         note="architecture only: no weights can be downloaded here, so no mIoU"))
+                    e2e = measure_end_to_end(load_slot(peer_info, "onnxruntime", threads, pool_size=streams + 4), video, frames, streams)
+                    rows.append(
+                        BenchRow(
+                            name,
+                            "peer",
+                            "onnxruntime",
+                            ref.input_size,
+                            round(params_m, 3),
+                            round(gflops, 3),
+                            None,
+                            None,
+                            m["fps"],
+                            m["ms_p50"],
+                            m["ms_p95"],
+                            e2e["fps"],
+                            e2e["stage_ms"],
+                            note="architecture only: no weights can be downloaded here, so no mIoU",
+                        )
+                    )
                     bar.update(1)
         except ImportError:
             bar.write("peers skipped: they need torchvision (pip install 'rtseg[train]')")
@@ -247,11 +308,21 @@ def run_bench(infos: list[ModelInfo], backends: list[str], data: str | None, spl
         from .baselines import naive_loop
 
         with tempfile.TemporaryDirectory() as d:
-            r = naive_loop(str(weights_of.path.with_name(weights_of.entry["weights"])), video, str(Path(d) / "n.mp4"),
-                           frames)
-        rows.append(BenchRow(f"naive loop ({weights_of.name})", "naive", "torch", ref.input_size, ref.params_m,
-                             ref.gflops, None if weights_of is not ref_info else ref.miou, ref.map50, e2e_fps=r["fps"],
-                             note="OpenCV read, PyTorch eager, argmax, overlay, write"))
+            r = naive_loop(str(weights_of.path.with_name(weights_of.entry["weights"])), video, str(Path(d) / "n.mp4"), frames)
+        rows.append(
+            BenchRow(
+                f"naive loop ({weights_of.name})",
+                "naive",
+                "torch",
+                ref.input_size,
+                ref.params_m,
+                ref.gflops,
+                None if weights_of is not ref_info else ref.miou,
+                ref.map50,
+                e2e_fps=r["fps"],
+                note="OpenCV read, PyTorch eager, argmax, overlay, write",
+            )
+        )
         bar.update(1)
     bar.close()
     for row in rows:
@@ -270,17 +341,29 @@ def bench_environment(reference: str, video: str, frames: int, iters: int, reps:
     from ..runtime.sinks import pyav_available
 
     env: dict[str, Any]  # for JSON: strings, numbers and the dict of versions
-    env = {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-           "machine": machine_description(),
-           "versions": {"python": platform.python_version(), "onnxruntime": onnxruntime.__version__, "opencv": cv2.__version__,
-                        "numpy": np.__version__},
-           "reference": reference, "video": video, "frames": frames, "model_only": f"{reps} x {iters} inferences, median",
-           # what measure_end_to_end's mp4v output goes through (the I420 path: runtime/yuv.py)
-           "writer": "MPEG-4 Part 2 by PyAV, frames kept in YUV 4:2:0" if pyav_available() else "OpenCV's mp4v writer",
-           "split": split if data else "manifest",
-           "accuracy": (f"{split} split of {data}" + (f", first {eval_images} images only (quick)" if eval_images else ""))
-           if data else ("engines/manifest.json's figures, measured by rtseg eval on the shipped files: held-out drive "
-                         "0006R0 where a model has one (drive-disjoint), else CamVid val (optimistic); each row says which")}
+    env = {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": machine_description(),
+        "versions": {
+            "python": platform.python_version(),
+            "onnxruntime": onnxruntime.__version__,
+            "opencv": cv2.__version__,
+            "numpy": np.__version__,
+        },
+        "reference": reference,
+        "video": video,
+        "frames": frames,
+        "model_only": f"{reps} x {iters} inferences, median",
+        # what measure_end_to_end's mp4v output goes through (the I420 path: runtime/yuv.py)
+        "writer": "MPEG-4 Part 2 by PyAV, frames kept in YUV 4:2:0" if pyav_available() else "OpenCV's mp4v writer",
+        "split": split if data else "manifest",
+        "accuracy": (f"{split} split of {data}" + (f", first {eval_images} images only (quick)" if eval_images else ""))
+        if data
+        else (
+            "engines/manifest.json's figures, measured by rtseg eval on the shipped files: held-out drive "
+            "0006R0 where a model has one (drive-disjoint), else CamVid val (optimistic); each row says which"
+        ),
+    }
     try:
         import torch
 
@@ -305,24 +388,40 @@ def write_results(rows: list[BenchRow], env: dict, out: Path, command: str) -> N
         w.writeheader()
         for r in rows:
             w.writerow(asdict(r) | {"stage_ms": json.dumps(r.stage_ms)})
-    md = ["# rtseg bench", "", f"- command: `{command}`", f"- date: {env['date']}", f"- machine: {env['machine']}",
-          "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
-          f"- model-only: batch 1, {env['model_only']}; end-to-end: `{env['video']}`, {env['frames']} frames, "
-          f"overlay written to mp4 ({env.get('writer', 'OpenCV mp4v')})", f"- accuracy: {env['accuracy'] or 'not measured'}",
-          f"- vs ours: end-to-end FPS / {env['reference']} on ONNX Runtime, same run", "",
-          f"| model | backend | input | params (M) | GFLOPs | {env.get('split', 'val')} mIoU | {env.get('split', 'val')} mAP@0.5 "
-          "| model FPS | p50 ms | p95 ms | "
-          "end-to-end FPS | vs ours | Pareto |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
+    md = [
+        "# rtseg bench",
+        "",
+        f"- command: `{command}`",
+        f"- date: {env['date']}",
+        f"- machine: {env['machine']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        f"- model-only: batch 1, {env['model_only']}; end-to-end: `{env['video']}`, {env['frames']} frames, "
+        f"overlay written to mp4 ({env.get('writer', 'OpenCV mp4v')})",
+        f"- accuracy: {env['accuracy'] or 'not measured'}",
+        f"- vs ours: end-to-end FPS / {env['reference']} on ONNX Runtime, same run",
+        "",
+        f"| model | backend | input | params (M) | GFLOPs | {env.get('split', 'val')} mIoU | {env.get('split', 'val')} mAP@0.5 "
+        "| model FPS | p50 ms | p95 ms | "
+        "end-to-end FPS | vs ours | Pareto |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
+    ]
     for r in rows:
-        md.append(f"| {r.model} | {r.backend} | {r.input_size} | {fmt(r.params_m, '.2f')} | {fmt(r.gflops, '.2f')} | "
-                  f"{fmt(r.miou, '.1f', 100)} | {fmt(r.map50, '.1f', 100)} | {fmt(r.model_fps)} | {fmt(r.model_ms_p50, '.2f')} | "
-                  f"{fmt(r.model_ms_p95, '.2f')} | {fmt(r.e2e_fps)} | {fmt(r.vs_ours, '.2f')}x | {'*' if r.pareto else ''} |")
+        md.append(
+            f"| {r.model} | {r.backend} | {r.input_size} | {fmt(r.params_m, '.2f')} | {fmt(r.gflops, '.2f')} | "
+            f"{fmt(r.miou, '.1f', 100)} | {fmt(r.map50, '.1f', 100)} | {fmt(r.model_fps)} | {fmt(r.model_ms_p50, '.2f')} | "
+            f"{fmt(r.model_ms_p95, '.2f')} | {fmt(r.e2e_fps)} | {fmt(r.vs_ours, '.2f')}x | {'*' if r.pareto else ''} |"
+        )
     notes = sorted({r.note for r in rows if r.note})
     md += [""] + [f"- {n}" for n in notes]
     stages = [r for r in rows if r.stage_ms]
     if stages:
-        md += ["", "Per-stage mean ms in the end-to-end runs (stages overlap in threads):", "",
-               "| model | backend | " + " | ".join(stages[0].stage_ms) + " |", "|---|---|" + "---:|" * len(stages[0].stage_ms)]
+        md += [
+            "",
+            "Per-stage mean ms in the end-to-end runs (stages overlap in threads):",
+            "",
+            "| model | backend | " + " | ".join(stages[0].stage_ms) + " |",
+            "|---|---|" + "---:|" * len(stages[0].stage_ms),
+        ]
         md += [f"| {r.model} | {r.backend} | " + " | ".join(f"{v:.2f}" for v in r.stage_ms.values()) + " |" for r in stages]
     (out / "bench.md").write_text("\n".join(md) + "\n")
     plot(rows, env, out / "bench.png")
@@ -343,16 +442,16 @@ def plot(rows: list[BenchRow], env: dict, path: Path) -> bool:
         if pts:
             ax.scatter([p.fps for p in pts], [100 * p.miou for p in pts], marker=marker, s=50, label=f"rtseg ({backend})")
             for p in pts:
-                ax.annotate(p.row.model.replace("mnv2-", ""), (p.fps, 100 * p.miou), fontsize=7, xytext=(4, 4),
-                            textcoords="offset points")
+                ax.annotate(p.row.model.replace("mnv2-", ""), (p.fps, 100 * p.miou), fontsize=7, xytext=(4, 4), textcoords="offset points")
     front = sorted((p for p in ours if p.row.pareto), key=lambda p: p.fps)
     if len(front) > 1:
         ax.plot([p.fps for p in front], [100 * p.miou for p in front], "k--", lw=1, label="Pareto front")
     others = [(r.model, r.e2e_fps) for r in rows if r.kind != "ours" and r.e2e_fps]
     for model, fps in others:  # no mIoU for these: a labelled vertical line at their FPS
         ax.axvline(fps, color="grey", lw=0.8, ls=":")
-        ax.annotate(model, xy=(fps, 0.03), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
-                    va="bottom", ha="right", color="grey")
+        ax.annotate(
+            model, xy=(fps, 0.03), xycoords=("data", "axes fraction"), rotation=90, fontsize=7, va="bottom", ha="right", color="grey"
+        )
     ax.set_xscale("log")
     ax.set_xlabel("end-to-end FPS (log scale)")
     ax.set_ylabel(f"CamVid {env.get('split', 'val')} mIoU (%)")

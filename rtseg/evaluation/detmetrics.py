@@ -1,4 +1,5 @@
 """Box detection metrics: COCO-style AP through pycocotools (the reference implementation)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,11 @@ def require_pycocotools() -> None:
         raise RtsegError("box metrics need pycocotools: pip install 'rtseg[eval]'") from e
 
 
-def coco_map(ground_truth: list[tuple[np.ndarray, np.ndarray]],
-             predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]], class_names: tuple[str, ...]) -> dict:
+def coco_map(
+    ground_truth: list[tuple[np.ndarray, np.ndarray]],
+    predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    class_names: tuple[str, ...],
+) -> dict:
     """mAP@0.5, mAP@[.5:.95] and per-class AP@0.5.
 
     ground_truth[i] = (boxes (N, 4) x1 y1 x2 y2, classes (N,)); predictions[i] = (boxes, scores, classes).
@@ -37,14 +41,27 @@ def coco_map(ground_truth: list[tuple[np.ndarray, np.ndarray]],
     for i, (boxes, classes) in enumerate(ground_truth):
         images.append({"id": i})
         for b, c in zip(boxes, classes):
-            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(c), "bbox": xywh(b),
-                                "area": float((b[2] - b[0]) * (b[3] - b[1])), "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i,
+                    "category_id": int(c),
+                    "bbox": xywh(b),
+                    "area": float((b[2] - b[0]) * (b[3] - b[1])),
+                    "iscrowd": 0,
+                }
+            )
     for i, (boxes, scores, classes) in enumerate(predictions):
         for b, s, c in zip(boxes, scores, classes):
             detections.append({"image_id": i, "category_id": int(c), "bbox": xywh(b), "score": float(s)})
     categories = [{"id": k, "name": n} for k, n in enumerate(class_names)]
-    result: dict[str, Any] = {"map50": 0.0, "map": 0.0, "per_class_ap50": {n: None for n in class_names},
-                              "gt_boxes": len(annotations), "detections": len(detections)}
+    result: dict[str, Any] = {
+        "map50": 0.0,
+        "map": 0.0,
+        "per_class_ap50": {n: None for n in class_names},
+        "gt_boxes": len(annotations),
+        "detections": len(detections),
+    }
     if not annotations:
         raise RtsegError("no ground-truth boxes in this split: nothing to measure")
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress

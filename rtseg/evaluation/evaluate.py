@@ -3,6 +3,7 @@
 The model runs exactly as in `rtseg run` (same preprocessing, same backend); predictions are compared at
 the label's resolution (nearest resize), in one confusion matrix over the split, void ignored.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -25,9 +26,16 @@ from .detmetrics import coco_map, require_pycocotools
 from .metrics import ConfusionMatrix
 
 
-
-def evaluate(slot: ModelSlot, data: str, split: str = "val", task: str | None = None, progress: bool = True,
-             max_images: int | None = None, stress: bool = False, class_map: ClassMap | None = None) -> dict:
+def evaluate(
+    slot: ModelSlot,
+    data: str,
+    split: str = "val",
+    task: str | None = None,
+    progress: bool = True,
+    max_images: int | None = None,
+    stress: bool = False,
+    class_map: ClassMap | None = None,
+) -> dict:
     """Metrics of a loaded model on a CamVid-layout split (`eval_pairs` names them), as a report that says
     what was measured: model, split, images, input size, backend, machine and date.
 
@@ -57,13 +65,20 @@ def evaluate(slot: ModelSlot, data: str, split: str = "val", task: str | None = 
     if stress:
         kinds = tuple(STRESSES)
         frames = stressed_copies(frames, kinds)
-    bar = tqdm(frames, total=len(pairs) * max(1, len(kinds)), desc=f"eval {slot.name} on {split}", unit="img",
-               disable=not progress, leave=False)
-    note = split_description(split) + (f"; each frame under {len(kinds)} photometric stresses ({', '.join(kinds)})"
-                                       if kinds else "")
-    report = {"model": slot.info.name, "split": split, "split_note": note, "images": len(pairs) * max(1, len(kinds)),
-              "input_size": list(slot.input_size), "backend": slot.backend.name, "machine": machine_description(),
-              "date": dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    bar = tqdm(
+        frames, total=len(pairs) * max(1, len(kinds)), desc=f"eval {slot.name} on {split}", unit="img", disable=not progress, leave=False
+    )
+    note = split_description(split) + (f"; each frame under {len(kinds)} photometric stresses ({', '.join(kinds)})" if kinds else "")
+    report = {
+        "model": slot.info.name,
+        "split": split,
+        "split_note": note,
+        "images": len(pairs) * max(1, len(kinds)),
+        "input_size": list(slot.input_size),
+        "backend": slot.backend.name,
+        "machine": machine_description(),
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
     if kinds:
         report["stress"] = list(kinds)
     if class_map is not None:
@@ -71,8 +86,9 @@ def evaluate(slot: ModelSlot, data: str, split: str = "val", task: str | None = 
     return report | measure(slot, bar, task, class_map)
 
 
-def measure(slot: ModelSlot, samples: Iterable[tuple[np.ndarray, np.ndarray]], task: str | None = None,
-            class_map: ClassMap | None = None) -> dict:
+def measure(
+    slot: ModelSlot, samples: Iterable[tuple[np.ndarray, np.ndarray]], task: str | None = None, class_map: ClassMap | None = None
+) -> dict:
     """Segmentation metrics (one confusion matrix, void ignored) and/or box AP (boxes derived from labels)
     of (BGR frame, label map) pairs, each run through `slot.process` exactly as `rtseg run` runs it.
 
@@ -108,12 +124,17 @@ def measure(slot: ModelSlot, samples: Iterable[tuple[np.ndarray, np.ndarray]], t
             preds.append((p.outputs["boxes"][0] * scale, p.outputs["scores"][0], p.outputs["labels"][0]))
     report: dict = {}
     if want_seg and not cm.mat.sum():
-        raise RtsegError(f"no labelled pixel holds a class id from 0 to {len(classes) - 1} ({', '.join(classes[:3])}, "
-                         "...): are these labels of this model's classes?")
+        raise RtsegError(
+            f"no labelled pixel holds a class id from 0 to {len(classes) - 1} ({', '.join(classes[:3])}, "
+            "...): are these labels of this model's classes?"
+        )
     if want_seg:
         iou = cm.iou()
-        report |= {"miou": cm.miou(), "pixel_accuracy": cm.pixel_accuracy(),
-                   "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(classes, iou)}}
+        report |= {
+            "miou": cm.miou(),
+            "pixel_accuracy": cm.pixel_accuracy(),
+            "per_class_iou": {n: (None if np.isnan(v) else float(v)) for n, v in zip(classes, iou)},
+        }
     if want_det:
         report["detection"] = coco_map(gts, preds, info.det_classes)
     return report
@@ -136,6 +157,9 @@ def format_report(r: dict) -> str:
     if "detection" in r:
         d = r["detection"]
         lines += [f"  {name:<12} AP@0.5 {pct(v)}" for name, v in d["per_class_ap50"].items()]
-        lines += [f"  {'mAP@0.5':<12}        {pct(d['map50'])}", f"  {'mAP@.5:.95':<12}        {pct(d['map'])}",
-                  f"  ({d['gt_boxes']} ground-truth boxes derived from the labels, {d['detections']} detections)"]
+        lines += [
+            f"  {'mAP@0.5':<12}        {pct(d['map50'])}",
+            f"  {'mAP@.5:.95':<12}        {pct(d['map'])}",
+            f"  ({d['gt_boxes']} ground-truth boxes derived from the labels, {d['detections']} detections)",
+        ]
     return "\n".join(lines)

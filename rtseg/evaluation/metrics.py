@@ -1,4 +1,5 @@
 """Segmentation metrics from one confusion matrix accumulated over a whole split."""
+
 from __future__ import annotations
 
 import numpy as np

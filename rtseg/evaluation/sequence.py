@@ -12,6 +12,7 @@ explains the picture (warp residual <= RESIDUAL_LEVEL gray levels): pixels of a 
 class when it moves, so what remains is flicker. The reference flow is DIS "medium" at half the frame
 size, independent of the flow key frames use.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,8 +55,7 @@ def run_sequence(slot: ModelSlot, frames: list[np.ndarray], settings: TemporalSe
     return SequenceRun(masks, inferred, temporal.forced if temporal else 0, stats.seconds)
 
 
-def phase_runs(slot: ModelSlot, frames: list[np.ndarray], settings: TemporalSettings,
-               streams: int = 1) -> list[tuple[int, SequenceRun]]:
+def phase_runs(slot: ModelSlot, frames: list[np.ndarray], settings: TemporalSettings, streams: int = 1) -> list[tuple[int, SequenceRun]]:
     """(first frame, run) for every phase of a fixed interval; one run from frame 0 otherwise."""
     interval = settings.keyframes.interval
     phases = range(interval) if isinstance(interval, int) else range(1)
@@ -96,8 +96,14 @@ def frame_confusions(masks: list[np.ndarray], labels: list[np.ndarray], classes:
     return out
 
 
-def score_sequence(slot: ModelSlot, frames: list[np.ndarray], labels: list[np.ndarray], settings: TemporalSettings,
-                   every_frame: list[ConfusionMatrix] | None = None, streams: int = 1) -> SequenceScore:
+def score_sequence(
+    slot: ModelSlot,
+    frames: list[np.ndarray],
+    labels: list[np.ndarray],
+    settings: TemporalSettings,
+    every_frame: list[ConfusionMatrix] | None = None,
+    streams: int = 1,
+) -> SequenceScore:
     """The setting's mIoU on a labelled sequence, pooled over its phases, beside the every-frame baseline on
     the same frames (`every_frame`: per-frame confusions already measured, else measured here)."""
     classes = len(slot.info.classes)
@@ -115,8 +121,7 @@ def score_sequence(slot: ModelSlot, frames: list[np.ndarray], labels: list[np.nd
             since = 0 if was_inferred else since + 1
             hits.setdefault(since, []).append(cm.pixel_accuracy())
         n, inferred, forced = n + len(run.masks), inferred + sum(run.inferred), forced + run.forced
-    return SequenceScore(total, base, n, inferred, forced, {k: float(np.nanmean(v)) for k, v in sorted(hits.items())},
-                         runs[0][1])
+    return SequenceScore(total, base, n, inferred, forced, {k: float(np.nanmean(v)) for k, v in sorted(hits.items())}, runs[0][1])
 
 
 def temporal_inconsistency(frames: list[np.ndarray], masks: list[np.ndarray], scale: float = 0.5) -> float:
@@ -161,8 +166,11 @@ def evaluate_sequence(slot: ModelSlot, data: str, split: str, settings: Temporal
     labels = [read_label(lab) for _, lab in pairs]
     classes = len(slot.info.classes)
     if progress:
-        print(f"eval {slot.name} on {split} as a sequence ({len(frames)} frames): every frame, then "
-              f"keyframe {settings.keyframes.interval}{' + smooth' if settings.smooth else ''}", flush=True)
+        print(
+            f"eval {slot.name} on {split} as a sequence ({len(frames)} frames): every frame, then "
+            f"keyframe {settings.keyframes.interval}{' + smooth' if settings.smooth else ''}",
+            flush=True,
+        )
     plain = run_sequence(slot, frames, TemporalSettings())
     every = frame_confusions(plain.masks, labels, classes)
     score = score_sequence(slot, frames, labels, settings, every)
@@ -171,13 +179,24 @@ def evaluate_sequence(slot: ModelSlot, data: str, split: str, settings: Temporal
         raise RtsegError("no run of the setting from the first frame")
     per_class = dict(zip(slot.info.classes, score.confusion.iou().tolist()))
     return {
-        "model": slot.name, "split": split, "split_note": split_description(split), "images": len(frames),
-        "input_size": list(slot.input_size), "backend": slot.backend.name, "machine": machine_description(),
+        "model": slot.name,
+        "split": split,
+        "split_note": split_description(split),
+        "images": len(frames),
+        "input_size": list(slot.input_size),
+        "backend": slot.backend.name,
+        "machine": machine_description(),
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "keyframe": str(settings.keyframes.interval), "smooth": settings.smooth, "flow": settings.flow_preset,
-        "miou": score.miou, "pixel_accuracy": score.confusion.pixel_accuracy(), "per_class_iou": per_class,
-        "every_frame_miou": score.baseline.miou(), "drop": round(score.drop, 3),
-        "frames_scored": score.frames, "inferred_share": round(score.inferred / score.frames, 4),
+        "keyframe": str(settings.keyframes.interval),
+        "smooth": settings.smooth,
+        "flow": settings.flow_preset,
+        "miou": score.miou,
+        "pixel_accuracy": score.confusion.pixel_accuracy(),
+        "per_class_iou": per_class,
+        "every_frame_miou": score.baseline.miou(),
+        "drop": round(score.drop, 3),
+        "frames_scored": score.frames,
+        "inferred_share": round(score.inferred / score.frames, 4),
         "forced_keyframes": score.forced,
         "inconsistency": round(temporal_inconsistency(frames, setting_run.masks), 5),
         "every_frame_inconsistency": round(temporal_inconsistency(frames, plain.masks), 5),
@@ -187,13 +206,15 @@ def evaluate_sequence(slot: ModelSlot, data: str, split: str, settings: Temporal
 def format_sequence_report(r: dict) -> str:
     """The lines `rtseg eval --keyframe/--smooth` prints."""
     setting = f"keyframe {r['keyframe']}" + (" + smooth" if r["smooth"] else "") + f" (flow {r['flow']})"
-    return "\n".join([
-        f"{r['model']} on {r['split']} as a sequence ({r['images']} frames, input {r['input_size'][0]}x"
-        f"{r['input_size'][1]}, {r['backend']})",
-        f"  split: {r['split_note']}",
-        f"  {setting}: mIoU {100 * r['miou']:.2f}, every frame {100 * r['every_frame_miou']:.2f} on the same frames "
-        f"(drop {r['drop']:.2f} points; every phase of the interval pooled, {r['frames_scored']} frames scored)",
-        f"  model ran on {100 * r['inferred_share']:.0f} % of frames; {r['forced_keyframes']} key frame(s) forced by a cut",
-        f"  temporal inconsistency (flow-explained pixels whose class flips): {100 * r['inconsistency']:.2f} %, "
-        f"every frame {100 * r['every_frame_inconsistency']:.2f} %",
-    ])
+    return "\n".join(
+        [
+            f"{r['model']} on {r['split']} as a sequence ({r['images']} frames, input {r['input_size'][0]}x"
+            f"{r['input_size'][1]}, {r['backend']})",
+            f"  split: {r['split_note']}",
+            f"  {setting}: mIoU {100 * r['miou']:.2f}, every frame {100 * r['every_frame_miou']:.2f} on the same frames "
+            f"(drop {r['drop']:.2f} points; every phase of the interval pooled, {r['frames_scored']} frames scored)",
+            f"  model ran on {100 * r['inferred_share']:.0f} % of frames; {r['forced_keyframes']} key frame(s) forced by a cut",
+            f"  temporal inconsistency (flow-explained pixels whose class flips): {100 * r['inconsistency']:.2f} %, "
+            f"every frame {100 * r['every_frame_inconsistency']:.2f} %",
+        ]
+    )

@@ -11,6 +11,7 @@ videos (`video`), in this process (`local`) or in Ray actors (`ray_fleet`); what
 it is committed, by rename, with its done-record last (`commit`), so a re-run skips finished videos and redoes
 the rest. `batch` ties these together and `report` shows them.
 """
+
 from __future__ import annotations
 
 from .batch import BatchReport, run_batch

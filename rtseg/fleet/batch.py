@@ -1,4 +1,5 @@
 """A batch from request to report: plan it, run what is left on the fleet (or in this process), show it."""
+
 from __future__ import annotations
 
 import logging
@@ -12,8 +13,7 @@ from typing import Callable, Generator
 
 from ..core.errors import RtsegError
 from .commit import clear_staging, remove_empty_staging
-from .plan import (BatchRequest, VideoJob, WorkerSpec, check_out_dir, choose_model, find_videos, make_plan,
-                   model_options, prepare_out_dir)
+from .plan import BatchRequest, VideoJob, WorkerSpec, check_out_dir, choose_model, find_videos, make_plan, model_options, prepare_out_dir
 from .report import FleetProgress, summary_table
 from .video import Outcome, Progress, Retry
 
@@ -26,9 +26,9 @@ Event = Progress | Retry | Outcome
 class Layout:
     """Where the batch ran, learnt as its fleet starts."""
 
-    workers: int = 0              # videos processed at once (0: there was nothing to do)
-    where: str = ""               # "in this process", "on a local Ray cluster", "on Ray at ADDR"
-    startup_s: float = 0.0        # starting (or connecting to) Ray
+    workers: int = 0  # videos processed at once (0: there was nothing to do)
+    where: str = ""  # "in this process", "on a local Ray cluster", "on Ray at ADDR"
+    startup_s: float = 0.0  # starting (or connecting to) Ray
 
 
 @dataclass
@@ -38,7 +38,7 @@ class BatchReport:
     videos: list[Outcome]
     out_dir: Path
     layout: Layout
-    seconds: float                # wall time of the work (Ray's start-up included), planning aside
+    seconds: float  # wall time of the work (Ray's start-up included), planning aside
 
     @property
     def workers(self) -> int:
@@ -57,14 +57,16 @@ class BatchReport:
         return sum(o.frames_out for o in self.videos if o.status == "done")
 
     def footer(self) -> str:
-        counts = (f"{len(self.videos)} video(s): {self.count('done')} done, {self.count('skipped')} skipped, "
-                  f"{self.failed} failed")
+        counts = f"{len(self.videos)} video(s): {self.count('done')} done, {self.count('skipped')} skipped, {self.failed} failed"
         if not self.workers:
             return f"{counts}; nothing was left to do; outputs in {self.out_dir}"
         startup = self.layout.startup_s
-        return (f"{counts}; {self.frames} frames in {self.seconds:.1f} s ({self.frames / max(self.seconds, 1e-9):.1f} "
-                f"FPS with {self.workers} worker(s) {self.layout.where}"
-                + (f", {startup:.1f} s of it starting Ray" if startup >= 0.05 else "") + f"); outputs in {self.out_dir}")
+        return (
+            f"{counts}; {self.frames} frames in {self.seconds:.1f} s ({self.frames / max(self.seconds, 1e-9):.1f} "
+            f"FPS with {self.workers} worker(s) {self.layout.where}"
+            + (f", {startup:.1f} s of it starting Ray" if startup >= 0.05 else "")
+            + f"); outputs in {self.out_dir}"
+        )
 
 
 def ray_installed() -> bool:
@@ -87,13 +89,11 @@ def use_ray(request: BatchRequest) -> bool:
     if request.ray_address or (request.workers or 1) > 1:
         what = "--ray-address" if request.ray_address else f"--workers {request.workers}"
         raise RtsegError(f"{what} needs Ray: pip install 'rtseg[ray]' (or --no-ray: one video at a time here)")
-    log.info("rtseg: batch: Ray is not installed, so one video at a time in this process "
-             "(pip install 'rtseg[ray]' for parallel workers)")
+    log.info("rtseg: batch: Ray is not installed, so one video at a time in this process (pip install 'rtseg[ray]' for parallel workers)")
     return False
 
 
-def _events(jobs: list[VideoJob], spec: WorkerSpec, request: BatchRequest, on_ray: bool,
-            layout: Layout) -> Generator[Event, None, None]:
+def _events(jobs: list[VideoJob], spec: WorkerSpec, request: BatchRequest, on_ray: bool, layout: Layout) -> Generator[Event, None, None]:
     """Every job's events from wherever they run; `layout` learns how many workers ran them, and where."""
     if not jobs:  # nothing to do: no model loaded, no cluster started
         return
@@ -126,8 +126,7 @@ def run_batch(request: BatchRequest, on_event: Callable[[Event], None] | None = 
     out_dir = prepare_out_dir(request.out)  # only now: a refused request leaves no folder behind
     plan = make_plan(videos, out_dir, model_options(spec, request), request)
     outcomes = {key: Outcome.from_record(key, record) for key, record in plan.records.items()}
-    log.info(f"rtseg: batch: {len(plan.jobs)} video(s), {len(plan.records)} done before, {len(plan.todo)} to do "
-             f"with {spec.name}")
+    log.info(f"rtseg: batch: {len(plan.jobs)} video(s), {len(plan.records)} done before, {len(plan.todo)} to do with {spec.name}")
     layout = Layout()
     progress = FleetProgress(plan.todo, enabled=not request.quiet and bool(plan.todo))
     events = _events(plan.todo, spec, request, on_ray, layout)
@@ -177,7 +176,9 @@ def batch_command(request: BatchRequest) -> int:
     print(summary_table(report.videos))
     print(report.footer())
     if report.failed:
-        log.error(f"rtseg: batch: {report.failed} of {len(report.videos)} video(s) failed (reasons in the table); "
-                  "run the same command again to retry them")
+        log.error(
+            f"rtseg: batch: {report.failed} of {len(report.videos)} video(s) failed (reasons in the table); "
+            "run the same command again to retry them"
+        )
         return 1
     return 0

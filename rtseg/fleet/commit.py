@@ -6,6 +6,7 @@ so the renames are atomic); only a finished attempt moves them into place, and w
 the last of them. A worker killed at any moment therefore leaves either a staging folder or outputs without a
 done-record, and neither is ever taken as finished: the next attempt clears both before it starts.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,8 @@ from typing import TypeGuard
 
 from ..core.errors import RtsegError
 
-PARTIAL = ".rtseg-partial"   # staging area inside the batch folder; hidden, so a glob of outputs skips it
-RECORD_VERSION = 1           # the done-record's layout: a record of another layout never matches
+PARTIAL = ".rtseg-partial"  # staging area inside the batch folder; hidden, so a glob of outputs skips it
+RECORD_VERSION = 1  # the done-record's layout: a record of another layout never matches
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class VideoOutputs:
     """Where one video's results go in the batch folder `out_dir`, and which of them the batch asked for."""
 
     out_dir: Path
-    key: str                # unique within the batch: names every file of this video
+    key: str  # unique within the batch: names every file of this video
     json_lines: bool = False
     masks: bool = False
 
@@ -119,8 +120,7 @@ class Staging:
             tmp.write_text(json.dumps(record, indent=2) + "\n")
             os.replace(tmp, self.outputs.record)
         except OSError as e:
-            raise RtsegError(f"cannot commit outputs of {self.outputs.key} in {self.outputs.out_dir}: "
-                             f"{e.strerror or e}") from e
+            raise RtsegError(f"cannot commit outputs of {self.outputs.key} in {self.outputs.out_dir}: {e.strerror or e}") from e
         self.discard()
         return record
 

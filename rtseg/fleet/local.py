@@ -3,6 +3,7 @@
 What runs without Ray (not installed, or `--no-ray`), and the reference the Ray fleet is measured against:
 one pipeline with the machine to itself, its inference on every core.
 """
+
 from __future__ import annotations
 
 from typing import Iterator

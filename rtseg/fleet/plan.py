@@ -5,6 +5,7 @@ Everything a worker needs travels in a `VideoJob` and a `WorkerSpec`, with absol
 working directory is not the driver's, and may be on another machine (which then sees the inputs and the
 batch folder at the same paths, on a shared file system).
 """
+
 from __future__ import annotations
 
 import glob
@@ -29,33 +30,43 @@ log = logging.getLogger(__name__)
 class BatchRequest:
     """Everything `rtseg batch` was asked to do."""
 
-    inputs: tuple[str, ...]                 # video files, folders of videos, globs
-    out: str                                # the batch folder
-    model: str | None = None                # a name or an .onnx path; None: the default, or chosen for target_fps
-    target_fps: float | None = None         # without model: the most accurate model holding this rate per worker
-    ray_address: str | None = None          # None: a local Ray cluster; "auto" or host:port: an existing one
-    workers: int | None = None              # videos at once (Ray actors); None: every CPU available
-    no_ray: bool = False                    # one video at a time in this process
+    inputs: tuple[str, ...]  # video files, folders of videos, globs
+    out: str  # the batch folder
+    model: str | None = None  # a name or an .onnx path; None: the default, or chosen for target_fps
+    target_fps: float | None = None  # without model: the most accurate model holding this rate per worker
+    ray_address: str | None = None  # None: a local Ray cluster; "auto" or host:port: an existing one
+    workers: int | None = None  # videos at once (Ray actors); None: every CPU available
+    no_ray: bool = False  # one video at a time in this process
     json_lines: bool = False
     save_masks: bool = False
-    retries: int = 2                        # new attempts for a video whose worker died
+    retries: int = 2  # new attempts for a video whose worker died
     quiet: bool = False
 
     @classmethod
     def from_args(cls, args) -> "BatchRequest":
-        return cls(inputs=tuple(args.videos), out=args.out, model=args.model, target_fps=args.target_fps,
-                   ray_address=args.ray_address, workers=args.workers, no_ray=args.no_ray, json_lines=args.json,
-                   save_masks=args.save_masks, retries=args.retries, quiet=args.quiet)
+        return cls(
+            inputs=tuple(args.videos),
+            out=args.out,
+            model=args.model,
+            target_fps=args.target_fps,
+            ray_address=args.ray_address,
+            workers=args.workers,
+            no_ray=args.no_ray,
+            json_lines=args.json,
+            save_masks=args.save_masks,
+            retries=args.retries,
+            quiet=args.quiet,
+        )
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
     """The model every worker loads once and keeps: the same for each video of the batch."""
 
-    model: str                              # what `resolve_model` takes: a manifest name or an absolute path
-    name: str                               # its name in results (with @HxW at another input size)
+    model: str  # what `resolve_model` takes: a manifest name or an absolute path
+    name: str  # its name in results (with @HxW at another input size)
     input_size: tuple[int, int] | None = None
-    threads: int | None = None              # inference threads (None: ONNX Runtime's default, every core)
+    threads: int | None = None  # inference threads (None: ONNX Runtime's default, every core)
     backend: str = "onnxruntime"
 
     def load(self):
@@ -73,12 +84,12 @@ class VideoJob:
     """One video to process: where it is, what it looked like when planned, where its outputs go."""
 
     key: str
-    input: str                              # absolute path
+    input: str  # absolute path
     size: int
     mtime_ns: int
-    frames: int | None                      # what its header announces (the progress bar's share)
+    frames: int | None  # what its header announces (the progress bar's share)
     outputs: VideoOutputs
-    options: dict = field(hash=False)       # what else decides the outputs: model, sizes, which outputs
+    options: dict = field(hash=False)  # what else decides the outputs: model, sizes, which outputs
 
     def identity(self) -> dict:
         """What a done-record must repeat for this job to count as already done."""
@@ -87,9 +98,9 @@ class VideoJob:
 
 @dataclass
 class Plan:
-    jobs: list[VideoJob]                    # every video, in the order given
-    todo: list[VideoJob]                    # those no done-record vouches for
-    records: dict[str, dict]                # key -> the done-record of each video skipped
+    jobs: list[VideoJob]  # every video, in the order given
+    todo: list[VideoJob]  # those no done-record vouches for
+    records: dict[str, dict]  # key -> the done-record of each video skipped
 
 
 def _is_output(path: Path, out_dir: Path | None) -> bool:
@@ -112,16 +123,20 @@ def find_videos(inputs: tuple[str, ...], out_dir: Path | None = None) -> list[Pa
     found: list[Path] = []
     for arg in inputs:
         if looks_like_glob(arg):
-            paths = sorted(Path(p) for p in glob.glob(arg, recursive=True)
-                           if Path(p).is_file() and Path(p).suffix.lower() not in IMAGE_SUFFIXES)
+            paths = sorted(
+                Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file() and Path(p).suffix.lower() not in IMAGE_SUFFIXES
+            )
             paths = [p for p in paths if not _is_output(p.resolve(), out_dir)]
             if not paths:
                 raise RtsegError(f"no videos match {arg}")
         elif not Path(arg).exists():
             raise RtsegError(f"no such file or folder: {arg}")
         elif Path(arg).is_dir():
-            paths = sorted(p for p in Path(arg).iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-                           and not _is_output(p.resolve(), out_dir))
+            paths = sorted(
+                p
+                for p in Path(arg).iterdir()
+                if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not _is_output(p.resolve(), out_dir)
+            )
             if not paths:
                 raise RtsegError(f"folder {arg} holds no videos ({', '.join(sorted(VIDEO_SUFFIXES))})")
         elif Path(arg).suffix.lower() in IMAGE_SUFFIXES:
@@ -143,8 +158,7 @@ def check_out_dir(out: str, videos: list[Path]) -> None:
         raise RtsegError(f"--out {out} is a file, not a folder")
     inside = [v for v in videos if v.parent == folder or _is_output(v, folder)]
     if inside:
-        raise RtsegError(f"--out {out} holds this batch's input {inside[0].relative_to(folder)}: give the outputs "
-                         "a folder of their own")
+        raise RtsegError(f"--out {out} holds this batch's input {inside[0].relative_to(folder)}: give the outputs a folder of their own")
 
 
 def prepare_out_dir(out: str) -> Path:
@@ -197,9 +211,13 @@ def model_options(spec: WorkerSpec, request: BatchRequest) -> dict:
 
     info = resolve_model(spec.model)
     stat = info.path.stat()
-    return {"model": spec.name, "model_file": info.entry.get("sha256") or f"{stat.st_size}-{stat.st_mtime_ns}",
-            "input_size": list(spec.input_size or info.input_size), "json_lines": request.json_lines,
-            "save_masks": request.save_masks}
+    return {
+        "model": spec.name,
+        "model_file": info.entry.get("sha256") or f"{stat.st_size}-{stat.st_mtime_ns}",
+        "input_size": list(spec.input_size or info.input_size),
+        "json_lines": request.json_lines,
+        "save_masks": request.save_masks,
+    }
 
 
 def make_plan(videos: list[Path], out_dir: Path, options: dict, request: BatchRequest) -> Plan:
@@ -221,8 +239,7 @@ def make_plan(videos: list[Path], out_dir: Path, options: dict, request: BatchRe
         todo.append(job)
         if record and record.get("input") not in (None, job.input):
             # names follow the batch's videos (a stem repeated elsewhere is widened): another set, other owners
-            log.warning(f"rtseg: batch: {key}.* in {out_dir} were made from {record['input']}: they are replaced "
-                        f"with {job.input}'s")
+            log.warning(f"rtseg: batch: {key}.* in {out_dir} were made from {record['input']}: they are replaced with {job.input}'s")
     # only the videos still to do are opened for their length: a resumed batch of thousands starts at once
     todo = [replace(j, frames=announced_frames(Path(j.input))) for j in todo]
     return Plan(jobs, todo, records)

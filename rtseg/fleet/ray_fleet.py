@@ -11,6 +11,7 @@ the driver starts a fresh actor in its place and gives the video to the next fre
 dead attempt's files stay in their staging folder, never committed, and the new attempt clears them first.
 (Ray's docs: ray-core/fault_tolerance/actors, ray-core/ray-generator, ray.wait, ray.kill.)
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,10 @@ def _auto_address() -> str | None:
     try:
         return canonicalize_bootstrap_address("auto")
     except ConnectionError as e:  # no cluster runs here, and none is named
-        raise RtsegError(f"--ray-address auto: no Ray cluster runs here ({_one_line(e)}); start one with "
-                         "`ray start --head`, or leave --ray-address out for a local cluster of the batch's own") from e
+        raise RtsegError(
+            f"--ray-address auto: no Ray cluster runs here ({_one_line(e)}); start one with "
+            "`ray start --head`, or leave --ray-address out for a local cluster of the batch's own"
+        ) from e
     except Exception:
         return None
 
@@ -95,8 +98,7 @@ def import_ray() -> None:
     try:
         import ray  # noqa: F401
     except ImportError as e:  # installed but broken (a missing native library, a version clash)
-        raise RtsegError(f"Ray is installed but cannot be imported ({e}); reinstall it "
-                         "(pip install 'rtseg[ray]') or use --no-ray") from e
+        raise RtsegError(f"Ray is installed but cannot be imported ({e}); reinstall it (pip install 'rtseg[ray]') or use --no-ray") from e
 
 
 def connect_ray(address: str | None, local_cpus: int | None) -> bool:
@@ -186,9 +188,9 @@ class RayFleet:
         assert self.workers is not None, "RayFleet.run inside `with RayFleet(...)`"  # __enter__ sets it
         pending = deque((job, 1) for job in jobs)
         idle = [self._start_worker() for _ in range(min(self.workers, len(jobs)))]
-        running: dict = {}      # generator -> (actor, job, attempt)
-        where: dict = {}        # key -> "pid N on HOST", from the video's last progress event
-        ready: list[Any]        # the videos' ObjectRefGenerators (Ray types them ObjectRef | ObjectRefGenerator)
+        running: dict = {}  # generator -> (actor, job, attempt)
+        where: dict = {}  # key -> "pid N on HOST", from the video's last progress event
+        ready: list[Any]  # the videos' ObjectRefGenerators (Ray types them ObjectRef | ObjectRefGenerator)
         while pending or running:
             while pending and idle:
                 job, attempt = pending.popleft()

@@ -7,6 +7,7 @@ local cluster starts, its processes (the driver's descendants: pid and start tim
 process even after pids wrap) are written to a small file in rtseg's cache folder; a clean exit removes
 it; the next local cluster ends whatever a dead driver left, and says so.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,11 @@ def note_cluster() -> Path | None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # whole or not at all: the next run (or a test) may read it while this one is still writing it
-        write_file_atomically(path, json.dumps({"driver": {"pid": me.pid, "started": me.create_time()},
-                                                "processes": procs}).encode(), "the Ray cluster record")
+        write_file_atomically(
+            path,
+            json.dumps({"driver": {"pid": me.pid, "started": me.create_time()}, "processes": procs}).encode(),
+            "the Ray cluster record",
+        )
     except (OSError, RtsegError):
         return None
     _noted = path

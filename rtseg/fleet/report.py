@@ -1,4 +1,5 @@
 """What a batch shows: one progress bar over the whole fleet while it runs, one table when it ends."""
+
 from __future__ import annotations
 
 from tqdm import tqdm
@@ -18,8 +19,14 @@ class FleetProgress:
         self.announced = {j.key: j.frames or 0 for j in jobs}
         self.frames: dict[str, int] = {}
         self.videos, self.done, self.failed = len(jobs), 0, 0
-        self.bar = tqdm(total=sum(self.announced.values()) or None, unit="frame", desc="rtseg batch",
-                        dynamic_ncols=True, disable=not enabled, leave=False)
+        self.bar = tqdm(
+            total=sum(self.announced.values()) or None,
+            unit="frame",
+            desc="rtseg batch",
+            dynamic_ncols=True,
+            disable=not enabled,
+            leave=False,
+        )
 
     def update(self, event: Progress | Retry | Outcome) -> None:
         if isinstance(event, Progress):
@@ -35,8 +42,9 @@ class FleetProgress:
             else:
                 self.done += 1
         self.bar.n = sum(self.frames.values())
-        self.bar.set_postfix_str(f"{self.done + self.failed}/{self.videos} videos"
-                                 + (f", {self.failed} failed" if self.failed else ""), refresh=False)
+        self.bar.set_postfix_str(
+            f"{self.done + self.failed}/{self.videos} videos" + (f", {self.failed} failed" if self.failed else ""), refresh=False
+        )
         self.bar.refresh()
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ default). (Ray's docs: ray-core/fault_tolerance/actors, ray-core/actors/async_ap
 
 Without Ray (`--no-ray`, or Ray not installed) every camera runs in this process, behind the same server.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,29 +41,29 @@ from ..selection.group_adaptive import choose_for_group
 
 log = logging.getLogger(__name__)
 
-STARTUP_S = 300.0   # a camera actor that has not loaded its model by then is reported as failing to start
-ASK_S = 2.0         # one question to an actor (its numbers, a frame) waits this long at most
+STARTUP_S = 300.0  # a camera actor that has not loaded its model by then is reported as failing to start
+ASK_S = 2.0  # one question to an actor (its numbers, a frame) waits this long at most
 COUNTS = ("frames_in", "frames_out", "dropped")  # counted across a camera's restarts
-CONCURRENCY = 32    # threads of a camera actor: each MJPEG viewer holds one while it waits for a frame
+CONCURRENCY = 32  # threads of a camera actor: each MJPEG viewer holds one while it waits for a frame
 
 
 @dataclass(frozen=True)
 class ServeRequest:
     """Everything `rtseg serve` was asked to do."""
 
-    streams: str                        # the source list (.txt or .toml)
-    settings: RunSettings               # the model (or the rate to choose one for) and each source's wrapping
+    streams: str  # the source list (.txt or .toml)
+    settings: RunSettings  # the model (or the rate to choose one for) and each source's wrapping
     listen: str = "127.0.0.1:8080"
     ray_address: str | None = None
     no_ray: bool = False
-    workers: int | None = None          # camera actors; default: one per cpus_per_worker CPUs, up to one per camera
+    workers: int | None = None  # camera actors; default: one per cpus_per_worker CPUs, up to one per camera
     cpus_per_worker: int = 1
-    max_restarts: int = -1              # Ray restarts a dead camera actor this often (-1: forever)
-    duration: float | None = None       # stop after this many seconds (default: at Ctrl-C / SIGTERM)
-    view_fps: float = 15.0              # the live view's JPEG rate per camera, at most
-    backend_why: str | None = None      # why `--backend auto` chose the backend: said once the plan stands
-    stats: str | None = None            # the last numbers of every camera, as JSON, when it stops
-    access: ServeAccess | None = None   # the server's token and extra Host names (runtime/http_access.py)
+    max_restarts: int = -1  # Ray restarts a dead camera actor this often (-1: forever)
+    duration: float | None = None  # stop after this many seconds (default: at Ctrl-C / SIGTERM)
+    view_fps: float = 15.0  # the live view's JPEG rate per camera, at most
+    backend_why: str | None = None  # why `--backend auto` chose the backend: said once the plan stands
+    stats: str | None = None  # the last numbers of every camera, as JSON, when it stops
+    access: ServeAccess | None = None  # the server's token and extra Host names (runtime/http_access.py)
 
 
 # -- a camera actor ----------------------------------------------------------------------------------
@@ -83,8 +84,15 @@ class CameraGroup:
     def describe(self) -> dict:
         slot = self.group.slot
         assert slot is not None, "the constructor loaded the model"
-        return {"model": slot.name, "size": list(slot.input_size), "backend": slot.backend.name, "why": self.group.why,
-                "threads": self.group.threads, "labels": [lane.label for lane in self.group.lanes], **self.worker}
+        return {
+            "model": slot.name,
+            "size": list(slot.input_size),
+            "backend": slot.backend.name,
+            "why": self.group.why,
+            "threads": self.group.threads,
+            "labels": [lane.label for lane in self.group.lanes],
+            **self.worker,
+        }
 
     def stats(self) -> dict[str, dict]:
         return {label: feed.stats() | {"worker": self.worker} for label, feed in self.feeds.items()}
@@ -156,8 +164,9 @@ class RayHub:
     single = False
     FRESH_S = 0.25
 
-    def __init__(self, actors: list, labels: list[list[str]], order: list[str], described: list[dict] | None = None,
-                 restartable: bool = True):
+    def __init__(
+        self, actors: list, labels: list[list[str]], order: list[str], described: list[dict] | None = None, restartable: bool = True
+    ):
         self.actors, self.labels, self.order, self.restartable = actors, labels, order, restartable
         self.restarts = [0] * len(actors)
         # who each actor was when it said so last: a restart before the first question still counts
@@ -210,12 +219,17 @@ class RayHub:
                 for label, numbers in got.items():
                     kept = self._carried.get(label, {})
                     counts = {k: (numbers.get(k) or 0) + kept.get(k, 0) for k in COUNTS}
-                    per[label] = self._last[label] = numbers | counts | {"restarts": self.restarts[i],
-                                                                         "worker_index": i}
+                    per[label] = self._last[label] = numbers | counts | {"restarts": self.restarts[i], "worker_index": i}
                 continue
             for label in self.labels[i]:  # what it said last, marked with why it says nothing now
-                per[label] = {**self._last.get(label, {}), "fps": 0.0, "state": state, "error": error,
-                              "restarts": self.restarts[i], "worker_index": i}
+                per[label] = {
+                    **self._last.get(label, {}),
+                    "fps": 0.0,
+                    "state": state,
+                    "error": error,
+                    "restarts": self.restarts[i],
+                    "worker_index": i,
+                }
         return combine({label: per[label] for label in self.order if label in per})
 
 
@@ -283,8 +297,10 @@ def summarize(final: dict, stats_path: str | None = None) -> None:
     for label, s in final["sources"].items():
         where = f", worker {s['worker']['pid']} on {s['worker']['host']}" if s.get("worker") else ""
         restarts = f", {s['restarts']} restart(s)" if s.get("restarts") else ""
-        log.info(f"{label} ({s.get('source', '?')}): {s.get('state', '?')}, frames in {s.get('frames_in') or 0}, "
-                 f"out {s.get('frames_out') or 0}, dropped {s.get('dropped') or 0}{restarts}{where}")
+        log.info(
+            f"{label} ({s.get('source', '?')}): {s.get('state', '?')}, frames in {s.get('frames_in') or 0}, "
+            f"out {s.get('frames_out') or 0}, dropped {s.get('dropped') or 0}{restarts}{where}"
+        )
     log.info(f"all {final['source_count']} sources: frames out {final['frames_out']:.0f}, dropped {final['dropped']:.0f}")
 
 
@@ -299,8 +315,10 @@ def serve_local(request: ServeRequest, sources: list[NamedSource]) -> int:
             server.hub = FeedHub(group.feeds())
             if group.why:
                 log.info(f"rtseg: selector: {group.why}")
-            log.info(f"rtseg: serving {len(sources)} stream(s) in this process with {slot.name} ({slot.backend.name}, "
-                     f"{group.threads} thread(s) each) on {server.url}")
+            log.info(
+                f"rtseg: serving {len(sources)} stream(s) in this process with {slot.name} ({slot.backend.name}, "
+                f"{group.threads} thread(s) each) on {server.url}"
+            )
             group.start()
             signals.hurry = group.abort
             signum = signals.wait(request.duration)
@@ -336,17 +354,22 @@ def serve_on_ray(request: ServeRequest, sources: list[NamedSource]) -> int:
             slots = max(1, cpus // per)
             workers = min(wanted or slots, slots, len(sources))
             if request.workers and request.workers > workers:
-                log.warning(f"rtseg: serve: --workers {request.workers}, but the cluster has {cpus} CPU(s) for "
-                            f"{per} each: {workers} worker(s)")
+                log.warning(
+                    f"rtseg: serve: --workers {request.workers}, but the cluster has {cpus} CPU(s) for {per} each: {workers} worker(s)"
+                )
             groups = deal(sources, workers)
             # SPREAD: the workers over as many nodes as have room, so a lost node takes the fewest cameras with it
             # max_concurrency makes a threaded actor (Ray's docs: actors/async_api); Ray's overloads of `remote` omit it
-            actor_class = ray.remote(num_cpus=per, max_restarts=request.max_restarts, max_task_retries=0,  # type: ignore[call-overload]
-                                     max_concurrency=CONCURRENCY, scheduling_strategy="SPREAD")(CameraGroup)
+            actor_class = ray.remote(
+                num_cpus=per,
+                max_restarts=request.max_restarts,
+                max_task_retries=0,  # type: ignore[call-overload]
+                max_concurrency=CONCURRENCY,
+                scheduling_strategy="SPREAD",
+            )(CameraGroup)
             for group in groups:
                 # the actor's cores are its CPUs, not its node's: threads and the selector's budget follow them
-                settings = replace(request.settings, cores=per,
-                                   threads=request.settings.threads or max(1, per // len(group)))
+                settings = replace(request.settings, cores=per, threads=request.settings.threads or max(1, per // len(group)))
                 actors.append(actor_class.remote(settings, group, request.view_fps))
             try:
                 described = ray.get([a.describe.remote() for a in actors], timeout=STARTUP_S)
@@ -355,11 +378,13 @@ def serve_on_ray(request: ServeRequest, sources: list[NamedSource]) -> int:
             except RayError as e:
                 raise RtsegError(f"camera workers did not start within {STARTUP_S:.0f} s: {_one_line(e)}") from e
             for d in described:
-                log.info(f"rtseg: worker {d['pid']} on {d['host']}: {', '.join(d['labels'])} with {d['model']} "
-                         f"({d['backend']}, {d['threads']} thread(s) each)"
-                         + (f"; selector: {d['why']}" if d['why'] else ""))
-            hub = server.hub = RayHub(actors, [labels_of(g) for g in groups], labels_of(sources),
-                                      described, restartable=request.max_restarts != 0)
+                log.info(
+                    f"rtseg: worker {d['pid']} on {d['host']}: {', '.join(d['labels'])} with {d['model']} "
+                    f"({d['backend']}, {d['threads']} thread(s) each)" + (f"; selector: {d['why']}" if d['why'] else "")
+                )
+            hub = server.hub = RayHub(
+                actors, [labels_of(g) for g in groups], labels_of(sources), described, restartable=request.max_restarts != 0
+            )
             where = f"Ray at {request.ray_address}" if request.ray_address else "a local Ray cluster"
             log.info(f"rtseg: serving {len(sources)} stream(s) on {len(actors)} worker(s) on {where}, on {server.url}")
             signum = signals.wait(request.duration)

@@ -4,6 +4,7 @@
 `process_video` is a generator of events, so the same code reports progress to a progress bar in this process
 and, as a Ray generator task, to the driver of a fleet: `Progress` now and then, one `Outcome` at the end.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -58,20 +59,28 @@ class Outcome:
     """How a video ended: done (committed), skipped (done before), or failed, with a one-line reason."""
 
     key: str
-    status: str                 # "done", "skipped" or "failed"
+    status: str  # "done", "skipped" or "failed"
     frames_in: int = 0
     frames_out: int = 0
     fps: float = 0.0
     seconds: float = 0.0
     model: str | None = None
-    note: str | None = None     # why it failed, or what else there is to know of a done video
+    note: str | None = None  # why it failed, or what else there is to know of a done video
     attempt: int = 1
 
     @classmethod
     def from_record(cls, key: str, record: dict) -> "Outcome":
         """A video a done-record vouches for, with the numbers of the run that made it."""
-        return cls(key, "skipped", record.get("frames_in", 0), record.get("frames_out", 0), record.get("fps", 0.0),
-                   record.get("seconds", 0.0), record.get("model"), f"done {record.get('date', 'before')}")
+        return cls(
+            key,
+            "skipped",
+            record.get("frames_in", 0),
+            record.get("frames_out", 0),
+            record.get("fps", 0.0),
+            record.get("seconds", 0.0),
+            record.get("model"),
+            f"done {record.get('date', 'before')}",
+        )
 
 
 def _text(path) -> str | None:
@@ -103,8 +112,9 @@ def _signals_held() -> Iterator[None]:
 @contextmanager
 def _results(job: VideoJob, slot: ModelSlot, staging: Staging) -> Iterator[ResultStream]:
     """The video's run, wired as `rtseg run` wires one (the held model, the sinks into the staging folder)."""
-    sinks = SinkRequest(output=str(staging.overlay), json_lines=_text(staging.jsonl), save_masks=_text(staging.masks_dir),
-                        show=False, quiet=True)
+    sinks = SinkRequest(
+        output=str(staging.overlay), json_lines=_text(staging.jsonl), save_masks=_text(staging.masks_dir), show=False, quiet=True
+    )
     results = None
     try:
         with _signals_held():
@@ -132,10 +142,18 @@ def _incomplete(stats: RunStats) -> str | None:
 
 
 def _record(job: VideoJob, stats: RunStats, slot: ModelSlot, attempt: int, host: str, pid: int) -> dict:
-    return {**job.identity(), "frames_in": stats.frames_in, "frames_out": stats.frames_out,
-            "fps": round(stats.fps, 2), "seconds": round(stats.seconds, 3), "model": slot.name,
-            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "attempt": attempt,
-            "worker": f"{host}:{pid}", "rtseg": __version__}
+    return {
+        **job.identity(),
+        "frames_in": stats.frames_in,
+        "frames_out": stats.frames_out,
+        "fps": round(stats.fps, 2),
+        "seconds": round(stats.seconds, 3),
+        "model": slot.name,
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "attempt": attempt,
+        "worker": f"{host}:{pid}",
+        "rtseg": __version__,
+    }
 
 
 def process_video(job: VideoJob, slot: ModelSlot, attempt: int = 1) -> Iterator[Progress | Outcome]:
@@ -173,7 +191,10 @@ def process_video(job: VideoJob, slot: ModelSlot, attempt: int = 1) -> Iterator[
         if staging is not None:
             staging.discard()
         raise
-    note = (f"input ended early: {stats.frames_in} of the {stats.expected_frames} frames it announced could be "
-            "decoded" if stats.ended_early else None)
+    note = (
+        f"input ended early: {stats.frames_in} of the {stats.expected_frames} frames it announced could be decoded"
+        if stats.ended_early
+        else None
+    )
     yield Progress(job.key, stats.frames_out, host, pid)
     yield Outcome(job.key, "done", stats.frames_in, stats.frames_out, stats.fps, stats.seconds, slot.name, note, attempt)

@@ -1,4 +1,5 @@
 """Model zoo: a small spec names each architecture, `build_model` turns a spec into a torch module."""
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,8 @@ class ModelSpec:
     output_stride: int = 16
     input_size: tuple[int, int] = (360, 480)  # (height, width) the model is run at
     num_classes: int = 11
-    task: str = "seg"                        # seg | det | segdet (both heads on one encoder)
-    num_det_classes: int = 3                 # Car, Pedestrian, Bicyclist (data/boxes.py)
+    task: str = "seg"  # seg | det | segdet (both heads on one encoder)
+    num_det_classes: int = 3  # Car, Pedestrian, Bicyclist (data/boxes.py)
     # tv: torchvision's MobileNetV2 with ImageNet normalisation (rtseg's from-scratch models);
     # slim: TF-Slim's layout and (x - 128) / 128 input, so Google's pretrained TFLite weights load exactly;
     # edgetpu: DeepLab MobileNet-EdgeTPU (models/edgetpu.py), head "aspplite", (x - 128) / 128 input
@@ -74,8 +75,7 @@ class ModelSpec:
 
 def _edgetpu(spec: ModelSpec, pretrained: str | None) -> nn.Module:
     if spec.task != "seg" or spec.head != "aspplite":
-        raise ValueError("the edgetpu encoder builds DeepLab's ASPP-lite segmentation model only "
-                         "(task seg, head aspplite)")
+        raise ValueError("the edgetpu encoder builds DeepLab's ASPP-lite segmentation model only (task seg, head aspplite)")
     from .edgetpu import EdgeTPUDeepLabNet
 
     return EdgeTPUDeepLabNet(spec.num_classes, spec.width, spec.output_stride)
@@ -83,14 +83,11 @@ def _edgetpu(spec: ModelSpec, pretrained: str | None) -> nn.Module:
 
 def _by_task(spec: ModelSpec, pretrained: str | None) -> nn.Module:
     if spec.task == "seg":
-        return SegmentationNet(spec.num_classes, spec.width, spec.head, spec.output_stride, pretrained=pretrained,
-                               layout=spec.encoder)
+        return SegmentationNet(spec.num_classes, spec.width, spec.head, spec.output_stride, pretrained=pretrained, layout=spec.encoder)
     if spec.task == "det":
-        return DetectionNet(spec.num_det_classes, spec.width, spec.output_stride, pretrained=pretrained,
-                            layout=spec.encoder)
+        return DetectionNet(spec.num_det_classes, spec.width, spec.output_stride, pretrained=pretrained, layout=spec.encoder)
     if spec.task == "segdet":
-        return SegDetNet(spec.num_classes, spec.num_det_classes, spec.width, spec.head, spec.output_stride, pretrained,
-                         layout=spec.encoder)
+        return SegDetNet(spec.num_classes, spec.num_det_classes, spec.width, spec.head, spec.output_stride, pretrained, layout=spec.encoder)
     raise ValueError(f"unknown task {spec.task!r} (one of {', '.join(TASKS)})")
 
 

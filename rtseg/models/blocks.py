@@ -1,4 +1,5 @@
 """Layers every head shares: conv + batch norm + ReLU, and the depthwise-separable pair (MobileNet's idea)."""
+
 from __future__ import annotations
 
 from torch import nn

@@ -1,5 +1,6 @@
 """What a deployed model computes, the same for ONNX export and the PyTorch backend: the argmax for the
 class map, peak-picking decode for boxes, so only small results leave the runtime."""
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ stride-4 cells) and the sub-cell centre offset. Decoding is part of the exported
 keeps local peaks (this is the NMS), top-k picks the best K, and boxes come out in input pixels, so
 the pipeline only thresholds scores and rescales: no Python NMS per frame.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,9 @@ class CenterNetHead(nn.Module):
 class DetectionNet(nn.Module):
     """Encoder + CenterNet box head; returns the raw head outputs (see detection.decode)."""
 
-    def __init__(self, num_det_classes: int = 3, width: float = 1.0, output_stride: int = 16,
-                 pretrained: str | None = None, layout: str = "tv"):
+    def __init__(
+        self, num_det_classes: int = 3, width: float = 1.0, output_stride: int = 16, pretrained: str | None = None, layout: str = "tv"
+    ):
         super().__init__()
         self.encoder = MobileNetV2Encoder(width, output_stride, pretrained, layout)
         self.det_head = CenterNetHead(self.encoder.channels, num_det_classes)
@@ -85,11 +87,11 @@ def decode(out: dict[str, torch.Tensor], k: int = 100) -> tuple[torch.Tensor, to
 def gaussian_radius(h: float, w: float, min_overlap: float = 0.7) -> float:
     """CenterNet's radius: the largest centre shift that keeps IoU >= min_overlap with the true box."""
     a1, b1, c1 = 1, h + w, w * h * (1 - min_overlap) / (1 + min_overlap)
-    r1 = (b1 + math.sqrt(b1 ** 2 - 4 * a1 * c1)) / 2
+    r1 = (b1 + math.sqrt(b1**2 - 4 * a1 * c1)) / 2
     a2, b2, c2 = 4, 2 * (h + w), (1 - min_overlap) * w * h
-    r2 = (b2 + math.sqrt(b2 ** 2 - 4 * a2 * c2)) / 2
+    r2 = (b2 + math.sqrt(b2**2 - 4 * a2 * c2)) / 2
     a3, b3, c3 = 4 * min_overlap, -2 * min_overlap * (h + w), (min_overlap - 1) * w * h
-    r3 = (b3 + math.sqrt(b3 ** 2 - 4 * a3 * c3)) / 2
+    r3 = (b3 + math.sqrt(b3**2 - 4 * a3 * c3)) / 2
     return min(r1, r2, r3)
 
 
@@ -123,8 +125,8 @@ def _draw_gaussian(hm: np.ndarray, x: int, y: int, r: int) -> None:
     g = np.exp(-(np.arange(-r, r + 1)[:, None] ** 2 + np.arange(-r, r + 1)[None] ** 2) / (2 * sigma * sigma))
     h, w = hm.shape
     left, right, top, bottom = min(x, r), min(w - x, r + 1), min(y, r), min(h - y, r + 1)
-    window = hm[y - top:y + bottom, x - left:x + right]
-    np.maximum(window, g[r - top:r + bottom, r - left:r + right], out=window)
+    window = hm[y - top : y + bottom, x - left : x + right]
+    np.maximum(window, g[r - top : r + bottom, r - left : r + right], out=window)
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -133,14 +135,14 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     pos = target.eq(1).float()
     neg_weight = (1 - target) ** 4
     pos_loss = (torch.log(pred) * (1 - pred) ** 2 * pos).sum()
-    neg_loss = (torch.log(1 - pred) * pred ** 2 * neg_weight * (1 - pos)).sum()
+    neg_loss = (torch.log(1 - pred) * pred**2 * neg_weight * (1 - pos)).sum()
     return -(pos_loss + neg_loss) / pos.sum().clamp(min=1)
 
 
 def detection_loss(out: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
     hm_loss = focal_loss(out["heatmap"], targets["heatmap"])
     n = out["size"].shape[0]
-    idx = targets["index"].unsqueeze(1).expand(-1, 2, -1)            # (N, 2, MAX_OBJECTS)
+    idx = targets["index"].unsqueeze(1).expand(-1, 2, -1)  # (N, 2, MAX_OBJECTS)
     size = torch.gather(out["size"].float().reshape(n, 2, -1), 2, idx).transpose(1, 2)
     offset = torch.gather(out["offset"].float().reshape(n, 2, -1), 2, idx).transpose(1, 2)
     mask = targets["mask"].unsqueeze(-1)

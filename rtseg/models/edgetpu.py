@@ -14,6 +14,7 @@ do: the file's folded weights load as identity batch norms (exact in eval mode) 
 (`stem`, `blocks.expanded_conv_K.layers.{expand,depthwise,project}`, `conv_1`, `aspp.{aspp0,image_pooling}`,
 `projection`, `logits`), so the file's weights are placed by name.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -35,21 +36,35 @@ class Block(NamedTuple):
 
     kernel: int
     stride: int
-    expansion: int      # the inner width is expansion x the block's input channels
-    channels: int       # output channels
-    fused: bool         # expansion and depthwise as one full kxk convolution
+    expansion: int  # the inner width is expansion x the block's input channels
+    channels: int  # output channels
+    fused: bool  # expansion and depthwise as one full kxk convolution
     residual: bool = True  # where the shapes allow it; V3_EDGETPU turns it off for one block
 
 
 # TensorFlow's models/research/slim/nets/mobilenet/mobilenet_v3.py, V3_EDGETPU (stem: 32 channels, 3x3 stride 2).
 BLOCKS = (
     Block(3, 1, 1, 16, True),
-    Block(3, 2, 8, 32, True), Block(3, 1, 4, 32, True), Block(3, 1, 4, 32, True), Block(3, 1, 4, 32, True),
-    Block(3, 2, 8, 48, True), Block(3, 1, 4, 48, True), Block(3, 1, 4, 48, True), Block(3, 1, 4, 48, True),
-    Block(3, 2, 8, 96, False), Block(3, 1, 4, 96, False), Block(3, 1, 4, 96, False), Block(3, 1, 4, 96, False),
-    Block(3, 1, 8, 96, False, residual=False), Block(3, 1, 4, 96, False), Block(3, 1, 4, 96, False),
+    Block(3, 2, 8, 32, True),
+    Block(3, 1, 4, 32, True),
+    Block(3, 1, 4, 32, True),
+    Block(3, 1, 4, 32, True),
+    Block(3, 2, 8, 48, True),
+    Block(3, 1, 4, 48, True),
+    Block(3, 1, 4, 48, True),
+    Block(3, 1, 4, 48, True),
+    Block(3, 2, 8, 96, False),
     Block(3, 1, 4, 96, False),
-    Block(5, 2, 8, 160, False), Block(5, 1, 4, 160, False), Block(5, 1, 4, 160, False), Block(5, 1, 4, 160, False),
+    Block(3, 1, 4, 96, False),
+    Block(3, 1, 4, 96, False),
+    Block(3, 1, 8, 96, False, residual=False),
+    Block(3, 1, 4, 96, False),
+    Block(3, 1, 4, 96, False),
+    Block(3, 1, 4, 96, False),
+    Block(5, 2, 8, 160, False),
+    Block(5, 1, 4, 160, False),
+    Block(5, 1, 4, 160, False),
+    Block(5, 1, 4, 160, False),
     Block(3, 1, 8, 192, False),
 )
 STEM, LAST, HEAD = 32, 1280, 128  # the last 1x1 keeps 1280 below width 1 (TF's finegrain_classification_mode)
@@ -64,8 +79,7 @@ def make_divisible(v: float, divisor: int = 8) -> int:
 class ConvBNAct(nn.Sequential):
     """conv (no bias) -> batch norm -> ReLU (or nothing), padded as TF's 'SAME' pads."""
 
-    def __init__(self, cin: int, cout: int, k: int = 1, stride: int = 1, dilation: int = 1, groups: int = 1,
-                 act: bool = True):
+    def __init__(self, cin: int, cout: int, k: int = 1, stride: int = 1, dilation: int = 1, groups: int = 1, act: bool = True):
         conv = nn.Conv2d(cin, cout, k, stride=stride, dilation=dilation, groups=groups, bias=False)
         span = (k - 1) * dilation
         padded: nn.Conv2d | TFSamePad = conv
@@ -161,18 +175,23 @@ def load_port(net: EdgeTPUDeepLabNet, port: EdgeTPUDeepLab) -> int:
         src = m.conv.conv if isinstance(m.conv, TFSamePad) else m.conv
         dst = ours.get(name)
         conv = None if dst is None else dst.conv.conv if isinstance(dst.conv, TFSamePad) else dst.conv
-        if dst is None or conv is None or conv.weight.shape != src.weight.shape or conv.stride != src.stride \
-                or conv.dilation != src.dilation:
+        if (
+            dst is None
+            or conv is None
+            or conv.weight.shape != src.weight.shape
+            or conv.stride != src.stride
+            or conv.dilation != src.dilation
+        ):
             got = "nothing" if conv is None else f"{tuple(conv.weight.shape)}"
-            raise RtsegError(f"{m.scope}: the file has {tuple(src.weight.shape)} (stride {src.stride[0]}, dilation "
-                             f"{src.dilation[0]}), the model {got} (another width?)")
+            raise RtsegError(
+                f"{m.scope}: the file has {tuple(src.weight.shape)} (stride {src.stride[0]}, dilation "
+                f"{src.dilation[0]}), the model {got} (another width?)"
+            )
         pairs.append((src, conv, dst.bn))
     if len(pairs) != sum(isinstance(m, ConvBNAct) for m in net.modules()):
-        raise RtsegError(f"the file has {len(pairs)} convolutions, the model "
-                         f"{sum(isinstance(m, ConvBNAct) for m in net.modules())}")
+        raise RtsegError(f"the file has {len(pairs)} convolutions, the model {sum(isinstance(m, ConvBNAct) for m in net.modules())}")
     if port.logits.weight.shape != net.logits.weight.shape:
-        raise RtsegError(f"the file's head gives {port.logits.out_channels} classes, the model "
-                         f"{net.logits.out_channels}")
+        raise RtsegError(f"the file's head gives {port.logits.out_channels} classes, the model {net.logits.out_channels}")
     with torch.no_grad():
         for src, conv, bn in pairs:
             conv.weight.copy_(src.weight)

@@ -1,4 +1,5 @@
 """The MobileNetV2 encoder every rtseg model shares: torchvision's network cut at strides 4, 8, 16 and 32."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,10 +10,10 @@ from torch import nn
 
 # Indices into torchvision's MobileNetV2 `features` where the output stride changes.
 # The block at index i is the first block whose output is at the named stride.
-_STRIDE4_END = 4    # features[:4]  -> stride 4  (24 channels at width 1.0)
-_STRIDE8_END = 7    # features[:7]  -> stride 8  (32 channels)
+_STRIDE4_END = 4  # features[:4]  -> stride 4  (24 channels at width 1.0)
+_STRIDE8_END = 7  # features[:7]  -> stride 8  (32 channels)
 _STRIDE16_END = 14  # features[:14] -> stride 16 (96 channels)
-_LAST = 18          # features[:18] -> stride 32 (320 channels); the 1280-channel 1x1 conv is dropped
+_LAST = 18  # features[:18] -> stride 32 (320 channels); the 1280-channel 1x1 conv is dropped
 
 
 def _out_channels(blocks: nn.Sequential) -> int:
@@ -58,8 +59,7 @@ class MobileNetV2Encoder(nn.Module):
     dilation, 'SAME' padding of strided convolutions), so their pretrained weights load exactly.
     """
 
-    def __init__(self, width: float = 1.0, output_stride: int = 16, pretrained: str | None = None,
-                 layout: str = "tv"):
+    def __init__(self, width: float = 1.0, output_stride: int = 16, pretrained: str | None = None, layout: str = "tv"):
         super().__init__()
         weights = None
         if pretrained == "imagenet":

@@ -1,4 +1,5 @@
 """One encoder, two heads: the class map and the boxes of a frame from a single forward pass."""
+
 from __future__ import annotations
 
 import torch
@@ -11,9 +12,16 @@ from .segmentation import Head, SegmentationNet
 class SegDetNet(SegmentationNet):
     """One encoder, two heads: class logits and boxes from a single forward pass."""
 
-    def __init__(self, num_classes: int = 11, num_det_classes: int = 3, width: float = 1.0,
-                 head: Head = "deeplabv3plus", output_stride: int = 16, pretrained: str | None = None,
-                 layout: str = "tv"):
+    def __init__(
+        self,
+        num_classes: int = 11,
+        num_det_classes: int = 3,
+        width: float = 1.0,
+        head: Head = "deeplabv3plus",
+        output_stride: int = 16,
+        pretrained: str | None = None,
+        layout: str = "tv",
+    ):
         super().__init__(num_classes, width, head, output_stride, pretrained=pretrained, layout=layout)
         self.det_head = CenterNetHead(self.encoder.channels, num_det_classes)
 

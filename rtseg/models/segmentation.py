@@ -4,6 +4,7 @@ Every model is a fully convolutional net: a MobileNetV2 encoder (torchvision's, 
 downsamples to stride 16 or 32, and a light decoder that brings the prediction back to the input size
 by bilinear interpolation (no transpose convolutions, so no checkerboard artifacts).
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -23,9 +24,11 @@ SEG_HEADS: dict[str, Callable[[dict[int, int], int, int, int], nn.Module]] = {}
 
 def register_head(name: str):
     """Make a segmentation head buildable by name (`rtseg train --head NAME`)."""
+
     def add(factory):
         SEG_HEADS[name] = factory
         return factory
+
     return add
 
 
@@ -70,8 +73,9 @@ class ASPPLite(nn.Module):
 class DeepLabV3PlusHead(nn.Module):
     """DeepLabV3+ decoder, lite: ASPP on the deep features, fused with a shallow skip (U-Net/FCN-8s idea)."""
 
-    def __init__(self, high_ch: int, skip_ch: int, num_classes: int, skip_stride: int,
-                 inter: int = 128, rates: tuple[int, ...] = (6, 12, 18)):
+    def __init__(
+        self, high_ch: int, skip_ch: int, num_classes: int, skip_stride: int, inter: int = 128, rates: tuple[int, ...] = (6, 12, 18)
+    ):
         super().__init__()
         self.skip_stride = skip_stride
         self.aspp = ASPPLite(high_ch, inter, rates)
@@ -96,8 +100,16 @@ def _deeplabv3plus(ch: dict[int, int], num_classes: int, output_stride: int, ski
 class SegmentationNet(nn.Module):
     """Encoder + head; returns logits at the input resolution."""
 
-    def __init__(self, num_classes: int = 11, width: float = 1.0, head: Head = "deeplabv3plus",
-                 output_stride: int = 16, skip_stride: int = 4, pretrained: str | None = None, layout: str = "tv"):
+    def __init__(
+        self,
+        num_classes: int = 11,
+        width: float = 1.0,
+        head: Head = "deeplabv3plus",
+        output_stride: int = 16,
+        skip_stride: int = 4,
+        pretrained: str | None = None,
+        layout: str = "tv",
+    ):
         super().__init__()
         self.encoder = MobileNetV2Encoder(width, output_stride, pretrained, layout)
         ch = self.encoder.channels

@@ -16,6 +16,7 @@ Explicit named modules (`stem`, `blocks.expanded_conv_K`, `conv_1`, `aspp`, `pro
 network can be fine-tuned: `merged_head` builds a head for fewer classes from the 19 (e.g. CamVid's 11) and
 `replace_head` swaps it in.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,10 @@ __all__ = ["EdgeTPUDeepLab", "is_edgetpu_deeplab", "merged_head", "CITYSCAPES_TO
 
 ROOT = "MobilenetEdgeTPU"
 # Scope of a convolution from its weight tensor's name ("MobilenetEdgeTPU/expanded_conv_3/expand/Conv2D_Fold;...").
-_SCOPE = re.compile(rf"^({ROOT}/(?:Conv_1|Conv|expanded_conv(?:_\d+)?/(?:expand|depthwise|project))"
-                    r"|aspp0|image_pooling|concat_projection|logits/semantic)/")
+_SCOPE = re.compile(
+    rf"^({ROOT}/(?:Conv_1|Conv|expanded_conv(?:_\d+)?/(?:expand|depthwise|project))"
+    r"|aspp0|image_pooling|concat_projection|logits/semantic)/"
+)
 _ACTIVATIONS = {"none": nn.Identity, "relu": nn.ReLU, "relu6": nn.ReLU6}
 _HEAD = ("aspp0", "image_pooling", "concat_projection", "logits/semantic")
 
@@ -139,16 +142,28 @@ class EdgeTPUDeepLab(nn.Module):
         layout = _read_layout(f)
         self.input_size: tuple[int, int] = layout.input_size
         self.align_corners = layout.align_corners
-        self.classes: tuple[str, ...] = CITYSCAPES_CLASSES if layout.num_classes == len(CITYSCAPES_CLASSES) else \
-            tuple(f"class {i}" for i in range(layout.num_classes))
+        self.classes: tuple[str, ...] = (
+            CITYSCAPES_CLASSES if layout.num_classes == len(CITYSCAPES_CLASSES) else tuple(f"class {i}" for i in range(layout.num_classes))
+        )
         convs = layout.convs
         self.stem = ConvAct(convs[f"{ROOT}/Conv"], clip)
-        self.blocks = nn.Sequential(OrderedDict(
-            (block, InvertedResidual(OrderedDict((part, ConvAct(convs[f"{ROOT}/{block}/{part}"], clip))
-                                                 for part in ("expand", "depthwise", "project")
-                                                 if f"{ROOT}/{block}/{part}" in convs),
-                                     block in layout.residual, layout.residual.get(block) if clip else None))
-            for block in layout.blocks))
+        self.blocks = nn.Sequential(
+            OrderedDict(
+                (
+                    block,
+                    InvertedResidual(
+                        OrderedDict(
+                            (part, ConvAct(convs[f"{ROOT}/{block}/{part}"], clip))
+                            for part in ("expand", "depthwise", "project")
+                            if f"{ROOT}/{block}/{part}" in convs
+                        ),
+                        block in layout.residual,
+                        layout.residual.get(block) if clip else None,
+                    ),
+                )
+                for block in layout.blocks
+            )
+        )
         self.conv_1 = ConvAct(convs[f"{ROOT}/Conv_1"], clip)
         self.aspp = ASPPLite(ConvAct(convs["aspp0"], clip), ConvAct(convs["image_pooling"], clip), layout.pooling_first)
         self.projection = ConvAct(convs["concat_projection"], clip)
@@ -172,14 +187,21 @@ class EdgeTPUDeepLab(nn.Module):
     def replace_head(self, head: nn.Conv2d, classes: Sequence[str]) -> None:
         """Swap the 1x1 logits convolution (e.g. for `merged_head`'s) and name its classes."""
         if head.out_channels != len(classes) or head.in_channels != self.logits.in_channels:
-            raise ValueError(f"head {head.in_channels}->{head.out_channels} for {len(classes)} classes; "
-                             f"the projection gives {self.logits.in_channels} channels")
+            raise ValueError(
+                f"head {head.in_channels}->{head.out_channels} for {len(classes)} classes; "
+                f"the projection gives {self.logits.in_channels} channels"
+            )
         self.logits = head
         self.classes = tuple(classes)
 
 
-def merged_head(logits: nn.Conv2d, model_classes: Sequence[str], mapping: Mapping[str, str],
-                classes: Sequence[str], prefer: Mapping[str, str] | None = None) -> nn.Conv2d:
+def merged_head(
+    logits: nn.Conv2d,
+    model_classes: Sequence[str],
+    mapping: Mapping[str, str],
+    classes: Sequence[str],
+    prefer: Mapping[str, str] | None = None,
+) -> nn.Conv2d:
     """A 1x1 logits convolution for `classes` (e.g. CamVid's 11) initialised from a head for `model_classes`.
 
     Each new class takes the weights and bias of one model class mapped onto it: `prefer[new class]` if
@@ -235,8 +257,7 @@ def _read_layout(f: TFLiteFile) -> _Layout:
     name = f.path.name
     if not is_edgetpu_deeplab(f):
         first = next((f.name(op.inputs[1]).split(";")[0] for op in f.ops if op.kind == "CONV_2D"), "none")
-        raise RtsegError(f"{name} is not a DeepLab MobileNet-EdgeTPU file (its first convolution is '{first}', "
-                         f"not {ROOT}/Conv)")
+        raise RtsegError(f"{name} is not a DeepLab MobileNet-EdgeTPU file (its first convolution is '{first}', not {ROOT}/Conv)")
     lay = _Layout()
     producer: dict[int, TFLiteOp] = {}
     scope_of: dict[int, str] = {}  # output tensor -> conv scope
@@ -249,8 +270,7 @@ def _read_layout(f: TFLiteFile) -> _Layout:
             if not m:
                 raise RtsegError(f"{name}: convolution '{wname}' is not part of DeepLab MobileNet-EdgeTPU")
             if op.options.get("depth_multiplier", 1) != 1:
-                raise RtsegError(f"{name}: {m.group(1)} has depth multiplier {op.options['depth_multiplier']}; "
-                                 f"this port takes 1")
+                raise RtsegError(f"{name}: {m.group(1)} has depth multiplier {op.options['depth_multiplier']}; this port takes 1")
             lay.convs[m.group(1)] = f.conv(op, m.group(1))
             scope_of[op.outputs[0]] = m.group(1)
             block = m.group(1).split("/")[1] if m.group(1).count("/") == 2 else None
@@ -267,16 +287,16 @@ def _read_layout(f: TFLiteFile) -> _Layout:
         elif op.kind == "AVERAGE_POOL_2D":
             h, w = f.shape(op.inputs[0])[1:3]
             if op.options["filter"] != (h, w):
-                raise RtsegError(f"{name}: image pooling over {op.options['filter']} of a {h}x{w} map is not "
-                                 f"global; this port pools globally")
+                raise RtsegError(
+                    f"{name}: image pooling over {op.options['filter']} of a {h}x{w} map is not global; this port pools globally"
+                )
         elif op.kind == "RESIZE_BILINEAR":
             lay.align_corners = op.options["align_corners"]
         elif op.kind == "CONCATENATION":
             lay.pooling_first = _concat_order(f, op, producer, scope_of) == ["image_pooling", "aspp0"]
     missing = [s for s in (f"{ROOT}/Conv", f"{ROOT}/Conv_1", *_HEAD) if s not in lay.convs]
     if missing or not lay.blocks:
-        raise RtsegError(f"{name}: no {', '.join(missing) or 'blocks'} convolution; not the DeepLab MobileNet-EdgeTPU "
-                         f"layout rtseg ports")
+        raise RtsegError(f"{name}: no {', '.join(missing) or 'blocks'} convolution; not the DeepLab MobileNet-EdgeTPU layout rtseg ports")
     _check_chain(f, lay)
     shape = f.shape(f.inputs[0])
     lay.input_size = (shape[1], shape[2])
@@ -288,8 +308,11 @@ def _concat_order(f: TFLiteFile, op: TFLiteOp, producer: dict[int, TFLiteOp], sc
     """The convolution behind each input of the head's concatenation (through TILE / QUANTIZE / resizes)."""
     order = []
     for t in op.inputs:
-        while t not in scope_of and t in producer and producer[t].kind in ("TILE", "QUANTIZE", "RESIZE_BILINEAR",
-                                                                            "DEQUANTIZE", "BROADCAST_TO"):
+        while (
+            t not in scope_of
+            and t in producer
+            and producer[t].kind in ("TILE", "QUANTIZE", "RESIZE_BILINEAR", "DEQUANTIZE", "BROADCAST_TO")
+        ):
             t = producer[t].inputs[0]
         order.append(scope_of.get(t, "?"))
     if sorted(order) != ["aspp0", "image_pooling"]:

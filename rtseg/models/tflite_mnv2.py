@@ -16,6 +16,7 @@ TF-Slim rounds channels of narrow networks differently (DeepLab's width 0.5 has 
 torchvision 16), which `slim_mobilenet_v2` reproduces; and TF pads stride-2 convolutions 'SAME'
 (nothing before, one after, on even sizes), which `TFSamePad` reproduces where exactness matters.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,8 +35,10 @@ if TYPE_CHECKING:
     from torchvision.models import MobileNetV2
 
 # TF-Slim scopes of the convolutions we know how to place, in file order.
-_SCOPE = re.compile(r"(MobilenetV2/(?:Conv_1|Conv|expanded_conv(?:_\d+)?/(?:expand|depthwise|project)|Logits/Conv2d_1c_1x1)"
-                    r"|aspp0|image_pooling|concat_projection|logits/semantic)/")
+_SCOPE = re.compile(
+    r"(MobilenetV2/(?:Conv_1|Conv|expanded_conv(?:_\d+)?/(?:expand|depthwise|project)|Logits/Conv2d_1c_1x1)"
+    r"|aspp0|image_pooling|concat_projection|logits/semantic)/"
+)
 # The input of every file: uint8 RGB, real = (q - 128) / 128, i.e. (x / 255 - mean) / std with:
 SLIM_MEAN = (128 / 255,) * 3
 SLIM_STD = (128 / 255,) * 3
@@ -50,10 +53,10 @@ class SlimFile:
     """What rtseg needs from a TF-Slim MobileNetV2 TFLite file."""
 
     path: Path
-    kind: str                   # imagenet | deeplab
-    width: float                # depth multiplier, from the first convolution's channels
+    kind: str  # imagenet | deeplab
+    width: float  # depth multiplier, from the first convolution's channels
     input_size: tuple[int, int]
-    num_classes: int            # 1001 (ImageNet, 0 = background) or 21 (PASCAL VOC)
+    num_classes: int  # 1001 (ImageNet, 0 = background) or 21 (PASCAL VOC)
     convs: dict[str, SlimConv] = field(default_factory=dict)
     align_corners: bool = True  # DeepLab's bilinear resizes
 
@@ -72,12 +75,13 @@ def read_slim_tflite(path: str | Path | TFLiteFile) -> SlimFile:
         wname = f.name(op.inputs[1])
         m = _SCOPE.search(wname)
         if not m:
-            raise RtsegError(f"{path.name}: convolution '{wname.split(';')[0]}' is not part of a TF-Slim MobileNetV2 "
-                             f"or DeepLabV3 graph")
+            raise RtsegError(f"{path.name}: convolution '{wname.split(';')[0]}' is not part of a TF-Slim MobileNetV2 or DeepLabV3 graph")
         convs[m.group(1)] = f.conv(op, m.group(1))
     if "MobilenetV2/Conv" not in convs or "MobilenetV2/expanded_conv_16/project" not in convs:
-        raise RtsegError(f"{path.name} is not a TF-Slim MobileNetV2 (no MobilenetV2/Conv .. expanded_conv_16 "
-                         f"convolutions); rtseg reads Google's MobileNetV2 and DeepLabV3-MobileNetV2 files")
+        raise RtsegError(
+            f"{path.name} is not a TF-Slim MobileNetV2 (no MobilenetV2/Conv .. expanded_conv_16 "
+            f"convolutions); rtseg reads Google's MobileNetV2 and DeepLabV3-MobileNetV2 files"
+        )
     shape = f.shape(f.inputs[0])
     width = convs["MobilenetV2/Conv"].weight.shape[0] / 32
     if "logits/semantic" in convs:
@@ -108,8 +112,11 @@ def torchvision_name(scope: str) -> tuple[str, str]:
     block, part = int(m.group(1) or 0) + 1, m.group(2)
     if block == 1:  # no expansion: depthwise is conv.0, project conv.1 + BN conv.2
         return {"depthwise": ("1.conv.0.0", "1.conv.0.1"), "project": ("1.conv.1", "1.conv.2")}[part]
-    return {"expand": (f"{block}.conv.0.0", f"{block}.conv.0.1"), "depthwise": (f"{block}.conv.1.0", f"{block}.conv.1.1"),
-            "project": (f"{block}.conv.2", f"{block}.conv.3")}[part]
+    return {
+        "expand": (f"{block}.conv.0.0", f"{block}.conv.0.1"),
+        "depthwise": (f"{block}.conv.1.0", f"{block}.conv.1.1"),
+        "project": (f"{block}.conv.2", f"{block}.conv.3"),
+    }[part]
 
 
 def load_backbone(features: nn.Module, slim: SlimFile) -> int:
@@ -130,8 +137,9 @@ def load_backbone(features: nn.Module, slim: SlimFile) -> int:
             continue  # Conv_1 when `features` stops before it
         conv, bn = cast(nn.Conv2d, modules[conv_name]), cast(nn.BatchNorm2d, modules[bn_name])
         if tuple(conv.weight.shape) != c.weight.shape:
-            raise RtsegError(f"{slim.path.name}: {scope} has shape {c.weight.shape}, the model expects "
-                             f"{tuple(conv.weight.shape)} (another width?)")
+            raise RtsegError(
+                f"{slim.path.name}: {scope} has shape {c.weight.shape}, the model expects {tuple(conv.weight.shape)} (another width?)"
+            )
         with torch.no_grad():
             conv.weight.copy_(torch.from_numpy(c.weight))
             set_identity_batchnorm(bn, torch.from_numpy(c.bias))
@@ -187,12 +195,14 @@ def unfold_batchnorm(model: nn.Module, batches: list[torch.Tensor]) -> int:
     sums: dict[int, list] = {}
     hooks = []
     for i, (conv, _) in enumerate(pairs):
+
         def hook(_m, _inp, out, i=i):
             o = out.float()
             s = sums.setdefault(i, [0.0, 0.0, 0])
             s[0] = s[0] + o.sum((0, 2, 3))
             s[1] = s[1] + (o * o).sum((0, 2, 3))
             s[2] += o.numel() // o.shape[1]
+
         hooks.append(conv.register_forward_hook(hook))
     was_training = model.training
     model.eval()
@@ -229,8 +239,9 @@ def _conv_bn_pairs(model: nn.Module):
 
 def _is_identity(bn: nn.BatchNorm2d) -> bool:
     running_mean, running_var = _running_stats(bn)
-    return bool(torch.all(bn.weight == 1) and torch.all(running_mean == 0)
-                and torch.allclose(running_var, torch.full_like(running_var, 1 - bn.eps)))
+    return bool(
+        torch.all(bn.weight == 1) and torch.all(running_mean == 0) and torch.allclose(running_var, torch.full_like(running_var, 1 - bn.eps))
+    )
 
 
 class TFSamePad(nn.Module):

@@ -11,6 +11,7 @@ next, what it reads and writes, its options in plain words, and its weights dequ
         if op.kind == "CONV_2D":
             conv = f.conv(op)    # weights in PyTorch's layout, stride, dilation, padding, activation
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -49,14 +50,14 @@ class ConvLayer:
     """One convolution of a file, dequantized, in PyTorch's layout (batch norm stays folded into the bias)."""
 
     scope: str
-    weight: np.ndarray          # (out, in/groups, kh, kw) float32
-    bias: np.ndarray            # (out,) float32: the folded batch norm's shift
+    weight: np.ndarray  # (out, in/groups, kh, kw) float32
+    bias: np.ndarray  # (out,) float32: the folded batch norm's shift
     stride: int
     dilation: int
     depthwise: bool
-    activation: str             # relu6 | relu | none
-    padding: str = "SAME"       # SAME | VALID
-    input: int = -1             # tensor indices, for following the graph
+    activation: str  # relu6 | relu | none
+    padding: str = "SAME"  # SAME | VALID
+    input: int = -1  # tensor indices, for following the graph
     output: int = -1
     output_range: tuple[float, float] | None = None  # what the quantized output can hold (`value_range`)
 
@@ -80,8 +81,9 @@ class TFLiteFile:
             code = self._model.OperatorCodes(op.OpcodeIndex())
             # files from before the int32 opcode field keep it in DeprecatedBuiltinCode
             kind = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?")
-            out.append(TFLiteOp(i, kind, tuple(int(t) for t in op.InputsAsNumpy()),
-                                tuple(int(t) for t in op.OutputsAsNumpy()), _options(op, kind)))
+            out.append(
+                TFLiteOp(i, kind, tuple(int(t) for t in op.InputsAsNumpy()), tuple(int(t) for t in op.OutputsAsNumpy()), _options(op, kind))
+            )
         return out
 
     @property
@@ -114,8 +116,9 @@ class TFLiteFile:
         import tflite
 
         q = self.quantization(index)
-        levels = {tflite.TensorType.UINT8: (0, 255), tflite.TensorType.INT8: (-128, 127),
-                  tflite.TensorType.INT16: (-32768, 32767)}.get(self._graph.Tensors(index).Type())
+        levels = {tflite.TensorType.UINT8: (0, 255), tflite.TensorType.INT8: (-128, 127), tflite.TensorType.INT16: (-32768, 32767)}.get(
+            self._graph.Tensors(index).Type()
+        )
         if q is None or levels is None or q[0].size != 1:
             return None
         (scale,), (zero,) = q
@@ -129,8 +132,13 @@ class TFLiteFile:
         raw = self._model.Buffers(t.Buffer()).DataAsNumpy()
         if isinstance(raw, int) or raw is None or len(raw) == 0:
             raise RtsegError(f"tensor {t.Name().decode()} holds no constant data")
-        dtype = {tflite.TensorType.UINT8: np.uint8, tflite.TensorType.INT8: np.int8, tflite.TensorType.INT32: np.int32,
-                 tflite.TensorType.FLOAT32: np.float32, tflite.TensorType.INT64: np.int64}.get(t.Type())
+        dtype = {
+            tflite.TensorType.UINT8: np.uint8,
+            tflite.TensorType.INT8: np.int8,
+            tflite.TensorType.INT32: np.int32,
+            tflite.TensorType.FLOAT32: np.float32,
+            tflite.TensorType.INT64: np.int64,
+        }.get(t.Type())
         if dtype is None:
             raise RtsegError(f"tensor {t.Name().decode()}: unsupported type {t.Type()}")
         q = np.frombuffer(raw.tobytes(), dtype=dtype).reshape(t.ShapeAsNumpy()).astype(np.float32)
@@ -155,8 +163,19 @@ class TFLiteFile:
         # TFLite: conv OHWI, depthwise 1HWO; PyTorch: OIHW, depthwise O1HW
         w = w.transpose(3, 0, 1, 2) if depthwise else w.transpose(0, 3, 1, 2)
         o = op.options
-        return ConvLayer(scope, np.ascontiguousarray(w), b, o["stride"], o["dilation"], depthwise, o["activation"],
-                         o["padding"], op.inputs[0], op.outputs[0], self.value_range(op.outputs[0]))
+        return ConvLayer(
+            scope,
+            np.ascontiguousarray(w),
+            b,
+            o["stride"],
+            o["dilation"],
+            depthwise,
+            o["activation"],
+            o["padding"],
+            op.inputs[0],
+            op.outputs[0],
+            self.value_range(op.outputs[0]),
+        )
 
 
 def read_tflite(path: str | Path) -> TFLiteFile:
@@ -184,25 +203,40 @@ def _options(op, kind: str) -> dict:
     """An operator's builtin options in plain words (see `TFLiteOp`)."""
     import tflite
 
-    cls = {"CONV_2D": tflite.Conv2DOptions, "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions,
-           "AVERAGE_POOL_2D": tflite.Pool2DOptions, "MAX_POOL_2D": tflite.Pool2DOptions,
-           "RESIZE_BILINEAR": tflite.ResizeBilinearOptions, "RESIZE_NEAREST_NEIGHBOR": tflite.ResizeNearestNeighborOptions,
-           "CONCATENATION": tflite.ConcatenationOptions, "ADD": tflite.AddOptions, "SUB": tflite.SubOptions,
-           "MUL": tflite.MulOptions}.get(kind)
+    cls = {
+        "CONV_2D": tflite.Conv2DOptions,
+        "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions,
+        "AVERAGE_POOL_2D": tflite.Pool2DOptions,
+        "MAX_POOL_2D": tflite.Pool2DOptions,
+        "RESIZE_BILINEAR": tflite.ResizeBilinearOptions,
+        "RESIZE_NEAREST_NEIGHBOR": tflite.ResizeNearestNeighborOptions,
+        "CONCATENATION": tflite.ConcatenationOptions,
+        "ADD": tflite.AddOptions,
+        "SUB": tflite.SubOptions,
+        "MUL": tflite.MulOptions,
+    }.get(kind)
     table = op.BuiltinOptions()
     if cls is None or table is None:
         return {}
     o = cls()
     o.Init(table.Bytes, table.Pos)
     if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        out = {"stride": o.StrideH(), "dilation": o.DilationHFactor(), "padding": PADDING.get(o.Padding(), "?"),
-               "activation": ACTIVATIONS.get(o.FusedActivationFunction(), "?")}
+        out = {
+            "stride": o.StrideH(),
+            "dilation": o.DilationHFactor(),
+            "padding": PADDING.get(o.Padding(), "?"),
+            "activation": ACTIVATIONS.get(o.FusedActivationFunction(), "?"),
+        }
         if kind == "DEPTHWISE_CONV_2D":
             out["depth_multiplier"] = o.DepthMultiplier()
         return out
     if kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        return {"filter": (o.FilterHeight(), o.FilterWidth()), "stride": o.StrideH(),
-                "padding": PADDING.get(o.Padding(), "?"), "activation": ACTIVATIONS.get(o.FusedActivationFunction(), "?")}
+        return {
+            "filter": (o.FilterHeight(), o.FilterWidth()),
+            "stride": o.StrideH(),
+            "padding": PADDING.get(o.Padding(), "?"),
+            "activation": ACTIVATIONS.get(o.FusedActivationFunction(), "?"),
+        }
     if kind in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
         return {"align_corners": bool(o.AlignCorners()), "half_pixel": bool(o.HalfPixelCenters())}
     if kind == "CONCATENATION":

@@ -5,6 +5,7 @@ graph's (argmax and box decoding included), so the rest of the pipeline cannot t
 It lives with the models because it rebuilds their networks; backends/ names it in its registry and imports
 it only when it is chosen, so the backends floor itself imports no model code.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,6 +45,7 @@ class TorchBackend:
         self.device = next(model.parameters()).device
         net = model
         if autocast is not None:
+
             class Autocast(torch.nn.Module):  # the network in low precision, what follows it in float32
                 def __init__(self):
                     super().__init__()

@@ -10,6 +10,7 @@ threshold) and its trim threshold to a few dozen frames keeps those blocks in th
 frame. The cost is at most that much free memory held per heap. Other C libraries (musl, macOS) are
 left as they are, and so is glibc when the environment says RTSEG_KEEP_BUFFERS=0.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -17,8 +18,8 @@ import os
 import platform
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-MMAP_THRESHOLD = 32 * 1024 * 1024             # glibc's ceiling on 64-bit: blocks up to a 4K frame's size
-TRIM_THRESHOLD = 32 * 1024 * 1024             # free memory a heap may keep at its top before it is trimmed
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's ceiling on 64-bit: blocks up to a 4K frame's size
+TRIM_THRESHOLD = 32 * 1024 * 1024  # free memory a heap may keep at its top before it is trimmed
 
 _done: bool | None = None
 

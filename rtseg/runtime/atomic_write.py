@@ -4,6 +4,7 @@ The bytes go to a hidden temporary file beside the target (same file system), ar
 replace the target in one rename. A symlink is written through (its target replaced, the link kept); a
 device or pipe (`/dev/stdout`, a FIFO) is written in place, since renaming over it would replace the device.
 """
+
 from __future__ import annotations
 
 import os

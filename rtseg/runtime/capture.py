@@ -1,5 +1,6 @@
 """The capture stage: reads the source, makes each frame's record, and hands it on (preprocessed in place for a
 file's frames on few cores); whichever of it and the run finishes last closes the source, never during a read."""
+
 from __future__ import annotations
 
 import threading
@@ -18,8 +19,9 @@ class Capture:
     """`run` is the capture thread. `out` is the next stage's channel: a live source's newest-frame mailbox, a
     file's bounded queue, or (with `preprocess`) inference's queue directly."""
 
-    def __init__(self, source: Source, stats: RunStats, control: RunControl, out,
-                 preprocess: Callable[[FrameRecord], None] | None, live: bool):
+    def __init__(
+        self, source: Source, stats: RunStats, control: RunControl, out, preprocess: Callable[[FrameRecord], None] | None, live: bool
+    ):
         self.source, self.stats, self.control, self.out = source, stats, control, out
         self.preprocess, self.live = preprocess, live
         self.ended = False  # the source ended by itself (a read cut short by a stop is no end)
@@ -38,8 +40,9 @@ class Capture:
                     self.ended = not control.stopping.is_set()
                     break
                 got = Captured(*got)
-                rec = FrameRecord(index, got.frame, got.time, got.label, t_captured=time.perf_counter(), file=got.file,
-                                  event=got.event, i420=got.i420)
+                rec = FrameRecord(
+                    index, got.frame, got.time, got.label, t_captured=time.perf_counter(), file=got.file, event=got.event, i420=got.i420
+                )
                 rec.ms["capture"] = (rec.t_captured - t0) * 1e3
                 index += 1
                 self.stats.frames_in += 1

@@ -4,14 +4,15 @@ They live apart from the pipeline so that its class says only which stage feeds 
 is short and repeated (`POLL_S`), because a stage blocked for good on a full or empty channel would
 never see an error elsewhere or a second Ctrl-C.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
 import time
 
-END = object()   # sentinel that flows down the channels after the last frame
-POLL_S = 0.05    # how often a blocked stage looks at the abort flag
+END = object()  # sentinel that flows down the channels after the last frame
+POLL_S = 0.05  # how often a blocked stage looks at the abort flag
 
 
 class NewestSlot:

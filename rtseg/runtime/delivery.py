@@ -1,6 +1,7 @@
 """The last stage, in the calling thread (GUI toolkits want the main thread): each finished frame to every sink,
 in order, then counted; a model switch marked on the first frame of the new model; every sink closed at the
 end, one failing sink keeping no other (the mp4) unfinished."""
+
 from __future__ import annotations
 
 import time
@@ -16,8 +17,16 @@ from .stats import RunStats
 from .timing import stage
 
 
-def deliver(done, sinks: list[Sink], stats: RunStats, control: RunControl, live: bool,
-            on_frame: Callable[[FrameRecord], None] | None, frame_count: int | None, progress: bool) -> None:
+def deliver(
+    done,
+    sinks: list[Sink],
+    stats: RunStats,
+    control: RunControl,
+    live: bool,
+    on_frame: Callable[[FrameRecord], None] | None,
+    frame_count: int | None,
+    progress: bool,
+) -> None:
     """Take frames from `done` until its end, write them to `sinks`, record them in `stats`; close the sinks."""
     bar = tqdm(total=frame_count, unit="frame", dynamic_ncols=True, disable=not progress, desc="rtseg", leave=False)
     last_model = None

@@ -1,4 +1,5 @@
 """The record that flows through the pipeline: one frame, its results and its per-stage timings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,14 +18,14 @@ STAGES = ("capture", "preprocess", "infer", "postprocess", "sink")
 
 @dataclass
 class FrameRecord:
-    index: int                        # position in the stream, counting dropped frames too
-    image: np.ndarray | None          # BGR frame as captured; None when it came as I420 (`i420`)
-    source_time: float | None         # seconds: stream time for files, wall clock for live sources, None for images
-    label: str                        # name for per-frame files, unique in the run (frame number or image name)
-    t_captured: float                 # perf_counter() when the frame was read
-    seq: int = -1                     # position among the frames that reach inference (set by preprocess)
-    ms: dict[str, float] = field(default_factory=dict)   # stage -> milliseconds spent on this frame
-    input: np.ndarray | None = None   # preprocessed model input (a pooled buffer)
+    index: int  # position in the stream, counting dropped frames too
+    image: np.ndarray | None  # BGR frame as captured; None when it came as I420 (`i420`)
+    source_time: float | None  # seconds: stream time for files, wall clock for live sources, None for images
+    label: str  # name for per-frame files, unique in the run (frame number or image name)
+    t_captured: float  # perf_counter() when the frame was read
+    seq: int = -1  # position among the frames that reach inference (set by preprocess)
+    ms: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds spent on this frame
+    input: np.ndarray | None = None  # preprocessed model input (a pooled buffer)
     outputs: dict[str, np.ndarray] | None = None  # the model's raw outputs (model-input pixels)
     _mask: np.ndarray | None = field(default=None, repr=False)  # class ids at frame size: `mask`
     shares: np.ndarray | None = None  # share of pixels per class
@@ -34,11 +35,11 @@ class FrameRecord:
     # as (H * 3/2, W) I420 arrays; a frame with boxes gets its overlay in BGR (`overlay`) all the same
     i420: np.ndarray | None = None
     overlay_i420: np.ndarray | None = None
-    model: str = ""                   # name of the model that processed the frame
-    slot: ModelSlot | None = None     # the slot that preprocessed it (and so must infer it)
-    event: dict | None = None         # e.g. the selector's model switch that took effect at this frame
-    file: str | None = None           # the image file the frame was read from (image sources)
-    inferred: bool = True             # False: the model did not run; its outputs were carried here by motion
+    model: str = ""  # name of the model that processed the frame
+    slot: ModelSlot | None = None  # the slot that preprocessed it (and so must infer it)
+    event: dict | None = None  # e.g. the selector's model switch that took effect at this frame
+    file: str | None = None  # the image file the frame was read from (image sources)
+    inferred: bool = True  # False: the model did not run; its outputs were carried here by motion
     temporal: object | None = field(default=None, repr=False)  # key-frame plan (rtseg/temporal), when on
 
     @property

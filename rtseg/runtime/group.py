@@ -15,6 +15,7 @@ each camera actor of `rtseg serve --streams` (fleet/serve.py) run their sources 
     ...                    # group.feeds(): each source's live view; group.stop() ends them all
     group.wait(); group.close()
 """
+
 from __future__ import annotations
 
 import logging
@@ -106,9 +107,14 @@ class Lane:
         assert self.source is not None, "only a lane whose source opened is wired"
         sinks = []
         if folder is not None:
-            request = SinkRequest(output=str(folder / f"{self.label}.mp4"),
-                                  json_lines=str(folder / f"{self.label}.jsonl") if s.sinks.json_lines else None,
-                                  show=False, quiet=s.quiet, codec=s.sinks.codec, h264_preset=s.sinks.h264_preset)
+            request = SinkRequest(
+                output=str(folder / f"{self.label}.mp4"),
+                json_lines=str(folder / f"{self.label}.jsonl") if s.sinks.json_lines else None,
+                show=False,
+                quiet=s.quiet,
+                codec=s.sinks.codec,
+                h264_preset=s.sinks.h264_preset,
+            )
             sinks = build_sinks(request, self.source, info, lambda: None)  # no window: nothing asks to stop
         if self.feed is not None:
             sinks.append(self.feed)
@@ -119,6 +125,7 @@ class Lane:
 
     def start(self) -> None:
         """The lane's pipeline in a thread of its own; its failure is kept with it, the others go on."""
+
         def run() -> None:
             try:
                 self.stats = cast(Pipeline, self.pipeline).run(handle_signals=False)  # started once wired
@@ -198,20 +205,28 @@ class SourceGroup:
     cameras down); without it every source must open, and one that cannot is refused by name.
     """
 
-    def __init__(self, settings: RunSettings, sources: list[NamedSource], folder: Path | None = None,
-                 live_view: bool = False, tolerant: bool = False, view_fps: float = 15.0):
+    def __init__(
+        self,
+        settings: RunSettings,
+        sources: list[NamedSource],
+        folder: Path | None = None,
+        live_view: bool = False,
+        tolerant: bool = False,
+        view_fps: float = 15.0,
+    ):
         self.settings, self.folder, self.tolerant = settings, folder, tolerant
         self.slot: ModelSlot | None = None
         self.streams = self.threads = 1
         self.why: str | None = None
-        self.runner = None                  # the group's selector, when it keeps target_fps held (GroupAdaptiveRunner)
+        self.runner = None  # the group's selector, when it keeps target_fps held (GroupAdaptiveRunner)
         self.stopping = threading.Event()
         # wiring and starting a lane, against stopping and closing: the reopener wires lanes while others run
         self.wiring = threading.Lock()
         self._reopener: threading.Thread | None = None
-        self.lanes = [Lane(label, s.uri, feed=LiveFeed(max_fps=view_fps, meta={"source": redact(s.uri)})
-                           if live_view else None)
-                      for s, label in zip(sources, source_labels(sources))]
+        self.lanes = [
+            Lane(label, s.uri, feed=LiveFeed(max_fps=view_fps, meta={"source": redact(s.uri)}) if live_view else None)
+            for s, label in zip(sources, source_labels(sources))
+        ]
         try:
             for lane in self.lanes:
                 lane.open(settings, tolerant)
@@ -249,15 +264,22 @@ class SourceGroup:
     def load_model(self, info, size: tuple[int, int] | None) -> ModelSlot:
         """A model's first slot (its backend loaded), as every source of the group runs it."""
         s, c = self.settings, self.settings.choice
-        return load_slot(info, s.backend.name, threads=self.threads, input_size=size, alpha=c.alpha,
-                         score_threshold=c.score_threshold, legend=c.legend, pool_size=self._pool(),
-                         **s.backend.options())
+        return load_slot(
+            info,
+            s.backend.name,
+            threads=self.threads,
+            input_size=size,
+            alpha=c.alpha,
+            score_threshold=c.score_threshold,
+            legend=c.legend,
+            pool_size=self._pool(),
+            **s.backend.options(),
+        )
 
     def slot_around(self, first: ModelSlot) -> ModelSlot:
         """Another source's slot around a loaded model: its own buffers and pool, the same backend."""
         c = self.settings.choice
-        return ModelSlot.for_backend(first.info, first.backend, first.input_size, c.alpha, c.score_threshold, self._pool(),
-                                     c.legend)
+        return ModelSlot.for_backend(first.info, first.backend, first.input_size, c.alpha, c.score_threshold, self._pool(), c.legend)
 
     def wire(self, lane: Lane) -> None:
         """A pipeline for the lane: its own slot around the current model (which may not be the first any more)."""
@@ -285,7 +307,8 @@ class SourceGroup:
 
     def running(self) -> bool:
         return any(lane.thread is not None and lane.thread.is_alive() for lane in self.lanes) or (
-            self._reopener is not None and self._reopener.is_alive())
+            self._reopener is not None and self._reopener.is_alive()
+        )
 
     def stop(self) -> None:
         """Every source stops reading; frames already read are still processed and written."""

@@ -15,6 +15,7 @@ The feeds are camera pictures, so the server has the two doors a notebook server
   wildcard bind, any IP literal on a wildcard bind (rebinding needs a name: an IP literal is its own
   origin), the machine's hostname, and the names given with `--serve-allow-host` (`*`: any).
 """
+
 from __future__ import annotations
 
 import hmac
@@ -147,8 +148,7 @@ class Gate:
             return False
         return "*" in self.hosts or name in self.hosts or (self.wildcard and _is_ip(name))
 
-    def check(self, host: str | None, query: str = "", cookie: str | None = None,
-              authorization: str | None = None) -> Verdict:
+    def check(self, host: str | None, query: str = "", cookie: str | None = None, authorization: str | None = None) -> Verdict:
         """Let a request in, or say why not: 403 for a Host that names another server, 401 without the token.
         A right `?token=` is answered with the cookie, so the page's own requests need no token in their URLs."""
         if not self.host_allowed(host):
@@ -163,9 +163,12 @@ class Gate:
             return Verdict(200)
         if any(self._same(v) for k, v in _cookies(cookie) if k == self.cookie_name):
             return Verdict(200)
-        return Verdict(401, b"401: this live view asks for its token: open the URL printed when it started "
-                            b"(.../?token=...), or send Authorization: Bearer TOKEN\n",
-                       (("WWW-Authenticate", 'Bearer realm="rtseg live view"'),))
+        return Verdict(
+            401,
+            b"401: this live view asks for its token: open the URL printed when it started "
+            b"(.../?token=...), or send Authorization: Bearer TOKEN\n",
+            (("WWW-Authenticate", 'Bearer realm="rtseg live view"'),),
+        )
 
     def _same(self, given: str) -> bool:
         # in constant time: how long a wrong guess takes says nothing of how much of it was right

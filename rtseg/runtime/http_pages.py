@@ -6,6 +6,7 @@ Content-Security-Policy (`POLICY`) lets in only their own script and style, by h
 server itself: a value that still got in as HTML would run no script. `__BASE__` (a source's page's own path,
 HTML-escaped by the server) appears only in the HTML, so the script, and its hash, stay the same.
 """
+
 from __future__ import annotations
 
 import base64
@@ -114,13 +115,17 @@ setInterval(tick, 500); tick();
 def _policy(page: str) -> str:
     """A page's Content-Security-Policy: its own script and style (by hash), pictures and numbers from this
     server, nothing else."""
+
     def digest(tag: str) -> str:
         found = re.search(f"<{tag}>(.*?)</{tag}>", page, re.S)
         assert found is not None, f"the page has no <{tag}>"  # the pages are the constants above: each has both
         text = found.group(1)
         return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
-    return (f"default-src 'none'; script-src {digest('script')}; style-src {digest('style')}; img-src 'self'; "
-            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+    return (
+        f"default-src 'none'; script-src {digest('script')}; style-src {digest('style')}; img-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 
 
 POLICY = {PAGE: _policy(PAGE), GRID_PAGE: _policy(GRID_PAGE)}

@@ -18,6 +18,7 @@ The server only asks a hub for feeds and numbers, so the same pages serve feeds 
 Every request passes the door first (`http_access.Gate`: the Host header, then the token when one is asked
 for). The pages (`http_pages`) put every value from outside in as text, never as HTML.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -111,12 +112,10 @@ class LiveServer:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.gate = Gate(self.host, self.port, token, access.allow_hosts)
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="serve-http", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name="serve-http", daemon=True)
         self._thread.start()
         if made:  # a warning, so that --quiet still prints the one way in
-            log.warning(f"rtseg: the live view is open beyond this machine and asks for a token, made for this "
-                        f"run: {self.login_url}")
+            log.warning(f"rtseg: the live view is open beyond this machine and asks for a token, made for this run: {self.login_url}")
         elif not self.gate.loopback:
             log.info(f"rtseg: the live view on {self.url} is open beyond this machine and asks for the token given")
 
@@ -170,8 +169,7 @@ def _handler_for(server: LiveServer) -> type[BaseHTTPRequestHandler]:
 
         def end_headers(self) -> None:
             # every reply, a page, a stream or a refusal: not sniffed as another type, no token sent on as Referer
-            for name, value in (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"),
-                                *self.extra_headers):
+            for name, value in (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), *self.extra_headers):
                 self.send_header(name, value)
             super().end_headers()
 
@@ -242,8 +240,9 @@ def _handler_for(server: LiveServer) -> type[BaseHTTPRequestHandler]:
                     jpeg, seq = feed.newest_jpeg(seq)
                     if jpeg is None:
                         continue
-                    self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-                                     .encode() + jpeg + b"\r\n")
+                    self.wfile.write(
+                        f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n"
+                    )
                     self.wfile.flush()
             finally:
                 feed.watching(-1)

@@ -2,6 +2,7 @@
 
 Rendered once per model and pasted into each frame's top-right corner, so it costs a copy, not text drawing.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -30,4 +31,4 @@ def draw_legend(img: np.ndarray, classes: tuple[str, ...], palette_rgb) -> None:
     It lists every class whatever the frame holds, so a colour can be read before its class appears."""
     patch = legend_patch(tuple(classes), tuple(tuple(int(c) for c in p) for p in palette_rgb[: len(classes)]))
     h, w = min(patch.shape[0], img.shape[0]), min(patch.shape[1], img.shape[1])
-    img[:h, img.shape[1] - w:] = patch[:h, :w]
+    img[:h, img.shape[1] - w :] = patch[:h, :w]

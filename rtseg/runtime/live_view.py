@@ -9,6 +9,7 @@ A slow or stalled viewer therefore skips frames and never slows the pipeline or 
 sources share one server, a feed each under /<label>/ (`http_view.LiveServer`). Binds to loopback unless told
 otherwise; open beyond it, the server asks for a token (`http_access`).
 """
+
 from __future__ import annotations
 
 import threading
@@ -38,7 +39,7 @@ class LiveFeed(Sink):
         self._frame_cond = threading.Condition()  # the newest overlay, from the pipeline
         self._overlay: np.ndarray | None = None
         self._overlay_seq = 0
-        self._jpeg_cond = threading.Condition()   # the newest JPEG, for the viewers
+        self._jpeg_cond = threading.Condition()  # the newest JPEG, for the viewers
         self._jpeg: bytes | None = None
         self._jpeg_seq = 0
         self._single: tuple[int, bytes] | None = None  # /frame.jpg's last encode, by overlay number
@@ -71,8 +72,12 @@ class LiveFeed(Sink):
     def frame_done(self, rec: FrameRecord) -> None:
         self.meter.tick()
         self._recent.append(dict(rec.ms))
-        self._last = {"frame": rec.index, "model": rec.model, "backend": rec.slot.backend.name if rec.slot else None,
-                      "inferred": rec.inferred}
+        self._last = {
+            "frame": rec.index,
+            "model": rec.model,
+            "backend": rec.slot.backend.name if rec.slot else None,
+            "inferred": rec.inferred,
+        }
         if rec.event and "switch" in rec.event:
             self.switches.append({"frame": rec.index, "t": round(time.time() - self._t0, 2), **rec.event["switch"]})
 
@@ -89,8 +94,7 @@ class LiveFeed(Sink):
         seen, next_at = 0, 0.0
         while not self._closing.is_set():
             with self._frame_cond:
-                self._frame_cond.wait_for(lambda: self._overlay_seq != seen or self._fresh_viewer
-                                          or self._closing.is_set(), timeout=0.5)
+                self._frame_cond.wait_for(lambda: self._overlay_seq != seen or self._fresh_viewer or self._closing.is_set(), timeout=0.5)
                 if self._fresh_viewer:  # the newest overlay counts as new for the one who just came
                     self._fresh_viewer, seen = False, -1
                 overlay, seq = self._overlay, self._overlay_seq
@@ -162,8 +166,16 @@ class LiveFeed(Sink):
         ms = {s: round(float(np.mean([r.get(s, 0.0) for r in recent])), 3) if recent else None for s in STAGES}
         p = self.pipeline
         counts = p.counts() if p is not None else {}
-        return {"fps": round(self.meter.fps, 2), "stage_ms": ms, **counts, **self._last, "switches": list(self.switches),
-                "viewers": self._viewers, "uptime_s": round(time.time() - self._t0, 1), **self.meta}
+        return {
+            "fps": round(self.meter.fps, 2),
+            "stage_ms": ms,
+            **counts,
+            **self._last,
+            "switches": list(self.switches),
+            "viewers": self._viewers,
+            "uptime_s": round(time.time() - self._t0, 1),
+            **self.meta,
+        }
 
 
 class LiveView(LiveFeed):

@@ -10,6 +10,7 @@ a second run on the same outputs is refused in one line instead of interleaving 
 Inputs that an output may replace with `--overwrite` are `outputs.refuse_overwriting_inputs`'s business;
 this module refuses what no flag makes safe.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,7 +35,7 @@ except ImportError:  # Windows: no flock; outputs are checked but not locked the
 class PlannedOutput:
     """One path a run writes, with the flag that named it."""
 
-    flag: str          # --output, --json, --stats, --save-masks
+    flag: str  # --output, --json, --stats, --save-masks
     path: Path
     folder: bool = False
 
@@ -65,8 +66,7 @@ def check_plan(planned: list[PlannedOutput], inputs: list[Path], overwrite: bool
             raise RtsegError(f"cannot write {out.flag} {out.path}: it is a folder")
         key = identity(out.path)
         if key in seen:
-            raise RtsegError(f"{seen[key].flag} {seen[key].path} and {out.flag} {out.path} are the same file: "
-                             "each output needs its own")
+            raise RtsegError(f"{seen[key].flag} {seen[key].path} and {out.flag} {out.path} are the same file: each output needs its own")
         seen[key] = out
         if out.flag == "--stats" and key in input_ids:
             raise RtsegError(f"--stats {out.path} is an input of this run ({input_ids[key]}): it would be replaced")
@@ -82,14 +82,15 @@ def _check_mask_folder(masks: PlannedOutput, files: list[PlannedOutput], inputs:
     folder_id = identity(folder)
     for f in files:
         if identity(f.path.parent) == folder_id and (f.path.suffix.lower() == ".png" or f.path.name == "classes.json"):
-            raise RtsegError(f"{f.flag} {f.path} is inside --save-masks {folder}, where masks are written: "
-                             "put it elsewhere")
+            raise RtsegError(f"{f.flag} {f.path} is inside --save-masks {folder}, where masks are written: put it elsewhere")
     if folder.is_dir() and not overwrite:
         input_ids = {identity(p) for p in inputs}
         others = [p for p in folder.iterdir() if identity(p) not in input_ids]
         if others:
-            raise RtsegError(f"--save-masks {folder} already holds {len(others)} file(s) ({others[0].name}, ...): "
-                             "masks would replace them; use an empty folder, or --overwrite")
+            raise RtsegError(
+                f"--save-masks {folder} already holds {len(others)} file(s) ({others[0].name}, ...): "
+                "masks would replace them; use an empty folder, or --overwrite"
+            )
 
 
 class OutputLock(Sink):
@@ -119,8 +120,9 @@ class OutputLock(Sink):
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     handle.close()
-                    raise RtsegError(f"{out.flag} {out.path} is being written by another rtseg run; wait for it "
-                                     "to finish or pick another path") from None
+                    raise RtsegError(
+                        f"{out.flag} {out.path} is being written by another rtseg run; wait for it to finish or pick another path"
+                    ) from None
                 self.handles.append(handle)
         except BaseException:
             self.close()
@@ -132,11 +134,13 @@ class OutputLock(Sink):
         self.handles = []
 
 
-def planned_outputs(output: str | None, json_lines: str | None, stats: str | None,
-                    save_masks: str | None) -> list[PlannedOutput]:
+def planned_outputs(output: str | None, json_lines: str | None, stats: str | None, save_masks: str | None) -> list[PlannedOutput]:
     """The outputs a run's flags name, in one list (an overlay image written per frame counts as its file)."""
-    planned = [PlannedOutput(flag, Path(p)) for flag, p in (("--output", output), ("--json", json_lines),
-                                                            ("--stats", stats)) if isinstance(p, str) and p]
+    planned = [
+        PlannedOutput(flag, Path(p))
+        for flag, p in (("--output", output), ("--json", json_lines), ("--stats", stats))
+        if isinstance(p, str) and p
+    ]
     if save_masks:
         planned.append(PlannedOutput("--save-masks", Path(save_masks), folder=True))
     return planned

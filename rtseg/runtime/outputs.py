@@ -1,4 +1,5 @@
 """Which sinks a run asks for, opened before the first frame, and the rule that no output destroys an input."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,7 @@ from ..core.redact import redact
 from .http_access import ServeAccess
 from .atomic_write import is_special
 from .output_plan import OutputLock, check_plan, planned_outputs, same_file
-from .sinks import (ImageSink, JsonLinesSink, MaskSink, Sink, WindowSink, display_available, open_video_sink,
-                    require_h264_preset)
+from .sinks import ImageSink, JsonLinesSink, MaskSink, Sink, WindowSink, display_available, open_video_sink, require_h264_preset
 from .sources import LimitedSource, Source, unique_labels
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,12 @@ class SinkRequest:
     json_lines: str | None = None
     show: bool = True
     quiet: bool = False
-    codec: str = "auto"                     # video: auto (H.264 via PyAV when installed), h264, or mp4v (PyAV, else OpenCV)
+    codec: str = "auto"  # video: auto (H.264 via PyAV when installed), h264, or mp4v (PyAV, else OpenCV)
     h264_preset: str = DEFAULT_H264_PRESET  # x264's speed/size trade when H.264 is written
-    serve: str | None = None                # HOST:PORT for the live view (MJPEG, page, stats.json)
+    serve: str | None = None  # HOST:PORT for the live view (MJPEG, page, stats.json)
     serve_access: ServeAccess | None = None  # the live view's token and extra Host names (http_access)
-    overwrite: bool = False                 # outputs may replace inputs, once the whole input has been read
-    stats: str | None = None                # the run's numbers as JSON, written by the caller at the end
+    overwrite: bool = False  # outputs may replace inputs, once the whole input has been read
+    stats: str | None = None  # the run's numbers as JSON, written by the caller at the end
 
     def __post_init__(self) -> None:
         # checked here, not only when an H.264 file opens: a typo must not pass unseen in a run that writes mp4v
@@ -55,8 +55,10 @@ def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> set[Path]
     for what, path in (("--output", request.output), ("--json", request.json_lines)):
         if path and any(same_file(Path(path), f) for f in inputs):
             if not request.overwrite:
-                raise RtsegError(f"{what} {path} is an input of this run: it would be overwritten (--overwrite "
-                                 "replaces it once the run has read all of it)")
+                raise RtsegError(
+                    f"{what} {path} is an input of this run: it would be overwritten (--overwrite "
+                    "replaces it once the run has read all of it)"
+                )
             replaced.add(Path(path))
     if replaced and isinstance(source, LimitedSource):
         raise RtsegError("--overwrite with --frames would replace an input with part of it")
@@ -64,8 +66,11 @@ def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> set[Path]
     if out is not None and out.suffix.lower() in IMAGE_SUFFIXES and len(inputs) > 1:
         # several overlays are written as <stem>_<label><suffix> beside --output: none may be an input, as
         # one may be written before it is read
-        clash = [f for f in inputs if f.name.startswith(out.stem + "_") and f.suffix.lower() == out.suffix.lower()
-                 and same_file(f.parent, out.parent)]
+        clash = [
+            f
+            for f in inputs
+            if f.name.startswith(out.stem + "_") and f.suffix.lower() == out.suffix.lower() and same_file(f.parent, out.parent)
+        ]
         if clash:
             raise RtsegError(f"--output {out} would write {out.stem}_*{out.suffix} over input {clash[0]}")
     if request.save_masks:
@@ -73,8 +78,10 @@ def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> set[Path]
         images = [f for f in inputs if f.suffix.lower() in IMAGE_SUFFIXES]
         if any(same_file(folder, f.parent) for f in images):
             if not request.overwrite:
-                raise RtsegError(f"--save-masks {folder} holds this run's input images: masks would overwrite "
-                                 "them (--overwrite lets each image's mask replace that image alone)")
+                raise RtsegError(
+                    f"--save-masks {folder} holds this run's input images: masks would overwrite "
+                    "them (--overwrite lets each image's mask replace that image alone)"
+                )
             _refuse_masks_over_other_inputs(folder, images)
     return replaced
 
@@ -86,8 +93,9 @@ def _refuse_masks_over_other_inputs(folder: Path, images: list[Path]) -> None:
         target = folder / f"{label}.png"
         other = next((f for f in images if f != image and same_file(target, f)), None)
         if other is not None:
-            raise RtsegError(f"--save-masks {folder}: the mask of {image.name} would overwrite input {other.name}, "
-                             "which may not have been read yet")
+            raise RtsegError(
+                f"--save-masks {folder}: the mask of {image.name} would overwrite input {other.name}, which may not have been read yet"
+            )
 
 
 def staging_path(final: Path) -> Path:
@@ -165,8 +173,7 @@ class StagedOutput(OutputFile):
         self.where = self.final if whole else self.final.with_name(f"{self.final.stem}.partial{self.final.suffix}")
         os.replace(self.staging, self.where)
         if not whole:
-            log.warning(f"rtseg: {self.why_not()}: {self.final.name} is kept as it was, and the output is "
-                        f"{self.where}")
+            log.warning(f"rtseg: {self.why_not()}: {self.final.name} is kept as it was, and the output is {self.where}")
 
     def why_not(self) -> str:
         return "the run failed"
@@ -209,9 +216,13 @@ def write_classes_json(folder: Path, info: ModelInfo) -> Path:
     """`classes.json` beside the masks: class id -> name and colour, so the PNGs' values can be read (a mask
     pixel holds the id of the class the model gave it, 0 to len(classes) - 1)."""
     path = folder / "classes.json"
-    doc = {"model": info.name,
-           "classes": [{"id": i, "name": n, "rgb": list(info.palette_rgb[i]) if i < len(info.palette_rgb) else None}
-                       for i, n in enumerate(info.classes)]}
+    doc = {
+        "model": info.name,
+        "classes": [
+            {"id": i, "name": n, "rgb": list(info.palette_rgb[i]) if i < len(info.palette_rgb) else None}
+            for i, n in enumerate(info.classes)
+        ],
+    }
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
 
@@ -255,6 +266,7 @@ def register_sink(name: str):
     def add(opener: Callable[[SinkContext], Sink | None]):
         SINKS[name] = opener
         return opener
+
     return add
 
 
@@ -300,8 +312,9 @@ def _json_lines(c: SinkContext) -> Sink | None:
     if not c.request.json_lines:
         return None
     info = c.info
-    return c.staged(Path(c.request.json_lines),
-                    lambda p: JsonLinesSink(p, info.classes, info.det_classes, redact(c.source.name), info.palette_rgb))
+    return c.staged(
+        Path(c.request.json_lines), lambda p: JsonLinesSink(p, info.classes, info.det_classes, redact(c.source.name), info.palette_rgb)
+    )
 
 
 @register_sink("serve")
@@ -315,8 +328,9 @@ def _live_view(c: SinkContext) -> Sink | None:
     return view
 
 
-def _open_sinks(request: SinkRequest, source: Source, info: ModelInfo, request_stop: Callable[[], None],
-                sinks: list[Sink], replaced: set[Path]) -> None:
+def _open_sinks(
+    request: SinkRequest, source: Source, info: ModelInfo, request_stop: Callable[[], None], sinks: list[Sink], replaced: set[Path]
+) -> None:
     def staged(path: Path, open_sink: Callable[[Path], Sink]) -> Sink:
         if path in replaced:
             return ReplaceInputAtEnd(open_sink(staging_path(path)), staging_path(path), path)

@@ -13,6 +13,7 @@ becomes one output frame, in order. Live sources: the capture stage keeps only t
 one-slot mailbox, and preprocess takes a frame only when inference can accept it, so latency stays at
 about one frame per stage whatever the camera's rate.
 """
+
 from __future__ import annotations
 
 import queue
@@ -78,10 +79,19 @@ class Pipeline:
     HUD included) is theirs: this class says which stage feeds which, and does the model's part of a frame.
     """
 
-    def __init__(self, source: Source, slot: ModelSlot, sinks: list[Sink], queue_size: int = 2, streams: int = 1,
-                 progress: bool = False, on_frame: Callable[[FrameRecord], None] | None = None,
-                 preprocess_in_capture: bool | None = None, i420: bool | None = None,
-                 temporal: Temporal | None = None):
+    def __init__(
+        self,
+        source: Source,
+        slot: ModelSlot,
+        sinks: list[Sink],
+        queue_size: int = 2,
+        streams: int = 1,
+        progress: bool = False,
+        on_frame: Callable[[FrameRecord], None] | None = None,
+        preprocess_in_capture: bool | None = None,
+        i420: bool | None = None,
+        temporal: Temporal | None = None,
+    ):
         self.source, self.slot, self.sinks = source, slot, sinks
         # key frames and smoothing (rtseg/temporal): planned in preprocess, carried in postprocess, both in order
         self.temporal = temporal
@@ -103,8 +113,9 @@ class Pipeline:
         self._i420_wanted = i420
         self.frames_i420 = False  # what this run does
         # capture -> preprocess: a newest-frame mailbox (live), a bounded queue (files), or nothing (inline)
-        self._captured: NewestSlot | queue.Queue | None = \
+        self._captured: NewestSlot | queue.Queue | None = (
             NewestSlot(carry_event) if self.live else None if self.preprocess_in_capture else queue.Queue(size)
+        )
         self._preprocessed: queue.Queue = queue.Queue(size)
         # `streams` inference threads share the backend (ONNX Runtime sessions are thread-safe): on few
         # cores, frames in parallel on one thread each beat one frame on all threads (no straggler waits).
@@ -116,9 +127,14 @@ class Pipeline:
         # preprocessed inputs not yet inferred, by frame: an aborted run drops them in its channels, and
         # their pooled buffers must still go back (a Segmenter's slot outlives many runs)
         self._unreleased: dict[int, FrameRecord] = {}
-        self.capture = Capture(source, self.stats, self.control,
-                               self._preprocessed if self.preprocess_in_capture else self._captured,
-                               self._preprocess if self.preprocess_in_capture else None, self.live)
+        self.capture = Capture(
+            source,
+            self.stats,
+            self.control,
+            self._preprocessed if self.preprocess_in_capture else self._captured,
+            self._preprocess if self.preprocess_in_capture else None,
+            self.live,
+        )
         for sink in sinks:
             sink.attach(self)
 
@@ -170,8 +186,11 @@ class Pipeline:
         rec.seq, self._seq = self._seq, self._seq + 1
         if self.temporal is not None and not self.temporal.plan(rec):
             return  # a propagated frame: no model input, its outputs come from motion in postprocess
-        rec.input = (rec.slot.preprocess(cast(np.ndarray, rec.image)) if rec.i420 is None  # not in I420: in BGR
-                     else rec.slot.preprocess_i420(rec.i420))
+        rec.input = (
+            rec.slot.preprocess(cast(np.ndarray, rec.image))
+            if rec.i420 is None  # not in I420: in BGR
+            else rec.slot.preprocess_i420(rec.i420)
+        )
         self._unreleased[rec.seq] = rec
 
     def _postprocess(self, rec: FrameRecord) -> None:
@@ -189,42 +208,32 @@ class Pipeline:
     def run(self, handle_signals: bool = True) -> RunStats:
         """Process the source to its end (or until stopped); returns the statistics."""
         keep_frame_buffers()  # frame-sized arrays reused from the heap, not faulted in afresh each frame
-        capture = threading.Thread(target=self.capture.run, name="capture", daemon=True)
-        threads = [capture]
+        # each stage a thread: (name, work, arguments); `relay` runs a per-frame step between two channels
+        stages: list[tuple[str, Callable[..., None], tuple]] = [("capture", self.capture.run, ())]
         if not self.preprocess_in_capture:
-            threads.append(threading.Thread(target=relay, name="preprocess", daemon=True,
-                                            args=("preprocess", self._preprocess, self._captured, self._preprocessed,
-                                                  self.control, self.live)))
-        threads += [threading.Thread(target=infer_stream, name=f"infer-{i}", daemon=True,
-                                     args=(self._preprocessed, self._inferred, self.control, self._unreleased))
-                    for i in range(self.streams)]
-        threads.append(threading.Thread(target=relay, name="postprocess", daemon=True,
-                                        args=("postprocess", self._postprocess, self._inferred, self._done, self.control)))
+            args = ("preprocess", self._preprocess, self._captured, self._preprocessed, self.control, self.live)
+            stages.append(("preprocess", relay, args))
+        stages += [
+            (f"infer-{i}", infer_stream, (self._preprocessed, self._inferred, self.control, self._unreleased)) for i in range(self.streams)
+        ]
+        stages.append(("postprocess", relay, ("postprocess", self._postprocess, self._inferred, self._done, self.control)))
+        threads = [threading.Thread(target=work, name=name, args=args, daemon=True) for name, work, args in stages]
+        capture = threads[0]
         restore = self.control.install_signal_handlers() if handle_signals else None
         try:
             self.frames_i420 = choose_i420(self._i420_wanted, self.sinks, self.source)
             for t in threads:
                 t.start()
-            deliver(self._done, self.sinks, self.stats, self.control, self.live, self.on_frame,
-                    self.source.frame_count, self.progress)
-            for t in threads:
-                waited = 0.0
-                while t.is_alive():
-                    if t is capture and self.live and self.control.stopping.is_set() and waited >= 0.5:
-                        break  # a live read blocked on a stalled source: it closes the source when it returns
-                    t.join(timeout=POLL_S)
-                    waited += POLL_S
+            deliver(self._done, self.sinks, self.stats, self.control, self.live, self.on_frame, self.source.frame_count, self.progress)
+            join_stages(threads, capture if self.live else None, self.control.stopping)
         finally:
             if restore:
                 restore()
             self.capture.close_source(capture)
-            for rec in list(self._unreleased.values()):  # dropped by an abort before inference
-                if rec.input is not None:
-                    cast(ModelSlot, rec.slot).pre.pool.release(rec.input)  # preprocess set both
-                    rec.input = None
-            self._unreleased.clear()
-        self.stats.finish(self.source, self.temporal, dropped=self._dropped,
-                          interrupted=self.control.stopping.is_set() and not self.capture.ended)
+            release_inputs(self._unreleased)
+        self.stats.finish(
+            self.source, self.temporal, dropped=self._dropped, interrupted=self.control.stopping.is_set() and not self.capture.ended
+        )
         if self.control.error is not None:
             raise self.control.error
         return self.stats
@@ -236,3 +245,24 @@ class Pipeline:
             return False
         expected = self.source.frame_count
         return expected is None or self.stats.frames_in >= expected
+
+
+def join_stages(threads: list[threading.Thread], live_capture: threading.Thread | None, stopping: threading.Event) -> None:
+    """Every stage's thread to its end, in order; a live capture blocked on a stalled source is not waited for
+    once the run is stopping (it closes the source when its read returns)."""
+    for t in threads:
+        waited = 0.0
+        while t.is_alive():
+            if t is live_capture and stopping.is_set() and waited >= 0.5:
+                break
+            t.join(timeout=POLL_S)
+            waited += POLL_S
+
+
+def release_inputs(unreleased: dict[int, FrameRecord]) -> None:
+    """Give back the pooled buffers of preprocessed inputs an abort dropped before inference."""
+    for rec in list(unreleased.values()):
+        if rec.input is not None:
+            cast(ModelSlot, rec.slot).pre.pool.release(rec.input)  # preprocess set both
+            rec.input = None
+    unreleased.clear()

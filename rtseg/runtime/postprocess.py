@@ -1,4 +1,5 @@
 """Model output -> class map at frame size, colour overlay, class shares; boxes when the model has them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from .legend import draw_legend
 class Detection:
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
     score: float
-    class_id: int                            # index into the model's detection classes
+    class_id: int  # index into the model's detection classes
 
 
 def class_map(outputs: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -31,8 +32,15 @@ def class_map(outputs: dict[str, np.ndarray]) -> np.ndarray | None:
 
 
 class Postprocessor:
-    def __init__(self, palette_rgb: list[tuple[int, int, int]], class_names: tuple[str, ...], alpha: float = DEFAULT_ALPHA,
-                 det_classes: tuple[str, ...] = (), score_threshold: float = DEFAULT_SCORE_THRESHOLD, legend: bool = False):
+    def __init__(
+        self,
+        palette_rgb: list[tuple[int, int, int]],
+        class_names: tuple[str, ...],
+        alpha: float = DEFAULT_ALPHA,
+        det_classes: tuple[str, ...] = (),
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        legend: bool = False,
+    ):
         if not 0.0 <= alpha <= 1.0:
             raise ValueError("alpha must be between 0 and 1")
         self.alpha = alpha
@@ -52,11 +60,11 @@ class Postprocessor:
         self.yuv_lut = yuv.palette_yuv(self.lut)
         self.half_yuv_lut = ((self.yuv_lut.astype(np.uint16) + 1) >> 1).astype(np.uint8)
         # a box takes its class's segmentation colour, so boxes and mask read as one picture
-        self.box_colours = [tuple(int(c) for c in self.lut[class_names.index(n), 0]) if n in class_names else (0, 255, 255)
-                            for n in det_classes]
+        self.box_colours = [
+            tuple(int(c) for c in self.lut[class_names.index(n), 0]) if n in class_names else (0, 255, 255) for n in det_classes
+        ]
 
-    def detections(self, outputs: dict[str, np.ndarray], input_hw: tuple[int, int],
-                   frame_size: tuple[int, int]) -> list[Detection]:
+    def detections(self, outputs: dict[str, np.ndarray], input_hw: tuple[int, int], frame_size: tuple[int, int]) -> list[Detection]:
         """Boxes above the score threshold, from model-input pixels to frame pixels, clipped to the frame."""
         if "boxes" not in outputs:
             return []
@@ -68,8 +76,10 @@ class Postprocessor:
         boxes = outputs["boxes"][0][keep] * np.array([fw / iw, fh / ih, fw / iw, fh / ih], np.float32)
         np.clip(boxes, 0, [fw, fh, fw, fh], out=boxes)
         # each b is a row of the (N, 4) boxes: four floats
-        return [Detection(cast(tuple[float, float, float, float], tuple(float(v) for v in b)), float(s), int(c))
-                for b, s, c in zip(boxes, scores[keep], outputs["labels"][0][keep])]
+        return [
+            Detection(cast(tuple[float, float, float, float], tuple(float(v) for v in b)), float(s), int(c))
+            for b, s, c in zip(boxes, scores[keep], outputs["labels"][0][keep])
+        ]
 
     def class_shares(self, mask: np.ndarray) -> np.ndarray:
         counts = cv2.calcHist([mask], [0], None, [self.num_classes], [0, self.num_classes]).ravel()
@@ -81,8 +91,9 @@ class Postprocessor:
             return mask
         return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
 
-    def overlay(self, frame: np.ndarray, mask: np.ndarray | None, detections: Sequence[Detection] = (),
-                small: np.ndarray | None = None) -> np.ndarray:
+    def overlay(
+        self, frame: np.ndarray, mask: np.ndarray | None, detections: Sequence[Detection] = (), small: np.ndarray | None = None
+    ) -> np.ndarray:
         """Blend the palette-coloured mask (frame size) over the frame; draw boxes on top. `small`, the same
         class map at model size, if given, is coloured there and the colours resized (nearest): the same
         pixels, a sixth of the lookups."""
@@ -105,8 +116,7 @@ class Postprocessor:
         down and the colour's up, so the result is within half a level of the exact blend, as addWeighted's."""
         out = np.right_shift(frame, 1, order="C")  # C order whatever the frame's: OpenCV draws boxes on it
         if small is not None and small.shape != mask.shape:  # colours looked up at model size, then resized
-            colour = cv2.resize(cv2.applyColorMap(small, self.half_lut), (mask.shape[1], mask.shape[0]),
-                                interpolation=cv2.INTER_NEAREST)
+            colour = cv2.resize(cv2.applyColorMap(small, self.half_lut), (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_NEAREST)
         else:
             colour = cv2.applyColorMap(mask, self.half_lut)
         np.add(out, colour, out=out)

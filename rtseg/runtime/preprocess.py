@@ -1,4 +1,5 @@
 """Frame -> model input: resize, BGR->RGB, normalise, NCHW float32, into reused buffers."""
+
 from __future__ import annotations
 
 import queue
@@ -30,8 +31,14 @@ class BufferPool:
 
 
 class Preprocessor:
-    def __init__(self, input_size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...], pool_size: int = 8,
-                 allocate: Callable | None = None):
+    def __init__(
+        self,
+        input_size: tuple[int, int],
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        pool_size: int = 8,
+        allocate: Callable | None = None,
+    ):
         self.height, self.width = input_size
         mean32, std32 = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         # x = (p/255 - mean)/std = p * scale - offset, per RGB channel
@@ -53,8 +60,7 @@ class Preprocessor:
         for c in range(3):  # RGB plane c comes from BGR channel 2 - c
             cv2.extractChannel(resized, 2 - c, dst=self._plane)
             # one SIMD pass per plane: p * scale - offset, written as float32 straight into the NCHW buffer
-            cv2.addWeighted(self._plane, float(self.scale[c]), self._plane, 0.0, float(-self.offset[c]),
-                            dst=buf[0, c], dtype=cv2.CV_32F)
+            cv2.addWeighted(self._plane, float(self.scale[c]), self._plane, 0.0, float(-self.offset[c]), dst=buf[0, c], dtype=cv2.CV_32F)
         return buf
 
     def from_i420(self, i420: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -65,8 +71,10 @@ class Preprocessor:
         if self._yuv_scratch is None:  # made on first use: most runs never see an I420 frame
             self._yuv_scratch = np.empty((3, self.height, self.width), np.uint8)
             self._yuv_weights = self._i420_weights()
-        y, u, v = (cv2.resize(p, (self.width, self.height), dst=d, interpolation=cv2.INTER_LINEAR)
-                   for p, d in zip(yuv.planes(i420), self._yuv_scratch))
+        y, u, v = (
+            cv2.resize(p, (self.width, self.height), dst=d, interpolation=cv2.INTER_LINEAR)
+            for p, d in zip(yuv.planes(i420), self._yuv_scratch)
+        )
         buf = out if out is not None else self.pool.acquire()
         r, g, b = buf[0]
         (yr, vr, kr), (yb, ub, kb), (yg, ug, kg), vg = self._yuv_weights
@@ -81,7 +89,9 @@ class Preprocessor:
         k (U or V - 128): R from (Y, V), B from (Y, U), G from (Y, U) and then V, as weights and constants."""
         (sr, sg, sb), (orr, og, ob) = (float(v) for v in self.scale), (float(v) for v in self.offset)
         ky, (kvr, kug, kvg, kub) = yuv.BT601_Y, yuv.BT601_CHROMA
-        return ((ky * sr, kvr * sr, -sr * (16 * ky + 128 * kvr) - orr),
-                (ky * sb, kub * sb, -sb * (16 * ky + 128 * kub) - ob),
-                (ky * sg, kug * sg, -sg * (16 * ky + 128 * (kug + kvg)) - og),
-                kvg * sg)
+        return (
+            (ky * sr, kvr * sr, -sr * (16 * ky + 128 * kvr) - orr),
+            (ky * sb, kub * sb, -sb * (16 * ky + 128 * kub) - ob),
+            (ky * sg, kug * sg, -sg * (16 * ky + 128 * (kug + kvg)) - og),
+            kvg * sg,
+        )

@@ -1,5 +1,6 @@
 """How a run stops: gracefully (stop reading, finish what is in flight), at once (an error, a second Ctrl-C), or
 by a signal; and the first error, kept for the run to raise once every stage has let go."""
+
 from __future__ import annotations
 
 import signal
@@ -15,11 +16,11 @@ class RunControl:
     reconnect wait, close a live mailbox)."""
 
     def __init__(self) -> None:
-        self.stopping = threading.Event()   # graceful: stop reading, drain what is in flight
-        self.aborting = threading.Event()   # immediate: an error, or a second Ctrl-C
+        self.stopping = threading.Event()  # graceful: stop reading, drain what is in flight
+        self.aborting = threading.Event()  # immediate: an error, or a second Ctrl-C
         self.io = AbortAware(self.aborting)
         self.error: BaseException | None = None
-        self.signal: int | None = None      # the signal that stopped the run, if one did
+        self.signal: int | None = None  # the signal that stopped the run, if one did
         self._on_stop: list[Callable[[], None]] = []
 
     def on_stop(self, action: Callable[[], None]) -> None:

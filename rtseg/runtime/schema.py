@@ -5,6 +5,7 @@ what this function writes. Boxes are `[x1, y1, x2, y2]` in frame pixels, origin 
 y down, floats; `class` is the box class's name. `class_share` maps each class name to the share of the
 frame's pixels labelled with it (void and unknown ids count in no class).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,23 +21,40 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "frame.schema.js
 SCHEMA_VERSION = 2  # 2: a header line first; frames carry source, size and inferred
 
 
-def header_record(model: str, class_names: Sequence[str], palette_rgb, det_classes: Sequence[str],
-                  source: str | None) -> dict:
+def header_record(model: str, class_names: Sequence[str], palette_rgb, det_classes: Sequence[str], source: str | None) -> dict:
     """The first line of a JSON-lines file: what the frame lines that follow mean. A reader skips it with
     `if "header" in line`; its own schema is the `header` property of frame.schema.json."""
     from .. import __version__
 
-    return {"header": {"rtseg": __version__, "schema_version": SCHEMA_VERSION, "model": model,
-                       "classes": list(class_names),
-                       "palette_rgb": [list(map(int, c)) for c in (palette_rgb or [])][: len(class_names)],
-                       "box_classes": list(det_classes), "source": source}}
+    return {
+        "header": {
+            "rtseg": __version__,
+            "schema_version": SCHEMA_VERSION,
+            "model": model,
+            "classes": list(class_names),
+            "palette_rgb": [list(map(int, c)) for c in (palette_rgb or [])][: len(class_names)],
+            "box_classes": list(det_classes),
+            "source": source,
+        }
+    }
 
 
-def frame_record(index: int, source_time: float | None, model: str, ms: dict[str, float],
-                 class_names: Sequence[str], shares: np.ndarray | None, det_classes: Sequence[str],
-                 detections: Sequence[Detection], source_file: str | None = None, event: dict | None = None,
-                 wall_time: float | None = None, inferred: bool = True, source: str | None = None,
-                 size: tuple[int, int] | None = None) -> dict:
+def frame_record(
+    index: int,
+    source_time: float | None,
+    model: str,
+    ms: dict[str, float],
+    class_names: Sequence[str],
+    shares: np.ndarray | None,
+    det_classes: Sequence[str],
+    detections: Sequence[Detection],
+    source_file: str | None = None,
+    event: dict | None = None,
+    wall_time: float | None = None,
+    inferred: bool = True,
+    source: str | None = None,
+    size: tuple[int, int] | None = None,
+) -> dict:
     """One frame's results as plain JSON values (see the module docstring for units)."""
     line: dict[str, object] = {
         "frame": index,
@@ -58,7 +76,12 @@ def frame_record(index: int, source_time: float | None, model: str, ms: dict[str
     if event:
         line.update(event)
     if det_classes:
-        line["boxes"] = [{"box": [round(v, 1) for v in d.box], "score": round(d.score, 4),
-                          "class": det_classes[d.class_id] if d.class_id < len(det_classes) else str(d.class_id)}
-                         for d in detections]
+        line["boxes"] = [
+            {
+                "box": [round(v, 1) for v in d.box],
+                "score": round(d.score, 4),
+                "class": det_classes[d.class_id] if d.class_id < len(det_classes) else str(d.class_id),
+            }
+            for d in detections
+        ]
     return line

@@ -8,6 +8,7 @@ default are written here and nowhere else. Its parts: `BackendChoice` (which bac
 `ModelChoice` (which model, or the rate the selector keeps, and how its results are drawn), `SinkRequest` (what
 is written and shown, runtime/outputs.py), and the pacing and layout of the run itself.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -63,16 +64,16 @@ class ModelChoice:
     """
 
     model: str | None = None
-    target_fps: float | None = None         # with no model: choose for this rate
+    target_fps: float | None = None  # with no model: choose for this rate
     task: str = "seg"
-    margin: float = 1.1                     # the selector wants this much headroom over the target
-    max_latency: float | None = None        # ms from capture to result the selector may not exceed
-    adapt: bool = True                      # with target_fps: keep it held while running, switching models
+    margin: float = 1.1  # the selector wants this much headroom over the target
+    max_latency: float | None = None  # ms from capture to result the selector may not exceed
+    adapt: bool = True  # with target_fps: keep it held while running, switching models
     input_size: tuple[int, int] | None = None
-    alpha: float = DEFAULT_ALPHA            # the overlay's opacity
+    alpha: float = DEFAULT_ALPHA  # the overlay's opacity
     score_threshold: float = DEFAULT_SCORE_THRESHOLD  # boxes under it are not drawn
-    legend: bool = False                    # draw the class colour legend on the overlay
-    rank_by: str = "auto"                   # the selector's accuracy: auto, heldout or val
+    legend: bool = False  # draw the class colour legend on the overlay
+    rank_by: str = "auto"  # the selector's accuracy: auto, heldout or val
     temporal: TemporalSettings = field(default_factory=TemporalSettings)  # key frames with motion propagation, smoothing
 
     def __post_init__(self) -> None:

@@ -5,6 +5,7 @@ not after minutes of work. Sinks are equals: the pipeline gives each frame to ev
 records the sinks' time, then calls every `frame_done`, so a sink that reports timings (the JSON lines)
 sees all of them whatever its place in the list.
 """
+
 from __future__ import annotations
 
 import json
@@ -104,9 +105,11 @@ class VideoSink(Sink):
         held = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
         cap.release()
         if held < self.frames - max(2, 0.01 * self.frames):  # some containers estimate their count
-            raise RtsegError(f"cannot write video {self.path}: it holds {held} of the {self.frames} frames written "
-                             "(a full disk or a file size limit?); with PyAV installed (pip install av) an H.264 MP4 plays "
-                             "up to a failure")
+            raise RtsegError(
+                f"cannot write video {self.path}: it holds {held} of the {self.frames} frames written "
+                "(a full disk or a file size limit?); with PyAV installed (pip install av) an H.264 MP4 plays "
+                "up to a failure"
+            )
 
     def describe(self) -> str:
         return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, OpenCV {self.fourcc})"
@@ -150,7 +153,7 @@ class PyAVVideoSink(Sink):
     CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
     takes_i420 = True
     kind = "video"  # for messages: the encoder's name
-    settings = ""   # and what the summary adds about its settings
+    settings = ""  # and what the summary adds about its settings
 
     def __init__(self, path: str | Path, fps: float, frame_size: tuple[int, int]):
         import av
@@ -200,8 +203,9 @@ class PyAVVideoSink(Sink):
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
         except (self._av.FFmpegError, OSError, ValueError) as e:
-            raise RtsegError(f"cannot write video {self.path}: {getattr(e, 'strerror', None) or e} "
-                             "(it plays up to its last complete fragment)") from e
+            raise RtsegError(
+                f"cannot write video {self.path}: {getattr(e, 'strerror', None) or e} (it plays up to its last complete fragment)"
+            ) from e
 
     def close(self) -> None:
         try:
@@ -215,8 +219,7 @@ class PyAVVideoSink(Sink):
                 self.file.close()
 
     def describe(self) -> str:
-        return (f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, {self.kind} via PyAV"
-                f"{self.settings})")
+        return f"overlay video: {self.path} ({self.frames} frames, {self.size[0]}x{self.size[1]}, {self.kind} via PyAV{self.settings})"
 
 
 class H264VideoSink(PyAVVideoSink):
@@ -246,13 +249,14 @@ class Mpeg4VideoSink(PyAVVideoSink):
     def _add_stream(self, container, rate, fps: float):
         stream = container.add_stream("mpeg4", rate=rate)
         cc = stream.codec_context
-        cc.bit_rate = cc.bit_rate_tolerance = int(min(1.5 * fps * self.size[0] * self.size[1], 2 ** 31 - 1))
+        cc.bit_rate = cc.bit_rate_tolerance = int(min(1.5 * fps * self.size[0] * self.size[1], 2**31 - 1))
         cc.gop_size, cc.qmin, cc.thread_count = 12, 3, 1
         return stream
 
 
-def open_video_sink(path: str | Path, fps: float, frame_size: tuple[int, int], codec: str = "auto",
-                    h264_preset: str = DEFAULT_H264_PRESET) -> Sink:
+def open_video_sink(
+    path: str | Path, fps: float, frame_size: tuple[int, int], codec: str = "auto", h264_preset: str = DEFAULT_H264_PRESET
+) -> Sink:
     """`auto`: H.264 through PyAV for MP4/MOV/MKV when PyAV is installed, else OpenCV's writer (MPEG-4 Part 2
     in MP4, which many browsers will not play: the summary says which was used). `h264` insists on PyAV.
     `mp4v`: MPEG-4 Part 2, through PyAV when it is installed (Mpeg4VideoSink), else OpenCV's writer.
@@ -334,8 +338,14 @@ class JsonLinesSink(Sink):
 
     takes_i420 = True  # no pixels
 
-    def __init__(self, path: str | Path, class_names: tuple[str, ...], det_classes: tuple[str, ...] = (),
-                 source: str | None = None, palette_rgb: list | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        class_names: tuple[str, ...],
+        det_classes: tuple[str, ...] = (),
+        source: str | None = None,
+        palette_rgb: list | None = None,
+    ):
         self.path = Path(path)
         self.source = source  # the input's name, credentials removed, on every line
         self.palette_rgb = palette_rgb
@@ -350,13 +360,26 @@ class JsonLinesSink(Sink):
 
     def frame_done(self, rec: FrameRecord) -> None:
         # not in write(): only now does rec.ms hold the time of every sink, this one's place aside
-        size = ((rec.image.shape[1], rec.image.shape[0]) if rec.image is not None
-                else yuv.frame_size(cast(np.ndarray, rec.i420)))  # a frame not in BGR is in I420
+        size = (
+            (rec.image.shape[1], rec.image.shape[0]) if rec.image is not None else yuv.frame_size(cast(np.ndarray, rec.i420))
+        )  # a frame not in BGR is in I420
         if self.lines == 0:  # with the first frame: a run that wrote no frame leaves no file at all
             self._write(header_record(rec.model, self.class_names, self.palette_rgb, self.det_classes, self.source))
-        line = frame_record(rec.index, rec.source_time, rec.model, rec.ms, self.class_names, rec.shares,
-                            self.det_classes, rec.detections, rec.file, rec.event, inferred=rec.inferred,
-                            source=self.source, size=size)
+        line = frame_record(
+            rec.index,
+            rec.source_time,
+            rec.model,
+            rec.ms,
+            self.class_names,
+            rec.shares,
+            self.det_classes,
+            rec.detections,
+            rec.file,
+            rec.event,
+            inferred=rec.inferred,
+            source=self.source,
+            size=size,
+        )
         self._write(line)
         self.lines += 1
 
@@ -423,10 +446,13 @@ class WindowSink(Sink):
             self._note = (f"source back after {gap['seconds']:.1f} s ({gap['attempts']} attempt(s))", now + self.NOTE_S)
         ms = {s: rec.ms.get(s, 0.0) for s in ("capture", "preprocess", "infer", "postprocess")}
         assert rec.slot is not None, "every frame shown was preprocessed by a slot"
-        lines = [f"{self.meter.fps:5.1f} FPS  {rec.model}  [{rec.slot.backend.name}]"
-                 + ("" if rec.temporal is None else "  key" if rec.inferred else "  propagated"),
-                 "cap {capture:.1f}  pre {preprocess:.1f}  inf {infer:.1f}  post {postprocess:.1f}  out {sink:.1f} ms"
-                 .format(**ms, sink=self._last_sink_ms)]
+        lines = [
+            f"{self.meter.fps:5.1f} FPS  {rec.model}  [{rec.slot.backend.name}]"
+            + ("" if rec.temporal is None else "  key" if rec.inferred else "  propagated"),
+            "cap {capture:.1f}  pre {preprocess:.1f}  inf {infer:.1f}  post {postprocess:.1f}  out {sink:.1f} ms".format(
+                **ms, sink=self._last_sink_ms
+            ),
+        ]
         if self._note and now < self._note[1]:
             lines.append(self._note[0])
         return lines

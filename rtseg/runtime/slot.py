@@ -8,6 +8,7 @@ The pipeline holds one current slot; every frame records the slot it was preproc
 with it. Switching models (the selector) is loading a new slot beside the running one, then making it
 current: frames in flight are never fed to a model of another input size.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,12 +29,12 @@ from .preprocess import Preprocessor
 class Prediction:
     """What a model says about one frame, in frame pixels."""
 
-    mask: np.ndarray | None                  # (H, W) uint8 class ids at frame size; None for a box-only model
-    shares: np.ndarray | None                # share of the frame's pixels per class
+    mask: np.ndarray | None  # (H, W) uint8 class ids at frame size; None for a box-only model
+    shares: np.ndarray | None  # share of the frame's pixels per class
     detections: list[Detection] = field(default_factory=list)  # boxes above the slot's score threshold
     outputs: dict[str, np.ndarray] = field(default_factory=dict)  # the model's raw outputs (model-input pixels)
-    overlay: np.ndarray | None = None        # the frame with the mask and boxes drawn, when asked for
-    overlay_i420: np.ndarray | None = None   # the same in I420, when the frame came as I420 (runtime/yuv.py)
+    overlay: np.ndarray | None = None  # the frame with the mask and boxes drawn, when asked for
+    overlay_i420: np.ndarray | None = None  # the same in I420, when the frame came as I420 (runtime/yuv.py)
 
 
 @dataclass
@@ -112,35 +113,54 @@ class ModelSlot:
         self.backend.close()
 
     @classmethod
-    def for_backend(cls, info: ModelInfo, backend: Backend, input_size: tuple[int, int] | None = None, alpha: float = DEFAULT_ALPHA,
-               score_threshold: float = DEFAULT_SCORE_THRESHOLD, pool_size: int = 8, legend: bool = False) -> "ModelSlot":
+    def for_backend(
+        cls,
+        info: ModelInfo,
+        backend: Backend,
+        input_size: tuple[int, int] | None = None,
+        alpha: float = DEFAULT_ALPHA,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        pool_size: int = 8,
+        legend: bool = False,
+    ) -> "ModelSlot":
         """A slot for a backend that is already loaded (a TensorRT engine of one profile, a model in training)."""
         # a backend that offers host buffers (TensorRT's page-locked memory) gets its inputs written straight there
-        pre = Preprocessor(input_size or info.input_size, info.mean, info.std, pool_size=pool_size,
-                           allocate=getattr(backend, "host_buffer", None))
-        return cls(info, backend, pre,
-                   Postprocessor(info.palette_rgb, info.classes, alpha, info.det_classes, score_threshold, legend))
+        pre = Preprocessor(
+            input_size or info.input_size, info.mean, info.std, pool_size=pool_size, allocate=getattr(backend, "host_buffer", None)
+        )
+        return cls(info, backend, pre, Postprocessor(info.palette_rgb, info.classes, alpha, info.det_classes, score_threshold, legend))
 
 
-def load_slot(info: ModelInfo, backend: str = "onnxruntime", threads: int | None = None,
-              input_size: tuple[int, int] | None = None, alpha: float = DEFAULT_ALPHA, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-              pool_size: int = 8, legend: bool = False, **backend_options) -> ModelSlot:
+def load_slot(
+    info: ModelInfo,
+    backend: str = "onnxruntime",
+    threads: int | None = None,
+    input_size: tuple[int, int] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+    pool_size: int = 8,
+    legend: bool = False,
+    **backend_options,
+) -> ModelSlot:
     info = model_for(resolve_backend(backend)[0], info, backend_options.get("precision"))  # what really runs
     size = input_size or info.input_size
     # TensorRT: its profile from input_size; ONNX Runtime: a session planned for this one shape (fixed_size)
-    loaded = load_backend(backend, info, threads=threads, input_size=input_size, fixed_size=tuple(size),
-                          **backend_options)
+    loaded = load_backend(backend, info, threads=threads, input_size=input_size, fixed_size=tuple(size), **backend_options)
     static = loaded.static_size()
     if static and tuple(static) != tuple(size):
         loaded.close()
-        raise RtsegError(f"model {info.name} only accepts {static[0]}x{static[1]} inputs, not {size[0]}x{size[1]}"
-                         + (" (--input-size)" if input_size else ""))
+        raise RtsegError(
+            f"model {info.name} only accepts {static[0]}x{static[1]} inputs, not {size[0]}x{size[1]}"
+            + (" (--input-size)" if input_size else "")
+        )
     # one inference now (it warms the backend up too): a model that gives neither a class map nor boxes
     # (a classifier, say) would otherwise run to the end writing no masks and no warning
     outputs = loaded.infer(np.zeros((1, 3, *size), np.float32))
     if class_map(outputs) is None and "boxes" not in outputs:
         loaded.close()
         shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in outputs.items())
-        raise RtsegError(f"model {info.name} is not a segmentation or box model: its outputs ({shapes}) hold no "
-                         "class map (N, C, H, W) or 'mask' (N, H, W), and no boxes")
+        raise RtsegError(
+            f"model {info.name} is not a segmentation or box model: its outputs ({shapes}) hold no "
+            "class map (N, C, H, W) or 'mask' (N, H, W), and no boxes"
+        )
     return ModelSlot.for_backend(info, loaded, size, alpha, score_threshold, pool_size, legend)

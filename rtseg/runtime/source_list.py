@@ -16,6 +16,7 @@ TOML (a .toml file), an array of tables, `label` optional:
 
 File paths are read relative to the list's own folder (as a playlist's are), URIs and camera:// as given.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,10 @@ def _checked(label, where: str) -> str | None:
     if label is None:
         return None
     if not isinstance(label, str) or not LABEL.fullmatch(label) or label in RESERVED:
-        raise RtsegError(f"{where}: label {label!r} must be text of letters, digits, '.', '_' and '-' (it names "
-                         f"files and URLs), and not {', '.join(sorted(RESERVED))}")
+        raise RtsegError(
+            f"{where}: label {label!r} must be text of letters, digits, '.', '_' and '-' (it names "
+            f"files and URLs), and not {', '.join(sorted(RESERVED))}"
+        )
     return label
 
 

@@ -3,6 +3,7 @@
 `open_source` is the one place that decides what kind of input a string names, so the pipeline never
 cares. Live sources (camera, stream) are marked `live`: the pipeline then keeps only the newest frame.
 """
+
 from __future__ import annotations
 
 import glob
@@ -26,18 +27,18 @@ from .yuv import I420Reader
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 OPEN_TIMEOUT_MS = 8000
-STALL_S = 5.0             # a live stream that delivers no frame for this long has stalled: reconnect
-BACKOFF_S = (0.5, 8.0)    # first wait before reconnecting, and the cap of its doubling
+STALL_S = 5.0  # a live stream that delivers no frame for this long has stalled: reconnect
+BACKOFF_S = (0.5, 8.0)  # first wait before reconnecting, and the cap of its doubling
 
 
 class Captured(NamedTuple):
     """What a source's `read` returns: a BGR frame (or, from a source asked for them, an I420 one) and where it
     came from."""
 
-    frame: np.ndarray | None   # None after `decode_to_i420()`: the frame is then `i420`
-    time: float | None         # seconds: stream time (files), wall clock (live); None for still images
-    label: str                 # unique within the run: names its per-frame files (frame number, image name)
-    file: str | None = None    # the image file it was read from (image sources)
+    frame: np.ndarray | None  # None after `decode_to_i420()`: the frame is then `i420`
+    time: float | None  # seconds: stream time (files), wall clock (live); None for still images
+    label: str  # unique within the run: names its per-frame files (frame number, image name)
+    file: str | None = None  # the image file it was read from (image sources)
     event: dict | None = None  # something the frame's JSON line should say (e.g. the stream came back)
     i420: np.ndarray | None = None  # the frame in YUV 4:2:0 (runtime/yuv.py), from sources asked for it
 
@@ -47,17 +48,17 @@ class Source(Protocol):
     @property
     def name(self) -> str: ...
     @property
-    def live(self) -> bool: ...                 # True: frames arrive in real time and stale ones may be dropped
+    def live(self) -> bool: ...  # True: frames arrive in real time and stale ones may be dropped
     @property
-    def fps(self) -> float | None: ...          # nominal rate, when the container or device reports one
+    def fps(self) -> float | None: ...  # nominal rate, when the container or device reports one
     @property
-    def frame_count(self) -> int | None: ...    # number of frames, when known (files)
+    def frame_count(self) -> int | None: ...  # number of frames, when known (files)
     @property
     def frame_size(self) -> tuple[int, int] | None: ...  # (w, h) of the first frame decoded: it sizes a video output
     @property
-    def skipped(self) -> list[str]: ...         # inputs not decoded and passed over (grows while reading)
+    def skipped(self) -> list[str]: ...  # inputs not decoded and passed over (grows while reading)
     @property
-    def files(self) -> list[Path]: ...          # the input files it reads (none if live): no output may replace one
+    def files(self) -> list[Path]: ...  # the input files it reads (none if live): no output may replace one
 
     def read(self) -> Captured | None:
         """The next frame (a `Captured`, or a plain (frame, time, label) tuple); None at the end of the input."""
@@ -149,7 +150,7 @@ def _label(path: Path, level: int) -> str:
     if level == 0:
         return path.stem
     name = f"{path.stem}_{path.suffix[1:]}" if path.suffix else path.stem
-    folders = [f for f in path.parent.parts[len(path.parent.parts) - (level - 1):] if f.strip("/")] if level > 1 else []
+    folders = [f for f in path.parent.parts[len(path.parent.parts) - (level - 1) :] if f.strip("/")] if level > 1 else []
     return "__".join([*folders, name])
 
 
@@ -347,8 +348,7 @@ class PacedSource:
 
 def _open_capture(target: str | int, api: int, timeout: bool, threads: int | None = None) -> cv2.VideoCapture:
     # the read timeout is the stall watchdog: a stream silent for STALL_S returns no frame, and is reconnected
-    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
-              cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(STALL_S * 1000)] if timeout else []
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(STALL_S * 1000)] if timeout else []
     if threads:
         params += [cv2.CAP_PROP_N_THREADS, threads]
     with _quiet_opencv():
@@ -502,11 +502,11 @@ class ReconnectingSource:
         self.skipped: list[str] = []
         self.files: list[Path] = []
         self.state = "running"
-        self.gaps: list[dict] = []   # {"at": Unix time it went down, "seconds": down for, "attempts": tries}
+        self.gaps: list[dict] = []  # {"at": Unix time it went down, "seconds": down for, "attempts": tries}
         self.lost = False
         self._interrupted = threading.Event()
-        self._index = 0             # frames delivered over the whole run: the labels
-        self._tries = 0             # reconnect attempts since the source last streamed for a while
+        self._index = 0  # frames delivered over the whole run: the labels
+        self._tries = 0  # reconnect attempts since the source last streamed for a while
         self._since_reopen = 0
 
     def interrupt(self) -> None:
@@ -537,8 +537,9 @@ class ReconnectingSource:
             self.inner = None
         while self.attempts is None or self._tries < self.attempts:
             if self._interrupted.wait(wait):  # Ctrl-C acts within this wait, not after it
-                self.gaps.append({"at": round(down, 3), "seconds": round(time.time() - down, 3),
-                                  "attempts": self._tries, "interrupted": True})
+                self.gaps.append(
+                    {"at": round(down, 3), "seconds": round(time.time() - down, 3), "attempts": self._tries, "interrupted": True}
+                )
                 return False
             self._tries += 1
             try:
@@ -550,8 +551,7 @@ class ReconnectingSource:
             self.state, self._since_reopen = "running", 0
             return True
         self.state, self.lost = "lost", True
-        self.gaps.append({"at": round(down, 3), "seconds": round(time.time() - down, 3), "attempts": self._tries,
-                          "lost": True})
+        self.gaps.append({"at": round(down, 3), "seconds": round(time.time() - down, 3), "attempts": self._tries, "lost": True})
         return False
 
     def close(self) -> None:
@@ -560,8 +560,14 @@ class ReconnectingSource:
             self.inner.close()
 
 
-def open_input(uri: str | None = None, camera: int | str | None = None, loop: int = 1, frames: int | None = None,
-               realtime: bool = False, reconnect: int | None = 5) -> Source:
+def open_input(
+    uri: str | None = None,
+    camera: int | str | None = None,
+    loop: int = 1,
+    frames: int | None = None,
+    realtime: bool = False,
+    reconnect: int | None = 5,
+) -> Source:
     """A SOURCE string or a camera index, wrapped for --loop, --frames, --realtime and (live) --reconnect."""
     if (uri is None) == (camera is None):
         raise RtsegError("give either a SOURCE or --camera N")

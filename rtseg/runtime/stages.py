@@ -1,6 +1,7 @@
 """The middle stages' loops: a relay that applies one step to each frame between two channels (preprocess,
 postprocess), and an inference stream (several share the backend; the reorder buffer puts frames back in order).
 Each ends by passing the end on, and a failure stops the whole run (`RunControl.fail`)."""
+
 from __future__ import annotations
 
 import queue
@@ -12,8 +13,7 @@ from .run_control import RunControl
 from .timing import stage
 
 
-def relay(name: str, work: Callable[[FrameRecord], None], inq, outq: queue.Queue, control: RunControl,
-          wait_for_room: bool = False) -> None:
+def relay(name: str, work: Callable[[FrameRecord], None], inq, outq: queue.Queue, control: RunControl, wait_for_room: bool = False) -> None:
     """`work` on each frame from `inq`, timed as stage `name`, then on to `outq`; `wait_for_room` (live): take
     the newest frame only once the next stage can accept it."""
     io = control.io
@@ -34,8 +34,7 @@ def relay(name: str, work: Callable[[FrameRecord], None], inq, outq: queue.Queue
         io.put(outq, END)
 
 
-def infer_stream(preprocessed: queue.Queue, inferred: ReorderBuffer, control: RunControl,
-                 unreleased: dict[int, FrameRecord]) -> None:
+def infer_stream(preprocessed: queue.Queue, inferred: ReorderBuffer, control: RunControl, unreleased: dict[int, FrameRecord]) -> None:
     """One inference stream: frames the model runs on are inferred (their pooled input leaves `unreleased`),
     propagated ones pass; frames may finish out of order, the reorder buffer restores it."""
     io = control.io

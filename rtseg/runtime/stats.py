@@ -3,6 +3,7 @@
 `RunStats.record` is the one place a finished frame is counted, so the pipeline only says when a frame
 is done and the rules (what latency means for a live source) stay beside the numbers they produce.
 """
+
 from __future__ import annotations
 
 import random
@@ -56,37 +57,41 @@ class RateMeter:
         return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
 
 
-EXIT_INPUT_ENDED_EARLY = 3   # a file ended before the frames its header announced
-EXIT_SOURCE_LOST = 4         # a live source was lost and did not come back
-EXIT_NOTHING_DECODED = 1     # the input ended without one decodable frame: an error
+EXIT_INPUT_ENDED_EARLY = 3  # a file ended before the frames its header announced
+EXIT_SOURCE_LOST = 4  # a live source was lost and did not come back
+EXIT_NOTHING_DECODED = 1  # the input ended without one decodable frame: an error
 
 
 @dataclass
 class RunStats:
-    frames_in: int = 0           # frames read from the source
-    frames_out: int = 0          # frames that reached every sink
-    dropped: int = 0             # stale live frames skipped to keep latency bounded
-    seconds: float = 0.0         # wall time from the first frame read to the last written
+    frames_in: int = 0  # frames read from the source
+    frames_out: int = 0  # frames that reached every sink
+    dropped: int = 0  # stale live frames skipped to keep latency bounded
+    seconds: float = 0.0  # wall time from the first frame read to the last written
     interrupted: bool = False
     stage_ms: dict[str, list[float]] = field(default_factory=lambda: {s: Reservoir() for s in STAGES})
     latency_ms: list[float] = field(default_factory=Reservoir)
     recent_latency_ms: deque = field(default_factory=lambda: deque(maxlen=100), repr=False)  # for live readings
     skipped_inputs: list[str] = field(default_factory=list)  # unreadable images in a folder
     frames_by_model: dict[str, int] = field(default_factory=dict)
-    switches: list[dict] = field(default_factory=list)        # model switches made by the selector
+    switches: list[dict] = field(default_factory=list)  # model switches made by the selector
     expected_frames: int | None = None  # what a file's header announced (None: live, or not said)
-    gaps: list[dict] = field(default_factory=list)   # a live source's outages: when, how long, reconnect attempts
-    source_lost: bool = False                        # the live source went away and did not come back
-    frames_inferred: int = 0                         # frames the model ran on (the others were propagated)
-    temporal: dict | None = None                     # key frames and smoothing, when on (rtseg/temporal)
+    gaps: list[dict] = field(default_factory=list)  # a live source's outages: when, how long, reconnect attempts
+    source_lost: bool = False  # the live source went away and did not come back
+    frames_inferred: int = 0  # frames the model ran on (the others were propagated)
+    temporal: dict | None = None  # key frames and smoothing, when on (rtseg/temporal)
     t_start: float | None = field(default=None, init=False, repr=False)  # perf_counter() as the first read began
 
     def counts(self, dropped: int, temporal=None) -> dict:
         """Frames so far, while running: read, written, dropped (live), the recent p95 latency, and with key
         frames how many the model ran on and the interval now."""
         recent = list(self.recent_latency_ms)
-        counts: dict[str, object] = {"frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": dropped,
-                                     "latency_ms_p95": round(percentiles(recent)["p95"], 2) if recent else None}
+        counts: dict[str, object] = {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "dropped": dropped,
+            "latency_ms_p95": round(percentiles(recent)["p95"], 2) if recent else None,
+        }
         if temporal is not None:
             counts |= {"frames_inferred": self.frames_inferred, "keyframe": str(temporal.keyframes.interval)}
         return counts
@@ -157,42 +162,62 @@ class RunStats:
 
     def to_dict(self) -> dict:
         return {
-            "frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.dropped,
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "dropped": self.dropped,
             "abandoned": self.abandoned,
-            "seconds": round(self.seconds, 3), "fps": round(self.fps, 2), "interrupted": self.interrupted,
+            "seconds": round(self.seconds, 3),
+            "fps": round(self.fps, 2),
+            "interrupted": self.interrupted,
             "stage_ms": {s: {k: round(v, 3) for k, v in percentiles(v).items()} for s, v in self.stage_ms.items()},
             "latency_ms": {k: round(v, 3) for k, v in percentiles(self.latency_ms).items()},
-            "skipped_inputs": self.skipped_inputs, "expected_frames": self.expected_frames,
-            "ended_early": self.ended_early, "gaps": self.gaps, "source_lost": self.source_lost,
-            "frames_by_model": self.frames_by_model, "switches": self.switches,
-            "frames_inferred": self.frames_inferred, "frames_propagated": self.frames_out - self.frames_inferred,
+            "skipped_inputs": self.skipped_inputs,
+            "expected_frames": self.expected_frames,
+            "ended_early": self.ended_early,
+            "gaps": self.gaps,
+            "source_lost": self.source_lost,
+            "frames_by_model": self.frames_by_model,
+            "switches": self.switches,
+            "frames_inferred": self.frames_inferred,
+            "frames_propagated": self.frames_out - self.frames_inferred,
             "temporal": self.temporal,
         }
 
     def summary(self) -> str:
-        lines = [f"frames in {self.frames_in}, out {self.frames_out}, dropped {self.dropped}"
-                 + (f", unreadable {len(self.skipped_inputs)}" if self.skipped_inputs else "")
-                 + (f", abandoned in flight {self.abandoned} (stopped at once)" if self.abandoned else "")
-                 + f"; {self.fps:.1f} FPS over {self.seconds:.1f} s" + (" (interrupted)" if self.interrupted else ""),
-                 f"{'stage':<12}{'mean ms':>9}{'p50 ms':>9}{'p95 ms':>9}"]
+        lines = [
+            f"frames in {self.frames_in}, out {self.frames_out}, dropped {self.dropped}"
+            + (f", unreadable {len(self.skipped_inputs)}" if self.skipped_inputs else "")
+            + (f", abandoned in flight {self.abandoned} (stopped at once)" if self.abandoned else "")
+            + f"; {self.fps:.1f} FPS over {self.seconds:.1f} s"
+            + (" (interrupted)" if self.interrupted else ""),
+            f"{'stage':<12}{'mean ms':>9}{'p50 ms':>9}{'p95 ms':>9}",
+        ]
         for s in STAGES:
             p = percentiles(self.stage_ms[s])
             lines.append(f"{s:<12}{p['mean']:>9.2f}{p['p50']:>9.2f}{p['p95']:>9.2f}")
         for g in self.gaps:
-            lines.append(f"source {'LOST' if g.get('lost') else 'gap'}: down {g['seconds']:.1f} s from "
-                         f"{time.strftime('%H:%M:%S', time.localtime(g['at']))}, {g['attempts']} reconnect attempt(s)"
-                         + ("; gave up" if g.get("lost") else "; interrupted" if g.get("interrupted") else "; back"))
+            lines.append(
+                f"source {'LOST' if g.get('lost') else 'gap'}: down {g['seconds']:.1f} s from "
+                f"{time.strftime('%H:%M:%S', time.localtime(g['at']))}, {g['attempts']} reconnect attempt(s)"
+                + ("; gave up" if g.get("lost") else "; interrupted" if g.get("interrupted") else "; back")
+            )
         p = percentiles(self.latency_ms)
         lines.append(f"{'end-to-end':<12}{p['mean']:>9.2f}{p['p50']:>9.2f}{p['p95']:>9.2f}  (capture to sink)")
         if self.temporal:
             t = self.temporal
-            lines.append(f"key frames: model ran on {self.frames_inferred} of {self.frames_out} frames, "
-                         f"{self.frames_out - self.frames_inferred} propagated by motion (--keyframe {t['keyframe']}"
-                         f"{', smoothing' if t['smooth'] else ''}; {t['forced_keyframes']} forced by a cut)"
-                         + ("; infer times are key frames'" if self.frames_inferred < self.frames_out else ""))
+            lines.append(
+                f"key frames: model ran on {self.frames_inferred} of {self.frames_out} frames, "
+                f"{self.frames_out - self.frames_inferred} propagated by motion (--keyframe {t['keyframe']}"
+                f"{', smoothing' if t['smooth'] else ''}; {t['forced_keyframes']} forced by a cut)"
+                + ("; infer times are key frames'" if self.frames_inferred < self.frames_out else "")
+            )
         if len(self.frames_by_model) > 1 or self.switches:
-            lines.append("models: " + ", ".join(f"{m} {n} frames" for m, n in self.frames_by_model.items())
-                         + f"; {len(self.switches)} switch(es)")
-            lines += [f"  {e['t']:>6.1f}s frame {e['frame']}: {e['direction']} {e['from']} -> {e['to']} "
-                      f"({e['rate']:.1f} FPS, target {e['target']:g})" for e in self.switches]
+            lines.append(
+                "models: " + ", ".join(f"{m} {n} frames" for m, n in self.frames_by_model.items()) + f"; {len(self.switches)} switch(es)"
+            )
+            lines += [
+                f"  {e['t']:>6.1f}s frame {e['frame']}: {e['direction']} {e['from']} -> {e['to']} "
+                f"({e['rate']:.1f} FPS, target {e['target']:g})"
+                for e in self.switches
+            ]
         return "\n".join(lines)

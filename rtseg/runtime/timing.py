@@ -5,6 +5,7 @@ it is written to the frame's `ms` record. `time_model` is how rtseg measures a b
 `rtseg bench`, the benchmarks): warm-up, then `reps` repetitions of `iters` inferences on `streams`
 threads at once; throughput is the median over repetitions, latency the percentiles over all calls.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -36,8 +37,8 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 @dataclass
 class ModelTiming:
-    fps: float                 # median over repetitions of inferences per second (all streams together)
-    fps_reps: list[float]      # each repetition's rate: the spread to quote beside the median
+    fps: float  # median over repetitions of inferences per second (all streams together)
+    fps_reps: list[float]  # each repetition's rate: the spread to quote beside the median
     ms_p50: float
     ms_p95: float
 

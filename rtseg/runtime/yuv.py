@@ -10,6 +10,7 @@ frame size and chroma at half size (`Postprocessor.blend_i420`). The writers tak
 The layout is OpenCV's and PyAV's: one (H * 3/2, W) uint8 array, the Y plane on top, then U and V, each
 (H/2, W/2) stored row after row. Colours are BT.601 limited range, what FFmpeg converts with by default.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,8 +78,7 @@ class I420Reader:
                 stream.codec_context.thread_type = "AUTO"
             frames = container.decode(stream)  # one generator: a second would lose what the decoder holds
             first = next(frames)
-            if (cls._plain(first) and not getattr(first, "rotation", 0)
-                    and (first.width, first.height) == first_bgr.shape[1::-1]):
+            if cls._plain(first) and not getattr(first, "rotation", 0) and (first.width, first.height) == first_bgr.shape[1::-1]:
                 pixels = first.to_ndarray()
                 # within a few levels of OpenCV's decode (FFmpeg's converter rounds and filters chroma otherwise)
                 if float(cv2.absdiff(to_bgr(pixels), first_bgr).mean()) < 4.0:
@@ -106,8 +106,7 @@ class I420Reader:
         self._first = None
         self.time = frame.time
         if not self._plain(frame):
-            frame = frame.reformat(width=frame.width - frame.width % 2, height=frame.height - frame.height % 2,
-                                   format="yuv420p")
+            frame = frame.reformat(width=frame.width - frame.width % 2, height=frame.height - frame.height % 2, format="yuv420p")
         return frame.to_ndarray()
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 The next model is loaded and warmed up in a background thread while the current one keeps running, so
 a switch never stalls the stream; loaded models are kept, so switching back costs nothing.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,26 +33,32 @@ def load_kept(loaded: dict[str, ModelSlot], cand: Candidate, load: Callable[[Can
 
 def switch_event(t: float, frame: int, old: str, new: str, up: bool, rate: float, target: float) -> dict:
     """A switch as the stats, the JSON lines and the live view record it."""
-    return {"t": round(t, 2), "frame": frame, "from": old, "to": new, "direction": "up" if up else "down",
-            "rate": round(rate, 1), "target": target}
+    return {
+        "t": round(t, 2),
+        "frame": frame,
+        "from": old,
+        "to": new,
+        "direction": "up" if up else "down",
+        "rate": round(rate, 1),
+        "target": target,
+    }
 
 
 class AdaptiveRunner:
-    def __init__(self, pipeline: Pipeline, controller: Controller, load: Callable[[Candidate], ModelSlot],
-                 live: bool, streams: int):
+    def __init__(self, pipeline: Pipeline, controller: Controller, load: Callable[[Candidate], ModelSlot], live: bool, streams: int):
         self.pipeline, self.controller, self.load = pipeline, controller, load
         self.live, self.streams = live, streams
         self.clock = controller.clock
         self.meter = RateMeter(controller.cfg.window_s)
-        self.infer_ms: deque[float] = deque(maxlen=30)   # inference ms of recent frames that ran the model
-        self.inferred: deque[bool] = deque(maxlen=30)    # whether each recent frame ran it (key frames)
+        self.infer_ms: deque[float] = deque(maxlen=30)  # inference ms of recent frames that ran the model
+        self.inferred: deque[bool] = deque(maxlen=30)  # whether each recent frame ran it (key frames)
         self.slots: dict[str, ModelSlot] = {pipeline.slot.name: pipeline.slot}  # by variant name
         self.switches: list[dict] = []
         self.t0 = self.clock()
         # what each model achieved, kept by the sink thread alone: a model's time runs from its first frame
         # out (not from the switch, while the previous model's frames still drain) to its last
-        self._segment: list | None = None                 # [model, first frame's time, last frame's time, frames]
-        self._observed: dict[str, list[float]] = {}       # rung -> [frames, seconds] over the run
+        self._segment: list | None = None  # [model, first frame's time, last frame's time, frames]
+        self._observed: dict[str, list[float]] = {}  # rung -> [frames, seconds] over the run
         self._last: tuple[str, int, float] | None = None  # the last closed stretch: (rung, frames, seconds)
         self._rung = controller.ladder[controller.index].name  # what the current slot's frames run as
 
@@ -125,8 +132,6 @@ class AdaptiveRunner:
         self.meter = RateMeter(self.controller.cfg.window_s)
         self.infer_ms.clear()
         self.inferred.clear()
-        event = switch_event(self.clock() - self.t0, frame, old, cand.name, index > old_index, rate,
-                             self.controller.target)
+        event = switch_event(self.clock() - self.t0, frame, old, cand.name, index > old_index, rate, self.controller.target)
         self.switches.append(event)
-        log.info(f"rtseg: {event['t']:.1f}s step {event['direction']}: {old} -> {cand.name} "
-                 f"({rate:.1f} FPS, target {event['target']:g})")
+        log.info(f"rtseg: {event['t']:.1f}s step {event['direction']}: {old} -> {cand.name} ({rate:.1f} FPS, target {event['target']:g})")

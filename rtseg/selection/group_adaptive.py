@@ -10,6 +10,7 @@ nothing. The controller's hysteresis, dwell and back-off are the one-source sele
 `choose_for_group` is the group's model choice, handed to `SourceGroup.load`: the runtime runs models, this
 floor chooses them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,17 +40,32 @@ def choose_for_group(group: SourceGroup) -> GroupChoice:
     s = group.settings.choice
     assert s.target_fps is not None, "SourceGroup.load asks a chooser only for a rate"
     target_fps = s.target_fps  # as narrowed here, for the runner below
-    sel = select_for_rate(s.target_fps, s.task, group.settings.backend.name, group.streams, group.threads, s.margin,
-                          s.max_latency, s.rank_by, sources=len(group.lanes), cores=group.settings.cores,
-                          keyframes=False)
+    sel = select_for_rate(
+        s.target_fps,
+        s.task,
+        group.settings.backend.name,
+        group.streams,
+        group.threads,
+        s.margin,
+        s.max_latency,
+        s.rank_by,
+        sources=len(group.lanes),
+        cores=group.settings.cores,
+        keyframes=False,
+    )
     info = sel.choice.info
     assert info is not None  # select_for_rate's candidates are built from models
     if not (s.adapt and len(sel.ladder) > 1):
         return GroupChoice(info, sel.choice.input_size, sel.why)
 
     def runner(first: ModelSlot) -> GroupAdaptiveRunner:
-        return GroupAdaptiveRunner(Controller(sel.ladder, sel.index, target_fps), first,
-                                   lambda c: group.load_model(c.info, c.input_size), group.slot_around, group.streams)
+        return GroupAdaptiveRunner(
+            Controller(sel.ladder, sel.index, target_fps),
+            first,
+            lambda c: group.load_model(c.info, c.input_size),
+            group.slot_around,
+            group.streams,
+        )
 
     return GroupChoice(info, sel.choice.input_size, sel.why, runner)
 
@@ -61,17 +77,23 @@ class GroupAdaptiveRunner:
     around that backend. Sources join with `attach(label, pipeline)`, before or while running.
     """
 
-    def __init__(self, controller: Controller, first: ModelSlot, load: Callable[[Candidate], ModelSlot],
-                 around: Callable[[ModelSlot], ModelSlot], streams: int = 1):
+    def __init__(
+        self,
+        controller: Controller,
+        first: ModelSlot,
+        load: Callable[[Candidate], ModelSlot],
+        around: Callable[[ModelSlot], ModelSlot],
+        streams: int = 1,
+    ):
         self.controller, self.load, self.around, self.streams = controller, load, around, streams
         self.clock = controller.clock
-        self.current = first                                  # the current model's first slot
+        self.current = first  # the current model's first slot
         self.loaded: dict[str, ModelSlot] = {first.name: first}  # by variant name: kept, switching back is free
         self.switches: list[dict] = []
         self.t0 = self.clock()
         self._lock = threading.RLock()  # sources join (slot_for, attach) from other threads while a switch runs
         self._pipelines: dict[str, Pipeline] = {}
-        self._slots: dict[tuple[str, str], ModelSlot] = {}   # (model, source) -> that source's slot
+        self._slots: dict[tuple[str, str], ModelSlot] = {}  # (model, source) -> that source's slot
         self._meters: dict[str, RateMeter] = {}
         self._infer_ms: dict[str, deque] = {}
         self._last_frame: dict[str, float] = {}
@@ -124,8 +146,7 @@ class GroupAdaptiveRunner:
             rate = self.rate(now)
             index = None if rate is None else self.controller.observe(rate)
         if index is not None:
-            threading.Thread(target=self._switch, args=(index, rate, rec.index), daemon=True,
-                             name="model-loader").start()
+            threading.Thread(target=self._switch, args=(index, rate, rec.index), daemon=True, name="model-loader").start()
 
     def _switch(self, index: int, rate: float, frame: int) -> None:
         cand = self.controller.ladder[index]
@@ -144,16 +165,17 @@ class GroupAdaptiveRunner:
                 self._reset(label)
             self._last_frame.clear()
             self.controller.switched(index)
-        event = switch_event(self.clock() - self.t0, frame, old, cand.name, index > old_index, rate,
-                             self.controller.target) | {"sources": len(self._pipelines)}
+        event = switch_event(self.clock() - self.t0, frame, old, cand.name, index > old_index, rate, self.controller.target) | {
+            "sources": len(self._pipelines)
+        }
         self.switches.append(event)
-        log.info(f"rtseg: {event['t']:.1f}s step {event['direction']}: {old} -> {cand.name} for all "
-                 f"{event['sources']} sources (slowest at {rate:.1f} FPS, target {event['target']:g})")
+        log.info(
+            f"rtseg: {event['t']:.1f}s step {event['direction']}: {old} -> {cand.name} for all "
+            f"{event['sources']} sources (slowest at {rate:.1f} FPS, target {event['target']:g})"
+        )
 
     def close(self) -> None:
         """Every model it loaded (each backend once: the other sources' slots only wrap it)."""
         for slot in self.loaded.values():
             slot.close()
         self.loaded.clear()
-
-

@@ -8,6 +8,7 @@ and up one rung at a time when there is lasting headroom.
 Hysteresis (a band between the down and up thresholds), a minimum dwell after each switch and a
 growing wait before retrying a model that just failed keep it from flapping.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,13 +25,13 @@ HELD_OUT_SPLIT = "holdout:0006R0"  # the drive no `-voc` model trained on: the h
 
 @dataclass(frozen=True)
 class Candidate:
-    name: str            # model name, with @HxW when run at another size than its own
-    accuracy: float      # mIoU (seg), mAP@0.5 (det), or their mean (both), on the ranking split, at that size
-    fps: float           # measured end-to-end FPS on this machine
-    latency_ms: float    # measured end-to-end p95 latency
+    name: str  # model name, with @HxW when run at another size than its own
+    accuracy: float  # mIoU (seg), mAP@0.5 (det), or their mean (both), on the ranking split, at that size
+    fps: float  # measured end-to-end FPS on this machine
+    latency_ms: float  # measured end-to-end p95 latency
     info: ModelInfo | None = field(default=None, compare=False, hash=False)
     input_size: tuple[int, int] | None = field(default=None, compare=False, hash=False)
-    keyframe: int = 1    # the model runs on every `keyframe`-th frame, its result propagated by flow between
+    keyframe: int = 1  # the model runs on every `keyframe`-th frame, its result propagated by flow between
 
     @property
     def variant(self) -> str:
@@ -93,8 +94,7 @@ def build_candidates(infos: list[ModelInfo], profiles: dict, task: str, split: s
             for k, drop in keyframe_drops(info, SEQUENCE_SPLIT).items():
                 pk = profiles.get(rung_name(info, size, k))
                 if pk is not None:
-                    out.append(Candidate(rung_name(info, size, k), acc - drop / 100, pk.e2e_fps, pk.e2e_ms_p95, info,
-                                         size, k))
+                    out.append(Candidate(rung_name(info, size, k), acc - drop / 100, pk.e2e_fps, pk.e2e_ms_p95, info, size, k))
     return out
 
 
@@ -103,36 +103,40 @@ def pareto_front(candidates: list[Candidate]) -> list[Candidate]:
     return [candidates[i] for i in pareto_indices([(c.fps, c.accuracy) for c in candidates])]
 
 
-def choose(candidates: list[Candidate], target_fps: float, margin: float = 1.1,
-           max_latency_ms: float | None = None) -> tuple[Candidate, str]:
+def choose(
+    candidates: list[Candidate], target_fps: float, margin: float = 1.1, max_latency_ms: float | None = None
+) -> tuple[Candidate, str]:
     """The most accurate candidate with FPS >= target x margin (and latency within the bound), and why.
 
     When none qualifies: the fastest, with a warning that names the best achievable rate.
     """
     if not candidates:
         raise ValueError("no candidates to choose from")
-    feasible = [c for c in candidates if c.fps >= target_fps * margin
-                and (max_latency_ms is None or c.latency_ms <= max_latency_ms)]
+    feasible = [c for c in candidates if c.fps >= target_fps * margin and (max_latency_ms is None or c.latency_ms <= max_latency_ms)]
     if feasible:
         best = max(feasible, key=lambda c: (c.accuracy, c.fps))
         how = f", the model on every {best.keyframe} frames and propagated between" if best.keyframe > 1 else ""
-        return best, (f"{best.name}: the most accurate ({100 * best.accuracy:.1f}{how}) of {len(feasible)} model(s) measured "
-                      f"at >= {target_fps:g} x {margin:g} FPS here ({best.fps:.1f} FPS, p95 {best.latency_ms:.0f} ms)")
+        return best, (
+            f"{best.name}: the most accurate ({100 * best.accuracy:.1f}{how}) of {len(feasible)} model(s) measured "
+            f"at >= {target_fps:g} x {margin:g} FPS here ({best.fps:.1f} FPS, p95 {best.latency_ms:.0f} ms)"
+        )
     fastest = max(candidates, key=lambda c: (c.fps, c.accuracy))
-    return fastest, (f"WARNING: no model reaches {target_fps:g} FPS here"
-                     + (f" within {max_latency_ms:g} ms" if max_latency_ms else "")
-                     + f"; using the fastest, {fastest.name}, at {fastest.fps:.1f} FPS")
+    return fastest, (
+        f"WARNING: no model reaches {target_fps:g} FPS here"
+        + (f" within {max_latency_ms:g} ms" if max_latency_ms else "")
+        + f"; using the fastest, {fastest.name}, at {fastest.fps:.1f} FPS"
+    )
 
 
 @dataclass
 class ControllerConfig:
-    window_s: float = 1.0      # FPS is measured over this sliding window
-    low: float = 1.0           # step down when FPS < target x low ...
+    window_s: float = 1.0  # FPS is measured over this sliding window
+    low: float = 1.0  # step down when FPS < target x low ...
     down_after_s: float = 0.5  # ... for this long, to the most accurate rung predicted at >= target x down_margin
     down_margin: float = 1.05
-    margin: float = 1.15       # step up one rung when it is predicted at >= target x margin ...
-    up_after_s: float = 4.0    # ... for this long (doubled after each failed try of that rung)
-    min_dwell_s: float = 1.5   # no decision this soon after a switch
+    margin: float = 1.15  # step up one rung when it is predicted at >= target x margin ...
+    up_after_s: float = 4.0  # ... for this long (doubled after each failed try of that rung)
+    min_dwell_s: float = 1.5  # no decision this soon after a switch
 
 
 class Controller:
@@ -143,8 +147,9 @@ class Controller:
     to switch to, or None. Call `switched` once the new model is live.
     """
 
-    def __init__(self, ladder: list[Candidate], index: int, target_fps: float,
-                 config: ControllerConfig | None = None, clock=time.monotonic):
+    def __init__(
+        self, ladder: list[Candidate], index: int, target_fps: float, config: ControllerConfig | None = None, clock=time.monotonic
+    ):
         self.ladder, self.index, self.target = ladder, index, target_fps
         self.cfg = config or ControllerConfig()
         self.clock = clock

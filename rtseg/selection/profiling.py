@@ -17,6 +17,7 @@ also records the share of the machine other processes used while it was taken: a
 other work is kept but marked busy, and `rtseg profile` measures it again. Writers take a lock and merge,
 so two runs started together neither measure each other's load twice nor lose each other's entries.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,9 +42,9 @@ from ..runtime.sources import Captured, Source
 from ..runtime.timing import percentiles, time_model
 
 FRAME_SIZE = (640, 480)  # (width, height) of the synthetic end-to-end clip
-BUSY_SHARE = 0.25        # other processes using more of the machine than this: the profile is not clean
+BUSY_SHARE = 0.25  # other processes using more of the machine than this: the profile is not clean
 PIPELINE_EFFICIENCY = 0.8  # end-to-end / model-only FPS for estimates, until this machine has measured its own
-LATENCY_SCALE = 4.0        # end-to-end p95 / model-only p95 latency for estimates (measured here: 4 to 6)
+LATENCY_SCALE = 4.0  # end-to-end p95 / model-only p95 latency for estimates (measured here: 4 to 6)
 LOCK_TIMEOUT_S = 10.0
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,8 @@ class Profile:
     e2e_ms_p95: float
     frames: int
     date: str
-    kind: str = "measured"              # measured | scaled | estimate | online (see the module docstring)
-    others_load: float | None = None    # share of the machine other processes used meanwhile (0..1)
+    kind: str = "measured"  # measured | scaled | estimate | online (see the module docstring)
+    others_load: float | None = None  # share of the machine other processes used meanwhile (0..1)
 
     @property
     def busy(self) -> bool:
@@ -89,8 +90,10 @@ def machine_key(backend: str, streams: int, threads: int) -> str:
 
     from ..core.machine import cpu_name
 
-    return (f"{cpu_name()} | {os.cpu_count()} cores | {backend} (onnxruntime {onnxruntime.__version__}) | "
-            f"{streams}x{threads} | rtseg runtime {RUNTIME_REVISION}")
+    return (
+        f"{cpu_name()} | {os.cpu_count()} cores | {backend} (onnxruntime {onnxruntime.__version__}) | "
+        f"{streams}x{threads} | rtseg runtime {RUNTIME_REVISION}"
+    )
 
 
 class ProfileCache:
@@ -159,8 +162,7 @@ class ProfileCache:
         self.entries = {**mine, **self.entries, **(profiles or {})}
         self.settled = {**my_settled, **self.settled, **(settled or {})}
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"machine": self.key, "profiles": self.entries, "settled": self.settled},
-                                  indent=2) + "\n")
+        tmp.write_text(json.dumps({"machine": self.key, "profiles": self.entries, "settled": self.settled}, indent=2) + "\n")
         tmp.replace(self.path)
 
     def _clean_ratio(self, num: str, den: str, default: float) -> float:
@@ -210,8 +212,9 @@ def _now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, frames: int = 60,
-                  size: tuple[int, int] | None = None, keyframe: int = 1) -> Profile:
+def profile_model(
+    info: ModelInfo, backend: str, streams: int, threads: int, frames: int = 60, size: tuple[int, int] | None = None, keyframe: int = 1
+) -> Profile:
     """The full measurement: model-only, then the pipeline on the synthetic clip (with the model on every
     `keyframe`-th frame and the flow on all of them, for a key-frame rung)."""
     from ..runtime.pipeline import Pipeline
@@ -230,9 +233,20 @@ def profile_model(info: ModelInfo, backend: str, streams: int, threads: int, fra
         stats = Pipeline(source, slot, [], streams=streams, temporal=temporal).run(handle_signals=False)
         slot.close()
     e = percentiles(stats.latency_ms)
-    return Profile(rung_name(info, size, keyframe), model_checksum(info), round(m.fps, 2), round(m.ms_p50, 3), round(m.ms_p95, 3),
-                   round(stats.fps, 2), round(e["p50"], 3), round(e["p95"], 3), frames, _now(), "measured",
-                   None if load.share is None else round(load.share, 3))
+    return Profile(
+        rung_name(info, size, keyframe),
+        model_checksum(info),
+        round(m.fps, 2),
+        round(m.ms_p50, 3),
+        round(m.ms_p95, 3),
+        round(stats.fps, 2),
+        round(e["p50"], 3),
+        round(e["p95"], 3),
+        frames,
+        _now(),
+        "measured",
+        None if load.share is None else round(load.share, 3),
+    )
 
 
 def flow_ms(size: tuple[int, int], preset: str = "ultrafast", reps: int = 3) -> float:
@@ -251,27 +265,47 @@ def flow_ms(size: tuple[int, int], preset: str = "ultrafast", reps: int = 3) -> 
     return (time.perf_counter() - t0) / reps * 1e3
 
 
-def keyframe_estimate(base: Profile, keyframe: int, size: tuple[int, int], name: str,
-                      flow: float | None = None) -> Profile:
+def keyframe_estimate(base: Profile, keyframe: int, size: tuple[int, int], name: str, flow: float | None = None) -> Profile:
     """A key-frame rung's first guess from its model's profile: a frame's end-to-end time with the model's own
     time (model-only FPS) paid on one frame in `keyframe`, plus the flow every frame pays (`flow` ms, timed
     here when not given), in series (no overlap assumed). As good as its base: `scaled` when that is."""
     flow = flow_ms(size) if flow is None else flow
     ms = max(1e3 / base.e2e_fps - (1 - 1 / keyframe) * 1e3 / base.model_fps, 0.0) + flow
-    return Profile(name, base.sha256, base.model_fps, base.model_ms_p50, base.model_ms_p95, round(1e3 / ms, 2),
-                   base.e2e_ms_p50, base.e2e_ms_p95, base.frames, _now(),
-                   "scaled" if base.kind == "scaled" else "estimate", base.others_load)
+    return Profile(
+        name,
+        base.sha256,
+        base.model_fps,
+        base.model_ms_p50,
+        base.model_ms_p95,
+        round(1e3 / ms, 2),
+        base.e2e_ms_p50,
+        base.e2e_ms_p95,
+        base.frames,
+        _now(),
+        "scaled" if base.kind == "scaled" else "estimate",
+        base.others_load,
+    )
 
 
-def scaled_estimate(info: ModelInfo, size: tuple[int, int], fps: float, efficiency: float, latency_scale: float,
-                    probe: Profile) -> Profile:
+def scaled_estimate(info: ModelInfo, size: tuple[int, int], fps: float, efficiency: float, latency_scale: float, probe: Profile) -> Profile:
     """A variant's first guess with no inference: its reference model-only `fps` already scaled to this machine.
     Latency percentiles keep the probe's spread (p95 / p50); end to end as for an estimate."""
     ms = 1e3 / fps
     spread = probe.model_ms_p95 / probe.model_ms_p50 if probe.model_ms_p50 > 0 else 1.0
-    return Profile(variant_name(info, size), model_checksum(info), round(fps, 2), round(ms, 3), round(ms * spread, 3),
-                   round(fps * efficiency, 2), round(ms * latency_scale, 3), round(ms * spread * latency_scale, 3),
-                   0, _now(), "scaled", probe.others_load)
+    return Profile(
+        variant_name(info, size),
+        model_checksum(info),
+        round(fps, 2),
+        round(ms, 3),
+        round(ms * spread, 3),
+        round(fps * efficiency, 2),
+        round(ms * latency_scale, 3),
+        round(ms * spread * latency_scale, 3),
+        0,
+        _now(),
+        "scaled",
+        probe.others_load,
+    )
 
 
 def choose_probe(variants: list[tuple[ModelInfo, tuple[int, int]]], ref: ReferenceSpeeds) -> tuple[ModelInfo, tuple[int, int]]:
@@ -282,9 +316,16 @@ def choose_probe(variants: list[tuple[ModelInfo, tuple[int, int]]], ref: Referen
     return ranked[len(ranked) // 2]
 
 
-def estimate_model(info: ModelInfo, backend: str, streams: int, threads: int, efficiency: float,
-                   size: tuple[int, int] | None = None, budget_s: float = 0.05,
-                   latency_scale: float = LATENCY_SCALE) -> Profile:
+def estimate_model(
+    info: ModelInfo,
+    backend: str,
+    streams: int,
+    threads: int,
+    efficiency: float,
+    size: tuple[int, int] | None = None,
+    budget_s: float = 0.05,
+    latency_scale: float = LATENCY_SCALE,
+) -> Profile:
     """A first guess in a tenth of a second: model-only inferences for about `budget_s` (at least 3 per stream:
     fewer leave thread start-up in a fast model's rate), scaled by the pipeline's measured efficiency (rate)
     and latency scale (a frame also waits in the other stages)."""
@@ -301,26 +342,47 @@ def estimate_model(info: ModelInfo, backend: str, streams: int, threads: int, ef
         slot.pre.pool.release(x)
         slot.close()
     e2e = m.fps * efficiency
-    return Profile(slot.name, model_checksum(info), round(m.fps, 2), round(m.ms_p50, 3), round(m.ms_p95, 3),
-                   round(e2e, 2), round(m.ms_p50 * latency_scale, 3), round(m.ms_p95 * latency_scale, 3), iters, _now(),
-                   "estimate", None if load.share is None else round(load.share, 3))
+    return Profile(
+        slot.name,
+        model_checksum(info),
+        round(m.fps, 2),
+        round(m.ms_p50, 3),
+        round(m.ms_p95, 3),
+        round(e2e, 2),
+        round(m.ms_p50 * latency_scale, 3),
+        round(m.ms_p95 * latency_scale, 3),
+        iters,
+        _now(),
+        "estimate",
+        None if load.share is None else round(load.share, 3),
+    )
 
 
-def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads: int, force: bool = False,
-                    frames: int = 60, quick: bool = False, split: str = "val") -> dict[str, Profile]:
+def ensure_profiles(
+    infos: list[ModelInfo],
+    backend: str,
+    streams: int,
+    threads: int,
+    force: bool = False,
+    frames: int = 60,
+    quick: bool = False,
+    split: str = "val",
+) -> dict[str, Profile]:
     """Profiles of every model at every input size it has a measured accuracy for on `split` (at least its own), keyed by
     variant name. Missing ones are measured (and said so); `quick` (the selector's first use) estimates them
     instead, and takes estimates and busy measurements as they are; otherwise (`rtseg profile`) anything not
     clean is measured again."""
     cache = ProfileCache(machine_key(backend, streams, threads))
-    wanted = [(info, size) for info in infos
-              for size in measured_sizes(info, split) or [cast("tuple[int, int]", tuple(info.input_size))]]
+    wanted = [(info, size) for info in infos for size in measured_sizes(info, split) or [cast("tuple[int, int]", tuple(info.input_size))]]
     if split == "val" and not quick:  # `rtseg profile`: the sizes any split measured, so no variant stays a guess
         wanted += [(i, s) for i in infos for s in measured_sizes(i, HELD_OUT_SPLIT) if (i, s) not in wanted]
     # key-frame rungs: at the model's own size, for each interval whose accuracy was measured on a sequence
-    rungs = [(i, s, 1) for i, s in wanted] + [(i, cast("tuple[int, int]", tuple(i.input_size)), k)
-                                              for i in infos for k in keyframe_drops(i)
-                                              if any(w == (i, tuple(i.input_size)) for w in wanted)]
+    rungs = [(i, s, 1) for i, s in wanted] + [
+        (i, cast("tuple[int, int]", tuple(i.input_size)), k)
+        for i in infos
+        for k in keyframe_drops(i)
+        if any(w == (i, tuple(i.input_size)) for w in wanted)
+    ]
 
     def usable(p: Profile | None) -> bool:
         return p is not None and not force and (quick or p.clean)
@@ -330,15 +392,21 @@ def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads:
             cache.reload()
             missing = [(i, s, k) for i, s, k in rungs if not usable(cache.get(i, s, k))]
             efficiency, latency = cache.efficiency(), cache.latency_scale()
-            scale = _reference_scale([(i, s) for i, s, k in missing if k == 1], backend, streams, threads,
-                                     efficiency, latency, cache) if quick else {}
+            scale = (
+                _reference_scale([(i, s) for i, s, k in missing if k == 1], backend, streams, threads, efficiency, latency, cache)
+                if quick
+                else {}
+            )
             if quick and missing:
                 every = sum(k == 1 for _, _, k in missing)
-                how = (f"{len(scale) - 1} of them scaled from their reference speeds by timing one" if scale
-                       else "from a few inferences each")
+                how = (
+                    f"{len(scale) - 1} of them scaled from their reference speeds by timing one" if scale else "from a few inferences each"
+                )
                 derived = f" and {len(missing) - every} key-frame rung(s) from those" if len(missing) > every else ""
-                log.info(f"rtseg: first use here: estimating {every} model x size variant(s) ({how}){derived}; runs "
-                         "refine them, `rtseg profile` measures them fully")
+                log.info(
+                    f"rtseg: first use here: estimating {every} model x size variant(s) ({how}){derived}; runs "
+                    "refine them, `rtseg profile` measures them fully"
+                )
             flows: dict[tuple[int, ...], float] = {}  # the flow's cost per size, timed once
             for info, size, k in missing:  # every-frame rungs first: a key-frame estimate starts from its model's
                 if quick and k > 1:
@@ -354,16 +422,25 @@ def ensure_profiles(infos: list[ModelInfo], backend: str, streams: int, threads:
                     log.info(f"rtseg: profiling {rung_name(info, size, k)} on this machine ({frames} frames; cached afterwards)")
                     p = profile_model(info, backend, streams, threads, frames, size, k)
                     if p.busy and p.others_load is not None:  # (busy: a load was measured)
-                        log.warning(f"rtseg: {p.model}: other programs used {100 * p.others_load:.0f}% of the machine "
-                                    "while it was measured; kept, marked busy, measured again next time")
+                        log.warning(
+                            f"rtseg: {p.model}: other programs used {100 * p.others_load:.0f}% of the machine "
+                            "while it was measured; kept, marked busy, measured again next time"
+                        )
                 cache.put(p)
             force = False  # measured now: what the cache holds is what we want
     # every rung is cached by now: usable already, or just put
     return {rung_name(i, s, k): cast(Profile, cache.get(i, s, k)) for i, s, k in rungs}
 
 
-def _reference_scale(variants: list[tuple[ModelInfo, tuple[int, int]]], backend: str, streams: int, threads: int,
-                     efficiency: float, latency: float, cache: "ProfileCache") -> dict[str, Profile]:
+def _reference_scale(
+    variants: list[tuple[ModelInfo, tuple[int, int]]],
+    backend: str,
+    streams: int,
+    threads: int,
+    efficiency: float,
+    latency: float,
+    cache: "ProfileCache",
+) -> dict[str, Profile]:
     """First-use profiles for every variant the shipped reference speeds know, from one probe here (the probe's
     own profile an `estimate`, the others `scaled`); {} where there is no reference, it knows fewer than two
     of them, or another backend runs (the reference is ONNX Runtime's on the CPU)."""
@@ -375,9 +452,13 @@ def _reference_scale(variants: list[tuple[ModelInfo, tuple[int, int]]], backend:
     probe = estimate_model(info, backend, streams, threads, efficiency, size, latency_scale=latency)
     # every known variant has its reference speed (not None)
     ratio = probe.model_fps / cast(float, ref.fps(variant_name(info, size), model_checksum(info)))
-    scaled = {variant_name(i, s): scaled_estimate(i, s, cast(float, ref.fps(variant_name(i, s), model_checksum(i)))
-                                                  * ratio, efficiency, latency, probe)
-              for i, s in known if (i, s) != (info, size)}
+    scaled = {
+        variant_name(i, s): scaled_estimate(
+            i, s, cast(float, ref.fps(variant_name(i, s), model_checksum(i))) * ratio, efficiency, latency, probe
+        )
+        for i, s in known
+        if (i, s) != (info, size)
+    }
     return {probe.model: probe, **scaled}
 
 
@@ -395,22 +476,27 @@ def probe_variant(info: ModelInfo, size: tuple[int, int], backend: str, streams:
             cache.put(keyframe_estimate(p, k, size, rung_name(info, size, k), flow))
 
 
-def settle_key(target_fps: float, task: str, split: str, margin: float, max_latency: float | None,
-               keyframes: bool) -> str:
+def settle_key(target_fps: float, task: str, split: str, margin: float, max_latency: float | None, keyframes: bool) -> str:
     """What makes two selector runs "the same command" as far as the choice goes (the machine and layout are
     the cache file's own key)."""
     return f"{task} | {target_fps:g} FPS x {margin:g} | latency {max_latency or '-'} | {split} | kf {keyframes}"
 
 
-def remember_settled(backend: str, streams: int, threads: int, key: str, rung: str, frames: int, seconds: float,
-                     target_fps: float) -> None:
+def remember_settled(backend: str, streams: int, threads: int, key: str, rung: str, frames: int, seconds: float, target_fps: float) -> None:
     """Keep the rung a run with the selector ended on, with what it achieved there, for the next run of the
     same command here (`select_for_rate` starts on it)."""
     cache = ProfileCache(machine_key(backend, streams, threads))
     with cache.lock():
         cache.reload()
-        cache.settle(key, {"rung": rung, "fps": round(frames / seconds, 1) if seconds > 0 else None,
-                           "held": seconds > 0 and frames / seconds >= target_fps, "date": _now()})
+        cache.settle(
+            key,
+            {
+                "rung": rung,
+                "fps": round(frames / seconds, 1) if seconds > 0 else None,
+                "held": seconds > 0 and frames / seconds >= target_fps,
+                "date": _now(),
+            },
+        )
 
 
 def last_settled(backend: str, streams: int, threads: int, key: str) -> dict | None:
@@ -418,8 +504,9 @@ def last_settled(backend: str, streams: int, threads: int, key: str) -> dict | N
     return ProfileCache(machine_key(backend, streams, threads)).settled.get(key)
 
 
-def learn_from_run(backend: str, streams: int, threads: int, observed: dict[str, tuple[float, float]],
-                   infos: dict[str, tuple], min_seconds: float = 2.0) -> list[str]:
+def learn_from_run(
+    backend: str, streams: int, threads: int, observed: dict[str, tuple[float, float]], infos: dict[str, tuple], min_seconds: float = 2.0
+) -> list[str]:
     """Keep what a file run with the selector achieved, `{variant: (frames, seconds)}`, as the `online` rate
     of variants that only had an estimate. That rate includes the run's own decoding and outputs, so it is
     no faster than the synthetic end-to-end figure a full profile measures: a conservative correction.
@@ -434,7 +521,21 @@ def learn_from_run(backend: str, streams: int, threads: int, observed: dict[str,
             if old is None or old.kind == "measured" or seconds < min_seconds or frames < 10:
                 continue
             fps = frames / seconds
-            cache.put(Profile(name, old.sha256, old.model_fps, old.model_ms_p50, old.model_ms_p95, round(fps, 2),
-                              old.e2e_ms_p50, old.e2e_ms_p95, int(frames), _now(), "online", None))
+            cache.put(
+                Profile(
+                    name,
+                    old.sha256,
+                    old.model_fps,
+                    old.model_ms_p50,
+                    old.model_ms_p95,
+                    round(fps, 2),
+                    old.e2e_ms_p50,
+                    old.e2e_ms_p95,
+                    int(frames),
+                    _now(),
+                    "online",
+                    None,
+                )
+            )
             learned.append(name)
     return learned

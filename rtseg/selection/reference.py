@@ -9,6 +9,7 @@ only a start: the selector probes the model it chose before trusting it, and run
 
 Entries carry the model file's sha256: a model replaced since the reference was measured has none.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,7 @@ class ReferenceSpeeds:
     """Model-only FPS per variant name (`NAME` or `NAME@HxW`) on the reference machine, with each file's sha256."""
 
     machine: str
-    layout: str                              # streams x threads the reference ran with
+    layout: str  # streams x threads the reference ran with
     date: str
     model_fps: dict[str, tuple[str, float]]  # variant -> (sha256 of the model file, FPS)
 
@@ -37,8 +38,12 @@ class ReferenceSpeeds:
         return entry[1] if entry and entry[0] == sha256 and entry[1] > 0 else None
 
     def to_dict(self) -> dict:
-        return {"machine": self.machine, "layout": self.layout, "date": self.date,
-                "model_fps": {k: {"sha256": s, "fps": f} for k, (s, f) in sorted(self.model_fps.items())}}
+        return {
+            "machine": self.machine,
+            "layout": self.layout,
+            "date": self.date,
+            "model_fps": {k: {"sha256": s, "fps": f} for k, (s, f) in sorted(self.model_fps.items())},
+        }
 
 
 def load_reference(folder: Path | None = None) -> ReferenceSpeeds | None:

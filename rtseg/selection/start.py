@@ -4,6 +4,7 @@ Profiles the shipped models measured for the task (once per machine, then cached
 selector and returns the starting choice together with the ladder (the Pareto front) the runtime
 controller may move along.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,7 +29,7 @@ class Selection:
     ladder: list[Candidate]
     index: int
     why: str
-    split: str = "val"   # what ranked the candidates
+    split: str = "val"  # what ranked the candidates
     settle_key: str = ""  # the command as far as the choice goes: where its runs settle is kept under it
 
 
@@ -54,9 +55,19 @@ def source_share(sources: int, streams: int, threads: int, cores: int | None = N
     return min(1.0, cores / max(1, sources * streams * threads))
 
 
-def select_for_rate(target_fps: float, task: str, backend: str, streams: int, threads: int, margin: float = 1.1,
-                    max_latency: float | None = None, rank_by: str = "auto", sources: int = 1,
-                    cores: int | None = None, keyframes: bool = True) -> Selection:
+def select_for_rate(
+    target_fps: float,
+    task: str,
+    backend: str,
+    streams: int,
+    threads: int,
+    margin: float = 1.1,
+    max_latency: float | None = None,
+    rank_by: str = "auto",
+    sources: int = 1,
+    cores: int | None = None,
+    keyframes: bool = True,
+) -> Selection:
     """The most accurate shipped model that holds `target_fps` here, and its ladder. On first use the speeds
     are quick estimates (the first frame comes within about a second); runs and `rtseg profile` refine them.
     A run of the same command here starts where the last one settled (one source only).
@@ -89,8 +100,10 @@ def select_for_rate(target_fps: float, task: str, backend: str, streams: int, th
     resumed = next((c for c in ladder if last and c.name == last.get("rung")), None)
     if resumed is not None and last is not None:  # (a rung is resumed only from a `last`)
         choice = resumed
-        why = (f"{choice.name}: where the last run of this command here settled ({last.get('fps')} FPS on it, "
-               f"{str(last.get('date', ''))[:16].replace('T', ' ')}); it moves from there as the rate asks")
+        why = (
+            f"{choice.name}: where the last run of this command here settled ({last.get('fps')} FPS on it, "
+            f"{str(last.get('date', ''))[:16].replace('T', ' ')}); it moves from there as the rate asks"
+        )
     else:
         choice, why = choose(candidates, target_fps, margin, max_latency)
         for _ in range(2):  # a scaled first guess is probed before it is trusted: at most two probes
@@ -107,8 +120,10 @@ def select_for_rate(target_fps: float, task: str, backend: str, streams: int, th
         ladder = sorted(set(ladder) | {choice}, key=lambda c: -c.fps)
     ranked = "drive 0006R0, held out of their training" if split == HELD_OUT_SPLIT else "val (optimistic)"
     if sources > 1:
-        why += (f" for each of {sources} sources ({streams} stream(s) x {threads} thread(s) each on "
-                f"{cores} core(s): {share:.2g} of one source's speed)")
+        why += (
+            f" for each of {sources} sources ({streams} stream(s) x {threads} thread(s) each on "
+            f"{cores} core(s): {share:.2g} of one source's speed)"
+        )
     return Selection(choice, ladder, ladder.index(choice), f"{why}; accuracy ranked on {ranked}", split, key)
 
 
@@ -121,10 +136,14 @@ def quick_bench_models(backend: str = "onnxruntime") -> list[ModelInfo]:
     default = resolve_model(manifest.default) if manifest.default else None
     infos, split = models_for_task("seg")
     streams, threads = inference_layout(None, None, live=False)
-    every_frame = [c for c in build_candidates(infos, ensure_profiles(infos, backend, streams, threads, quick=True,
-                                                                      split=split), "seg", split)
-                   if c.keyframe == 1 and c.info is not None and c.input_size is not None  # (always: built from models)
-                   and tuple(c.input_size) == tuple(c.info.input_size)]
+    every_frame = [
+        c
+        for c in build_candidates(infos, ensure_profiles(infos, backend, streams, threads, quick=True, split=split), "seg", split)
+        if c.keyframe == 1
+        and c.info is not None
+        and c.input_size is not None  # (always: built from models)
+        and tuple(c.input_size) == tuple(c.info.input_size)
+    ]
     fastest = max(pareto_front(every_frame), key=lambda c: c.fps).info if every_frame else None
     chosen: list[ModelInfo] = []
     for info in (default, fastest):

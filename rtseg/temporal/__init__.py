@@ -6,6 +6,7 @@ when the warp says the carried map cannot be trusted (`keyframes`), and `--smoot
 class evidence with the motion-compensated evidence of the frames before it (`smoothing`). `Temporal` is
 what the pipeline calls: `plan` in its (ordered) preprocess stage, `carry` in its (ordered) postprocess.
 """
+
 from .keyframes import KeyFrames, Temporal, TemporalSettings
 
 __all__ = ["KeyFrames", "Temporal", "TemporalSettings"]

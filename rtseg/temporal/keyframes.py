@@ -11,6 +11,7 @@ whose warp residual exceeds `RESIDUAL_LEVEL` passes `cut_share` (a scene cut, a 
 object). `--keyframe auto` has no fixed interval: a new key frame when that share passes `auto_share`, at the
 latest every `auto_max` frames.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,15 +28,16 @@ class FrameRecord(Protocol):
 
     image: np.ndarray | None
     i420: np.ndarray | None
-    slot: Any                          # the model slot: `input_size`, `info.classes`
+    slot: Any  # the model slot: `input_size`, `info.classes`
     outputs: dict[str, np.ndarray] | None
     inferred: bool
     temporal: Any
 
-RESIDUAL_LEVEL = 24   # gray levels: a pixel the warp leaves further off than this is "unexplained"
-CUT_SHARE = 0.35      # share of unexplained pixels that forces a key frame (scene cut, whip pan)
-AUTO_SHARE = 0.06     # --keyframe auto: share that calls for a new key frame
-AUTO_MAX = 8          # --keyframe auto: at most this many frames from one key frame to the next
+
+RESIDUAL_LEVEL = 24  # gray levels: a pixel the warp leaves further off than this is "unexplained"
+CUT_SHARE = 0.35  # share of unexplained pixels that forces a key frame (scene cut, whip pan)
+AUTO_SHARE = 0.06  # --keyframe auto: share that calls for a new key frame
+AUTO_MAX = 8  # --keyframe auto: at most this many frames from one key frame to the next
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,11 @@ class TemporalSettings:
     # DIS flow preset (motion.PRESETS); None: "ultrafast" with key frames (the flow runs on every frame, and a
     # faster one buys more frames than a finer one saves points), "medium" for --smooth alone
     preset: str | None = None
-    anchor: str = "previous"           # warp frame to frame ("previous") or from the key frame ("key")
+    anchor: str = "previous"  # warp frame to frame ("previous") or from the key frame ("key")
     cut_share: float = CUT_SHARE
     auto_share: float = AUTO_SHARE
     auto_max: int = AUTO_MAX
-    smooth_weight: float = 0.27        # the current frame's share of the blended evidence (smoothing.Smoother)
+    smooth_weight: float = 0.27  # the current frame's share of the blended evidence (smoothing.Smoother)
 
     @property
     def flow_preset(self) -> str:
@@ -107,11 +109,11 @@ class FramePlan:
 
     key: bool
     motion: Motion | None = None
-    maps: tuple[np.ndarray, np.ndarray] | None = None           # current -> anchor (propagated frames)
-    prev_maps: tuple[np.ndarray, np.ndarray] | None = None      # current -> previous frame (smoothing)
-    prev_residual: np.ndarray | None = None                     # per-pixel warp residual to the previous frame
-    unexplained: float | None = None                            # share of pixels the warp leaves unexplained
-    reason: str = ""                                            # why a key frame: interval, cut, model, first
+    maps: tuple[np.ndarray, np.ndarray] | None = None  # current -> anchor (propagated frames)
+    prev_maps: tuple[np.ndarray, np.ndarray] | None = None  # current -> previous frame (smoothing)
+    prev_residual: np.ndarray | None = None  # per-pixel warp residual to the previous frame
+    unexplained: float | None = None  # share of pixels the warp leaves unexplained
+    reason: str = ""  # why a key frame: interval, cut, model, first
 
 
 @dataclass
@@ -123,7 +125,7 @@ class Temporal:
     keyframes: KeyFrames = field(init=False)
     inferred: int = 0
     propagated: int = 0
-    forced: int = 0                      # key frames the residual forced before their interval was up
+    forced: int = 0  # key frames the residual forced before their interval was up
     # plan side
     _motion: Motion | None = field(default=None, repr=False)
     _slot: object | None = field(default=None, repr=False)
@@ -186,8 +188,7 @@ class Temporal:
         if due:  # inferred anyway; a cut still resets the smoothing's history
             assert prev_residual is not None  # due without smoothing returned above
             cut = unexplained_share(prev_residual) > s.cut_share
-            return FramePlan(True, motion, prev_maps=prev_maps, prev_residual=prev_residual,
-                             reason="cut" if cut else "interval")
+            return FramePlan(True, motion, prev_maps=prev_maps, prev_residual=prev_residual, reason="cut" if cut else "interval")
         if s.anchor == "key":
             maps = motion.maps(gray, self._key_gray)
             residual = motion.residual(gray, self._key_gray, maps)
@@ -222,15 +223,21 @@ class Temporal:
         self._prev_outputs = outputs
         if self._smoother is not None:
             assert outputs is not None  # an inferred frame has its outputs
-            outputs = self._smoother(outputs, plan.prev_maps, plan.prev_residual, len(rec.slot.info.classes),
-                                     reset=plan.reason in ("first", "model", "cut"))
+            outputs = self._smoother(
+                outputs, plan.prev_maps, plan.prev_residual, len(rec.slot.info.classes), reset=plan.reason in ("first", "model", "cut")
+            )
         rec.outputs = outputs
 
     def summary(self) -> dict:
         """Counts for the run's statistics."""
-        return {"keyframe": str(self.keyframes.interval), "smooth": self.settings.smooth,
-                "flow": self.settings.flow_preset, "inferred": self.inferred,
-                "propagated": self.propagated, "forced_keyframes": self.forced}
+        return {
+            "keyframe": str(self.keyframes.interval),
+            "smooth": self.settings.smooth,
+            "flow": self.settings.flow_preset,
+            "inferred": self.inferred,
+            "propagated": self.propagated,
+            "forced_keyframes": self.forced,
+        }
 
 
 def unexplained_share(residual: np.ndarray) -> float:
@@ -246,8 +253,11 @@ def propagate(outputs: dict[str, np.ndarray], motion: Motion, maps: tuple[np.nda
         if name == "mask":
             moved[name] = Motion.warp(value[0], maps, nearest=True)[None]
         elif value.ndim == 4:  # scores: channels last for remap, then back
-            moved[name] = Motion.warp(np.ascontiguousarray(value[0].transpose(1, 2, 0)), maps, nearest=False) \
-                .reshape(value.shape[2], value.shape[3], -1).transpose(2, 0, 1)[None]
+            moved[name] = (
+                Motion.warp(np.ascontiguousarray(value[0].transpose(1, 2, 0)), maps, nearest=False)
+                .reshape(value.shape[2], value.shape[3], -1)
+                .transpose(2, 0, 1)[None]
+            )
         elif name == "boxes":
             moved[name] = shift_boxes(value, motion.flow(maps))  # flow and boxes both in model-input pixels
         else:

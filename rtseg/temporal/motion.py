@@ -4,6 +4,7 @@ Flow is computed *backwards*, from the current frame to the reference one, so ev
 frame knows where to sample the reference: `warp(reference_output, maps)` is the reference output moved to
 where things are now, with no holes (backward warping never leaves a pixel unset).
 """
+
 from __future__ import annotations
 
 from typing import cast
@@ -13,8 +14,11 @@ import numpy as np
 
 # DIS presets by name. On the 2-core CPU at 288x384 (vtest.avi): ultrafast 1.0 ms, fast 1.8 ms, medium 5.7 ms a
 # pair; what each costs in accuracy is measured by benchmarks/keyframes.py.
-PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-           "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
 
 
 def small_gray(frame_bgr: np.ndarray | None, i420: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
@@ -60,8 +64,7 @@ class Motion:
             sy, sx = h / mx.shape[0], w / mx.shape[1]
             mx = cv2.resize(mx, (w, h)) * sx + (sx - 1) / 2  # pixel centres: x_out = (x_in + 0.5) * s - 0.5
             my = cv2.resize(my, (w, h)) * sy + (sy - 1) / 2
-        return cv2.remap(reference, mx, my, cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE)
+        return cv2.remap(reference, mx, my, cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
     def residual(self, current: np.ndarray, reference: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """Per-pixel |current - reference warped to it| in gray levels: large where the flow does not explain

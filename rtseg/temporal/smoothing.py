@@ -11,6 +11,7 @@ that (rtseg's own: argmax in the graph), softmax scores for models that give sco
 OpenCV, a frame costs about 8 ms at 360x480 with 12 planes on this 2-core CPU; the same vote in float32
 (H, W, C) arrays with NumPy cost 35 ms a frame inside a running pipeline.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -30,8 +31,9 @@ class Smoother:
         self.weight, self.residual_level = weight, residual_level
         self._planes: np.ndarray | None = None  # (C, H, W) uint8 evidence per class
 
-    def __call__(self, outputs: dict[str, np.ndarray], prev_maps, prev_residual: np.ndarray | None, classes: int,
-                 reset: bool = False) -> dict[str, np.ndarray]:
+    def __call__(
+        self, outputs: dict[str, np.ndarray], prev_maps, prev_residual: np.ndarray | None, classes: int, reset: bool = False
+    ) -> dict[str, np.ndarray]:
         evidence = class_evidence(outputs, classes)
         if evidence is None:
             return outputs  # a box-only model: nothing to smooth

@@ -5,6 +5,7 @@ thin or ambiguous pixel could be, which one-hot labels cannot; the fast models l
 Several teachers act as one ensemble (their class distributions averaged): two models that err on different
 pixels (a Cityscapes-started network and a VOC-started one) teach better together than either alone.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,11 +27,9 @@ class Teacher:
             model = build_model(self.spec)
             model.load_state_dict(ck["model"])
         except (OSError, KeyError, RuntimeError, ValueError) as e:
-            raise RtsegError(f"--distill {checkpoint}: not an rtseg checkpoint with weights and spec "
-                             f"({e.__class__.__name__})") from e
+            raise RtsegError(f"--distill {checkpoint}: not an rtseg checkpoint with weights and spec ({e.__class__.__name__})") from e
         if not self.spec.has_seg or self.spec.num_classes != student.num_classes:
-            raise RtsegError(f"--distill {checkpoint}: the teacher must segment the student's "
-                             f"{student.num_classes} classes")
+            raise RtsegError(f"--distill {checkpoint}: the teacher must segment the student's {student.num_classes} classes")
         self.model = model.to(device).eval().to(memory_format=torch.channels_last)
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -60,13 +59,13 @@ class Ensemble:
             return self.teachers[0].logits(x)
         outs = [t.logits(x).float() for t in self.teachers]
         size = outs[0].shape[-2:]  # teachers of other output strides meet at the first one's resolution
-        probs = [F.interpolate(o, size=size, mode="bilinear", align_corners=False) if o.shape[-2:] != size else o
-                 for o in outs]
+        probs = [F.interpolate(o, size=size, mode="bilinear", align_corners=False) if o.shape[-2:] != size else o for o in outs]
         return torch.log(torch.stack([o.softmax(1) for o in probs]).mean(0).clamp_min(1e-8))
 
 
-def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, ignore_index: int,
-                      temperature: float = 2.0) -> torch.Tensor:
+def distillation_loss(
+    student: torch.Tensor, teacher: torch.Tensor, target: torch.Tensor, ignore_index: int, temperature: float = 2.0
+) -> torch.Tensor:
     """T² · KL(teacher ‖ student) over the softened class distributions, averaged over labelled pixels
     (void pixels carry no label, but their teacher targets are no better there: they are left out too)."""
     student, teacher = student.float(), teacher.float()
@@ -78,4 +77,4 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, target: torc
     valid = target != ignore_index
     if not valid.any():
         return kl.sum() * 0.0
-    return kl[valid].mean() * temperature ** 2
+    return kl[valid].mean() * temperature**2

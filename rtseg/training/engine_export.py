@@ -7,6 +7,7 @@ explicit quantization (`backends/qdq.py`). The INT8 engine is then gated: its va
 against the FP16 engine's, and when it loses more than `max_drop` points it is discarded and FP16 is used,
 with both numbers printed.
 """
+
 from __future__ import annotations
 
 import logging
@@ -32,19 +33,19 @@ def int8_decision(fp16_miou: float, int8_miou: float, max_drop: float, force: bo
 class EngineRequest:
     """`rtseg export --format engine`: which model, at what precision and shapes, and how INT8 is gated."""
 
-    model: str                                  # a shipped FP32 model's name or an .onnx path
-    precision: str = "fp16"                     # fp32 | fp16 | int8
+    model: str  # a shipped FP32 model's name or an .onnx path
+    precision: str = "fp16"  # fp32 | fp16 | int8
     # (height, width) each; none given: the profile `rtseg run` builds (every size the selector may run the
     # model at, tuned for its own), so the engine exported is the one runs find in the cache
     min_shape: tuple[int, int] | None = None
     opt_shape: tuple[int, int] | None = None
     max_shape: tuple[int, int] | None = None
-    cache_dir: str | None = None                # default: the engine cache under rtseg's cache folder
-    calib_data: str | None = None               # int8: default gate data (the Q/DQ model was calibrated when exported)
-    calib_images: int = 200                     # unused since TensorRT stopped calibrating; kept for the CLI
-    gate_data: str | None = None                # int8: whose val split the gate measures (default: calib_data)
-    max_drop: float = 1.0                       # int8: largest val mIoU loss accepted, in points
-    force: bool = False                         # int8: keep it even if the gate fails
+    cache_dir: str | None = None  # default: the engine cache under rtseg's cache folder
+    calib_data: str | None = None  # int8: default gate data (the Q/DQ model was calibrated when exported)
+    calib_images: int = 200  # unused since TensorRT stopped calibrating; kept for the CLI
+    gate_data: str | None = None  # int8: whose val split the gate measures (default: calib_data)
+    max_drop: float = 1.0  # int8: largest val mIoU loss accepted, in points
+    force: bool = False  # int8: keep it even if the gate fails
 
 
 def export_engine(request: EngineRequest) -> dict:
@@ -56,8 +57,10 @@ def export_engine(request: EngineRequest) -> dict:
 
     info = resolve_model(request.model)
     if info.entry.get("precision", "fp32") != "fp32":
-        raise RtsegError(f"{info.name} is already quantized; build engines from the FP32 model "
-                         f"({info.entry.get('base_model', 'its base model')}) with --precision int8")
+        raise RtsegError(
+            f"{info.name} is already quantized; build engines from the FP32 model "
+            f"({info.entry.get('base_model', 'its base model')}) with --precision int8"
+        )
     shapes = (request.min_shape, request.opt_shape, request.max_shape)
     # none given: the backend picks the profile `rtseg run` does (`default_profile`, or the one size a
     # model with a fixed input shape takes), so the engine exported is the one runs find in the cache
@@ -68,8 +71,13 @@ def export_engine(request: EngineRequest) -> dict:
 
     backend = load(request.precision)
     backend.close()  # the engine is in the cache now; the gate below loads what it measures
-    result = {"model": info.name, "precision": backend.precision, "profile": backend.profile.label(),
-              "engine": str(backend.engine_path), "megabytes": round(backend.engine_bytes / 1e6, 2)}
+    result = {
+        "model": info.name,
+        "precision": backend.precision,
+        "profile": backend.profile.label(),
+        "engine": str(backend.engine_path),
+        "megabytes": round(backend.engine_bytes / 1e6, 2),
+    }
     gate_data = request.gate_data or request.calib_data
     if backend.precision != "int8" or not gate_data:
         return result

@@ -5,6 +5,7 @@ class ids: the argmax runs inside the graph, so only one byte per pixel leaves t
 metadata (classes, palette, input size, normalisation, architecture) is embedded in the file, so a
 bare .onnx works with `--model PATH`. The PyTorch weights are saved beside it for the PyTorch paths.
 """
+
 from __future__ import annotations
 
 import csv
@@ -45,9 +46,15 @@ def model_metadata(spec: ModelSpec) -> dict:
     """What rtseg needs to run a model, embedded in the ONNX file and copied into the manifest."""
     from ..data.boxes import DET_CLASSES
 
-    meta = {"task": spec.task, "input_size": list(spec.input_size), "classes": list(CLASSES[: spec.num_classes]),
-            "palette_rgb": PALETTE_RGB[: spec.num_classes].tolist(), "mean": list(spec.mean),
-            "std": list(spec.std), "architecture": spec.to_dict()}
+    meta = {
+        "task": spec.task,
+        "input_size": list(spec.input_size),
+        "classes": list(CLASSES[: spec.num_classes]),
+        "palette_rgb": PALETTE_RGB[: spec.num_classes].tolist(),
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "architecture": spec.to_dict(),
+    }
     if spec.has_det:
         meta["det_classes"] = list(DET_CLASSES[: spec.num_det_classes])
     return meta
@@ -58,16 +65,27 @@ def export_onnx(model: nn.Module, spec: ModelSpec, output: Path, opset: int = OP
     output.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(1, 3, *spec.input_size)
     names = output_names(spec.task)
-    axes = {"image": {0: "batch", 2: "height", 3: "width"}, "mask": {0: "batch", 1: "height", 2: "width"},
-            "boxes": {0: "batch"}, "scores": {0: "batch"}, "labels": {0: "batch"}}
+    axes = {
+        "image": {0: "batch", 2: "height", 3: "width"},
+        "mask": {0: "batch", 1: "height", 2: "width"},
+        "boxes": {0: "batch"},
+        "scores": {0: "batch"},
+        "labels": {0: "batch"},
+    }
     axes = {k: v for k, v in axes.items() if k == "image" or k in names}
     # The TorchScript exporter: explicit dynamic axes, 5x faster than the dynamo one here and the same
     # graph speed in ONNX Runtime; torch is pinned (setup.py), so its deprecation notice is noise.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
-            ExportWrapper(model, spec.task).eval(), (dummy,), str(output), opset_version=opset, dynamo=False,
-            input_names=["image"], output_names=names, dynamic_axes=axes,
+            ExportWrapper(model, spec.task).eval(),
+            (dummy,),
+            str(output),
+            opset_version=opset,
+            dynamo=False,
+            input_names=["image"],
+            output_names=names,
+            dynamic_axes=axes,
         )
     import onnx
 
@@ -93,8 +111,12 @@ def training_record(ck: dict, checkpoint: Path) -> dict:
     """Where and how long the model trained, from the checkpoint and the run's log.csv."""
     args = ck.get("args", {})
     log = Path(checkpoint).parent / "log.csv"
-    record = {"trained_on": ck.get("trained_on", args.get("device") or "cpu"), "epochs": ck.get("epoch"),
-              "selected_epoch": ck.get("epoch"), "wall_hours": None}
+    record = {
+        "trained_on": ck.get("trained_on", args.get("device") or "cpu"),
+        "epochs": ck.get("epoch"),
+        "selected_epoch": ck.get("epoch"),
+        "wall_hours": None,
+    }
     if log.exists():
         rows = list(csv.DictReader(open(log)))
         record["epochs"] = len(rows)
@@ -131,9 +153,16 @@ def _run_start(weights: str) -> dict:
     if not isinstance(ck, dict) or "args" not in ck:
         return {}
     rec = training_record(ck, path)
-    return {"run": {"started_from": ck["args"].get("pretrained"), "epochs": rec.get("epochs"),
-                    "selected_epoch": rec.get("selected_epoch"), "wall_hours": rec.get("wall_hours"),
-                    "val_split": rec.get("val_split"), "command": rec.get("command")}}
+    return {
+        "run": {
+            "started_from": ck["args"].get("pretrained"),
+            "epochs": rec.get("epochs"),
+            "selected_epoch": rec.get("selected_epoch"),
+            "wall_hours": rec.get("wall_hours"),
+            "val_split": rec.get("val_split"),
+            "command": rec.get("command"),
+        }
+    }
 
 
 def _record_parent(training: dict, args: dict, manifest: Manifest) -> None:
@@ -157,9 +186,14 @@ def _record_parent(training: dict, args: dict, manifest: Manifest) -> None:
         return
     ptrain = parent.get("training", {})
     parent_total = ptrain.get("total_wall_hours", ptrain.get("wall_hours"))
-    training["initialized_from"] = {"model": parent["name"], **start, "epochs": ptrain.get("epochs"),
-                                    "wall_hours": ptrain.get("wall_hours"), "total_wall_hours": parent_total,
-                                    "trained_on": ptrain.get("trained_on")}
+    training["initialized_from"] = {
+        "model": parent["name"],
+        **start,
+        "epochs": ptrain.get("epochs"),
+        "wall_hours": ptrain.get("wall_hours"),
+        "total_wall_hours": parent_total,
+        "trained_on": ptrain.get("trained_on"),
+    }
     if training.get("wall_hours") is not None and parent_total is not None:
         training["total_wall_hours"] = round(training["wall_hours"] + parent_total, 2)
 
@@ -170,11 +204,11 @@ class ExportRequest:
 
     checkpoint: Path
     out_dir: Path
-    name: str | None = None               # default: the architecture's name
-    manifest_path: Path | None = None     # None: write the files only
-    set_default: bool = False             # make it the default (the first model always is)
-    trained_on: str | None = None         # overrides the machine recorded in the checkpoint
-    note: str | None = None               # a remark kept with the training record
+    name: str | None = None  # default: the architecture's name
+    manifest_path: Path | None = None  # None: write the files only
+    set_default: bool = False  # make it the default (the first model always is)
+    trained_on: str | None = None  # overrides the machine recorded in the checkpoint
+    note: str | None = None  # a remark kept with the training record
 
 
 def export_checkpoint(request: ExportRequest) -> dict:
@@ -194,9 +228,15 @@ def export_checkpoint(request: ExportRequest) -> dict:
     if request.note:
         training["note"] = request.note
     entry = {
-        "name": name, "file": onnx_path.name, "weights": weights_path.name, **model_metadata(spec),
-        "params": count_params(model), "gflops": round(count_gflops(model, spec.input_size), 3),
-        "sha256": sha256(onnx_path), "training": training, "metrics": {},
+        "name": name,
+        "file": onnx_path.name,
+        "weights": weights_path.name,
+        **model_metadata(spec),
+        "params": count_params(model),
+        "gflops": round(count_gflops(model, spec.input_size), 3),
+        "sha256": sha256(onnx_path),
+        "training": training,
+        "metrics": {},
     }
     if request.manifest_path is not None:
         manifest = Manifest.load(request.manifest_path)

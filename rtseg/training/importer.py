@@ -16,6 +16,7 @@ Accepted, anything else refused with one line:
 Nothing is half-written: the file is built under a temporary name, checked by running it, then renamed,
 and the manifest is written last.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,21 +38,41 @@ from ..core.paths import MANIFEST
 MAX_CLASSES = 255
 
 # PASCAL VOC 2012, the classes of Google's DeepLab files (0 = background)
-VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-               "tvmonitor")
+VOC_CLASSES = (
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
 
 
 @dataclass(frozen=True)
 class ImportRequest:
     path: Path
     name: str | None = None
-    labels: Path | None = None       # one class name a line
-    palette: Path | None = None      # one "R G B" (or R,G,B) a line
+    labels: Path | None = None  # one class name a line
+    palette: Path | None = None  # one "R G B" (or R,G,B) a line
     mean: tuple[float, float, float] | None = None  # RGB, 0..1; default: the file's own (TFLite) or ImageNet's
     std: tuple[float, float, float] | None = None
-    input_size: tuple[int, int] | None = None       # (height, width) to run at; default: the file's
-    force: bool = False                             # replace an imported model of the same name
+    input_size: tuple[int, int] | None = None  # (height, width) to run at; default: the file's
+    force: bool = False  # replace an imported model of the same name
 
 
 def voc_palette(n: int) -> list[tuple[int, int, int]]:
@@ -109,8 +130,7 @@ def import_model(req: ImportRequest, manifest_path: Path) -> dict:
     suffix = req.path.suffix.lower()
     if suffix not in (".tflite", ".onnx"):
         raise RtsegError(f"{req.path.name}: rtseg imports .tflite (DeepLabV3-MobileNetV2) and .onnx segmentation models")
-    name = check_model_name(req.name if req.name is not None
-                            else re.sub(r"[^A-Za-z0-9_.+-]+", "-", req.path.stem).strip(".-_+") or "model")
+    name = check_model_name(req.name if req.name is not None else re.sub(r"[^A-Za-z0-9_.+-]+", "-", req.path.stem).strip(".-_+") or "model")
     if name in Manifest.load(MANIFEST).names():  # shipped names win: an import under one could never run
         raise RtsegError(f"--name {name}: a shipped model has that name; pick another")
     folder = manifest_path.parent
@@ -124,14 +144,21 @@ def import_model(req: ImportRequest, manifest_path: Path) -> dict:
         meta = (_from_tflite if suffix == ".tflite" else _from_onnx)(req, staged)
         meta = {"name": name, "task": "seg", **meta}
         if len(meta.get("classes", ())) > MAX_CLASSES:
-            raise RtsegError(f"{req.path.name} predicts {len(meta['classes'])} classes; rtseg's class maps hold "
-                             f"at most {MAX_CLASSES} (one byte a pixel)")
+            raise RtsegError(
+                f"{req.path.name} predicts {len(meta['classes'])} classes; rtseg's class maps hold at most {MAX_CLASSES} (one byte a pixel)"
+            )
         _embed_and_check(staged, meta)
         os.replace(staged, final)
     from ..core.modelinfo import sha256
 
-    entry = {**meta, "file": final.name, "sha256": sha256(final), "precision": "fp32",
-             "imported_from": {"file": str(req.path.resolve()), "sha256": sha256(req.path)}, "metrics": {}}
+    entry = {
+        **meta,
+        "file": final.name,
+        "sha256": sha256(final),
+        "precision": "fp32",
+        "imported_from": {"file": str(req.path.resolve()), "sha256": sha256(req.path)},
+        "metrics": {},
+    }
     manifest.add_or_replace(entry)
     manifest.save()
     return entry
@@ -173,9 +200,14 @@ def _from_slim(req: ImportRequest, f, out: Path) -> dict:
     classes, palette = _classes(req, slim.num_classes, VOC_CLASSES)
     size = req.input_size or slim.input_size
     _torch_export(_with_argmax(SlimDeepLabV3(slim).eval()), size, out)
-    return {"input_size": list(size), "classes": list(classes), "palette_rgb": [list(c) for c in palette],
-            "mean": list(req.mean or SLIM_MEAN), "std": list(req.std or SLIM_STD),
-            "architecture": {"kind": "deeplabv3-mobilenetv2 (TFLite)", "width": slim.width}}
+    return {
+        "input_size": list(size),
+        "classes": list(classes),
+        "palette_rgb": [list(c) for c in palette],
+        "mean": list(req.mean or SLIM_MEAN),
+        "std": list(req.std or SLIM_STD),
+        "architecture": {"kind": "deeplabv3-mobilenetv2 (TFLite)", "width": slim.width},
+    }
 
 
 def _from_edgetpu(req: ImportRequest, f, out: Path) -> dict:
@@ -190,9 +222,14 @@ def _from_edgetpu(req: ImportRequest, f, out: Path) -> dict:
         palette = [tuple(int(v) for v in c) for c in cityscapes.PALETTE_RGB]
     size = req.input_size or net.input_size
     _torch_export(_with_argmax(net, segment=True), size, out)
-    return {"input_size": list(size), "classes": list(classes), "palette_rgb": [list(c) for c in palette],
-            "mean": list(req.mean or SLIM_MEAN), "std": list(req.std or SLIM_STD),
-            "architecture": {"kind": "deeplab-mobilenet-edgetpu (TFLite)", "output_stride": 16}}
+    return {
+        "input_size": list(size),
+        "classes": list(classes),
+        "palette_rgb": [list(c) for c in palette],
+        "mean": list(req.mean or SLIM_MEAN),
+        "std": list(req.std or SLIM_STD),
+        "architecture": {"kind": "deeplab-mobilenet-edgetpu (TFLite)", "output_stride": 16},
+    }
 
 
 def _with_argmax(net, segment: bool = False):
@@ -217,10 +254,16 @@ def _torch_export(module, size: tuple[int, int], out: Path) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (torch.zeros(1, 3, *size),), str(out), opset_version=17, dynamo=False,
-                          input_names=["image"], output_names=["mask"],
-                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                        "mask": {0: "batch", 1: "height", 2: "width"}})
+        torch.onnx.export(
+            module,
+            (torch.zeros(1, 3, *size),),
+            str(out),
+            opset_version=17,
+            dynamo=False,
+            input_names=["image"],
+            output_names=["mask"],
+            dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "mask": {0: "batch", 1: "height", 2: "width"}},
+        )
 
 
 def _from_onnx(req: ImportRequest, out: Path) -> dict:
@@ -249,27 +292,38 @@ def _from_onnx(req: ImportRequest, out: Path) -> dict:
         n = odims[1]
         if not n:
             raise RtsegError(f"{req.path.name}: the logits' class dimension is not fixed; cannot name the classes")
-        graph.node.extend([helper.make_node("ArgMax", [output.name], ["rtseg_ids"], axis=1, keepdims=0),
-                           helper.make_node("Cast", ["rtseg_ids"], ["mask"], to=TensorProto.UINT8)])
+        graph.node.extend(
+            [
+                helper.make_node("ArgMax", [output.name], ["rtseg_ids"], axis=1, keepdims=0),
+                helper.make_node("Cast", ["rtseg_ids"], ["mask"], to=TensorProto.UINT8),
+            ]
+        )
     elif len(odims) == 3:  # class ids already: only make them one byte
         if not req.labels:
             raise RtsegError(f"{req.path.name} outputs class ids: pass --labels FILE so rtseg knows how many and their names")
         n = len(read_labels(req.labels))
         graph.node.append(helper.make_node("Cast", [output.name], ["mask"], to=TensorProto.UINT8))
     else:
-        raise RtsegError(f"{req.path.name}: the first output must be class logits (N, C, H, W) or class ids (N, H, W), "
-                         f"got shape {odims}")
+        raise RtsegError(f"{req.path.name}: the first output must be class logits (N, C, H, W) or class ids (N, H, W), got shape {odims}")
     mask_dims = [odims[0], odims[-2], odims[-1]]
     del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info("mask", TensorProto.UINT8,
-                                                      [d if d else ("batch", "height", "width")[i] for i, d in enumerate(mask_dims)]))
+    graph.output.append(
+        helper.make_tensor_value_info(
+            "mask", TensorProto.UINT8, [d if d else ("batch", "height", "width")[i] for i, d in enumerate(mask_dims)]
+        )
+    )
     onnx.save(proto, str(out))
     classes, palette = _classes(req, n, None)
     h, w = dims[2], dims[3]
     size = req.input_size or ((h, w) if h and w else (360, 480))
-    return {"input_size": list(size), "classes": list(classes), "palette_rgb": [list(c) for c in palette],
-            "mean": list(req.mean or IMAGENET_MEAN.tolist()), "std": list(req.std or IMAGENET_STD.tolist()),
-            "architecture": {"kind": "imported ONNX"}}
+    return {
+        "input_size": list(size),
+        "classes": list(classes),
+        "palette_rgb": [list(c) for c in palette],
+        "mean": list(req.mean or IMAGENET_MEAN.tolist()),
+        "std": list(req.std or IMAGENET_STD.tolist()),
+        "architecture": {"kind": "imported ONNX"},
+    }
 
 
 def _embed_and_check(path: Path, meta: dict) -> None:
@@ -289,7 +343,8 @@ def _embed_and_check(path: Path, meta: dict) -> None:
         x = np.zeros((1, 3, h, w), np.float32)
         mask = session.run(["mask"], {session.get_inputs()[0].name: x})[0]
     except Exception as e:
-        raise RtsegError(f"the converted model does not run in ONNX Runtime ({e.__class__.__name__}: "
-                         f"{str(e).splitlines()[0][:200] if str(e) else ''})") from e
+        raise RtsegError(
+            f"the converted model does not run in ONNX Runtime ({e.__class__.__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
+        ) from e
     if mask.ndim != 3 or mask.dtype != np.uint8:
         raise RtsegError(f"the converted model gives {mask.dtype} {mask.shape}, not a (1, H, W) class map")

@@ -9,6 +9,7 @@ Lovasz-softmax loss (Berman, Rannen Triki and Blaschko, CVPR 2018): a convex, pi
 of 1 - IoU per class, averaged over the classes present, so a class counts by its IoU rather than by its
 pixel count: a thin class's few pixels weigh in it as much as the Road's many.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,15 @@ import torch.nn.functional as F
 LOSSES = ("ce", "ohem", "lovasz")
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, ignore_index: int,
-                      kind: str = "ce", thresh: float = 0.7, min_kept: float = 0.1) -> torch.Tensor:
+def segmentation_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    ignore_index: int,
+    kind: str = "ce",
+    thresh: float = 0.7,
+    min_kept: float = 0.1,
+) -> torch.Tensor:
     """Loss of `logits` (N, C, H, W) against `target` (N, H, W); `min_kept` is a share of labelled pixels."""
     logits = logits.float()
     if kind == "ce":
@@ -26,8 +34,9 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.
     if kind == "lovasz":
         if not (target != ignore_index).any():
             return logits.sum() * 0.0  # keeps the graph; nothing labelled (cross-entropy would be NaN)
-        return (F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index)
-                + lovasz_softmax(logits.softmax(1), target, ignore_index))
+        return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index) + lovasz_softmax(
+            logits.softmax(1), target, ignore_index
+        )
     if kind != "ohem":
         raise ValueError(f"unknown loss {kind!r}; choose from {', '.join(LOSSES)}")
     per_pixel = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index, reduction="none")

@@ -15,6 +15,7 @@ labelled half the sky of a 0006R0 frame as Building, while on a VNNI CPU (where 
 FP32 (benchmarks/int8_portability.py). Weights within +-64 cannot overflow (255 * 128 < 32767), on any CPU;
 ONNX Runtime's `reduce_range` is that, and `saturation_risks` checks a file for it.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,7 @@ from ..runtime.preprocess import Preprocessor
 
 
 class QDQLayout(TypedDict):
-    activation_type: str           # a name in onnxruntime.quantization.QuantType
+    activation_type: str  # a name in onnxruntime.quantization.QuantType
     extra_options: dict[str, Any]  # quantize_static's extra_options
 
 
@@ -44,8 +45,7 @@ class QDQLayout(TypedDict):
 # is made for TensorRT engines only.
 QDQ_LAYOUTS: dict[str, QDQLayout] = {
     "cpu": dict(activation_type="QUInt8", extra_options={}),
-    "tensorrt": dict(activation_type="QInt8",
-                     extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}),
+    "tensorrt": dict(activation_type="QInt8", extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}),
 }
 
 
@@ -74,7 +74,7 @@ def saturation_risks(model) -> list[str]:
         if act is None or weight is None or act.op_type != "DequantizeLinear" or weight.op_type != "DequantizeLinear":
             continue
         act_q, w_q = inits.get(act.input[0]), inits.get(weight.input[0])
-        act_type = (act_q.data_type if act_q is not None else _quantized_type(made_by.get(act.input[0]), inits))
+        act_type = act_q.data_type if act_q is not None else _quantized_type(made_by.get(act.input[0]), inits)
         if act_type != TensorProto.UINT8 or w_q is None or w_q.data_type != TensorProto.INT8:
             continue
         if int(abs(numpy_helper.to_array(w_q).astype(np.int16)).max()) > U8S8_SAFE_WEIGHT:
@@ -119,16 +119,20 @@ def calibration_images(folder: str | Path, count: int, exclude_drive: str | None
     folder = Path(folder)
     if (folder / "train").is_dir():
         folder = folder / "train"
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-                   and (exclude_drive is None or drive_of(p) != exclude_drive)) if folder.is_dir() else []
+    files = (
+        sorted(
+            p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and (exclude_drive is None or drive_of(p) != exclude_drive)
+        )
+        if folder.is_dir()
+        else []
+    )
     if not files:
         raise RtsegError(f"no calibration images in {folder}")
     step = max(1, len(files) // count)
     return files[::step][:count]
 
 
-def gate(reference_miou: float, int8_miou: float, max_drop: float, reference: str = "FP32",
-         split: str = "val") -> tuple[bool, str]:
+def gate(reference_miou: float, int8_miou: float, max_drop: float, reference: str = "FP32", split: str = "val") -> tuple[bool, str]:
     """Accept INT8 only if it keeps mIoU within `max_drop` points (percent) of the reference precision.
 
     Example:
@@ -137,12 +141,15 @@ def gate(reference_miou: float, int8_miou: float, max_drop: float, reference: st
     """
     drop = 100 * (reference_miou - int8_miou)
     verdict = drop <= max_drop
-    return verdict, (f"{split} mIoU {reference} {100 * reference_miou:.2f}, INT8 {100 * int8_miou:.2f}: drop {drop:.2f} "
-                     f"points ({'within' if verdict else 'over'} the {max_drop:g}-point limit)")
+    return verdict, (
+        f"{split} mIoU {reference} {100 * reference_miou:.2f}, INT8 {100 * int8_miou:.2f}: drop {drop:.2f} "
+        f"points ({'within' if verdict else 'over'} the {max_drop:g}-point limit)"
+    )
 
 
-def preprocessed(info: ModelInfo, images: list[Path], size: tuple[int, int] | None = None,
-                 stresses: tuple[str, ...] = ()) -> list[np.ndarray]:
+def preprocessed(
+    info: ModelInfo, images: list[Path], size: tuple[int, int] | None = None, stresses: tuple[str, ...] = ()
+) -> list[np.ndarray]:
     """Calibration frames exactly as the pipeline feeds them: (1, 3, H, W) float32, normalised RGB; each
     image also under every photometric stress in `stresses` (`data/photometric.py`)."""
     from ..data.photometric import stress
@@ -159,8 +166,16 @@ def preprocessed(info: ModelInfo, images: list[Path], size: tuple[int, int] | No
     return frames
 
 
-def quantize_int8(info: ModelInfo, output: Path, images: list[Path], method: str = "minmax", layout: str = "cpu",
-                  stresses: tuple[str, ...] = (), keep_float: tuple[str, ...] = (), weight_bits: str = "7-gemm") -> Path:
+def quantize_int8(
+    info: ModelInfo,
+    output: Path,
+    images: list[Path],
+    method: str = "minmax",
+    layout: str = "cpu",
+    stresses: tuple[str, ...] = (),
+    keep_float: tuple[str, ...] = (),
+    weight_bits: str = "7-gemm",
+) -> Path:
     """Static INT8 Q/DQ of `info` into `output`, calibrated on `images` (and their `stresses`); `layout` is a
     key of QDQ_LAYOUTS; `keep_float`: "first" and/or "last" convolution left in FP32; `weight_bits` (cpu
     layout only, one of CPU_WEIGHT_BITS): which weights keep 7 bits so no CPU can saturate."""
@@ -176,8 +191,7 @@ def quantize_int8(info: ModelInfo, output: Path, images: list[Path], method: str
             x = next(self.frames, None)
             return None if x is None else {"image": x}
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
     with tempfile.TemporaryDirectory() as d:
         prepared = Path(d) / "prepared.onnx"
         quant_pre_process(str(info.path), str(prepared), skip_symbolic_shape=True)  # fold, infer shapes
@@ -189,15 +203,32 @@ def quantize_int8(info: ModelInfo, output: Path, images: list[Path], method: str
         weights = weight_bits if layout == "cpu" else "8"
         if weights == "7-gemm":
             extra["TensorQuantOverrides"] = {w: [{"reduce_range": True}] for w in gemm_weights(graph)}
-        quantize_static(str(prepared), str(output), Frames(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=weights == "7", activation_type=getattr(QuantType, how["activation_type"]),
-                        weight_type=QuantType.QInt8, calibrate_method=methods[method], nodes_to_exclude=exclude,
-                        extra_options=extra)
+        quantize_static(
+            str(prepared),
+            str(output),
+            Frames(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=weights == "7",
+            activation_type=getattr(QuantType, how["activation_type"]),
+            weight_type=QuantType.QInt8,
+            calibrate_method=methods[method],
+            nodes_to_exclude=exclude,
+            extra_options=extra,
+        )
     # quantization drops metadata: put rtseg's back, marked as the INT8 sibling of the FP32 model
     proto = onnx.load(str(output))
-    meta = {**{k: v for k, v in info.entry.items() if k in ("task", "input_size", "classes", "palette_rgb", "mean", "std",
-                                                             "det_classes", "architecture")},
-            "name": output.stem, "precision": "int8", "base_model": info.name, "qdq": layout}
+    meta = {
+        **{
+            k: v
+            for k, v in info.entry.items()
+            if k in ("task", "input_size", "classes", "palette_rgb", "mean", "std", "det_classes", "architecture")
+        },
+        "name": output.stem,
+        "precision": "int8",
+        "base_model": info.name,
+        "qdq": layout,
+    }
     del proto.metadata_props[:]
     proto.metadata_props.add(key=META_KEY, value=json.dumps(meta))
     onnx.save(proto, str(output))

@@ -6,6 +6,7 @@ per-epoch validation, a CSV log and resumable checkpoints. best.pt keeps the epo
 selection split (--val-split: CamVid val, or a drive held out of training). `prepare` builds a run,
 `train_one_epoch` and `validate` do one epoch each, `train` loops.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,15 @@ from .train_args import add_train_args
 class SegDataset(Dataset):
     """Augmented (image, label) pairs; with `boxes`, also CenterNet targets derived from the augmented label."""
 
-    def __init__(self, images: list[np.ndarray], labels: list[np.ndarray], transform: TrainTransform, boxes: bool = False,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        labels: list[np.ndarray],
+        transform: TrainTransform,
+        boxes: bool = False,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+    ):
         self.images, self.labels, self.transform, self.boxes = images, labels, transform, boxes
         self.mean, self.std = mean, std
 
@@ -62,8 +70,7 @@ def enet_class_weights(freq: np.ndarray, c: float = 1.02) -> np.ndarray:
     return (w / w.mean()).astype(np.float32)
 
 
-def validate(model: torch.nn.Module, spec: ModelSpec, samples: list[tuple[np.ndarray, np.ndarray]],
-             amp_dtype: torch.dtype | None) -> dict:
+def validate(model: torch.nn.Module, spec: ModelSpec, samples: list[tuple[np.ndarray, np.ndarray]], amp_dtype: torch.dtype | None) -> dict:
     """Selection metrics of the model in training, measured by rtseg's evaluation through the same slot
     (preprocess, class map at label size, boxes) that `rtseg eval` uses on the exported file."""
     from ..core.modelinfo import ModelInfo
@@ -71,9 +78,16 @@ def validate(model: torch.nn.Module, spec: ModelSpec, samples: list[tuple[np.nda
     from ..models.torch_backend import TorchBackend
     from ..runtime.slot import ModelSlot
 
-    info = ModelInfo(name=spec.name, path=Path(spec.name), task=spec.task, input_size=spec.input_size,
-                     classes=CLASSES[: spec.num_classes], mean=spec.mean, std=spec.std,
-                     det_classes=DET_CLASSES[: spec.num_det_classes] if spec.has_det else ())
+    info = ModelInfo(
+        name=spec.name,
+        path=Path(spec.name),
+        task=spec.task,
+        input_size=spec.input_size,
+        classes=CLASSES[: spec.num_classes],
+        mean=spec.mean,
+        std=spec.std,
+        det_classes=DET_CLASSES[: spec.num_det_classes] if spec.has_det else (),
+    )
     slot = ModelSlot.for_backend(info, TorchBackend.from_module(model, spec.task, autocast=amp_dtype), pool_size=1)
     r = measure(slot, samples)
     # plain floats: best.pt must load with torch.load(weights_only=True) when it starts another run
@@ -137,7 +151,7 @@ class Run:
     amp_dtype: torch.dtype | None
     run_dir: Path
     loader: DataLoader
-    val_samples: list[tuple[np.ndarray, np.ndarray]]   # (BGR frame, label) of the selection split
+    val_samples: list[tuple[np.ndarray, np.ndarray]]  # (BGR frame, label) of the selection split
     val_desc: str
     class_weights: torch.Tensor | None
     model: torch.nn.Module
@@ -146,7 +160,7 @@ class Run:
     sched: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     teacher: Ensemble | None = None  # one teacher or several (--distill given more than once)
-    epoch: int = 0      # the next epoch to run
+    epoch: int = 0  # the next epoch to run
     step: int = 0
     best: float = -1.0
     skipped_steps: int = 0  # steps whose loss was not finite (never taken)
@@ -167,8 +181,9 @@ def prepare(args: argparse.Namespace) -> Run:
     input_size = parse_size(args.input_size)
     encoder = encoder_layout(args)
     args.head = head_for(args, encoder)  # resolved, so the run's record names it
-    spec = ModelSpec(width=args.width, head=args.head, output_stride=args.output_stride, input_size=input_size,
-                     task=args.task, encoder=encoder)
+    spec = ModelSpec(
+        width=args.width, head=args.head, output_stride=args.output_stride, input_size=input_size, task=args.task, encoder=encoder
+    )
     run_dir = Path(args.out or Path("runs") / spec.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -181,10 +196,16 @@ def prepare(args: argparse.Namespace) -> Run:
     crop = parse_size(args.crop) if args.crop else input_size
     transform = TrainTransform(crop, tuple(args.scale), base_size=input_size, rng=np.random.default_rng(args.seed))
     workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else min(8, os.cpu_count() or 1))
-    loader = DataLoader(SegDataset(train_imgs, train_labels, transform, spec.has_det, spec.mean, spec.std),
-                        batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=workers,
-                        pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-    calibration = [cv2.resize(im, (input_size[1], input_size[0])) for im in train_imgs[::max(1, len(train_imgs) // 32)]]
+    loader = DataLoader(
+        SegDataset(train_imgs, train_labels, transform, spec.has_det, spec.mean, spec.std),
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+    calibration = [cv2.resize(im, (input_size[1], input_size[0])) for im in train_imgs[:: max(1, len(train_imgs) // 32)]]
     model = load_pretrained(build_model(spec), spec, args.pretrained, calibration)
     model = model.to(device).to(memory_format=torch.channels_last)
     start = pretrained_file(args.pretrained)
@@ -198,8 +219,23 @@ def prepare(args: argparse.Namespace) -> Run:
     if args.distill and not spec.has_seg:
         raise RtsegError("--distill: only a segmentation student learns from a teacher's class map")
     teacher = Ensemble(args.distill, spec, device) if args.distill else None
-    run = Run(args, spec, device, amp_dtype, run_dir, loader, val_samples, val_desc, weights, model, ema, opt, sched,
-              torch.amp.GradScaler(enabled=amp_dtype == torch.float16), teacher)
+    run = Run(
+        args,
+        spec,
+        device,
+        amp_dtype,
+        run_dir,
+        loader,
+        val_samples,
+        val_desc,
+        weights,
+        model,
+        ema,
+        opt,
+        sched,
+        torch.amp.GradScaler(enabled=amp_dtype == torch.float16),
+        teacher,
+    )
     if args.resume and (run_dir / "last.pt").exists():
         resume(run)
     return run
@@ -231,8 +267,7 @@ def train_one_epoch(run: Run) -> list[float]:
         loss = torch.zeros((), device=device)
         if spec.has_seg:
             logits = out if spec.task == "seg" else out["logits"]
-            seg = segmentation_loss(logits, y, run.class_weights, VOID, run.args.loss, run.args.ohem_thresh,
-                                    run.args.ohem_min_kept)
+            seg = segmentation_loss(logits, y, run.class_weights, VOID, run.args.loss, run.args.ohem_thresh, run.args.ohem_min_kept)
             if soft is not None:
                 w = run.args.distill_weight
                 seg = (1 - w) * seg + w * distillation_loss(logits, soft, y, VOID, run.args.distill_temperature)
@@ -274,17 +309,35 @@ def plain_args(args: argparse.Namespace) -> dict:
 def save_checkpoints(run: Run, metrics: dict, score: float) -> None:
     """last.pt (everything to resume, written atomically) and, when the score improved, best.pt (weights)."""
     args, trained_on = run.args, device_description(run.device)
-    ck = {"model": run.model.state_dict(), "ema": run.ema.state_dict() if run.ema is not None else None,
-          "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(), "epoch": run.epoch, "step": run.step,
-          "best_score": max(run.best, score) if not math.isnan(score) else run.best, "spec": run.spec.to_dict(),
-          "args": plain_args(args), "trained_on": trained_on, "val_split": args.val_split}
+    ck = {
+        "model": run.model.state_dict(),
+        "ema": run.ema.state_dict() if run.ema is not None else None,
+        "optimizer": run.opt.state_dict(),
+        "scheduler": run.sched.state_dict(),
+        "epoch": run.epoch,
+        "step": run.step,
+        "best_score": max(run.best, score) if not math.isnan(score) else run.best,
+        "spec": run.spec.to_dict(),
+        "args": plain_args(args),
+        "trained_on": trained_on,
+        "val_split": args.val_split,
+    }
     torch.save(ck, run.run_dir / "last.tmp")
     os.replace(run.run_dir / "last.tmp", run.run_dir / "last.pt")  # a killed run never leaves a torn checkpoint
     if not math.isnan(score) and score > run.best:
         run.best = score
-        torch.save({"model": run.selected_model.state_dict(), "spec": run.spec.to_dict(), "epoch": run.epoch + 1,
-                    "val_metrics": metrics, "val_split": args.val_split, "args": plain_args(args), "trained_on": trained_on},
-                   run.run_dir / "best.pt")
+        torch.save(
+            {
+                "model": run.selected_model.state_dict(),
+                "spec": run.spec.to_dict(),
+                "epoch": run.epoch + 1,
+                "val_metrics": metrics,
+                "val_split": args.val_split,
+                "args": plain_args(args),
+                "trained_on": trained_on,
+            },
+            run.run_dir / "best.pt",
+        )
 
 
 class EpochLog:
@@ -293,8 +346,7 @@ class EpochLog:
     COLUMNS = ["epoch", "step", "lr", "train_loss", "val_miou", "val_pixel_acc", "val_map50", "epoch_seconds", "cpu_seconds"]
 
     def __init__(self, path: Path, start_epoch: int):
-        kept = [r for r in csv.DictReader(open(path)) if int(r["epoch"]) <= start_epoch] \
-            if start_epoch > 0 and path.exists() else []
+        kept = [r for r in csv.DictReader(open(path)) if int(r["epoch"]) <= start_epoch] if start_epoch > 0 and path.exists() else []
         self.path, self.file = path, open(path, "w", newline="")
         self.writer = csv.writer(self.file)
         self.writer.writerow(self.COLUMNS)
@@ -302,9 +354,17 @@ class EpochLog:
             self.writer.writerow([r.get(c, "") for c in self.COLUMNS])
 
     def write(self, run: Run, losses: list[float], metrics: dict, secs: float, cpu: float) -> None:
-        self.writer.writerow([run.epoch + 1, run.step, f"{run.sched.get_last_lr()[0]:.6g}", f"{np.mean(losses):.5f}",
-                              *(f"{metrics.get(k, float('nan')):.5f}" for k in ("miou", "pixel_acc", "map50")),
-                              f"{secs:.1f}", f"{cpu:.1f}"])
+        self.writer.writerow(
+            [
+                run.epoch + 1,
+                run.step,
+                f"{run.sched.get_last_lr()[0]:.6g}",
+                f"{np.mean(losses):.5f}",
+                *(f"{metrics.get(k, float('nan')):.5f}" for k in ("miou", "pixel_acc", "map50")),
+                f"{secs:.1f}",
+                f"{cpu:.1f}",
+            ]
+        )
         self.file.flush()
 
     def close(self) -> None:
@@ -315,23 +375,27 @@ def train(args: argparse.Namespace) -> Path:
     """Train as `args` says; returns the run folder (best.pt, last.pt, log.csv)."""
     run = prepare(args)
     log = EpochLog(run.run_dir / "log.csv", run.epoch)
-    print(f"training {run.spec.name} ({run.spec.encoder} encoder) on {run.device} (amp={run.amp_dtype}), "
-          f"{len(cast(Sized, run.loader.dataset))} train images, selecting on {run.val_desc}, {args.epochs} epochs x "
-          f"{len(run.loader)} steps, logging to {log.path}")
+    print(
+        f"training {run.spec.name} ({run.spec.encoder} encoder) on {run.device} (amp={run.amp_dtype}), "
+        f"{len(cast(Sized, run.loader.dataset))} train images, selecting on {run.val_desc}, {args.epochs} epochs x "
+        f"{len(run.loader)} steps, logging to {log.path}"
+    )
     while run.epoch < args.epochs:
         t0, c0 = time.time(), time.process_time()
         losses = train_one_epoch(run)
         stopped = bool(args.max_steps and run.step >= args.max_steps)
         final = run.epoch + 1 == args.epochs or stopped
-        metrics = validate(run.selected_model, run.spec, run.val_samples, run.amp_dtype) \
-            if (run.epoch + 1) % args.eval_every == 0 or final else {}
+        metrics = (
+            validate(run.selected_model, run.spec, run.val_samples, run.amp_dtype)
+            if (run.epoch + 1) % args.eval_every == 0 or final
+            else {}
+        )
         score = selection_score(metrics) if metrics else float("nan")
         secs, cpu = time.time() - t0, time.process_time() - c0
         log.write(run, losses, metrics, secs, cpu)
         save_checkpoints(run, metrics, score)
         shown = "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items())
-        print(f"epoch {run.epoch + 1}/{args.epochs}  loss {np.mean(losses):.4f}  {shown}  best {run.best:.4f}  {secs:.0f}s",
-              flush=True)
+        print(f"epoch {run.epoch + 1}/{args.epochs}  loss {np.mean(losses):.4f}  {shown}  best {run.best:.4f}  {secs:.0f}s", flush=True)
         run.epoch += 1
         if stopped:
             break

@@ -23,6 +23,7 @@ simulated raises NotImplementedError: the stand-in says what it lacks instead of
 
 Without `monkeypatch` (a subprocess), `install()` replaces the modules for the rest of the process.
 """
+
 from __future__ import annotations
 
 import importlib.machinery
@@ -56,11 +57,22 @@ def _tensorrt_module(version: str) -> types.ModuleType:
         if "." not in name:
             setattr(module, name, cls)
     module.nptype = tensorrt_sim.nptype
-    for alias, member in (("float32", "FLOAT"), ("float16", "HALF"), ("int8", "INT8"), ("int32", "INT32"),
-                          ("int64", "INT64"), ("uint8", "UINT8"), ("bool", "BOOL")):
+    for alias, member in (
+        ("float32", "FLOAT"),
+        ("float16", "HALF"),
+        ("int8", "INT8"),
+        ("int32", "INT32"),
+        ("int64", "INT64"),
+        ("uint8", "UINT8"),
+        ("bool", "BOOL"),
+    ):
         setattr(module, alias, getattr(tensorrt_sim.DataType, member))
-    undeclared = [f"{name}.{m}" for name, cls in tensorrt_sim.SIMULATED.items()
-                  for m in vars(cls) if not m.startswith("_") and m not in CURRENT["classes"].get(name, set())]
+    undeclared = [
+        f"{name}.{m}"
+        for name, cls in tensorrt_sim.SIMULATED.items()
+        for m in vars(cls)
+        if not m.startswith("_") and m not in CURRENT["classes"].get(name, set())
+    ]
     undeclared += [n for n in vars(module) if not n.startswith("_") and n not in CURRENT["module"]]
     assert not undeclared, f"the stand-in offers names TensorRT {version} does not have: {undeclared}"
     return module

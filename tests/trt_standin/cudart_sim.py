@@ -14,6 +14,7 @@ and cudaDriverGetVersion with (cudaSuccess, 0); with a driver older than its CUD
 the driver's version. `Machine.driver_version` / `runtime_version` (as CUDA encodes them: 12040 is 12.4) and
 `driver_ok` (False: no driver at all) make either.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -24,10 +25,26 @@ import types
 
 import numpy as np
 
-SIMULATED = ("cudaError_t", "cudaMemcpyKind", "cudaStream_t", "cudaDeviceProp", "cudaStreamNonBlocking",
-             "cudaDriverGetVersion", "cudaRuntimeGetVersion", "cudaGetDeviceCount", "cudaGetDeviceProperties",
-             "cudaGetErrorName", "cudaStreamCreateWithFlags", "cudaStreamDestroy", "cudaStreamSynchronize",
-             "cudaMalloc", "cudaFree", "cudaMallocHost", "cudaFreeHost", "cudaMemcpyAsync")
+SIMULATED = (
+    "cudaError_t",
+    "cudaMemcpyKind",
+    "cudaStream_t",
+    "cudaDeviceProp",
+    "cudaStreamNonBlocking",
+    "cudaDriverGetVersion",
+    "cudaRuntimeGetVersion",
+    "cudaGetDeviceCount",
+    "cudaGetDeviceProperties",
+    "cudaGetErrorName",
+    "cudaStreamCreateWithFlags",
+    "cudaStreamDestroy",
+    "cudaStreamSynchronize",
+    "cudaMalloc",
+    "cudaFree",
+    "cudaMallocHost",
+    "cudaFreeHost",
+    "cudaMemcpyAsync",
+)
 
 
 class cudaError_t(enum.IntEnum):
@@ -67,8 +84,9 @@ OK = cudaError_t.cudaSuccess
 class Machine:
     """What the fake CUDA runtime knows: devices, allocations, streams, and hooks for tests."""
 
-    def __init__(self, devices=(("NVIDIA Stand-In GPU", 8, 9),), driver_ok: bool = True,
-                 driver_version: int = 13000, runtime_version: int = 13050):
+    def __init__(
+        self, devices=(("NVIDIA Stand-In GPU", 8, 9),), driver_ok: bool = True, driver_version: int = 13000, runtime_version: int = 13050
+    ):
         self.devices, self.driver_ok = list(devices), driver_ok
         self.driver_version, self.runtime_version = driver_version, runtime_version
         self.device_memory: dict[int, np.ndarray] = {}
@@ -76,9 +94,9 @@ class Machine:
         self.streams: dict[int, list] = {}
         self.lock = threading.Lock()
         self.ids = itertools.count(1)
-        self.before_sync = None          # a test may make synchronisation wait (e.g. on a Barrier)
-        self.pageable_copies = 0         # copies whose host side was not page-locked
-        self.uploads_from = []           # host addresses uploads read from
+        self.before_sync = None  # a test may make synchronisation wait (e.g. on a Barrier)
+        self.pageable_copies = 0  # copies whose host side was not page-locked
+        self.uploads_from = []  # host addresses uploads read from
 
     def _find(self, table: dict[int, np.ndarray], pointer: int, nbytes: int) -> bool:
         return any(p <= pointer and pointer + nbytes <= p + a.nbytes for p, a in table.items())
@@ -136,18 +154,18 @@ def make_module(machine: Machine) -> types.ModuleType:
     def cudaStreamDestroy(stream):
         with machine.lock:
             found = machine.streams.pop(int(stream), None) is not None
-        return (OK if found else cudaError_t.cudaErrorInvalidResourceHandle),
+        return ((OK if found else cudaError_t.cudaErrorInvalidResourceHandle),)
 
     def cudaStreamSynchronize(stream):
         if machine.before_sync is not None:
             machine.before_sync()
         with machine.lock:
             if int(stream) not in machine.streams:
-                return cudaError_t.cudaErrorInvalidResourceHandle,
+                return (cudaError_t.cudaErrorInvalidResourceHandle,)
             work, machine.streams[int(stream)] = machine.streams[int(stream)], []
         for job in work:
             job()
-        return OK,
+        return (OK,)
 
     def _allocate(table, nbytes: int):
         array = np.zeros(int(nbytes), np.uint8)
@@ -158,7 +176,7 @@ def make_module(machine: Machine) -> types.ModuleType:
     def _release(table, pointer):
         with machine.lock:
             found = table.pop(int(pointer), None) is not None
-        return (OK if found else cudaError_t.cudaErrorInvalidValue),
+        return ((OK if found else cudaError_t.cudaErrorInvalidValue),)
 
     def cudaMemcpyAsync(dst, src, count, kind, stream):
         dst, src, count = int(dst), int(src), int(count)
@@ -167,9 +185,9 @@ def make_module(machine: Machine) -> types.ModuleType:
         elif kind == cudaMemcpyKind.cudaMemcpyDeviceToHost:
             device, host = src, dst
         else:
-            return cudaError_t.cudaErrorInvalidValue,
+            return (cudaError_t.cudaErrorInvalidValue,)
         if not machine._find(machine.device_memory, device, count) or machine._find(machine.device_memory, host, 1):
-            return cudaError_t.cudaErrorInvalidValue,
+            return (cudaError_t.cudaErrorInvalidValue,)
         if not machine._find(machine.pinned_memory, host, count):
             machine.pageable_copies += 1
         if kind == cudaMemcpyKind.cudaMemcpyHostToDevice:
@@ -177,21 +195,29 @@ def make_module(machine: Machine) -> types.ModuleType:
         try:
             machine.enqueue(int(stream), lambda: ctypes.memmove(dst, src, count))
         except RuntimeError:
-            return cudaError_t.cudaErrorInvalidResourceHandle,
-        return OK,
+            return (cudaError_t.cudaErrorInvalidResourceHandle,)
+        return (OK,)
 
     module = types.ModuleType("cuda.bindings.runtime")
     module.__dict__.update(
-        cudaError_t=cudaError_t, cudaMemcpyKind=cudaMemcpyKind, cudaStream_t=cudaStream_t,
-        cudaDeviceProp=cudaDeviceProp, cudaStreamNonBlocking=cudaStreamNonBlocking,
-        cudaDriverGetVersion=cudaDriverGetVersion, cudaRuntimeGetVersion=cudaRuntimeGetVersion,
-        cudaGetDeviceCount=cudaGetDeviceCount, cudaGetDeviceProperties=cudaGetDeviceProperties,
-        cudaGetErrorName=cudaGetErrorName, cudaStreamCreateWithFlags=cudaStreamCreateWithFlags,
-        cudaStreamDestroy=cudaStreamDestroy, cudaStreamSynchronize=cudaStreamSynchronize,
+        cudaError_t=cudaError_t,
+        cudaMemcpyKind=cudaMemcpyKind,
+        cudaStream_t=cudaStream_t,
+        cudaDeviceProp=cudaDeviceProp,
+        cudaStreamNonBlocking=cudaStreamNonBlocking,
+        cudaDriverGetVersion=cudaDriverGetVersion,
+        cudaRuntimeGetVersion=cudaRuntimeGetVersion,
+        cudaGetDeviceCount=cudaGetDeviceCount,
+        cudaGetDeviceProperties=cudaGetDeviceProperties,
+        cudaGetErrorName=cudaGetErrorName,
+        cudaStreamCreateWithFlags=cudaStreamCreateWithFlags,
+        cudaStreamDestroy=cudaStreamDestroy,
+        cudaStreamSynchronize=cudaStreamSynchronize,
         cudaMalloc=lambda nbytes: _allocate(machine.device_memory, nbytes),
         cudaFree=lambda pointer: _release(machine.device_memory, pointer),
         cudaMallocHost=lambda nbytes: _allocate(machine.pinned_memory, nbytes),
         cudaFreeHost=lambda pointer: _release(machine.pinned_memory, pointer),
-        cudaMemcpyAsync=cudaMemcpyAsync)
+        cudaMemcpyAsync=cudaMemcpyAsync,
+    )
     assert set(SIMULATED) == {k for k in module.__dict__ if not k.startswith("_")}
     return module

@@ -5,6 +5,7 @@ cannot pass by `hasattr` quietly skipping an unsimulated call, and the stand-in 
 The API of the version being stood in is one of the JSON files beside this module (see __init__.py for how
 they were made); `load_api(version)` makes it current for every class and module here.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,15 +19,18 @@ CURRENT: dict = {}
 def load_api(version: str) -> dict:
     api = json.loads((HERE / f"tensorrt-{version}.json").read_text())
     CURRENT.clear()
-    CURRENT.update(version=api["tensorrt_version"], module=set(api["module"]),
-                   classes={k: set(v) for k, v in api["classes"].items()}, enums=api["enums"])
+    CURRENT.update(
+        version=api["tensorrt_version"],
+        module=set(api["module"]),
+        classes={k: set(v) for k, v in api["classes"].items()},
+        enums=api["enums"],
+    )
     return CURRENT
 
 
 def _check(owner: str, name: str, allowed: set[str] | None, found: bool):
     if allowed is None or name not in allowed:
-        raise AttributeError(f"{owner!r} has no attribute {name!r} (not in TensorRT {CURRENT.get('version')}'s "
-                             "Python API)")
+        raise AttributeError(f"{owner!r} has no attribute {name!r} (not in TensorRT {CURRENT.get('version')}'s Python API)")
     if not found:
         raise NotImplementedError(f"the TensorRT stand-in does not simulate {owner}.{name}")
 
@@ -71,8 +75,9 @@ class Strict(metaclass=StrictMeta):
 
     def __setattr__(self, name, value):
         if not name.startswith("_") and name not in CURRENT["classes"].get(type(self)._api_name, set()):
-            raise AttributeError(f"{type(self)._api_name!r} has no attribute {name!r} (not in TensorRT "
-                                 f"{CURRENT.get('version')}'s Python API)")
+            raise AttributeError(
+                f"{type(self)._api_name!r} has no attribute {name!r} (not in TensorRT {CURRENT.get('version')}'s Python API)"
+            )
         object.__setattr__(self, name, value)
 
 

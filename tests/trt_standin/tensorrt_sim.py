@@ -24,6 +24,7 @@ Logging, as TensorRT does it: the first logger a Builder or Runtime is made with
 one made later with another gets an INFO that it "differs from one already provided" and is not used, and
 the builder's warnings (`STATS.build_warnings`, set by a test) and errors go to the first one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,7 +47,7 @@ class Stats:
     def __init__(self):
         self.builds: list[dict] = []
         self.machine = None  # the fake CUDA runtime's Machine: device memory, streams, devices
-        self.logger = None   # the process's TensorRT logger: the first one a Builder or Runtime got
+        self.logger = None  # the process's TensorRT logger: the first one a Builder or Runtime got
         self.build_warnings: list[str] = []  # what each build logs at WARNING (a test sets them)
 
     def reset(self) -> None:
@@ -84,8 +85,15 @@ class DataType(StrictEnum):
 
 ENUMS = (ILogger_Severity, BuilderFlag, NetworkDefinitionCreationFlag, MemoryPoolType, TensorIOMode, DataType)
 ONNX_TO_TRT = {1: "FLOAT", 10: "HALF", 3: "INT8", 6: "INT32", 7: "INT64", 2: "UINT8", 9: "BOOL"}
-NUMPY = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "INT64": np.int64,
-         "UINT8": np.uint8, "BOOL": np.bool_}
+NUMPY = {
+    "FLOAT": np.float32,
+    "HALF": np.float16,
+    "INT8": np.int8,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "UINT8": np.uint8,
+    "BOOL": np.bool_,
+}
 
 
 def nptype(trt_type):
@@ -126,9 +134,12 @@ def _process_logger(logger, made_by: str) -> None:
     if STATS.logger is None:
         STATS.logger = logger
     elif STATS.logger is not logger:
-        STATS.logger.log(ILogger_Severity.INFO, f"The logger passed into {made_by} differs from one already "
-                         "provided for an existing builder, runtime, or refitter. Uses of the global logger, "
-                         "returned by nvinfer1::getLogger(), will return the existing value.")
+        STATS.logger.log(
+            ILogger_Severity.INFO,
+            f"The logger passed into {made_by} differs from one already "
+            "provided for an existing builder, runtime, or refitter. Uses of the global logger, "
+            "returned by nvinfer1::getLogger(), will return the existing value.",
+        )
 
 
 def _log(severity: str, msg: str) -> None:
@@ -210,8 +221,7 @@ class OnnxParser(Strict):
                 if zp in constants and constants[zp].data_type == 2:
                     self._errors.append(ParserError(f"{node.name}: UINT8 is not a valid type here"))
                 elif zp in constants and numpy_helper.to_array(constants[zp]).any():
-                    self._errors.append(ParserError("TRT only supports symmetric quantization - zeroPt must be "
-                                                    "all zeros"))
+                    self._errors.append(ParserError("TRT only supports symmetric quantization - zeroPt must be all zeros"))
         if self._errors:
             return False
         graph_input = proto.graph.input[0]
@@ -232,8 +242,7 @@ class OnnxParser(Strict):
 
 
 # ONNX element types as TensorRT's parser imports them (convertDtype): DOUBLE is read as FLOAT; others are not
-TRT_TYPE_OF_ONNX = {1: "FLOAT", 10: "HALF", 16: "BF16", 11: "FLOAT", 3: "INT8", 6: "INT32", 7: "INT64", 2: "UINT8",
-                    9: "BOOL"}
+TRT_TYPE_OF_ONNX = {1: "FLOAT", 10: "HALF", 16: "BF16", 11: "FLOAT", 3: "INT8", 6: "INT32", 7: "INT64", 2: "UINT8", 9: "BOOL"}
 
 
 def _type_errors(proto) -> list[str]:
@@ -275,8 +284,7 @@ class ITimingCache(Strict):
         self._entries, self._cc, self._valid = set(entries), compute_capability, valid
 
     def serialize(self) -> IHostMemory:
-        return IHostMemory(json.dumps({"cc": self._cc, "tensorrt": CURRENT["version"],
-                                       "entries": sorted(self._entries)}).encode())
+        return IHostMemory(json.dumps({"cc": self._cc, "tensorrt": CURRENT["version"], "entries": sorted(self._entries)}).encode())
 
     def combine(self, input_cache: "ITimingCache", ignore_mismatch: bool) -> bool:
         self._entries |= input_cache._entries
@@ -367,12 +375,18 @@ class Builder(Strict):
         delay = float(os.environ.get("RTSEG_STANDIN_BUILD_SECONDS", "0"))
         if delay:
             time.sleep(delay)  # widens the window in which a second process could build the same engine
-        header = {"tensorrt": CURRENT["version"], "input": [name, ONNX_TO_TRT[dtype]], "profile": shapes,
-                  "outputs": [[n, ONNX_TO_TRT[t]] for n, t in network._outputs],
-                  "strongly_typed": network._strongly_typed, "fp16_weights": network._fp16_weights,
-                  "qdq": network._qdq, "timing_cache_used": config._timing is not None,
-                  "optimization_level": config._optimization_level,
-                  "workspace": config._pools.get(MemoryPoolType.WORKSPACE)}
+        header = {
+            "tensorrt": CURRENT["version"],
+            "input": [name, ONNX_TO_TRT[dtype]],
+            "profile": shapes,
+            "outputs": [[n, ONNX_TO_TRT[t]] for n, t in network._outputs],
+            "strongly_typed": network._strongly_typed,
+            "fp16_weights": network._fp16_weights,
+            "qdq": network._qdq,
+            "timing_cache_used": config._timing is not None,
+            "optimization_level": config._optimization_level,
+            "workspace": config._pools.get(MemoryPoolType.WORKSPACE),
+        }
         if config._timing is not None:
             config._timing._entries.add(hashlib.sha256(network._onnx + repr(shapes).encode()).hexdigest()[:16])
         STATS.builds.append(header)
@@ -393,7 +407,7 @@ class Runtime(Strict):
         data = bytes(serialized_engine)
         if not data.startswith(PLAN_MAGIC):
             return None
-        line, _, onnx_bytes = data[len(PLAN_MAGIC):].partition(b"\n")
+        line, _, onnx_bytes = data[len(PLAN_MAGIC) :].partition(b"\n")
         try:
             header = json.loads(line)
         except ValueError:
@@ -450,8 +464,7 @@ class IExecutionContext(Strict):
     def set_input_shape(self, name: str, shape) -> bool:
         shape = tuple(shape)
         lo, _, hi = self._engine._header["profile"]
-        if name != self._engine._names[0] or len(shape) != len(lo) or \
-                not all(a <= s <= b for a, s, b in zip(lo, shape, hi)):
+        if name != self._engine._names[0] or len(shape) != len(lo) or not all(a <= s <= b for a, s, b in zip(lo, shape, hi)):
             return False
         self._shape = shape
         return True
@@ -488,6 +501,22 @@ class IExecutionContext(Strict):
         return True
 
 
-SIMULATED = {cls._api_name: cls for cls in (ILogger, Logger, Builder, INetworkDefinition, OnnxParser, ParserError,
-                                            IOptimizationProfile, ITimingCache, IBuilderConfig, IHostMemory,
-                                            Runtime, ICudaEngine, IExecutionContext, *ENUMS)}
+SIMULATED = {
+    cls._api_name: cls
+    for cls in (
+        ILogger,
+        Logger,
+        Builder,
+        INetworkDefinition,
+        OnnxParser,
+        ParserError,
+        IOptimizationProfile,
+        ITimingCache,
+        IBuilderConfig,
+        IHostMemory,
+        Runtime,
+        ICudaEngine,
+        IExecutionContext,
+        *ENUMS,
+    )
+}
