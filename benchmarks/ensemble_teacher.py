@@ -47,6 +47,22 @@ def probabilities(
     return torch.nn.functional.interpolate(out, size=label_shape, mode="bilinear", align_corners=False).softmax(1)[0]
 
 
+def score_row(name: str, cm: ConfusionMatrix, **columns) -> dict:
+    """A row of the report: the model's name, `columns` (e.g. its input size), mIoU and the IoU per class."""
+    per_class = {c: round(float(v) * 100, 1) for c, v in zip(CLASSES, cm.iou())}
+    return {"model": name, **columns, "miou": round(cm.miou() * 100, 2), "per_class_iou": per_class}
+
+
+def iou_table(rows: list[dict], columns: tuple[str, ...] = ()) -> list[str]:
+    """The rows as a markdown table: model, `columns`, mIoU, then one column per class."""
+    lines = ["| model | " + "".join(f"{c} | " for c in columns) + "mIoU | " + " | ".join(CLASSES) + " |"]
+    lines.append("|---|" + "---|" * len(columns) + "---:|" + "---:|" * len(CLASSES))
+    for r in rows:
+        cells = [r["model"], *(str(r[c]) for c in columns), f"{r['miou']:.2f}", *(f"{r['per_class_iou'][c]:.1f}" for c in CLASSES)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoints", nargs="+", help="rtseg checkpoints (best.pt or a shipped NAME.pt)")
@@ -70,20 +86,10 @@ def main() -> None:
                 cm.update(label, p.argmax(0).numpy())
             matrices[-1].update(label, (sum(probs) / len(probs)).argmax(0).numpy())
     env = environment()
-    rows = [
-        {"model": n, "miou": round(cm.miou() * 100, 2), "per_class_iou": {c: round(float(v) * 100, 1) for c, v in zip(CLASSES, cm.iou())}}
-        for n, cm in zip(names + ["ensemble (mean of distributions)"], matrices)
-    ]
-    lines = [
-        "# Teachers alone and as an ensemble",
-        "",
-        header_markdown(env),
-        f"- split: {split_description(args.split)} ({len(pairs)} frames), input {args.input_size}",
-        "",
-        "| model | mIoU | " + " | ".join(CLASSES) + " |",
-        "|---|---:|" + "---:|" * len(CLASSES),
-    ]
-    lines += [f"| {r['model']} | {r['miou']:.2f} | " + " | ".join(f"{r['per_class_iou'][c]:.1f}" for c in CLASSES) + " |" for r in rows]
+    rows = [score_row(n, cm) for n, cm in zip(names + ["ensemble (mean of distributions)"], matrices)]
+    lines = ["# Teachers alone and as an ensemble", "", header_markdown(env)]
+    lines += [f"- split: {split_description(args.split)} ({len(pairs)} frames), input {args.input_size}", ""]
+    lines += iou_table(rows)
     write_report(args.out, lines, {"environment": env, "split": args.split, "input_size": args.input_size, "rows": rows})
 
 

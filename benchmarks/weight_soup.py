@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, header_markdown, write_report  # noqa: E402
-from ensemble_teacher import load, probabilities  # noqa: E402
+from ensemble_teacher import iou_table, load, probabilities, score_row  # noqa: E402
 
 from rtseg.data.camvid import CLASSES, eval_pairs, read_image_rgb, read_label, split_description  # noqa: E402
 from rtseg.evaluation.metrics import ConfusionMatrix  # noqa: E402
@@ -62,30 +62,12 @@ def main() -> None:
                 rgb, label = read_image_rgb(image_path), read_label(label_path)
                 for n, m in models.items():
                     matrices[n].update(label, probabilities(m, spec, rgb, size, label.shape).argmax(0).numpy())
-        rows += [
-            {
-                "model": n,
-                "input_size": size_text,
-                "miou": round(cm.miou() * 100, 2),
-                "per_class_iou": {c: round(float(v) * 100, 1) for c, v in zip(CLASSES, cm.iou())},
-            }
-            for n, cm in matrices.items()
-        ]
+        rows += [score_row(n, cm, input_size=size_text) for n, cm in matrices.items()]
         print(size_text, {r["model"]: r["miou"] for r in rows if r["input_size"] == size_text}, flush=True)
     env = environment()
-    lines = [
-        "# Weight soups of two fine-tunes",
-        "",
-        header_markdown(env),
-        f"- split: {split_description(args.split)} ({len(pairs)} frames); A = {names[0]}, B = {names[1]}",
-        "",
-        "| model | input | mIoU | " + " | ".join(CLASSES) + " |",
-        "|---|---|---:|" + "---:|" * len(CLASSES),
-    ]
-    lines += [
-        f"| {r['model']} | {r['input_size']} | {r['miou']:.2f} | " + " | ".join(f"{r['per_class_iou'][c]:.1f}" for c in CLASSES) + " |"
-        for r in rows
-    ]
+    lines = ["# Weight soups of two fine-tunes", "", header_markdown(env)]
+    lines += [f"- split: {split_description(args.split)} ({len(pairs)} frames); A = {names[0]}, B = {names[1]}", ""]
+    lines += iou_table(rows, ("input_size",))
     write_report(args.out, lines, {"environment": env, "split": args.split, "checkpoints": args.checkpoints, "rows": rows})
 
 

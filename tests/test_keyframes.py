@@ -107,17 +107,11 @@ def test_every_frame_comes_out_in_order_with_key_frames_through_the_cli(tiny_mod
         clip,
         "--model",
         tiny_model,
-        "--keyframe",
-        "3",
-        "--no-show",
-        "--output",
+        *"--keyframe 3 --no-show --output".split(),
         out,
         "--json",
         js,
-        "--codec",
-        "mp4v",
-        "--streams",
-        "2",
+        *"--codec mp4v --streams 2".split(),
     )
     assert r.returncode == 0, r.stderr
     lines = frame_lines(js)

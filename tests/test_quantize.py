@@ -89,17 +89,9 @@ def test_a_refused_int8_file_never_replaces_the_shipped_one(shipped_tiny, tiny_c
     env = {**__import__("os").environ, "RTSEG_ENGINES_DIR": str(shipped_tiny)}
     (shipped_tiny / "tiny-int8.onnx").write_bytes(b"the shipped INT8 file")
     res = run_cli(
-        "export",
-        "--model",
-        "tiny",
-        "--precision",
-        "int8",
-        "--calib-data",
+        *"export --model tiny --precision int8 --calib-data".split(),
         tiny_camvid,
-        "--calib-images",
-        "4",
-        "--max-drop",
-        "-1",
+        *"--calib-images 4 --max-drop -1".split(),
         env=env,
         timeout=300,
     )
