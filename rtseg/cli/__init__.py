@@ -2,8 +2,9 @@
 
 Each command reads its arguments once, into a frozen value (`RunSettings` from runtime/settings.py, `EvalRequest`,
 ...), and works from that; what the program says goes through `logging` (the "rtseg" logger, set up in
-`main`), while results and reports are printed to stdout. The parser is cli/parser.py; each command's handler
-sits with its kind of work: cli/run.py, cli/evaluate.py, cli/models.py, cli/build.py.
+`main`), while results and reports are printed to stdout. The parser is cli/parser.py, each command's
+options in cli/live_options.py or cli/tool_options.py; each command's handler sits with its kind of work:
+cli/run.py, cli/evaluate.py, cli/models.py, cli/build.py.
 """
 
 from __future__ import annotations
