@@ -107,7 +107,7 @@ def test_stream_errors_reach_the_caller(tiny_model, tmp_path):
     "options, says",
     [
         ({"loop": 0}, "loop must be 1 or more"),
-        ({"threads": 0}, "threads must be 1 or more"),
+        ({"threads": -1}, "threads must be 0 or more"),
         ({"alpha": 1.5}, "opacity, from 0 to 1"),
         ({"task": "depth"}, "unknown task 'depth'"),
         ({"precision": "int4"}, "precision 'int4'"),

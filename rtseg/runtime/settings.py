@@ -105,8 +105,8 @@ class RunSettings:
         choice: the model, or the rate the selector chooses (and keeps) one for.
         sinks: what is written and shown.
         target_fps: reported against at the end in any case (selected for when `choice` names no model).
-        streams, threads: the inference layout (None: rtseg's choice for the source; in a group, threads per
-            source, the cores shared out).
+        streams, threads: the inference layout (None, or 0 threads: rtseg's choice for the source; in a group,
+            threads per source, the cores shared out).
         realtime: pace a file like a camera.
         frames: stop after this many frames.
         loop: play a file this many times.
@@ -148,10 +148,10 @@ class RunSettings:
         for name in ("loop", "queue_size"):
             if getattr(self, name) < 1:
                 raise RtsegError(f"{name} must be 1 or more (got {getattr(self, name)})")
-        for name in ("frames", "streams", "threads", "cores"):
+        for name, low in (("frames", 1), ("streams", 1), ("threads", 0), ("cores", 0)):  # threads 0: the default, as in ONNX Runtime
             value = getattr(self, name)
-            if value is not None and value < 1:
-                raise RtsegError(f"{name} must be 1 or more (got {value})")
+            if value is not None and value < low:
+                raise RtsegError(f"{name} must be {low} or more (got {value})")
         if self.reconnect is not None and self.reconnect < 0:
             raise RtsegError(f"reconnect must be 0 or more, or None for forever (got {self.reconnect})")
         if self.target_fps is not None and not self.target_fps > 0:
