@@ -12,6 +12,8 @@ import numpy as np
 from ..core.constants import IMAGENET_MEAN, IMAGENET_STD
 from .camvid import VOID
 
+CROP_TRIES = 10  # draws of a crop corner before the last one is taken (MMSegmentation's RandomCrop: 10)
+
 
 class TrainTransform:
     """Random scale, random crop (padded), horizontal flip and colour jitter."""
@@ -23,12 +25,16 @@ class TrainTransform:
         base_size: tuple[int, int] | None = None,
         jitter: float = 0.3,
         rng: np.random.Generator | None = None,
+        max_class_share: float = 1.0,
     ):
         self.crop_h, self.crop_w = crop
         self.scale = scale
         self.base_size = base_size  # (h, w) the scale range is relative to; None = the image's own size
         self.jitter = jitter
         self.rng = rng or np.random.default_rng()
+        # below 1: a crop where one class covers more of the labelled pixels than this is drawn again (up to
+        # CROP_TRIES times), so a zoomed-in crop of sky or road alone is rarer (MMSegmentation's cat_max_ratio)
+        self.max_class_share = max_class_share
 
     def __call__(self, img: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r = self.rng
@@ -41,8 +47,7 @@ class TrainTransform:
         if ph or pw:
             img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
             label = cv2.copyMakeBorder(label, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=VOID)
-        y = r.integers(0, img.shape[0] - self.crop_h + 1)
-        x = r.integers(0, img.shape[1] - self.crop_w + 1)
+        y, x = self._corner(label)
         img = img[y : y + self.crop_h, x : x + self.crop_w]
         label = label[y : y + self.crop_h, x : x + self.crop_w]
         if r.random() < 0.5:
@@ -50,6 +55,21 @@ class TrainTransform:
         if self.jitter:
             img = colour_jitter(img, self.jitter, r)
         return np.ascontiguousarray(img), np.ascontiguousarray(label)
+
+    def _corner(self, label: np.ndarray) -> tuple[int, int]:
+        """The crop's top-left corner: uniform, or with `max_class_share`, the first of CROP_TRIES draws whose
+        crop shows more than one class and none over that share of its labelled pixels (else the last draw)."""
+        r = self.rng
+        for _ in range(CROP_TRIES if self.max_class_share < 1 else 1):
+            y = int(r.integers(0, label.shape[0] - self.crop_h + 1))
+            x = int(r.integers(0, label.shape[1] - self.crop_w + 1))
+            if self.max_class_share >= 1:
+                break
+            counts = np.bincount(label[y : y + self.crop_h, x : x + self.crop_w].ravel(), minlength=VOID + 1)[:VOID]
+            labelled = counts.sum()
+            if np.count_nonzero(counts) > 1 and counts.max() < self.max_class_share * labelled:
+                break
+        return y, x
 
 
 def colour_jitter(img: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:

@@ -194,7 +194,9 @@ def prepare(args: argparse.Namespace) -> Run:
         raise RtsegError(str(e)) from e
     weights = None if args.no_class_weights else torch.from_numpy(enet_class_weights(class_frequencies(train_labels))).to(device)
     crop = parse_size(args.crop) if args.crop else input_size
-    transform = TrainTransform(crop, tuple(args.scale), base_size=input_size, rng=np.random.default_rng(args.seed))
+    transform = TrainTransform(
+        crop, tuple(args.scale), base_size=input_size, rng=np.random.default_rng(args.seed), max_class_share=args.crop_max_share
+    )
     workers = args.workers if args.workers is not None else (0 if device.type == "cpu" else min(8, os.cpu_count() or 1))
     loader = DataLoader(
         SegDataset(train_imgs, train_labels, transform, spec.has_det, spec.mean, spec.std),

@@ -26,6 +26,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-size", default="360x480", help="HxW the model runs at (eval and export)")
     p.add_argument("--crop", default=None, help="HxW training crop (default: the input size)")
     p.add_argument("--scale", type=float, nargs=2, default=(0.5, 2.0), help="random scale range")
+    p.add_argument(
+        "--crop-max-share",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="redraw a training crop (up to 10 times) where one class covers more than this share of its labelled "
+        "pixels (MMSegmentation's cat_max_ratio, 0.75 in its configs); 1 keeps every crop",
+    )
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-3)
