@@ -168,14 +168,15 @@ VERDICTS: dict[str, tuple[str, str]] = {
         "no test makes an image's mask name meet another input under --overwrite (unique_labels makes it hard to reach)",
     ),
     "rtseg/runtime/outputs.py:232:12:delete call": (
-        "gap",
+        "gap, closed",
         "when a later output cannot open, those opened before are not closed: a new video file left behind "
-        "empty, its lock held; no test has a second output fail to open",
+        "empty, its lock held; tests/test_outputs.py::test_an_output_that_cannot_open_closes_and_removes_those_opened_before_it "
+        "kills it (applied to b94b479)",
     ),
     "rtseg/runtime/outputs.py:128:26:True->False": (
-        "gap",
+        "gap, closed",
         "an output whose close fails (disk full at the trailer) would still be renamed over the old file; "
-        "the tests fill the disk while writing, not at close",
+        "tests/test_outputs.py::test_an_output_whose_close_fails_does_not_replace_the_old_file kills it (applied to b94b479)",
     ),
     "rtseg/runtime/outputs.py:202:40:True->False": (
         "equivalent",
@@ -183,8 +184,9 @@ VERDICTS: dict[str, tuple[str, str]] = {
     ),
     # stats.py as of the rerun (3dbc7b8 + others' uncommitted edits: counts() and finish() moved in, lines shifted)
     "rtseg/runtime/stats.py:116:8:delete call": (
-        "gap",
-        "the recent latency behind the live readings' p95 would stay empty; no selected test reads it",
+        "gap, closed",
+        "the recent latency behind the live readings' p95 would stay empty; "
+        "tests/test_stats.py::test_the_live_readings_carry_the_recent_latency kills it (applied to b94b479)",
     ),
     "rtseg/runtime/stats.py:40:41:1.0->2.0": (
         "gap",
@@ -199,31 +201,34 @@ VERDICTS: dict[str, tuple[str, str]] = {
     ),
     # (selection/selector.py was renamed selection/ladder.py after this run: the ids are the run's)
     "rtseg/selection/selector.py:52:8:return None": (
-        "gap",
-        "box models would have no accuracy for --task det, so no candidate: the selector tests rank segmentation only",
+        "gap, closed",
+        "box models would have no accuracy for --task det, so no candidate; "
+        "tests/test_selector.py::test_box_and_both_task_models_are_ranked_by_what_they_measured kills it (applied to b94b479)",
     ),
     "rtseg/selection/selector.py:53:33:and->or": (
-        "gap",
-        "ranking for segdet with a figure missing would raise TypeError (None + float); no test ranks segdet",
+        "gap, closed",
+        "ranking for segdet with a figure missing would raise TypeError (None + float); "
+        "tests/test_selector.py::test_box_and_both_task_models_are_ranked_by_what_they_measured kills it (applied to b94b479)",
     ),
     "rtseg/selection/selector.py:185:36:1->0": (
         "equivalent",
         "the current rung is tried first, but _rung_below runs only when rate < target, so it never holds target x down_margin",
     ),
     "rtseg/core/hash_cache.py:44:55:True->False": (
-        "gap",
+        "gap, closed",
         "performance only: with the cache folder there, mkdir raises FileExistsError (an OSError, swallowed) "
-        "and the digest is never kept, so every start hashes the model again; no test checks the cache is reused",
+        "and the digest is never kept; tests/test_hash_cache.py kills it (applied to b94b479)",
     ),
     "rtseg/core/machine.py:21:4:return None": ("gap", "cosmetic: reports would say 'machine: None'; no test reads machine_description"),
     "rtseg/core/machine.py:70:17:Sub->Add": (
-        "gap",
+        "gap, closed",
         "OthersLoad would count our own CPU time as other programs': a quiet machine's profile marked busy; "
-        "the test only checks that a busy one is marked",
+        "tests/test_stats.py::test_another_programs_share_of_the_cpus_leaves_out_our_own_time kills it (applied to b94b479)",
     ),
     "rtseg/core/machine.py:68:16:Add->Sub": (
-        "gap",
-        "minor: only child processes' CPU time changes sign; profiling runs in-process, so no test has children",
+        "gap, closed",
+        "only child processes' CPU time changes sign; "
+        "tests/test_stats.py::test_another_programs_share_of_the_cpus_leaves_out_our_own_time kills it (applied to b94b479)",
     ),
 }
 
@@ -749,7 +754,8 @@ def report(doc: dict) -> list[str]:
         "## Surviving mutants",
         "",
         "Verdict: *equivalent* (no behaviour a user or caller could notice changes), *gap* (a real bug no test",
-        "notices), *caught elsewhere* (a test outside this target's selection fails on it), or *not reviewed*.",
+        "notices; *gap, closed*: a test added since kills it, named, checked by applying the change to a later commit),",
+        "*caught elsewhere* (a test outside this target's selection fails on it), or *not reviewed*.",
         "",
         "| where | change | original | mutated | verdict |",
         "|---|---|---|---|---|",

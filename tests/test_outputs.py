@@ -290,3 +290,27 @@ def test_an_output_that_cannot_open_closes_and_removes_those_opened_before_it(ti
         )
     assert res.returncode == 1 and "cannot listen there" in res.stderr and "Traceback" not in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_output_whose_close_fails_does_not_replace_the_old_file(tmp_path):
+    # a disk that fills while a video's trailer is written: the file that was there stays as it was, and the
+    # new one is kept aside as .partial, never renamed over it half-made
+    from rtseg.runtime.outputs import StagedOutput
+    from rtseg.runtime.sinks import Sink
+
+    final, staging = tmp_path / "out.mp4", tmp_path / ".out.rtseg-1.mp4"
+    final.write_bytes(b"the old video")
+
+    class FailsAtClose(Sink):
+        def write(self, rec) -> None:
+            staging.write_bytes(b"frames of the new one")
+
+        def close(self) -> None:
+            raise OSError(28, "No space left on device")
+
+    out = StagedOutput(FailsAtClose(), staging, final)
+    out.write(None)
+    with pytest.raises(OSError):
+        out.close()
+    assert final.read_bytes() == b"the old video"
+    assert (tmp_path / "out.partial.mp4").read_bytes() == b"frames of the new one" and not staging.exists()

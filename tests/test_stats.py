@@ -50,3 +50,30 @@ def test_every_frame_counts_in_the_stage_timings_the_frames_per_model_and_the_ra
     assert len(stats.stage_ms["infer"]) == 3 and stats.frames_by_model == {"m": 3}
     # the run's time starts as the first read began (5 ms before it returned): 3 frames in 2.025 s
     assert stats.seconds == pytest.approx(2.025) and stats.fps == pytest.approx(3 / 2.025)
+
+
+def test_the_live_readings_carry_the_recent_latency():
+    # the live view and --stats read `counts()` while the run goes on: its p95 comes from the recent frames
+    stats = RunStats()
+    assert stats.counts(dropped=0)["latency_ms_p95"] is None  # nothing finished yet
+    for k in range(20):
+        stats.record(frame_read_at(float(k), 5.0), t_done=k + 0.030, live=True)
+    assert stats.counts(dropped=0)["latency_ms_p95"] == pytest.approx(30.0)
+
+
+def test_another_programs_share_of_the_cpus_leaves_out_our_own_time(monkeypatch):
+    # a profile timed beside other work is marked busy by OthersLoad; this process's own CPU time (its
+    # children's too) is the measurement itself and must not count as another program's
+    import os
+
+    from rtseg.core import machine
+
+    hz = os.sysconf("SC_CLK_TCK")
+    times = iter([os.times_result((0.0, 0.0, 0.0, 0.0, 0.0))] * 2 + [os.times_result((1.0, 0.2, 0.5, 0.3, 1.0))])
+    ticks = iter([0, int(2.0 * hz)])  # the CPUs were busy 2 s in all: exactly our 1.2 s and our children's 0.8 s
+    monkeypatch.setattr(machine, "usable_cpus", lambda: {0, 1})
+    monkeypatch.setattr(machine, "_busy_ticks", lambda cpus: next(ticks))
+    monkeypatch.setattr(machine.os, "times", lambda: next(times))
+    with machine.OthersLoad() as load:
+        pass
+    assert load.share == pytest.approx(0.0, abs=0.01)
