@@ -140,8 +140,9 @@ VERDICTS: dict[str, tuple[str, str]] = {
         "where the union is 0, tp is 0 too: 0/0 gives NaN either way (the warning is silenced)",
     ),
     "rtseg/runtime/output_plan.py:137:83:and->or": (
-        "gap",
-        "`--output ''` would be planned as '.' and refused as a folder instead of meaning no output; no test passes an empty path",
+        "gap, closed",
+        "an empty path reached the planner as '.'; now every front refuses it first (the CLI's path_arg, SinkRequest for "
+        "the API: tests/test_api.py::test_an_empty_output_path_is_refused_from_python_too), so the change is equivalent",
     ),
     "rtseg/runtime/output_plan.py:119:20:delete call": (
         "equivalent",
@@ -164,8 +165,10 @@ VERDICTS: dict[str, tuple[str, str]] = {
         "tests/test_serve_security.py::test_the_command_line_passes_the_token_on checks this refusal; it is not in this target's selection",
     ),
     "rtseg/runtime/outputs.py:89:12:delete raise": (
-        "gap",
-        "no test makes an image's mask name meet another input under --overwrite (unique_labels makes it hard to reach)",
+        "gap, closed",
+        "an image's mask could overwrite another input under --overwrite: a.png, a.jpg, a_png.png and a_png.jpg reach it "
+        "(a.png's label widens to a_png); tests/test_outputs.py::test_overwrite_refuses_a_mask_that_would_land_on_another_input "
+        "kills it (applied to b94b479)",
     ),
     "rtseg/runtime/outputs.py:232:12:delete call": (
         "gap, closed",

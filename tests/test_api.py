@@ -123,6 +123,14 @@ def test_bad_settings_are_one_clear_error_before_any_work(tiny_model, clip, opti
         rtseg.stream_many([str(clip)], str(tiny_model), backend="onnxruntime", **options)
 
 
+@pytest.mark.parametrize("option", ["output", "save_masks", "json"])
+def test_an_empty_output_path_is_refused_from_python_too(tiny_model, option):
+    # as `--output ""` is on the command line: an unset variable must not run and write nothing (or into '.')
+    frames = (np.zeros((64, 64, 3), np.uint8) for _ in range(3))
+    with pytest.raises(RtsegError, match="needs a path, got an empty one"):
+        rtseg.stream(frames, str(tiny_model), backend="onnxruntime", **{option: ""})
+
+
 def within(seconds: float, fn):
     """Run `fn` in a thread; a hang becomes a test failure instead of a CI job that never ends."""
     out = {}

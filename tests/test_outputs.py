@@ -258,6 +258,17 @@ def test_overwrite_lets_each_mask_replace_its_own_image(tiny_model, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0.png", "1.png", "2.png", "classes.json"]
 
 
+def test_overwrite_refuses_a_mask_that_would_land_on_another_input(tiny_model, tmp_path):
+    # a.png and a.jpg share a stem, so their labels widen to a_png and a_jpg: a.png's mask a_png.png is then
+    # another input's name, which may not have been read yet when the mask is written
+    for name in ("a.png", "a.jpg", "a_png.png", "a_png.jpg"):
+        cv2.imwrite(str(tmp_path / name), class_frame(1))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    res = run_cli("run", tmp_path, "--model", tiny_model, "--no-show", "--overwrite", "--save-masks", tmp_path)
+    assert res.returncode == 1 and "would overwrite input a_png.png" in res.stderr.strip().splitlines()[-1]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # refused before any file was touched
+
+
 @pytest.mark.parametrize("option", ["--output", "--json", "--save-masks", "--stats"])
 def test_an_empty_output_path_is_refused_not_ignored(option, tiny_model, clip):
     # `--output "$OUT"` with OUT unset: the run must not go ahead writing nothing and exit 0

@@ -43,6 +43,10 @@ class SinkRequest:
         require_h264_preset(self.h264_preset)
         if not self.serve and self.serve_access and (self.serve_access.token or self.serve_access.allow_hosts):
             raise RtsegError("--serve-token and --serve-allow-host go with --serve PORT")
+        # an empty path (an unset variable) would write nothing, or into '.': said, as the command line says it
+        for name in ("output", "save_masks", "json_lines", "stats"):
+            if getattr(self, name) == "":
+                raise RtsegError(f"{name} needs a path, got an empty one")
 
 
 def refuse_overwriting_inputs(request: SinkRequest, source: Source) -> set[Path]:
