@@ -157,8 +157,9 @@ VERDICTS: dict[str, tuple[str, str]] = {
         "no sink that OutputFile wraps overrides Sink.attach (a no-op); only the live view does, and it is not a file output",
     ),
     "rtseg/runtime/outputs.py:188:8:return None": (
-        "gap",
-        "message only: the warning would say 'None:' instead of why the input was kept; tests check the files, not the warning's words",
+        "gap, closed",
+        "message only: the warning would say 'None:' instead of why the input was kept; "
+        "tests/test_outputs.py::test_overwrite_keeps_an_input_that_was_not_read_to_its_end now reads the words and kills it (applied to 60f6c0f)",
     ),
     "rtseg/runtime/outputs.py:45:12:delete raise": (
         "caught elsewhere",
@@ -192,15 +193,24 @@ VERDICTS: dict[str, tuple[str, str]] = {
         "tests/test_stats.py::test_the_live_readings_carry_the_recent_latency kills it (applied to b94b479)",
     ),
     "rtseg/runtime/stats.py:40:41:1.0->2.0": (
-        "gap",
-        "minor: RateMeter's default window (live FPS) 2 s instead of 1; every test passes its own window",
+        "gap, closed",
+        "minor: RateMeter's default window (live FPS) 2 s instead of 1; "
+        "tests/test_stats.py::test_the_live_rate_is_read_over_the_last_second_by_default kills it (applied to 60f6c0f)",
     ),
     "rtseg/runtime/stats.py:80:53:False->True": ("equivalent", "t_start becomes a constructor argument nobody passes: same behaviour"),
-    "rtseg/runtime/stats.py:154:71:0.0->1.0": ("gap", "minor: a run with no elapsed time would report 1.0 FPS instead of 0"),
-    "rtseg/runtime/stats.py:191:39:1->0": ("gap", "cosmetic: the summary would print a 'models:' line for a single-model run"),
+    "rtseg/runtime/stats.py:154:71:0.0->1.0": (
+        "gap, closed",
+        "minor: a run with no elapsed time would report 1.0 FPS instead of 0; tests/test_stats.py::test_the_summary_says_only_what_happened kills it (applied to 60f6c0f)",
+    ),
+    "rtseg/runtime/stats.py:191:39:1->0": (
+        "gap, closed",
+        "cosmetic: the summary would print a 'models:' line for a single-model run; "
+        "tests/test_stats.py::test_the_summary_says_only_what_happened kills it (applied to 60f6c0f)",
+    ),
     "rtseg/runtime/stats.py:190:63:Lt->LtE": (
-        "gap",
-        "cosmetic: with key frames on, the summary would say 'infer times are key frames'' when every frame was inferred",
+        "gap, closed",
+        "cosmetic: with key frames on, the summary would say 'infer times are key frames'' when every frame was inferred; "
+        "tests/test_stats.py::test_the_summary_says_only_what_happened kills it (applied to 60f6c0f)",
     ),
     # (selection/selector.py was renamed selection/ladder.py after this run: the ids are the run's)
     "rtseg/selection/selector.py:52:8:return None": (
@@ -222,7 +232,10 @@ VERDICTS: dict[str, tuple[str, str]] = {
         "performance only: with the cache folder there, mkdir raises FileExistsError (an OSError, swallowed) "
         "and the digest is never kept; tests/test_hash_cache.py kills it (applied to b94b479)",
     ),
-    "rtseg/core/machine.py:21:4:return None": ("gap", "cosmetic: reports would say 'machine: None'; no test reads machine_description"),
+    "rtseg/core/machine.py:21:4:return None": (
+        "gap, closed",
+        "cosmetic: reports would say 'machine: None'; tests/test_stats.py::test_reports_name_the_machine kills it (applied to 60f6c0f)",
+    ),
     "rtseg/core/machine.py:70:17:Sub->Add": (
         "gap, closed",
         "OthersLoad would count our own CPU time as other programs': a quiet machine's profile marked busy; "

@@ -236,6 +236,7 @@ def test_overwrite_keeps_an_input_that_was_not_read_to_its_end(tiny_model, clip,
     assert digest(video) == before
     partial = tmp_path / "in.partial.avi"
     assert partial.exists() and 0 < count_frames(partial) < 40 and "is kept" in res.stderr
+    assert "the run did not read all of it" in res.stderr  # why the input was kept, said
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

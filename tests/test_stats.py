@@ -77,3 +77,37 @@ def test_another_programs_share_of_the_cpus_leaves_out_our_own_time(monkeypatch)
     with machine.OthersLoad() as load:
         pass
     assert load.share == pytest.approx(0.0, abs=0.01)
+
+
+def test_the_summary_says_only_what_happened():
+    assert RunStats().fps == 0.0  # no time elapsed: no rate, not a made-up one
+    one = RunStats(frames_in=2)
+    for k in range(2):
+        one.record(frame_read_at(float(k), 1.0), t_done=k + 0.01, live=False)
+    assert "models:" not in one.summary()  # one model ran: no per-model line
+    two = RunStats(frames_in=2)
+    for k, model in enumerate(("a", "b")):
+        rec = frame_read_at(float(k), 1.0)
+        rec.model = model
+        two.record(rec, t_done=k + 0.01, live=False)
+    assert "models: a 1 frames, b 1 frames" in two.summary()
+    # with key frames: the note that infer times are key frames' only when some frames were propagated
+    one.temporal = {"keyframe": "2", "smooth": False, "forced_keyframes": 0}
+    assert "infer times are key frames'" not in one.summary()
+    one.frames_inferred = 1
+    assert "infer times are key frames'" in one.summary()
+
+
+def test_the_live_rate_is_read_over_the_last_second_by_default():
+    meter = RateMeter()
+    for t in (0.6, 0.7, 0.8, 1.5, 2.0, 2.5):  # a burst, then 2 FPS
+        meter.tick(t)
+    assert meter.fps == pytest.approx(2.0)  # a 2 s window would still hold the burst's last frame
+
+
+def test_reports_name_the_machine():
+    import os
+
+    from rtseg.core.machine import machine_description
+
+    assert f"{os.cpu_count()} cores" in machine_description()
