@@ -34,8 +34,32 @@ from .session import candidate_info, open_session
 from .streaming import ResultStream
 
 
-def _size(input_size: tuple[int, int] | None) -> tuple[int, int] | None:
-    return (int(input_size[0]), int(input_size[1])) if input_size else None
+def api_choice(
+    model: str | Path | None,
+    target_fps: float | None,
+    task: str,
+    input_size: tuple[int, int] | None,
+    alpha: float,
+    score_threshold: float,
+    legend: bool,
+    rank_by: str,
+    adapt: bool = True,
+    temporal: TemporalSettings | None = None,
+) -> ModelChoice:
+    """The Python API's model options (`Segmenter`, `stream`, `stream_many` take the same ones) as a `ModelChoice`;
+    a model given with a rate runs that model (the rate is only reported against)."""
+    return ModelChoice(
+        None if model is None else str(model),
+        target_fps if model is None else None,
+        task,
+        input_size=(int(input_size[0]), int(input_size[1])) if input_size else None,
+        alpha=alpha,
+        score_threshold=score_threshold,
+        legend=legend,
+        adapt=adapt,
+        rank_by=rank_by,
+        temporal=temporal or TemporalSettings(),
+    )
 
 
 def _model_for(choice: ModelChoice, backend: str, threads: int) -> tuple[ModelInfo, tuple[int, int] | None, str | None]:
@@ -116,16 +140,7 @@ class Segmenter:
         rank_by: str = "auto",
     ):
         _model_or_rate(model, target_fps)
-        choice = ModelChoice(
-            None if model is None else str(model),
-            target_fps,
-            task,
-            input_size=_size(input_size),
-            alpha=alpha,
-            score_threshold=score_threshold,
-            legend=legend,
-            rank_by=rank_by,
-        )
+        choice = api_choice(model, target_fps, task, input_size, alpha, score_threshold, legend, rank_by)
         self._backend = BackendChoice.resolve(backend, precision)
         self.backend_name = self._backend.name
         self.threads = threads or os.cpu_count() or 1
@@ -387,17 +402,8 @@ def stream(
     ...     inferred = sum(res.inferred for res in results)
     """
     _model_or_rate(model, target_fps)
-    choice = ModelChoice(
-        None if model is None else str(model),
-        target_fps,
-        task,
-        input_size=_size(input_size),
-        alpha=alpha,
-        score_threshold=score_threshold,
-        legend=legend,
-        adapt=adapt,
-        rank_by=rank_by,
-        temporal=temporal_settings(keyframe, smooth),
+    choice = api_choice(
+        model, target_fps, task, input_size, alpha, score_threshold, legend, rank_by, adapt, temporal_settings(keyframe, smooth)
     )
     settings = RunSettings(
         backend=BackendChoice.resolve(backend, precision),

@@ -25,11 +25,12 @@ from ..core.constants import DEFAULT_ALPHA, DEFAULT_SCORE_THRESHOLD
 from ..core.errors import RtsegError
 from ..runtime.channels import AbortAware
 from ..runtime.group import SourceGroup
-from ..runtime.settings import BackendChoice, ModelChoice, RunSettings
+from ..runtime.settings import BackendChoice, RunSettings
 from ..runtime.source_list import NamedSource, expand_sources
 from ..runtime.stats import RunStats
 from ..selection.group_adaptive import choose_for_group
 from .result import Result
+from .segmenter import api_choice
 from .streaming import _Handoff
 
 _END = object()
@@ -143,17 +144,7 @@ def stream_many(
     named: list[NamedSource] = expand_sources([str(s) for s in sources])
     if not named:
         raise RtsegError("stream_many needs at least one source")
-    choice = ModelChoice(
-        None if model is None else str(model),
-        target_fps if model is None else None,
-        task,
-        adapt=adapt,
-        input_size=(int(input_size[0]), int(input_size[1])) if input_size else None,
-        alpha=alpha,
-        score_threshold=score_threshold,
-        legend=legend,
-        rank_by=rank_by,
-    )
+    choice = api_choice(model, target_fps, task, input_size, alpha, score_threshold, legend, rank_by, adapt)
     settings = RunSettings(
         backend=BackendChoice.resolve(backend, precision),
         choice=choice,

@@ -25,6 +25,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -200,14 +201,7 @@ def _from_slim(req: ImportRequest, f, out: Path) -> dict:
     classes, palette = _classes(req, slim.num_classes, VOC_CLASSES)
     size = req.input_size or slim.input_size
     _torch_export(_with_argmax(SlimDeepLabV3(slim).eval()), size, out)
-    return {
-        "input_size": list(size),
-        "classes": list(classes),
-        "palette_rgb": [list(c) for c in palette],
-        "mean": list(req.mean or SLIM_MEAN),
-        "std": list(req.std or SLIM_STD),
-        "architecture": {"kind": "deeplabv3-mobilenetv2 (TFLite)", "width": slim.width},
-    }
+    return _entry(req, size, classes, palette, SLIM_MEAN, SLIM_STD, {"kind": "deeplabv3-mobilenetv2 (TFLite)", "width": slim.width})
 
 
 def _from_edgetpu(req: ImportRequest, f, out: Path) -> dict:
@@ -222,13 +216,26 @@ def _from_edgetpu(req: ImportRequest, f, out: Path) -> dict:
         palette = [tuple(int(v) for v in c) for c in cityscapes.PALETTE_RGB]
     size = req.input_size or net.input_size
     _torch_export(_with_argmax(net, segment=True), size, out)
+    return _entry(req, size, classes, palette, SLIM_MEAN, SLIM_STD, {"kind": "deeplab-mobilenet-edgetpu (TFLite)", "output_stride": 16})
+
+
+def _entry(
+    req: ImportRequest,
+    size: tuple[int, int],
+    classes: tuple[str, ...],
+    palette: list,
+    mean: Sequence[float],
+    std: Sequence[float],
+    architecture: dict,
+) -> dict:
+    """The manifest fields every imported model has (the request's mean and std win over the format's own)."""
     return {
         "input_size": list(size),
         "classes": list(classes),
         "palette_rgb": [list(c) for c in palette],
-        "mean": list(req.mean or SLIM_MEAN),
-        "std": list(req.std or SLIM_STD),
-        "architecture": {"kind": "deeplab-mobilenet-edgetpu (TFLite)", "output_stride": 16},
+        "mean": list(req.mean or mean),
+        "std": list(req.std or std),
+        "architecture": architecture,
     }
 
 
@@ -316,14 +323,7 @@ def _from_onnx(req: ImportRequest, out: Path) -> dict:
     classes, palette = _classes(req, n, None)
     h, w = dims[2], dims[3]
     size = req.input_size or ((h, w) if h and w else (360, 480))
-    return {
-        "input_size": list(size),
-        "classes": list(classes),
-        "palette_rgb": [list(c) for c in palette],
-        "mean": list(req.mean or IMAGENET_MEAN.tolist()),
-        "std": list(req.std or IMAGENET_STD.tolist()),
-        "architecture": {"kind": "imported ONNX"},
-    }
+    return _entry(req, size, classes, palette, IMAGENET_MEAN.tolist(), IMAGENET_STD.tolist(), {"kind": "imported ONNX"})
 
 
 def _embed_and_check(path: Path, meta: dict) -> None:
